@@ -1,0 +1,64 @@
+# CAFE — two commands matter: `make run` and `make test`.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+BIN := $(CURDIR)/bin
+CONTROLLER_GEN_VERSION := v0.23.0
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GO_TEST_FLAGS ?= -count=1
+# e2e tests start several control planes one after the other.
+GO_TEST_TIMEOUT ?= 60m
+
+.PHONY: all
+all: build
+
+##@ Run
+
+.PHONY: run
+run: build ## Start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes) with CAFE.
+	$(BIN)/cafe dev up $(ARGS)
+
+.PHONY: down
+down: build ## Remove the local control plane's state.
+	$(BIN)/cafe dev down
+
+##@ Build
+
+.PHONY: build
+build: ## Build the cafe binary (also installed as bin/kubectl-cafe).
+	go build -o $(BIN)/cafe ./cmd/cafe
+	ln -sf cafe $(BIN)/kubectl-cafe
+
+.PHONY: tools
+tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once).
+	$(BIN)/cafe dev build
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $(CONTROLLER_GEN)
+
+##@ Develop
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, CRDs and RBAC.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/generate.sh
+
+.PHONY: verify
+verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is unformatted; go vet.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/generate.sh --verify
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))" || { gofmt -l .; echo "gofmt: files above are unformatted"; exit 1; }
+	go vet ./...
+
+##@ Test
+
+.PHONY: test
+test: verify tools ## Unit, envtest and e2e tests (all go test; binaries built once into bin/).
+	go test $(GO_TEST_FLAGS) -timeout $(GO_TEST_TIMEOUT) ./...
+
+.PHONY: test-unit
+test-unit: ## Only the tests that need no API server.
+	go test $(GO_TEST_FLAGS) -short ./...
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

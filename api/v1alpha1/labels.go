@@ -1,0 +1,50 @@
+package v1alpha1
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Names that CAFE puts on pods and nodes. They are shared by the controllers,
+// the traffic providers and the CLI, so they live in the API package.
+const (
+	// TrafficReadyCondition is the readiness gate on every pod CAFE manages.
+	// CAFE sets it False before it touches a pod (so the EndpointSlice
+	// controller drops the pod) and True again once the pod is ready and
+	// minReadySeconds have passed.
+	TrafficReadyCondition corev1.PodConditionType = "cafe.io/traffic-ready"
+
+	// TrafficFinalizerPrefix prefixes the finalizer that each traffic provider
+	// (load balancer, service registry, mesh) holds on a pod while the pod is
+	// registered with it. CAFE operates on a pod only when no finalizer with
+	// this prefix is left, so a new provider needs no change in CAFE.
+	TrafficFinalizerPrefix = "traffic.cafe.io/"
+
+	// RevisionHashLabel holds the hash of the revision a pod was created from
+	// or last updated in place to. It is CAFE's own key, not the apps/v1
+	// controller-revision-hash, because in StatefulSet mode the StatefulSet
+	// controller already owns that one.
+	RevisionHashLabel = "cafe.io/revision-hash"
+
+	// UnitLabel holds the topology unit (a value of spec.topology.values) a
+	// pod belongs to.
+	UnitLabel = "cafe.io/unit"
+
+	// CellNodeLabel is the node label that places a node in a cell.
+	CellNodeLabel = "cafe.io/cell"
+
+	// ZoneNodeLabel is the well-known node label that places a node in a zone.
+	ZoneNodeLabel = corev1.LabelTopologyZone
+)
+
+// TrafficFinalizer returns the finalizer that the traffic provider named
+// provider holds on the pods it has registered.
+func TrafficFinalizer(provider string) string {
+	return TrafficFinalizerPrefix + provider
+}
+
+// IsTrafficFinalizer reports whether finalizer is held by a traffic provider.
+func IsTrafficFinalizer(finalizer string) bool {
+	return strings.HasPrefix(finalizer, TrafficFinalizerPrefix) && len(finalizer) > len(TrafficFinalizerPrefix)
+}

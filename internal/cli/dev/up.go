@@ -1,0 +1,142 @@
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/devenv"
+)
+
+var errMissingBinDir = errors.New("no CAFE source tree above the working directory: pass --bin-dir with prebuilt binaries or --source-dir")
+
+// ReadyPrefix starts the one line `cafe dev up` prints when everything is up.
+const ReadyPrefix = "CAFE is ready:"
+
+type upOptions struct {
+	paths
+	Nodes     int
+	Zones     []string
+	Cells     []string
+	KeepState bool
+	ClientQPS int
+	NoCAFE    bool
+
+	streams genericiooptions.IOStreams
+}
+
+func newUpCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &upOptions{streams: streams}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes and CAFE on loopback",
+		Long: `Start a real local Kubernetes control plane: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler built from their Go modules (once,
+cached in bin/), with kwok simulating the kubelets of nodes spread over
+zones (label topology.kubernetes.io/zone) and optionally cells (cafe.io/cell).
+CAFE's CRDs and RBAC are installed and its controllers run in this process.
+
+Ctrl-C stops everything; nothing is left running. The state directory keeps
+certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
+		Example: `  # 6 nodes over zone-a, zone-b, zone-c
+  cafe dev up
+
+  # 9 nodes in two zones, each zone split into cells
+  cafe dev up --nodes 9 --zones zone-a,zone-b --cells cell-1,cell-2
+
+  # keep etcd data between runs
+  cafe dev up --keep-state`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context())
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().IntVar(&o.Nodes, "nodes", 6, "number of simulated nodes, spread round-robin over the zones")
+	cmd.Flags().StringSliceVar(&o.Zones, "zones", controlplane.DefaultZones, "zones (node label topology.kubernetes.io/zone)")
+	cmd.Flags().StringSliceVar(&o.Cells, "cells", nil, "cells (node label cafe.io/cell), assigned in turn within each zone")
+	cmd.Flags().BoolVar(&o.KeepState, "keep-state", false, "reuse the state directory (etcd data included) of an earlier run instead of starting fresh")
+	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
+	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
+	return cmd
+}
+
+func (o *upOptions) run(parent context.Context) error {
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	stateDir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(stateDir, "logs", "cafe.log")
+	env, err := devenv.Up(ctx, devenv.Options{
+		ControlPlane: controlplane.Config{
+			StateDir:  stateDir,
+			BinDir:    o.BinDir,
+			KeepState: o.KeepState,
+			Topology:  controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones, Cells: o.Cells},
+			ClientQPS: o.ClientQPS,
+			Out:       o.streams.ErrOut,
+		},
+		SourceDir:   o.SourceDir,
+		WithoutCAFE: o.NoCAFE,
+		Logger:      zap.New(zap.WriteTo(&lazyFile{path: logPath}), zap.Level(zapcore.InfoLevel)),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while starting: %w", err)
+		}
+		return err
+	}
+	defer env.Stop()
+
+	kubeconfig := env.ControlPlane.KubeconfigPath()
+	kubectl := filepath.Join(o.BinDir, "kubectl")
+	fmt.Fprintf(o.streams.ErrOut, "logs of every component are in %s\n", filepath.Join(stateDir, "logs"))
+	fmt.Fprintf(o.streams.Out, "%s kubeconfig %s; try: %s --kubeconfig %s get nodes -L %s\n",
+		ReadyPrefix, kubeconfig, kubectl, kubeconfig, strings.Join([]string{controlplane.ZoneLabel, controlplane.CellLabel}, ","))
+
+	if err := env.Wait(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.streams.ErrOut, "stopping")
+	return nil
+}
+
+// lazyFile opens path for appending on first write, so the manager's log
+// lands in the state directory Up prepares (and may first wipe).
+type lazyFile struct {
+	path string
+	once sync.Once
+	f    *os.File
+	err  error
+}
+
+func (l *lazyFile) Write(b []byte) (int, error) {
+	l.once.Do(func() {
+		l.f, l.err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	})
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(b)
+}

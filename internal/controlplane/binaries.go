@@ -1,0 +1,205 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Binary is one executable of the local control plane and how to build it
+// from a pinned tools module under hack/tools.
+type Binary struct {
+	// Name is the file name under the bin directory.
+	Name string
+	// Module is the tools module directory, relative to the repository root.
+	Module string
+	// Package is the Go package of the main function.
+	Package string
+	// LDFlags are extra linker flags (version stamping).
+	LDFlags string
+}
+
+// kubeVersionLDFlags stamps the Kubernetes binaries with the version the tools
+// module pins, so `kubectl version` and the apiserver's /version tell the truth
+// instead of v0.0.0-master.
+const kubeVersionLDFlags = "-X k8s.io/component-base/version.gitVersion=v1.37.2 " +
+	"-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 " +
+	"-X k8s.io/client-go/pkg/version.gitVersion=v1.37.2 " +
+	"-X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=37"
+
+// Binaries lists everything the local control plane and envtest need, in
+// build order (smallest first, so a broken toolchain fails fast).
+var Binaries = []Binary{
+	{Name: "etcd", Module: "hack/tools/etcd", Package: "go.etcd.io/etcd/server/v3"},
+	{Name: "kwok", Module: "hack/tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok"},
+	{Name: "kube-apiserver", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-apiserver", LDFlags: kubeVersionLDFlags},
+	{Name: "kube-controller-manager", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-controller-manager", LDFlags: kubeVersionLDFlags},
+	{Name: "kube-scheduler", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-scheduler", LDFlags: kubeVersionLDFlags},
+	{Name: "kubectl", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kubectl", LDFlags: kubeVersionLDFlags},
+}
+
+// BuildOptions say where the sources and the cached binaries are.
+type BuildOptions struct {
+	// RepoRoot holds hack/tools/*; empty means the binaries must already exist.
+	RepoRoot string
+	// BinDir receives the binaries.
+	BinDir string
+	// Out receives one progress line per binary built.
+	Out io.Writer
+}
+
+// BuildError names the binary and the step that failed.
+type BuildError struct {
+	Binary string
+	Step   string
+	Err    error
+	Output string
+}
+
+func (e *BuildError) Error() string {
+	msg := fmt.Sprintf("building %s: %s: %v", e.Binary, e.Step, e.Err)
+	if e.Output != "" {
+		msg += "\n" + e.Output
+	}
+	return msg
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// EnsureBinaries builds every missing or outdated binary into BinDir. A binary
+// is outdated when the stamp written beside it does not match the current
+// tools module (go.mod, go.sum, package and flags). Concurrent callers (test
+// packages run in parallel) serialise on a file lock.
+func EnsureBinaries(ctx context.Context, opts BuildOptions) error {
+	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
+		return fmt.Errorf("creating bin directory: %w", err)
+	}
+	unlock, err := lockFile(filepath.Join(opts.BinDir, ".build.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	for _, b := range Binaries {
+		if err := ensureBinary(ctx, opts, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureBinary(ctx context.Context, opts BuildOptions, b Binary) error {
+	target := filepath.Join(opts.BinDir, b.Name)
+	stampPath := filepath.Join(opts.BinDir, ".stamps", b.Name)
+	if opts.RepoRoot == "" {
+		if _, err := os.Stat(target); err != nil {
+			return &BuildError{Binary: b.Name, Step: "locate", Err: fmt.Errorf("%s is missing and no source directory was given to build it", target)}
+		}
+		return nil
+	}
+	stamp, err := binaryStamp(opts.RepoRoot, b)
+	if err != nil {
+		return &BuildError{Binary: b.Name, Step: "read tools module", Err: err}
+	}
+	if have, err := os.ReadFile(stampPath); err == nil && string(have) == stamp {
+		if _, err := os.Stat(target); err == nil {
+			return nil
+		}
+	}
+
+	start := time.Now()
+	if opts.Out != nil {
+		fmt.Fprintf(opts.Out, "building %s (cached under %s afterwards)\n", b.Name, opts.BinDir)
+	}
+	tmp := target + ".tmp"
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", strings.TrimSpace("-s -w "+b.LDFlags), "-o", tmp, b.Package)
+	cmd.Dir = filepath.Join(opts.RepoRoot, b.Module)
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		_ = os.Remove(tmp)
+		return &BuildError{Binary: b.Name, Step: "go build " + b.Package + " in " + b.Module, Err: err, Output: tail(out.String(), 30)}
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return &BuildError{Binary: b.Name, Step: "install", Err: err}
+	}
+	if err := os.MkdirAll(filepath.Dir(stampPath), 0o755); err != nil {
+		return &BuildError{Binary: b.Name, Step: "write stamp", Err: err}
+	}
+	if err := os.WriteFile(stampPath, []byte(stamp), 0o644); err != nil {
+		return &BuildError{Binary: b.Name, Step: "write stamp", Err: err}
+	}
+	if opts.Out != nil {
+		fmt.Fprintf(opts.Out, "built %s in %s\n", b.Name, time.Since(start).Round(time.Second))
+	}
+	return nil
+}
+
+// binaryStamp identifies the exact inputs of a build.
+func binaryStamp(repoRoot string, b Binary) (string, error) {
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, b.Module, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(data)
+	}
+	fmt.Fprintf(h, "%s\n%s\n", b.Package, b.LDFlags)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// lockFile takes an exclusive advisory lock, blocking until it is free.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening build lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("taking build lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// FindRepoRoot walks up from dir to the directory holding hack/tools, which is
+// where the pinned control-plane sources are.
+func FindRepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "hack", "tools", "kube", "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no CAFE source tree (hack/tools/kube/go.mod) above the current directory")
+		}
+		dir = parent
+	}
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

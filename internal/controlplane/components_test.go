@@ -1,0 +1,68 @@
+package controlplane
+
+import (
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cafe-io/cafe/config"
+	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
+)
+
+func TestComponentsListenOnLoopbackOnly(t *testing.T) {
+	g := NewWithT(t)
+	l := layout{dir: "/state"}
+	p := Ports{EtcdClient: 1, EtcdPeer: 2, APIServer: 3, ControllerManager: 4, Scheduler: 5, Kwok: 6}
+	pki := PKI{Dir: "/state/pki"}
+	all := [][]string{etcdArgs(l, p), apiServerArgs(l, p, pki), controllerManagerArgs(l, p, pki, 100), schedulerArgs(l, p), kwokArgs(l, p)}
+	for _, args := range all {
+		for _, a := range args {
+			if strings.Contains(a, "://") && !strings.Contains(a, "kubernetes.default.svc") {
+				g.Expect(a).To(ContainSubstring("://127.0.0.1:"), a)
+			}
+			if strings.HasPrefix(a, "--bind-address=") || strings.HasPrefix(a, "--server-address=") {
+				g.Expect(a).To(ContainSubstring("127.0.0.1"), a)
+			}
+		}
+	}
+}
+
+func TestControllerManagerAndSchedulerGetTheRaisedClientQPS(t *testing.T) {
+	g := NewWithT(t)
+	args := controllerManagerArgs(layout{dir: "/s"}, Ports{}, PKI{}, 100)
+	g.Expect(args).To(ContainElements("--kube-api-qps=100", "--kube-api-burst=200", "--use-service-account-credentials=true", "--controllers=*"))
+
+	var cfg struct {
+		ClientConnection struct {
+			QPS   float64 `json:"qps"`
+			Burst int     `json:"burst"`
+		} `json:"clientConnection"`
+	}
+	g.Expect(yaml.Unmarshal([]byte(schedulerConfig("/k", 100)), &cfg)).To(Succeed())
+	g.Expect(cfg.ClientConnection.QPS).To(Equal(100.0))
+	g.Expect(cfg.ClientConnection.Burst).To(Equal(200))
+}
+
+func TestKwokStagesShipTheKubeletBehavioursStockKwokLacks(t *testing.T) {
+	g := NewWithT(t)
+	stream, err := kwokstages.All()
+	g.Expect(err).NotTo(HaveOccurred())
+	objs, err := config.Decode([]byte(stream))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	names := map[string]bool{}
+	for _, o := range objs {
+		g.Expect(o.GetKind()).To(Equal("Stage"))
+		g.Expect(o.GetAPIVersion()).To(Equal("kwok.x-k8s.io/v1alpha1"))
+		names[o.GetName()] = true
+	}
+	g.Expect(names).To(HaveKey("pod-readiness-gates"))
+	g.Expect(names).To(HaveKey("pod-image-restart"))
+	g.Expect(names).To(HaveKey("pod-start"))
+	g.Expect(names).To(HaveKey("pod-delete"))
+	g.Expect(names).To(HaveKey("node-initialize"))
+	g.Expect(names).To(HaveKey("node-heartbeat-with-lease"))
+	g.Expect(stream).NotTo(ContainSubstring("cafe.io/traffic-ready"), "stages must honour every gate, not a hard-coded one")
+}

@@ -1,0 +1,245 @@
+package controlplane
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Identity is a client certificate subject: the API server's x509
+// authenticator takes CommonName as the user name and Organization as groups.
+type Identity struct {
+	// Name names the kubeconfig and certificate files.
+	Name   string
+	User   string
+	Groups []string
+}
+
+// Identities the local control plane issues certificates for. The CAFE
+// manager authenticates with its ServiceAccount's user name and groups so the
+// RBAC in config/rbac applies to it exactly as it would inside a cluster.
+var (
+	AdminIdentity             = Identity{Name: "admin", User: "cafe-admin", Groups: []string{"system:masters"}}
+	ControllerManagerIdentity = Identity{Name: "kube-controller-manager", User: "system:kube-controller-manager"}
+	SchedulerIdentity         = Identity{Name: "kube-scheduler", User: "system:kube-scheduler"}
+	// kwok plays every kubelet; it patches pod and node status across the
+	// cluster, which the Node authorizer would only allow per node.
+	KwokIdentity = Identity{Name: "kwok", User: "kwok", Groups: []string{"system:masters"}}
+	CafeIdentity = Identity{
+		Name:   "cafe",
+		User:   "system:serviceaccount:cafe-system:cafe-controller-manager",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:cafe-system", "system:authenticated"},
+	}
+)
+
+// PKI holds the paths of the certificates and keys of one control plane.
+type PKI struct {
+	Dir string
+}
+
+func (p PKI) CACert() string            { return filepath.Join(p.Dir, "ca.crt") }
+func (p PKI) CAKey() string             { return filepath.Join(p.Dir, "ca.key") }
+func (p PKI) ServingCert() string       { return filepath.Join(p.Dir, "apiserver.crt") }
+func (p PKI) ServingKey() string        { return filepath.Join(p.Dir, "apiserver.key") }
+func (p PKI) ServiceAccountKey() string { return filepath.Join(p.Dir, "sa.key") }
+func (p PKI) ServiceAccountPub() string { return filepath.Join(p.Dir, "sa.pub") }
+func (p PKI) ClientCert(id Identity) string {
+	return filepath.Join(p.Dir, id.Name+".crt")
+}
+func (p PKI) ClientKey(id Identity) string {
+	return filepath.Join(p.Dir, id.Name+".key")
+}
+
+// apiServerSANs are the names a client may use for the API server: loopback
+// from the host and the in-cluster Service names a pod would use.
+var apiServerSANs = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+
+// serviceCIDR is the Service IP range; its first address is the kubernetes
+// Service, which must be in the serving certificate.
+const (
+	serviceCIDR       = "10.96.0.0/16"
+	kubernetesService = "10.96.0.1"
+	podCIDR           = "10.244.0.0/16"
+)
+
+// GeneratePKI writes a fresh CA, the API server's serving certificate, the
+// service-account signing key and one client certificate per identity. It
+// reuses what is already there, so a kept state directory keeps working
+// kubeconfigs.
+func GeneratePKI(dir string, identities ...Identity) (PKI, error) {
+	p := PKI{Dir: dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return p, fmt.Errorf("creating pki directory: %w", err)
+	}
+	caCert, caKey, err := loadOrCreateCA(p)
+	if err != nil {
+		return p, err
+	}
+	if !exists(p.ServingCert()) {
+		tmpl := leafTemplate("kube-apiserver", nil)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = apiServerSANs
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP(kubernetesService)}
+		if err := issue(tmpl, caCert, caKey, p.ServingCert(), p.ServingKey()); err != nil {
+			return p, fmt.Errorf("issuing apiserver serving certificate: %w", err)
+		}
+	}
+	if !exists(p.ServiceAccountKey()) {
+		if err := writeServiceAccountKeys(p); err != nil {
+			return p, err
+		}
+	}
+	for _, id := range identities {
+		if exists(p.ClientCert(id)) {
+			continue
+		}
+		tmpl := leafTemplate(id.User, id.Groups)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		if err := issue(tmpl, caCert, caKey, p.ClientCert(id), p.ClientKey(id)); err != nil {
+			return p, fmt.Errorf("issuing client certificate for %s: %w", id.Name, err)
+		}
+	}
+	return p, nil
+}
+
+func loadOrCreateCA(p PKI) (*x509.Certificate, crypto.Signer, error) {
+	if exists(p.CACert()) && exists(p.CAKey()) {
+		return loadCA(p)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "cafe-local-ca"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signing CA: %w", err)
+	}
+	if err := writePEM(p.CACert(), "CERTIFICATE", der); err != nil {
+		return nil, nil, err
+	}
+	if err := writeKey(p.CAKey(), key); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+func loadCA(p PKI) (*x509.Certificate, crypto.Signer, error) {
+	certPEM, err := os.ReadFile(p.CACert())
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading CA certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(p.CAKey())
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading CA key: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, nil, fmt.Errorf("CA files in %s are not PEM", p.Dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing CA certificate: %w", err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("CA key is not a signing key")
+	}
+	return cert, signer, nil
+}
+
+func leafTemplate(commonName string, orgs []string) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName, Organization: orgs},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+}
+
+func issue(tmpl, ca *x509.Certificate, caKey crypto.Signer, certPath, keyPath string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		return err
+	}
+	if err := writeKey(keyPath, key); err != nil {
+		return err
+	}
+	return writePEM(certPath, "CERTIFICATE", der)
+}
+
+// writeServiceAccountKeys writes the RSA pair kube-apiserver signs and
+// verifies service-account tokens with (RS256 is what every client accepts).
+func writeServiceAccountKeys(p PKI) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("generating service-account key: %w", err)
+	}
+	if err := writeKey(p.ServiceAccountKey(), key); err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return fmt.Errorf("encoding service-account public key: %w", err)
+	}
+	return writePEM(p.ServiceAccountPub(), "PUBLIC KEY", pub)
+}
+
+func writeKey(path string, key crypto.Signer) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encoding key %s: %w", path, err)
+	}
+	return writePEM(path, "PRIVATE KEY", der)
+}
+
+func writePEM(path, blockType string, der []byte) error {
+	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		panic(fmt.Sprintf("reading random serial: %v", err))
+	}
+	return n
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

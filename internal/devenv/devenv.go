@@ -1,0 +1,134 @@
+// Package devenv is CAFE on the embedded local control plane: it builds the
+// Kubernetes binaries if needed, starts the control plane with simulated
+// nodes, installs CAFE's CRDs and RBAC and runs CAFE's controllers in-process
+// under the cafe-controller-manager ServiceAccount's identity.
+//
+// `cafe dev up` and the e2e tests both start CAFE through Up, so the tests
+// exercise exactly what a user runs.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// Options configure Up.
+type Options struct {
+	ControlPlane controlplane.Config
+	// SourceDir is the repository root holding hack/tools; empty means the
+	// binaries in ControlPlane.BinDir must already exist.
+	SourceDir string
+	// WithoutCAFE starts a bare Kubernetes control plane: no CRDs, no manager.
+	WithoutCAFE bool
+	// Manager configures the in-process controller manager.
+	Manager manager.Options
+	// Logger receives the manager's logs.
+	Logger logr.Logger
+}
+
+// Env is a running local control plane with CAFE.
+type Env struct {
+	ControlPlane *controlplane.ControlPlane
+	// Admin is a client configuration with cluster-admin rights.
+	Admin *rest.Config
+
+	cancelManager context.CancelFunc
+	// managerDone is closed when the manager has returned managerErr.
+	managerDone chan struct{}
+	managerErr  error
+	stopOnce    sync.Once
+}
+
+// Up starts everything and returns once nodes are Ready, CRDs are served and
+// the manager runs. On error nothing is left running.
+func Up(ctx context.Context, opts Options) (env *Env, err error) {
+	out := opts.ControlPlane.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if err := controlplane.EnsureBinaries(ctx, controlplane.BuildOptions{RepoRoot: opts.SourceDir, BinDir: opts.ControlPlane.BinDir, Out: out}); err != nil {
+		return nil, err
+	}
+	cp, err := controlplane.Start(ctx, opts.ControlPlane)
+	if err != nil {
+		return nil, err
+	}
+	env = &Env{ControlPlane: cp}
+	defer func() {
+		if err != nil {
+			env.Stop()
+		}
+	}()
+	if env.Admin, err = cp.AdminRESTConfig(); err != nil {
+		return env, err
+	}
+	if opts.WithoutCAFE {
+		return env, nil
+	}
+	fmt.Fprintln(out, "installing CAFE CRDs and RBAC")
+	if err := install.CAFE(ctx, env.Admin); err != nil {
+		return env, fmt.Errorf("installing CAFE: %w", err)
+	}
+	fmt.Fprintln(out, "starting CAFE controllers")
+	if err := env.startManager(opts); err != nil {
+		return env, err
+	}
+	return env, nil
+}
+
+func (e *Env) startManager(opts Options) error {
+	cfg, err := e.ControlPlane.CafeRESTConfig()
+	if err != nil {
+		return err
+	}
+	mgr, err := manager.New(cfg, opts.Manager)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), opts.Logger))
+	e.cancelManager = cancel
+	e.managerDone = make(chan struct{})
+	go func() {
+		defer close(e.managerDone)
+		e.managerErr = mgr.Start(ctx)
+	}()
+	return nil
+}
+
+// Wait blocks until ctx ends (nil), a control-plane child exits, or the
+// manager stops on its own (their error).
+func (e *Env) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-e.ControlPlane.Failed():
+		return err
+	case <-e.managerDone:
+		err := e.managerErr
+		if err == nil {
+			err = errors.New("stopped without an error")
+		}
+		return fmt.Errorf("CAFE manager: %w", err)
+	}
+}
+
+// Stop stops the manager, then the control plane. Safe to call twice.
+func (e *Env) Stop() {
+	e.stopOnce.Do(func() {
+		if e.cancelManager != nil {
+			e.cancelManager()
+			<-e.managerDone
+		}
+		e.ControlPlane.Stop()
+	})
+}

@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/cafe-io/cafe/internal/cli/dev"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// These tests run the cafe binary itself, as `make run` does, each on its own
+// state directory and ports, next to the shared control plane.
+
+// `cafe dev up` prints its ready line; kubectl then sees the nodes over the
+// zones and `kubectl apply -k config/default` installs CAFE; Ctrl-C stops
+// every child.
+func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
+	g := NewWithT(t)
+	up := startDevUp(t, "--nodes", "3")
+
+	out := kubectl(t, up.kubeconfig, "get", "nodes", "-L", "topology.kubernetes.io/zone", "--no-headers")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	g.Expect(lines).To(HaveLen(3), out)
+	for i, zone := range []string{"zone-a", "zone-b", "zone-c"} {
+		g.Expect(lines[i]).To(MatchRegexp(`^node-%s-0\s+Ready\s.*\s%s$`, zone, zone))
+	}
+
+	applied := kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "default"))
+	g.Expect(applied).To(ContainSubstring("customresourcedefinition.apiextensions.k8s.io/cafedeployments.cafe.io"))
+	g.Expect(applied).To(ContainSubstring("clusterrole.rbac.authorization.k8s.io/cafe-manager-role"))
+	g.Expect(kubectl(t, up.kubeconfig, "get", "crd", "inplacesets.cafe.io", "-o", "name")).To(ContainSubstring("inplacesets.cafe.io"))
+
+	children := up.children(t)
+	g.Expect(children).To(HaveLen(5), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
+	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
+	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
+	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind")
+}
+
+// A child that dies is named with the tail of its log; cafe dev up stops the
+// others and exits non-zero instead of hanging.
+func TestDevUpReportsAChildThatDies(t *testing.T) {
+	g := NewWithT(t)
+	up := startDevUp(t, "--nodes", "1", "--zones", "zone-a")
+
+	etcd := up.children(t)[0]
+	g.Expect(syscall.Kill(etcd, syscall.SIGKILL)).To(Succeed())
+
+	err := up.wait(t)
+	g.Expect(err).To(HaveOccurred(), "cafe dev up must exit non-zero when etcd dies")
+	g.Expect(up.stderr.String()).To(ContainSubstring("etcd exited unexpectedly"))
+	g.Expect(up.stderr.String()).To(ContainSubstring("--- last lines of " + filepath.Join(up.stateDir, "logs", "etcd.log")))
+	g.Expect(processesUsing(up.stateDir)).To(BeEmpty())
+}
+
+// A cafe dev up killed outright takes its children with it (the kernel
+// signals them), and the next run on the same state directory with
+// --keep-state detects the crashed run and reuses its data.
+func TestDevUpRecoversFromACrashedRunWithKeepState(t *testing.T) {
+	g := NewWithT(t)
+	first := startDevUp(t, "--nodes", "2", "--zones", "zone-a,zone-b")
+	kubectl(t, first.kubeconfig, "create", "configmap", "survivor", "--from-literal=k=v")
+	g.Expect(first.cmd.Process.Kill()).To(Succeed())
+	_ = first.wait(t)
+	g.Eventually(func() []int { return processesUsing(first.stateDir) }).WithTimeout(10 * time.Second).Should(BeEmpty())
+
+	second := startDevUpIn(t, first.stateDir, "--nodes", "2", "--zones", "zone-a,zone-b", "--keep-state")
+	g.Expect(second.stderr.String()).To(ContainSubstring("did not stop cleanly"))
+	g.Expect(kubectl(t, second.kubeconfig, "get", "configmap", "survivor", "-o", "jsonpath={.data.k}")).To(Equal("v"))
+	g.Expect(second.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	g.Expect(second.wait(t)).To(Succeed())
+}
+
+// --- running the binary ------------------------------------------------------
+
+type devUp struct {
+	cmd        *exec.Cmd
+	stateDir   string
+	kubeconfig string
+	stderr     *syncBuffer
+	// done is closed once the process has exited with exitErr.
+	done    chan struct{}
+	exitErr error
+}
+
+func startDevUp(t *testing.T, args ...string) *devUp {
+	return startDevUpIn(t, t.TempDir(), args...)
+}
+
+func startDevUpIn(t *testing.T, stateDir string, args ...string) *devUp {
+	t.Helper()
+	args = append([]string{"dev", "up", "--state-dir", stateDir, "--bin-dir", framework.BinDir(), "--source-dir", framework.RepoRoot()}, args...)
+	cmd := exec.Command(cafeBinary(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &devUp{cmd: cmd, stateDir: stateDir, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = up.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = up.wait(t)
+	})
+
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, dev.ReadyPrefix) {
+				ready <- line
+			}
+		}
+		up.exitErr = cmd.Wait()
+		close(up.done)
+	}()
+	select {
+	case line := <-ready:
+		fields := strings.Fields(strings.TrimPrefix(line, dev.ReadyPrefix))
+		if len(fields) < 2 || fields[0] != "kubeconfig" {
+			t.Fatalf("unexpected ready line %q", line)
+		}
+		up.kubeconfig = strings.TrimSuffix(fields[1], ";")
+	case <-up.done:
+		t.Fatalf("cafe dev up exited before it was ready: %v\n%s", up.exitErr, up.stderr.String())
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("cafe dev up printed no ready line in 5 minutes\n%s", up.stderr.String())
+	}
+	return up
+}
+
+// wait returns the exit error of cafe dev up (nil for exit 0); it fails the
+// test if the process does not exit within a minute.
+func (u *devUp) wait(t *testing.T) error {
+	select {
+	case <-u.done:
+		return u.exitErr
+	case <-time.After(time.Minute):
+		t.Fatalf("cafe dev up did not exit within a minute\n%s", u.stderr.String())
+		return nil
+	}
+}
+
+// children reads the pids of the control-plane children from the state file.
+func (u *devUp) children(t *testing.T) []int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(u.stateDir, "state.json"))
+	if err != nil {
+		t.Fatalf("reading state file: %v", err)
+	}
+	var s struct {
+		Children []int `json:"children"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Children
+}
+
+// processesUsing lists live processes whose command line mentions dir.
+func processesUsing(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if bytes.Contains(cmdline, []byte(dir)) && !isZombie(stat) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isZombie(stat []byte) bool {
+	// The state follows the command name in parentheses: "pid (comm) Z ...".
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+func kubectl(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.BinDir(), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+var cafeBin string
+
+// cafeBinary builds cmd/cafe once per test binary.
+func cafeBinary(t *testing.T) string {
+	t.Helper()
+	if cafeBin != "" {
+		return cafeBin
+	}
+	dir, err := os.MkdirTemp("", "cafe-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "cafe")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cafe")
+	cmd.Dir = framework.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building cafe: %v\n%s", err, out)
+	}
+	cafeBin = bin
+	return bin
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd and
+// the test reading it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)

@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cafe-io/cafe/internal/devenv"
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// Shared by every test of the package: one control plane with 6 kwok nodes
+// over zone-a, zone-b and zone-c; each test works in its own namespace.
+var (
+	env       *devenv.Env
+	k8sClient client.WithWatch
+	clientset kubernetes.Interface
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("skipping e2e tests in -short mode")
+		os.Exit(0)
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var err error
+	env, err = framework.StartEnv(ctx, framework.EnvOptions{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
+		return 1
+	}
+	defer func() {
+		stateDir := env.ControlPlane.StateDir()
+		env.Stop()
+		_ = os.RemoveAll(stateDir)
+	}()
+	if k8sClient, err = client.NewWithWatch(env.Admin, client.Options{Scheme: manager.Scheme()}); err != nil {
+		fmt.Fprintf(os.Stderr, "building client: %v\n", err)
+		return 1
+	}
+	if clientset, err = kubernetes.NewForConfig(env.Admin); err != nil {
+		fmt.Fprintf(os.Stderr, "building clientset: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// testContext bounds one test; a hung wait fails the test instead of the run.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
