@@ -59,7 +59,11 @@ func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 		{"a batch size of 0%", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Strategy.BatchSize = ptr.To(intstr.FromString("0%")) }, "spec.strategy.batchSize"},
 		{"a batch size over 100%", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Strategy.BatchSize = ptr.To(intstr.FromString("150%")) }, "spec.strategy.batchSize"},
 		{"a duplicate unit", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Topology.Values = []string{"zone-a", "zone-a"} }, "spec.topology.values"},
-		{"no units", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Topology.Values = nil }, "spec.topology.values"},
+		{"no topology", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Topology.Values = nil }, "spec.topology"},
+		{"an empty unit list", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Topology.Values = []string{}
+			c.Spec.Topology.UnitType = cafev1alpha1.UnitTypeCell
+		}, "spec.topology.values"},
 		{"an unknown unit in unitReplicas", func(c *cafev1alpha1.CafeDeployment) {
 			c.Spec.Topology.UnitReplicas = map[string]intstr.IntOrString{"zone-x": intstr.FromInt32(1)}
 		}, "spec.topology"},

@@ -66,6 +66,9 @@ func apiServerArgs(l layout, p Ports, pki PKI) []string {
 		"--etcd-servers=" + url(p.EtcdClient),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The lease reconciler refuses a loopback address; nothing in the
+		// cluster dials the kubernetes Service, so it gets no endpoints.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(p.APIServer),
 		"--tls-cert-file=" + pki.ServingCert(),
 		"--tls-private-key-file=" + pki.ServingKey(),
@@ -153,6 +156,5 @@ func kwokArgs(l layout, p Ports) []string {
 		"--server-address=127.0.0.1:" + strconv.Itoa(p.Kwok),
 		"--cidr=" + podCIDR,
 		"--node-ip=10.0.0.1",
-		"--node-lease-duration-seconds=40",
 	}
 }

@@ -74,7 +74,7 @@ var ErrStateInUse = errors.New("state directory is in use")
 // Start brings the control plane up and returns once the API server is ready
 // and, unless WithoutKwok, every requested node is Ready. On error nothing is
 // left running.
-func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
+func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if cfg.ClientQPS == 0 {
 		cfg.ClientQPS = DefaultClientQPS
 	}
@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving state directory: %w", err)
 	}
-	cp = &ControlPlane{cfg: cfg, layout: layout{dir: dir}, failed: make(chan error, 1), done: make(chan struct{})}
+	cp := &ControlPlane{cfg: cfg, layout: layout{dir: dir}, failed: make(chan error, 1), done: make(chan struct{})}
 	if err := cp.prepareStateDir(); err != nil {
 		return nil, err
 	}
@@ -381,12 +381,21 @@ func (cp *ControlPlane) prepareStateDir() error {
 }
 
 // kwokConfiguration gives kwok enough parallelism that it is never the
-// bottleneck of a 1,000-pod release.
+// bottleneck of a 1,000-pod release. kwok applies its defaults only when it
+// reads no configuration, so every option it needs is spelled out.
 const kwokConfiguration = `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 16
   nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  nodeLeaseDurationSeconds: 40
+  podsOnNodeSyncParallelism: 2
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
+  enableProfilingHandler: false
+  enableContentionProfiling: false
+  enableDebuggingHandlers: false
 `
 
 func (cp *ControlPlane) writeState() error {

@@ -9,8 +9,11 @@ import (
 	"runtime"
 
 	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/config"
 	"github.com/cafe-io/cafe/internal/controlplane"
@@ -67,7 +70,8 @@ type EnvOptions struct {
 	// StateDir defaults to a fresh temporary directory.
 	StateDir string
 	Out      io.Writer
-	Logger   logr.Logger
+	// Logger receives CAFE's controller logs; by default they go to Out.
+	Logger logr.Logger
 }
 
 // StartEnv starts the full local control plane with kwok nodes and CAFE,
@@ -89,6 +93,11 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 	if out == nil {
 		out = os.Stderr
 	}
+	logger := opts.Logger
+	if logger.GetSink() == nil {
+		logger = zap.New(zap.WriteTo(out), zap.Level(zapcore.InfoLevel))
+	}
+	ctrllog.SetLogger(logger)
 	return devenv.Up(ctx, devenv.Options{
 		ControlPlane: controlplane.Config{
 			StateDir: stateDir,
@@ -98,6 +107,6 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 		},
 		SourceDir:   RepoRoot(),
 		WithoutCAFE: opts.WithoutCAFE,
-		Logger:      opts.Logger,
+		Logger:      logger,
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
@@ -87,7 +88,8 @@ func (o *upOptions) run(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(stateDir, "logs", "cafe.log")
+	logger := zap.New(zap.WriteTo(&lazyFile{path: filepath.Join(stateDir, "logs", "cafe.log")}), zap.Level(zapcore.InfoLevel))
+	ctrl.SetLogger(logger)
 	env, err := devenv.Up(ctx, devenv.Options{
 		ControlPlane: controlplane.Config{
 			StateDir:  stateDir,
@@ -99,7 +101,7 @@ func (o *upOptions) run(parent context.Context) error {
 		},
 		SourceDir:   o.SourceDir,
 		WithoutCAFE: o.NoCAFE,
-		Logger:      zap.New(zap.WriteTo(&lazyFile{path: logPath}), zap.Level(zapcore.InfoLevel)),
+		Logger:      logger,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
