@@ -6,6 +6,7 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 )
 
 // Options configure the manager. The zero value is valid for tests: no
@@ -71,7 +73,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("adding ready check: %w", err)
 		}
 	}
-	if err := setupControllers(mgr); err != nil {
+	if err := setupControllers(context.Background(), mgr); err != nil {
 		return nil, err
 	}
 	return mgr, nil
@@ -79,7 +81,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
-func setupControllers(mgr ctrl.Manager) error {
-	_ = mgr
+func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
+	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset")}
+	if err := ips.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
+	}
 	return nil
 }

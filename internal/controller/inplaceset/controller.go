@@ -1,0 +1,334 @@
+package inplaceset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
+)
+
+// +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=inplacesets/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
+
+// Reconciler keeps an InPlaceSet's pods at its replicas and moves them to
+// its template's revision through the lossless protocol, in place when only
+// images, labels and annotations change.
+type Reconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// podOwnerIndex indexes pods by their controlling InPlaceSet.
+const podOwnerIndex = "cafe.io/inplaceset-owner"
+
+// SetupWithManager registers the controller and the indexes it reads.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil {
+		return errors.New("inplaceset: Client, Scheme and Recorder are required")
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, podOwnerIndex, ownerIndex); err != nil {
+		return fmt.Errorf("indexing pods by InPlaceSet: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod); err != nil {
+		return fmt.Errorf("indexing EndpointSlices by pod: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cafev1alpha1.InPlaceSet{}).
+		// Pod status (readiness, image reported by the kubelet, gate) drives
+		// every step of the protocol.
+		Owns(&corev1.Pod{}).
+		Owns(&appsv1.ControllerRevision{}, builder.OnlyMetadata).
+		// A drained pod may be operated on only once EndpointSlices stop
+		// listing it: slice changes wake the sets owning the listed pods.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.setsOfSlice)).
+		Named("inplaceset").
+		Complete(r)
+}
+
+func ownerIndex(obj client.Object) []string {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || ref.Kind != "InPlaceSet" || ref.APIVersion != cafev1alpha1.GroupVersion.String() {
+		return nil
+	}
+	return []string{ref.Name}
+}
+
+// setsOfSlice maps an EndpointSlice to the InPlaceSets of the pods it lists.
+func (r *Reconciler) setsOfSlice(ctx context.Context, obj client.Object) []reconcile.Request {
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var reqs []reconcile.Request
+	for _, ep := range slice.Endpoints {
+		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+			continue
+		}
+		pod := &corev1.Pod{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
+			continue
+		}
+		for _, set := range ownerIndex(pod) {
+			if !seen[set] {
+				seen[set] = true
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: slice.Namespace, Name: set}})
+			}
+		}
+	}
+	return reqs
+}
+
+// Reconcile gathers the set's pods and revisions, plans, writes, and
+// reports status. Every step is idempotent; the protocol's state is on the
+// pods, so a crash anywhere resumes cleanly.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	set := &cafev1alpha1.InPlaceSet{}
+	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !set.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	set.Default()
+
+	s, err := r.gather(ctx, set)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	result := plan(s.input)
+	execErr := r.execute(ctx, set, s, result)
+	if execErr != nil {
+		log.Info("Executing plan failed; will retry", "err", execErr.Error())
+	}
+	if err := r.updateStatus(ctx, set, s, result, execErr); err != nil {
+		return ctrl.Result{}, errors.Join(execErr, err)
+	}
+	if execErr != nil {
+		return ctrl.Result{}, execErr
+	}
+	return ctrl.Result{RequeueAfter: result.RequeueAfter}, nil
+}
+
+// scope is everything gathered for one reconcile.
+type scope struct {
+	input           planInput
+	pods            []*corev1.Pod
+	updateHash      string
+	currentHash     string
+	currentTemplate *corev1.PodTemplateSpec
+	templates       map[string]*corev1.PodTemplateSpec
+}
+
+func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (*scope, error) {
+	s := &scope{updateHash: TemplateHash(&set.Spec.Template), templates: map[string]*corev1.PodTemplateSpec{}}
+	if err := ensureRevision(ctx, r.Client, r.Scheme, set, s.updateHash); err != nil {
+		return nil, err
+	}
+	s.templates[s.updateHash] = &set.Spec.Template
+
+	revs := &appsv1.ControllerRevisionList{}
+	if err := r.Client.List(ctx, revs, client.InNamespace(set.Namespace), client.MatchingLabels{setNameLabel: set.Name}); err != nil {
+		return nil, fmt.Errorf("listing revisions: %w", err)
+	}
+	for i := range revs.Items {
+		hash := revs.Items[i].Labels[cafev1alpha1.RevisionHashLabel]
+		if _, ok := s.templates[hash]; ok {
+			continue
+		}
+		t, err := templateOf(&revs.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		s.templates[hash] = t
+	}
+
+	podList := &corev1.PodList{}
+	if err := r.Client.List(ctx, podList, client.InNamespace(set.Namespace), client.MatchingFields{podOwnerIndex: set.Name}); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(set.Spec.UpdateStrategy.MaxUnavailable, int(ptrOr(set.Spec.Replicas, 1)), false)
+	if err != nil {
+		return nil, fmt.Errorf("spec.updateStrategy.maxUnavailable: %w", err)
+	}
+	s.input = planInput{
+		Replicas:        int(ptrOr(set.Spec.Replicas, 1)),
+		Partition:       int(ptrOr(set.Spec.UpdateStrategy.Partition, 0)),
+		MaxUnavailable:  max(maxUnavailable, 1),
+		MinReadySeconds: time.Duration(set.Spec.UpdateStrategy.MinReadySeconds) * time.Second,
+		Paused:          set.Spec.UpdateStrategy.Paused,
+		Now:             r.Now(),
+	}
+	oldCount := map[string]int{}
+	inUse := map[string]bool{s.updateHash: true}
+	for i := range podList.Items {
+		pod := &podList.Items[i]
+		s.pods = append(s.pods, pod)
+		st, err := r.podState(ctx, pod, s)
+		if err != nil {
+			return nil, err
+		}
+		s.input.Pods = append(s.input.Pods, st)
+		hash := pod.Labels[cafev1alpha1.RevisionHashLabel]
+		inUse[hash] = true
+		if !st.Updated && !st.Terminating {
+			oldCount[hash]++
+		}
+	}
+	s.currentHash = mostCommon(oldCount, set.Status.CurrentRevision, s.updateHash)
+	s.currentTemplate = s.templates[s.currentHash]
+	if err := gcRevisions(ctx, r.Client, revs.Items, inUse); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope) (podState, error) {
+	hash := pod.Labels[cafev1alpha1.RevisionHashLabel]
+	containersReady, since := readySince(pod)
+	st := podState{
+		Pod:             pod,
+		Updated:         hash == s.updateHash,
+		Terminating:     !pod.DeletionTimestamp.IsZero(),
+		Ready:           podReady(pod),
+		ContainersReady: containersReady,
+		ReadySince:      since,
+		GateOpen:        lossless.GateOpen(pod),
+		DrainReason:     lossless.DrainReason(pod),
+		InPlacePending:  inPlacePending(pod),
+		InPlaceEligible: inPlaceEligible(s.templates[hash], s.templates[s.updateHash]),
+	}
+	if st.DrainReason != "" {
+		slices, err := lossless.SlicesForPod(ctx, r.Client, pod)
+		if err != nil {
+			return st, err
+		}
+		st.Drained = lossless.Drained(pod, slices)
+	}
+	return st, nil
+}
+
+// execute performs the plan's writes. NotFound and AlreadyExists mean the
+// cache was behind and the write already happened or is moot; conflicts are
+// retried by the next reconcile.
+func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) error {
+	var errs []error
+	for _, g := range p.CloseGate {
+		errs = append(errs, ignoreGone(lossless.SetGate(ctx, r.Client, g.Pod, corev1.ConditionFalse, g.Reason, "draining traffic before "+operationOf(g.Reason))))
+	}
+	for _, pod := range p.UpdateInPlace {
+		errs = append(errs, r.updateInPlace(ctx, set, s, pod))
+	}
+	for _, pod := range p.Delete {
+		// No event per pod: at release scale events are the largest share of
+		// API writes (shared/notes); the log and the set's status say it.
+		err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+		if err == nil {
+			ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod", "pod", klog.KObj(pod))
+		}
+		errs = append(errs, ignoreGone(err))
+	}
+	for _, pod := range p.OpenGate {
+		errs = append(errs, ignoreGone(lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "")))
+	}
+	errs = append(errs, r.create(ctx, set, s, p))
+	return errors.Join(errs...)
+}
+
+func (r *Reconciler) create(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) error {
+	n := p.CreateUpdated + p.CreateCurrent
+	if n == 0 {
+		return nil
+	}
+	var errs []error
+	for i, slot := range freeSlots(set, s.pods, n) {
+		hash, template := s.updateHash, &set.Spec.Template
+		if i >= p.CreateUpdated && s.currentTemplate != nil {
+			hash, template = s.currentHash, s.currentTemplate
+		}
+		pod, err := newPod(set, template, hash, slot, r.Scheme)
+		if err != nil {
+			return err
+		}
+		if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+			errs = append(errs, fmt.Errorf("creating pod %s: %w", pod.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, pod *corev1.Pod) error {
+	from := s.templates[pod.Labels[cafev1alpha1.RevisionHashLabel]]
+	patch, err := inPlacePatch(pod, from, &set.Spec.Template, s.updateHash, r.Now())
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		return ignoreGone(fmt.Errorf("updating pod %s in place: %w", describe(pod), err))
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Updated pod in place", "pod", klog.KObj(pod), "revision", s.updateHash)
+	return nil
+}
+
+func operationOf(reason string) string {
+	if reason == lossless.ReasonDrainForDelete {
+		return "deletion"
+	}
+	return "update"
+}
+
+func ignoreGone(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// mostCommon returns the revision most old pods run (the current revision),
+// keeping the recorded one on ties and the update revision when none is old.
+func mostCommon(counts map[string]int, recorded, update string) string {
+	best, n := update, 0
+	for hash, c := range counts {
+		if c > n || (c == n && hash == recorded) {
+			best, n = hash, c
+		}
+	}
+	return best
+}

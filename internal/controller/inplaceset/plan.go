@@ -1,0 +1,258 @@
+package inplaceset
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/cafe-io/cafe/internal/lossless"
+)
+
+// podState is what the planner knows about one pod; gathered from the cache
+// by the reconciler, decided on here without any API call.
+type podState struct {
+	Pod *corev1.Pod
+	// Updated: the pod runs the update revision (its revision label says so).
+	Updated bool
+	// Terminating: deletion has begun.
+	Terminating bool
+	// Ready is the pod's Ready condition (containers and every gate).
+	Ready bool
+	// ContainersReady and ReadySince tell when the pod could serve again:
+	// ReadySince is when its containers last became ready (or restarted).
+	ContainersReady bool
+	ReadySince      time.Time
+	// GateOpen is cafe.io/traffic-ready=True; DrainReason is set while it is
+	// closed for an operation.
+	GateOpen    bool
+	DrainReason string
+	// Drained: gate closed and nothing routes traffic to it.
+	Drained bool
+	// InPlacePending: an in-place update was applied and the kubelet has not
+	// yet reported the new images.
+	InPlacePending bool
+	// InPlaceEligible: moving this pod to the update revision changes only
+	// images, labels and annotations.
+	InPlaceEligible bool
+}
+
+// planInput is the desired state and the observed pods.
+type planInput struct {
+	Replicas        int
+	Partition       int
+	MaxUnavailable  int
+	MinReadySeconds time.Duration
+	Paused          bool
+	Now             time.Time
+	Pods            []podState
+}
+
+// gateChange closes a pod's gate for an operation.
+type gateChange struct {
+	Pod    *corev1.Pod
+	Reason string
+}
+
+// planResult lists the writes of one reconcile; every list is independent
+// and idempotent, so the reconciler may execute them in any order.
+type planResult struct {
+	// CreateUpdated and CreateCurrent are pods to create at the update and at
+	// the current revision (the latter keeps a partition when replacing pods).
+	CreateUpdated int
+	CreateCurrent int
+	CloseGate     []gateChange
+	UpdateInPlace []*corev1.Pod
+	Delete        []*corev1.Pod
+	OpenGate      []*corev1.Pod
+	// RequeueAfter is when a pod's minReadySeconds will have passed.
+	RequeueAfter time.Duration
+	// Blocked explains why an update cannot proceed now (for status).
+	Blocked string
+}
+
+// plan decides the next writes for an InPlaceSet. The rules:
+//   - surplus pods are drained for deletion and deleted once drained (scale-in
+//     is not limited by maxUnavailable: it removes capacity on purpose);
+//   - missing pods are created, at the update revision until replicas −
+//     partition pods run it, then at the current revision;
+//   - up to replicas − partition pods are moved to the update revision, never
+//     more at a time than maxUnavailable allows counting every pod that is not
+//     Ready, draining or missing; each is drained first, then updated in place
+//     (only images/labels/annotations change) or deleted to be recreated;
+//   - a pod whose operation is done, or no longer wanted, gets its gate
+//     opened once its containers have been ready for minReadySeconds;
+//   - paused starts no drain and no operation; drains not yet acted on are
+//     cancelled so a pause does not hold capacity down.
+func plan(in planInput) planResult {
+	var out planResult
+	active := make([]podState, 0, len(in.Pods))
+	for _, p := range in.Pods {
+		if !p.Terminating {
+			active = append(active, p)
+		}
+	}
+	replicas := max(in.Replicas, 0)
+	partition := min(max(in.Partition, 0), replicas)
+	targetUpdated := replicas - partition
+
+	toDelete := chooseSurplus(active, replicas)
+	kept := without(active, toDelete)
+	var toUpdate []podState
+	if !in.Paused {
+		toUpdate = chooseUpdates(kept, targetUpdated)
+	}
+	updating := map[*corev1.Pod]bool{}
+	for _, p := range toUpdate {
+		updating[p.Pod] = true
+	}
+
+	updated := 0
+	for _, p := range kept {
+		if p.Updated {
+			updated++
+		}
+	}
+	missing := replicas - len(kept)
+	if missing > 0 {
+		createUpdated := min(missing, max(targetUpdated-updated-len(toUpdate), 0))
+		out.CreateUpdated = createUpdated
+		out.CreateCurrent = missing - createUpdated
+	}
+
+	for _, p := range toDelete {
+		switch {
+		case in.Paused:
+			// Scale-in waits for resume too; a drain already begun stays.
+		case p.DrainReason != lossless.ReasonDrainForDelete:
+			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+		case p.Drained:
+			out.Delete = append(out.Delete, p.Pod)
+		}
+	}
+
+	budget := in.MaxUnavailable - unavailable(kept) - max(missing, 0)
+	for _, p := range kept {
+		if !updating[p.Pod] {
+			out.maybeOpen(p, in)
+		}
+	}
+	for _, p := range toUpdate {
+		switch {
+		case p.DrainReason == "":
+			if budget <= 0 {
+				if out.Blocked == "" {
+					out.Blocked = "maxUnavailable reached: waiting for pods to become ready before draining more"
+				}
+				continue
+			}
+			budget--
+			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
+		case !p.Drained:
+			// Waiting for EndpointSlices and traffic providers to let go.
+		case p.InPlaceEligible:
+			out.UpdateInPlace = append(out.UpdateInPlace, p.Pod)
+		default:
+			out.Delete = append(out.Delete, p.Pod)
+		}
+	}
+	return out
+}
+
+// maybeOpen opens the gate of a pod that is not (or no longer) to be
+// operated on, once it has been ready for minReadySeconds. This also cancels
+// a drain that is no longer wanted (a raised partition, a pause).
+func (out *planResult) maybeOpen(p podState, in planInput) {
+	if p.GateOpen || p.InPlacePending || !p.ContainersReady {
+		return
+	}
+	readyAt := p.ReadySince.Add(in.MinReadySeconds)
+	if wait := readyAt.Sub(in.Now); wait > 0 {
+		if out.RequeueAfter == 0 || wait < out.RequeueAfter {
+			out.RequeueAfter = wait
+		}
+		return
+	}
+	out.OpenGate = append(out.OpenGate, p.Pod)
+}
+
+// unavailable counts pods that do not serve now: not Ready, or closed for
+// an operation. Pods chosen for update but not yet drained still serve.
+func unavailable(pods []podState) int {
+	n := 0
+	for _, p := range pods {
+		if !p.Ready || p.DrainReason != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// chooseSurplus picks the pods to remove when there are more than replicas:
+// those already draining for deletion, then not ready, then old revision,
+// then by name (deterministic, so consecutive reconciles agree).
+func chooseSurplus(active []podState, replicas int) []podState {
+	surplus := len(active) - replicas
+	if surplus <= 0 {
+		return nil
+	}
+	sorted := append([]podState(nil), active...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if x, y := a.DrainReason == lossless.ReasonDrainForDelete, b.DrainReason == lossless.ReasonDrainForDelete; x != y {
+			return x
+		}
+		if a.Ready != b.Ready {
+			return !a.Ready
+		}
+		if a.Updated != b.Updated {
+			return !a.Updated
+		}
+		return a.Pod.Name > b.Pod.Name
+	})
+	return sorted[:surplus]
+}
+
+// chooseUpdates picks, in the order to act on them, which old-revision pods
+// move to the update revision so that target pods run it: pods already draining for update first (finish
+// what was begun), then not ready ones (they serve nobody), then by name.
+func chooseUpdates(kept []podState, target int) []podState {
+	updated := 0
+	var old []podState
+	for _, p := range kept {
+		if p.Updated {
+			updated++
+		} else {
+			old = append(old, p)
+		}
+	}
+	need := target - updated
+	if need <= 0 {
+		return nil
+	}
+	sort.SliceStable(old, func(i, j int) bool {
+		a, b := old[i], old[j]
+		if x, y := a.DrainReason == lossless.ReasonDrainForUpdate, b.DrainReason == lossless.ReasonDrainForUpdate; x != y {
+			return x
+		}
+		if a.Ready != b.Ready {
+			return !a.Ready
+		}
+		return a.Pod.Name < b.Pod.Name
+	})
+	return old[:min(need, len(old))]
+}
+
+func without(pods, remove []podState) []podState {
+	drop := map[*corev1.Pod]bool{}
+	for _, p := range remove {
+		drop[p.Pod] = true
+	}
+	out := make([]podState, 0, len(pods))
+	for _, p := range pods {
+		if !drop[p.Pod] {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+package inplaceset
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cafe-io/cafe/internal/lossless"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// serving is an old-revision pod that is ready and open to traffic.
+func serving(name string) podState {
+	return podState{Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}}, Ready: true, ContainersReady: true, ReadySince: now.Add(-time.Hour), GateOpen: true, InPlaceEligible: true}
+}
+
+func (p podState) updated() podState     { p.Updated = true; return p }
+func (p podState) notEligible() podState { p.InPlaceEligible = false; return p }
+func (p podState) readySince(t time.Time) podState {
+	p.ReadySince = t
+	return p
+}
+func (p podState) draining(reason string, drained bool) podState {
+	p.GateOpen, p.Ready, p.DrainReason, p.Drained = false, false, reason, drained
+	return p
+}
+func (p podState) notReady() podState { p.Ready, p.GateOpen = false, false; return p }
+
+func names(pods []*corev1.Pod) []string {
+	out := []string{}
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func gateNames(changes []gateChange) []string {
+	out := []string{}
+	for _, c := range changes {
+		out = append(out, c.Pod.Name+":"+c.Reason)
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name          string
+		in            planInput
+		createUpdated int
+		createCurrent int
+		closeGate     []string
+		inPlace       []string
+		deleted       []string
+		opened        []string
+		requeue       time.Duration
+	}{
+		{
+			name:          "an empty set creates every replica at the update revision",
+			in:            planInput{Replicas: 3, MaxUnavailable: 1},
+			createUpdated: 3,
+		},
+		{
+			name:      "an update drains one pod at a time with maxUnavailable 1",
+			in:        planInput{Replicas: 3, MaxUnavailable: 1, Pods: []podState{serving("a"), serving("b"), serving("c")}},
+			closeGate: []string{"a:DrainForUpdate"},
+		},
+		{
+			name:      "maxUnavailable 2 drains two pods at once",
+			in:        planInput{Replicas: 3, MaxUnavailable: 2, Pods: []podState{serving("a"), serving("b"), serving("c")}},
+			closeGate: []string{"a:DrainForUpdate", "b:DrainForUpdate"},
+		},
+		{
+			name: "a pod still held by traffic is waited for, and uses the budget",
+			in:   planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{serving("a").draining(lossless.ReasonDrainForUpdate, false), serving("b")}},
+		},
+		{
+			name:    "a drained pod whose change is only images is updated in place",
+			in:      planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{serving("a").draining(lossless.ReasonDrainForUpdate, true), serving("b")}},
+			inPlace: []string{"a"},
+		},
+		{
+			name:    "a drained pod whose change is more than images is deleted to be recreated",
+			in:      planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{serving("a").notEligible().draining(lossless.ReasonDrainForUpdate, true), serving("b")}},
+			deleted: []string{"a"},
+		},
+		{
+			name:    "an updated pod ready for less than minReadySeconds waits for the rest of it",
+			in:      planInput{Replicas: 1, MaxUnavailable: 1, MinReadySeconds: 10 * time.Second, Now: now, Pods: []podState{serving("a").updated().draining(lossless.ReasonDrainForUpdate, true).readySince(now.Add(-4 * time.Second))}},
+			requeue: 6 * time.Second,
+		},
+		{
+			name:   "an updated pod ready for minReadySeconds gets its gate opened",
+			in:     planInput{Replicas: 1, MaxUnavailable: 1, MinReadySeconds: 10 * time.Second, Now: now, Pods: []podState{serving("a").updated().draining(lossless.ReasonDrainForUpdate, true).readySince(now.Add(-10 * time.Second))}},
+			opened: []string{"a"},
+		},
+		{
+			name: "a pod whose in-place update the kubelet has not reported keeps its gate closed",
+			in: planInput{Replicas: 1, MaxUnavailable: 1, Now: now, Pods: []podState{func() podState {
+				p := serving("a").updated().draining(lossless.ReasonDrainForUpdate, true)
+				p.InPlacePending = true
+				return p
+			}()}},
+		},
+		{
+			name:      "a partition keeps that many pods on the current revision",
+			in:        planInput{Replicas: 3, Partition: 2, MaxUnavailable: 3, Pods: []podState{serving("a"), serving("b"), serving("c")}},
+			closeGate: []string{"a:DrainForUpdate"},
+		},
+		{
+			name:      "pods already updated count toward the partition target",
+			in:        planInput{Replicas: 3, Partition: 1, MaxUnavailable: 3, Pods: []podState{serving("a").updated(), serving("b"), serving("c")}},
+			closeGate: []string{"b:DrainForUpdate"},
+		},
+		{
+			name:      "a not-ready pod uses the budget and is updated first",
+			in:        planInput{Replicas: 3, MaxUnavailable: 2, Pods: []podState{serving("a"), serving("b"), serving("c").notReady()}},
+			closeGate: []string{"c:DrainForUpdate"},
+		},
+		{
+			name: "paused starts no drain and cancels a drain not yet acted on",
+			in: planInput{Replicas: 2, MaxUnavailable: 1, Paused: true, Now: now, Pods: []podState{
+				serving("a").draining(lossless.ReasonDrainForUpdate, true), serving("b"),
+			}},
+			opened: []string{"a"},
+		},
+		{
+			name:      "a raised partition cancels a drain that is no longer wanted",
+			in:        planInput{Replicas: 2, Partition: 2, MaxUnavailable: 1, Now: now, Pods: []podState{serving("a").draining(lossless.ReasonDrainForUpdate, false), serving("b")}},
+			opened:    []string{"a"},
+			closeGate: nil,
+		},
+		{
+			name:      "scale-in drains the surplus for deletion, not-ready and old pods first",
+			in:        planInput{Replicas: 1, MaxUnavailable: 1, Pods: []podState{serving("a").updated(), serving("b"), serving("c").updated().notReady()}},
+			closeGate: []string{"c:DrainForDelete", "b:DrainForDelete"},
+		},
+		{
+			name:    "a pod drained for deletion is deleted",
+			in:      planInput{Replicas: 1, MaxUnavailable: 1, Pods: []podState{serving("a").updated(), serving("b").draining(lossless.ReasonDrainForDelete, true)}},
+			deleted: []string{"b"},
+		},
+		{
+			name:          "a replaced pod is recreated at the current revision when the partition is met",
+			in:            planInput{Replicas: 3, Partition: 2, MaxUnavailable: 1, Pods: []podState{serving("a").updated(), serving("b")}},
+			createCurrent: 1,
+		},
+		{
+			name: "terminating pods count as missing and block further drains",
+			in: planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{
+				func() podState { p := serving("a"); p.Terminating = true; return p }(), serving("b"),
+			}},
+			createUpdated: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := plan(tt.in)
+			g.Expect(got.CreateUpdated).To(Equal(tt.createUpdated), "create at update revision")
+			g.Expect(got.CreateCurrent).To(Equal(tt.createCurrent), "create at current revision")
+			g.Expect(gateNames(got.CloseGate)).To(ConsistOf(orEmpty(tt.closeGate)), "close gate")
+			g.Expect(names(got.UpdateInPlace)).To(ConsistOf(orEmpty(tt.inPlace)), "in place")
+			g.Expect(names(got.Delete)).To(ConsistOf(orEmpty(tt.deleted)), "delete")
+			g.Expect(names(got.OpenGate)).To(ConsistOf(orEmpty(tt.opened)), "open gate")
+			g.Expect(got.RequeueAfter).To(Equal(tt.requeue))
+		})
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

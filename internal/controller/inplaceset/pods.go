@@ -1,0 +1,243 @@
+package inplaceset
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
+)
+
+const (
+	// setNameLabel marks pods and revisions with the InPlaceSet that owns them.
+	setNameLabel = "cafe.io/inplaceset"
+	// inPlaceStateAnnotation records an in-place update in flight: the
+	// revision and the imageIDs the kubelet reported before, so completion is
+	// judged from the container status as with a real kubelet.
+	inPlaceStateAnnotation = "cafe.io/inplace-update-state"
+	hostnameTopologyKey    = "kubernetes.io/hostname"
+)
+
+// inPlaceState is the value of inPlaceStateAnnotation.
+type inPlaceState struct {
+	Revision string            `json:"revision"`
+	ImageIDs map[string]string `json:"imageIDs"`
+	At       metav1.Time       `json:"at"`
+}
+
+// podName is the name of the pod in slot i. Names are deterministic so a
+// reconcile working from a stale cache gets AlreadyExists instead of creating
+// a duplicate.
+func podName(set *cafev1alpha1.InPlaceSet, slot int) string {
+	return set.Name + "-" + strconv.Itoa(slot)
+}
+
+// newPod builds a pod of the set at the given revision: the template, the
+// traffic-ready readiness gate, the revision label, pinned to the set's unit
+// and spread over the unit's nodes.
+func newPod(set *cafev1alpha1.InPlaceSet, template *corev1.PodTemplateSpec, hash string, slot int, scheme *runtime.Scheme) (*corev1.Pod, error) {
+	t := template.DeepCopy()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:   set.Namespace,
+			Name:        podName(set, slot),
+			Labels:      maps.Clone(t.Labels),
+			Annotations: maps.Clone(t.Annotations),
+		},
+		Spec: t.Spec,
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[cafev1alpha1.RevisionHashLabel] = hash
+	pod.Labels[setNameLabel] = set.Name
+	if set.Spec.Unit != nil {
+		pod.Labels[cafev1alpha1.UnitLabel] = set.Spec.Unit.Value
+		pinToUnit(&pod.Spec, *set.Spec.Unit)
+	}
+	lossless.EnsureGate(&pod.Spec)
+	spreadOverNodes(&pod.Spec, set)
+	if err := controllerutil.SetControllerReference(set, pod, scheme); err != nil {
+		return nil, err
+	}
+	return pod, nil
+}
+
+// pinToUnit adds a required node affinity term for the unit's label to every
+// existing term (terms are ORed, so each must carry it).
+func pinToUnit(spec *corev1.PodSpec, unit cafev1alpha1.PodSetUnit) {
+	req := corev1.NodeSelectorRequirement{Key: unit.Key, Operator: corev1.NodeSelectorOpIn, Values: []string{unit.Value}}
+	if spec.Affinity == nil {
+		spec.Affinity = &corev1.Affinity{}
+	}
+	if spec.Affinity.NodeAffinity == nil {
+		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	na := spec.Affinity.NodeAffinity
+	if na.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		na.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{}
+	}
+	terms := na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		terms = []corev1.NodeSelectorTerm{{}}
+	}
+	for i := range terms {
+		terms[i].MatchExpressions = append(terms[i].MatchExpressions, req)
+	}
+	na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = terms
+}
+
+// spreadOverNodes spreads the set's pods over the nodes of its unit, unless
+// the template says how to spread already.
+func spreadOverNodes(spec *corev1.PodSpec, set *cafev1alpha1.InPlaceSet) {
+	for _, c := range spec.TopologySpreadConstraints {
+		if c.TopologyKey == hostnameTopologyKey {
+			return
+		}
+	}
+	spec.TopologySpreadConstraints = append(spec.TopologySpreadConstraints, corev1.TopologySpreadConstraint{
+		MaxSkew:           1,
+		TopologyKey:       hostnameTopologyKey,
+		WhenUnsatisfiable: corev1.ScheduleAnyway,
+		LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{setNameLabel: set.Name}},
+	})
+}
+
+// inPlacePatch is the one merge patch that moves a drained pod to the update
+// revision in place: new images, the template's labels and annotations, the
+// revision label and the in-flight record.
+func inPlacePatch(pod *corev1.Pod, from, to *corev1.PodTemplateSpec, hash string, now time.Time) ([]byte, error) {
+	state := inPlaceState{Revision: hash, ImageIDs: map[string]string{}, At: metav1.NewTime(now)}
+	for _, s := range pod.Status.ContainerStatuses {
+		state.ImageIDs[s.Name] = s.ImageID
+	}
+	stateJSON, err := json.Marshal(state)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]any{}
+	annotations := map[string]any{}
+	diffMeta(labels, from.Labels, to.Labels)
+	diffMeta(annotations, from.Annotations, to.Annotations)
+	labels[cafev1alpha1.RevisionHashLabel] = hash
+	annotations[inPlaceStateAnnotation] = string(stateJSON)
+
+	containers := make([]map[string]any, 0, len(to.Spec.Containers))
+	for _, c := range to.Spec.Containers {
+		containers = append(containers, map[string]any{"name": c.Name, "image": c.Image})
+	}
+	return json.Marshal(map[string]any{
+		"metadata": map[string]any{"labels": labels, "annotations": annotations, "resourceVersion": pod.ResourceVersion},
+		"spec":     map[string]any{"containers": containers},
+	})
+}
+
+// diffMeta writes into patch what turns from into to (nil deletes a key).
+func diffMeta(patch map[string]any, from, to map[string]string) {
+	for k := range from {
+		if _, ok := to[k]; !ok {
+			patch[k] = nil
+		}
+	}
+	for k, v := range to {
+		if from[k] != v {
+			patch[k] = v
+		}
+	}
+}
+
+// inPlacePending reports whether an in-place update was applied and the
+// kubelet has not yet reported every changed container restarted with its
+// new image.
+func inPlacePending(pod *corev1.Pod) bool {
+	raw, ok := pod.Annotations[inPlaceStateAnnotation]
+	if !ok {
+		return false
+	}
+	var state inPlaceState
+	if err := json.Unmarshal([]byte(raw), &state); err != nil || state.Revision != pod.Labels[cafev1alpha1.RevisionHashLabel] {
+		return false
+	}
+	images := map[string]string{}
+	for _, c := range pod.Spec.Containers {
+		images[c.Name] = c.Image
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Image != images[s.Name] && s.ImageID == state.ImageIDs[s.Name] {
+			return true
+		}
+		if !s.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+// readySince is when the pod's containers last became ready: the later of
+// the ContainersReady transition and the newest container start (an in-place
+// restart does not always flip ContainersReady).
+func readySince(pod *corev1.Pod) (bool, time.Time) {
+	var since time.Time
+	ready := false
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.ContainersReady {
+			ready = c.Status == corev1.ConditionTrue
+			since = c.LastTransitionTime.Time
+		}
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.State.Running != nil && s.State.Running.StartedAt.After(since) {
+			since = s.State.Running.StartedAt.Time
+		}
+	}
+	return ready, since
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// slotOf returns the slot number of a pod of the set, or -1.
+func slotOf(set *cafev1alpha1.InPlaceSet, pod *corev1.Pod) int {
+	prefix := set.Name + "-"
+	if len(pod.Name) <= len(prefix) || pod.Name[:len(prefix)] != prefix {
+		return -1
+	}
+	n, err := strconv.Atoi(pod.Name[len(prefix):])
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// freeSlots returns the n lowest slot numbers no pod of the set uses.
+func freeSlots(set *cafev1alpha1.InPlaceSet, pods []*corev1.Pod, n int) []int {
+	used := map[int]bool{}
+	for _, p := range pods {
+		if s := slotOf(set, p); s >= 0 {
+			used[s] = true
+		}
+	}
+	slots := make([]int, 0, n)
+	for i := 0; len(slots) < n; i++ {
+		if !used[i] {
+			slots = append(slots, i)
+		}
+	}
+	return slots
+}
+
+func describe(pod *corev1.Pod) string { return fmt.Sprintf("%s/%s", pod.Namespace, pod.Name) }

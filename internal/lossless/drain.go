@@ -1,0 +1,61 @@
+package lossless
+
+import (
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// TrafficHolders lists, in words, everything that still routes traffic to
+// the pod: EndpointSlices that list it ready or serving, and traffic
+// providers whose finalizer is on it. The pod may be operated on only when
+// the list is empty (and its gate is closed).
+func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []string {
+	var holders []string
+	for i := range slices {
+		for _, ep := range slices[i].Endpoints {
+			if !refersTo(ep, pod) {
+				continue
+			}
+			if nilOrTrue(ep.Conditions.Ready) || nilOrTrue(ep.Conditions.Serving) {
+				holders = append(holders, fmt.Sprintf("EndpointSlice %s lists it ready or serving", slices[i].Name))
+			}
+		}
+	}
+	var finalizers []string
+	for _, f := range pod.Finalizers {
+		if cafev1alpha1.IsTrafficFinalizer(f) {
+			finalizers = append(finalizers, f)
+		}
+	}
+	sort.Strings(finalizers)
+	for _, f := range finalizers {
+		holders = append(holders, "traffic provider finalizer "+f)
+	}
+	return holders
+}
+
+// Drained reports whether the pod's gate is closed and nothing routes
+// traffic to it any more.
+func Drained(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) bool {
+	g := Gate(pod)
+	return g != nil && g.Status == corev1.ConditionFalse && len(TrafficHolders(pod, slices)) == 0
+}
+
+func refersTo(ep discoveryv1.Endpoint, pod *corev1.Pod) bool {
+	ref := ep.TargetRef
+	if ref == nil || ref.Kind != "Pod" || ref.Name != pod.Name {
+		return false
+	}
+	return ref.UID == "" || ref.UID == pod.UID
+}
+
+// nilOrTrue reads an optional EndpointSlice condition: the API says a nil
+// ready or serving is to be taken as true, as kube-proxy does.
+func nilOrTrue(b *bool) bool {
+	return b == nil || *b
+}

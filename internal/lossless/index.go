@@ -1,0 +1,39 @@
+package lossless
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// EndpointSlicePodIndex indexes EndpointSlices by the names of the pods their
+// endpoints target, so the slices holding a pod are one cached lookup.
+const EndpointSlicePodIndex = "cafe.io/endpointslice-target-pods"
+
+// IndexEndpointSlicesByPod is the IndexerFunc of EndpointSlicePodIndex.
+func IndexEndpointSlicesByPod(obj client.Object) []string {
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
+	}
+	var pods []string
+	for _, ep := range slice.Endpoints {
+		if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+			pods = append(pods, ep.TargetRef.Name)
+		}
+	}
+	return pods
+}
+
+// SlicesForPod returns the EndpointSlices (from the cache, through the index)
+// that list the pod.
+func SlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]discoveryv1.EndpointSlice, error) {
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.List(ctx, list, client.InNamespace(pod.Namespace), client.MatchingFields{EndpointSlicePodIndex: pod.Name}); err != nil {
+		return nil, fmt.Errorf("listing EndpointSlices of pod %s: %w", client.ObjectKeyFromObject(pod), err)
+	}
+	return list.Items, nil
+}

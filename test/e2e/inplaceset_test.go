@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/test/framework"
+	"github.com/cafe-io/cafe/test/framework/watchrec"
+)
+
+func inPlaceSet(ns, name string, replicas int32, podLabels map[string]string) *cafev1alpha1.InPlaceSet {
+	return &cafev1alpha1.InPlaceSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cafev1alpha1.InPlaceSetSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{
+					{Name: "app", Image: "example.com/app:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
+				}},
+			},
+			UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{MaxUnavailable: ptr.To(intstr.FromInt32(1))},
+		},
+	}
+}
+
+// podIdentity is what an in-place update must keep.
+type podIdentity struct {
+	UID  types.UID
+	Node string
+	IP   string
+}
+
+func identities(pods []*corev1.Pod) map[string]podIdentity {
+	out := map[string]podIdentity{}
+	for _, p := range pods {
+		out[p.Name] = podIdentity{UID: p.UID, Node: p.Spec.NodeName, IP: p.Status.PodIP}
+	}
+	return out
+}
+
+func waitForSetRollout(ctx context.Context, g Gomega, ns string, podLabels map[string]string, replicas int, image string) []*corev1.Pod {
+	var pods []*corev1.Pod
+	err := waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
+		pods = ps
+		return len(ps) == replicas && all(ps, func(p *corev1.Pod) bool {
+			s := containerStatus(p, "app")
+			return p.DeletionTimestamp == nil && podReady(p) && p.Spec.Containers[0].Image == image && s != nil && s.Image == image
+		})
+	})
+	g.Expect(err).NotTo(HaveOccurred(), "pods never all ran %s and were Ready", image)
+	return pods
+}
+
+func TestInPlaceSetUpdatesImagesInPlaceLosslessly(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContext(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	podLabels := map[string]string{"app": "ips"}
+	g.Expect(k8sClient.Create(ctx, service(ns, "ips", podLabels))).To(Succeed())
+	set := inPlaceSet(ns, "ips", 6, podLabels)
+	g.Expect(k8sClient.Create(ctx, set)).To(Succeed())
+
+	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))
+	g.Expect(waitForReadyEndpoints(ctx, ns, "ips", 6)).To(Succeed())
+
+	rec, err := watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer rec.Stop()
+
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
+	set.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	g.Expect(k8sClient.Update(ctx, set)).To(Succeed())
+
+	after := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	g.Expect(identities(after)).To(Equal(before), "an image-only change must keep every pod's name, UID, node and IP")
+	for _, p := range after {
+		g.Expect(containerStatus(p, "app").RestartCount).To(Equal(int32(1)))
+	}
+	g.Expect(waitForReadyEndpoints(ctx, ns, "ips", 6)).To(Succeed())
+
+	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
+	events := rec.Events()
+	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 5))).To(BeEmpty())
+	for name := range before {
+		g.Expect(watchrec.CountPodSpecChanges(events, name)).To(Equal(1), "pod %s", name)
+	}
+
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
+	g.Expect(set.Status.UpdatedReplicas).To(HaveValue(Equal(int32(6))))
+	g.Expect(set.Status.CurrentRevision).To(Equal(set.Status.UpdateRevision))
+	g.Expect(set.Status.ObservedGeneration).To(Equal(set.Generation))
+}
+
+func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContext(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	podLabels := map[string]string{"app": "recreate"}
+	g.Expect(k8sClient.Create(ctx, service(ns, "recreate", podLabels))).To(Succeed())
+	set := inPlaceSet(ns, "recreate", 4, podLabels)
+	g.Expect(k8sClient.Create(ctx, set)).To(Succeed())
+	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 4, "example.com/app:v1"))
+
+	rec, err := watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer rec.Stop()
+
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
+	set.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "strict"}}
+	g.Expect(k8sClient.Update(ctx, set)).To(Succeed())
+
+	var after []*corev1.Pod
+	g.Expect(waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
+		after = ps
+		return len(ps) == 4 && all(ps, func(p *corev1.Pod) bool {
+			return p.DeletionTimestamp == nil && podReady(p) && len(p.Spec.Containers[0].Env) == 1
+		})
+	})).To(Succeed())
+	for name, id := range identities(after) {
+		g.Expect(id.UID).NotTo(Equal(before[name].UID), "pod %s must have been recreated", name)
+	}
+	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
+	events := rec.Events()
+	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 3))).To(BeEmpty())
+}
+
