@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 )
 
@@ -85,6 +86,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset")}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
+	}
+	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment")}
+	if err := cd.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
 	}
 	return nil
 }

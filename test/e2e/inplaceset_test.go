@@ -137,4 +137,3 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 3))).To(BeEmpty())
 }
-

@@ -184,7 +184,7 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 	s.input = planInput{
 		Replicas:        int(ptrOr(set.Spec.Replicas, 1)),
 		Partition:       int(ptrOr(set.Spec.UpdateStrategy.Partition, 0)),
-		MaxUnavailable:  max(maxUnavailable, 1),
+		MaxUnavailable:  maxUnavailable,
 		MinReadySeconds: time.Duration(set.Spec.UpdateStrategy.MinReadySeconds) * time.Second,
 		Paused:          set.Spec.UpdateStrategy.Paused,
 		Now:             r.Now(),

@@ -22,7 +22,7 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// webhooks builds admission webhooks that call a URL (the webhook server on
+// webhookClientConfig points admission webhooks at a URL (the webhook server on
 // the host, as in local development) with an empty caBundle. They have no
 // rules, so the API server never calls them during the tests.
 func webhookClientConfig() admissionregistrationv1.WebhookClientConfig {
@@ -146,8 +146,15 @@ func (f *fixture) resourceVersions() []string {
 
 func (f *fixture) readFile(dir, name string) []byte {
 	f.t.Helper()
+	return readFile(f.t, dir, name)
+}
+
+func readFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, name))
-	f.g.Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		t.Fatal(err)
+	}
 	return data
 }
 
@@ -171,4 +178,18 @@ func pool(t *testing.T, bundle []byte) *x509.CertPool {
 		t.Fatalf("no certificate in bundle %q", bundle)
 	}
 	return p
+}
+
+// certificatesIn returns every certificate of a PEM bundle.
+func certificatesIn(t *testing.T, bundle []byte) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, bundle = pem.Decode(bundle)
+		if block == nil {
+			return out
+		}
+		out = append(out, parseCert(t, pem.EncodeToMemory(block)))
+	}
 }

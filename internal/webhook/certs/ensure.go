@@ -86,14 +86,15 @@ func ensureSecret(ctx context.Context, c client.Client, o Options) (*corev1.Secr
 				return nil
 			}
 			if !apierrors.IsAlreadyExists(err) {
-				return err
+				return fmt.Errorf("creating: %w", err)
 			}
 			// Another replica created it between our read and our create.
 			secret = &corev1.Secret{}
-			err = c.Get(ctx, key, secret)
-		}
-		if err != nil {
-			return err
+			if err := c.Get(ctx, key, secret); err != nil {
+				return fmt.Errorf("reading after a concurrent create: %w", err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("reading: %w", err)
 		}
 		p, err := planSecret(secret.Data, o, now)
 		if err != nil {
@@ -112,7 +113,7 @@ func ensureSecret(ctx context.Context, c client.Client, o Options) (*corev1.Secr
 		// Update carries the resourceVersion we read: a concurrent write
 		// makes it fail with a conflict instead of being overwritten.
 		if err := c.Update(ctx, secret); err != nil {
-			return err
+			return fmt.Errorf("updating: %w", err)
 		}
 		logIssued(ctx, p)
 		stored = secret

@@ -1,0 +1,253 @@
+package cafedeployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/release/plan"
+)
+
+// +kubebuilder:rbac:groups=cafe.io,resources=cafedeployments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=cafedeployments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;create;update;patch;delete
+
+const (
+	// deploymentLabel marks the pod sets of a CafeDeployment.
+	deploymentLabel = "cafe.io/cafedeployment"
+	// fieldOwner is the server-side-apply manager of the pod sets' specs.
+	fieldOwner = client.FieldOwner("cafe-cafedeployment")
+)
+
+// Annotations through which people act on a release. The admission webhook
+// stamps the *-by annotations with the user the API server authenticated;
+// a client cannot set them itself.
+const (
+	// ConfirmGroupAnnotation: set to the index of the group just finished to
+	// let the release go on (what `cafe deploy confirm` does).
+	ConfirmGroupAnnotation = "cafe.io/confirm-group"
+	// ConfirmedByAnnotation and ConfirmedAtAnnotation record who confirmed
+	// and when; written by the webhook only.
+	ConfirmedByAnnotation = "cafe.io/confirmed-by"
+	ConfirmedAtAnnotation = "cafe.io/confirmed-at"
+)
+
+// Reconciler releases a CafeDeployment's template over its topology units,
+// group by group, through one pod set per unit.
+type Reconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Now      func() time.Time
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil {
+		return errors.New("cafedeployment: Client, Scheme and Recorder are required")
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cafev1alpha1.CafeDeployment{}).
+		// Pod-set status (updated and serving pods) is what finishes a group.
+		Owns(&cafev1alpha1.InPlaceSet{}).
+		Named("cafedeployment").
+		Complete(r)
+}
+
+// Reconcile plans the release from the spec, advances its record from the
+// pod sets' progress, applies each unit's pod set, and reports status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cd := &cafev1alpha1.CafeDeployment{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cd); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cd.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := cd.DeepCopy()
+	cd.Default()
+	if cd.Spec.PodSetType != cafev1alpha1.PodSetTypeInPlaceSet {
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotProgressingReason,
+			fmt.Sprintf("spec.podSetType %s is not supported yet", cd.Spec.PodSetType))
+		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
+	}
+	p, err := plan.New(cd.Spec)
+	if err != nil {
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentInvalidTopologyReason, err.Error())
+		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
+	}
+
+	sets, err := r.podSets(ctx, cd)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	updateRevision := inplaceset.TemplateHash(unitTemplate(cd, p.Units[0]))
+	newRelease := cd.Status.UpdateRevision != updateRevision
+	if newRelease && cd.Status.UpdateRevision != "" {
+		cd.Status.CurrentRevision = cd.Status.UpdateRevision
+	}
+	cd.Status.UpdateRevision = updateRevision
+	if cd.Status.CurrentRevision == "" {
+		cd.Status.CurrentRevision = updateRevision
+	}
+
+	now := metav1.NewTime(r.Now())
+	cd.Status.Release = stepRelease(releaseInput{
+		Plan:           p,
+		Release:        cd.Status.Release,
+		NewRelease:     newRelease,
+		Progress:       progressOf(sets, updateRevision),
+		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm(),
+		Paused:         cd.Spec.Strategy.Pause,
+		Confirmation:   confirmationOf(cd),
+		Now:            now,
+	})
+	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
+		cd.Status.CurrentRevision = updateRevision
+	}
+
+	applyErr := r.applyPodSets(ctx, cd, p, sets)
+	setStatus(cd, p, sets, applyErr)
+	if err := r.patchStatus(ctx, before, cd); err != nil {
+		return ctrl.Result{}, errors.Join(applyErr, err)
+	}
+	if before.Status.Release.Phase != cd.Status.Release.Phase {
+		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "Release"+string(cd.Status.Release.Phase), "Release",
+			"Release of revision %s: %s at group %d of %d", updateRevision, cd.Status.Release.Phase, ptr.Deref(cd.Status.Release.CurrentGroup, 0), ptr.Deref(cd.Status.Release.TotalGroups, 0))
+	}
+	return ctrl.Result{}, applyErr
+}
+
+// podSets returns the CafeDeployment's InPlaceSets by unit.
+func (r *Reconciler) podSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (map[string]*cafev1alpha1.InPlaceSet, error) {
+	list := &cafev1alpha1.InPlaceSetList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{deploymentLabel: cd.Name}); err != nil {
+		return nil, fmt.Errorf("listing pod sets: %w", err)
+	}
+	out := map[string]*cafev1alpha1.InPlaceSet{}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if metav1.IsControlledBy(s, cd) {
+			out[s.Labels[cafev1alpha1.UnitLabel]] = s
+		}
+	}
+	return out, nil
+}
+
+// unitTemplate is the pod template of a unit's pod set; its hash names the
+// revision (the same for every unit: the unit lives in the pod set's spec).
+func unitTemplate(cd *cafev1alpha1.CafeDeployment, unit string) *corev1.PodTemplateSpec {
+	return &desiredInPlaceSet(cd, unit, unitSettings{}).Spec.Template
+}
+
+func progressOf(sets map[string]*cafev1alpha1.InPlaceSet, updateRevision string) map[string]unitProgress {
+	out := map[string]unitProgress{}
+	for unit, s := range sets {
+		out[unit] = unitProgress{
+			UpdatedAvailable: ptr.Deref(s.Status.UpdatedReadyReplicas, 0),
+			Observed:         s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == updateRevision,
+		}
+	}
+	return out
+}
+
+// confirmationOf reads the webhook-stamped confirmation, ignoring one
+// without an authenticated user.
+func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
+	a := cd.Annotations
+	group, err := strconv.Atoi(a[ConfirmGroupAnnotation])
+	if err != nil || a[ConfirmedByAnnotation] == "" {
+		return nil
+	}
+	at, err := time.Parse(time.RFC3339, a[ConfirmedAtAnnotation])
+	if err != nil {
+		at = time.Time{}
+	}
+	return &confirmation{Group: int32(group), User: a[ConfirmedByAnnotation], At: metav1.NewTime(at)}
+}
+
+// applyPodSets server-side-applies every unit's InPlaceSet with the
+// partition of the release's current group and its share of the budget.
+func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets map[string]*cafev1alpha1.InPlaceSet) error {
+	group := int(ptr.Deref(cd.Status.Release.CurrentGroup, 0))
+	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
+		group = len(p.Groups)
+	}
+	partitions := plan.Partition(p, group)
+	target := p.UpdatedTarget(group)
+
+	perUnit := map[string]int32{}
+	active := map[string]bool{}
+	var budget, inactiveUnavailable int32
+	for _, u := range p.Units {
+		m, err := cafev1alpha1.ResolveIntOrPercent(ptr.Deref(cd.Spec.Strategy.MaxUnavailable, defaultMaxUnavailable), p.UnitReplicas[u], false)
+		if err != nil {
+			return fmt.Errorf("spec.strategy.maxUnavailable: %w", err)
+		}
+		perUnit[u] = max(m, 1)
+		budget += perUnit[u]
+		s := sets[u]
+		updated := int32(0)
+		if s != nil && s.Status.UpdateRevision == cd.Status.UpdateRevision {
+			updated = ptr.Deref(s.Status.UpdatedReplicas, 0)
+		}
+		active[u] = s == nil || updated < target[u] || ptr.Deref(s.Spec.Replicas, 0) != p.UnitReplicas[u]
+		if !active[u] && s != nil {
+			inactiveUnavailable += max(ptr.Deref(s.Status.Replicas, 0)-ptr.Deref(s.Status.AvailableReplicas, 0), 0)
+		}
+	}
+	if cd.Spec.Strategy.MinAvailable != nil {
+		minAvailable, err := cafev1alpha1.ResolveIntOrPercent(*cd.Spec.Strategy.MinAvailable, p.Total(), true)
+		if err != nil {
+			return fmt.Errorf("spec.strategy.minAvailable: %w", err)
+		}
+		budget = p.Total() - minAvailable - inactiveUnavailable
+	}
+	shares := splitBudget(p.Units, active, perUnit, budget)
+
+	var errs []error
+	for _, u := range p.Units {
+		desired := desiredInPlaceSet(cd, u, unitSettings{Replicas: p.UnitReplicas[u], Partition: partitions[u], MaxUnavailable: shares[u]})
+		if err := controllerutil.SetControllerReference(cd, desired, r.Scheme); err != nil {
+			return err
+		}
+		if err := r.Client.Apply(ctx, toApplyConfiguration(desired), fieldOwner, client.ForceOwnership); err != nil {
+			errs = append(errs, fmt.Errorf("applying pod set %s: %w", desired.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var defaultMaxUnavailable = intstrOne
+
+func (r *Reconciler) patchStatus(ctx context.Context, before, cd *cafev1alpha1.CafeDeployment) error {
+	if equality.Semantic.DeepEqual(before.Status, cd.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, cd, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("updating status: %w", client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+func setCondition(cd *cafev1alpha1.CafeDeployment, t string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&cd.Status.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: cd.Generation})
+}

@@ -1,0 +1,137 @@
+package cafedeployment
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/release/plan"
+)
+
+// unitProgress is what a unit's pod set reports about the update revision.
+type unitProgress struct {
+	// UpdatedAvailable counts pods on the update revision that serve again
+	// (their gate reopened after minReadySeconds).
+	UpdatedAvailable int32
+	// Observed is false while the pod set has not yet seen its latest spec,
+	// so its counts cannot be trusted.
+	Observed bool
+}
+
+// releaseInput is everything stepRelease decides from.
+type releaseInput struct {
+	Plan    plan.Plan
+	Release cafev1alpha1.ReleaseStatus
+	// NewRelease is true when the update revision differs from the one the
+	// recorded release is about.
+	NewRelease     bool
+	Progress       map[string]unitProgress
+	WaitForConfirm bool
+	Paused         bool
+	// Confirmation is a group confirmation recorded on the object (by the
+	// admission webhook, with the authenticated user), if any.
+	Confirmation *confirmation
+	Now          metav1.Time
+}
+
+// confirmation says that User confirmed group Group at At.
+type confirmation struct {
+	Group int32
+	User  string
+	At    metav1.Time
+}
+
+// stepRelease advances the release record as far as the pod sets allow:
+//
+//	Progressing(k) --group k done--> Progressing(k+1)            (no confirm)
+//	               --group k done--> WaitingForConfirm(k) --confirmed(k)--> Progressing(k+1)
+//	               --last group done--> Completed
+//
+// Paused shows as the phase while set (the pod sets stop operating), and the
+// group index never moves backwards within one release.
+func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
+	r := *in.Release.DeepCopy()
+	total := int32(len(in.Plan.Groups))
+	if in.NewRelease {
+		r = cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To[int32](0), TotalGroups: ptr.To(total)}
+		if total > 0 {
+			r.Groups = []cafev1alpha1.ReleaseGroupStatus{{Index: 0, StartTime: ptr.To(in.Now)}}
+		}
+	}
+	r.TotalGroups = ptr.To(total)
+	if r.CurrentGroup == nil {
+		r.CurrentGroup = ptr.To[int32](0)
+	}
+	recordConfirmation(&r, in.Confirmation)
+
+	for {
+		k := *r.CurrentGroup
+		if k >= total {
+			r.Phase = cafev1alpha1.ReleasePhaseCompleted
+			break
+		}
+		g := groupStatus(&r, k, in.Now)
+		if !groupDone(in.Plan.Groups[k], in.Progress) {
+			r.Phase = cafev1alpha1.ReleasePhaseProgressing
+			break
+		}
+		if g.FinishTime == nil {
+			g.FinishTime = ptr.To(in.Now)
+		}
+		if k == total-1 {
+			// Completed reads "group N of N": every group is done.
+			r.CurrentGroup = ptr.To(total)
+			r.Phase = cafev1alpha1.ReleasePhaseCompleted
+			break
+		}
+		if in.WaitForConfirm && g.ConfirmedBy == "" {
+			r.Phase = cafev1alpha1.ReleasePhaseWaitingForConfirm
+			break
+		}
+		r.CurrentGroup = ptr.To(k + 1)
+		groupStatus(&r, k+1, in.Now)
+	}
+	if in.Paused && r.Phase != cafev1alpha1.ReleasePhaseCompleted {
+		r.Phase = cafev1alpha1.ReleasePhasePaused
+	}
+	return r
+}
+
+// groupDone: every unit runs at least the group's cumulative number of
+// updated, serving pods, as reported by pod sets that saw their latest spec.
+func groupDone(g plan.Group, progress map[string]unitProgress) bool {
+	for unit, want := range g.Cumulative {
+		p, ok := progress[unit]
+		if want > 0 && (!ok || !p.Observed || p.UpdatedAvailable < want) {
+			return false
+		}
+	}
+	return true
+}
+
+// groupStatus returns the record of group k, creating it (started now).
+func groupStatus(r *cafev1alpha1.ReleaseStatus, k int32, now metav1.Time) *cafev1alpha1.ReleaseGroupStatus {
+	for i := range r.Groups {
+		if r.Groups[i].Index == k {
+			return &r.Groups[i]
+		}
+	}
+	r.Groups = append(r.Groups, cafev1alpha1.ReleaseGroupStatus{Index: k, StartTime: ptr.To(now)})
+	return &r.Groups[len(r.Groups)-1]
+}
+
+// recordConfirmation copies a confirmation of the group the release waits
+// on into its record. A confirmation of another group, or one given before
+// the group finished, is ignored: confirming is always about the group just
+// finished, seen by a person.
+func recordConfirmation(r *cafev1alpha1.ReleaseStatus, c *confirmation) {
+	if c == nil || r.CurrentGroup == nil || c.Group != *r.CurrentGroup || r.Phase != cafev1alpha1.ReleasePhaseWaitingForConfirm {
+		return
+	}
+	for i := range r.Groups {
+		if r.Groups[i].Index == c.Group && r.Groups[i].ConfirmedBy == "" {
+			r.Groups[i].ConfirmedBy = c.User
+			r.Groups[i].ConfirmedAt = ptr.To(c.At)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package cafedeployment
+
+import (
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/release/plan"
+)
+
+var intstrOne = intstr.FromInt32(1)
+
+// setStatus aggregates the pod sets into the CafeDeployment's status and
+// sets its conditions. observedGeneration advances only when every pod set
+// was applied.
+func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets map[string]*cafev1alpha1.InPlaceSet, applyErr error) {
+	st := &cd.Status
+	var replicas, ready, available, updated int32
+	st.Units = st.Units[:0]
+	for _, u := range p.Units {
+		us := cafev1alpha1.UnitStatus{Name: u, DesiredReplicas: ptr.To(p.UnitReplicas[u])}
+		if s := sets[u]; s != nil {
+			us.Replicas, us.ReadyReplicas = s.Status.Replicas, s.Status.ReadyReplicas
+			us.AvailableReplicas = s.Status.AvailableReplicas
+			if s.Status.UpdateRevision == st.UpdateRevision {
+				us.UpdatedReplicas = s.Status.UpdatedReplicas
+			}
+		}
+		replicas += ptr.Deref(us.Replicas, 0)
+		ready += ptr.Deref(us.ReadyReplicas, 0)
+		available += ptr.Deref(us.AvailableReplicas, 0)
+		updated += ptr.Deref(us.UpdatedReplicas, 0)
+		st.Units = append(st.Units, us)
+	}
+	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = ptr.To(replicas), ptr.To(ready), ptr.To(available), ptr.To(updated)
+	if sel, err := metav1.LabelSelectorAsSelector(cd.Spec.Selector); err == nil {
+		st.Selector = sel.String()
+	}
+
+	desired := p.Total()
+	minAvailable := desired
+	if cd.Spec.Strategy.MinAvailable != nil {
+		if v, err := cafev1alpha1.ResolveIntOrPercent(*cd.Spec.Strategy.MinAvailable, desired, true); err == nil {
+			minAvailable = v
+		}
+	}
+	if available >= minAvailable {
+		setCondition(cd, cafev1alpha1.CafeDeploymentAvailableCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentAvailableReason, fmt.Sprintf("%d of %d pods available", available, desired))
+	} else {
+		setCondition(cd, cafev1alpha1.CafeDeploymentAvailableCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotAvailableReason, fmt.Sprintf("%d of %d pods available, below the water level %d", available, desired, minAvailable))
+	}
+
+	rel := st.Release
+	group := fmt.Sprintf("group %d of %d", ptr.Deref(rel.CurrentGroup, 0), ptr.Deref(rel.TotalGroups, 0))
+	switch {
+	case applyErr != nil:
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentReleaseFailedReason, applyErr.Error())
+	case rel.Phase == cafev1alpha1.ReleasePhaseCompleted:
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotProgressingReason, "release of "+st.UpdateRevision+" completed")
+	default:
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentProgressingReason, "releasing "+st.UpdateRevision+": "+group)
+	}
+	if cd.Spec.Strategy.Pause {
+		setCondition(cd, cafev1alpha1.CafeDeploymentReleasePausedCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentPausedReason, "spec.strategy.pause is set: no pod operation starts")
+	} else {
+		setCondition(cd, cafev1alpha1.CafeDeploymentReleasePausedCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotPausedReason, "")
+	}
+	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm {
+		setCondition(cd, cafev1alpha1.CafeDeploymentWaitingForConfirmCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentWaitingForConfirmReason,
+			fmt.Sprintf("%s finished; confirm with: cafe deploy confirm %s (or annotate %s=%d)", group, cd.Name, ConfirmGroupAnnotation, ptr.Deref(rel.CurrentGroup, 0)))
+	} else {
+		setCondition(cd, cafev1alpha1.CafeDeploymentWaitingForConfirmCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotWaitingForConfirmReason, "")
+	}
+	if applyErr == nil {
+		st.ObservedGeneration = cd.Generation
+	}
+}
+
+// toApplyConfiguration turns a desired object into an apply request that
+// carries only what CAFE sets (no status, no server-filled metadata).
+func toApplyConfiguration(obj client.Object) runtime.ApplyConfiguration {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		panic(fmt.Sprintf("converting %T to unstructured cannot fail: %v", obj, err))
+	}
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	return client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
+}
