@@ -18,7 +18,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml manager/namespace.yaml
+//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml manager/namespace.yaml webhook/webhooks.yaml
 var manifests embed.FS
 
 // CRDPaths is where the CRD manifests are, relative to the repository root
@@ -42,6 +42,12 @@ func InstallObjects() ([]*unstructured.Unstructured, error) {
 		all = append(all, objs...)
 	}
 	return all, nil
+}
+
+// Webhooks returns the admission webhook configurations (service-based
+// clientConfig; `cafe dev up` rewrites them to a URL).
+func Webhooks() ([]*unstructured.Unstructured, error) {
+	return decodeGlob("webhook/webhooks.yaml")
 }
 
 func decodeGlob(pattern string) ([]*unstructured.Unstructured, error) {

@@ -48,3 +48,24 @@ func TrafficFinalizer(provider string) string {
 func IsTrafficFinalizer(finalizer string) bool {
 	return strings.HasPrefix(finalizer, TrafficFinalizerPrefix) && len(finalizer) > len(TrafficFinalizerPrefix)
 }
+
+// Annotations through which people act on a CafeDeployment's release, and
+// the ones CAFE's admission webhook stamps in answer with the user the API
+// server authenticated. A client cannot write the stamped ones itself.
+const (
+	// ConfirmGroupAnnotation is set (by `cafe deploy confirm` or kubectl) to
+	// the index of the group just finished, to let the release go on.
+	ConfirmGroupAnnotation = "cafe.io/confirm-group"
+	// ConfirmedByAnnotation and ConfirmedAtAnnotation record who confirmed.
+	ConfirmedByAnnotation = "cafe.io/confirmed-by"
+	ConfirmedAtAnnotation = "cafe.io/confirmed-at"
+	// PausedByAnnotation and ResumedByAnnotation record who last set or
+	// cleared spec.strategy.pause.
+	PausedByAnnotation  = "cafe.io/paused-by"
+	ResumedByAnnotation = "cafe.io/resumed-by"
+	// ReleasedByAnnotation records who last changed the pod template (a new
+	// release or a rollback).
+	ReleasedByAnnotation = "cafe.io/released-by"
+	// ActedAtAnnotation is when the last pause, resume or release happened.
+	ActedAtAnnotation = "cafe.io/acted-at"
+)

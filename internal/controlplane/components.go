@@ -17,7 +17,7 @@ type Ports struct {
 }
 
 func pickPorts() (Ports, error) {
-	p, err := freePorts(6)
+	p, err := FreePorts(6)
 	if err != nil {
 		return Ports{}, err
 	}

@@ -467,3 +467,20 @@ func Down(ctx context.Context, dir string) (int, error) {
 	}
 	return stopped, nil
 }
+
+// UserKubeconfig issues a client certificate for a person (user name and
+// groups, as the company IAM would map them) signed by the control plane's
+// CA and returns the path of a kubeconfig using it. The API server then
+// authenticates requests with it as that user, which is how tests act as
+// different people.
+func (cp *ControlPlane) UserKubeconfig(user string, groups ...string) (string, error) {
+	id := Identity{Name: "user-" + user, User: user, Groups: groups}
+	if _, err := GeneratePKI(cp.pki.Dir, id); err != nil {
+		return "", err
+	}
+	path := cp.layout.kubeconfig(id)
+	if err := writeKubeconfig(path, cp.APIServerURL(), cp.pki, id); err != nil {
+		return "", err
+	}
+	return path, nil
+}

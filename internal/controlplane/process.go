@@ -113,7 +113,9 @@ func readTail(path string, lines int) string {
 	return tail(string(data), lines)
 }
 
-func freePorts(n int) ([]int, error) {
+// FreePorts picks n distinct free loopback ports. Another process may take
+// one before it is bound; starting components retry on "address in use".
+func FreePorts(n int) ([]int, error) {
 	// Hold all listeners until every port is chosen so they are distinct.
 	ls := make([]net.Listener, 0, n)
 	defer func() {

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"path/filepath"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -20,6 +22,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
 // Options configure Up.
@@ -80,18 +83,39 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 		return env, fmt.Errorf("installing CAFE: %w", err)
 	}
 	fmt.Fprintln(out, "starting CAFE controllers")
-	if err := env.startManager(opts); err != nil {
+	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
 	}
 	return env, nil
 }
 
-func (e *Env) startManager(opts Options) error {
+func (e *Env) startManager(ctx context.Context, opts Options) error {
 	cfg, err := e.ControlPlane.CafeRESTConfig()
 	if err != nil {
 		return err
 	}
-	mgr, err := manager.New(cfg, opts.Manager)
+	ports, err := controlplane.FreePorts(1)
+	if err != nil {
+		return err
+	}
+	webhookURL := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	if err := installWebhooks(ctx, e.Admin, webhookURL); err != nil {
+		return err
+	}
+	mgrOpts := opts.Manager
+	mgrOpts.Webhook = &manager.WebhookOptions{
+		Host: "127.0.0.1",
+		Port: ports[0],
+		Certs: certs.Options{
+			Namespace:                       install.Namespace,
+			SecretName:                      manager.WebhookSecretName,
+			IPAddresses:                     []net.IP{net.ParseIP("127.0.0.1")},
+			CertDir:                         filepath.Join(e.ControlPlane.StateDir(), "webhook-certs"),
+			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+		},
+	}
+	mgr, err := manager.New(cfg, mgrOpts)
 	if err != nil {
 		return err
 	}
@@ -102,7 +126,8 @@ func (e *Env) startManager(opts Options) error {
 		defer close(e.managerDone)
 		e.managerErr = mgr.Start(ctx)
 	}()
-	return nil
+	// Webhooks fail closed: wait until the server answers before returning.
+	return waitWebhookServer(ctx, webhookURL, e.managerDone)
 }
 
 // Wait blocks until ctx ends (nil), a control-plane child exits, or the

@@ -24,6 +24,9 @@ import (
 // FieldOwner is the server-side-apply field manager of installed objects.
 const FieldOwner = client.FieldOwner("cafe-install")
 
+// Namespace is where CAFE's controller manager and its objects live.
+const Namespace = "cafe-system"
+
 // CAFE applies the namespace, CRDs and RBAC, then waits for every CRD to be
 // Established so clients can use the kinds at once.
 func CAFE(ctx context.Context, cfg *rest.Config) error {

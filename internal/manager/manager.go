@@ -8,18 +8,23 @@ package manager
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
+	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
 // Options configure the manager. The zero value is valid for tests: no
@@ -33,7 +38,29 @@ type Options struct {
 	LeaderElection bool
 	// LeaderElectionNamespace holds the leader Lease.
 	LeaderElectionNamespace string
+	// Webhook, when set, serves CAFE's admission webhooks with a certificate
+	// CAFE issues and renews itself.
+	Webhook *WebhookOptions
 }
+
+// WebhookOptions configure the admission webhook server.
+type WebhookOptions struct {
+	// Host and Port the server listens on.
+	Host string
+	Port int
+	// Certs says where the CA and serving certificate live, for which names,
+	// and which webhook configurations get the CA bundle. Certs.CertDir is
+	// also the server's certificate directory.
+	Certs certs.Options
+}
+
+// Names of CAFE's webhook configurations and certificate Secret, as in
+// config/webhook.
+const (
+	MutatingWebhookName   = "cafe-mutating-webhook"
+	ValidatingWebhookName = "cafe-validating-webhook"
+	WebhookSecretName     = "cafe-webhook-certs"
+)
 
 // LeaderElectionID names the Lease replicas of the manager compete for.
 const LeaderElectionID = "cafe-controller-manager.cafe.io"
@@ -52,7 +79,17 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if metricsAddr == "" {
 		metricsAddr = "0"
 	}
+	var webhookServer webhook.Server
+	if opts.Webhook != nil {
+		// The server reads its certificate when it starts, so it must exist
+		// before the manager does; the Rotator renews it afterwards.
+		if err := ensureWebhookCerts(cfg, opts.Webhook.Certs); err != nil {
+			return nil, err
+		}
+		webhookServer = webhook.NewServer(webhook.Options{Host: opts.Webhook.Host, Port: opts.Webhook.Port, CertDir: opts.Webhook.Certs.CertDir})
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:           webhookServer,
 		Scheme:                  Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  opts.ProbeAddr,
@@ -77,7 +114,47 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := setupControllers(context.Background(), mgr); err != nil {
 		return nil, err
 	}
+	if opts.Webhook != nil {
+		if err := setupWebhooks(mgr, cfg, opts.Webhook.Certs); err != nil {
+			return nil, err
+		}
+	}
 	return mgr, nil
+}
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update;patch
+
+func ensureWebhookCerts(cfg *rest.Config, o certs.Options) error {
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return fmt.Errorf("building client for webhook certificates: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := certs.Ensure(ctx, c, o); err != nil {
+		return fmt.Errorf("issuing webhook certificates: %w", err)
+	}
+	return nil
+}
+
+func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
+	// The Rotator reads the API server directly: the Secret must not wait
+	// for a cache that the webhook's own readiness may hold up.
+	c, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(&certs.Rotator{Client: c, Options: o}); err != nil {
+		return fmt.Errorf("adding certificate rotator: %w", err)
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
+	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return fmt.Errorf("adding webhook ready check: %w", err)
+	}
+	return nil
 }
 
 // setupControllers registers every controller. Each controller package

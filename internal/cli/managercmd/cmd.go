@@ -4,6 +4,7 @@ package managercmd
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -13,12 +14,37 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
 type options struct {
 	manager.Options
-	Kubeconfig string
-	Zap        zap.Options
+	Kubeconfig     string
+	Zap            zap.Options
+	WebhookPort    int
+	WebhookCertDir string
+	WebhookService string
+	Namespace      string
+}
+
+// webhookOptions serves the webhooks behind the in-cluster Service, with a
+// certificate for the Service's DNS names.
+func (o *options) webhookOptions() *manager.WebhookOptions {
+	if o.WebhookPort == 0 {
+		return nil
+	}
+	svc, ns := o.WebhookService, o.Namespace
+	return &manager.WebhookOptions{
+		Port: o.WebhookPort,
+		Certs: certs.Options{
+			Namespace:                       ns,
+			SecretName:                      manager.WebhookSecretName,
+			DNSNames:                        []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"},
+			CertDir:                         o.WebhookCertDir,
+			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+		},
+	}
 }
 
 // NewCmd returns `cafe manager`.
@@ -35,6 +61,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			o.Webhook = o.webhookOptions()
 			mgr, err := manager.New(cfg, o.Options)
 			if err != nil {
 				return err
@@ -49,7 +76,18 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "health probe address")
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
+	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
+	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
+	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func (o *options) restConfig() (*rest.Config, error) {

@@ -34,19 +34,6 @@ const (
 	fieldOwner = client.FieldOwner("cafe-cafedeployment")
 )
 
-// Annotations through which people act on a release. The admission webhook
-// stamps the *-by annotations with the user the API server authenticated;
-// a client cannot set them itself.
-const (
-	// ConfirmGroupAnnotation: set to the index of the group just finished to
-	// let the release go on (what `cafe deploy confirm` does).
-	ConfirmGroupAnnotation = "cafe.io/confirm-group"
-	// ConfirmedByAnnotation and ConfirmedAtAnnotation record who confirmed
-	// and when; written by the webhook only.
-	ConfirmedByAnnotation = "cafe.io/confirmed-by"
-	ConfirmedAtAnnotation = "cafe.io/confirmed-at"
-)
-
 // Reconciler releases a CafeDeployment's template over its topology units,
 // group by group, through one pod set per unit.
 type Reconciler struct {
@@ -99,7 +86,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	updateRevision := inplaceset.TemplateHash(unitTemplate(cd, p.Units[0]))
+	updateRevision := inplaceset.TemplateHash(&cd.Spec.Template)
+	firstRevision := cd.Status.UpdateRevision == ""
 	newRelease := cd.Status.UpdateRevision != updateRevision
 	if newRelease && cd.Status.UpdateRevision != "" {
 		cd.Status.CurrentRevision = cd.Status.UpdateRevision
@@ -120,6 +108,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Confirmation:   confirmationOf(cd),
 		Now:            now,
 	})
+	if firstRevision {
+		// Creating the first pods is not a release of a change: nothing to
+		// compare, confirm or roll back to, so every group is released.
+		cd.Status.Release.Phase = cafev1alpha1.ReleasePhaseCompleted
+		cd.Status.Release.CurrentGroup = cd.Status.Release.TotalGroups
+	}
 	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
 		cd.Status.CurrentRevision = updateRevision
 	}
@@ -152,12 +146,6 @@ func (r *Reconciler) podSets(ctx context.Context, cd *cafev1alpha1.CafeDeploymen
 	return out, nil
 }
 
-// unitTemplate is the pod template of a unit's pod set; its hash names the
-// revision (the same for every unit: the unit lives in the pod set's spec).
-func unitTemplate(cd *cafev1alpha1.CafeDeployment, unit string) *corev1.PodTemplateSpec {
-	return &desiredInPlaceSet(cd, unit, unitSettings{}).Spec.Template
-}
-
 func progressOf(sets map[string]*cafev1alpha1.InPlaceSet, updateRevision string) map[string]unitProgress {
 	out := map[string]unitProgress{}
 	for unit, s := range sets {
@@ -173,15 +161,15 @@ func progressOf(sets map[string]*cafev1alpha1.InPlaceSet, updateRevision string)
 // without an authenticated user.
 func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
 	a := cd.Annotations
-	group, err := strconv.Atoi(a[ConfirmGroupAnnotation])
-	if err != nil || a[ConfirmedByAnnotation] == "" {
+	group, err := strconv.Atoi(a[cafev1alpha1.ConfirmGroupAnnotation])
+	if err != nil || a[cafev1alpha1.ConfirmedByAnnotation] == "" {
 		return nil
 	}
-	at, err := time.Parse(time.RFC3339, a[ConfirmedAtAnnotation])
+	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.ConfirmedAtAnnotation])
 	if err != nil {
 		at = time.Time{}
 	}
-	return &confirmation{Group: int32(group), User: a[ConfirmedByAnnotation], At: metav1.NewTime(at)}
+	return &confirmation{Group: int32(group), User: a[cafev1alpha1.ConfirmedByAnnotation], At: metav1.NewTime(at)}
 }
 
 // applyPodSets server-side-applies every unit's InPlaceSet with the

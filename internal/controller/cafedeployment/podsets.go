@@ -24,15 +24,12 @@ type unitSettings struct {
 }
 
 // desiredInPlaceSet builds the InPlaceSet of one unit: the CafeDeployment's
-// template and selector narrowed to the unit (label cafe.io/unit), pinned to
-// the unit's nodes, with the replicas, partition and share of the
-// unavailability budget the release gives it.
+// template unchanged (so a revision has the same hash in every unit; the
+// InPlaceSet labels its pods with the unit and pins them to it) and its
+// selector narrowed to the unit, with the replicas, partition and share of
+// the unavailability budget the release gives it.
 func desiredInPlaceSet(cd *cafev1alpha1.CafeDeployment, unit string, s unitSettings) *cafev1alpha1.InPlaceSet {
 	template := cd.Spec.Template.DeepCopy()
-	if template.Labels == nil {
-		template.Labels = map[string]string{}
-	}
-	template.Labels[cafev1alpha1.UnitLabel] = unit
 	selector := cd.Spec.Selector.DeepCopy()
 	selector.MatchLabels = maps.Clone(selector.MatchLabels)
 	if selector.MatchLabels == nil {

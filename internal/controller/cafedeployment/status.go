@@ -73,7 +73,7 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets map[string]*ca
 	}
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm {
 		setCondition(cd, cafev1alpha1.CafeDeploymentWaitingForConfirmCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentWaitingForConfirmReason,
-			fmt.Sprintf("%s finished; confirm with: cafe deploy confirm %s (or annotate %s=%d)", group, cd.Name, ConfirmGroupAnnotation, ptr.Deref(rel.CurrentGroup, 0)))
+			fmt.Sprintf("%s finished; confirm with: cafe deploy confirm %s (or annotate %s=%d)", group, cd.Name, cafev1alpha1.ConfirmGroupAnnotation, ptr.Deref(rel.CurrentGroup, 0)))
 	} else {
 		setCondition(cd, cafev1alpha1.CafeDeploymentWaitingForConfirmCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotWaitingForConfirmReason, "")
 	}

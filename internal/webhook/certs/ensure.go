@@ -36,7 +36,7 @@ func Ensure(ctx context.Context, c client.Client, opts Options) error {
 		return fmt.Errorf("ensuring webhook certificate Secret %s/%s: %w", o.Namespace, o.SecretName, err)
 	}
 
-	// Trust first: the caBundles must carry a new CA before any replica
+	// Trust first: the caBundles must carry a new CA before this replica
 	// serves a certificate it signed.
 	patchErr := ensureCABundles(ctx, c, o, secret.Data[caCertKey])
 	if patchErr != nil {
@@ -88,9 +88,13 @@ func ensureSecret(ctx context.Context, c client.Client, o Options) (*corev1.Secr
 			if !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("creating: %w", err)
 			}
-			// Another replica created it between our read and our create.
+			// Another replica created it between our read and our create:
+			// read it and judge its content like any existing Secret.
 			secret = &corev1.Secret{}
-			if err := c.Get(ctx, key, secret); err != nil {
+			if err := c.Get(ctx, key, secret); apierrors.IsNotFound(err) {
+				// Created and deleted again since: start over from a fresh read.
+				return apierrors.NewConflict(corev1.Resource("secrets"), o.SecretName, err)
+			} else if err != nil {
 				return fmt.Errorf("reading after a concurrent create: %w", err)
 			}
 		} else if err != nil {
@@ -112,7 +116,10 @@ func ensureSecret(ctx context.Context, c client.Client, o Options) (*corev1.Secr
 		}
 		// Update carries the resourceVersion we read: a concurrent write
 		// makes it fail with a conflict instead of being overwritten.
-		if err := c.Update(ctx, secret); err != nil {
+		if err := c.Update(ctx, secret); apierrors.IsNotFound(err) {
+			// Deleted since we read it: start over, which creates it.
+			return apierrors.NewConflict(corev1.Resource("secrets"), o.SecretName, err)
+		} else if err != nil {
 			return fmt.Errorf("updating: %w", err)
 		}
 		logIssued(ctx, p)

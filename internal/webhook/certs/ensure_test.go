@@ -165,7 +165,7 @@ func TestEnsurePatchesConfigurationsInstalledLaterAndRestoresAnOverwrittenCABund
 func TestEnsureFromRacingReplicasConvergesOnOneCAAndOneCertificate(t *testing.T) {
 	f := newFixture(t)
 	f.createConfigurations()
-	const replicas = 5
+	const replicas = 8
 	dirs := make([]string, replicas)
 	errs := make([]error, replicas)
 	var wg sync.WaitGroup

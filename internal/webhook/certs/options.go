@@ -80,7 +80,7 @@ func (o Options) complete() (Options, error) {
 		errs = append(errs, fmt.Errorf("renewal window %s must be shorter than the CA validity %s and the certificate validity %s", o.RenewBefore, o.CAValidity, o.CertValidity))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return o, fmt.Errorf("invalid webhook certificate options: %w", err)
+		return o, fmt.Errorf("invalid options for webhook certificate Secret %s/%s: %w", o.Namespace, o.SecretName, err)
 	}
 	return o, nil
 }

@@ -2,6 +2,8 @@ package certs_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +80,14 @@ func TestRotatorLogsFailuresAndRetriesUntilEnsureSucceeds(t *testing.T) {
 	}, client.InNamespace(ns))
 	g.Expect(err).NotTo(HaveOccurred(), "a retry issued the certificates")
 
+	// Stop only once the files are written: cancelling a pass midway would
+	// fail it, legitimately, before it writes them.
+	s := &corev1.Secret{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: opts.SecretName}, s)).To(Succeed())
+	g.Eventually(func() ([]byte, error) {
+		return os.ReadFile(filepath.Join(opts.CertDir, "tls.crt"))
+	}, 10*time.Second, 50*time.Millisecond).Should(Equal(s.Data[corev1.TLSCertKey]), "the retry wrote the files")
+
 	cancel()
 	select {
 	case err := <-stopped:
@@ -85,8 +95,4 @@ func TestRotatorLogsFailuresAndRetriesUntilEnsureSucceeds(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Start did not return after the context ended")
 	}
-	// The retry that created the Secret wrote the files before Start returned.
-	s := &corev1.Secret{}
-	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: opts.SecretName}, s)).To(Succeed())
-	g.Expect(readFile(t, opts.CertDir, "tls.crt")).To(Equal(s.Data[corev1.TLSCertKey]))
 }

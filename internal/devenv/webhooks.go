@@ -1,0 +1,80 @@
+package devenv
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cafe-io/cafe/config"
+	"github.com/cafe-io/cafe/internal/install"
+)
+
+// installWebhooks applies config/webhook's configurations with each
+// webhook's service reference replaced by a URL on the in-process server:
+// locally the manager runs on the host, not behind a Service.
+func installWebhooks(ctx context.Context, admin *rest.Config, baseURL string) error {
+	objs, err := config.Webhooks()
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		if err := pointWebhooksAt(obj, baseURL); err != nil {
+			return err
+		}
+	}
+	c, err := client.New(admin, client.Options{})
+	if err != nil {
+		return err
+	}
+	return install.Apply(ctx, c, objs)
+}
+
+func pointWebhooksAt(obj *unstructured.Unstructured, baseURL string) error {
+	hooks, _, err := unstructured.NestedSlice(obj.Object, "webhooks")
+	if err != nil {
+		return fmt.Errorf("%s: %w", obj.GetName(), err)
+	}
+	for i, h := range hooks {
+		hook := h.(map[string]any)
+		path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
+		hook["clientConfig"] = map[string]any{"url": baseURL + path}
+		hooks[i] = hook
+	}
+	return unstructured.SetNestedSlice(obj.Object, hooks, "webhooks")
+}
+
+// waitWebhookServer polls the webhook server until it completes a TLS
+// handshake, or fails if the manager stops first.
+func waitWebhookServer(ctx context.Context, baseURL string, managerDone <-chan struct{}) error {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe of our own loopback server
+	defer hc.CloseIdleConnections()
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-managerDone:
+			return false, errors.New("the CAFE manager stopped before its webhook server was up")
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/healthz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the webhook server at %s: %w", baseURL, err)
+	}
+	return nil
+}

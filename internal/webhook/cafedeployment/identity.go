@@ -1,0 +1,109 @@
+// Package cafedeployment holds the admission webhooks of CafeDeployment:
+//
+//   - IdentityStamper (mutating) records who acted on a release — confirmed a
+//     group, paused, resumed, changed the template (a release or a rollback) —
+//     with the user the API server authenticated for the request, never a name
+//     the client sends. The *-by annotations can only be written by it.
+//   - Validator (validating) rejects what the CRD's CEL rules cannot express,
+//     with messages that name the field.
+package cafedeployment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// stampedAnnotations may only be written by the webhook.
+var stampedAnnotations = []string{cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation, cafev1alpha1.PausedByAnnotation, cafev1alpha1.ResumedByAnnotation, cafev1alpha1.ReleasedByAnnotation, cafev1alpha1.ActedAtAnnotation}
+
+// MutatePath is where the IdentityStamper is served.
+const MutatePath = "/mutate-cafe-io-v1alpha1-cafedeployment"
+
+// +kubebuilder:webhook:path=/mutate-cafe-io-v1alpha1-cafedeployment,mutating=true,failurePolicy=fail,sideEffects=None,groups=cafe.io,resources=cafedeployments,verbs=create;update,versions=v1alpha1,name=identity.cafedeployments.cafe.io,admissionReviewVersions=v1
+
+// IdentityStamper stamps the authenticated user on release actions.
+type IdentityStamper struct {
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Handle implements admission.Handler.
+func (h *IdentityStamper) Handle(_ context.Context, req admission.Request) admission.Response {
+	cd := &cafev1alpha1.CafeDeployment{}
+	if err := json.Unmarshal(req.Object.Raw, cd); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeDeployment: %w", err))
+	}
+	old := &cafev1alpha1.CafeDeployment{}
+	if req.Operation == admissionv1.Update {
+		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the old CafeDeployment: %w", err))
+		}
+	}
+	stamped, err := stamp(old, cd, req.UserInfo.Username, h.now())
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	if !stamped {
+		return admission.Allowed("no release action")
+	}
+	raw, err := json.Marshal(cd)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}
+
+func (h *IdentityStamper) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// stamp writes into cd who acted, comparing with old (empty on create). It
+// refuses a request that writes a stamped annotation itself.
+func stamp(old, cd *cafev1alpha1.CafeDeployment, user string, now time.Time) (bool, error) {
+	oldAnn, newAnn := old.Annotations, cd.Annotations
+	for _, key := range stampedAnnotations {
+		if newAnn[key] != oldAnn[key] {
+			return false, fmt.Errorf("metadata.annotations[%s]: set by CAFE from the authenticated user; it cannot be written by a client", key)
+		}
+	}
+	at := now.UTC().Format(time.RFC3339)
+	set := func(key, value string) {
+		if cd.Annotations == nil {
+			cd.Annotations = map[string]string{}
+		}
+		cd.Annotations[key] = value
+	}
+	stamped := false
+	if newAnn[cafev1alpha1.ConfirmGroupAnnotation] != oldAnn[cafev1alpha1.ConfirmGroupAnnotation] && newAnn[cafev1alpha1.ConfirmGroupAnnotation] != "" {
+		set(cafev1alpha1.ConfirmedByAnnotation, user)
+		set(cafev1alpha1.ConfirmedAtAnnotation, at)
+		stamped = true
+	}
+	if old.Spec.Strategy.Pause != cd.Spec.Strategy.Pause {
+		if cd.Spec.Strategy.Pause {
+			set(cafev1alpha1.PausedByAnnotation, user)
+		} else {
+			set(cafev1alpha1.ResumedByAnnotation, user)
+		}
+		set(cafev1alpha1.ActedAtAnnotation, at)
+		stamped = true
+	}
+	if !equality.Semantic.DeepEqual(old.Spec.Template, cd.Spec.Template) {
+		set(cafev1alpha1.ReleasedByAnnotation, user)
+		set(cafev1alpha1.ActedAtAnnotation, at)
+		stamped = true
+	}
+	return stamped, nil
+}

@@ -1,0 +1,56 @@
+package cafedeployment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/release/plan"
+)
+
+// ValidatePath is where the Validator is served.
+const ValidatePath = "/validate-cafe-io-v1alpha1-cafedeployment"
+
+// +kubebuilder:webhook:path=/validate-cafe-io-v1alpha1-cafedeployment,mutating=false,failurePolicy=fail,sideEffects=None,groups=cafe.io,resources=cafedeployments,verbs=create;update,versions=v1alpha1,name=validate.cafedeployments.cafe.io,admissionReviewVersions=v1
+
+// Validator rejects CafeDeployment specs the schema's CEL rules cannot
+// judge: a selector that does not select the template, and release groups
+// that cannot be planned (custom groups not covering every replica,
+// percentages of unitReplicas adding up past replicas, …).
+type Validator struct{}
+
+// Handle implements admission.Handler.
+func (Validator) Handle(_ context.Context, req admission.Request) admission.Response {
+	cd := &cafev1alpha1.CafeDeployment{}
+	if err := json.Unmarshal(req.Object.Raw, cd); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeDeployment: %w", err))
+	}
+	if err := validate(cd); err != nil {
+		return admission.Denied(err.Error())
+	}
+	return admission.Allowed("")
+}
+
+func validate(cd *cafev1alpha1.CafeDeployment) error {
+	sel, err := metav1.LabelSelectorAsSelector(cd.Spec.Selector)
+	if err != nil {
+		return fmt.Errorf("spec.selector: %w", err)
+	}
+	if sel.Empty() {
+		return errors.New("spec.selector: must not be empty")
+	}
+	if !sel.Matches(labels.Set(cd.Spec.Template.Labels)) {
+		return fmt.Errorf("spec.template.metadata.labels: %v do not match spec.selector %q", cd.Spec.Template.Labels, sel.String())
+	}
+	if _, err := plan.New(cd.Spec); err != nil {
+		return err
+	}
+	return nil
+}
