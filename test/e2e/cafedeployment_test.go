@@ -181,4 +181,3 @@ func listPods(ctx context.Context, g Gomega, ns string, podLabels map[string]str
 	}
 	return out
 }
-
