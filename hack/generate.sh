@@ -4,7 +4,7 @@
 # `make test` catches stale generated files without touching the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONTROLLER_GEN=${CONTROLLER_GEN:-bin/controller-gen}
+CONTROLLER_GEN=${CONTROLLER_GEN:-bin/controller-gen-v0.23.0}
 
 if [[ "${1:-}" != "--verify" ]]; then
   "$CONTROLLER_GEN" object:headerFile=hack/boilerplate.go.txt paths=./api/...

@@ -69,3 +69,27 @@ const (
 	// ActedAtAnnotation is when the last pause, resume or release happened.
 	ActedAtAnnotation = "cafe.io/acted-at"
 )
+
+// FastReleaseAnnotation, set to a revision hash (by `cafe deploy rollback
+// --fast`), releases that revision in a single group, without waiting for
+// confirmation, still within the water level.
+const FastReleaseAnnotation = "cafe.io/fast-release"
+
+// DeploymentLabel marks the objects a CafeDeployment owns (its pod sets and
+// its revision history) with the CafeDeployment's name.
+const DeploymentLabel = "cafe.io/cafedeployment"
+
+// Deleting a CAFE-managed pod goes through the lossless protocol.
+const (
+	// DrainRequestedByAnnotation is set by CAFE's admission webhook, with the
+	// authenticated user, when someone deletes a managed pod that still takes
+	// traffic: the pod's InPlaceSet then drains, deletes and replaces it.
+	DrainRequestedByAnnotation = "cafe.io/drain-requested-by"
+	// ForceDeleteAnnotation set to "true" by a cluster admin lets a managed
+	// pod be deleted at once, without the drain.
+	ForceDeleteAnnotation = "cafe.io/force-delete"
+)
+
+// InPlaceSetLabel marks pods (and revisions) with the name of the InPlaceSet
+// that owns them; the pod-deletion webhook selects CAFE's pods by it.
+const InPlaceSetLabel = "cafe.io/inplaceset"

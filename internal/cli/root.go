@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/cli/dev"
 	"github.com/cafe-io/cafe/internal/cli/managercmd"
 	"github.com/cafe-io/cafe/internal/version"
@@ -38,10 +39,12 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 
 	root.AddGroup(
 		&cobra.Group{ID: "run", Title: "Run CAFE:"},
+		&cobra.Group{ID: deploy.GroupID, Title: "Release:"},
 	)
 	for _, c := range []*cobra.Command{dev.NewCmd(streams), managercmd.NewCmd(streams)} {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
+	root.AddCommand(deploy.NewCmd(streams))
 	return root
 }

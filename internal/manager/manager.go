@@ -25,6 +25,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
+	podwebhook "github.com/cafe-io/cafe/internal/webhook/pod"
 )
 
 // Options configure the manager. The zero value is valid for tests: no
@@ -151,6 +152,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv := mgr.GetWebhookServer()
 	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
 	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
+	srv.Register(podwebhook.DeletePath, &webhook.Admission{Handler: &podwebhook.DeleteGuard{Client: mgr.GetClient()}})
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}

@@ -129,9 +129,9 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 	g.Expect(err).NotTo(HaveOccurred())
 	defer rec.Stop()
 
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cd), cd)).To(Succeed())
-	cd.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
-	g.Expect(k8sClient.Update(ctx, cd)).To(Succeed())
+	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
+		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	})).To(Succeed())
 
 	for group := int32(0); group < 3; group++ {
 		got := waitForRelease(ctx, g, cd, phaseAt(cafev1alpha1.ReleasePhaseWaitingForConfirm, group))

@@ -26,8 +26,7 @@ import (
 // state directory and ports, next to the shared control plane.
 
 // `cafe dev up` prints its ready line; kubectl then sees the nodes over the
-// zones and `kubectl apply -k config/default` installs CAFE; Ctrl-C stops
-// every child.
+// zones; Ctrl-C stops every child.
 func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	g := NewWithT(t)
 	up := startDevUp(t, "--nodes", "3")
@@ -39,9 +38,6 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 		g.Expect(lines[i]).To(MatchRegexp(`^node-%s-0\s+Ready\s.*\s%s$`, zone, zone))
 	}
 
-	applied := kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "default"))
-	g.Expect(applied).To(ContainSubstring("customresourcedefinition.apiextensions.k8s.io/cafedeployments.cafe.io"))
-	g.Expect(applied).To(ContainSubstring("clusterrole.rbac.authorization.k8s.io/cafe-manager-role"))
 	g.Expect(kubectl(t, up.kubeconfig, "get", "crd", "inplacesets.cafe.io", "-o", "name")).To(ContainSubstring("inplacesets.cafe.io"))
 
 	children := up.children(t)
@@ -51,13 +47,22 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind")
 }
 
-// A child that dies is named with the tail of its log; cafe dev up stops the
-// others and exits non-zero instead of hanging.
-func TestDevUpReportsAChildThatDies(t *testing.T) {
+// On a bare control plane (--without-cafe) `kubectl apply -k config/default`
+// installs CAFE as on any cluster. Then a child that dies is named with the
+// tail of its log; cafe dev up stops the others and exits non-zero instead
+// of hanging.
+func TestDevUpInstallsWithKustomizeAndReportsAChildThatDies(t *testing.T) {
 	g := NewWithT(t)
-	up := startDevUp(t, "--nodes", "1", "--zones", "zone-a")
+	up := startDevUp(t, "--nodes", "1", "--zones", "zone-a", "--without-cafe")
+
+	applied := kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "default"))
+	g.Expect(applied).To(ContainSubstring("customresourcedefinition.apiextensions.k8s.io/cafedeployments.cafe.io created"))
+	g.Expect(applied).To(ContainSubstring("clusterrole.rbac.authorization.k8s.io/cafe-manager-role created"))
+	g.Expect(applied).To(ContainSubstring("validatingwebhookconfiguration.admissionregistration.k8s.io/cafe-validating-webhook created"))
+	g.Expect(kubectl(t, up.kubeconfig, "wait", "--for=condition=Established", "crd/inplacesets.cafe.io", "crd/cafedeployments.cafe.io")).To(ContainSubstring("condition met"))
 
 	etcd := up.children(t)[0]
+	g.Expect(up.children(t)).To(HaveLen(5))
 	g.Expect(syscall.Kill(etcd, syscall.SIGKILL)).To(Succeed())
 
 	err := up.wait(t)

@@ -79,9 +79,9 @@ func TestInPlaceSetUpdatesImagesInPlaceLosslessly(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer rec.Stop()
 
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
-	set.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
-	g.Expect(k8sClient.Update(ctx, set)).To(Succeed())
+	g.Expect(update(ctx, set, func(s *cafev1alpha1.InPlaceSet) {
+		s.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	})).To(Succeed())
 
 	after := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	g.Expect(identities(after)).To(Equal(before), "an image-only change must keep every pod's name, UID, node and IP")
@@ -118,9 +118,9 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer rec.Stop()
 
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
-	set.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "strict"}}
-	g.Expect(k8sClient.Update(ctx, set)).To(Succeed())
+	g.Expect(update(ctx, set, func(s *cafev1alpha1.InPlaceSet) {
+		s.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "strict"}}
+	})).To(Succeed())
 
 	var after []*corev1.Pod
 	g.Expect(waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
@@ -136,4 +136,53 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	events := rec.Events()
 	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 3))).To(BeEmpty())
+}
+
+// Issue scenario 7: `kubectl delete pod` on a managed pod is refused and
+// turned into a drain; CAFE deletes the pod only once drained, and replaces
+// it. The force annotation lets a cluster admin skip the drain.
+func TestDeletingAManagedPodDrainsItFirst(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContext(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	podLabels := map[string]string{"app": "del"}
+	g.Expect(k8sClient.Create(ctx, service(ns, "del", podLabels))).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, inPlaceSet(ns, "del", 3, podLabels))).To(Succeed())
+	pods := waitForSetRollout(ctx, g, ns, podLabels, 3, "example.com/app:v1")
+	g.Expect(waitForReadyEndpoints(ctx, ns, "del", 3)).To(Succeed())
+
+	rec, err := watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer rec.Stop()
+
+	victim := pods[0]
+	err = k8sClient.Delete(ctx, victim)
+	g.Expect(err).To(MatchError(ContainSubstring("a drain was requested")))
+
+	g.Expect(waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
+		for _, p := range ps {
+			if p.UID == victim.UID {
+				return false
+			}
+		}
+		return len(ps) == 3 && all(ps, podReady)
+	})).To(Succeed(), "the pod must be drained, deleted and replaced")
+
+	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
+	events := rec.Events()
+	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	requestedBy := ""
+	for _, e := range watchrec.PodHistory(events, victim.Name) {
+		if e.Pod != nil && e.Pod.UID == victim.UID && e.Pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "" {
+			requestedBy = e.Pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation]
+		}
+	}
+	g.Expect(requestedBy).To(Equal("cafe-admin"), "the drain request records the authenticated user")
+
+	// Forced: gone at once, without a drain.
+	forced := listPods(ctx, g, ns, podLabels)[0]
+	patch := client.MergeFrom(forced.DeepCopy())
+	forced.Annotations = map[string]string{cafev1alpha1.ForceDeleteAnnotation: "true"}
+	g.Expect(k8sClient.Patch(ctx, forced, patch)).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, forced)).To(Succeed())
 }

@@ -28,8 +28,6 @@ import (
 // +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;create;update;patch;delete
 
 const (
-	// deploymentLabel marks the pod sets of a CafeDeployment.
-	deploymentLabel = "cafe.io/cafedeployment"
 	// fieldOwner is the server-side-apply manager of the pod sets' specs.
 	fieldOwner = client.FieldOwner("cafe-cafedeployment")
 )
@@ -81,16 +79,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentInvalidTopologyReason, err.Error())
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
 	}
+	updateRevision := inplaceset.TemplateHash(&cd.Spec.Template)
+	fast := cd.Annotations[cafev1alpha1.FastReleaseAnnotation] == updateRevision
+	if fast {
+		p = p.SingleGroup()
+	}
 
 	sets, err := r.podSets(ctx, cd)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	updateRevision := inplaceset.TemplateHash(&cd.Spec.Template)
 	firstRevision := cd.Status.UpdateRevision == ""
 	newRelease := cd.Status.UpdateRevision != updateRevision
 	if newRelease && cd.Status.UpdateRevision != "" {
 		cd.Status.CurrentRevision = cd.Status.UpdateRevision
+	}
+	if newRelease {
+		if err := recordRevision(ctx, r.Client, r.Scheme, cd, updateRevision); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	cd.Status.UpdateRevision = updateRevision
 	if cd.Status.CurrentRevision == "" {
@@ -103,7 +110,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Release:        cd.Status.Release,
 		NewRelease:     newRelease,
 		Progress:       progressOf(sets, updateRevision),
-		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm(),
+		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm() && !fast,
 		Paused:         cd.Spec.Strategy.Pause,
 		Confirmation:   confirmationOf(cd),
 		Now:            now,
@@ -133,7 +140,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // podSets returns the CafeDeployment's InPlaceSets by unit.
 func (r *Reconciler) podSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (map[string]*cafev1alpha1.InPlaceSet, error) {
 	list := &cafev1alpha1.InPlaceSetList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{deploymentLabel: cd.Name}); err != nil {
+	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
 		return nil, fmt.Errorf("listing pod sets: %w", err)
 	}
 	out := map[string]*cafev1alpha1.InPlaceSet{}

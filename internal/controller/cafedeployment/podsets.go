@@ -41,7 +41,7 @@ func desiredInPlaceSet(cd *cafev1alpha1.CafeDeployment, unit string, s unitSetti
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: cd.Namespace,
 			Name:      podSetName(cd, unit),
-			Labels:    map[string]string{deploymentLabel: cd.Name, cafev1alpha1.UnitLabel: unit},
+			Labels:    map[string]string{cafev1alpha1.DeploymentLabel: cd.Name, cafev1alpha1.UnitLabel: unit},
 		},
 		Spec: cafev1alpha1.InPlaceSetSpec{
 			Replicas: ptr.To(s.Replicas),

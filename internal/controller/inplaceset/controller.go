@@ -227,6 +227,7 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope) (p
 		DrainReason:     lossless.DrainReason(pod),
 		InPlacePending:  inPlacePending(pod),
 		InPlaceEligible: inPlaceEligible(s.templates[hash], s.templates[s.updateHash]),
+		DeleteRequested: pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "",
 	}
 	if st.DrainReason != "" {
 		slices, err := lossless.SlicesForPod(ctx, r.Client, pod)

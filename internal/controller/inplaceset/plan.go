@@ -35,6 +35,10 @@ type podState struct {
 	// InPlaceEligible: moving this pod to the update revision changes only
 	// images, labels and annotations.
 	InPlaceEligible bool
+	// DeleteRequested: someone asked for this pod to go (kubectl delete pod,
+	// turned into a drain request by the admission webhook); it is drained,
+	// deleted and replaced.
+	DeleteRequested bool
 }
 
 // planInput is the desired state and the observed pods.
@@ -188,15 +192,24 @@ func unavailable(pods []podState) int {
 	return n
 }
 
-// chooseSurplus picks the pods to remove when there are more than replicas:
-// those already draining for deletion, then not ready, then old revision,
-// then by name (deterministic, so consecutive reconciles agree).
+// chooseSurplus picks the pods to remove: every pod whose deletion was
+// requested (it is replaced), and, when more than replicas remain, those
+// already draining for deletion, then not ready, then old revision, then by
+// name (deterministic, so consecutive reconciles agree).
 func chooseSurplus(active []podState, replicas int) []podState {
-	surplus := len(active) - replicas
-	if surplus <= 0 {
-		return nil
+	var requested, others []podState
+	for _, p := range active {
+		if p.DeleteRequested {
+			requested = append(requested, p)
+		} else {
+			others = append(others, p)
+		}
 	}
-	sorted := append([]podState(nil), active...)
+	surplus := len(others) - replicas
+	if surplus <= 0 {
+		return requested
+	}
+	sorted := others
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
 		if x, y := a.DrainReason == lossless.ReasonDrainForDelete, b.DrainReason == lossless.ReasonDrainForDelete; x != y {
@@ -210,7 +223,7 @@ func chooseSurplus(active []podState, replicas int) []podState {
 		}
 		return a.Pod.Name > b.Pod.Name
 	})
-	return sorted[:surplus]
+	return append(requested, sorted[:surplus]...)
 }
 
 // chooseUpdates picks, in the order to act on them, which old-revision pods

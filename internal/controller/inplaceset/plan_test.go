@@ -149,6 +149,14 @@ func TestPlan(t *testing.T) {
 			createCurrent: 1,
 		},
 		{
+			name: "a pod whose deletion was requested is drained for deletion and replaced",
+			in: planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{
+				func() podState { p := serving("a").updated(); p.DeleteRequested = true; return p }(), serving("b").updated(),
+			}},
+			closeGate:     []string{"a:DrainForDelete"},
+			createUpdated: 1,
+		},
+		{
 			name: "terminating pods count as missing and block further drains",
 			in: planInput{Replicas: 2, MaxUnavailable: 1, Pods: []podState{
 				func() podState { p := serving("a"); p.Terminating = true; return p }(), serving("b"),

@@ -18,7 +18,7 @@ import (
 
 const (
 	// setNameLabel marks pods and revisions with the InPlaceSet that owns them.
-	setNameLabel = "cafe.io/inplaceset"
+	setNameLabel = cafev1alpha1.InPlaceSetLabel
 	// inPlaceStateAnnotation records an in-place update in flight: the
 	// revision and the imageIDs the kubelet reported before, so completion is
 	// judged from the container status as with a real kubelet.

@@ -348,3 +348,23 @@ func (p Plan) String() string {
 	}
 	return strings.Join(parts, " | ")
 }
+
+// SingleGroup is the plan of a fast release (`cafe deploy rollback --fast`):
+// every pod in one group. The water level still bounds how many pods are
+// operated on at once; only the pauses between groups go.
+func (p Plan) SingleGroup() Plan {
+	out := Plan{Units: p.Units, UnitReplicas: p.UnitReplicas}
+	if p.Total() == 0 {
+		return out
+	}
+	pods := map[string]int32{}
+	cumulative := map[string]int32{}
+	for _, u := range p.Units {
+		cumulative[u] = p.UnitReplicas[u]
+		if p.UnitReplicas[u] > 0 {
+			pods[u] = p.UnitReplicas[u]
+		}
+	}
+	out.Groups = []Group{{Index: 0, Pods: pods, Cumulative: cumulative}}
+	return out
+}

@@ -580,3 +580,18 @@ func zeros(unitNames []string) map[string]int32 {
 	}
 	return m
 }
+
+func TestSingleGroupReleasesEveryPodAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	p, err := New(cafev1alpha1.CafeDeploymentSpec{
+		Replicas: ptr.To[int32](7),
+		Topology: cafev1alpha1.Topology{Values: []string{"a", "b", "c"}},
+		Strategy: cafev1alpha1.CafeDeploymentStrategy{BatchSize: ptr.To(intstr.FromInt32(1))},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	fast := p.SingleGroup()
+	g.Expect(fast.Groups).To(HaveLen(1))
+	g.Expect(fast.Groups[0].Cumulative).To(Equal(p.UnitReplicas))
+	g.Expect(fast.Total()).To(Equal(int32(7)))
+	g.Expect(Partition(fast, 0)).To(Equal(map[string]int32{"a": 0, "b": 0, "c": 0}))
+}

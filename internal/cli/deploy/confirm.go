@@ -1,0 +1,122 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// confirmOptions are the flags of `cafe deploy confirm`.
+type confirmOptions struct {
+	*Options
+	// Group is the group to confirm; nil means the one the release waits on.
+	Group *int32
+}
+
+// confirmDecision is what confirm does with a CafeDeployment as read.
+type confirmDecision struct {
+	Group int32
+	// Warning is printed but does not stop the confirmation.
+	Warning string
+	// AlreadyBy is set when the group is already confirmed (by this user):
+	// nothing is written.
+	AlreadyBy string
+}
+
+// decideConfirm picks the group to confirm. Without an explicit group it is
+// status.release.currentGroup, and only while the release waits for a
+// confirmation. An explicit group is taken as given; a warning says when the
+// release is not waiting on it, because the controller acts only on a
+// confirmation of the group it waits on.
+func decideConfirm(cd *cafev1alpha1.CafeDeployment, explicit *int32) (confirmDecision, error) {
+	rel := cd.Status.Release
+	waiting := rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil
+	var d confirmDecision
+	switch {
+	case explicit != nil && *explicit < 0:
+		return d, fmt.Errorf("--group %d: a group index is 0 or more", *explicit)
+	case explicit != nil:
+		d.Group = *explicit
+		if !waiting || *rel.CurrentGroup != d.Group {
+			d.Warning = fmt.Sprintf("%s is not waiting for a confirmation of group %d (phase %s): the controller only acts on a confirmation of the group it waits on",
+				ref(cd), d.Group, phaseLine(rel))
+		}
+	case !waiting:
+		return d, fmt.Errorf("%s is not waiting for a confirmation (phase %s): nothing to confirm; see `cafe deploy status %s`, or pass --group to confirm a group ahead",
+			ref(cd), phaseLine(rel), cd.Name)
+	default:
+		d.Group = *rel.CurrentGroup
+	}
+	for _, g := range rel.Groups {
+		if g.Index == d.Group && g.ConfirmedBy != "" {
+			d.AlreadyBy = g.ConfirmedBy
+			return d, nil
+		}
+	}
+	// Setting the annotation to the value it already has changes nothing, so
+	// the webhook would stamp nothing: report the earlier confirmation.
+	if cd.Annotations[cafev1alpha1.ConfirmGroupAnnotation] == strconv.Itoa(int(d.Group)) {
+		by := cd.Annotations[cafev1alpha1.ConfirmedByAnnotation]
+		if by == "" {
+			return d, fmt.Errorf("%s already has %s=%d but no %s: CAFE's admission webhook did not record who confirmed, so the controller ignores it; check that the webhook is installed, remove the annotation (kubectl annotate cafedeployment %s %s- -n %s) and confirm again",
+				ref(cd), cafev1alpha1.ConfirmGroupAnnotation, d.Group, cafev1alpha1.ConfirmedByAnnotation, cd.Name, cafev1alpha1.ConfirmGroupAnnotation, cd.Namespace)
+		}
+		d.AlreadyBy = by
+	}
+	return d, nil
+}
+
+func (o *confirmOptions) run(ctx context.Context, name string) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	var before, after *cafev1alpha1.CafeDeployment
+	var d confirmDecision
+	// Each attempt decides again from a fresh read: a conflict means the
+	// release may have moved on.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cd, err := getCafeDeployment(ctx, c, ns, name)
+		if err != nil {
+			return err
+		}
+		if d, err = decideConfirm(cd, o.Group); err != nil || d.AlreadyBy != "" {
+			after = cd
+			return err
+		}
+		before = cd.DeepCopy()
+		// The patch carries only the annotation, and resourceVersion as a
+		// lock. No user name: the webhook stamps the authenticated one.
+		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+		metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.ConfirmGroupAnnotation, strconv.Itoa(int(d.Group)))
+		if err := c.Patch(ctx, cd, patch); err != nil {
+			return fmt.Errorf("confirming group %d of %s: %w", d.Group, ref(cd), err)
+		}
+		after = cd
+		return nil
+	})
+	if err != nil {
+		return withConflictHint(err)
+	}
+	if d.Warning != "" {
+		fmt.Fprintln(o.ErrOut, "Warning: "+d.Warning)
+	}
+	if d.AlreadyBy != "" {
+		fmt.Fprintf(o.Out, "group %d of %s is already confirmed by %s\n", d.Group, ref(after), d.AlreadyBy)
+		return nil
+	}
+	fmt.Fprintf(o.Out, "confirmed group %d of %s (%s=%d)\n", d.Group, ref(after), cafev1alpha1.ConfirmGroupAnnotation, d.Group)
+	if by, ok := stampedBy(before, after, cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation); ok {
+		fmt.Fprintf(o.Out, "recorded by the server as confirmed by %s at %s\n", by, orDash(after.Annotations[cafev1alpha1.ConfirmedAtAnnotation]))
+	} else {
+		fmt.Fprintf(o.ErrOut, "Warning: the server recorded no %s: CAFE's admission webhook did not stamp who confirmed, and the controller ignores a confirmation without it; check that the webhook is installed\n",
+			cafev1alpha1.ConfirmedByAnnotation)
+	}
+	return nil
+}

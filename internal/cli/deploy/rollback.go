@@ -1,0 +1,126 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+)
+
+// rollbackOptions are the flags of `cafe deploy rollback`.
+type rollbackOptions struct {
+	*Options
+	// ToRevision is a revision number or hash; "" means the previous one.
+	ToRevision string
+	// Fast releases the target in one group (cafe.io/fast-release).
+	Fast bool
+}
+
+// rollbackTarget picks the revision to restore from revs (as returned by
+// revisionsOf). Without to, it is the most recently released revision other
+// than the update revision. to is a revision number, a hash or a
+// ControllerRevision name. The update revision itself is refused: restoring
+// it changes nothing.
+func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string) (revision, error) {
+	update := cd.Status.UpdateRevision
+	seeHistory := fmt.Sprintf("see `cafe deploy history %s`", cd.Name)
+	var target *revision
+	if to == "" {
+		for i := len(revs) - 1; i >= 0; i-- {
+			if revs[i].Hash != update {
+				target = &revs[i]
+				break
+			}
+		}
+		if target == nil {
+			return revision{}, fmt.Errorf("%s has no revision to roll back to: its history (%d revisions) holds no revision other than the update revision %s; %s",
+				ref(cd), len(revs), orDash(update), seeHistory)
+		}
+	} else {
+		number, numErr := strconv.ParseInt(to, 10, 64)
+		for i := range revs {
+			if (numErr == nil && revs[i].Number == number) || revs[i].Hash == to || revs[i].Name == to {
+				if target != nil && target.Name != revs[i].Name {
+					return revision{}, fmt.Errorf("--to-revision %s matches both %s and %s of %s; pass the hash", to, target.describe(), revs[i].describe(), ref(cd))
+				}
+				target = &revs[i]
+			}
+		}
+		if target == nil {
+			return revision{}, fmt.Errorf("%s has no revision %q in its history (a revision number or hash); %s", ref(cd), to, seeHistory)
+		}
+	}
+	if target.Hash == update {
+		return revision{}, fmt.Errorf("%s is already the update revision of %s: nothing to roll back to; pick another with --to-revision (%s)", target.describe(), ref(cd), seeHistory)
+	}
+	if target.Err != nil {
+		return revision{}, fmt.Errorf("%s of %s cannot be restored: ControllerRevision %s: %w", target.describe(), ref(cd), target.Name, target.Err)
+	}
+	return *target, nil
+}
+
+func (o *rollbackOptions) run(ctx context.Context, name string) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	var target revision
+	var cd *cafev1alpha1.CafeDeployment
+	// Each attempt picks the target again from a fresh read: on a conflict
+	// the template or the update revision may have changed.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if cd, err = getCafeDeployment(ctx, c, ns, name); err != nil {
+			return err
+		}
+		revs, err := listRevisions(ctx, c, cd)
+		if err != nil {
+			return err
+		}
+		if target, err = rollbackTarget(cd, revs, o.ToRevision); err != nil {
+			return err
+		}
+		if equality.Semantic.DeepEqual(*target.Template, cd.Spec.Template) {
+			return fmt.Errorf("spec.template of %s already is %s (the controller has not recorded it as the update revision yet); nothing to roll back", ref(cd), target.describe())
+		}
+		// One patch, locked on resourceVersion: the template, and the fast
+		// release request that is about this template only.
+		patch := client.MergeFromWithOptions(cd.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		cd.Spec.Template = *target.Template.DeepCopy()
+		if o.Fast {
+			metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, target.Hash)
+		} else {
+			// A fast-release request left by an earlier rollback must not make
+			// this one fast.
+			delete(cd.Annotations, cafev1alpha1.FastReleaseAnnotation)
+		}
+		if err := c.Patch(ctx, cd, patch); err != nil {
+			return fmt.Errorf("restoring spec.template of %s from %s: %w", ref(cd), target.describe(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return withConflictHint(err)
+	}
+	fmt.Fprintf(o.Out, "rolling back %s to %s\n", name, target.describe())
+	if o.Fast {
+		fmt.Fprintf(o.Out, "fast: the controller releases it in one group, without waiting for confirmation, within the water level\n")
+		// The controller honours the annotation only while it equals the
+		// hash it computes from spec.template.
+		if h := inplaceset.TemplateHash(&cd.Spec.Template); h != target.Hash {
+			fmt.Fprintf(o.ErrOut, "Warning: the restored template hashes to %s, not %s, so the controller will not apply %s; the rollback proceeds group by group\n",
+				h, target.Hash, cafev1alpha1.FastReleaseAnnotation)
+		}
+	}
+	if cd.Spec.Strategy.Pause {
+		fmt.Fprintf(o.ErrOut, "Warning: %s is paused: the rollback starts after `cafe deploy resume %s`\n", ref(cd), cd.Name)
+	}
+	return nil
+}

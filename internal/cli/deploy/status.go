@@ -1,0 +1,192 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// statusOptions are the flags of `cafe deploy status`.
+type statusOptions struct {
+	*Options
+	// Output is "" for the readable report, or one of outputFormats().
+	Output string
+	// ShowManagedFields keeps metadata.managedFields in -o json|yaml.
+	ShowManagedFields bool
+}
+
+// outputFormats are the values of status -o.
+func outputFormats() []string { return []string{"json", "yaml"} }
+
+// validate checks the flags before anything is read.
+func (o *statusOptions) validate() error {
+	if o.Output != "" && !slices.Contains(outputFormats(), o.Output) {
+		return fmt.Errorf("--output %q: use one of %v, or leave it out for the readable report", o.Output, outputFormats())
+	}
+	return nil
+}
+
+func (o *statusOptions) run(ctx context.Context, name string) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	cd, err := getCafeDeployment(ctx, c, ns, name)
+	if err != nil {
+		return err
+	}
+	if w := generationWarning(cd); w != "" {
+		fmt.Fprintln(o.ErrOut, "Warning: "+w)
+	}
+	if o.Output == "" {
+		return printStatus(o.Out, cd)
+	}
+	// Objects read through a typed client carry no apiVersion and kind.
+	gvk, err := apiutil.GVKForObject(cd, c.Scheme())
+	if err != nil {
+		return err
+	}
+	cd.SetGroupVersionKind(gvk)
+	if !o.ShowManagedFields {
+		cd.ManagedFields = nil
+	}
+	return printObject(o.Out, cd, o.Output)
+}
+
+// printObject writes obj as JSON or YAML, like kubectl -o.
+func printObject(out io.Writer, obj any, format string) error {
+	data, err := json.MarshalIndent(obj, "", "    ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if data, err = yaml.JSONToYAML(data); err != nil {
+			return err
+		}
+	} else {
+		data = append(data, '\n')
+	}
+	_, err = out.Write(data)
+	return err
+}
+
+// newTabWriter aligns tab-separated columns as kubectl's tables do.
+func newTabWriter(out io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)
+}
+
+// generationWarning says when the status describes an older spec than the
+// one stored: the controller has not caught up yet, so phase and groups may
+// be about the previous spec.
+func generationWarning(cd *cafev1alpha1.CafeDeployment) string {
+	if cd.Status.ObservedGeneration >= cd.Generation {
+		return ""
+	}
+	return fmt.Sprintf("%s: the controller has not seen the latest spec yet (status.observedGeneration %d < metadata.generation %d); the status below may describe the previous spec",
+		ref(cd), cd.Status.ObservedGeneration, cd.Generation)
+}
+
+// printStatus writes the readable report of a CafeDeployment's release.
+func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
+	w := newTabWriter(out)
+	st := cd.Status
+	rel := st.Release
+
+	fmt.Fprintf(w, "Name:\t%s\n", cd.Name)
+	fmt.Fprintf(w, "Namespace:\t%s\n", cd.Namespace)
+	fmt.Fprintf(w, "Revision:\tcurrent %s, update %s\n", orDash(st.CurrentRevision), orDash(st.UpdateRevision))
+	fmt.Fprintf(w, "Phase:\t%s\n", phaseLine(rel))
+	fmt.Fprintf(w, "Paused:\t%s\n", pausedLine(cd))
+	fmt.Fprintf(w, "Replicas:\t%s desired, %s ready, %s available, %s updated\n",
+		count(cd.Spec.Replicas), count(st.ReadyReplicas), count(st.AvailableReplicas), count(st.UpdatedReplicas))
+	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm {
+		fmt.Fprintf(w, "Next:\tcafe deploy confirm %s\n", cd.Name)
+	}
+
+	fmt.Fprintln(w, "\nGroups:")
+	if len(rel.Groups) == 0 {
+		fmt.Fprintln(w, "  <none started>")
+	} else {
+		groups := slices.Clone(rel.Groups)
+		slices.SortFunc(groups, func(a, b cafev1alpha1.ReleaseGroupStatus) int { return int(a.Index) - int(b.Index) })
+		fmt.Fprintln(w, "  INDEX\tSTART\tFINISH\tCONFIRMED BY\tCONFIRMED AT")
+		for _, g := range groups {
+			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", g.Index, timestamp(g.StartTime), timestamp(g.FinishTime), orDash(g.ConfirmedBy), timestamp(g.ConfirmedAt))
+		}
+	}
+
+	fmt.Fprintln(w, "\nUnits:")
+	if len(st.Units) == 0 {
+		fmt.Fprintln(w, "  <none reported>")
+	} else {
+		fmt.Fprintln(w, "  NAME\tDESIRED\tREADY\tAVAILABLE\tUPDATED")
+		for _, u := range st.Units {
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", u.Name, count(u.DesiredReplicas), count(u.ReadyReplicas), count(u.AvailableReplicas), count(u.UpdatedReplicas))
+		}
+	}
+
+	fmt.Fprintln(w, "\nConditions:")
+	if len(st.Conditions) == 0 {
+		fmt.Fprintln(w, "  <none reported>")
+	} else {
+		fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tMESSAGE")
+		for _, c := range st.Conditions {
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, orDash(c.Reason), orDash(c.Message))
+		}
+	}
+	return w.Flush()
+}
+
+// phaseLine is the phase and "group k of N". k is status.release.currentGroup
+// as the controller reports it (the index confirm --group takes; Completed
+// reads "group N of N").
+func phaseLine(rel cafev1alpha1.ReleaseStatus) string {
+	line := orDash(string(rel.Phase))
+	if rel.TotalGroups != nil {
+		line += fmt.Sprintf(", group %s of %d", count(rel.CurrentGroup), *rel.TotalGroups)
+	}
+	return line
+}
+
+func pausedLine(cd *cafev1alpha1.CafeDeployment) string {
+	if !cd.Spec.Strategy.Pause {
+		return "no"
+	}
+	if by := cd.Annotations[cafev1alpha1.PausedByAnnotation]; by != "" {
+		return "yes, by " + by
+	}
+	return "yes"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func count(p *int32) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+// timestamp prints times in UTC RFC 3339, as recorded for audit.
+func timestamp(t *metav1.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
