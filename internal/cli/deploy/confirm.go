@@ -48,8 +48,8 @@ func decideConfirm(cd *cafev1alpha1.CafeDeployment, explicit *int32) (confirmDec
 				ref(cd), d.Group, phaseLine(rel))
 		}
 	case !waiting:
-		return d, fmt.Errorf("%s is not waiting for a confirmation (phase %s): nothing to confirm; see `cafe deploy status %s`, or pass --group to confirm a group ahead",
-			ref(cd), phaseLine(rel), cd.Name)
+		return d, fmt.Errorf("%s is not waiting for a confirmation (phase %s): nothing to confirm; see `%s`, or pass --group to confirm a group ahead",
+			ref(cd), phaseLine(rel), command("status", cd))
 	default:
 		d.Group = *rel.CurrentGroup
 	}

@@ -118,6 +118,12 @@ func stampedBy(before, after *cafev1alpha1.CafeDeployment, byKey, atKey string) 
 	return by, true
 }
 
+// command is the `cafe deploy` command line that runs verb on cd, for the
+// hints in messages.
+func command(verb string, cd *cafev1alpha1.CafeDeployment) string {
+	return "cafe deploy " + verb + " " + cd.Name + " -n " + cd.Namespace
+}
+
 // ref names a CafeDeployment in messages.
 func ref(cd *cafev1alpha1.CafeDeployment) string {
 	return "CafeDeployment " + cd.Namespace + "/" + cd.Name

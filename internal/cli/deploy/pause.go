@@ -37,7 +37,7 @@ func (o *Options) setPause(ctx context.Context, name string, pause bool) error {
 	}
 	byKey := cafev1alpha1.ResumedByAnnotation
 	if pause {
-		fmt.Fprintf(o.Out, "paused %s: no new pod operation starts until `cafe deploy resume %s`\n", ref(cd), cd.Name)
+		fmt.Fprintf(o.Out, "paused %s: no new pod operation starts until `%s`\n", ref(cd), command("resume", cd))
 		byKey = cafev1alpha1.PausedByAnnotation
 	} else {
 		fmt.Fprintf(o.Out, "resumed %s\n", ref(cd))

@@ -30,7 +30,7 @@ type rollbackOptions struct {
 // it changes nothing.
 func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string) (revision, error) {
 	update := cd.Status.UpdateRevision
-	seeHistory := fmt.Sprintf("see `cafe deploy history %s`", cd.Name)
+	seeHistory := fmt.Sprintf("see `%s`", command("history", cd))
 	var target *revision
 	if to == "" {
 		for i := len(revs) - 1; i >= 0; i-- {
@@ -120,7 +120,7 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 		}
 	}
 	if cd.Spec.Strategy.Pause {
-		fmt.Fprintf(o.ErrOut, "Warning: %s is paused: the rollback starts after `cafe deploy resume %s`\n", ref(cd), cd.Name)
+		fmt.Fprintf(o.ErrOut, "Warning: %s is paused: the rollback starts after `%s`\n", ref(cd), command("resume", cd))
 	}
 	return nil
 }

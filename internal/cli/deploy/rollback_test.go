@@ -91,7 +91,7 @@ func TestRollbackTarget(t *testing.T) {
 		{
 			name: "an unknown revision is refused with where to look",
 			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "42",
-			wantErr: `CafeDeployment shop/web has no revision "42" in its history (a revision number or hash); see ` + "`cafe deploy history web`",
+			wantErr: `CafeDeployment shop/web has no revision "42" in its history (a revision number or hash); see ` + "`cafe deploy history web -n shop`",
 		},
 		{
 			name: "a history holding only the update revision is refused",
@@ -99,8 +99,8 @@ func TestRollbackTarget(t *testing.T) {
 			wantErr: "CafeDeployment shop/web has no revision to roll back to: its history (1 revisions) holds no revision other than the update revision ccc333",
 		},
 		{
-			name: "an empty history is refused",
-			cd:   newCD().revisions("ccc333", "ccc333").build(),
+			name:    "an empty history is refused",
+			cd:      newCD().revisions("ccc333", "ccc333").build(),
 			wantErr: "has no revision to roll back to",
 		},
 		{

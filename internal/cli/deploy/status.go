@@ -111,7 +111,7 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 	fmt.Fprintf(w, "Replicas:\t%s desired, %s ready, %s available, %s updated\n",
 		count(cd.Spec.Replicas), count(st.ReadyReplicas), count(st.AvailableReplicas), count(st.UpdatedReplicas))
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm {
-		fmt.Fprintf(w, "Next:\tcafe deploy confirm %s\n", cd.Name)
+		fmt.Fprintf(w, "Next:\t%s\n", command("confirm", cd))
 	}
 
 	fmt.Fprintln(w, "\nGroups:")

@@ -40,7 +40,7 @@ func TestPrintStatus(t *testing.T) {
 				`^Revision:\s+current aaa111, update bbb222$`,
 				`^Phase:\s+WaitingForConfirm, group 1 of 3$`,
 				`^Replicas:\s+6 desired, 6 ready, 5 available, 2 updated$`,
-				`^Next:\s+cafe deploy confirm web$`,
+				`^Next:\s+cafe deploy confirm web -n shop$`,
 			},
 		},
 		{

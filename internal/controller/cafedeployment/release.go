@@ -129,9 +129,12 @@ func recordConfirmation(r *cafev1alpha1.ReleaseStatus, c *confirmation) {
 		return
 	}
 	for i := range r.Groups {
-		if r.Groups[i].Index == c.Group && r.Groups[i].ConfirmedBy == "" {
-			r.Groups[i].ConfirmedBy = c.User
-			r.Groups[i].ConfirmedAt = ptr.To(c.At)
+		g := &r.Groups[i]
+		// A confirmation stamped before the group finished was given
+		// without seeing it: it stays on the object but does not count.
+		if g.Index == c.Group && g.ConfirmedBy == "" && g.FinishTime != nil && !c.At.Before(g.FinishTime) {
+			g.ConfirmedBy = c.User
+			g.ConfirmedAt = ptr.To(c.At)
 		}
 	}
 }

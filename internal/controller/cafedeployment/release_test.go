@@ -72,6 +72,9 @@ func TestConfirmationIsRecordedWithItsUser(t *testing.T) {
 	early := stepRelease(releaseInput{Plan: p, NewRelease: true, Progress: progress(0, 0, 0), WaitForConfirm: true, Confirmation: &confirmation{Group: 0, User: "mallory", At: t0}, Now: t0})
 	g.Expect(early.Groups[0].ConfirmedBy).To(BeEmpty(), "a group cannot be confirmed before it finished")
 
+	stale := stepRelease(releaseInput{Plan: p, Release: waiting, Progress: progress(1, 1, 1), WaitForConfirm: true, Confirmation: &confirmation{Group: 0, User: "mallory", At: metav1.NewTime(t0.Add(-time.Minute))}, Now: t0})
+	g.Expect(stale.Phase).To(Equal(cafev1alpha1.ReleasePhaseWaitingForConfirm), "a confirmation given before the group finished must not count")
+
 	got := stepRelease(releaseInput{Plan: p, Release: waiting, Progress: progress(1, 1, 1), WaitForConfirm: true, Confirmation: &confirmation{Group: 0, User: "alice", At: t0}, Now: t0})
 	g.Expect(got.Groups[0].ConfirmedBy).To(Equal("alice"))
 	g.Expect(got.Groups[0].FinishTime).NotTo(BeNil())
