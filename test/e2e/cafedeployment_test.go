@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"strconv"
 	"testing"
 
@@ -40,8 +41,9 @@ func cafeDeployment(ns, name string, replicas int32, podLabels map[string]string
 }
 
 // userClient returns a client authenticated as user, allowed to read and
-// patch CafeDeployments in ns (what a release manager's role grants).
-func userClient(t *testing.T, ctx context.Context, ns, user string) client.Client {
+// patch CafeDeployments in ns (what a release manager's role grants), and
+// the kubeconfig it was built from.
+func userClient(t *testing.T, ctx context.Context, ns, user string) (client.Client, string) {
 	t.Helper()
 	g := NewWithT(t)
 	kubeconfig, err := env.ControlPlane.UserKubeconfig(user, "release-managers")
@@ -61,7 +63,7 @@ func userClient(t *testing.T, ctx context.Context, ns, user string) client.Clien
 	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
 	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
-	return c
+	return c, kubeconfig
 }
 
 func waitForRelease(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, cond func(*cafev1alpha1.CafeDeployment) bool) *cafev1alpha1.CafeDeployment {
@@ -123,7 +125,7 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 12, "example.com/app:v1"))
 	waitForRelease(ctx, g, cd, phaseAt(cafev1alpha1.ReleasePhaseCompleted, 4))
-	alice := userClient(t, ctx, ns, "alice")
+	alice, aliceKubeconfig := userClient(t, ctx, ns, "alice")
 
 	rec, err := watchrec.Start(ctx, env.Admin, ns)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -147,6 +149,13 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 		err := alice.Patch(ctx, forged, client.MergeFrom(got))
 		g.Expect(err).To(MatchError(ContainSubstring(cafev1alpha1.ConfirmedByAnnotation)))
 
+		if group == 1 {
+			// The CLI, as a kubectl plugin would run it, with alice's credentials.
+			out, err := exec.CommandContext(ctx, cafeBinary(t), "deploy", "confirm", cd.Name, "-n", ns, "--kubeconfig", aliceKubeconfig).CombinedOutput()
+			g.Expect(err).NotTo(HaveOccurred(), string(out))
+			g.Expect(string(out)).To(ContainSubstring("alice"))
+			continue
+		}
 		confirm := got.DeepCopy()
 		if confirm.Annotations == nil {
 			confirm.Annotations = map[string]string{}
