@@ -3,8 +3,6 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -22,7 +21,6 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
-	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -31,40 +29,20 @@ import (
 // running: each test writes the status and revision history the
 // controller would, then runs a command and checks what it left on the
 // server.
-var k8sClient client.Client
+var k8sClient client.WithWatch
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping API server tests in -short mode")
-		os.Exit(m.Run())
-	}
-	os.Exit(runWithAPIServer(m))
-}
-
-func runWithAPIServer(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	env, cfg, err := framework.StartEnvtest(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
+		k8sClient, err = framework.NewClient(cfg)
+		return err
+	}))
 }
 
 // requireAPIServer skips a test in -short mode, where no API server runs,
 // and returns a context bounded for one test.
 func requireAPIServer(t *testing.T) context.Context {
 	t.Helper()
-	if k8sClient == nil {
-		t.Skip("needs the API server (not started in -short mode)")
-	}
+	framework.RequireAPIServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
