@@ -29,12 +29,7 @@ func cafeDeployment(ns, name string, replicas int32, podLabels map[string]string
 		Spec: cafev1alpha1.CafeDeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					{Name: "app", Image: "example.com/app:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
-				}},
-			},
+			Template: appTemplate(podLabels),
 			Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
 		},
 	}

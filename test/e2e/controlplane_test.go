@@ -167,19 +167,26 @@ func service(ns, name string, selector map[string]string) *corev1.Service {
 	}
 }
 
+// appTemplate is the pod template every e2e workload runs: one container
+// "app" at image v1 serving port 80.
+func appTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "app", Image: "example.com/app:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
+		}},
+	}
+}
+
 func deployment(ns, name string, labels map[string]string, replicas int32, gates []corev1.PodReadinessGate) *appsv1.Deployment {
+	template := appTemplate(labels)
+	template.Spec.ReadinessGates = gates
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					ReadinessGates: gates,
-					Containers:     []corev1.Container{{Name: "app", Image: "example.com/app:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}},
-				},
-			},
+			Template: template,
 		},
 	}
 }

@@ -22,14 +22,9 @@ func inPlaceSet(ns, name string, replicas int32, podLabels map[string]string) *c
 	return &cafev1alpha1.InPlaceSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: cafev1alpha1.InPlaceSetSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					{Name: "app", Image: "example.com/app:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
-				}},
-			},
+			Replicas:       ptr.To(replicas),
+			Selector:       &metav1.LabelSelector{MatchLabels: podLabels},
+			Template:       appTemplate(podLabels),
 			UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{MaxUnavailable: ptr.To(intstr.FromInt32(1))},
 		},
 	}
