@@ -280,14 +280,17 @@ type Topology struct {
 	AutoReschedule AutoReschedule `json:"autoReschedule,omitzero"`
 }
 
-// AutoReschedule says whether and when pods of a failed node are moved.
+// AutoReschedule says whether and when replicas a unit cannot run move to
+// the other units.
 type AutoReschedule struct {
-	// enable turns automatic rescheduling on.
+	// enable turns automatic rescheduling on: replicas whose pods stay
+	// unschedulable in their unit (zone full or down) move to the other
+	// units, and move back once the unit has a schedulable node again.
 	// +optional
 	Enable bool `json:"enable,omitempty"`
 
-	// initialDelaySeconds is how long a node must have failed before its
-	// pods are moved, so that a short blip does not move them.
+	// initialDelaySeconds is how long a pod must have been unschedulable
+	// before its replica moves, so that a short blip does not move it.
 	// +optional
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=0
@@ -473,6 +476,12 @@ type UnitStatus struct {
 	// updatedReplicas is the number of pods of the unit on updateRevision.
 	// +optional
 	UpdatedReplicas *int32 `json:"updatedReplicas,omitempty"`
+
+	// rescheduledReplicas is how many of the unit's replicas run in other
+	// units because the unit could not schedule them (autoReschedule).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RescheduledReplicas *int32 `json:"rescheduledReplicas,omitempty"`
 }
 
 // ReleaseStatus is the progress of a release, group by group.

@@ -15,8 +15,10 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
@@ -53,6 +55,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&cafev1alpha1.CafeDeployment{}).
 		// Pod-set status (updated and serving pods) is what finishes a group.
 		Owns(&cafev1alpha1.InPlaceSet{}).
+		// A unit that regains a schedulable node takes its rescheduled
+		// replicas back; only schedulability changes matter, not heartbeats.
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).
 		Named("cafedeployment").
 		Complete(r)
 }
@@ -74,7 +79,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			fmt.Sprintf("spec.podSetType %s is not supported yet", cd.Spec.PodSetType))
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
 	}
-	p, err := plan.New(cd.Spec)
+	rescheduled, requeue, err := r.rescheduled(ctx, cd)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p, err := plan.New(rescheduled.spec)
 	if err != nil {
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentInvalidTopologyReason, err.Error())
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
@@ -127,14 +136,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	applyErr := r.applyPodSets(ctx, cd, p, sets)
 	setStatus(cd, p, sets, applyErr)
+	for i := range cd.Status.Units {
+		if m := rescheduled.moved[cd.Status.Units[i].Name]; m > 0 {
+			cd.Status.Units[i].RescheduledReplicas = ptr.To(m)
+		}
+	}
 	if err := r.patchStatus(ctx, before, cd); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
+	r.reportRescheduling(before, cd)
 	if before.Status.Release.Phase != cd.Status.Release.Phase {
 		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "Release"+string(cd.Status.Release.Phase), "Release",
 			"Release of revision %s: %s at group %d of %d", updateRevision, cd.Status.Release.Phase, ptr.Deref(cd.Status.Release.CurrentGroup, 0), ptr.Deref(cd.Status.Release.TotalGroups, 0))
 	}
-	return ctrl.Result{}, applyErr
+	return ctrl.Result{RequeueAfter: requeue}, applyErr
 }
 
 // podSets returns the CafeDeployment's InPlaceSets by unit.
