@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,10 +55,22 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 	if equality.Semantic.DeepEqual(before.Status, set.Status) {
 		return nil
 	}
+	r.reportUpdateDone(before, set)
 	if err := r.Client.Status().Patch(ctx, set, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("updating status: %w", client.IgnoreNotFound(err))
 	}
 	return nil
+}
+
+// reportUpdateDone records one event per set when its pods reach the update
+// revision (per-pod events would be the largest share of a release's API
+// writes).
+func (r *Reconciler) reportUpdateDone(before, after *cafev1alpha1.InPlaceSet) {
+	was := meta.IsStatusConditionTrue(before.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition)
+	now := meta.FindStatusCondition(after.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition)
+	if !was && now != nil && now.Status == metav1.ConditionTrue && before.Status.UpdateRevision != "" {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "PodsUpToDate", "Update", "%s", now.Message)
+	}
 }
 
 func setAvailableCondition(set *cafev1alpha1.InPlaceSet, available, desired, maxUnavailable int32) {
