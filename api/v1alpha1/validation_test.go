@@ -2,6 +2,8 @@ package v1alpha1_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -10,8 +12,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/config"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 func validCafeDeployment(name string) *cafev1alpha1.CafeDeployment {
@@ -117,4 +122,24 @@ func TestCafeDeploymentPodSetTypeIsImmutable(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("spec.podSetType"))
 	g.Expect(err.Error()).To(ContainSubstring("immutable"))
+}
+
+// The samples in config/samples are what users copy first: the API server
+// must accept them as they are.
+func TestSamplesAreAcceptedByTheAPIServer(t *testing.T) {
+	requireAPIServer(t)
+	g := NewWithT(t)
+	paths, err := filepath.Glob(filepath.Join(framework.RepoRoot(), "config", "samples", "cafe_*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(paths).To(HaveLen(2))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		g.Expect(err).NotTo(HaveOccurred())
+		objs, err := config.Decode(data)
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, o := range objs {
+			o.SetNamespace("default")
+			g.Expect(k8sClient.Create(context.Background(), o, client.DryRunAll)).To(Succeed(), "%s", p)
+		}
+	}
 }
