@@ -135,7 +135,7 @@ func plan(in planInput) planResult {
 		}
 	}
 
-	budget := in.MaxUnavailable - unavailable(kept) - max(missing, 0)
+	budget := in.MaxUnavailable - out.unavailable(kept, in) - max(missing, 0)
 	for _, p := range kept {
 		if !updating[p.Pod] {
 			out.maybeOpen(p, in)
@@ -144,13 +144,17 @@ func plan(in planInput) planResult {
 	for _, p := range toUpdate {
 		switch {
 		case p.DrainReason == "":
-			if budget <= 0 {
-				if out.Blocked == "" {
-					out.Blocked = "maxUnavailable reached: waiting for pods to become ready before draining more"
+			// Draining a pod that is already unavailable takes nothing more
+			// away, so it is free; any other drain spends the budget.
+			if in.available(p) {
+				if budget <= 0 {
+					if out.Blocked == "" {
+						out.Blocked = "maxUnavailable reached: waiting for pods to become available before draining more"
+					}
+					continue
 				}
-				continue
+				budget--
 			}
-			budget--
 			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
 		case !p.Drained:
 			// Waiting for EndpointSlices and traffic providers to let go.
@@ -170,26 +174,42 @@ func (out *planResult) maybeOpen(p podState, in planInput) {
 	if p.GateOpen || p.InPlacePending || !p.ContainersReady {
 		return
 	}
-	readyAt := p.ReadySince.Add(in.MinReadySeconds)
-	if wait := readyAt.Sub(in.Now); wait > 0 {
-		if out.RequeueAfter == 0 || wait < out.RequeueAfter {
-			out.RequeueAfter = wait
-		}
+	if wait := p.ReadySince.Add(in.MinReadySeconds).Sub(in.Now); wait > 0 {
+		out.requeueIn(wait)
 		return
 	}
 	out.OpenGate = append(out.OpenGate, p.Pod)
 }
 
-// unavailable counts pods that do not serve now: not Ready, or closed for
-// an operation. Pods chosen for update but not yet drained still serve.
-func unavailable(pods []podState) int {
+// available: Ready with the gate open for at least minReadySeconds. A pod
+// whose containers crashed and recovered is Ready again at once (its gate
+// stayed open) but counts as available only minReadySeconds later.
+func (in planInput) available(p podState) bool {
+	return p.Ready && p.GateOpen && !p.ReadySince.Add(in.MinReadySeconds).After(in.Now)
+}
+
+// unavailable counts pods that are not available or are closed for an
+// operation (pods chosen for update but not yet drained still serve), and
+// asks to be woken when a Ready pod becomes available.
+func (out *planResult) unavailable(pods []podState, in planInput) int {
 	n := 0
 	for _, p := range pods {
-		if !p.Ready || p.DrainReason != "" {
-			n++
+		if in.available(p) && p.DrainReason == "" {
+			continue
+		}
+		n++
+		if p.Ready && p.GateOpen {
+			out.requeueIn(p.ReadySince.Add(in.MinReadySeconds).Sub(in.Now))
 		}
 	}
 	return n
+}
+
+// requeueIn keeps the earliest positive wake-up.
+func (out *planResult) requeueIn(d time.Duration) {
+	if d > 0 && (out.RequeueAfter == 0 || d < out.RequeueAfter) {
+		out.RequeueAfter = d
+	}
 }
 
 // chooseSurplus picks the pods to remove: every pod whose deletion was

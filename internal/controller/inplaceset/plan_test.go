@@ -116,9 +116,17 @@ func TestPlan(t *testing.T) {
 			closeGate: []string{"b:DrainForUpdate"},
 		},
 		{
-			name:      "a not-ready pod uses the budget and is updated first",
+			name: "a pod ready again after a crash is not available before minReadySeconds: it uses the budget",
+			in: planInput{Replicas: 2, MaxUnavailable: 1, MinReadySeconds: 10 * time.Second, Now: now, Pods: []podState{
+				serving("a").readySince(now.Add(-3 * time.Second)), serving("b"),
+			}},
+			closeGate: []string{"a:DrainForUpdate"},
+			requeue:   7 * time.Second,
+		},
+		{
+			name:      "a not-ready pod is updated first without spending the budget it already uses",
 			in:        planInput{Replicas: 3, MaxUnavailable: 2, Pods: []podState{serving("a"), serving("b"), serving("c").notReady()}},
-			closeGate: []string{"c:DrainForUpdate"},
+			closeGate: []string{"c:DrainForUpdate", "a:DrainForUpdate"},
 		},
 		{
 			name: "paused starts no drain and cancels a drain not yet acted on",
@@ -167,6 +175,9 @@ func TestPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
+			if tt.in.Now.IsZero() {
+				tt.in.Now = now
+			}
 			got := plan(tt.in)
 			g.Expect(got.CreateUpdated).To(Equal(tt.createUpdated), "create at update revision")
 			g.Expect(got.CreateCurrent).To(Equal(tt.createCurrent), "create at current revision")
@@ -184,4 +195,33 @@ func orEmpty(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func TestInPlacePendingUntilTheKubeletReportsTheRestart(t *testing.T) {
+	pod := func(image, imageID string, restarts int32) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Labels:      map[string]string{"cafe.io/revision-hash": "r2"},
+				Annotations: map[string]string{inPlaceStateAnnotation: `{"revision":"r2","imageIDs":{"app":"id-1"},"restartCounts":{"app":0}}`},
+			},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v2"}}},
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: image, ImageID: imageID, RestartCount: restarts, Ready: true}}
+		return p
+	}
+	tests := []struct {
+		name    string
+		pod     *corev1.Pod
+		pending bool
+	}{
+		{"the old image still reported is pending", pod("app:v1", "id-1", 0), true},
+		{"the spec's image reported is done", pod("app:v2", "id-2", 1), false},
+		{"a normalised name with a new image ID is done", pod("docker.io/library/app:v2", "id-2", 1), false},
+		{"a tag moved to the same digest is done once the container restarted", pod("docker.io/library/app:v2", "id-1", 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(inPlacePending(tt.pod)).To(Equal(tt.pending))
+		})
+	}
 }

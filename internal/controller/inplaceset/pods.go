@@ -28,9 +28,10 @@ const (
 
 // inPlaceState is the value of inPlaceStateAnnotation.
 type inPlaceState struct {
-	Revision string            `json:"revision"`
-	ImageIDs map[string]string `json:"imageIDs"`
-	At       metav1.Time       `json:"at"`
+	Revision      string            `json:"revision"`
+	ImageIDs      map[string]string `json:"imageIDs"`
+	RestartCounts map[string]int32  `json:"restartCounts,omitempty"`
+	At            metav1.Time       `json:"at"`
 }
 
 // podName is the name of the pod in slot i. Names are deterministic so a
@@ -115,9 +116,10 @@ func spreadOverNodes(spec *corev1.PodSpec, set *cafev1alpha1.InPlaceSet) {
 // revision in place: new images, the template's labels and annotations, the
 // revision label and the in-flight record.
 func inPlacePatch(pod *corev1.Pod, from, to *corev1.PodTemplateSpec, hash string, now time.Time) ([]byte, error) {
-	state := inPlaceState{Revision: hash, ImageIDs: map[string]string{}, At: metav1.NewTime(now)}
+	state := inPlaceState{Revision: hash, ImageIDs: map[string]string{}, RestartCounts: map[string]int32{}, At: metav1.NewTime(now)}
 	for _, s := range pod.Status.ContainerStatuses {
 		state.ImageIDs[s.Name] = s.ImageID
+		state.RestartCounts[s.Name] = s.RestartCount
 	}
 	stateJSON, err := json.Marshal(state)
 	if err != nil {
@@ -156,7 +158,9 @@ func diffMeta(patch map[string]any, from, to map[string]string) {
 
 // inPlacePending reports whether an in-place update was applied and the
 // kubelet has not yet reported every changed container restarted with its
-// new image.
+// new image. A container counts as restarted when it reports the spec's
+// image, a new imageID, or a higher restartCount: kubelets may report a
+// normalised image name, and a tag moved to the same digest keeps the ID.
 func inPlacePending(pod *corev1.Pod) bool {
 	raw, ok := pod.Annotations[inPlaceStateAnnotation]
 	if !ok {
@@ -171,7 +175,8 @@ func inPlacePending(pod *corev1.Pod) bool {
 		images[c.Name] = c.Image
 	}
 	for _, s := range pod.Status.ContainerStatuses {
-		if s.Image != images[s.Name] && s.ImageID == state.ImageIDs[s.Name] {
+		restarted := s.Image == images[s.Name] || s.ImageID != state.ImageIDs[s.Name] || s.RestartCount > state.RestartCounts[s.Name]
+		if !restarted {
 			return true
 		}
 		if !s.Ready {

@@ -28,9 +28,9 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 		replicas++
 		if ps.Ready {
 			ready++
-			if ps.GateOpen {
-				available++
-			}
+		}
+		if s.input.available(ps) {
+			available++
 		}
 		if ps.Updated {
 			updated++
