@@ -76,6 +76,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "health probe address")
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+	f.Float32Var(&o.ClientQPS, "kube-api-qps", manager.DefaultClientQPS, "QPS of CAFE's client to the API server")
+	f.IntVar(&o.ClientBurst, "kube-api-burst", 2*manager.DefaultClientQPS, "burst of CAFE's client to the API server")
 	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")

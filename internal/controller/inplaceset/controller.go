@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -71,6 +73,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// listing it: slice changes wake the sets owning the listed pods.
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.setsOfSlice)).
 		Named("inplaceset").
+		// Sets are independent; one per unit releases at the same time.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
 
@@ -243,49 +247,81 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope) (p
 // cache was behind and the write already happened or is moot; conflicts are
 // retried by the next reconcile.
 func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) error {
-	var errs []error
+	// The writes of one plan are independent of each other: run them
+	// concurrently, bounded, so a group of a hundred pods is not paced by
+	// one round trip after another.
+	var w writes
 	for _, g := range p.CloseGate {
-		errs = append(errs, ignoreGone(lossless.SetGate(ctx, r.Client, g.Pod, corev1.ConditionFalse, g.Reason, "draining traffic before "+operationOf(g.Reason))))
+		w.add(func() error {
+			return ignoreGone(lossless.SetGate(ctx, r.Client, g.Pod, corev1.ConditionFalse, g.Reason, "draining traffic before "+operationOf(g.Reason)))
+		})
 	}
 	for _, pod := range p.UpdateInPlace {
-		errs = append(errs, r.updateInPlace(ctx, set, s, pod))
+		w.add(func() error { return r.updateInPlace(ctx, set, s, pod) })
 	}
 	for _, pod := range p.Delete {
 		// No event per pod: at release scale events are the largest share of
 		// API writes (shared/notes); the log and the set's status say it.
-		err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
-		if err == nil {
-			ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod", "pod", klog.KObj(pod))
-		}
-		errs = append(errs, ignoreGone(err))
+		w.add(func() error {
+			err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+			if err == nil {
+				ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod", "pod", klog.KObj(pod))
+			}
+			return ignoreGone(err)
+		})
 	}
 	for _, pod := range p.OpenGate {
-		errs = append(errs, ignoreGone(lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "")))
+		w.add(func() error {
+			return ignoreGone(lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, ""))
+		})
 	}
-	errs = append(errs, r.create(ctx, set, s, p))
+	r.addCreates(&w, ctx, set, s, p)
+	return w.run(writeConcurrency)
+}
+
+// writeConcurrency bounds the concurrent writes of one reconcile.
+const writeConcurrency = 16
+
+// writes is a batch of independent API writes.
+type writes []func() error
+
+func (w *writes) add(f func() error) { *w = append(*w, f) }
+
+// run executes the writes with at most n in flight and joins their errors.
+func (w writes) run(n int) error {
+	errs := make([]error, len(w))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, f := range w {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = f()
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (r *Reconciler) create(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) error {
+func (r *Reconciler) addCreates(w *writes, ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) {
 	n := p.CreateUpdated + p.CreateCurrent
-	if n == 0 {
-		return nil
-	}
-	var errs []error
 	for i, slot := range freeSlots(set, s.pods, n) {
 		hash, template := s.updateHash, &set.Spec.Template
 		if i >= p.CreateUpdated && s.currentTemplate != nil {
 			hash, template = s.currentHash, s.currentTemplate
 		}
-		pod, err := newPod(set, template, hash, slot, r.Scheme)
-		if err != nil {
-			return err
-		}
-		if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
-			errs = append(errs, fmt.Errorf("creating pod %s: %w", pod.Name, err))
-		}
+		w.add(func() error {
+			pod, err := newPod(set, template, hash, slot, r.Scheme)
+			if err != nil {
+				return err
+			}
+			if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+			}
+			return nil
+		})
 	}
-	return errors.Join(errs...)
 }
 
 func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, pod *corev1.Pod) error {
