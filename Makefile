@@ -62,3 +62,9 @@ test-unit: ## Only the tests that need no API server.
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Benchmark
+
+.PHONY: bench
+bench: build tools ## 1,000-pod release: CafeDeployment (InPlaceSet) vs native Deployment on one local control plane; writes docs/benchmarks.md (flags: BENCH_ARGS="-runs 3").
+	go run ./test/bench $(BENCH_ARGS)

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// cluster is the one local control plane of a benchmark run, with CAFE
+// installed and its controllers running as a separate process.
+type cluster struct {
+	cp     *controlplane.ControlPlane
+	binDir string
+	out    io.Writer
+	clock  cpuClock
+
+	admin  *rest.Config
+	client client.WithWatch
+	// apiHTTP talks to the apiserver as the admin; componentHTTP presents
+	// the admin's certificate to kube-controller-manager and kube-scheduler,
+	// whose self-signed serving certificates it does not verify.
+	apiHTTP       *http.Client
+	componentHTTP *http.Client
+
+	manager *managerProcess
+}
+
+// clusterOptions say what to start.
+type clusterOptions struct {
+	RepoRoot string
+	StateDir string
+	Nodes    int
+	Zones    []string
+	Out      io.Writer
+}
+
+// startCluster builds the Kubernetes binaries if needed, starts a control
+// plane on a fresh state directory (so etcd starts empty), registers the
+// simulated nodes and installs CAFE's CRDs and RBAC. On error nothing is
+// left running.
+func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error) {
+	binDir := filepath.Join(o.RepoRoot, "bin")
+	if _, err := os.Stat(filepath.Join(binDir, "cafe")); err != nil {
+		return nil, fmt.Errorf("bin/cafe is missing; run `make build tools` first: %w", err)
+	}
+	if err := controlplane.EnsureBinaries(ctx, controlplane.BuildOptions{RepoRoot: o.RepoRoot, BinDir: binDir, Out: o.Out}); err != nil {
+		return nil, fmt.Errorf("building the control-plane binaries: %w", err)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Config{
+		StateDir: o.StateDir,
+		BinDir:   binDir,
+		Topology: controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones},
+		Out:      o.Out,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	c := &cluster{cp: cp, binDir: binDir, out: o.Out, clock: newCPUClock(ctx)}
+	defer func() {
+		if err != nil {
+			c.stop()
+		}
+	}()
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(o.Out, "installing CAFE CRDs and RBAC")
+	if err := install.CAFE(ctx, c.admin); err != nil {
+		return nil, fmt.Errorf("installing CAFE: %w", err)
+	}
+	return c, nil
+}
+
+// connect builds the admin clients.
+func (c *cluster) connect() error {
+	admin, err := c.cp.AdminRESTConfig()
+	if err != nil {
+		return fmt.Errorf("loading the admin kubeconfig: %w", err)
+	}
+	// The benchmark's own requests are few; keep them off any client limit.
+	admin.QPS, admin.Burst = -1, 0
+	c.admin = admin
+	if c.client, err = client.NewWithWatch(admin, client.Options{Scheme: manager.Scheme()}); err != nil {
+		return fmt.Errorf("building the admin client: %w", err)
+	}
+	if c.apiHTTP, err = rest.HTTPClientFor(admin); err != nil {
+		return fmt.Errorf("building the apiserver HTTP client: %w", err)
+	}
+	insecure := rest.CopyConfig(admin)
+	insecure.TLSClientConfig = rest.TLSClientConfig{Insecure: true, CertData: admin.CertData, KeyData: admin.KeyData, CertFile: admin.CertFile, KeyFile: admin.KeyFile}
+	if c.componentHTTP, err = rest.HTTPClientFor(insecure); err != nil {
+		return fmt.Errorf("building the component HTTP client: %w", err)
+	}
+	c.apiHTTP.Timeout, c.componentHTTP.Timeout = time.Minute, 30*time.Second
+	return nil
+}
+
+// ensureManager makes sure cafe manager runs with the given client
+// configuration, restarting it if it runs with another one.
+func (c *cluster) ensureManager(ctx context.Context, config clientConfig) error {
+	if c.manager != nil && c.manager.config == config {
+		return c.manager.exitError()
+	}
+	if c.manager != nil {
+		c.manager.stop()
+		c.manager = nil
+	}
+	fmt.Fprintf(c.out, "starting %s\n", config.describe())
+	m, err := startManager(ctx, c.cp, c.binDir, config)
+	if err != nil {
+		return err
+	}
+	c.manager = m
+	return nil
+}
+
+// stop stops the manager, then the control plane. Safe to call twice.
+func (c *cluster) stop() {
+	if c.manager != nil {
+		c.manager.stop()
+	}
+	c.cp.Stop()
+}
+
+// watchFailures returns a context cancelled, with the reason, when a
+// control-plane child or the manager exits, so no wait hangs on a dead
+// component until its timeout.
+func (c *cluster) watchFailures(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	m := c.manager
+	go func() {
+		select {
+		case err := <-c.cp.Failed():
+			cancel(fmt.Errorf("control plane: %w", err))
+		case <-m.exited:
+			cancel(m.exitError())
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// cpuSeconds reads the CPU time of every control-plane child (named after
+// its binary), of cafe manager ("cafe"), of this process ("bench") and of
+// the whole machine (machineBusy).
+func (c *cluster) cpuSeconds() (counts[string], error) {
+	out := counts[string]{}
+	for _, pid := range c.cp.PIDs() {
+		name, err := processName(pid)
+		if err != nil {
+			return nil, err
+		}
+		if out[name], err = c.clock.cpuSeconds(pid); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if out[cafeProcess], err = c.clock.cpuSeconds(c.manager.pid()); err != nil {
+		return nil, err
+	}
+	if out[benchProcess], err = c.clock.cpuSeconds(os.Getpid()); err != nil {
+		return nil, err
+	}
+	if out[machineBusy], err = c.clock.machineBusySeconds(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Names under which cpuSeconds reports the processes that are not
+// control-plane children.
+const (
+	cafeProcess  = "cafe"
+	benchProcess = "bench"
+	// machineBusy is not a process: it is every CPU's non-idle time, so
+	// that what other processes on the machine used can be told apart.
+	machineBusy = "machine"
+)
+
+// componentMetricsURLs are the /metrics endpoints of the clients whose
+// own write counts are scraped, by component.
+func (c *cluster) componentMetricsURLs() map[string]string {
+	p := c.cp.Ports()
+	return map[string]string{
+		cafeProcess:               c.manager.metricsURL,
+		"kube-controller-manager": "https://127.0.0.1:" + strconv.Itoa(p.ControllerManager) + "/metrics",
+		"kube-scheduler":          "https://127.0.0.1:" + strconv.Itoa(p.Scheduler) + "/metrics",
+		"kwok":                    "http://127.0.0.1:" + strconv.Itoa(p.Kwok) + "/metrics",
+	}
+}

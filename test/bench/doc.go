@@ -1,0 +1,52 @@
+// Command bench measures a 1,000-pod release on the local control plane:
+// a CafeDeployment in InPlaceSet mode against a native apps/v1 Deployment
+// with the same maxUnavailable, in one run on one control plane, and writes
+// docs/benchmarks.md. `make bench` runs it after `make build tools`.
+//
+// # Method
+//
+// One control plane (internal/controlplane, as `cafe dev up` starts it) on a
+// fresh state directory, so etcd starts empty, with 100 kwok nodes over
+// zone-a, zone-b and zone-c and no simulated pod start or delete delay: the
+// control plane is the only limit. CAFE's CRDs and RBAC are installed with
+// install.CAFE, and CAFE's controllers run as a separate process, `bin/cafe
+// manager`, under the cafe-controller-manager ServiceAccount with webhooks
+// off, so that its CPU time (utime+stime, /proc/<pid>/stat) and peak RSS
+// (VmHWM, /proc/<pid>/status, reset through clear_refs before a release) can
+// be read apart from the control plane's processes (cp.PIDs()).
+//
+// Each scenario runs in its own namespace with a Service selecting the pods.
+// The workload is created at image v1 and the benchmark waits until every
+// pod is Ready, the EndpointSlices list them all ready and the workload's
+// controller is done. It then snapshots the counters, changes the image to
+// v2, and waits until the release is complete — defined once for every
+// workload: exactly N pods of the app, none terminating, all Ready, each
+// one's container status (what the simulated kubelet reports) on v2. That
+// instant ends the wall time. It then waits for the workload's status to say
+// so as well and for the EndpointSlices, and snapshots again. Every wait
+// watches (list + watch, condition re-evaluated on each event); nothing
+// sleeps. The namespace is deleted, and its deletion waited for, before the
+// next scenario.
+//
+// A snapshot holds the apiserver's apiserver_request_total (successful
+// writes: verbs POST, PUT, PATCH, DELETE, APPLY with a 2xx code, by
+// resource; failed ones apart), each component's own client counters
+// (rest_client_requests_total of cafe manager, kube-controller-manager,
+// kube-scheduler and kwok where exported) and every process's CPU time.
+// Writes per pod are the successful writes between the snapshots, over all
+// resources and clients, divided by the number of pods ("all-in"). CAFE's
+// CPU share is its CPU time over that of etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler and kwok.
+//
+// Speed goals are measured and reported with PASS/MISS, never asserted:
+// the benchmark fails only when it cannot measure. A release that does not
+// finish within -timeout is reported with the workload's status instead of
+// numbers.
+//
+// cafe manager's client rate limit is its --kube-api-qps/--kube-api-burst
+// (default 100/200) however it loads its kubeconfig. (The first
+// measurements ran it at client-go's default 5 QPS, which alone made the
+// release 16x slower than the Deployment.) The scenario
+// inplaceset-unthrottled starts the manager through $KUBECONFIG instead of
+// --kubeconfig, the path a cluster uses; it is no longer in the default set.
+package main

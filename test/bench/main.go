@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
+)
+
+// options are the command-line flags.
+type options struct {
+	Runs           int
+	Replicas       int
+	Nodes          int
+	BatchSize      int
+	MaxUnavailable int
+	Timeout        time.Duration
+	Scenarios      string
+	Out            string
+	KeepState      bool
+}
+
+func parseFlags() options {
+	var o options
+	flag.IntVar(&o.Runs, "runs", 1, "releases per scenario; the report shows medians")
+	flag.IntVar(&o.Replicas, "replicas", 1000, "pods per workload")
+	flag.IntVar(&o.Nodes, "nodes", 100, "simulated nodes, round-robin over zone-a, zone-b, zone-c")
+	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
+	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
+	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset", "comma-separated scenarios to run, in this order")
+	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only)")
+	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
+	flag.Parse()
+	return o
+}
+
+func main() {
+	if err := run(parseFlags()); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// catalog lists every scenario the benchmark knows.
+func catalog(s shape) []scenario {
+	return []scenario{
+		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s}, Manager: kubeconfigFlag},
+		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}, Manager: kubeconfigFlag},
+		{Key: "replicaset", Title: "ReplicaSet mode", NotImplemented: "not implemented yet: the CafeDeployment controller supports only podSetType InPlaceSet today"},
+		{Key: "inplaceset-unthrottled", Title: "InPlaceSet mode, manager configured through $KUBECONFIG", Workload: cafeDeployment{shape: s}, Manager: kubeconfigEnv},
+	}
+}
+
+// selectScenarios picks the named scenarios from the catalog, in the
+// order given.
+func selectScenarios(all []scenario, names string) ([]scenario, error) {
+	var out []scenario
+	for name := range strings.SplitSeq(names, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(all, func(s scenario) bool { return s.Key == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q", name)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func run(o options) error {
+	if o.Runs < 1 || o.Replicas < 1 || o.BatchSize < 1 || o.MaxUnavailable < 1 {
+		return errors.New("-runs, -replicas, -batch-size and -max-unavailable must be at least 1")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("finding the working directory: %w", err)
+	}
+	repoRoot, err := controlplane.FindRepoRoot(cwd)
+	if err != nil {
+		return fmt.Errorf("finding the repository root: %w", err)
+	}
+	sh := shape{Replicas: int32(o.Replicas), Zones: []string{"zone-a", "zone-b", "zone-c"}, BatchSize: int32(o.BatchSize), MaxUnavailable: int32(o.MaxUnavailable)}
+	scenarios, err := selectScenarios(catalog(sh), o.Scenarios)
+	if err != nil {
+		return err
+	}
+	stateDir, err := os.MkdirTemp("", "cafe-bench-")
+	if err != nil {
+		return fmt.Errorf("creating the state directory: %w", err)
+	}
+	started := time.Now()
+	rep, err := benchmark(ctx, o, repoRoot, stateDir, sh, scenarios)
+	if err != nil || o.KeepState {
+		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
+	} else {
+		_ = os.RemoveAll(stateDir)
+	}
+	if err != nil {
+		return err
+	}
+	rep.Started, rep.Duration = started, time.Since(started)
+	rep.Machine = describeMachine(repoRoot)
+	fmt.Print("\n" + rep.summary())
+	if o.Out == "" {
+		return nil
+	}
+	path := filepath.Join(repoRoot, o.Out)
+	if err := os.WriteFile(path, []byte(rep.markdown()), 0o644); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	fmt.Printf("report written to %s\n", path)
+	return nil
+}
+
+// benchmark starts the cluster, runs every scenario o.Runs times
+// (interleaved) and stops everything, even on error.
+func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario) (report, error) {
+	out := io.Writer(os.Stdout)
+	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, Out: out})
+	if err != nil {
+		return report{}, err
+	}
+	defer c.stop()
+	r := &runner{cluster: c, shape: sh, timeout: o.Timeout}
+	results := map[string][]runResult{}
+	for run := 1; run <= o.Runs; run++ {
+		for _, s := range scenarios {
+			if s.Workload == nil {
+				continue
+			}
+			res, err := r.run(ctx, s, run)
+			if err != nil {
+				return report{}, err
+			}
+			results[s.Key] = append(results[s.Key], res)
+		}
+	}
+	if err := r.notePeakRSS(c.manager.pid()); err != nil {
+		return report{}, err
+	}
+	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, LifetimePeakRSS: r.lifetimePeakRSS}
+	for _, s := range scenarios {
+		rep.Aggregates = append(rep.Aggregates, aggregateRuns(s, results[s.Key]))
+	}
+	rep.Verdicts = checkTargets(rep.Aggregates, rep.LifetimePeakRSS)
+	return rep, nil
+}

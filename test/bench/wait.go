@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// watchUntil lists and watches the objects of list's kind selected by opts
+// and returns once cond holds over the current set, re-evaluating it on
+// every event: no polling, no sleeps. It returns when cond first held.
+// cond sees the informer's store, which is never behind the event being
+// handled, so it always judges a state the objects really were in.
+func watchUntil[L client.ObjectList](ctx context.Context, c client.WithWatch, list L, cond func([]client.Object) bool, opts ...client.ListOption) (time.Time, error) {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	listOptions := func(raw metav1.ListOptions) *client.ListOptions {
+		return &client.ListOptions{Namespace: lo.Namespace, LabelSelector: lo.LabelSelector, FieldSelector: lo.FieldSelector, Raw: &raw}
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, raw metav1.ListOptions) (runtime.Object, error) {
+			l := list.DeepCopyObject().(client.ObjectList)
+			return l, c.List(ctx, l, listOptions(raw))
+		},
+		WatchFuncWithContext: func(ctx context.Context, raw metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, list.DeepCopyObject().(client.ObjectList), listOptions(raw))
+		},
+	}
+	var store cache.Store
+	var at time.Time
+	check := func() bool {
+		items := store.List()
+		objs := make([]client.Object, 0, len(items))
+		for _, o := range items {
+			if obj, ok := o.(client.Object); ok {
+				objs = append(objs, obj)
+			}
+		}
+		if cond(objs) {
+			at = time.Now()
+			return true
+		}
+		return false
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, nil, func(s cache.Store) (bool, error) {
+		// The initial list is in: the condition may hold already.
+		store = s
+		return check(), nil
+	}, func(watch.Event) (bool, error) {
+		return check(), nil
+	})
+	if err != nil {
+		return at, fmt.Errorf("watching %T: %w", list, err)
+	}
+	return at, nil
+}
+
+// find returns the object named name, if objs hold it.
+func find[T client.Object](objs []client.Object, name string) (T, bool) {
+	for _, o := range objs {
+		if t, ok := o.(T); ok && o.GetName() == name {
+			return t, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// podTally counts an app's pods by state.
+type podTally struct {
+	Total        int // every pod, terminating ones included
+	Terminating  int
+	Ready        int // Ready condition True (readiness gates included)
+	OnImage      int // spec and kubelet-reported container image are the target
+	ReadyOnImage int
+	// GateClosed counts pods whose CAFE readiness gate is False (drained).
+	GateClosed int
+}
+
+func (t podTally) String() string {
+	return fmt.Sprintf("%d pods (%d terminating), %d Ready, %d report the target image, %d both, %d with the traffic gate closed",
+		t.Total, t.Terminating, t.Ready, t.OnImage, t.ReadyOnImage, t.GateClosed)
+}
+
+// settled is the one definition of "rolled out", the same for every
+// workload: exactly n pods of the app exist, none terminating, all Ready,
+// each running image as its kubelet (kwok) reports it.
+func (t podTally) settled(n int) bool {
+	return t.Total == n && t.Terminating == 0 && t.ReadyOnImage == n
+}
+
+func tallyPods(objs []client.Object, image string) podTally {
+	var t podTally
+	for _, o := range objs {
+		pod := o.(*corev1.Pod)
+		t.Total++
+		if pod.DeletionTimestamp != nil {
+			t.Terminating++
+			continue
+		}
+		ready, onImage := podReady(pod), runsImage(pod, image)
+		if ready {
+			t.Ready++
+		}
+		if onImage {
+			t.OnImage++
+		}
+		if ready && onImage {
+			t.ReadyOnImage++
+		}
+		if gateClosed(pod) {
+			t.GateClosed++
+		}
+	}
+	return t
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func gateClosed(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == cafev1alpha1.TrafficReadyCondition {
+			return c.Status == corev1.ConditionFalse
+		}
+	}
+	return false
+}
+
+// runsImage: the app container's spec and its container status both say
+// image (the status is what the simulated kubelet reports after a start or
+// an in-place restart).
+func runsImage(pod *corev1.Pod, image string) bool {
+	if len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Image != image {
+		return false
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == pod.Spec.Containers[0].Name {
+			return s.Image == image && s.Ready
+		}
+	}
+	return false
+}
+
+// waitPodsSettled waits until the app's pods in ns are settled on image and
+// returns when that was first seen, with the last tally.
+func waitPodsSettled(ctx context.Context, c client.WithWatch, ns string, n int, image string) (time.Time, podTally, error) {
+	var last podTally
+	at, err := watchUntil(ctx, c, &corev1.PodList{}, func(objs []client.Object) bool {
+		last = tallyPods(objs, image)
+		return last.settled(n)
+	}, client.InNamespace(ns), client.MatchingLabels{appLabel: appName})
+	if err != nil {
+		return at, last, fmt.Errorf("waiting for %d Ready pods on %s in %s (last seen: %s): %w", n, image, ns, last, err)
+	}
+	return at, last, nil
+}
+
+// waitEndpoints waits until the Service's EndpointSlices list exactly n
+// distinct pods, every one ready.
+func waitEndpoints(ctx context.Context, c client.WithWatch, ns, service string, n int) error {
+	var ready, listed int
+	_, err := watchUntil(ctx, c, &discoveryv1.EndpointSliceList{}, func(objs []client.Object) bool {
+		ready, listed = endpointCounts(objs)
+		return ready == n && listed == n
+	}, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: service})
+	if err != nil {
+		return fmt.Errorf("waiting for %d ready endpoints of Service %s/%s (last seen: %d ready of %d): %w", n, ns, service, ready, listed, err)
+	}
+	return nil
+}
+
+// endpointCounts counts the distinct pods the slices list, and those
+// listed ready (a pod may briefly appear in two slices).
+func endpointCounts(objs []client.Object) (ready, listed int) {
+	state := map[string]bool{}
+	for _, o := range objs {
+		for _, ep := range o.(*discoveryv1.EndpointSlice).Endpoints {
+			if ep.TargetRef == nil {
+				continue
+			}
+			isReady := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			state[ep.TargetRef.Name] = state[ep.TargetRef.Name] || isReady
+		}
+	}
+	for _, r := range state {
+		if r {
+			ready++
+		}
+	}
+	return ready, len(state)
+}
+
+// waitNamespaceGone waits until ns and so everything in it is deleted.
+func waitNamespaceGone(ctx context.Context, c client.WithWatch, ns string) error {
+	_, err := watchUntil(ctx, c, &corev1.NamespaceList{}, func(objs []client.Object) bool {
+		return len(objs) == 0
+	}, client.MatchingFields{"metadata.name": ns})
+	if err != nil {
+		return fmt.Errorf("waiting for namespace %s to be deleted: %w", ns, err)
+	}
+	return nil
+}

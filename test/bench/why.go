@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// whyLines explains, with this run's numbers only, what a CafeDeployment
+// scenario's missed targets come from.
+func whyLines(a aggregate, native *aggregate, all []aggregate) []string {
+	var lines []string
+	if native != nil && a.Wall.Seconds() > targetWallRatio*native.Wall.Seconds() {
+		lines = append(lines, wallReasons(a, native, all)...)
+	}
+	if a.WritesPerPod > targetWritesPerPod {
+		lines = append(lines, writeReasons(a, native)...)
+	}
+	if a.CafeShare > targetCafeShare {
+		lines = append(lines, cpuReasons(a)...)
+	}
+	if a.PeakRSS > targetRSSBytes {
+		lines = append(lines, fmt.Sprintf("Memory: cafe manager peaked at %s during the release; its informers cache every Pod and EndpointSlice of the cluster, not only its own.", mib(a.PeakRSS)))
+	}
+	return lines
+}
+
+func wallReasons(a aggregate, native *aggregate, all []aggregate) []string {
+	t := a.Typical
+	groups := groupCount(a)
+	line := fmt.Sprintf("Wall time: %s against the Deployment's %s. The release runs %d groups one after the other (a group starts only once the one before is available again): %s per group of %d pods on average, where the Deployment replaces pods continuously.",
+		seconds(a.Wall), seconds(native.Wall), groups, seconds(a.Wall/time.Duration(max(groups, 1))), a.Scenario.Workload.(cafeDeployment).shape.BatchSize)
+	if len(t.Groups) > 0 {
+		line += fmt.Sprintf(" The CafeDeployment's release record (to the second) has the groups taking %s.", durationSpread(t.Groups))
+	}
+	lines := []string{line}
+	if s, ok := t.Delta.Clients[cafeProcess]; ok {
+		writes := s.successfulWrites() + s.failedWrites()
+		rate := writes / t.Wall.Seconds()
+		line := fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second (successful ones per pod: %s).",
+			writes, seconds(t.Wall), rate, methodList(s.writesByMethod(), t.Pods))
+		lines = append(lines, line)
+	}
+	for _, other := range all {
+		if other.isCafe() && other.completed() && other.Scenario.Manager != a.Scenario.Manager {
+			lines = append(lines, fmt.Sprintf("The same release with %s took %s (%.2f× the Deployment's).",
+				other.Scenario.Manager.describe(), seconds(other.Wall), other.Wall.Seconds()/native.Wall.Seconds()))
+		}
+	}
+	cp, nativeCP := a.ControlPlaneCPU, native.ControlPlaneCPU
+	lines = append(lines, fmt.Sprintf("The control plane used %.1f s of CPU in %s (%.2f cores on average) against %.1f s in %s (%.2f cores) for the Deployment.",
+		cp, seconds(t.Delta.Window), cp/t.Delta.Window.Seconds(), nativeCP, seconds(native.Typical.Delta.Window), nativeCP/native.Typical.Delta.Window.Seconds()))
+	return lines
+}
+
+// groupCount is the number of groups of the scenario's release plan.
+func groupCount(a aggregate) int {
+	p, err := a.Scenario.Workload.(cafeDeployment).plan()
+	if err != nil {
+		return 0
+	}
+	return len(p.Groups)
+}
+
+func writeReasons(a aggregate, native *aggregate) []string {
+	t := a.Typical
+	var top []string
+	for i, e := range t.Delta.API.OK.sorted() {
+		if i == 6 {
+			break
+		}
+		s := fmt.Sprintf("%s %s", e.Key, perPod(e.Value, t.Pods))
+		if native != nil {
+			s += fmt.Sprintf(" (Deployment: %s)", perPod(native.Typical.Delta.API.OK[e.Key], native.Typical.Pods))
+		}
+		top = append(top, s)
+	}
+	lines := []string{fmt.Sprintf("Writes: %.2f per pod all-in. The largest, per pod: %s.", a.WritesPerPod, strings.Join(top, "; "))}
+	if bg := t.backgroundWrites(); bg > 0 {
+		lines = append(lines, fmt.Sprintf("Node heartbeats (leases, node status) are %.2f of them per pod: %.1f writes per second that accrue for as long as the release lasts.",
+			bg/float64(t.Pods), bg/t.Delta.Window.Seconds()))
+	}
+	if native != nil {
+		ours, theirs := endpointWrites(*t), endpointWrites(*native.Typical)
+		if ours > 1.5*theirs {
+			lines = append(lines, fmt.Sprintf("kube-controller-manager's endpoint controllers wrote the Service's Endpoints and EndpointSlices %.2f times per pod (Deployment: %.2f): readiness flips (gate closed, gate reopened, kwok's Ready changes) that arrive one by one are synced one by one, each sync rewriting the Service's %d-address Endpoints object and a slice, where flips arriving in a burst are synced together. kube-controller-manager used %.1f s of CPU (Deployment: %.1f s).",
+				ours/float64(t.Pods), theirs/float64(native.Typical.Pods), t.Pods, t.Delta.CPU["kube-controller-manager"], native.Typical.Delta.CPU["kube-controller-manager"]))
+		}
+	}
+	if s, ok := t.Delta.Clients[cafeProcess]; ok {
+		lines = append(lines, fmt.Sprintf("CAFE's own successful writes: %.2f per pod (%s), plus %.2f failed per pod.",
+			s.successfulWrites()/float64(t.Pods), methodList(s.writesByMethod(), t.Pods), s.failedWrites()/float64(t.Pods)))
+	}
+	return lines
+}
+
+func cpuReasons(a aggregate) []string {
+	t := a.Typical
+	line := fmt.Sprintf("CPU: CAFE used %.1f s against the control plane's %.1f s.", a.CafeCPU, a.ControlPlaneCPU)
+	if s, ok := t.Delta.Clients[cafeProcess]; ok {
+		if n := s.Reconciles.total(); n > 0 {
+			line += fmt.Sprintf(" It ran %.0f reconciles (%s), %.1f ms of CPU each.", n, reconcileList(s.Reconciles), 1000*a.CafeCPU/n)
+		}
+	}
+	return []string{line}
+}
+
+func reconcileList(c counts[string]) string {
+	var parts []string
+	for _, e := range c.sorted() {
+		parts = append(parts, fmt.Sprintf("%s %.0f", e.Key, e.Value))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// endpointWrites counts the successful writes to Endpoints and
+// EndpointSlices.
+func endpointWrites(r runResult) float64 {
+	var n float64
+	for k, v := range r.Delta.API.OK {
+		if strings.HasPrefix(k.Resource, "endpoints") {
+			n += v
+		}
+	}
+	return n
+}
+
+// durationSpread renders min, median and max of durations.
+func durationSpread(ds []time.Duration) string {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return fmt.Sprintf("%s (min) / %s (median) / %s (max)", seconds(sorted[0]), seconds(sorted[(len(sorted)-1)/2]), seconds(sorted[len(sorted)-1]))
+}
