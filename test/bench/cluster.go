@@ -43,13 +43,15 @@ type clusterOptions struct {
 	StateDir string
 	Nodes    int
 	Zones    []string
-	Out      io.Writer
+	// ManagerArgs are appended to cafe manager's command line.
+	ManagerArgs []string
+	Out         io.Writer
 }
 
 // startCluster builds the Kubernetes binaries if needed, starts a control
 // plane on a fresh state directory (so etcd starts empty), registers the
-// simulated nodes and installs CAFE's CRDs and RBAC. On error nothing is
-// left running.
+// simulated nodes, installs CAFE's CRDs and RBAC and starts cafe manager.
+// On error nothing is left running.
 func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error) {
 	binDir := filepath.Join(o.RepoRoot, "bin")
 	if _, err := os.Stat(filepath.Join(binDir, "cafe")); err != nil {
@@ -80,6 +82,10 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 	if err := install.CAFE(ctx, c.admin); err != nil {
 		return nil, fmt.Errorf("installing CAFE: %w", err)
 	}
+	fmt.Fprintln(o.Out, "starting cafe manager")
+	if c.manager, err = startManager(ctx, cp, binDir, o.ManagerArgs); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -104,25 +110,6 @@ func (c *cluster) connect() error {
 		return fmt.Errorf("building the component HTTP client: %w", err)
 	}
 	c.apiHTTP.Timeout, c.componentHTTP.Timeout = time.Minute, 30*time.Second
-	return nil
-}
-
-// ensureManager makes sure cafe manager runs with the given client
-// configuration, restarting it if it runs with another one.
-func (c *cluster) ensureManager(ctx context.Context, config clientConfig) error {
-	if c.manager != nil && c.manager.config == config {
-		return c.manager.exitError()
-	}
-	if c.manager != nil {
-		c.manager.stop()
-		c.manager = nil
-	}
-	fmt.Fprintf(c.out, "starting %s\n", config.describe())
-	m, err := startManager(ctx, c.cp, c.binDir, config)
-	if err != nil {
-		return err
-	}
-	c.manager = m
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,8 +21,7 @@ type machine struct {
 	Go       string
 	// Versions of the control-plane components, as pinned in hack/tools.
 	Etcd, Kubernetes, Kwok string
-	// Source is the commit CAFE was built from, and whether the working
-	// tree had changes.
+	// Source is what bin/cafe was built from.
 	Source string
 }
 
@@ -35,24 +35,46 @@ func describeMachine(repoRoot string) machine {
 		Etcd:       pinnedVersion(repoRoot, "etcd", "go.etcd.io/etcd/server/v3"),
 		Kubernetes: pinnedVersion(repoRoot, "kube", "k8s.io/kubernetes"),
 		Kwok:       pinnedVersion(repoRoot, "kwok", "sigs.k8s.io/kwok"),
-		Source:     sourceState(repoRoot),
+		Source:     cafeBuild(repoRoot),
 	}
 }
 
-// sourceState names the commit of the repository and counts the files
-// changed in its working tree (the benchmark's own files excluded).
-func sourceState(repoRoot string) string {
-	commit, err := exec.Command("git", "-C", repoRoot, "rev-parse", "--short", "HEAD").Output()
+// cafeBuild says what bin/cafe — the manager being measured — was built
+// from, as the Go toolchain stamped it into the binary.
+func cafeBuild(repoRoot string) string {
+	path := filepath.Join(repoRoot, "bin", "cafe")
+	info, err := buildinfo.ReadFile(path)
 	if err != nil {
-		return "built from a tree without git metadata"
+		return fmt.Sprintf("bin/cafe (no build information: %v)", err)
+	}
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	rev := vcs["vcs.revision"]
+	if rev == "" {
+		// Built with -buildvcs=false: `make bench` built it just before
+		// this run, so the working tree says what it was built from.
+		return "bin/cafe built (by `make build`, just before the run) from " + workingTree(repoRoot)
+	}
+	out := fmt.Sprintf("bin/cafe built from commit %s (%s)", rev[:min(len(rev), 12)], vcs["vcs.time"])
+	if vcs["vcs.modified"] == "true" {
+		out += " with uncommitted changes in the working tree"
+	}
+	return out
+}
+
+// workingTree names the checked-out commit and counts the changed files
+// that go into bin/cafe (the benchmark's own files excluded).
+func workingTree(repoRoot string) string {
+	commit, err := exec.Command("git", "-C", repoRoot, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "a tree without git metadata"
 	}
 	out := "commit " + strings.TrimSpace(string(commit))
-	status, err := exec.Command("git", "-C", repoRoot, "status", "--porcelain", "--", ".", ":!test/bench", ":!docs/benchmarks.md", ":!Makefile").Output()
-	if err != nil {
-		return out
-	}
-	if changed := strings.TrimSpace(string(status)); changed != "" {
-		out += fmt.Sprintf(" with uncommitted changes to %d paths (`git status`)", strings.Count(changed, "\n")+1)
+	status, err := exec.Command("git", "-C", repoRoot, "status", "--porcelain", "--", ".", ":!test/bench", ":!docs", ":!Makefile", ":!README.md").Output()
+	if err == nil && strings.TrimSpace(string(status)) != "" {
+		out += fmt.Sprintf(" with uncommitted changes to %d paths", strings.Count(strings.TrimSpace(string(status)), "\n")+1)
 	}
 	return out
 }

@@ -28,6 +28,7 @@ type options struct {
 	Scenarios      string
 	Out            string
 	KeepState      bool
+	ManagerArgs    string
 }
 
 func parseFlags() options {
@@ -41,6 +42,7 @@ func parseFlags() options {
 	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset", "comma-separated scenarios to run, in this order")
 	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only)")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
+	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
 	flag.Parse()
 	return o
 }
@@ -55,10 +57,9 @@ func main() {
 // catalog lists every scenario the benchmark knows.
 func catalog(s shape) []scenario {
 	return []scenario{
-		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s}, Manager: kubeconfigFlag},
-		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}, Manager: kubeconfigFlag},
+		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s}},
+		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", NotImplemented: "not implemented yet: the CafeDeployment controller supports only podSetType InPlaceSet today"},
-		{Key: "inplaceset-unthrottled", Title: "InPlaceSet mode, manager configured through $KUBECONFIG", Workload: cafeDeployment{shape: s}, Manager: kubeconfigEnv},
 	}
 }
 
@@ -101,6 +102,8 @@ func run(o options) error {
 		return fmt.Errorf("creating the state directory: %w", err)
 	}
 	started := time.Now()
+	// Described before the run: bin/cafe is what was built for it.
+	m := describeMachine(repoRoot)
 	rep, err := benchmark(ctx, o, repoRoot, stateDir, sh, scenarios)
 	if err != nil || o.KeepState {
 		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
@@ -110,8 +113,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	rep.Started, rep.Duration = started, time.Since(started)
-	rep.Machine = describeMachine(repoRoot)
+	rep.Started, rep.Duration, rep.Machine = started, time.Since(started), m
 	fmt.Print("\n" + rep.summary())
 	if o.Out == "" {
 		return nil
@@ -128,7 +130,8 @@ func run(o options) error {
 // (interleaved) and stops everything, even on error.
 func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario) (report, error) {
 	out := io.Writer(os.Stdout)
-	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, Out: out})
+	managerArgs := strings.Fields(o.ManagerArgs)
+	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Out: out})
 	if err != nil {
 		return report{}, err
 	}
@@ -150,7 +153,7 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 	if err := r.notePeakRSS(c.manager.pid()); err != nil {
 		return report{}, err
 	}
-	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, LifetimePeakRSS: r.lifetimePeakRSS}
+	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, ManagerArgs: managerArgs, LifetimePeakRSS: r.lifetimePeakRSS}
 	for _, s := range scenarios {
 		rep.Aggregates = append(rep.Aggregates, aggregateRuns(s, results[s.Key]))
 	}

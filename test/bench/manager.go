@@ -16,32 +16,10 @@ import (
 	"github.com/cafe-io/cafe/internal/controlplane"
 )
 
-// clientConfig is how `cafe manager` is given its kubeconfig, which decides
-// its client-side rate limit.
-type clientConfig string
-
-const (
-	// kubeconfigFlag passes --kubeconfig.
-	kubeconfigFlag clientConfig = "flag"
-	// kubeconfigEnv passes $KUBECONFIG and no flag: controller-runtime's
-	// ctrl.GetConfig, the same path as the manager Deployment's in-cluster
-	// configuration. Either way cafe manager sets its client limit from
-	// --kube-api-qps/--kube-api-burst (default 100/200).
-	kubeconfigEnv clientConfig = "env"
-)
-
-func (c clientConfig) describe() string {
-	if c == kubeconfigEnv {
-		return "`KUBECONFIG=… cafe manager` (controller-runtime config loader, as in a cluster; client QPS 100, burst 200)"
-	}
-	return "`cafe manager --kubeconfig …` (client QPS 100, burst 200: --kube-api-qps/--kube-api-burst)"
-}
-
 // managerProcess is `bin/cafe manager` running as a child, so that its CPU
 // time and peak RSS can be read from /proc.
 type managerProcess struct {
 	cmd        *exec.Cmd
-	config     clientConfig
 	logPath    string
 	metricsURL string
 
@@ -50,32 +28,26 @@ type managerProcess struct {
 }
 
 // startManager runs CAFE's controllers against the control plane as the
-// cafe-controller-manager ServiceAccount, webhooks off, health probes and
-// metrics on free loopback ports, and waits until it answers /readyz.
-func startManager(ctx context.Context, cp *controlplane.ControlPlane, binDir string, config clientConfig) (*managerProcess, error) {
+// cafe-controller-manager ServiceAccount (`cafe manager --kubeconfig`),
+// webhooks off, health probes and metrics on free loopback ports, with
+// extraArgs appended, and waits until it answers /readyz.
+func startManager(ctx context.Context, cp *controlplane.ControlPlane, binDir string, extraArgs []string) (*managerProcess, error) {
 	ports, err := controlplane.FreePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("picking ports for cafe manager: %w", err)
 	}
-	kubeconfig := cp.KubeconfigFor(controlplane.CafeIdentity)
-	args := []string{
+	args := append([]string{
 		"manager",
+		"--kubeconfig=" + cp.KubeconfigFor(controlplane.CafeIdentity),
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[0]),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
-	}
-	env := os.Environ()
-	if config == kubeconfigEnv {
-		env = append(env, "KUBECONFIG="+kubeconfig)
-	} else {
-		args = append(args, "--kubeconfig="+kubeconfig)
-	}
-	logPath := filepath.Join(cp.StateDir(), "logs", fmt.Sprintf("cafe-manager-%s-%d.log", config, time.Now().UnixNano()))
+	}, extraArgs...)
+	logPath := filepath.Join(cp.StateDir(), "logs", "cafe-manager.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("creating the cafe manager log: %w", err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "cafe"), args...)
-	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, and SIGKILL should the benchmark die first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -83,7 +55,7 @@ func startManager(ctx context.Context, cp *controlplane.ControlPlane, binDir str
 		logFile.Close()
 		return nil, fmt.Errorf("starting cafe manager: %w", err)
 	}
-	m := &managerProcess{cmd: cmd, config: config, logPath: logPath, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]), exited: make(chan struct{})}
+	m := &managerProcess{cmd: cmd, logPath: logPath, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]), exited: make(chan struct{})}
 	go func() {
 		m.err = cmd.Wait()
 		logFile.Close()

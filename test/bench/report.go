@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
 )
 
 // report is everything docs/benchmarks.md says.
@@ -16,6 +18,8 @@ type report struct {
 	Nodes      int
 	Runs       int
 	Aggregates []aggregate
+	// ManagerArgs were appended to cafe manager's command line.
+	ManagerArgs []string
 	// LifetimePeakRSS is the largest VmHWM of cafe manager over the whole
 	// benchmark (creating the pods at v1 included).
 	LifetimePeakRSS int64
@@ -57,8 +61,8 @@ func (r report) writeMethod(b *strings.Builder) {
 	s := r.Shape
 	fmt.Fprintf(b, "## Method\n\n")
 	lines := []string{
-		fmt.Sprintf("One local control plane (`internal/controlplane`, the same as `cafe dev up`) on a fresh state directory, so etcd starts empty: %d simulated kwok nodes round-robin over %s, no simulated pod start or delete delay (the control plane is the only limit), kube-controller-manager and kube-scheduler at client QPS 100 / burst 200. CAFE's CRDs and RBAC are installed with `install.CAFE`.", r.Nodes, strings.Join(s.Zones, ", ")),
-		"CAFE's controllers run as a separate process, `bin/cafe manager`, as the `cafe-controller-manager` ServiceAccount, webhooks off, so that its CPU time (utime + stime of `/proc/<pid>/stat`) and peak RSS (`VmHWM` of `/proc/<pid>/status`, reset through `clear_refs` before each release) can be read. Its metrics listener is on (loopback) so its own request counts can be read; it also runs during the Deployment scenario, as it would in a cluster.",
+		fmt.Sprintf("One local control plane (`internal/controlplane`, the same as `cafe dev up`) on a fresh state directory, so etcd starts empty: %d simulated kwok nodes round-robin over %s, no simulated pod start or delete delay (the control plane is the only limit), kube-controller-manager and kube-scheduler at client QPS %d / burst %d. CAFE's CRDs and RBAC are installed with `install.CAFE`.", r.Nodes, strings.Join(s.Zones, ", "), controlplane.DefaultClientQPS, 2*controlplane.DefaultClientQPS),
+		fmt.Sprintf("CAFE's controllers run as a separate process, `%s`, as the `cafe-controller-manager` ServiceAccount, webhooks off, so that its CPU time (utime + stime of `/proc/<pid>/stat`) and peak RSS (`VmHWM` of `/proc/<pid>/status`, reset through `clear_refs` before each release) can be read. Its metrics listener is on (loopback) so its own request counts can be read; it also runs during the Deployment scenario, as it would in a cluster.", r.managerCommand()),
 		fmt.Sprintf("Every scenario runs in its own namespace, with a Service selecting the pods: the workload is created at `%s` with %d replicas and the benchmark waits (watching, never sleeping) until every pod is Ready, the workload's controller reports it done and the EndpointSlices list %d ready endpoints. Then it snapshots the counters, changes the image to `%s` and waits again.", imageV1, s.Replicas, s.Replicas, imageV2),
 		fmt.Sprintf("**Wall time** runs from the image change until the release is complete, defined the same way for every workload: exactly %d pods of the app exist, none terminating, all Ready (readiness gates included), and each one's container status — what the simulated kubelet reports after a start or an in-place restart — says `%s`. The benchmark then also waits for the workload's own status (CafeDeployment: release phase Completed, every replica updated and available; Deployment: updated = available = replicas) and for %d ready endpoints, and takes the second snapshot; the time the status said so is shown too.", s.Replicas, imageV2, s.Replicas),
 		fmt.Sprintf("**Writes per pod** are the successful (2xx) writes of the apiserver's `apiserver_request_total` (verbs POST, PUT, PATCH, DELETE, APPLY) between the snapshots, over all resources and all clients (\"all-in\": the controllers, the scheduler, kwok's simulated kubelets, the benchmark's one image patch, node heartbeats), divided by %d. Failed writes (conflicts, 404s) are listed apart. Per client, the same writes come from each component's own `rest_client_requests_total` where it exports it.", s.Replicas),
@@ -75,14 +79,24 @@ func (r report) writeMethod(b *strings.Builder) {
 			fmt.Fprintf(b, ": %s\n", a.Scenario.NotImplemented)
 			continue
 		}
-		fmt.Fprintf(b, ": %s; CAFE runs as %s.\n", a.Scenario.Workload.Kind(), a.Scenario.Manager.describe())
+		fmt.Fprintf(b, ": %s.\n", a.Scenario.Workload.Kind())
 		for _, s := range a.Scenario.Workload.Settings() {
 			fmt.Fprintf(b, "  - %s\n", s)
 		}
 	}
-	fmt.Fprintf(b, "\nWhy maxUnavailable %d per unit for the CafeDeployment: CAFE's maxUnavailable is per unit (zone), the Deployment's over all pods. The release plan splits each group of %d over the zones in proportion to their pods (34/33/33 for 1,000 pods), and a group starts only when the one before is available again. A per-unit value of the largest share of a group lets every zone drain its whole share at once, and the group size then bounds the pods unavailable at any time to %d — the Deployment's maxUnavailable. (10%% of a zone, 33, would hold the 34th pod of a zone for a second round in every group; minAvailable %d would split a budget of %d greedily in zone order, 34/34/32, with the same effect on the last zone.)\n\n",
-		cafeDeployment{shape: r.Shape}.maxUnavailablePerUnit(), s.BatchSize, s.BatchSize, s.Replicas-s.MaxUnavailable, s.MaxUnavailable)
+	w := cafeDeployment{shape: r.Shape}
+	fmt.Fprintf(b, "\nWhy maxUnavailable %d per unit for the CafeDeployment: CAFE's maxUnavailable is per unit (zone), the Deployment's over all pods. The release plan splits each group of %d over the zones in proportion to their pods (%s in the first group), and a group starts only when the one before is available again. A per-unit value of the largest share of a group lets every zone drain its whole share at once, and the group size then bounds the pods unavailable at any time to %d (the Deployment's maxUnavailable is %d). A smaller value (10%% of a zone rounded down, say) would hold a zone's last pods of each group for a second round.\n\n",
+		w.maxUnavailablePerUnit(), s.BatchSize, w.firstGroupSplit(), s.BatchSize, s.MaxUnavailable)
 }
+
+// managerCommand is cafe manager's command line as the page shows it.
+func (r report) managerCommand() string {
+	return strings.Join(append([]string{"bin/cafe manager --kubeconfig <cafe.kubeconfig> --health-probe-bind-address 127.0.0.1:<port> --metrics-bind-address 127.0.0.1:<port>"}, r.ManagerArgs...), " ")
+}
+
+// disturbedAbove is the average CPU, in cores, that other processes may
+// use during a release before the page warns that they disturbed it.
+const disturbedAbove = 0.2
 
 func (r report) writeResults(b *strings.Builder) {
 	fmt.Fprintf(b, "## Results\n\n")
@@ -104,6 +118,14 @@ func (r report) writeResults(b *strings.Builder) {
 	fmt.Fprintf(b, "\nCAFE's peak RSS over the whole benchmark (creating the pods included): %s. "+
 		"\"Other load\" is CPU the machine spent outside the benchmark's processes during the release (other work on a shared machine), in cores on average; it competes with the control plane for the %d CPUs, so a release measured under load is slower than on an idle machine.\n\n",
 		mib(r.LifetimePeakRSS), r.Machine.CPUs)
+	for _, a := range r.Aggregates {
+		if !a.completed() {
+			continue
+		}
+		if load := a.Typical.otherCPU() / a.Typical.Delta.Window.Seconds(); load > disturbedAbove {
+			fmt.Fprintf(b, "**Warning:** during the %s release other processes on this machine used %.2f cores on average; its wall time and CPU figures are disturbed by them.\n\n", a.Scenario.Key, load)
+		}
+	}
 	if r.Runs > 1 {
 		r.writeRuns(b)
 	}
@@ -150,7 +172,7 @@ func (r report) writeWhy(b *strings.Builder) {
 			continue
 		}
 		fmt.Fprintf(b, "### %s\n\n", a.Scenario.Title)
-		for _, line := range whyLines(a, native, r.Aggregates) {
+		for _, line := range whyLines(a, native) {
 			fmt.Fprintf(b, "- %s\n", line)
 		}
 		fmt.Fprintln(b)

@@ -19,8 +19,6 @@ type scenario struct {
 	// Workload is nil for a scenario that cannot run yet.
 	Workload       workload
 	NotImplemented string
-	// Manager is the client configuration cafe manager runs with.
-	Manager clientConfig
 }
 
 // runResult is one release of one scenario.
@@ -43,7 +41,6 @@ type runResult struct {
 	Groups []time.Duration
 	// CafePeakRSS is cafe manager's VmHWM over the release.
 	CafePeakRSS int64
-	Manager     clientConfig
 }
 
 // runner runs scenarios on one cluster.
@@ -51,7 +48,7 @@ type runner struct {
 	cluster *cluster
 	shape   shape
 	timeout time.Duration
-	// lifetimePeakRSS is the largest VmHWM seen of any cafe manager.
+	// lifetimePeakRSS is the largest VmHWM of cafe manager seen so far.
 	lifetimePeakRSS int64
 }
 
@@ -59,16 +56,7 @@ type runner struct {
 // deletes afterwards. An error means the benchmark cannot go on; a release
 // that does not finish is reported in the result instead.
 func (r *runner) run(ctx context.Context, s scenario, run int) (runResult, error) {
-	res := runResult{Scenario: s.Key, Run: run, Pods: int(r.shape.Replicas), Manager: s.Manager}
-	if m := r.cluster.manager; m != nil {
-		// The manager may be replaced: keep its peak so far.
-		if err := r.notePeakRSS(m.pid()); err != nil {
-			return res, err
-		}
-	}
-	if err := r.cluster.ensureManager(ctx, s.Manager); err != nil {
-		return res, err
-	}
+	res := runResult{Scenario: s.Key, Run: run, Pods: int(r.shape.Replicas)}
 	ctx, cancel := r.cluster.watchFailures(ctx)
 	defer cancel()
 	ns := fmt.Sprintf("bench-%s-%d", s.Key, run)

@@ -9,10 +9,10 @@ import (
 
 // whyLines explains, with this run's numbers only, what a CafeDeployment
 // scenario's missed targets come from.
-func whyLines(a aggregate, native *aggregate, all []aggregate) []string {
+func whyLines(a aggregate, native *aggregate) []string {
 	var lines []string
 	if native != nil && a.Wall.Seconds() > targetWallRatio*native.Wall.Seconds() {
-		lines = append(lines, wallReasons(a, native, all)...)
+		lines = append(lines, wallReasons(a, native)...)
 	}
 	if a.WritesPerPod > targetWritesPerPod {
 		lines = append(lines, writeReasons(a, native)...)
@@ -21,36 +21,29 @@ func whyLines(a aggregate, native *aggregate, all []aggregate) []string {
 		lines = append(lines, cpuReasons(a)...)
 	}
 	if a.PeakRSS > targetRSSBytes {
-		lines = append(lines, fmt.Sprintf("Memory: cafe manager peaked at %s during the release; its informers cache every Pod and EndpointSlice of the cluster, not only its own.", mib(a.PeakRSS)))
+		lines = append(lines, fmt.Sprintf("Memory: cafe manager peaked at %s during the release.", mib(a.PeakRSS)))
 	}
 	return lines
 }
 
-func wallReasons(a aggregate, native *aggregate, all []aggregate) []string {
+func wallReasons(a aggregate, native *aggregate) []string {
 	t := a.Typical
 	groups := groupCount(a)
+	perGroup := a.Wall / time.Duration(max(groups, 1))
 	line := fmt.Sprintf("Wall time: %s against the Deployment's %s. The release runs %d groups one after the other (a group starts only once the one before is available again): %s per group of %d pods on average, where the Deployment replaces pods continuously.",
-		seconds(a.Wall), seconds(native.Wall), groups, seconds(a.Wall/time.Duration(max(groups, 1))), a.Scenario.Workload.(cafeDeployment).shape.BatchSize)
+		seconds(a.Wall), seconds(native.Wall), groups, seconds(perGroup), a.Scenario.Workload.(cafeDeployment).shape.BatchSize)
 	if len(t.Groups) > 0 {
 		line += fmt.Sprintf(" The CafeDeployment's release record (to the second) has the groups taking %s.", durationSpread(t.Groups))
 	}
 	lines := []string{line}
 	if s, ok := t.Delta.Clients[cafeProcess]; ok {
 		writes := s.successfulWrites() + s.failedWrites()
-		rate := writes / t.Wall.Seconds()
-		line := fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second (successful ones per pod: %s).",
-			writes, seconds(t.Wall), rate, methodList(s.writesByMethod(), t.Pods))
-		lines = append(lines, line)
-	}
-	for _, other := range all {
-		if other.isCafe() && other.completed() && other.Scenario.Manager != a.Scenario.Manager {
-			lines = append(lines, fmt.Sprintf("The same release with %s took %s (%.2f× the Deployment's).",
-				other.Scenario.Manager.describe(), seconds(other.Wall), other.Wall.Seconds()/native.Wall.Seconds()))
-		}
+		lines = append(lines, fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second, %.0f per group (successful ones per pod: %s).",
+			writes, seconds(t.Wall), writes/t.Wall.Seconds(), writes/float64(max(groups, 1)), methodList(s.writesByMethod(), t.Pods)))
 	}
 	cp, nativeCP := a.ControlPlaneCPU, native.ControlPlaneCPU
-	lines = append(lines, fmt.Sprintf("The control plane used %.1f s of CPU in %s (%.2f cores on average) against %.1f s in %s (%.2f cores) for the Deployment.",
-		cp, seconds(t.Delta.Window), cp/t.Delta.Window.Seconds(), nativeCP, seconds(native.Typical.Delta.Window), nativeCP/native.Typical.Delta.Window.Seconds()))
+	lines = append(lines, fmt.Sprintf("The control plane used %.1f s of CPU in %s (%.2f cores on average) against %.1f s in %s (%.2f cores) for the Deployment; CAFE used %.2f cores.",
+		cp, seconds(t.Delta.Window), cp/t.Delta.Window.Seconds(), nativeCP, seconds(native.Typical.Delta.Window), nativeCP/native.Typical.Delta.Window.Seconds(), a.CafeCPU/t.Delta.Window.Seconds()))
 	return lines
 }
 
@@ -89,6 +82,7 @@ func writeReasons(a aggregate, native *aggregate) []string {
 		}
 	}
 	if s, ok := t.Delta.Clients[cafeProcess]; ok {
+		lines = append(lines, podSetWrites(t, s)...)
 		lines = append(lines, fmt.Sprintf("CAFE's own successful writes: %.2f per pod (%s), plus %.2f failed per pod.",
 			s.successfulWrites()/float64(t.Pods), methodList(s.writesByMethod(), t.Pods), s.failedWrites()/float64(t.Pods)))
 	}
@@ -131,4 +125,28 @@ func durationSpread(ds []time.Duration) string {
 	sorted := slices.Clone(ds)
 	slices.Sort(sorted)
 	return fmt.Sprintf("%s (min) / %s (median) / %s (max)", seconds(sorted[0]), seconds(sorted[(len(sorted)-1)/2]), seconds(sorted[len(sorted)-1]))
+}
+
+// podSetWrites relates CAFE's writes to its pod sets to its reconciles and
+// the release's groups.
+func podSetWrites(t *runResult, s clientStats) []string {
+	ok := t.Delta.API.OK
+	applies := ok[writeKey{Verb: "APPLY", Resource: "inplacesets.cafe.io"}]
+	statuses := ok[writeKey{Verb: "PATCH", Resource: "inplacesets.cafe.io/status"}]
+	var lines []string
+	if applies > 0 {
+		lines = append(lines, fmt.Sprintf("InPlaceSets were server-side applied %.0f times (%.2f per pod) in %.0f CafeDeployment reconciles, for %d release groups; their status was patched %.0f times in %.0f InPlaceSet reconciles.",
+			applies, applies/float64(t.Pods), s.Reconciles["cafedeployment"], len(t.Groups), statuses, s.Reconciles["inplaceset"]))
+	}
+	if rejected := t.Delta.API.Rejected; rejected.total() > 0 {
+		var parts []string
+		for i, e := range rejected.sorted() {
+			if i == 4 {
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s: %.0f", e.Key, e.Value))
+		}
+		lines = append(lines, fmt.Sprintf("Failed writes (not in the count, but served): %s.", strings.Join(parts, "; ")))
+	}
+	return lines
 }

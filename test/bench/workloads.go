@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,6 +151,20 @@ func (w cafeDeployment) maxUnavailablePerUnit() int32 {
 		}
 	}
 	return most
+}
+
+// firstGroupSplit renders how many pods the first group takes from each
+// unit, e.g. "34/33/33".
+func (w cafeDeployment) firstGroupSplit() string {
+	p, err := w.plan()
+	if err != nil || len(p.Groups) == 0 {
+		return "no groups"
+	}
+	parts := make([]string, 0, len(p.Units))
+	for _, u := range p.Units {
+		parts = append(parts, strconv.Itoa(int(p.Groups[0].Cumulative[u])))
+	}
+	return strings.Join(parts, "/")
 }
 
 // plan is the release plan CAFE computes for the spec.
