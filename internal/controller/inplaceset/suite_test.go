@@ -2,164 +2,36 @@ package inplaceset_test
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// The API tests share one real kube-apiserver (envtest on the project's own
-// etcd and kube-apiserver binaries) and one CAFE manager built by
-// manager.New, as `cafe manager` builds it. Nothing else runs: no kubelet,
-// no scheduler, no endpointslice controller. The tests play those parts
-// through the API, so they decide exactly when a pod runs, which image it
-// reports and when an EndpointSlice lets it go; the one kubelet duty that
-// must follow the controller (Ready follows the readiness gate) is played by
-// the kubelet reconciler below.
+// The API tests share one real kube-apiserver and one CAFE manager; the
+// tests play kubelet, scheduler and endpointslice controller through the
+// API (see framework.ControllerSuiteMain).
 var (
 	k8sClient client.WithWatch
 	cfg       *rest.Config
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping API server tests in -short mode")
-		os.Exit(m.Run())
-	}
-	os.Exit(runWithAPIServer(m))
+	os.Exit(framework.ControllerSuiteMain(m, func(c client.WithWatch, rc *rest.Config) { k8sClient, cfg = c, rc }))
 }
 
-func runWithAPIServer(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	log := logr.Discard()
-	if testing.Verbose() {
-		log = zap.New(zap.WriteTo(os.Stderr))
-	}
-	ctrllog.SetLogger(log)
-	env, c, err := framework.StartEnvtest(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	cfg = c
-	if k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mgr, err := manager.New(cfg, manager.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := ctrl.NewControllerManagedBy(mgr).Named("test-kubelet").For(&corev1.Pod{}).Complete(&kubelet{client: mgr.GetClient()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	mgrCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "manager cache did not sync")
-		return 1
-	}
-	return m.Run()
-}
-
-// setup skips the test in -short mode, where no API server runs, and returns
-// a context bounded for one test, a Gomega with timeouts fit for a
-// controller, and a namespace of the test's own.
+// setup skips in -short mode and returns a bounded context, a Gomega with
+// controller timeouts and a namespace of the test's own.
 func setup(t *testing.T) (context.Context, *WithT, string) {
 	t.Helper()
-	if k8sClient == nil {
-		t.Skip("needs the API server (not started in -short mode)")
-	}
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(30 * time.Second)
-	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	g.SetDefaultConsistentlyDuration(time.Second)
-	g.SetDefaultConsistentlyPollingInterval(50 * time.Millisecond)
-	return ctx, g, framework.CreateNamespace(t, k8sClient)
+	return framework.ControllerTest(t, k8sClient)
 }
 
-// kubelet plays the part of a kubelet that follows the controller rather
-// than the test: once a pod runs (it has a ContainersReady condition), its
-// Ready condition is ContainersReady AND every readiness gate condition
-// True, recomputed both ways. Everything else a kubelet reports (running,
-// ready containers, the image after an in-place update, the end of a
-// termination) the tests write themselves, when they choose.
-type kubelet struct{ client client.Client }
-
-func (k *kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	pod := &corev1.Pod{}
-	if err := k.client.Get(ctx, req.NamespacedName, pod); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	containers := podCondition(pod, corev1.ContainersReady)
-	if containers == nil {
-		return ctrl.Result{}, nil
-	}
-	ready := containers.Status == corev1.ConditionTrue
-	for _, gate := range pod.Spec.ReadinessGates {
-		c := podCondition(pod, gate.ConditionType)
-		ready = ready && c != nil && c.Status == corev1.ConditionTrue
-	}
-	want := corev1.ConditionFalse
-	if ready {
-		want = corev1.ConditionTrue
-	}
-	if c := podCondition(pod, corev1.PodReady); c != nil && c.Status == want {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, client.IgnoreNotFound(patchPodStatus(ctx, k.client, pod, map[string]any{
-		"conditions": []corev1.PodCondition{{Type: corev1.PodReady, Status: want, LastTransitionTime: metav1.Now()}},
-	}))
-}
-
-// patchPodStatus writes part of a pod's status with a strategic-merge patch,
-// as a kubelet does: conditions merge by type and container statuses by
-// name, so writers of different conditions never conflict.
-func patchPodStatus(ctx context.Context, c client.Client, pod *corev1.Pod, status map[string]any) error {
-	data, err := json.Marshal(map[string]any{"status": status})
-	if err != nil {
-		return err
-	}
-	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
-	return c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, data))
-}
-
-func podCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == t {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
+var (
+	patchPodStatus = framework.PatchPodStatus
+	podCondition   = framework.PodCondition
+)
