@@ -132,14 +132,14 @@ func (r report) writeResults(b *strings.Builder) {
 }
 
 func (r report) writeRuns(b *strings.Builder) {
-	fmt.Fprintf(b, "Every run:\n\n| scenario | run | wall time | writes/pod | CAFE CPU | CAFE share |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "Every run:\n\n| scenario | run | wall time | writes/pod | CAFE CPU | CAFE share | other load on the machine |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range r.Aggregates {
 		for _, run := range a.Runs {
 			if !run.Completed {
-				fmt.Fprintf(b, "| %s | %d | did not finish | | | |\n", a.Scenario.Key, run.Run)
+				fmt.Fprintf(b, "| %s | %d | did not finish | | | | |\n", a.Scenario.Key, run.Run)
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f s | %.1f%% |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cafeCPU(), 100*run.cafeShare())
+			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f s | %.1f%% | %.2f cores |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cafeCPU(), 100*run.cafeShare(), run.otherCPU()/run.Delta.Window.Seconds())
 		}
 	}
 	fmt.Fprintln(b)

@@ -69,7 +69,11 @@ func writeReasons(a aggregate, native *aggregate) []string {
 		}
 		top = append(top, s)
 	}
-	lines := []string{fmt.Sprintf("Writes: %.2f per pod all-in. The largest, per pod: %s.", a.WritesPerPod, strings.Join(top, "; "))}
+	head := fmt.Sprintf("Writes: %.2f per pod all-in.", a.WritesPerPod)
+	if len(a.Runs) > 1 {
+		head = fmt.Sprintf("Writes: %.2f per pod all-in (median of %d runs; the breakdowns are of run %d, the median-wall-time one, with %.2f).", a.WritesPerPod, len(a.Runs), t.Run, t.writesPerPod())
+	}
+	lines := []string{fmt.Sprintf("%s The largest, per pod: %s.", head, strings.Join(top, "; "))}
 	if bg := t.backgroundWrites(); bg > 0 {
 		lines = append(lines, fmt.Sprintf("Node heartbeats (leases, node status) are %.2f of them per pod: %.1f writes per second that accrue for as long as the release lasts.",
 			bg/float64(t.Pods), bg/t.Delta.Window.Seconds()))
