@@ -21,8 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 	podwebhook "github.com/cafe-io/cafe/internal/webhook/pod"
@@ -171,6 +173,9 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
 	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
 	srv.Register(podwebhook.DeletePath, &webhook.Admission{Handler: &podwebhook.DeleteGuard{Client: mgr.GetClient()}})
+	srv.Register(appwebhook.MutatePath, &webhook.Admission{Handler: &appwebhook.IdentityStamper{}})
+	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
+	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}
@@ -187,6 +192,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment")}
 	if err := cd.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
+	}
+	app := &cafeappservice.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafeappservice")}
+	if err := app.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the CafeAppService controller: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,164 @@
+package cafeappservice
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// ConfigVolumeName is the volume through which an app's pods mount their
+// revision's config files. The validating webhook refuses a template that
+// uses the name itself.
+const ConfigVolumeName = "cafe-config"
+
+// appSelector selects the pods of every revision of an app.
+func appSelector(app string) map[string]string {
+	return map[string]string{cafev1alpha1.AppLabel: app}
+}
+
+// RenderPodTemplate returns the pod template the CafeDeployment runs for
+// rev: the revision's template, labelled with the app and the revision,
+// with every container reading the revision's config from its ConfigMap
+// (env entries after the template's own, files mounted read-only at
+// mountPath). It is pure and deterministic (sorted keys), so rendering a
+// revision twice yields the same template and so the same revision hash in
+// the CafeDeployment.
+func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemplateSpec {
+	t := *rev.Spec.Template.DeepCopy()
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	t.Labels[cafev1alpha1.AppLabel] = app
+	t.Labels[cafev1alpha1.AppRevisionLabel] = rev.Name
+	cm := rev.Spec.ConfigMapName
+	cfg := rev.Spec.Config
+	if cm == "" || cfg.HasEmptyConfig() {
+		return t
+	}
+	envNames := sortedKeys(cfg.Env)
+	fileNames := sortedKeys(cfg.Files)
+	mountPath := cfg.MountPath
+	if mountPath == "" {
+		mountPath = cafev1alpha1.DefaultConfigMountPath
+	}
+	inject := func(cs []corev1.Container) {
+		for i := range cs {
+			for _, k := range envNames {
+				cs[i].Env = append(cs[i].Env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{
+					ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Key: k},
+				}})
+			}
+			if len(fileNames) > 0 {
+				cs[i].VolumeMounts = append(cs[i].VolumeMounts, corev1.VolumeMount{Name: ConfigVolumeName, MountPath: mountPath, ReadOnly: true})
+			}
+		}
+	}
+	inject(t.Spec.InitContainers)
+	inject(t.Spec.Containers)
+	if len(fileNames) > 0 {
+		items := make([]corev1.KeyToPath, 0, len(fileNames))
+		for _, f := range fileNames {
+			items = append(items, corev1.KeyToPath{Key: f, Path: f})
+		}
+		t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Items: items},
+		}})
+	}
+	return t
+}
+
+// desiredCafeDeployment is the CafeDeployment that releases rev with the
+// app's workload settings. fastHash, when set, asks for a release in one
+// group (cafe.io/fast-release).
+func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision, fastHash string) *cafev1alpha1.CafeDeployment {
+	w := app.Spec.Workload
+	cd := &cafev1alpha1.CafeDeployment{
+		TypeMeta: metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "CafeDeployment"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: app.Namespace,
+			Name:      app.Name,
+			Labels:    appSelector(app.Name),
+		},
+		Spec: cafev1alpha1.CafeDeploymentSpec{
+			Replicas:   w.Replicas,
+			Selector:   &metav1.LabelSelector{MatchLabels: appSelector(app.Name)},
+			Template:   RenderPodTemplate(app.Name, rev),
+			PodSetType: w.PodSetType,
+			Topology:   *w.Topology.DeepCopy(),
+			Strategy:   *w.Strategy.DeepCopy(),
+		},
+	}
+	if fastHash != "" {
+		cd.Annotations = map[string]string{cafev1alpha1.FastReleaseAnnotation: fastHash}
+	}
+	return cd
+}
+
+// desiredConfigMap is the immutable ConfigMap holding a revision's config:
+// env values and file contents under their names (the API keeps the two
+// sets of names apart).
+func desiredConfigMap(namespace, app, name string, cfg cafev1alpha1.AppConfig) *corev1.ConfigMap {
+	data := map[string]string{}
+	for k, v := range cfg.Env {
+		data[k] = v
+	}
+	for k, v := range cfg.Files {
+		data[k] = v
+	}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: appSelector(app)},
+		Data:       data,
+		Immutable:  ptr.To(true),
+	}
+}
+
+// desiredService is the app's Service for spec s. The ClusterIP and node
+// ports are left to the cluster, so applying it never changes them.
+func desiredService(app *cafev1alpha1.CafeAppService, s cafev1alpha1.AppServiceSpec) *corev1.Service {
+	svc := &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: app.Namespace,
+			Name:      app.Name,
+			Labels:    appSelector(app.Name),
+		},
+		Spec: corev1.ServiceSpec{
+			Type:                     s.Type,
+			Selector:                 appSelector(app.Name),
+			SessionAffinity:          s.SessionAffinity,
+			ExternalTrafficPolicy:    s.ExternalTrafficPolicy,
+			LoadBalancerSourceRanges: s.LoadBalancerSourceRanges,
+		},
+	}
+	if s.SessionAffinity == corev1.ServiceAffinityClientIP && s.SessionAffinityTimeoutSeconds != nil {
+		svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: s.SessionAffinityTimeoutSeconds}}
+	}
+	for _, p := range s.Ports {
+		target := p.TargetPort
+		if target == 0 {
+			target = p.Port
+		}
+		protocol := p.Protocol
+		if protocol == "" {
+			protocol = corev1.ProtocolTCP
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
+			Name: p.Name, Protocol: protocol, Port: p.Port, TargetPort: intstr.FromInt32(target), NodePort: p.NodePort,
+		})
+	}
+	return svc
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,89 @@
+// Package cafeappservice holds the admission webhooks of CafeAppService
+// and AppRevision:
+//
+//   - IdentityStamper (mutating, CafeAppService) records who published —
+//     changed spec.publishedRevision, which is also how a rollback is made —
+//     with the user the API server authenticated for the request, never a
+//     name the client sends. cafe.io/published-by and cafe.io/published-at
+//     can only be written by it.
+//   - Validator (validating, CafeAppService) refuses publishing a revision
+//     that does not exist or belongs to another app, and specs the CRD's
+//     CEL rules cannot judge (config names colliding with the template's,
+//     release groups that cannot be planned), naming the field.
+//   - RevisionDeleteGuard (validating, AppRevision DELETE) refuses deleting
+//     the revision an app publishes.
+package cafeappservice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// MutatePath is where the IdentityStamper is served.
+const MutatePath = "/mutate-cafe-io-v1alpha1-cafeappservice"
+
+// stampedAnnotations may only be written by the webhook.
+var stampedAnnotations = []string{cafev1alpha1.PublishedByAnnotation, cafev1alpha1.PublishedAtAnnotation}
+
+// IdentityStamper stamps the authenticated user on publications.
+type IdentityStamper struct {
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Handle implements admission.Handler.
+func (h *IdentityStamper) Handle(_ context.Context, req admission.Request) admission.Response {
+	app := &cafev1alpha1.CafeAppService{}
+	if err := json.Unmarshal(req.Object.Raw, app); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeAppService: %w", err))
+	}
+	old := &cafev1alpha1.CafeAppService{}
+	if req.Operation == admissionv1.Update {
+		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the old CafeAppService: %w", err))
+		}
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	stamped, err := stamp(old, app, req.UserInfo.Username, now())
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	if !stamped {
+		return admission.Allowed("no publication")
+	}
+	raw, err := json.Marshal(app)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}
+
+// stamp writes into app who published, comparing with old (empty on
+// create). It refuses a request that writes a stamped annotation itself.
+func stamp(old, app *cafev1alpha1.CafeAppService, user string, now time.Time) (bool, error) {
+	for _, key := range stampedAnnotations {
+		if app.Annotations[key] != old.Annotations[key] {
+			return false, fmt.Errorf("metadata.annotations[%s]: set by CAFE from the authenticated user; it cannot be written by a client", key)
+		}
+	}
+	if app.Spec.PublishedRevision == old.Spec.PublishedRevision || app.Spec.PublishedRevision == "" {
+		return false, nil
+	}
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	app.Annotations[cafev1alpha1.PublishedByAnnotation] = user
+	app.Annotations[cafev1alpha1.PublishedAtAnnotation] = now.UTC().Format(time.RFC3339)
+	return true, nil
+}
