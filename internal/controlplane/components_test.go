@@ -1,10 +1,12 @@
 package controlplane
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cafe-io/cafe/config"
@@ -64,5 +66,39 @@ func TestKwokStagesShipTheKubeletBehavioursStockKwokLacks(t *testing.T) {
 	g.Expect(names).To(HaveKey("pod-delete"))
 	g.Expect(names).To(HaveKey("node-initialize"))
 	g.Expect(names).To(HaveKey("node-heartbeat-with-lease"))
+	g.Expect(names).To(HaveKey("pvc-provision"))
+	g.Expect(names).To(HaveKey("pv-bind"))
+	g.Expect(names).To(HaveKey("pv-delete"))
+	g.Expect(names).NotTo(HaveKey("pvc-delete"), "kwok's pvc-delete releases the volume of a claim a pod still uses; the PV controller releases it (see pv-delete.yaml)")
 	g.Expect(stream).NotTo(ContainSubstring("cafe.io/traffic-ready"), "stages must honour every gate, not a hard-coded one")
+}
+
+func TestVolumeStagesProvisionForTheControlPlanesStorageClass(t *testing.T) {
+	g := NewWithT(t)
+	stream, err := kwokstages.All()
+	g.Expect(err).NotTo(HaveOccurred())
+	objs, err := config.Decode([]byte(stream))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	kinds := map[string]string{}
+	for _, o := range objs {
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "resourceRef", "kind")
+		kinds[o.GetName()] = kind
+		if kind != "PersistentVolumeClaim" && kind != "PersistentVolume" {
+			continue
+		}
+		exprs, _, _ := unstructured.NestedSlice(o.Object, "spec", "selector", "matchExpressions")
+		selector, err := json.Marshal(exprs)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(selector)).To(ContainSubstring("self.spec.storageClassName == '"+StorageClassName+"'"),
+			"stage %s must only touch volumes of the control plane's StorageClass", o.GetName())
+	}
+	g.Expect(kinds).To(HaveKeyWithValue("pvc-provision", "PersistentVolumeClaim"))
+	g.Expect(kinds).To(HaveKeyWithValue("pv-bind", "PersistentVolume"))
+	g.Expect(kinds).To(HaveKeyWithValue("pv-delete", "PersistentVolume"))
+	g.Expect(stream).To(ContainSubstring("pv.kubernetes.io/provisioned-by: " + StorageProvisioner))
+
+	// kwok plays stages from its --config file for any kind unless Stage is
+	// served as a CRD instead.
+	g.Expect(kwokConfiguration).NotTo(ContainSubstring("enableCRDs"))
 }

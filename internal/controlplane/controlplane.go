@@ -167,11 +167,15 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	if err := cp.writeState(); err != nil {
 		return err
 	}
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return fmt.Errorf("building client: %w", err)
+	}
+	// kwok's volume stages provision PersistentVolumes for this class.
+	if err := EnsureStorageClass(ctx, cs); err != nil {
+		return err
+	}
 	if cp.cfg.Topology.Nodes > 0 {
-		cs, err := kubernetes.NewForConfig(admin)
-		if err != nil {
-			return fmt.Errorf("building client: %w", err)
-		}
 		fmt.Fprintf(cp.cfg.Out, "registering %d simulated nodes over %s\n", cp.cfg.Topology.Nodes, strings.Join(cp.cfg.Topology.Zones, ", "))
 		nodes := cp.cfg.Topology.NodeSpecs()
 		if err := EnsureNodes(ctx, cs, nodes); err != nil {
@@ -383,6 +387,13 @@ func (cp *ControlPlane) prepareStateDir() error {
 // kwokConfiguration gives kwok enough parallelism that it is never the
 // bottleneck of a 1,000-pod release. kwok applies its defaults only when it
 // reads no configuration, so every option it needs is spelled out.
+//
+// kwok v0.8.0 plays the Stages of this file for whatever resource they name:
+// Node and Pod stages drive its node and pod controllers, and any other kind
+// (here PersistentVolumeClaim and PersistentVolume) gets a generic stage
+// controller that watches that resource cluster-wide. No option enables this.
+// enableCRDs must not list Stage: kwok then refuses to start while the file
+// holds stages (it would read Stage objects from the API instead).
 const kwokConfiguration = `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -155,6 +156,44 @@ func TestInPlaceImagePatchReportsNewImageWithSameIP(t *testing.T) {
 	g.Expect(podReady(after)).To(BeTrue())
 }
 
+// kwok's volume stages provision a PersistentVolume for each claim of the
+// control plane's default StorageClass: a StatefulSet with volumeClaimTemplates
+// runs, and a re-created pod gets its old claim (same UID), still Bound.
+func TestStatefulSetPodKeepsItsClaimAcrossRecreation(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContext(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	labels := map[string]string{"app": "db"}
+
+	headless := service(ns, "db", labels)
+	headless.Spec.ClusterIP = corev1.ClusterIPNone
+	g.Expect(k8sClient.Create(ctx, headless)).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, statefulSet(ns, "db", labels, 2))).To(Succeed())
+
+	g.Expect(waitForPods(ctx, ns, labels, func(pods []*corev1.Pod) bool {
+		return len(pods) == 2 && all(pods, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && podReady(p) })
+	})).To(Succeed())
+	// The claims carry no class: the default-class admission gave them ours.
+	claims := waitForBoundClaims(ctx, g, ns, "data-db-0", "data-db-1")
+	for _, c := range claims {
+		g.Expect(c.Spec.StorageClassName).To(HaveValue(Equal(controlplane.StorageClassName)))
+	}
+
+	pod0 := &corev1.Pod{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-0"}, pod0)).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, pod0)).To(Succeed())
+	recreated := waitForPod(ctx, g, pod0, func(p *corev1.Pod) bool {
+		return p.UID != pod0.UID && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p)
+	})
+	g.Expect(claimNames(recreated)).To(ConsistOf("data-db-0"))
+
+	after := waitForBoundClaims(ctx, g, ns, "data-db-0", "data-db-1")
+	for name, c := range claims {
+		g.Expect(after[name].UID).To(Equal(c.UID), "claim %s was replaced", name)
+		g.Expect(after[name].Spec.VolumeName).To(Equal(c.Spec.VolumeName), "claim %s changed volume", name)
+	}
+}
+
 // --- builders and waits -----------------------------------------------------
 
 func service(ns, name string, selector map[string]string) *corev1.Service {
@@ -189,6 +228,82 @@ func deployment(ns, name string, labels map[string]string, replicas int32, gates
 			Template: template,
 		},
 	}
+}
+
+// statefulSet runs appTemplate with one volumeClaimTemplate "data" (no class:
+// the default applies) mounted at /data; its pods' claims are data-<name>-<i>.
+func statefulSet(ns, name string, labels map[string]string, replicas int32) *appsv1.StatefulSet {
+	template := appTemplate(labels)
+	template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptr.To(replicas),
+			ServiceName: name,
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			Template:    template,
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: "data"},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+				},
+			}},
+		},
+	}
+}
+
+// waitForBoundClaims waits until exactly the named claims exist in ns, each
+// Bound to a volume that is Bound back to it (claimRef UID), and returns them
+// by name.
+func waitForBoundClaims(ctx context.Context, g Gomega, ns string, names ...string) map[string]*corev1.PersistentVolumeClaim {
+	claims := map[string]*corev1.PersistentVolumeClaim{}
+	err := framework.WaitForList(ctx, k8sClient, &corev1.PersistentVolumeClaimList{}, func(items []runtime.Object) bool {
+		clear(claims)
+		for _, o := range items {
+			c := o.(*corev1.PersistentVolumeClaim)
+			claims[c.Name] = c
+		}
+		if len(claims) != len(names) {
+			return false
+		}
+		for _, n := range names {
+			c, ok := claims[n]
+			if !ok || c.Status.Phase != corev1.ClaimBound || c.Spec.VolumeName == "" {
+				return false
+			}
+		}
+		return true
+	}, client.InNamespace(ns))
+	g.Expect(err).NotTo(HaveOccurred(), "claims in %s: last seen %v", ns, claims)
+
+	volumes := map[string]*corev1.PersistentVolume{}
+	err = framework.WaitForList(ctx, k8sClient, &corev1.PersistentVolumeList{}, func(items []runtime.Object) bool {
+		clear(volumes)
+		for _, o := range items {
+			v := o.(*corev1.PersistentVolume)
+			volumes[v.Name] = v
+		}
+		for _, c := range claims {
+			v, ok := volumes[c.Spec.VolumeName]
+			if !ok || v.Status.Phase != corev1.VolumeBound || v.Spec.ClaimRef == nil || v.Spec.ClaimRef.UID != c.UID {
+				return false
+			}
+		}
+		return true
+	})
+	g.Expect(err).NotTo(HaveOccurred(), "volumes of the claims in %s were not Bound to them", ns)
+	return claims
+}
+
+func claimNames(p *corev1.Pod) []string {
+	var names []string
+	for _, v := range p.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			names = append(names, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	return names
 }
 
 func waitForPods(ctx context.Context, ns string, labels map[string]string, cond func([]*corev1.Pod) bool) error {

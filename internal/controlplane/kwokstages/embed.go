@@ -2,7 +2,10 @@
 // runs with. They are shipped in the repository, not read from the module
 // cache, because stock kwok lacks two kubelet behaviours CAFE relies on:
 // readiness gates feeding the pod's Ready condition, and in-place container
-// image restarts (see shared notes on the local control plane).
+// image restarts (see shared notes on the local control plane). The pv-* and
+// pvc-* stages provision PersistentVolumes for the control plane's default
+// StorageClass (controlplane.StorageClassName), so StatefulSets with
+// volumeClaimTemplates run.
 package kwokstages
 
 import (
