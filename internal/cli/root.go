@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/cafe-io/cafe/internal/cli/app"
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/cli/dev"
 	"github.com/cafe-io/cafe/internal/cli/managercmd"
@@ -46,5 +47,6 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 		root.AddCommand(c)
 	}
 	root.AddCommand(deploy.NewCmd(streams))
+	root.AddCommand(app.NewCmd(streams))
 	return root
 }

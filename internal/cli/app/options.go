@@ -1,0 +1,147 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// KubeFlags are kubectl's connection flags, as
+// *genericclioptions.ConfigFlags provides them; an interface so tests can
+// substitute their own.
+type KubeFlags interface {
+	AddFlags(flags *pflag.FlagSet)
+	ToRESTConfig() (*rest.Config, error)
+	ToRawKubeConfigLoader() clientcmd.ClientConfig
+}
+
+// Options carry what every `cafe app` verb needs.
+type Options struct {
+	genericiooptions.IOStreams
+
+	// ConfigFlags are kubectl's flags; the namespace always comes from
+	// them.
+	ConfigFlags KubeFlags
+
+	// Client, when set, is used instead of a client built from ConfigFlags.
+	Client client.Client
+}
+
+// NewOptions returns Options writing to streams, with kubectl's flags.
+func NewOptions(streams genericiooptions.IOStreams) *Options {
+	return &Options{IOStreams: streams, ConfigFlags: genericclioptions.NewConfigFlags(true)}
+}
+
+func (o *Options) clientAndNamespace() (client.Client, string, error) {
+	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("finding the namespace in the kubeconfig: %w (pass --namespace, or --kubeconfig/--context)", err)
+	}
+	if o.Client != nil {
+		return o.Client, ns, nil
+	}
+	cfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
+	}
+	return c, ns, nil
+}
+
+// getApp reads a CafeAppService, with an error that names it and says
+// what to check.
+func getApp(ctx context.Context, c client.Client, namespace, name string) (*cafev1alpha1.CafeAppService, error) {
+	app := &cafev1alpha1.CafeAppService{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, app)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("CafeAppService %s/%s not found: check the name and --namespace (list them with: cafe app list -n %s)", namespace, name, namespace)
+	case err != nil:
+		return nil, fmt.Errorf("reading CafeAppService %s/%s: %w", namespace, name, err)
+	}
+	return app, nil
+}
+
+// listRevisions returns the app's revisions, oldest first.
+func listRevisions(ctx context.Context, c client.Client, app *cafev1alpha1.CafeAppService) ([]cafev1alpha1.AppRevision, error) {
+	list := &cafev1alpha1.AppRevisionList{}
+	if err := c.List(ctx, list, client.InNamespace(app.Namespace), client.MatchingLabels{cafev1alpha1.AppLabel: app.Name}); err != nil {
+		return nil, fmt.Errorf("listing the revisions of %s: %w", ref(app), err)
+	}
+	var out []cafev1alpha1.AppRevision
+	for _, r := range list.Items {
+		if metav1.IsControlledBy(&r, app) {
+			out = append(out, r)
+		}
+	}
+	sortRevisions(out)
+	return out, nil
+}
+
+// getRevision reads one revision of app by any of its names (pay-r2, r2, 2).
+func getRevision(ctx context.Context, c client.Client, app *cafev1alpha1.CafeAppService, refName string) (*cafev1alpha1.AppRevision, error) {
+	name, err := cafev1alpha1.ResolveAppRevisionName(app.Name, refName)
+	if err != nil {
+		return nil, err
+	}
+	rev := &cafev1alpha1.AppRevision{}
+	err = c.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: name}, rev)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%s has no revision %s (list them with: cafe app revisions %s -n %s)", ref(app), name, app.Name, app.Namespace)
+	case err != nil:
+		return nil, fmt.Errorf("reading AppRevision %s: %w", name, err)
+	}
+	if !metav1.IsControlledBy(rev, app) {
+		return nil, fmt.Errorf("AppRevision %s/%s does not belong to %s", rev.Namespace, rev.Name, ref(app))
+	}
+	return rev, nil
+}
+
+func ref(app *cafev1alpha1.CafeAppService) string {
+	return "CafeAppService " + app.Namespace + "/" + app.Name
+}
+
+func newTabWriter(out io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func timestamp(t *metav1.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func images(rev *cafev1alpha1.AppRevision) string {
+	parts := make([]string, 0, len(rev.Spec.Template.Spec.Containers))
+	for _, c := range rev.Spec.Template.Spec.Containers {
+		parts = append(parts, c.Name+"="+c.Image)
+	}
+	return orDash(strings.Join(parts, ","))
+}

@@ -1,0 +1,192 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+func sortRevisions(revs []cafev1alpha1.AppRevision) {
+	sort.Slice(revs, func(i, j int) bool { return revs[i].Spec.Number < revs[j].Spec.Number })
+}
+
+func conditionStatus(app *cafev1alpha1.CafeAppService, t string) string {
+	if c := meta.FindStatusCondition(app.Status.Conditions, t); c != nil {
+		return string(c.Status)
+	}
+	return "-"
+}
+
+// list prints the apps of the namespace.
+func (o *Options) list(ctx context.Context) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	list := &cafev1alpha1.CafeAppServiceList{}
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("listing CafeAppServices in %s: %w", ns, err)
+	}
+	if len(list.Items) == 0 {
+		fmt.Fprintf(o.Out, "No CafeAppServices in namespace %s\n", ns)
+		return nil
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	w := newTabWriter(o.Out)
+	fmt.Fprintln(w, "NAME\tLATEST\tPUBLISHED\tLAST-SUCCESSFUL\tREADY\tRELEASING")
+	for i := range list.Items {
+		a := &list.Items[i]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, orDash(a.Status.LatestRevision), orDash(a.Spec.PublishedRevision), orDash(a.Status.LastSuccessfulRevision),
+			conditionStatus(a, cafev1alpha1.AppReadyCondition), conditionStatus(a, cafev1alpha1.AppReleasingCondition))
+	}
+	return w.Flush()
+}
+
+// get prints one app: revisions, Service, release and conditions.
+func (o *Options) get(ctx context.Context, name, output string) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	app, err := getApp(ctx, c, ns, name)
+	if err != nil {
+		return err
+	}
+	switch output {
+	case "yaml", "json":
+		app.ManagedFields = nil
+		return printObject(o.Out, app, output)
+	case "":
+	default:
+		return fmt.Errorf("--output %q: want yaml or json", output)
+	}
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(app), svc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading Service %s/%s: %w", ns, name, err)
+		}
+		svc = nil
+	}
+	cd := &cafev1alpha1.CafeDeployment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(app), cd); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading CafeDeployment %s/%s: %w", ns, name, err)
+		}
+		cd = nil
+	}
+	printApp(o.Out, app, svc, cd)
+	return nil
+}
+
+func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Service, cd *cafev1alpha1.CafeDeployment) {
+	fmt.Fprintf(out, "App:              %s/%s\n", app.Namespace, app.Name)
+	fmt.Fprintf(out, "Latest revision:  %s\n", orDash(app.Status.LatestRevision))
+	fmt.Fprintf(out, "Published:        %s", orDash(app.Spec.PublishedRevision))
+	if by := app.Annotations[cafev1alpha1.PublishedByAnnotation]; by != "" {
+		fmt.Fprintf(out, " (by %s at %s)", by, app.Annotations[cafev1alpha1.PublishedAtAnnotation])
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "Last successful:  %s\n", orDash(app.Status.LastSuccessfulRevision))
+	if svc != nil {
+		var ports []string
+		for _, p := range svc.Spec.Ports {
+			ports = append(ports, fmt.Sprintf("%d/%s->%s", p.Port, p.Protocol, p.TargetPort.String()))
+		}
+		fmt.Fprintf(out, "Service:          %s %s %s %s\n", svc.Name, svc.Spec.Type, orDash(svc.Spec.ClusterIP), strings.Join(ports, ","))
+	} else {
+		fmt.Fprintf(out, "Service:          -\n")
+	}
+	if cd != nil {
+		r := cd.Status.Release
+		fmt.Fprintf(out, "Release:          %s at group %d of %d; %d of %d pods updated, %d available (cafe deploy status %s -n %s)\n",
+			orDash(string(r.Phase)), ptr.Deref(r.CurrentGroup, 0), ptr.Deref(r.TotalGroups, 0),
+			ptr.Deref(cd.Status.UpdatedReplicas, 0), ptr.Deref(cd.Spec.Replicas, 0), ptr.Deref(cd.Status.AvailableReplicas, 0), cd.Name, cd.Namespace)
+	} else {
+		fmt.Fprintf(out, "Release:          - (nothing published yet)\n")
+	}
+	fmt.Fprintln(out, "Conditions:")
+	w := newTabWriter(out)
+	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tMESSAGE")
+	for _, c := range app.Status.Conditions {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	_ = w.Flush()
+	fmt.Fprintln(out, "Revisions (newest first):")
+	w = newTabWriter(out)
+	fmt.Fprintln(w, "  NAME\tHASH\tCREATED\tOUTCOME")
+	for _, r := range app.Status.Revisions {
+		created := r.Created
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", r.Name, r.Hash, timestamp(&created), orDash(string(r.Outcome)))
+	}
+	_ = w.Flush()
+}
+
+// revisions prints one line per revision, oldest first.
+func (o *Options) revisions(ctx context.Context, name string) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	app, err := getApp(ctx, c, ns, name)
+	if err != nil {
+		return err
+	}
+	revs, err := listRevisions(ctx, c, app)
+	if err != nil {
+		return err
+	}
+	if len(revs) == 0 {
+		fmt.Fprintf(o.Out, "%s has no revisions yet: CAFE records the first one when it sees the app\n", ref(app))
+		return nil
+	}
+	w := newTabWriter(o.Out)
+	fmt.Fprintln(w, "REVISION\tHASH\tCREATED\tIMAGES\tCONFIGMAP\tOUTCOME\tPUBLISHED-BY\tMARK")
+	for i := range revs {
+		r := &revs[i]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Spec.Hash, timestamp(ptr.To(r.CreationTimestamp)), images(r), orDash(r.Spec.ConfigMapName),
+			orDash(string(r.Status.Outcome)), orDash(r.Status.PublishedBy), orDash(marks(app, r.Name)))
+	}
+	return w.Flush()
+}
+
+// marks says which of the app's revision roles name holds.
+func marks(app *cafev1alpha1.CafeAppService, name string) string {
+	var m []string
+	if name == app.Status.LatestRevision {
+		m = append(m, "latest")
+	}
+	if name == app.Spec.PublishedRevision {
+		m = append(m, "published")
+	}
+	if name == app.Status.LastSuccessfulRevision {
+		m = append(m, "last-successful")
+	}
+	return strings.Join(m, ",")
+}
+
+func printObject(out io.Writer, obj any, format string) error {
+	data, err := yaml.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		if data, err = yaml.YAMLToJSON(data); err != nil {
+			return err
+		}
+		data = append(data, '\n')
+	}
+	_, err = out.Write(data)
+	return err
+}
+
