@@ -189,4 +189,3 @@ func printObject(out io.Writer, obj any, format string) error {
 	_, err = out.Write(data)
 	return err
 }
-
