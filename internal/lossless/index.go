@@ -37,3 +37,12 @@ func SlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]disc
 	}
 	return list.Items, nil
 }
+
+// SetupIndexes registers the cache index SlicesForPod reads. Call it once
+// per manager, before the controllers and webhooks that drain pods start.
+func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &discoveryv1.EndpointSlice{}, EndpointSlicePodIndex, IndexEndpointSlicesByPod); err != nil {
+		return fmt.Errorf("indexing EndpointSlices by pod: %w", err)
+	}
+	return nil
+}

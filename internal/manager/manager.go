@@ -23,7 +23,9 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
+	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/lossless"
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
@@ -185,6 +187,9 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
 func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
+	if err := lossless.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset")}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
@@ -192,6 +197,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment")}
 	if err := cd.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
+	}
+	gk := &gatekeeper.Reconciler{Client: mgr.GetClient()}
+	if err := gk.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the gate keeper: %w", err)
 	}
 	app := &cafeappservice.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafeappservice")}
 	if err := app.SetupWithManager(mgr); err != nil {

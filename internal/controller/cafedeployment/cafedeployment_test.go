@@ -8,7 +8,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -140,25 +139,4 @@ func TestABetaReleaseUpdatesOnePodPerUnitThenWaitsForAConfirmation(t *testing.T)
 	}).Should(Succeed())
 
 	expectLossless(ctx, g, rec)
-}
-
-func TestAnUnsupportedPodSetTypeStopsProgressingAndSaysWhy(t *testing.T) {
-	ctx, g, ns := setup(t)
-	cd := newCafeDeployment(ns, "shop", "app:v1")
-	cd.Spec.PodSetType = cafev1alpha1.PodSetTypeReplicaSet
-	createDeployment(ctx, t, g, cd)
-
-	g.Eventually(func(g Gomega) {
-		got := getDeployment(ctx, g, cd)
-		c := meta.FindStatusCondition(got.Status.Conditions, cafev1alpha1.CafeDeploymentProgressingCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Message).To(ContainSubstring("spec.podSetType"))
-		g.Expect(c.Message).To(ContainSubstring("ReplicaSet"))
-	}).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		sets := &cafev1alpha1.InPlaceSetList{}
-		g.Expect(k8sClient.List(ctx, sets, client.InNamespace(ns))).To(Succeed())
-		g.Expect(sets.Items).To(BeEmpty())
-	}).Should(Succeed(), "no pod set is created for a type not supported")
 }

@@ -7,22 +7,28 @@ import (
 	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -56,12 +62,62 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&cafev1alpha1.CafeDeployment{}).
 		// Pod-set status (updated and serving pods) is what finishes a group.
 		Owns(&cafev1alpha1.InPlaceSet{}).
+		Owns(&appsv1.ReplicaSet{}).
+		Owns(&appsv1.StatefulSet{}).
+		// In the native modes the release runs the lossless protocol itself:
+		// pod readiness and gates, and EndpointSlices letting go of drained
+		// pods, drive its steps. (InPlaceSet pods are their set's business.)
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(deploymentOfNativePod), builder.WithPredicates(predicate.NewPredicateFuncs(isNativePod))).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsOfSlice)).
 		// A unit that regains a schedulable node takes its rescheduled
 		// replicas back; only schedulability changes matter, not heartbeats.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).
 		Named("cafedeployment").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(r)
+}
+
+// isNativePod: a pod of a CafeDeployment's ReplicaSet or StatefulSet.
+func isNativePod(obj client.Object) bool {
+	labels := obj.GetLabels()
+	_, inPlace := labels[cafev1alpha1.InPlaceSetLabel]
+	return labels[cafev1alpha1.DeploymentLabel] != "" && !inPlace
+}
+
+// deploymentOfNativePod maps a native pod to its CafeDeployment.
+func deploymentOfNativePod(_ context.Context, obj client.Object) []reconcile.Request {
+	if !isNativePod(obj) {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetLabels()[cafev1alpha1.DeploymentLabel]}}}
+}
+
+// deploymentsOfSlice maps an EndpointSlice to the CafeDeployments of the
+// native pods it lists that are draining (only they wait on it).
+func (r *Reconciler) deploymentsOfSlice(ctx context.Context, obj client.Object) []reconcile.Request {
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var reqs []reconcile.Request
+	for _, ep := range slice.Endpoints {
+		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+			continue
+		}
+		pod := &corev1.Pod{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
+			continue
+		}
+		if !isNativePod(pod) || lossless.DrainReason(pod) == "" {
+			continue
+		}
+		if name := pod.Labels[cafev1alpha1.DeploymentLabel]; !seen[name] {
+			seen[name] = true
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: slice.Namespace, Name: name}})
+		}
+	}
+	return reqs
 }
 
 // Reconcile plans the release from the spec, advances its record from the
@@ -76,11 +132,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	before := cd.DeepCopy()
 	cd.Default()
-	if cd.Spec.PodSetType != cafev1alpha1.PodSetTypeInPlaceSet {
-		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotProgressingReason,
-			fmt.Sprintf("spec.podSetType %s is not supported yet", cd.Spec.PodSetType))
-		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
-	}
 	rescheduled, requeue, err := r.rescheduled(ctx, cd)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -96,10 +147,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		p = p.SingleGroup()
 	}
 
-	sets, err := r.podSets(ctx, cd)
+	sets, err := r.loadPodSets(ctx, cd, updateRevision)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	views := sets.views()
 	firstRevision := cd.Status.UpdateRevision == ""
 	newRelease := cd.Status.UpdateRevision != updateRevision
 	if newRelease && cd.Status.UpdateRevision != "" {
@@ -120,7 +172,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Plan:           p,
 		Release:        cd.Status.Release,
 		NewRelease:     newRelease,
-		Progress:       progressOf(sets, updateRevision),
+		Progress:       progressOf(views),
 		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm() && !fast,
 		Paused:         cd.Spec.Strategy.Pause,
 		Confirmation:   confirmationOf(cd),
@@ -136,8 +188,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		cd.Status.CurrentRevision = updateRevision
 	}
 
-	applyErr := r.applyPodSets(ctx, cd, p, sets)
-	setStatus(cd, p, sets, applyErr)
+	applyErr := r.applyPodSets(ctx, cd, p, sets, views)
+	setStatus(cd, p, views, applyErr)
 	for i := range cd.Status.Units {
 		if m := rescheduled.moved[cd.Status.Units[i].Name]; m > 0 {
 			cd.Status.Units[i].RescheduledReplicas = ptr.To(m)
@@ -154,29 +206,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: requeue}, applyErr
 }
 
-// podSets returns the CafeDeployment's InPlaceSets by unit.
-func (r *Reconciler) podSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (map[string]*cafev1alpha1.InPlaceSet, error) {
-	list := &cafev1alpha1.InPlaceSetList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
-		return nil, fmt.Errorf("listing pod sets: %w", err)
-	}
-	out := map[string]*cafev1alpha1.InPlaceSet{}
-	for i := range list.Items {
-		s := &list.Items[i]
-		if metav1.IsControlledBy(s, cd) {
-			out[s.Labels[cafev1alpha1.UnitLabel]] = s
-		}
-	}
-	return out, nil
-}
-
-func progressOf(sets map[string]*cafev1alpha1.InPlaceSet, updateRevision string) map[string]unitProgress {
+func progressOf(views map[string]unitView) map[string]unitProgress {
 	out := map[string]unitProgress{}
-	for unit, s := range sets {
-		out[unit] = unitProgress{
-			UpdatedAvailable: ptr.Deref(s.Status.UpdatedReadyReplicas, 0),
-			Observed:         s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == updateRevision,
-		}
+	for unit, v := range views {
+		out[unit] = unitProgress{UpdatedAvailable: v.UpdatedAvailable, Observed: v.Observed}
 	}
 	return out
 }
@@ -196,9 +229,9 @@ func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
 	return &confirmation{Group: int32(group), User: a[cafev1alpha1.ConfirmedByAnnotation], At: metav1.NewTime(at)}
 }
 
-// applyPodSets server-side-applies every unit's InPlaceSet with the
-// partition of the release's current group and its share of the budget.
-func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets map[string]*cafev1alpha1.InPlaceSet) error {
+// applyPodSets moves every unit's pod set to the partition of the
+// release's current group, with its share of the unavailability budget.
+func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets podSets, views map[string]unitView) error {
 	group := int(ptr.Deref(cd.Status.Release.CurrentGroup, 0))
 	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
 		group = len(p.Groups)
@@ -216,14 +249,10 @@ func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDepl
 		}
 		perUnit[u] = max(m, 1)
 		budget += perUnit[u]
-		s := sets[u]
-		updated := int32(0)
-		if s != nil && s.Status.UpdateRevision == cd.Status.UpdateRevision {
-			updated = ptr.Deref(s.Status.UpdatedReplicas, 0)
-		}
-		active[u] = s == nil || updated < target[u] || ptr.Deref(s.Spec.Replicas, 0) != p.UnitReplicas[u]
-		if !active[u] && s != nil {
-			inactiveUnavailable += max(ptr.Deref(s.Status.Replicas, 0)-ptr.Deref(s.Status.AvailableReplicas, 0), 0)
+		v := views[u]
+		active[u] = !v.Exists || v.Updated < target[u] || v.SpecReplicas != p.UnitReplicas[u]
+		if !active[u] {
+			inactiveUnavailable += max(v.Replicas-v.Available, 0)
 		}
 	}
 	if cd.Spec.Strategy.MinAvailable != nil {
@@ -237,12 +266,16 @@ func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDepl
 
 	var errs []error
 	for _, u := range p.Units {
-		desired := desiredInPlaceSet(cd, u, unitSettings{Replicas: p.UnitReplicas[u], Partition: partitions[u], MaxUnavailable: shares[u]})
-		if err := controllerutil.SetControllerReference(cd, desired, r.Scheme); err != nil {
-			return err
+		surge, err := cafev1alpha1.ResolveIntOrPercent(ptr.Deref(cd.Spec.Strategy.MaxSurgeSizeInGroup, intstr.FromInt32(0)), p.UnitReplicas[u], true)
+		if err != nil {
+			return fmt.Errorf("spec.strategy.maxSurgeSizeInGroup: %w", err)
 		}
-		if err := r.Client.Apply(ctx, toApplyConfiguration(desired), fieldOwner, client.ForceOwnership); err != nil {
-			errs = append(errs, fmt.Errorf("applying pod set %s: %w", desired.Name, err))
+		if !active[u] {
+			surge = 0
+		}
+		settings := unitSettings{Replicas: p.UnitReplicas[u], Partition: partitions[u], MaxUnavailable: shares[u], MaxSurge: surge}
+		if err := sets.apply(ctx, u, settings); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

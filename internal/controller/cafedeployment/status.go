@@ -19,18 +19,15 @@ var intstrOne = intstr.FromInt32(1)
 // setStatus aggregates the pod sets into the CafeDeployment's status and
 // sets its conditions. observedGeneration advances only when every pod set
 // was applied.
-func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, sets map[string]*cafev1alpha1.InPlaceSet, applyErr error) {
+func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, views map[string]unitView, applyErr error) {
 	st := &cd.Status
 	var replicas, ready, available, updated int32
 	st.Units = st.Units[:0]
 	for _, u := range p.Units {
 		us := cafev1alpha1.UnitStatus{Name: u, DesiredReplicas: ptr.To(p.UnitReplicas[u])}
-		if s := sets[u]; s != nil {
-			us.Replicas, us.ReadyReplicas = s.Status.Replicas, s.Status.ReadyReplicas
-			us.AvailableReplicas = s.Status.AvailableReplicas
-			if s.Status.UpdateRevision == st.UpdateRevision {
-				us.UpdatedReplicas = s.Status.UpdatedReplicas
-			}
+		if v, ok := views[u]; ok {
+			us.Replicas, us.ReadyReplicas, us.AvailableReplicas = ptr.To(v.Replicas), ptr.To(v.Ready), ptr.To(v.Available)
+			us.UpdatedReplicas = ptr.To(v.Updated)
 		}
 		replicas += ptr.Deref(us.Replicas, 0)
 		ready += ptr.Deref(us.ReadyReplicas, 0)

@@ -26,6 +26,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podutil"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;update;patch
@@ -59,9 +60,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, podOwnerIndex, ownerIndex); err != nil {
 		return fmt.Errorf("indexing pods by InPlaceSet: %w", err)
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod); err != nil {
-		return fmt.Errorf("indexing EndpointSlices by pod: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&cafev1alpha1.InPlaceSet{}).
@@ -225,12 +223,12 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 
 func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope) (podState, error) {
 	hash := pod.Labels[cafev1alpha1.RevisionHashLabel]
-	containersReady, since := readySince(pod)
+	containersReady, since := podutil.ContainersReadySince(pod)
 	st := podState{
 		Pod:             pod,
 		Updated:         hash == s.updateHash,
 		Terminating:     !pod.DeletionTimestamp.IsZero(),
-		Ready:           podReady(pod),
+		Ready:           podutil.Ready(pod),
 		ContainersReady: containersReady,
 		ReadySince:      since,
 		GateOpen:        lossless.GateOpen(pod),

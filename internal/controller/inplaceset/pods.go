@@ -14,6 +14,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podutil"
 )
 
 const (
@@ -23,7 +24,6 @@ const (
 	// revision and the imageIDs the kubelet reported before, so completion is
 	// judged from the container status as with a real kubelet.
 	inPlaceStateAnnotation = "cafe.io/inplace-update-state"
-	hostnameTopologyKey    = "kubernetes.io/hostname"
 )
 
 // inPlaceState is the value of inPlaceStateAnnotation.
@@ -62,54 +62,14 @@ func newPod(set *cafev1alpha1.InPlaceSet, template *corev1.PodTemplateSpec, hash
 	pod.Labels[setNameLabel] = set.Name
 	if set.Spec.Unit != nil {
 		pod.Labels[cafev1alpha1.UnitLabel] = set.Spec.Unit.Value
-		pinToUnit(&pod.Spec, *set.Spec.Unit)
+		podutil.PinToUnit(&pod.Spec, *set.Spec.Unit)
 	}
 	lossless.EnsureGate(&pod.Spec)
-	spreadOverNodes(&pod.Spec, set)
+	podutil.SpreadOverNodes(&pod.Spec, map[string]string{setNameLabel: set.Name})
 	if err := controllerutil.SetControllerReference(set, pod, scheme); err != nil {
 		return nil, err
 	}
 	return pod, nil
-}
-
-// pinToUnit adds a required node affinity term for the unit's label to every
-// existing term (terms are ORed, so each must carry it).
-func pinToUnit(spec *corev1.PodSpec, unit cafev1alpha1.PodSetUnit) {
-	req := corev1.NodeSelectorRequirement{Key: unit.Key, Operator: corev1.NodeSelectorOpIn, Values: []string{unit.Value}}
-	if spec.Affinity == nil {
-		spec.Affinity = &corev1.Affinity{}
-	}
-	if spec.Affinity.NodeAffinity == nil {
-		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
-	}
-	na := spec.Affinity.NodeAffinity
-	if na.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		na.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{}
-	}
-	terms := na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
-	if len(terms) == 0 {
-		terms = []corev1.NodeSelectorTerm{{}}
-	}
-	for i := range terms {
-		terms[i].MatchExpressions = append(terms[i].MatchExpressions, req)
-	}
-	na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = terms
-}
-
-// spreadOverNodes spreads the set's pods over the nodes of its unit, unless
-// the template says how to spread already.
-func spreadOverNodes(spec *corev1.PodSpec, set *cafev1alpha1.InPlaceSet) {
-	for _, c := range spec.TopologySpreadConstraints {
-		if c.TopologyKey == hostnameTopologyKey {
-			return
-		}
-	}
-	spec.TopologySpreadConstraints = append(spec.TopologySpreadConstraints, corev1.TopologySpreadConstraint{
-		MaxSkew:           1,
-		TopologyKey:       hostnameTopologyKey,
-		WhenUnsatisfiable: corev1.ScheduleAnyway,
-		LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{setNameLabel: set.Name}},
-	})
 }
 
 // inPlacePatch is the one merge patch that moves a drained pod to the update
@@ -181,35 +141,6 @@ func inPlacePending(pod *corev1.Pod) bool {
 		}
 		if !s.Ready {
 			return true
-		}
-	}
-	return false
-}
-
-// readySince is when the pod's containers last became ready: the later of
-// the ContainersReady transition and the newest container start (an in-place
-// restart does not always flip ContainersReady).
-func readySince(pod *corev1.Pod) (bool, time.Time) {
-	var since time.Time
-	ready := false
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.ContainersReady {
-			ready = c.Status == corev1.ConditionTrue
-			since = c.LastTransitionTime.Time
-		}
-	}
-	for _, s := range pod.Status.ContainerStatuses {
-		if s.State.Running != nil && s.State.Running.StartedAt.After(since) {
-			since = s.State.Running.StartedAt.Time
-		}
-	}
-	return ready, since
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false

@@ -1,0 +1,199 @@
+package cafedeployment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podutil"
+)
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
+// nativePod is what the planners of the native pod sets (ReplicaSet,
+// StatefulSet) know about one pod; gathered from the cache, decided on
+// without any API call.
+type nativePod struct {
+	Pod *corev1.Pod
+	// Owner is the name of the ReplicaSet or StatefulSet controlling it.
+	Owner string
+	// Ordinal is a StatefulSet pod's ordinal (-1 for a ReplicaSet's pod).
+	Ordinal int
+	// Updated: the pod runs the update revision (its revision label says so).
+	Updated     bool
+	Terminating bool
+	// Available: Ready (containers and gate) with the gate open, which the
+	// gate keeper does only after minReadySeconds.
+	Available bool
+	// DrainReason is set while the gate is closed for an operation; Drained
+	// once nothing routes traffic to the pod any more.
+	DrainReason string
+	Drained     bool
+	// Marked: drained and given the lowest deletion cost, so its ReplicaSet
+	// deletes it first when scaled down; the pod is committed to go.
+	Marked bool
+}
+
+// deletionCostAnnotation ranks a ReplicaSet's pods for deletion on scale
+// down (lower goes first).
+const (
+	deletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost"
+	drainedDeletionCost    = "-2147483648"
+)
+
+// nativePods reads the CafeDeployment's pods of native pod sets, by unit,
+// with what the lossless protocol needs to know about each.
+func (r *Reconciler) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (map[string][]nativePod, error) {
+	list := &corev1.PodList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	out := map[string][]nativePod{}
+	for i := range list.Items {
+		pod := &list.Items[i]
+		owner := metav1.GetControllerOf(pod)
+		if owner == nil || (owner.Kind != "ReplicaSet" && owner.Kind != "StatefulSet") {
+			continue
+		}
+		np := nativePod{
+			Pod:         pod,
+			Owner:       owner.Name,
+			Ordinal:     -1,
+			Updated:     pod.Labels[cafev1alpha1.RevisionHashLabel] == updateRevision,
+			Terminating: !pod.DeletionTimestamp.IsZero(),
+			Available:   podutil.Ready(pod) && lossless.GateOpen(pod),
+			DrainReason: lossless.DrainReason(pod),
+			Marked:      pod.Annotations[deletionCostAnnotation] == drainedDeletionCost,
+		}
+		if owner.Kind == "StatefulSet" {
+			np.Ordinal = ordinalOf(owner.Name, pod.Name)
+		}
+		if np.DrainReason != "" {
+			slices, err := lossless.SlicesForPod(ctx, r.Client, pod)
+			if err != nil {
+				return nil, err
+			}
+			np.Drained = lossless.Drained(pod, slices)
+		}
+		unit := pod.Labels[cafev1alpha1.UnitLabel]
+		out[unit] = append(out[unit], np)
+	}
+	for _, pods := range out {
+		sort.Slice(pods, func(i, j int) bool { return pods[i].Pod.Name < pods[j].Pod.Name })
+	}
+	return out, nil
+}
+
+// ordinalOf parses a StatefulSet pod's ordinal from its name, -1 if none.
+func ordinalOf(set, pod string) int {
+	var n int
+	if _, err := fmt.Sscanf(pod[min(len(set)+1, len(pod)):], "%d", &n); err != nil || pod != fmt.Sprintf("%s-%d", set, n) {
+		return -1
+	}
+	return n
+}
+
+// nativeView counts a unit's pods for the release.
+func nativeView(pods []nativePod) unitView {
+	var v unitView
+	for _, p := range pods {
+		if p.Terminating {
+			continue
+		}
+		v.Replicas++
+		if podutil.Ready(p.Pod) {
+			v.Ready++
+		}
+		if p.Available {
+			v.Available++
+		}
+		if p.Updated {
+			v.Updated++
+			if p.Available {
+				v.UpdatedAvailable++
+			}
+		}
+	}
+	return v
+}
+
+// nativeTemplate is the pod template of a unit's native pod set: the
+// CafeDeployment's template with the unit and revision labels, the
+// traffic-ready readiness gate, pinned to the unit and spread over its
+// nodes — what an InPlaceSet does to its pods, done in the template.
+func nativeTemplate(cd *cafev1alpha1.CafeDeployment, unit, revision string) corev1.PodTemplateSpec {
+	t := cd.Spec.Template.DeepCopy()
+	t.Labels = maps.Clone(t.Labels)
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	t.Labels[cafev1alpha1.DeploymentLabel] = cd.Name
+	t.Labels[cafev1alpha1.UnitLabel] = unit
+	t.Labels[cafev1alpha1.RevisionHashLabel] = revision
+	lossless.EnsureGate(&t.Spec)
+	podutil.PinToUnit(&t.Spec, cafev1alpha1.PodSetUnit{Key: cd.Spec.Topology.UnitLabelKey(), Value: unit})
+	podutil.SpreadOverNodes(&t.Spec, map[string]string{cafev1alpha1.DeploymentLabel: cd.Name, cafev1alpha1.UnitLabel: unit})
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: t.Annotations}, Spec: t.Spec}
+}
+
+// gateChange closes a pod's gate for an operation.
+type gateChange struct {
+	Pod    *corev1.Pod
+	Reason string
+}
+
+// setGates closes and reopens gates as planned.
+func (r *Reconciler) setGates(ctx context.Context, closeGates []gateChange, reopen []*corev1.Pod, revision string) error {
+	var errs []error
+	for _, c := range closeGates {
+		msg := "draining to replace it with revision " + revision
+		if c.Reason == lossless.ReasonDrainForDelete {
+			msg = "draining to delete it"
+		}
+		if err := lossless.SetGate(ctx, r.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, pod := range reopen {
+		if err := lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// appliedHashAnnotation records the hash of what CAFE last applied to an
+// object it owns, so an unchanged desired state costs no API write.
+const appliedHashAnnotation = "cafe.io/applied-hash"
+
+// stampAppliedHash sets the desired object's applied-hash annotation and
+// reports whether the existing object (nil if none) already carries it.
+func stampAppliedHash(desired, existing client.Object) (unchanged bool) {
+	a := desired.GetAnnotations()
+	delete(a, appliedHashAnnotation)
+	data, err := json.Marshal(desired)
+	if err != nil {
+		panic(fmt.Sprintf("marshalling %T cannot fail: %v", desired, err))
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:8])
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[appliedHashAnnotation] = hash
+	desired.SetAnnotations(a)
+	return existing != nil && existing.GetAnnotations()[appliedHashAnnotation] == hash
+}

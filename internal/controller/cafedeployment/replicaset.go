@@ -1,0 +1,184 @@
+package cafedeployment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;update;patch;delete
+
+// replicaSets drives podSetType ReplicaSet: per unit, one native ReplicaSet
+// per revision (named <cafedeployment>-<unit>-<revision>), scaled by CAFE
+// and never by a Deployment; the lossless protocol runs here.
+type replicaSets struct {
+	r    *Reconciler
+	cd   *cafev1alpha1.CafeDeployment
+	rev  string
+	pods map[string][]nativePod
+	sets map[string][]*appsv1.ReplicaSet
+}
+
+func (r *Reconciler) loadReplicaSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (*replicaSets, error) {
+	list := &appsv1.ReplicaSetList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
+		return nil, fmt.Errorf("listing ReplicaSets: %w", err)
+	}
+	pods, err := r.nativePods(ctx, cd, updateRevision)
+	if err != nil {
+		return nil, err
+	}
+	out := &replicaSets{r: r, cd: cd, rev: updateRevision, pods: pods, sets: map[string][]*appsv1.ReplicaSet{}}
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if metav1.IsControlledBy(rs, cd) {
+			unit := rs.Labels[cafev1alpha1.UnitLabel]
+			out.sets[unit] = append(out.sets[unit], rs)
+		}
+	}
+	return out, nil
+}
+
+func replicaSetName(cd *cafev1alpha1.CafeDeployment, unit, revision string) string {
+	return podSetName(cd, unit) + "-" + revision
+}
+
+func (p *replicaSets) views() map[string]unitView {
+	out := map[string]unitView{}
+	for unit, sets := range p.sets {
+		v := nativeView(p.pods[unit])
+		for _, rs := range sets {
+			v.SpecReplicas += ptr.Deref(rs.Spec.Replicas, 0)
+			if rs.Name == replicaSetName(p.cd, unit, p.rev) {
+				v.Exists, v.Observed = true, true
+			}
+		}
+		out[unit] = v
+	}
+	return out
+}
+
+func (p *replicaSets) apply(ctx context.Context, unit string, s unitSettings) error {
+	newName := replicaSetName(p.cd, unit, p.rev)
+	in := replaceInput{
+		Replicas: s.Replicas, Target: s.Replicas - s.Partition, MaxUnavailable: s.MaxUnavailable, MaxSurge: s.MaxSurge,
+		Paused: p.cd.Spec.Strategy.Pause, NewSet: newName, OldSets: map[string]int32{}, Pods: p.pods[unit],
+	}
+	var newSet *appsv1.ReplicaSet
+	for _, rs := range p.sets[unit] {
+		if rs.Name == newName {
+			newSet, in.NewCurrent = rs, ptr.Deref(rs.Spec.Replicas, 0)
+		} else {
+			in.OldSets[rs.Name] = ptr.Deref(rs.Spec.Replicas, 0)
+		}
+	}
+	res := planReplace(in)
+	if err := p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev); err != nil {
+		return err
+	}
+	// A pod is marked before its ReplicaSet shrinks: had the scale-down come
+	// first, the ReplicaSet could pick a pod still serving.
+	for _, pod := range res.Mark {
+		if err := markForDeletion(ctx, p.r.Client, pod); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, rs := range p.sets[unit] {
+		if rs.Name == newName {
+			continue
+		}
+		errs = append(errs, p.scaleOld(ctx, rs, res.OldReplicas[rs.Name], unit))
+	}
+	errs = append(errs, p.applyNew(ctx, unit, newSet, res.NewReplicas))
+	return errors.Join(errs...)
+}
+
+// applyNew creates or updates the update revision's ReplicaSet.
+func (p *replicaSets) applyNew(ctx context.Context, unit string, existing *appsv1.ReplicaSet, replicas int32) error {
+	desired := &appsv1.ReplicaSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.cd.Namespace,
+			Name:      replicaSetName(p.cd, unit, p.rev),
+			Labels:    map[string]string{cafev1alpha1.DeploymentLabel: p.cd.Name, cafev1alpha1.UnitLabel: unit, cafev1alpha1.RevisionHashLabel: p.rev},
+		},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas:        ptr.To(replicas),
+			MinReadySeconds: p.cd.Spec.Strategy.MinReadySeconds,
+			Selector:        unitSelector(p.cd, unit),
+			Template:        nativeTemplate(p.cd, unit, p.rev),
+		},
+	}
+	desired.Spec.Selector.MatchLabels[cafev1alpha1.RevisionHashLabel] = p.rev
+	var current client.Object
+	if existing != nil {
+		current = existing
+	}
+	return p.r.applyOwned(ctx, p.cd, desired, current)
+}
+
+// scaleOld sets an old revision's ReplicaSet's replicas, and deletes it once
+// it has neither replicas nor pods (its revision stays in the history).
+func (p *replicaSets) scaleOld(ctx context.Context, rs *appsv1.ReplicaSet, replicas int32, unit string) error {
+	if replicas == 0 && ptr.Deref(rs.Spec.Replicas, 0) == 0 && rs.Status.Replicas == 0 && ownedBy(p.pods[unit], rs.Name) == 0 {
+		err := p.r.Client.Delete(ctx, rs, client.Preconditions{UID: &rs.UID, ResourceVersion: &rs.ResourceVersion})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting ReplicaSet %s of an old revision: %w", rs.Name, err)
+		}
+		return nil
+	}
+	if ptr.Deref(rs.Spec.Replicas, 0) == replicas {
+		return nil
+	}
+	return scaleReplicas(ctx, p.r.Client, rs, replicas)
+}
+
+// markForDeletion gives a drained pod the lowest deletion cost.
+func markForDeletion(ctx context.Context, c client.Client, pod *corev1.Pod) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{deletionCostAnnotation: drainedDeletionCost}}})
+	if err != nil {
+		return err
+	}
+	if err := c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("marking drained pod %s for deletion: %w", client.ObjectKeyFromObject(pod), client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+// scaleReplicas merge-patches spec.replicas, leaving the rest of the object
+// (applied by CAFE for its revision) alone.
+func scaleReplicas(ctx context.Context, c client.Client, obj client.Object, replicas int32) error {
+	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("scaling %s to %d: %w", client.ObjectKeyFromObject(obj), replicas, err)
+	}
+	return nil
+}
+
+// applyOwned server-side-applies an object the CafeDeployment controls,
+// unless it already carries what would be applied.
+func (r *Reconciler) applyOwned(ctx context.Context, cd *cafev1alpha1.CafeDeployment, desired, existing client.Object) error {
+	if err := controllerutil.SetControllerReference(cd, desired, r.Scheme); err != nil {
+		return err
+	}
+	if stampAppliedHash(desired, existing) {
+		return nil
+	}
+	if err := r.Client.Apply(ctx, toApplyConfiguration(desired), fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName(), err)
+	}
+	return nil
+}

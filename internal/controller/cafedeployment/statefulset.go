@@ -1,0 +1,112 @@
+package cafedeployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+
+// statefulSets drives podSetType StatefulSet: one native StatefulSet per
+// unit (named <cafedeployment>-<unit>) with update strategy OnDelete, so
+// the StatefulSet keeps ordinals and claims and CAFE chooses, through the
+// lossless protocol, when each pod is deleted and recreated.
+type statefulSets struct {
+	r    *Reconciler
+	cd   *cafev1alpha1.CafeDeployment
+	rev  string
+	pods map[string][]nativePod
+	sets map[string]*appsv1.StatefulSet
+}
+
+func (r *Reconciler) loadStatefulSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (*statefulSets, error) {
+	list := &appsv1.StatefulSetList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
+		return nil, fmt.Errorf("listing StatefulSets: %w", err)
+	}
+	pods, err := r.nativePods(ctx, cd, updateRevision)
+	if err != nil {
+		return nil, err
+	}
+	out := &statefulSets{r: r, cd: cd, rev: updateRevision, pods: pods, sets: map[string]*appsv1.StatefulSet{}}
+	for i := range list.Items {
+		sts := &list.Items[i]
+		if metav1.IsControlledBy(sts, cd) {
+			out.sets[sts.Labels[cafev1alpha1.UnitLabel]] = sts
+		}
+	}
+	return out, nil
+}
+
+func (p *statefulSets) views() map[string]unitView {
+	out := map[string]unitView{}
+	for unit, sts := range p.sets {
+		v := nativeView(p.pods[unit])
+		v.Exists = true
+		v.SpecReplicas = ptr.Deref(sts.Spec.Replicas, 0)
+		v.Observed = sts.Spec.Template.Labels[cafev1alpha1.RevisionHashLabel] == p.rev && sts.Status.ObservedGeneration == sts.Generation
+		out[unit] = v
+	}
+	return out
+}
+
+func (p *statefulSets) apply(ctx context.Context, unit string, s unitSettings) error {
+	existing := p.sets[unit]
+	in := onDeleteInput{
+		Replicas: s.Replicas, Target: s.Replicas - s.Partition, MaxUnavailable: s.MaxUnavailable,
+		Paused: p.cd.Spec.Strategy.Pause, Pods: p.pods[unit],
+	}
+	if existing != nil {
+		in.Current = ptr.Deref(existing.Spec.Replicas, 0)
+	}
+	res := planOnDelete(in)
+	errs := []error{p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev)}
+	for _, pod := range res.Delete {
+		// The UID precondition: the pod drained is the pod deleted, never a
+		// recreated one of the same name.
+		err := p.r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
+		}
+	}
+	var current client.Object
+	if existing != nil {
+		current = existing
+	}
+	errs = append(errs, p.r.applyOwned(ctx, p.cd, p.desired(unit, res.Replicas), current))
+	return errors.Join(errs...)
+}
+
+// desired is the unit's StatefulSet. Pods are managed in parallel: ordered
+// start-up would let one drained pod hold back the recreation of others.
+// The governing Service is the one named like the CafeDeployment (create a
+// headless Service of that name for stable per-pod DNS names).
+func (p *statefulSets) desired(unit string, replicas int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.cd.Namespace,
+			Name:      podSetName(p.cd, unit),
+			Labels:    map[string]string{cafev1alpha1.DeploymentLabel: p.cd.Name, cafev1alpha1.UnitLabel: unit},
+		},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:             ptr.To(replicas),
+			Selector:             unitSelector(p.cd, unit),
+			Template:             nativeTemplate(p.cd, unit, p.rev),
+			VolumeClaimTemplates: p.cd.Spec.VolumeClaimTemplates,
+			ServiceName:          p.cd.Name,
+			PodManagementPolicy:  appsv1.ParallelPodManagement,
+			UpdateStrategy:       appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+			MinReadySeconds:      p.cd.Spec.Strategy.MinReadySeconds,
+		},
+	}
+}
