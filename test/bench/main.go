@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+
 	"github.com/cafe-io/cafe/internal/controlplane"
 )
 
@@ -57,9 +59,9 @@ func main() {
 // catalog lists every scenario the benchmark knows.
 func catalog(s shape) []scenario {
 	return []scenario{
-		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s}},
+		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}},
 		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
-		{Key: "replicaset", Title: "ReplicaSet mode", NotImplemented: "not implemented yet: the CafeDeployment controller supports only podSetType InPlaceSet today"},
+		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 )
 
@@ -84,7 +85,7 @@ func (r report) writeMethod(b *strings.Builder) {
 			fmt.Fprintf(b, "  - %s\n", s)
 		}
 	}
-	w := cafeDeployment{shape: r.Shape}
+	w := cafeDeployment{shape: r.Shape, mode: cafev1alpha1.PodSetTypeInPlaceSet}
 	fmt.Fprintf(b, "\nWhy maxUnavailable %d per unit for the CafeDeployment: CAFE's maxUnavailable is per unit (zone), the Deployment's over all pods. The release plan splits each group of %d over the zones in proportion to their pods (%s in the first group), and a group starts only when the one before is available again. A per-unit value of the largest share of a group lets every zone drain its whole share at once, and the group size then bounds the pods unavailable at any time to %d (the Deployment's maxUnavailable is %d). A smaller value (10%% of a zone rounded down, say) would hold a zone's last pods of each group for a second round.\n\n",
 		w.maxUnavailablePerUnit(), s.BatchSize, w.firstGroupSplit(), s.BatchSize, s.MaxUnavailable)
 }

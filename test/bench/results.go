@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
 // Derived figures of one release.
@@ -120,6 +122,12 @@ func (a aggregate) completed() bool { return a.Typical != nil }
 func (a aggregate) isCafe() bool {
 	_, ok := a.Scenario.Workload.(cafeDeployment)
 	return ok
+}
+
+// isInPlaceSet: the scenario the targets are about.
+func (a aggregate) isInPlaceSet() bool {
+	w, ok := a.Scenario.Workload.(cafeDeployment)
+	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet
 }
 
 func (a aggregate) isDeployment() bool {

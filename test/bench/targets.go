@@ -31,7 +31,7 @@ func (v verdict) result() string {
 	return "MISS: " + v.Gap
 }
 
-// checkTargets checks every completed InPlaceSet scenario; the wall-time
+// checkTargets checks the InPlaceSet scenario (the targets are its); the wall-time
 // target needs the Deployment of the same run too.
 func checkTargets(aggs []aggregate, lifetimePeakRSS int64) []verdict {
 	var native *aggregate
@@ -42,7 +42,7 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64) []verdict {
 	}
 	var out []verdict
 	for _, a := range aggs {
-		if !a.isCafe() {
+		if !a.isInPlaceSet() {
 			continue
 		}
 		key := a.Scenario.Key

@@ -106,10 +106,14 @@ func setImage(ctx context.Context, c client.Client, obj client.Object, image str
 	return nil
 }
 
-// cafeDeployment is scenario (a): a CafeDeployment in InPlaceSet mode.
-type cafeDeployment struct{ shape shape }
+// cafeDeployment is a CafeDeployment in one podSetType: InPlaceSet
+// (scenario a) or ReplicaSet (scenario c).
+type cafeDeployment struct {
+	shape shape
+	mode  cafev1alpha1.PodSetType
+}
 
-func (cafeDeployment) Kind() string { return "CafeDeployment (podSetType InPlaceSet)" }
+func (w cafeDeployment) Kind() string { return fmt.Sprintf("CafeDeployment (podSetType %s)", w.mode) }
 
 func (w cafeDeployment) object(ns, image string) *cafev1alpha1.CafeDeployment {
 	return &cafev1alpha1.CafeDeployment{
@@ -118,7 +122,7 @@ func (w cafeDeployment) object(ns, image string) *cafev1alpha1.CafeDeployment {
 			Replicas:   ptr.To(w.shape.Replicas),
 			Selector:   &metav1.LabelSelector{MatchLabels: appLabels()},
 			Template:   podTemplate(image),
-			PodSetType: cafev1alpha1.PodSetTypeInPlaceSet,
+			PodSetType: w.mode,
 			Topology:   cafev1alpha1.Topology{UnitType: cafev1alpha1.UnitTypeZone, Values: w.shape.Zones},
 			Strategy: cafev1alpha1.CafeDeploymentStrategy{
 				UpgradeType:           cafev1alpha1.UpgradeTypeBatch,
@@ -191,11 +195,19 @@ func (w cafeDeployment) Settings() []string {
 		groups = fmt.Sprintf("%d groups: %s", len(p.Groups), p.String())
 	}
 	return []string{
-		fmt.Sprintf("podSetType InPlaceSet, topology Zone %s, %d replicas", strings.Join(w.shape.Zones, "/"), w.shape.Replicas),
+		fmt.Sprintf("podSetType %s, topology Zone %s, %d replicas", w.mode, strings.Join(w.shape.Zones, "/"), w.shape.Replicas),
 		fmt.Sprintf("strategy: upgradeType Batch, batchSize %d, groupOrder Interleaved, needWaitingForConfirm false, maxUnavailable %d per unit, no minAvailable", w.shape.BatchSize, w.maxUnavailablePerUnit()),
 		"release plan (" + groups + ")",
-		"lossless protocol on (always, for every pod CAFE manages): readiness gate cafe.io/traffic-ready closed, EndpointSlices drop the pod, image patched in place, gate reopened",
+		w.protocol(),
 	}
+}
+
+// protocol says what the lossless protocol does to a pod in this mode.
+func (w cafeDeployment) protocol() string {
+	if w.mode == cafev1alpha1.PodSetTypeReplicaSet {
+		return "lossless protocol on (always, for every pod CAFE manages): readiness gate cafe.io/traffic-ready closed, EndpointSlices drop the pod, pod marked with the lowest pod-deletion-cost, old ReplicaSet scaled down (it deletes that pod), new ReplicaSet scaled up (maxSurgeSizeInGroup 0), the new pod's gate opened once ready"
+	}
+	return "lossless protocol on (always, for every pod CAFE manages): readiness gate cafe.io/traffic-ready closed, EndpointSlices drop the pod, image patched in place, gate reopened"
 }
 
 func (w cafeDeployment) Create(ctx context.Context, c client.Client, ns, image string) error {
