@@ -160,15 +160,17 @@ type scope struct {
 
 func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (*scope, error) {
 	s := &scope{updateHash: TemplateHash(&set.Spec.Template), templates: map[string]*corev1.PodTemplateSpec{}}
-	if err := ensureRevision(ctx, r.Client, r.Scheme, set, s.updateHash); err != nil {
-		return nil, err
-	}
-	s.templates[s.updateHash] = &set.Spec.Template
-
 	revs := &appsv1.ControllerRevisionList{}
 	if err := r.Client.List(ctx, revs, client.InNamespace(set.Namespace), client.MatchingLabels{setNameLabel: set.Name}); err != nil {
 		return nil, fmt.Errorf("listing revisions: %w", err)
 	}
+	// Recorded once: a create per reconcile would cost a failed write each.
+	if !hasRevision(revs.Items, s.updateHash) {
+		if err := ensureRevision(ctx, r.Client, r.Scheme, set, s.updateHash); err != nil {
+			return nil, err
+		}
+	}
+	s.templates[s.updateHash] = &set.Spec.Template
 	for i := range revs.Items {
 		hash := revs.Items[i].Labels[cafev1alpha1.RevisionHashLabel]
 		if _, ok := s.templates[hash]; ok {

@@ -66,6 +66,16 @@ func ensureRevision(ctx context.Context, c client.Client, scheme *runtime.Scheme
 	return nil
 }
 
+// hasRevision reports whether the revision of hash is among revs.
+func hasRevision(revs []appsv1.ControllerRevision, hash string) bool {
+	for i := range revs {
+		if revs[i].Labels[cafev1alpha1.RevisionHashLabel] == hash {
+			return true
+		}
+	}
+	return false
+}
+
 // templateOf reads the template recorded for a revision.
 func templateOf(rev *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
 	t := &corev1.PodTemplateSpec{}
