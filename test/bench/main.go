@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
@@ -50,6 +53,9 @@ func parseFlags() options {
 }
 
 func main() {
+	// The benchmark's own clients log nothing worth reading; CAFE's logs are
+	// in its process's output.
+	ctrllog.SetLogger(logr.Discard())
 	if err := run(parseFlags()); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
