@@ -1,0 +1,104 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NodeHealthReportState is what a monitoring system says about a node.
+//
+// +kubebuilder:validation:Enum=Unhealthy;Healthy
+type NodeHealthReportState string
+
+const (
+	// NodeReportUnhealthy: the node is unhealthy (a bad signal while the
+	// report has not expired).
+	NodeReportUnhealthy NodeHealthReportState = "Unhealthy"
+	// NodeReportHealthy: the source withdraws its complaint; the report is
+	// kept for the record and counts for nothing.
+	NodeReportHealthy NodeHealthReportState = "Healthy"
+)
+
+// NodeHealthReportSpec is one monitoring system's statement about one node:
+// "node X: unhealthy, source Y, reason Z, until T".
+type NodeHealthReportSpec struct {
+	// nodeName is the node the report is about; it must exist.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.nodeName is immutable"
+	NodeName string `json:"nodeName"`
+
+	// source names the monitoring system that reports, e.g. "zabbix" or
+	// "netprobe-dc1".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Source string `json:"source"`
+
+	// state: Unhealthy or Healthy.
+	// +optional
+	// +kubebuilder:default=Unhealthy
+	State NodeHealthReportState `json:"state,omitempty"`
+
+	// reason is a CamelCase word, e.g. DiskLatency.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
+	Reason string `json:"reason"`
+
+	// message is a human-readable explanation.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// until is when the report expires; absent, it holds until it is
+	// deleted or set Healthy.
+	// +optional
+	Until *metav1.Time `json:"until,omitempty"`
+}
+
+// NodeHealthReport is an external health report on a node, written by a
+// monitoring system; an unexpired Unhealthy report is the ExternalReport
+// signal of CAFE's node lifecycle controller. Reports about a node that
+// does not exist are refused (admission webhook).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=nhr
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.spec.source`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.spec.state`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`
+// +kubebuilder:printcolumn:name="Until",type=date,JSONPath=`.spec.until`
+type NodeHealthReport struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the report.
+	// +required
+	Spec NodeHealthReportSpec `json:"spec,omitzero"`
+}
+
+// NodeHealthReportList is a list of NodeHealthReports.
+//
+// +kubebuilder:object:root=true
+type NodeHealthReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the reports.
+	Items []NodeHealthReport `json:"items"`
+}
+
+// ActiveAt reports whether the report is an unexpired Unhealthy statement.
+func (r *NodeHealthReport) ActiveAt(now metav1.Time) bool {
+	return r.Spec.State != NodeReportHealthy && (r.Spec.Until == nil || now.Before(r.Spec.Until))
+}
+
+func init() {
+	objectTypes = append(objectTypes, &NodeHealthReport{}, &NodeHealthReportList{})
+}
