@@ -138,6 +138,7 @@ func diffArgs(args []string) (app, a, b string, err error) {
 
 func newPublishCmd(o *Options) *cobra.Command {
 	var revision string
+	var fast bool
 	cmd := &cobra.Command{
 		Use:   "publish APP --revision rN",
 		Short: "Publish a revision: the app's CafeDeployment releases it with the app's strategy",
@@ -145,19 +146,25 @@ func newPublishCmd(o *Options) *cobra.Command {
 CafeDeployment release it group by group with spec.workload.strategy
 (beta, pause, confirmation, water level). The write is locked on what the
 command read: if someone else publishes meanwhile, exactly one of you wins
-and the other gets an error naming the winner.`,
+and the other gets an error naming the winner. With --fast the release goes
+in one group, without waiting for confirmation, still within the water
+level (for an urgent fix).`,
 		Example: `  cafe app publish pay --revision r3
-  cafe app publish pay --revision pay-r3`,
+  cafe app publish pay --revision pay-r3
+
+  # an urgent fix, in one group
+  cafe app publish pay --revision r4 --fast`,
 		Args:              appArgs(1),
 		ValidArgsFunction: o.appCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if revision == "" {
 				return fmt.Errorf("--revision is required (list the revisions with: cafe app revisions %s)", args[0])
 			}
-			return o.publishRevision(cmd.Context(), args[0], revision)
+			return o.publishRevision(cmd.Context(), args[0], revision, fast)
 		},
 	}
 	cmd.Flags().StringVar(&revision, "revision", "", "the revision to publish: <app>-r<N>, r<N> or N")
+	cmd.Flags().BoolVar(&fast, "fast", false, "release in one group within the water level (annotation cafe.io/fast-release)")
 	_ = cmd.RegisterFlagCompletionFunc("revision", cobra.NoFileCompletions)
 	return cmd
 }

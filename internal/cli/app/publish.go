@@ -64,8 +64,8 @@ func publish(ctx context.Context, c client.Client, seen *cafev1alpha1.CafeAppSer
 	}
 }
 
-// publishRevision is `cafe app publish APP --revision rN`.
-func (o *Options) publishRevision(ctx context.Context, name, revision string) error {
+// publishRevision is `cafe app publish APP --revision rN [--fast]`.
+func (o *Options) publishRevision(ctx context.Context, name, revision string, fast bool) error {
 	c, ns, err := o.clientAndNamespace()
 	if err != nil {
 		return err
@@ -82,11 +82,11 @@ func (o *Options) publishRevision(ctx context.Context, name, revision string) er
 		fmt.Fprintf(o.Out, "%s is already the published revision of %s; nothing to do\n", rev.Name, ref(app))
 		return nil
 	}
-	done, err := publish(ctx, c, app, publishRequest{Revision: rev.Name, Verb: "publish"})
+	done, err := publish(ctx, c, app, publishRequest{Revision: rev.Name, Fast: fast, Verb: "publish"})
 	if err != nil {
 		return err
 	}
-	o.reportPublished(done, app.Spec.PublishedRevision, false)
+	o.reportPublished(done, app.Spec.PublishedRevision, fast)
 	return nil
 }
 

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/test/framework"
+	"github.com/cafe-io/cafe/test/framework/watchrec"
+)
+
+// appReleaser returns the kubeconfig of user, who may read apps and their
+// revisions and publish (patch) apps in ns — what an app release manager's
+// role grants — and a client built from it.
+func appReleaser(t *testing.T, ctx context.Context, ns, user string) (client.Client, string) {
+	t.Helper()
+	g := NewWithT(t)
+	kubeconfig, err := env.ControlPlane.UserKubeconfig(user, "app-releasers")
+	g.Expect(err).NotTo(HaveOccurred())
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-releaser"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"cafe.io"}, Resources: []string{"cafeappservices"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
+			{APIGroups: []string{"cafe.io"}, Resources: []string{"apprevisions"}, Verbs: []string{"get", "list", "watch", "delete"}},
+			{APIGroups: []string{"cafe.io"}, Resources: []string{"cafedeployments"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get"}},
+		},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-releaser-" + user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	g.Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, role))).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	return c, kubeconfig
+}
+
+// waitForApp waits until the app's status, computed from its current
+// generation, satisfies cond.
+func waitForApp(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService, cond func(*cafev1alpha1.CafeAppService) bool) *cafev1alpha1.CafeAppService {
+	var seen *cafev1alpha1.CafeAppService
+	err := framework.WaitForList(ctx, k8sClient, &cafev1alpha1.CafeAppServiceList{}, func(items []runtime.Object) bool {
+		for _, o := range items {
+			if a := o.(*cafev1alpha1.CafeAppService); a.Name == app.Name {
+				seen = a
+				return a.Status.ObservedGeneration == a.Generation && cond(a)
+			}
+		}
+		return false
+	}, client.InNamespace(app.Namespace))
+	var status any
+	if seen != nil {
+		status = seen.Status
+	}
+	g.Expect(err).NotTo(HaveOccurred(), "CafeAppService %s: last status %+v", app.Name, status)
+	return seen
+}
+
+// editApp updates app from a fresh read each time, so that a refused edit
+// leaves nothing behind for the next one.
+func editApp(ctx context.Context, app *cafev1alpha1.CafeAppService, mutate func(*cafev1alpha1.CafeAppService)) error {
+	fresh := &cafev1alpha1.CafeAppService{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: app.Name}}
+	return update(ctx, fresh, func(a *cafev1alpha1.CafeAppService) {
+		*a = cafev1alpha1.CafeAppService{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(app), a); err == nil {
+			mutate(a)
+		}
+	})
+}
+
+func latestIs(rev string) func(*cafev1alpha1.CafeAppService) bool {
+	return func(a *cafev1alpha1.CafeAppService) bool { return a.Status.LatestRevision == rev }
+}
+
+// releasedRevision waits until rev runs on every pod: its outcome is
+// Succeeded and the app is Ready.
+func releasedRevision(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService, rev string) *cafev1alpha1.AppRevision {
+	waitForApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) bool {
+		for _, r := range a.Status.Revisions {
+			if r.Name == rev {
+				return r.Outcome == cafev1alpha1.ReleaseOutcomeSucceeded && a.Status.PublishedRevision == rev && a.Status.LastSuccessfulRevision == rev
+			}
+		}
+		return false
+	})
+	out := &cafev1alpha1.AppRevision{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: rev}, out)).To(Succeed())
+	return out
+}
+
+// configOf returns, for each pod, the ConfigMap its GREETING comes from
+// and that ConfigMap's GREETING: what the pod reads.
+func greetingsOf(ctx context.Context, g Gomega, pods []*corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for _, p := range pods {
+		var cm string
+		for _, e := range p.Spec.Containers[0].Env {
+			if e.Name == "GREETING" && e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+				cm = e.ValueFrom.ConfigMapKeyRef.Name
+			}
+		}
+		g.Expect(cm).NotTo(BeEmpty(), "pod %s reads no GREETING from a ConfigMap", p.Name)
+		data := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: cm}, data)).To(Succeed())
+		out[p.Name] = cm + ":" + data.Data["GREETING"]
+	}
+	return out
+}
+
+func expectLosslessAboveWaterLevel(ctx context.Context, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, minReady int) {
+	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
+	events := rec.Events()
+	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), minReady))).To(BeEmpty())
+}
+
+// Issue 4's scenario: an app; an image edit (r2) and a config edit (r3);
+// r2 then r3 published by a release manager through the CLI, each release
+// lossless and above the water level; `cafe app rollback` to r2 restores
+// the image and the config contents; the Service's ClusterIP never
+// changes; an edit back to r2's content re-uses r2. Bad input is refused
+// by CAFE's webhooks.
+func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
+	g := NewWithT(t)
+	// Three releases, two of which replace every pod: more than the
+	// package's usual bound.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	ns := framework.CreateNamespace(t, k8sClient)
+	podLabels := map[string]string{cafev1alpha1.AppLabel: "store"}
+	template := appTemplate(map[string]string{"tier": "web"})
+	// A drained pod has nothing left to finish.
+	template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "store"},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template: template,
+			Service:  cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80}}},
+			Config: cafev1alpha1.AppConfig{
+				Env:   map[string]string{"GREETING": "hello"},
+				Files: map[string]string{"store.yaml": "limit: 10\n"},
+			},
+			Workload: cafev1alpha1.AppWorkload{
+				Replicas: ptr.To[int32](6),
+				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
+				Strategy: cafev1alpha1.CafeDeploymentStrategy{
+					UpgradeType:  cafev1alpha1.UpgradeTypeBatch,
+					BatchSize:    ptr.To(intstr.FromInt32(2)),
+					MinAvailable: ptr.To(intstr.FromInt32(5)),
+				},
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("store-r1"))
+	svc := &corev1.Service{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "store"}, svc)).To(Succeed())
+	clusterIP := svc.Spec.ClusterIP
+	g.Expect(clusterIP).NotTo(BeEmpty())
+	alice, aliceKubeconfig := appReleaser(t, ctx, ns, "alice")
+	cafe := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, cafeBinary(t), append(append([]string{"app"}, args...), "-n", ns, "--kubeconfig", aliceKubeconfig)...).CombinedOutput()
+		return string(out), err
+	}
+
+	// Bad input, refused by the webhooks with the field named.
+	err := editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = "store-r7" })
+	g.Expect(err).To(MatchError(ContainSubstring("spec.publishedRevision: AppRevision " + ns + "/store-r7 does not exist")))
+	err = editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}
+	})
+	g.Expect(err).To(MatchError(ContainSubstring("spec.config.env[GREETING]")))
+
+	// r1, the first pods.
+	out, err := cafe("publish", "store", "--revision", "r1")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("recorded as published by alice"))
+	r1 := releasedRevision(ctx, g, app, "store-r1")
+	g.Expect(r1.Status.PublishedBy).To(Equal("alice"))
+	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))
+	g.Expect(waitForReadyEndpoints(ctx, ns, "store", 6)).To(Succeed())
+
+	// A client cannot claim someone else published.
+	current := &cafev1alpha1.CafeAppService{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(app), current)).To(Succeed())
+	forged := current.DeepCopy()
+	forged.Annotations[cafev1alpha1.PublishedByAnnotation] = "bob"
+	g.Expect(alice.Patch(ctx, forged, client.MergeFrom(current))).To(MatchError(ContainSubstring(cafev1alpha1.PublishedByAnnotation)))
+	// Nor delete the revision the pods run.
+	err = alice.Delete(ctx, r1)
+	g.Expect(err).To(MatchError(ContainSubstring("store-r1 is published")))
+
+	// r2: the image; r3: a config value. Neither is released by the edit.
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("store-r2"))
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.Config.Env["GREETING"] = "bonjour" })).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("store-r3"))
+	g.Expect(identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))).To(Equal(before), "editing is not releasing")
+
+	// Publish r2: image only, so the pods are updated in place.
+	rec, err := watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	out, err = cafe("publish", "store", "--revision", "store-r2")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	releasedRevision(ctx, g, app, "store-r2")
+	pods := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	g.Expect(identities(pods)).To(Equal(before), "an image-only revision keeps every pod's name, UID, node and IP")
+	for p, greeting := range greetingsOf(ctx, g, pods) {
+		g.Expect(greeting).To(Equal("store-r1-config:hello"), p)
+	}
+	expectLosslessAboveWaterLevel(ctx, g, rec, podLabels, 5)
+	rec.Stop()
+
+	// Publish r3: the config changes, so the pods are replaced. In one
+	// group (--fast): a grouped release that replaces pods churns in the
+	// InPlaceSet today (a replacement is created at the current revision
+	// while its unit's partition is above zero; reported to the
+	// InPlaceSet's owners).
+	rec, err = watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	out, err = cafe("publish", "store", "--revision", "3", "--fast")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	releasedRevision(ctx, g, app, "store-r3")
+	pods = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	for p, greeting := range greetingsOf(ctx, g, pods) {
+		g.Expect(greeting).To(Equal("store-r3-config:bonjour"), p)
+	}
+	expectLosslessAboveWaterLevel(ctx, g, rec, podLabels, 5)
+	rec.Stop()
+
+	// Roll back: the last successful revision before r3 is r2, with its
+	// image and its config contents.
+	rec, err = watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer rec.Stop()
+	out, err = cafe("rollback", "store", "--fast")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("published store-r2 of store (was store-r3)"))
+	r2 := releasedRevision(ctx, g, app, "store-r2")
+	g.Expect(r2.Status.PublishedBy).To(Equal("alice"))
+	g.Expect(r2.Status.Message).To(ContainSubstring("pods run store-r2"))
+	pods = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	for p, greeting := range greetingsOf(ctx, g, pods) {
+		g.Expect(greeting).To(Equal("store-r1-config:hello"), p)
+	}
+	r3 := &cafev1alpha1.AppRevision{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "store-r3"}, r3)).To(Succeed())
+	g.Expect(r3.Status.Outcome).To(Equal(cafev1alpha1.ReleaseOutcomeRolledBack))
+	g.Expect(r3.Status.LastSucceededAt).NotTo(BeNil(), "r3 did succeed once")
+	expectLosslessAboveWaterLevel(ctx, g, rec, podLabels, 5)
+
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "store"}, svc)).To(Succeed())
+	g.Expect(svc.Spec.ClusterIP).To(Equal(clusterIP), "releases never change the Service's address")
+	g.Expect(waitForReadyEndpoints(ctx, ns, "store", 6)).To(Succeed())
+
+	// Editing back to r2's content re-uses r2.
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.Config.Env["GREETING"] = "hello" })).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("store-r2"))
+	revs := &cafev1alpha1.AppRevisionList{}
+	g.Expect(k8sClient.List(ctx, revs, client.InNamespace(ns))).To(Succeed())
+	g.Expect(revs.Items).To(HaveLen(3), "no r4 for a content r2 holds")
+
+	out, err = cafe("revisions", "store")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(MatchRegexp(`store-r2 .*Succeeded\s+alice\s+latest,published,last-successful`))
+	g.Expect(out).To(MatchRegexp(`store-r3 .*RolledBack\s+alice`))
+}
