@@ -227,17 +227,18 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope) (p
 	hash := pod.Labels[cafev1alpha1.RevisionHashLabel]
 	containersReady, since := podutil.ContainersReadySince(pod)
 	st := podState{
-		Pod:             pod,
-		Updated:         hash == s.updateHash,
-		Terminating:     !pod.DeletionTimestamp.IsZero(),
-		Ready:           podutil.Ready(pod),
-		ContainersReady: containersReady,
-		ReadySince:      since,
-		GateOpen:        lossless.GateOpen(pod),
-		DrainReason:     lossless.DrainReason(pod),
-		InPlacePending:  inPlacePending(pod),
-		InPlaceEligible: inPlaceEligible(s.templates[hash], s.templates[s.updateHash]),
-		DeleteRequested: pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "",
+		Pod:              pod,
+		Updated:          hash == s.updateHash,
+		Terminating:      !pod.DeletionTimestamp.IsZero(),
+		Ready:            podutil.Ready(pod),
+		ContainersReady:  containersReady,
+		ReadySince:       since,
+		GateOpen:         lossless.GateOpen(pod),
+		DrainReason:      lossless.DrainReason(pod),
+		InPlacePending:   inPlacePending(pod),
+		InPlaceEligible:  inPlaceEligible(s.templates[hash], s.templates[s.updateHash]),
+		DeleteRequested:  pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "",
+		MigrateRequested: pod.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "",
 	}
 	if st.DrainReason != "" {
 		slices, err := lossless.SlicesForPod(ctx, r.Client, pod)

@@ -39,6 +39,11 @@ type podState struct {
 	// turned into a drain request by the admission webhook); it is drained,
 	// deleted and replaced.
 	DeleteRequested bool
+	// MigrateRequested: the pod is to move to another node (its node
+	// failed; cafe.io/migration-requested): a replacement is created first,
+	// and the pod is drained and deleted only once the set has its replicas
+	// available without it, or at once when it serves nobody anyway.
+	MigrateRequested bool
 }
 
 // planInput is the desired state and the observed pods.
@@ -100,6 +105,16 @@ func plan(in planInput) planResult {
 	partition := min(max(in.Partition, 0), replicas)
 	targetUpdated := replicas - partition
 
+	// Migrating pods leave the set: they do not count as replicas, so their
+	// replacements are created now, but they are drained only by
+	// planMigrations.
+	var migrating []podState
+	for _, p := range active {
+		if p.MigrateRequested && !p.DeleteRequested {
+			migrating = append(migrating, p)
+		}
+	}
+	active = without(active, migrating)
 	toDelete := chooseSurplus(active, replicas)
 	kept := without(active, toDelete)
 	var toUpdate []podState
@@ -135,6 +150,8 @@ func plan(in planInput) planResult {
 		}
 	}
 
+	out.planMigrations(migrating, kept, replicas, in)
+
 	budget := in.MaxUnavailable - out.unavailable(kept, in) - max(missing, 0)
 	for _, p := range kept {
 		if !updating[p.Pod] {
@@ -165,6 +182,35 @@ func plan(in planInput) planResult {
 		}
 	}
 	return out
+}
+
+// planMigrations drains and deletes migrating pods without ever lowering
+// the set's availability below its replicas: a migrating pod that still
+// serves is drained only once replicas other pods are available (its
+// replacement is up); one that serves nobody (its node failed, so it was
+// marked not ready) costs nothing and is drained at once. Pause does not
+// hold a migration: a failed node does not wait for a release.
+func (out *planResult) planMigrations(migrating, kept []podState, replicas int, in planInput) {
+	availableOthers := 0
+	for _, p := range kept {
+		if in.available(p) && p.DrainReason == "" {
+			availableOthers++
+		}
+	}
+	for _, p := range migrating {
+		switch {
+		case p.DrainReason != lossless.ReasonDrainForDelete:
+			if in.available(p) && availableOthers < replicas {
+				if out.Blocked == "" {
+					out.Blocked = "migration: waiting for the replacement pods to be available before draining the migrating ones"
+				}
+				continue
+			}
+			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+		case p.Drained:
+			out.Delete = append(out.Delete, p.Pod)
+		}
+	}
 }
 
 // maybeOpen opens the gate of a pod that is not (or no longer) to be

@@ -1,0 +1,143 @@
+package nodelifecycle
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// nodeState is one judged node with what acting on it needs.
+type nodeState struct {
+	Name     string
+	Zone     string
+	Decision Decision
+	// VerdictSince is when the node reached its current verdict.
+	VerdictSince time.Time
+	// LeaseFresh: the node renewed its Lease within leaseStaleSeconds.
+	LeaseFresh bool
+	// NoSchedule and NoExecute: the node has CAFE's taint with that effect.
+	NoSchedule, NoExecute bool
+	// Movable are the node's pods an InPlaceSet runs, not terminating and
+	// not yet asked to migrate; Migrating those already asked.
+	Movable   []*corev1.Pod
+	Migrating []*corev1.Pod
+}
+
+// nodeActions is what to do to one node.
+type nodeActions struct {
+	Node string
+	// NoSchedule and NoExecute are whether CAFE's taints should be on the node.
+	NoSchedule, NoExecute bool
+	// Migrate are the pods to ask to migrate now.
+	Migrate []*corev1.Pod
+	// Held says why a Failed node's migration (or a taint) waits; "" if
+	// nothing is held. RateLimited says the global rate limit held some
+	// pods (not part of Held: it changes with every grant).
+	Held        string
+	RateLimited bool
+}
+
+// actionPlan is the outcome of planActions.
+type actionPlan struct {
+	Nodes []nodeActions
+	// Granted is how many migrations start.
+	Granted int
+	// RequeueAfter is when a timed action (the NoExecute taint) comes due.
+	RequeueAfter time.Duration
+}
+
+// planActions decides, for every judged node, the taints it should carry
+// and which pods start migrating, within the safety limits:
+//   - Observe mode: no taint and no migration (CAFE's taints are removed);
+//   - a Healthy node carries no CAFE taint (recovery uncordons);
+//   - Suspect or Failed: cordon (NoSchedule);
+//   - Failed: migrate its InPlaceSet pods, oldest verdict first, no more than
+//     tokens in all (the global rate limit); once none is left on the node and
+//     migration.otherPodsAfterSeconds have passed since the verdict, the
+//     NoExecute taint sends the pods of other owners away;
+//   - a guarded zone gets no new taint and no migration (taints already on
+//     stay);
+//   - a node whose Lease is fresh is not migrated, unless the policy accepts
+//     an external report as evidence enough and one is among the signals.
+func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens int, now time.Time) actionPlan {
+	guarded := map[string]cafev1alpha1.ZoneHealth{}
+	for _, z := range zones {
+		if z.Guarded {
+			guarded[z.Name] = z
+		}
+	}
+	order := make([]int, len(nodes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := nodes[order[a]], nodes[order[b]]
+		if !x.VerdictSince.Equal(y.VerdictSince) {
+			return x.VerdictSince.Before(y.VerdictSince)
+		}
+		return x.Name < y.Name
+	})
+
+	var out actionPlan
+	out.Nodes = make([]nodeActions, len(nodes))
+	for _, i := range order {
+		n := nodes[i]
+		a := nodeActions{Node: n.Name, NoSchedule: n.NoSchedule, NoExecute: n.NoExecute}
+		z, isGuarded := guarded[n.Zone]
+		verdict := n.Decision.Verdict
+		switch {
+		case p.Mode == cafev1alpha1.NodeLifecycleObserve || verdict == cafev1alpha1.NodeVerdictHealthy:
+			a.NoSchedule, a.NoExecute = false, false
+		case isGuarded:
+			a.Held = fmt.Sprintf("zone guard: %d of %d nodes of zone %q are Suspect or Failed (more than %d%%); nothing more is tainted or migrated there", z.Unhealthy, z.Nodes, z.Name, p.ZoneGuard.MaxUnhealthyPercent)
+		default:
+			a.NoSchedule = true
+			if verdict == cafev1alpha1.NodeVerdictFailed {
+				out.failed(&a, n, p, &tokens, now)
+			}
+		}
+		out.Nodes[i] = a
+	}
+	return out
+}
+
+// failed plans the migration of a Failed node outside a guarded zone.
+func (out *actionPlan) failed(a *nodeActions, n nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens *int, now time.Time) {
+	if n.LeaseFresh && !(p.Migration.FreshLease == cafev1alpha1.FreshLeaseWithExternalReport && hasSignal(n.Decision, cafev1alpha1.SignalExternalReport)) {
+		a.Held = "the node's Lease is fresh: its pods are not migrated (spec.migration.freshLease: " + string(p.Migration.FreshLease) + ")"
+		return
+	}
+	for _, pod := range n.Movable {
+		if *tokens <= 0 {
+			a.RateLimited = true
+			break
+		}
+		a.Migrate = append(a.Migrate, pod)
+		*tokens--
+		out.Granted++
+	}
+	if len(n.Movable) > 0 || len(n.Migrating) > 0 {
+		return
+	}
+	due := n.VerdictSince.Add(seconds(p.Migration.OtherPodsAfterSeconds))
+	if !due.After(now) {
+		a.NoExecute = true
+		return
+	}
+	if d := due.Sub(now); out.RequeueAfter == 0 || d < out.RequeueAfter {
+		out.RequeueAfter = d
+	}
+}
+
+func hasSignal(d Decision, name cafev1alpha1.NodeSignal) bool {
+	for _, s := range d.Bad {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
