@@ -28,6 +28,12 @@
 // sleeps. The namespace is deleted, and its deletion waited for, before the
 // next scenario.
 //
+// The app-rollback scenario measures `cafe app rollback --fast`: a
+// CafeAppService is set up by publishing r1 (image v2) and then r2 (image
+// v1), both to completion; the "release" is the rollback to r1, and the
+// wall time runs from that write until every pod is back on v2 (see
+// appRollback).
+//
 // A snapshot holds the apiserver's apiserver_request_total (successful
 // writes: verbs POST, PUT, PATCH, DELETE, APPLY with a 2xx code, by
 // resource; failed ones apart), each component's own client counters

@@ -44,7 +44,7 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset", "comma-separated scenarios to run, in this order")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback", "comma-separated scenarios to run, in this order")
 	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only)")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
@@ -68,6 +68,7 @@ func catalog(s shape) []scenario {
 		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}},
 		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
+		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
 	}
 }
 
