@@ -117,15 +117,10 @@ func plan(in planInput) planResult {
 	active = without(active, migrating)
 	toDelete := chooseSurplus(active, replicas)
 	kept := without(active, toDelete)
-	var toUpdate []podState
-	if !in.Paused {
-		toUpdate = chooseUpdates(kept, targetUpdated)
-	}
-	updating := map[*corev1.Pod]bool{}
-	for _, p := range toUpdate {
-		updating[p.Pod] = true
-	}
 
+	// Missing pods are created at the update revision first: a pod deleted
+	// to be recreated comes back updated, and counts towards the target, so
+	// no other pod is chosen in its place.
 	updated := 0
 	for _, p := range kept {
 		if p.Updated {
@@ -134,9 +129,16 @@ func plan(in planInput) planResult {
 	}
 	missing := replicas - len(kept)
 	if missing > 0 {
-		createUpdated := min(missing, max(targetUpdated-updated-len(toUpdate), 0))
-		out.CreateUpdated = createUpdated
-		out.CreateCurrent = missing - createUpdated
+		out.CreateUpdated = min(missing, max(targetUpdated-updated, 0))
+		out.CreateCurrent = missing - out.CreateUpdated
+	}
+	var toUpdate []podState
+	if !in.Paused {
+		toUpdate = chooseUpdates(kept, targetUpdated-out.CreateUpdated)
+	}
+	updating := map[*corev1.Pod]bool{}
+	for _, p := range toUpdate {
+		updating[p.Pod] = true
 	}
 
 	for _, p := range toDelete {

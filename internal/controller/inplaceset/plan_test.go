@@ -73,6 +73,14 @@ func TestPlan(t *testing.T) {
 			closeGate: []string{"a:DrainForUpdate"},
 		},
 		{
+			// A recreated pod comes back at the update revision; choosing
+			// another old pod instead created the replacement at the current
+			// revision, and the set replaced pods in a loop.
+			name:          "a pod deleted to be recreated under a partition comes back updated, and no other pod is drained for it",
+			in:            planInput{Replicas: 3, Partition: 1, MaxUnavailable: 1, Pods: []podState{serving("a").updated(), func() podState { p := serving("b"); p.Terminating = true; return p }(), serving("c")}},
+			createUpdated: 1,
+		},
+		{
 			name:      "maxUnavailable 2 drains two pods at once",
 			in:        planInput{Replicas: 3, MaxUnavailable: 2, Pods: []podState{serving("a"), serving("b"), serving("c")}},
 			closeGate: []string{"a:DrainForUpdate", "b:DrainForUpdate"},
