@@ -148,13 +148,18 @@ const (
 	KwokNodeValue      = "fake"
 )
 
+// kwokArgs: the nodes publish kwok's server as their kubelet endpoint
+// (InternalIP 127.0.0.1, daemonEndpoints.kubeletEndpoint.Port the kwok
+// port), so CAFE's node lifecycle controller can probe it as it probes a
+// real kubelet. One server answers for every node.
 func kwokArgs(l layout, p Ports) []string {
 	return []string{
 		"--kubeconfig=" + l.kubeconfig(KwokIdentity),
 		"--config=" + l.kwokConfig(),
 		"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=" + KwokNodeValue,
 		"--server-address=127.0.0.1:" + strconv.Itoa(p.Kwok),
+		"--node-port=" + strconv.Itoa(p.Kwok),
 		"--cidr=" + podCIDR,
-		"--node-ip=10.0.0.1",
+		"--node-ip=127.0.0.1",
 	}
 }

@@ -25,10 +25,12 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
 	"github.com/cafe-io/cafe/internal/lossless"
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
+	nhrwebhook "github.com/cafe-io/cafe/internal/webhook/nodehealthreport"
 	podwebhook "github.com/cafe-io/cafe/internal/webhook/pod"
 )
 
@@ -50,6 +52,9 @@ type Options struct {
 	// zero means DefaultClientQPS and twice that.
 	ClientQPS   float32
 	ClientBurst int
+	// Namespace is the namespace CAFE runs in (it holds the audit signing
+	// key); empty means DefaultNamespace.
+	Namespace string
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -137,6 +142,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := setupControllers(context.Background(), mgr); err != nil {
 		return nil, err
 	}
+	if err := setupReleaseOrders(context.Background(), mgr, opts.namespace()); err != nil {
+		return nil, err
+	}
 	if opts.Webhook != nil {
 		if err := setupWebhooks(mgr, cfg, opts.Webhook.Certs); err != nil {
 			return nil, err
@@ -178,6 +186,8 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv.Register(appwebhook.MutatePath, &webhook.Admission{Handler: &appwebhook.IdentityStamper{}})
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
+	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
+	registerReleaseOrderWebhooks(srv, mgr)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}
@@ -205,6 +215,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 	app := &cafeappservice.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafeappservice")}
 	if err := app.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the CafeAppService controller: %w", err)
+	}
+	nl := &nodelifecycle.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("nodelifecycle")}
+	if err := nl.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the node lifecycle controller: %w", err)
 	}
 	return nil
 }

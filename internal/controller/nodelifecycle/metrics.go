@@ -1,0 +1,37 @@
+package nodelifecycle
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics of the node lifecycle controller, served with controller-runtime's
+// on the manager's metrics endpoint.
+var (
+	nodesByVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cafe_nodelifecycle_nodes",
+		Help: "Nodes by CAFE verdict (Healthy, Suspect, Failed).",
+	}, []string{"verdict"})
+	zoneGuarded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cafe_nodelifecycle_zone_guarded",
+		Help: "1 while the zone guard holds migrations in the zone.",
+	}, []string{"zone"})
+	migrationsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cafe_nodelifecycle_migrations_total",
+		Help: "Pod migrations started (pods annotated cafe.io/migration-requested).",
+	})
+	verdictSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cafe_nodelifecycle_time_to_verdict_seconds",
+		Help:    "Time from a node's first bad signal to the verdict.",
+		Buckets: []float64{5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
+	}, []string{"verdict"})
+	migratedSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cafe_nodelifecycle_time_to_migrated_seconds",
+		Help:    "Time from a Failed node's first bad signal until none of its InPlaceSet pods is left running on it.",
+		Buckets: []float64{10, 20, 30, 45, 60, 90, 120, 180, 300, 600},
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(nodesByVerdict, zoneGuarded, migrationsTotal, verdictSeconds, migratedSeconds)
+}

@@ -1,0 +1,188 @@
+package nodelifecycle
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// Prober probes every node's kubelet endpoint
+// (https://<InternalIP>:<status.daemonEndpoints.kubeletEndpoint.Port>/healthz)
+// and keeps each node's current run of failures. Any HTTP answer counts as
+// the kubelet answering, even 401/403 (a real kubelet wants credentials) or
+// a plain-HTTP reply to the TLS hello (kwok's server): the probe asks
+// "does something answer at the node's kubelet address", which a node
+// whose heartbeat still arrives through a partitioned path may not.
+type Prober struct {
+	Reader client.Reader
+	// Policy returns the policy in force (the reconciler's latest read).
+	Policy func() cafev1alpha1.NodeLifecyclePolicySpec
+	// Probe performs one probe; nil means an HTTP GET as described above.
+	Probe func(ctx context.Context, endpoint string, timeout time.Duration) error
+	Now   func() time.Time
+
+	mu      sync.Mutex
+	results map[string]*ProbeResult
+	last    map[string]time.Time
+}
+
+// Result returns a copy of the node's probe record (nil if never probed).
+func (p *Prober) Result(node string) *ProbeResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.results[node]
+	if !ok {
+		return nil
+	}
+	c := *r
+	return &c
+}
+
+// Start implements manager.Runnable: a loop that probes each node once per
+// probe.periodSeconds, at most 16 at a time.
+func (p *Prober) Start(ctx context.Context) error {
+	if p.Probe == nil {
+		p.Probe = httpProbe
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	p.mu.Lock()
+	p.results, p.last = map[string]*ProbeResult{}, map[string]time.Time{}
+	p.mu.Unlock()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			p.round(ctx)
+		}
+	}
+}
+
+func (p *Prober) round(ctx context.Context) {
+	policy := p.Policy()
+	if !policy.SignalEnabled(cafev1alpha1.SignalKubeletProbe) {
+		return
+	}
+	nodes := &corev1.NodeList{}
+	if err := p.Reader.List(ctx, nodes); err != nil {
+		return
+	}
+	now := p.Now()
+	period := seconds(policy.Probe.PeriodSeconds)
+	timeout := seconds(policy.Probe.TimeoutSeconds)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	seen := map[string]bool{}
+	for i := range nodes.Items {
+		node := &nodes.Items[i]
+		seen[node.Name] = true
+		p.mu.Lock()
+		due := p.last[node.Name].Add(period)
+		p.mu.Unlock()
+		if now.Before(due) {
+			continue
+		}
+		endpoint := KubeletEndpoint(node)
+		p.mu.Lock()
+		p.last[node.Name] = now
+		p.mu.Unlock()
+		if endpoint == "" {
+			p.record(node.Name, "", now, nil)
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := p.Probe(ctx, endpoint, timeout)
+			if ctx.Err() == nil {
+				p.record(node.Name, endpoint, now, err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.mu.Lock()
+	for name := range p.results {
+		if !seen[name] {
+			delete(p.results, name)
+			delete(p.last, name)
+		}
+	}
+	p.mu.Unlock()
+}
+
+func (p *Prober) record(node, endpoint string, at time.Time, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.results[node]
+	if r == nil || r.Endpoint != endpoint {
+		r = &ProbeResult{Endpoint: endpoint}
+		p.results[node] = r
+	}
+	if endpoint == "" || err == nil {
+		r.ConsecutiveFailures, r.FailingSince, r.LastError = 0, time.Time{}, ""
+		return
+	}
+	if r.ConsecutiveFailures == 0 {
+		r.FailingSince = at
+	}
+	r.ConsecutiveFailures++
+	r.LastError = err.Error()
+}
+
+// KubeletEndpoint is host:port of the node's kubelet ("" when the node
+// publishes no port or address).
+func KubeletEndpoint(node *corev1.Node) string {
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if port == 0 {
+		return ""
+	}
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName} {
+		for _, a := range node.Status.Addresses {
+			if a.Type == t && a.Address != "" {
+				return net.JoinHostPort(a.Address, strconv.Itoa(int(port)))
+			}
+		}
+	}
+	return ""
+}
+
+var probeClient = &http.Client{Transport: &http.Transport{
+	// Liveness only: the kubelet's serving certificate is not verified and
+	// no credentials are sent.
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // liveness probe, nothing is trusted
+	DisableKeepAlives: true,
+	Proxy:             nil,
+}}
+
+func httpProbe(ctx context.Context, endpoint string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+endpoint+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			return nil // a plain-HTTP server answered
+		}
+		return err
+	}
+	_ = resp.Body.Close()
+	return nil
+}

@@ -1,0 +1,49 @@
+// Package nodehealthreport holds the admission webhook that refuses
+// NodeHealthReports about nodes that do not exist: a report is evidence
+// against a node, and evidence against a typo must not wait silently for a
+// node of that name to appear. The schema (source, reason, state) is
+// checked by the CRD itself.
+package nodehealthreport
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// ValidatePath is where the Validator is served.
+const ValidatePath = "/validate-cafe-io-v1alpha1-nodehealthreport"
+
+// Validator refuses reports about unknown nodes.
+type Validator struct {
+	// Reader reads Nodes from the API server (a node registered a moment
+	// ago must be reportable at once: no cache).
+	Reader client.Reader
+}
+
+// Handle implements admission.Handler.
+func (v Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	r := &cafev1alpha1.NodeHealthReport{}
+	if err := json.Unmarshal(req.Object.Raw, r); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding NodeHealthReport: %w", err))
+	}
+	if r.Spec.NodeName == "" {
+		return admission.Allowed("") // the schema refuses it, naming the field
+	}
+	err := v.Reader.Get(ctx, client.ObjectKey{Name: r.Spec.NodeName}, &corev1.Node{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return admission.Denied(fmt.Sprintf("spec.nodeName: Not found: node %q does not exist", r.Spec.NodeName))
+	case err != nil:
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading node %s: %w", r.Spec.NodeName, err))
+	}
+	return admission.Allowed("")
+}
