@@ -232,14 +232,11 @@ func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
 	expectLosslessAboveWaterLevel(ctx, g, rec, podLabels, 5)
 	rec.Stop()
 
-	// Publish r3: the config changes, so the pods are replaced. In one
-	// group (--fast): a grouped release that replaces pods churns in the
-	// InPlaceSet today (a replacement is created at the current revision
-	// while its unit's partition is above zero; reported to the
-	// InPlaceSet's owners).
+	// Publish r3: the config changes, so the pods are replaced, group by
+	// group like any release.
 	rec, err = watchrec.Start(ctx, env.Admin, ns)
 	g.Expect(err).NotTo(HaveOccurred())
-	out, err = cafe("publish", "store", "--revision", "3", "--fast")
+	out, err = cafe("publish", "store", "--revision", "3")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	releasedRevision(ctx, g, app, "store-r3")
 	pods = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
