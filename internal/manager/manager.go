@@ -52,6 +52,9 @@ type Options struct {
 	// zero means DefaultClientQPS and twice that.
 	ClientQPS   float32
 	ClientBurst int
+	// Namespace is the namespace CAFE runs in (it holds the audit signing
+	// key); empty means DefaultNamespace.
+	Namespace string
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -139,6 +142,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := setupControllers(context.Background(), mgr); err != nil {
 		return nil, err
 	}
+	if err := setupReleaseOrders(context.Background(), mgr, opts.namespace()); err != nil {
+		return nil, err
+	}
 	if opts.Webhook != nil {
 		if err := setupWebhooks(mgr, cfg, opts.Webhook.Certs); err != nil {
 			return nil, err
@@ -181,6 +187,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
+	registerReleaseOrderWebhooks(srv, mgr)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}

@@ -62,6 +62,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 				return err
 			}
 			o.Webhook = o.webhookOptions()
+			o.Options.Namespace = o.Namespace
 			mgr, err := manager.New(cfg, o.Options)
 			if err != nil {
 				return err

@@ -1,0 +1,123 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/utils/ptr"
+)
+
+// IsFinished reports whether the phase ends the order: it is then only a
+// record.
+func (p ReleaseOrderPhase) IsFinished() bool {
+	switch p {
+	case OrderSucceeded, OrderFailed, OrderRolledBack, OrderCancelled:
+		return true
+	}
+	return false
+}
+
+// IsFinished reports whether the order has ended.
+func (o *ReleaseOrder) IsFinished() bool { return o.Status.Phase.IsFinished() }
+
+// EffectivePhase is the phase, PendingApproval for an order the controller
+// has not seen yet.
+func (o *ReleaseOrder) EffectivePhase() ReleaseOrderPhase {
+	if o.Status.Phase == "" {
+		return OrderPendingApproval
+	}
+	return o.Status.Phase
+}
+
+// actionPhases says in which phases each action is allowed.
+var actionPhases = map[ReleaseActionType][]ReleaseOrderPhase{
+	ActionApprove:  {OrderPendingApproval},
+	ActionReject:   {OrderPendingApproval, OrderApproved, OrderScheduled},
+	ActionStart:    {OrderApproved},
+	ActionPause:    {OrderRunning},
+	ActionResume:   {OrderPaused},
+	ActionConfirm:  {OrderRunning},
+	ActionCancel:   {OrderPendingApproval, OrderApproved, OrderScheduled, OrderRunning, OrderPaused},
+	ActionRollback: {OrderRunning, OrderPaused, OrderFailed, OrderSucceeded},
+}
+
+// ActionAllowedIn returns nil when action may be taken on an order in
+// phase, else an error saying in which phases it may.
+func ActionAllowedIn(action ReleaseActionType, phase ReleaseOrderPhase) error {
+	phases, ok := actionPhases[action]
+	if !ok {
+		return fmt.Errorf("unknown action %q", action)
+	}
+	if slices.Contains(phases, phase) {
+		return nil
+	}
+	names := make([]string, len(phases))
+	for i, p := range phases {
+		names[i] = string(p)
+	}
+	return fmt.Errorf("%s is not allowed while the order is %s (only when %s)", action, phase, strings.Join(names, " or "))
+}
+
+// Verb is the RBAC verb on releaseorders that allows the action.
+func (a ReleaseActionType) Verb() string { return strings.ToLower(string(a)) }
+
+// RequiredApprovals is spec.approval.required with its default.
+func (o *ReleaseOrder) RequiredApprovals() int {
+	return int(ptr.Deref(o.Spec.Approval.Required, DefaultRequiredApprovals))
+}
+
+// ProgressDeadline is spec.progressDeadlineSeconds with its default.
+func (o *ReleaseOrder) ProgressDeadline() time.Duration {
+	return time.Duration(ptr.Deref(o.Spec.ProgressDeadlineSeconds, DefaultProgressDeadlineSeconds)) * time.Second
+}
+
+// EffectiveFailurePolicy is spec.failurePolicy with its default.
+func (o *ReleaseOrder) EffectiveFailurePolicy() FailurePolicy {
+	if o.Spec.FailurePolicy == "" {
+		return FailurePause
+	}
+	return o.Spec.FailurePolicy
+}
+
+// App returns the spec entry of the named app, or nil.
+func (s *ReleaseOrderSpec) App(name string) *ReleaseOrderApp {
+	for i := range s.Apps {
+		if s.Apps[i].Name == name {
+			return &s.Apps[i]
+		}
+	}
+	return nil
+}
+
+// AppStatus returns the status entry of the named app, or nil.
+func (s *ReleaseOrderStatus) AppStatus(name string) *ReleaseOrderAppStatus {
+	for i := range s.Apps {
+		if s.Apps[i].Name == name {
+			return &s.Apps[i]
+		}
+	}
+	return nil
+}
+
+// HoldAnnotation is the annotation by which an open order keeps the
+// revisions it refers to from garbage collection.
+func (o *ReleaseOrder) HoldAnnotation() string {
+	return HoldAnnotationPrefix + "releaseorder-" + o.Name
+}
+
+// WindowState says where now stands against the order's window.
+func (o *ReleaseOrder) WindowState(now time.Time) (opensAt time.Time, notYetOpen, closed bool) {
+	w := o.Spec.Window
+	if w == nil {
+		return time.Time{}, false, false
+	}
+	if w.Start != nil && now.Before(w.Start.Time) {
+		return w.Start.Time, true, false
+	}
+	if w.End != nil && !now.Before(w.End.Time) {
+		return time.Time{}, false, true
+	}
+	return time.Time{}, false, false
+}

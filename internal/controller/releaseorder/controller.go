@@ -1,0 +1,305 @@
+package releaseorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/audit"
+)
+
+// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=releaseactions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=apprevisions,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=cafedeployments,verbs=get;list;watch;patch
+
+// Index names of the controller's cache.
+const (
+	// ActionOrderIndex indexes ReleaseActions by spec.order.
+	ActionOrderIndex = "spec.order"
+	// OrderAppIndex indexes ReleaseOrders by the names of their apps.
+	OrderAppIndex = "spec.apps.name"
+)
+
+// Reconciler drives ReleaseOrders: it processes their actions, releases
+// their apps in dependency order through each app's spec.publishedRevision,
+// follows the releases, applies the failure policy and keeps the signed
+// audit trail, all from the order's status so that a restart resumes where
+// the order stood.
+type Reconciler struct {
+	Client client.Client
+	// APIReader reads the order itself uncached: a decision is only ever
+	// made from the order's latest status (the write is locked on it too).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Namespace holds the audit signing key (CAFE's namespace).
+	Namespace string
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+
+	signerMu sync.Mutex
+	signer   *audit.Signer
+}
+
+// SetupWithManager registers the controller, its indexes and the runnable
+// that creates the audit signing key at start.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
+	if r.Client == nil || r.APIReader == nil || r.Recorder == nil || r.Namespace == "" {
+		return errors.New("releaseorder: Client, APIReader, Recorder and Namespace are required")
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &cafev1alpha1.ReleaseAction{}, ActionOrderIndex, func(o client.Object) []string {
+		return []string{o.(*cafev1alpha1.ReleaseAction).Spec.Order}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &cafev1alpha1.ReleaseOrder{}, OrderAppIndex, func(o client.Object) []string {
+		var names []string
+		for _, a := range o.(*cafev1alpha1.ReleaseOrder).Spec.Apps {
+			names = append(names, a.Name)
+		}
+		return names
+	}); err != nil {
+		return err
+	}
+	// The signing key is created at first start, not at the first order,
+	// so that the public key is published for auditors from the start. It
+	// is retried by the reconciler if the namespace is not there yet.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if _, err := r.getSigner(ctx); err != nil {
+			logf.FromContext(ctx).Error(err, "Creating the audit signing key; retried at the first release order")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	return ctrl.ControllerManagedBy(mgr).
+		For(&cafev1alpha1.ReleaseOrder{}).
+		// A person acts on an order by creating a ReleaseAction.
+		Watches(&cafev1alpha1.ReleaseAction{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*cafev1alpha1.ReleaseAction).Spec.Order}}}
+		})).
+		// An app's status says when its release succeeded or failed.
+		Watches(&cafev1alpha1.CafeAppService{}, handler.EnqueueRequestsFromMapFunc(r.ordersOfApp)).
+		// Its CafeDeployment says which group runs and whether it waits for
+		// a confirmation (the CafeDeployment is named after the app).
+		Watches(&cafev1alpha1.CafeDeployment{}, handler.EnqueueRequestsFromMapFunc(r.ordersOfApp)).
+		Named("releaseorder").
+		Complete(r)
+}
+
+// ordersOfApp maps an app (or its CafeDeployment, of the same name) to the
+// open orders that release it.
+func (r *Reconciler) ordersOfApp(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &cafev1alpha1.ReleaseOrderList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{OrderAppIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ro := range list.Items {
+		if !ro.IsFinished() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
+		}
+	}
+	return out
+}
+
+func (r *Reconciler) getSigner(ctx context.Context) (audit.Signer, error) {
+	r.signerMu.Lock()
+	defer r.signerMu.Unlock()
+	if r.signer != nil {
+		return *r.signer, nil
+	}
+	s, err := audit.EnsureSigner(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return audit.Signer{}, err
+	}
+	r.signer = &s
+	return s, nil
+}
+
+// Reconcile gathers the order, its unprocessed actions and its apps,
+// decides (Decide), writes the status with its audit entries in one
+// write, then makes the apps match the status (applyEffects).
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx)
+	order := &cafev1alpha1.ReleaseOrder{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, order); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !order.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	signer, err := r.getSigner(ctx)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("audit signing key: %w", err)
+	}
+	actions, err := r.unprocessedActions(ctx, order)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	views, err := r.views(ctx, order)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	before := order.DeepCopy()
+	now := r.Now()
+	decision := Decide(order, actions, views, now, signer.Append)
+	if !equality.Semantic.DeepEqual(before.Status, order.Status) {
+		// Locked on the resourceVersion read: a status written meanwhile
+		// (another replica, a stale read) makes this write fail instead of
+		// losing its audit entries.
+		if err := r.Client.Status().Update(ctx, order); err != nil {
+			if apierrors.IsConflict(err) {
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
+		}
+		r.report(order, before, decision)
+	}
+	if err := r.applyEffects(ctx, order); err != nil {
+		return reconcile.Result{}, err
+	}
+	result := reconcile.Result{RequeueAfter: decision.RequeueAfter}
+	if order.IsFinished() && order.Spec.RetentionDays != nil && order.Status.FinishedAt != nil {
+		deleteAt := order.Status.FinishedAt.Add(time.Duration(*order.Spec.RetentionDays) * 24 * time.Hour)
+		if !now.Before(deleteAt) {
+			log.Info("Deleting finished release order past its retention", "ReleaseOrder", klog.KObj(order))
+			return reconcile.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, order, client.Preconditions{UID: ptr.To(order.UID)}))
+		}
+		if after := deleteAt.Sub(now); result.RequeueAfter == 0 || after < result.RequeueAfter {
+			result.RequeueAfter = after
+		}
+	}
+	return result, nil
+}
+
+// unprocessedActions lists the order's actions not yet in its status, in
+// creation order.
+func (r *Reconciler) unprocessedActions(ctx context.Context, order *cafev1alpha1.ReleaseOrder) ([]cafev1alpha1.ReleaseAction, error) {
+	list := &cafev1alpha1.ReleaseActionList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(order.Namespace), client.MatchingFields{ActionOrderIndex: order.Name}); err != nil {
+		return nil, fmt.Errorf("listing the actions of %s: %w", order.Name, err)
+	}
+	done := map[string]bool{}
+	for _, a := range order.Status.Actions {
+		done[a.Name] = true
+	}
+	var out []cafev1alpha1.ReleaseAction
+	for _, a := range list.Items {
+		// An action created before the order (same name, an older order)
+		// is not this order's.
+		if !done[a.Name] && !a.CreationTimestamp.Before(&order.CreationTimestamp) {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, tj := out[i].CreationTimestamp, out[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// views reads every app of the order.
+func (r *Reconciler) views(ctx context.Context, order *cafev1alpha1.ReleaseOrder) (map[string]AppView, error) {
+	out := map[string]AppView{}
+	for _, a := range order.Spec.Apps {
+		v, err := r.view(ctx, order, a.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[a.Name] = v
+	}
+	return out, nil
+}
+
+func (r *Reconciler) view(ctx context.Context, order *cafev1alpha1.ReleaseOrder, name string) (AppView, error) {
+	v := AppView{Outcomes: map[string]cafev1alpha1.ReleaseOutcome{}}
+	app := &cafev1alpha1.CafeAppService{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: name}, app)
+	switch {
+	case apierrors.IsNotFound(err):
+		return v, nil
+	case err != nil:
+		return v, fmt.Errorf("reading CafeAppService %s: %w", name, err)
+	}
+	v.Exists = true
+	v.Published, v.Generation = app.Spec.PublishedRevision, app.Generation
+	v.ObservedGeneration, v.StatusPublished = app.Status.ObservedGeneration, app.Status.PublishedRevision
+	if c := meta.FindStatusCondition(app.Status.Conditions, cafev1alpha1.AppReadyCondition); c != nil {
+		v.Ready = c.Status == "True" && c.ObservedGeneration == app.Generation
+	}
+	s := app.Spec.Workload.Strategy
+	v.Strategy = cafev1alpha1.ReleaseOrderAppStrategy{BatchSize: s.BatchSize, Groups: s.Groups, NeedWaitingForConfirm: s.NeedWaitingForConfirm}
+	revs := []string{order.Spec.App(name).Revision}
+	if st := order.Status.AppStatus(name); st != nil && st.FromRevision != "" {
+		revs = append(revs, st.FromRevision)
+	}
+	for _, rn := range revs {
+		rev := &cafev1alpha1.AppRevision{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: rn}, rev); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return v, fmt.Errorf("reading AppRevision %s: %w", rn, err)
+		}
+		v.Outcomes[rn] = rev.Status.Outcome
+	}
+	cd := &cafev1alpha1.CafeDeployment{}
+	err = r.Client.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: name}, cd)
+	switch {
+	case apierrors.IsNotFound(err):
+		return v, nil
+	case err != nil:
+		return v, fmt.Errorf("reading CafeDeployment %s: %w", name, err)
+	}
+	rel := cd.Status.Release
+	v.ReleasePhase, v.CurrentGroup, v.TotalGroups = rel.Phase, ptr.Deref(rel.CurrentGroup, 0), ptr.Deref(rel.TotalGroups, 0)
+	for _, g := range rel.Groups {
+		if g.FinishTime != nil {
+			v.GroupsDone++
+		}
+	}
+	v.Updated = ptr.Deref(cd.Status.UpdatedReplicas, 0)
+	v.Paused = cd.Spec.Strategy.Pause
+	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil {
+		v.WaitingGroup = ptr.To(*rel.CurrentGroup)
+	}
+	return v, nil
+}
+
+// report records metrics and events of what the written status changed.
+func (r *Reconciler) report(order, before *cafev1alpha1.ReleaseOrder, d Decision) {
+	for _, o := range d.Observations {
+		observe(order, o)
+	}
+	if before.Status.Phase != order.Status.Phase {
+		r.Recorder.Eventf(order, nil, "Normal", string(order.Status.Phase), "Phase", "%s", order.Status.Message)
+	}
+}

@@ -1,0 +1,149 @@
+package releaseorder
+
+import (
+	"slices"
+	"sort"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// FindCycle returns the names of one dependency cycle among apps (the first
+// app repeated at the end, e.g. [a b c a]), or nil when the dependencies
+// form a DAG. Dependencies on names that are not in apps are ignored (the
+// CRD refuses them).
+func FindCycle(apps []cafev1alpha1.ReleaseOrderApp) []string {
+	deps := map[string][]string{}
+	var names []string
+	for _, a := range apps {
+		deps[a.Name] = a.DependsOn
+		names = append(names, a.Name)
+	}
+	sort.Strings(names)
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var cycle []string
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		state[n] = onStack
+		stack = append(stack, n)
+		next := slices.Clone(deps[n])
+		sort.Strings(next)
+		for _, d := range next {
+			if _, known := deps[d]; !known {
+				continue
+			}
+			switch state[d] {
+			case onStack:
+				i := slices.Index(stack, d)
+				cycle = append(slices.Clone(stack[i:]), d)
+				return true
+			case unvisited:
+				if visit(d) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return false
+	}
+	for _, n := range names {
+		if state[n] == unvisited && visit(n) {
+			return cycle
+		}
+	}
+	return nil
+}
+
+// phases maps each app to its phase in the order's status (Pending when
+// it has none yet).
+func phases(status []cafev1alpha1.ReleaseOrderAppStatus) map[string]cafev1alpha1.ReleaseOrderAppPhase {
+	out := map[string]cafev1alpha1.ReleaseOrderAppPhase{}
+	for _, s := range status {
+		out[s.Name] = s.Phase
+	}
+	return out
+}
+
+// Startable returns, in spec order, the Pending apps every dependency of
+// which has Succeeded: the apps a running order may start now. Independent
+// apps are startable together, so they release in parallel.
+func Startable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
+	ph := phases(status)
+	var out []string
+	for _, a := range apps {
+		if p := ph[a.Name]; p != "" && p != cafev1alpha1.AppPending {
+			continue
+		}
+		ready := true
+		for _, d := range a.DependsOn {
+			if ph[d] != cafev1alpha1.AppSucceeded {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// RollbackStartable returns, in spec order, the apps WaitingForRollback
+// that may start rolling back now: the reverse of the release order, so an
+// app rolls back only once every app of the order that depends on it
+// (directly or not) is no longer waiting for or under a rollback. Apps
+// that depend on each other through an app that was never changed are
+// ordered all the same.
+func RollbackStartable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
+	ph := phases(status)
+	dependents := map[string][]string{}
+	for _, a := range apps {
+		for _, d := range a.DependsOn {
+			dependents[d] = append(dependents[d], a.Name)
+		}
+	}
+	// blocked reports whether any app depending on n, transitively, still
+	// has a rollback to do.
+	var blocked func(n string, seen map[string]bool) bool
+	blocked = func(n string, seen map[string]bool) bool {
+		for _, dep := range dependents[n] {
+			if seen[dep] {
+				continue
+			}
+			seen[dep] = true
+			if p := ph[dep]; p == cafev1alpha1.AppWaitingForRollback || p == cafev1alpha1.AppRollingBack {
+				return true
+			}
+			if blocked(dep, seen) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, a := range apps {
+		if ph[a.Name] != cafev1alpha1.AppWaitingForRollback {
+			continue
+		}
+		if !blocked(a.Name, map[string]bool{}) {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// Changed reports whether the order has touched (or is about to touch) an
+// app in this phase, so that a full rollback must return it.
+func Changed(p cafev1alpha1.ReleaseOrderAppPhase) bool {
+	switch p {
+	case cafev1alpha1.AppPublishing, cafev1alpha1.AppReleasing, cafev1alpha1.AppSucceeded, cafev1alpha1.AppFailed:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,256 @@
+package releaseorder
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/audit"
+)
+
+// world plays the apps for Decide: what each app publishes and how its
+// release stands. publish mimics the effects and the app controller.
+type world struct {
+	apps map[string]AppView
+}
+
+func newWorld(names ...string) *world {
+	w := &world{apps: map[string]AppView{}}
+	for _, n := range names {
+		w.apps[n] = AppView{Exists: true, Published: n + "-r1", StatusPublished: n + "-r1", Generation: 1, ObservedGeneration: 1, Ready: true,
+			Outcomes: map[string]cafev1alpha1.ReleaseOutcome{n + "-r1": cafev1alpha1.ReleaseOutcomeSucceeded}}
+	}
+	return w
+}
+
+// effects does what applyEffects would: publish what the status asks.
+func (w *world) effects(o *cafev1alpha1.ReleaseOrder) {
+	for _, st := range o.Status.Apps {
+		v := w.apps[st.Name]
+		switch {
+		case st.Phase == cafev1alpha1.AppPublishing && v.Published == st.FromRevision:
+			v.Published, v.Generation = st.ToRevision, v.Generation+1
+			v.Outcomes[st.ToRevision] = cafev1alpha1.ReleaseOutcomeReleasing
+			v.Ready = false
+		case st.Phase == cafev1alpha1.AppRollingBack && v.Published != st.FromRevision:
+			v.Published, v.Generation = st.FromRevision, v.Generation+1
+			v.Outcomes[st.FromRevision] = cafev1alpha1.ReleaseOutcomeReleasing
+			v.Ready = false
+		}
+		w.apps[st.Name] = v
+	}
+}
+
+// finish makes the app controller observe the app and its release end.
+func (w *world) finish(name string, outcome cafev1alpha1.ReleaseOutcome) {
+	v := w.apps[name]
+	v.ObservedGeneration, v.StatusPublished = v.Generation, v.Published
+	v.Outcomes[v.Published] = outcome
+	v.Ready = outcome == cafev1alpha1.ReleaseOutcomeSucceeded
+	w.apps[name] = v
+}
+
+// observe makes the app controller observe the publish, release running.
+func (w *world) observe(name string) {
+	v := w.apps[name]
+	v.ObservedGeneration, v.StatusPublished = v.Generation, v.Published
+	v.ReleasePhase, v.TotalGroups = cafev1alpha1.ReleasePhaseProgressing, 3
+	w.apps[name] = v
+}
+
+type run struct {
+	t      *testing.T
+	o      *cafev1alpha1.ReleaseOrder
+	w      *world
+	now    time.Time
+	signer audit.Signer
+	seq    int
+}
+
+func newRun(t *testing.T, policy cafev1alpha1.FailurePolicy) *run {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "weekly", Generation: 1, CreationTimestamp: metav1.NewTime(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))},
+		Spec: cafev1alpha1.ReleaseOrderSpec{
+			Title: "weekly", RequestedBy: "alice", Apps: chain, FailurePolicy: policy,
+			Approval: cafev1alpha1.ReleaseApproval{Required: ptr.To[int32](2)}, ProgressDeadlineSeconds: ptr.To[int32](600),
+		},
+	}
+	return &run{t: t, o: o, w: newWorld("a", "b", "c", "d"), now: o.CreationTimestamp.Time, signer: audit.Signer{Key: key}}
+}
+
+// step runs Decide with the actions, then the effects.
+func (r *run) step(actions ...cafev1alpha1.ReleaseAction) Decision {
+	r.now = r.now.Add(10 * time.Second)
+	d := Decide(r.o, actions, r.w.apps, r.now, r.signer.Append)
+	r.w.effects(r.o)
+	return d
+}
+
+func (r *run) action(actor string, a cafev1alpha1.ReleaseActionType) cafev1alpha1.ReleaseAction {
+	r.seq++
+	return cafev1alpha1.ReleaseAction{
+		ObjectMeta: metav1.ObjectMeta{Name: "act-" + string(rune('a'+r.seq))},
+		Spec:       cafev1alpha1.ReleaseActionSpec{Order: r.o.Name, Action: a, Actor: actor},
+	}
+}
+
+func (r *run) phases() map[string]cafev1alpha1.ReleaseOrderAppPhase { return phases(r.o.Status.Apps) }
+
+func TestDecideReleasesInDependencyOrderAndRollsEverythingBackInReverse(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailureRollbackAll)
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderPendingApproval))
+
+	// Four eyes: the requester's approval is refused; two others approve.
+	r.step(r.action("alice", cafev1alpha1.ActionApprove), r.action("bob", cafev1alpha1.ActionApprove), r.action("bob", cafev1alpha1.ActionApprove))
+	g.Expect(r.o.Status.Actions).To(HaveLen(3))
+	g.Expect(r.o.Status.Actions[0].Result).To(Equal(cafev1alpha1.ActionRefused))
+	g.Expect(r.o.Status.Actions[0].Message).To(ContainSubstring("cannot approve"))
+	g.Expect(r.o.Status.Actions[2].Message).To(ContainSubstring("already approved"))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderPendingApproval))
+	// A start before approval is refused, not ignored.
+	r.step(r.action("carol", cafev1alpha1.ActionStart))
+	g.Expect(r.o.Status.Actions[3].Result).To(Equal(cafev1alpha1.ActionRefused))
+	r.step(r.action("carol", cafev1alpha1.ActionApprove))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderApproved))
+	g.Expect(r.o.Status.ApprovalSummary).To(Equal("2/2"))
+
+	r.step(r.action("dave", cafev1alpha1.ActionStart))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRunning))
+	g.Expect(r.phases()).To(Equal(map[string]cafev1alpha1.ReleaseOrderAppPhase{"a": publishing, "b": pending, "c": pending, "d": publishing}))
+	g.Expect(r.o.Status.AppStatus("a").FromRevision).To(Equal("a-r1"))
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", releasing))
+	g.Expect(r.phases()).To(HaveKeyWithValue("d", releasing))
+
+	// a's release is not observed yet: b waits. Then a and d succeed.
+	r.w.observe("a")
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("b", pending))
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.w.finish("d", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	g.Expect(r.phases()).To(Equal(map[string]cafev1alpha1.ReleaseOrderAppPhase{"a": succeeded, "b": publishing, "c": pending, "d": succeeded}))
+	r.step()
+	r.w.finish("b", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("c", publishing))
+	r.step()
+	r.w.observe("c")
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("c", releasing))
+
+	// c makes no progress past the deadline: it fails, RollbackAll.
+	r.now = r.now.Add(11 * time.Minute)
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRollingBack))
+	g.Expect(r.phases()).To(Equal(map[string]cafev1alpha1.ReleaseOrderAppPhase{"a": waitingRB, "b": waitingRB, "c": rollingRB, "d": rollingRB}))
+	g.Expect(r.w.apps["c"].Published).To(Equal("c-r1"))
+	g.Expect(r.w.apps["a"].Published).To(Equal("a-r2"), "a is rolled back only after b")
+	r.w.finish("c", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("c", rolledBack))
+	g.Expect(r.phases()).To(HaveKeyWithValue("b", rollingRB))
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", waitingRB))
+	r.w.finish("d", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.w.finish("b", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB))
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack))
+	for _, n := range []string{"a", "b", "c", "d"} {
+		g.Expect(r.w.apps[n].Published).To(Equal(n + "-r1"))
+	}
+
+	// The trail is whole and CAFE's; a step that changes nothing adds no
+	// entry.
+	n := len(r.o.Status.Audit)
+	r.step()
+	g.Expect(r.o.Status.Audit).To(HaveLen(n))
+	g.Expect(audit.Verify(r.o.Status.Audit, r.signer.Key.Public().(ed25519.PublicKey))).To(BeNil())
+	var actors []string
+	for _, e := range r.o.Status.Audit {
+		if e.Action == string(cafev1alpha1.ActionApprove) && e.Reason == "" {
+			actors = append(actors, e.Actor)
+		}
+	}
+	g.Expect(actors).To(Equal([]string{"bob", "carol"}))
+}
+
+func TestDecideWindowKeepsAnOrderScheduledAndPausesItWhenItCloses(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailurePause)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	start, end := r.now.Add(time.Hour), r.now.Add(2*time.Hour)
+	r.o.Spec.Window = &cafev1alpha1.ReleaseWindow{Start: ptr.To(metav1.NewTime(start)), End: ptr.To(metav1.NewTime(end))}
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	d := r.step(r.action("carol", cafev1alpha1.ActionStart))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderScheduled))
+	g.Expect(d.RequeueAfter).To(BeNumerically("~", start.Sub(r.now), time.Second))
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", pending))
+
+	r.now = start
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRunning))
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", releasing))
+
+	r.now = end
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderPaused))
+	g.Expect(r.o.Status.Message).To(ContainSubstring("window closed"))
+	g.Expect(r.o.Status.AppStatus("a").Held).To(BeTrue())
+	// Resuming outside the window is refused.
+	r.step(r.action("carol", cafev1alpha1.ActionResume))
+	g.Expect(r.o.Status.Actions[len(r.o.Status.Actions)-1].Result).To(Equal(cafev1alpha1.ActionRefused))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderPaused))
+}
+
+func TestDecideRollbackFailedRollsBackOnlyTheFailedAppAndFailsTheOrder(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailureRollbackFailed)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB))
+	g.Expect(r.phases()).To(HaveKeyWithValue("d", releasing), "d is not rolled back")
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRunning))
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.w.finish("d", cafev1alpha1.ReleaseOutcomeSucceeded)
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderFailed))
+	g.Expect(r.phases()).To(Equal(map[string]cafev1alpha1.ReleaseOrderAppPhase{"a": rolledBack, "b": pending, "c": pending, "d": succeeded}))
+}
+
+func TestDecideRefusesActionsInTheWrongPhaseAndWithoutAnActor(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailurePause)
+	r.step(r.action("", cafev1alpha1.ActionApprove), r.action("bob", cafev1alpha1.ActionPause), r.action("bob", cafev1alpha1.ActionReject))
+	g.Expect(r.o.Status.Actions[0].Message).To(ContainSubstring("no spec.actor"))
+	g.Expect(r.o.Status.Actions[1].Message).To(ContainSubstring("Pause is not allowed while the order is PendingApproval"))
+	g.Expect(r.o.Status.Actions[2].Result).To(Equal(cafev1alpha1.ActionAccepted))
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderCancelled))
+	// Processed actions are never processed again.
+	again := r.o.DeepCopy()
+	r.step(cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Name: r.o.Status.Actions[2].Name}, Spec: cafev1alpha1.ReleaseActionSpec{Action: cafev1alpha1.ActionReject, Actor: "bob"}})
+	g.Expect(r.o.Status.Audit).To(HaveLen(len(again.Status.Audit)))
+}

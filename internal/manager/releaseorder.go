@@ -1,0 +1,41 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/cafe-io/cafe/internal/controller/releaseorder"
+	rowebhook "github.com/cafe-io/cafe/internal/webhook/releaseorder"
+)
+
+// DefaultNamespace is the namespace CAFE runs in when Options.Namespace is
+// empty (install.Namespace).
+const DefaultNamespace = "cafe-system"
+
+func (o Options) namespace() string {
+	if o.Namespace == "" {
+		return DefaultNamespace
+	}
+	return o.Namespace
+}
+
+// setupReleaseOrders registers the ReleaseOrder controller; its audit
+// signing key lives in CAFE's namespace.
+func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string) error {
+	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace}
+	if err := ro.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)
+	}
+	return nil
+}
+
+// registerReleaseOrderWebhooks serves the ReleaseOrder and ReleaseAction
+// webhooks.
+func registerReleaseOrderWebhooks(srv webhook.Server, mgr ctrl.Manager) {
+	srv.Register(rowebhook.MutatePath, &webhook.Admission{Handler: rowebhook.Stamper{}})
+	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader()}})
+	srv.Register(rowebhook.ValidateActionPath, &webhook.Admission{Handler: rowebhook.ActionValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
+}
