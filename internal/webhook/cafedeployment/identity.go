@@ -78,7 +78,10 @@ func stamp(old, cd *cafev1alpha1.CafeDeployment, user string, now time.Time) (bo
 			return false, fmt.Errorf("metadata.annotations[%s]: set by CAFE from the authenticated user; it cannot be written by a client", key)
 		}
 	}
-	at := now.UTC().Format(time.RFC3339)
+	// Sub-second precision: two actions by the same user within one second
+	// must still carry different stamps, or a client could not tell its own
+	// action was recorded (time.RFC3339 parsing accepts the fraction).
+	at := now.UTC().Format(time.RFC3339Nano)
 	set := func(key, value string) {
 		if cd.Annotations == nil {
 			cd.Annotations = map[string]string{}
