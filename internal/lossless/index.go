@@ -6,7 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // EndpointSlicePodIndex indexes EndpointSlices by the names of the pods their
@@ -45,4 +47,36 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 		return fmt.Errorf("indexing EndpointSlices by pod: %w", err)
 	}
 	return nil
+}
+
+// EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice
+// watch: it reads the pods the slice lists from the cache and enqueues, once
+// each, the objects ownerOf names for them (in the slice's namespace). A
+// drained pod may be operated on only once slices let go of it, so slice
+// changes must wake whoever drains it.
+func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []string) func(context.Context, client.Object) []reconcile.Request {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		slice, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return nil
+		}
+		seen := map[string]bool{}
+		var reqs []reconcile.Request
+		for _, ep := range slice.Endpoints {
+			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+				continue
+			}
+			pod := &corev1.Pod{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
+				continue
+			}
+			for _, name := range ownerOf(pod) {
+				if !seen[name] {
+					seen[name] = true
+					reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: slice.Namespace, Name: name}})
+				}
+			}
+		}
+		return reqs
+	}
 }

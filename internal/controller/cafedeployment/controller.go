@@ -68,7 +68,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// pod readiness and gates, and EndpointSlices letting go of drained
 		// pods, drive its steps. (InPlaceSet pods are their set's business.)
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(deploymentOfNativePod), builder.WithPredicates(predicate.NewPredicateFuncs(isNativePod))).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsOfSlice)).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, drainingDeployment))).
 		// A unit that regains a schedulable node takes its rescheduled
 		// replicas back; only schedulability changes matter, not heartbeats.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).
@@ -92,32 +92,14 @@ func deploymentOfNativePod(_ context.Context, obj client.Object) []reconcile.Req
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetLabels()[cafev1alpha1.DeploymentLabel]}}}
 }
 
-// deploymentsOfSlice maps an EndpointSlice to the CafeDeployments of the
-// native pods it lists that are draining (only they wait on it).
-func (r *Reconciler) deploymentsOfSlice(ctx context.Context, obj client.Object) []reconcile.Request {
-	slice, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
+// drainingDeployment names the CafeDeployment of a native pod that is
+// draining (only such pods wait on EndpointSlices).
+func drainingDeployment(obj client.Object) []string {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || !isNativePod(pod) || lossless.DrainReason(pod) == "" {
 		return nil
 	}
-	seen := map[string]bool{}
-	var reqs []reconcile.Request
-	for _, ep := range slice.Endpoints {
-		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
-			continue
-		}
-		pod := &corev1.Pod{}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
-			continue
-		}
-		if !isNativePod(pod) || lossless.DrainReason(pod) == "" {
-			continue
-		}
-		if name := pod.Labels[cafev1alpha1.DeploymentLabel]; !seen[name] {
-			seen[name] = true
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: slice.Namespace, Name: name}})
-		}
-	}
-	return reqs
+	return []string{pod.Labels[cafev1alpha1.DeploymentLabel]}
 }
 
 // Reconcile plans the release from the spec, advances its record from the

@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
@@ -69,7 +68,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&appsv1.ControllerRevision{}, builder.OnlyMetadata).
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.setsOfSlice)).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, ownerIndex))).
 		Named("inplaceset").
 		// Sets are independent; one per unit releases at the same time.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -82,32 +81,6 @@ func ownerIndex(obj client.Object) []string {
 		return nil
 	}
 	return []string{ref.Name}
-}
-
-// setsOfSlice maps an EndpointSlice to the InPlaceSets of the pods it lists.
-func (r *Reconciler) setsOfSlice(ctx context.Context, obj client.Object) []reconcile.Request {
-	slice, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return nil
-	}
-	seen := map[string]bool{}
-	var reqs []reconcile.Request
-	for _, ep := range slice.Endpoints {
-		if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
-			continue
-		}
-		pod := &corev1.Pod{}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
-			continue
-		}
-		for _, set := range ownerIndex(pod) {
-			if !seen[set] {
-				seen[set] = true
-				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: slice.Namespace, Name: set}})
-			}
-		}
-	}
-	return reqs
 }
 
 // Reconcile gathers the set's pods and revisions, plans, writes, and
