@@ -13,6 +13,7 @@ import (
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/cli/dev"
 	"github.com/cafe-io/cafe/internal/cli/managercmd"
+	"github.com/cafe-io/cafe/internal/cli/release"
 	"github.com/cafe-io/cafe/internal/version"
 )
 
@@ -48,5 +49,6 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 	}
 	root.AddCommand(deploy.NewCmd(streams))
 	root.AddCommand(app.NewCmd(streams))
+	root.AddCommand(release.NewCmd(streams), release.NewAuditCmd(streams))
 	return root
 }

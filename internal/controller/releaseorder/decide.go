@@ -98,9 +98,9 @@ func Decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, 
 	}
 	d.window()
 	d.observeApps()
+	d.startApps()
 	d.applyFailurePolicy()
 	d.progressRollbacks()
-	d.startApps()
 	d.complete()
 	d.summarize()
 	return d.out
@@ -345,6 +345,11 @@ func (d *decider) hold(reason, msg, actor string) {
 func (d *decider) rollbackAll(actor, msg string) {
 	for i := range d.o.Status.Apps {
 		app := &d.o.Status.Apps[i]
+		if app.Phase == cafev1alpha1.AppFailed && app.PublishedGeneration == 0 && d.apps[app.Name].Published != app.ToRevision {
+			// It failed before its revision was published: the order did
+			// not change it.
+			continue
+		}
 		if Changed(app.Phase) && app.RollbackStartedAt == nil {
 			d.setAppPhase(app, cafev1alpha1.AppWaitingForRollback, "to be rolled back to "+orDash(app.FromRevision)+" once the apps depending on it are")
 		}
@@ -597,14 +602,16 @@ func (d *decider) complete() {
 		switch {
 		case count[cafev1alpha1.AppSucceeded] == len(st.Apps):
 			d.setPhase(cafev1alpha1.OrderSucceeded, "", cafev1alpha1.OrderReasonFinished, fmt.Sprintf("every app runs its revision (%s)", appList(d.o.Spec.Apps)))
-		case d.failing() && busy == 0:
+		case d.failing() && busy == 0 && len(d.failingApps()) == 0:
 			d.setPhase(cafev1alpha1.OrderFailed, "", cafev1alpha1.OrderReasonAppFailed, "an app failed: "+summarizeApps(st.Apps))
 		}
 	case cafev1alpha1.OrderRollingBack:
 		if busy > 0 {
 			return
 		}
-		if count[cafev1alpha1.AppFailed] > 0 {
+		if slices.ContainsFunc(st.Apps, func(a cafev1alpha1.ReleaseOrderAppStatus) bool {
+			return a.Phase == cafev1alpha1.AppFailed && a.RollbackStartedAt != nil
+		}) {
 			d.setPhase(cafev1alpha1.OrderFailed, "", cafev1alpha1.OrderReasonFinished, "the rollback could not return every app: "+summarizeApps(st.Apps))
 			return
 		}

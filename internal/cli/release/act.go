@@ -1,0 +1,86 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// ErrRefused is returned when CAFE refused an action when it processed it
+// (the admission webhook refuses most before they are recorded).
+var ErrRefused = errors.New("action refused")
+
+// actOptions are the flags every action takes.
+type actOptions struct {
+	Comment string
+	App     string
+	NoWait  bool
+	Timeout time.Duration
+}
+
+// act creates a ReleaseAction and, unless NoWait, waits until the
+// controller has processed it and reports the result.
+func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.ReleaseActionType, ao actOptions) error {
+	c, ns, err := o.clientAndNamespace()
+	if err != nil {
+		return err
+	}
+	a := &cafev1alpha1.ReleaseAction{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: order + "-" + action.Verb() + "-"},
+		Spec:       cafev1alpha1.ReleaseActionSpec{Order: order, Action: action, Comment: ao.Comment, App: ao.App},
+	}
+	if err := c.Create(ctx, a); err != nil {
+		return fmt.Errorf("%s ReleaseOrder %s/%s: %w", action.Verb(), ns, order, err)
+	}
+	fmt.Fprintf(o.Out, "%s of ReleaseOrder %s/%s recorded as ReleaseAction %s by %s\n", action, ns, order, a.Name, orDash(a.Spec.Actor))
+	if ao.NoWait {
+		return nil
+	}
+	var rec *cafev1alpha1.ReleaseActionRecord
+	var ro *cafev1alpha1.ReleaseOrder
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, ao.Timeout, true, func(ctx context.Context) (bool, error) {
+		var err error
+		if ro, err = getOrder(ctx, c, ns, order); err != nil {
+			return false, err
+		}
+		for i := range ro.Status.Actions {
+			if ro.Status.Actions[i].Name == a.Name {
+				rec = &ro.Status.Actions[i]
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for CAFE to process %s (it stays recorded and will be processed when the controller runs): %w", a.Name, err)
+	}
+	if rec.Result == cafev1alpha1.ActionRefused {
+		return fmt.Errorf("%w: %s", ErrRefused, rec.Message)
+	}
+	fmt.Fprintf(o.Out, "accepted: ReleaseOrder %s is %s", order, ro.Status.Phase)
+	if ro.Status.Phase == cafev1alpha1.OrderPendingApproval || action == cafev1alpha1.ActionApprove {
+		fmt.Fprintf(o.Out, " (approvals %s)", ro.Status.ApprovalSummary)
+	}
+	fmt.Fprintln(o.Out)
+	if ro.Status.Message != "" {
+		fmt.Fprintln(o.Out, ro.Status.Message)
+	}
+	return nil
+}
+
+// verbOf maps a command name to its action.
+func verbOf(name string) cafev1alpha1.ReleaseActionType {
+	for _, a := range cafev1alpha1.ReleaseActionTypes {
+		if strings.EqualFold(string(a), name) {
+			return a
+		}
+	}
+	return ""
+}

@@ -1,0 +1,121 @@
+// Package release implements `cafe release` (release orders: create, the
+// actions approve|reject|start|pause|resume|confirm|cancel|rollback, get,
+// list, history, stats) and `cafe audit` (export and verify the signed
+// audit trails of release orders).
+//
+// Every action is a ReleaseAction the command creates; CAFE's admission
+// webhook records the authenticated user as its actor and checks RBAC and
+// the order's phase, so the command sends no user name and its refusal
+// messages are the server's.
+package release
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// KubeFlags are kubectl's connection flags; an interface so tests can
+// substitute their own.
+type KubeFlags interface {
+	AddFlags(flags *pflag.FlagSet)
+	ToRESTConfig() (*rest.Config, error)
+	ToRawKubeConfigLoader() clientcmd.ClientConfig
+}
+
+// Options carry what every verb needs.
+type Options struct {
+	genericiooptions.IOStreams
+	ConfigFlags KubeFlags
+	// Client, when set, is used instead of one built from ConfigFlags.
+	Client client.Client
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// NewOptions returns Options writing to streams, with kubectl's flags.
+func NewOptions(streams genericiooptions.IOStreams) *Options {
+	return &Options{IOStreams: streams, ConfigFlags: genericclioptions.NewConfigFlags(true), Now: time.Now}
+}
+
+func (o *Options) clientAndNamespace() (client.Client, string, error) {
+	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("finding the namespace in the kubeconfig: %w (pass --namespace, or --kubeconfig/--context)", err)
+	}
+	if o.Client != nil {
+		return o.Client, ns, nil
+	}
+	cfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
+	}
+	return c, ns, nil
+}
+
+func getOrder(ctx context.Context, c client.Client, ns, name string) (*cafev1alpha1.ReleaseOrder, error) {
+	o := &cafev1alpha1.ReleaseOrder{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("ReleaseOrder %s/%s not found: check the name and --namespace (list them with: cafe release list -n %s)", ns, name, ns)
+	case err != nil:
+		return nil, fmt.Errorf("reading ReleaseOrder %s/%s: %w", ns, name, err)
+	}
+	return o, nil
+}
+
+func newTabWriter(out io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func timestamp(t *metav1.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func printObject(out io.Writer, obj client.Object, format string) error {
+	obj.SetManagedFields(nil)
+	var data []byte
+	var err error
+	if format == "json" {
+		data, err = yaml.Marshal(obj)
+		if err == nil {
+			data, err = yaml.YAMLToJSON(data)
+			data = append(data, '\n')
+		}
+	} else {
+		data, err = yaml.Marshal(obj)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(data)
+	return err
+}

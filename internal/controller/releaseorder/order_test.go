@@ -1,0 +1,183 @@
+package releaseorder_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// emptyApp is an app without pods: its releases complete as soon as the
+// controllers have seen them, so the order's publish path runs without a
+// kubelet.
+func emptyApp(ns, name string) *cafev1alpha1.CafeAppService {
+	return &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/" + name + ":v1"}}}},
+			Workload: cafev1alpha1.AppWorkload{Replicas: ptr.To[int32](0), Topology: cafev1alpha1.Topology{Values: []string{"zone-a"}}},
+		},
+	}
+}
+
+func getApp(ctx context.Context, g Gomega, ns, name string) *cafev1alpha1.CafeAppService {
+	app := &cafev1alpha1.CafeAppService{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, app)).To(Succeed())
+	return app
+}
+
+// appAtR2 creates an app, publishes r1 (released), records r2.
+func appAtR2(ctx context.Context, g *WithT, ns, name string) {
+	app := emptyApp(ns, name)
+	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LatestRevision).To(Equal(name + "-r1")) }).Should(Succeed())
+	g.Eventually(func() error {
+		a := getApp(ctx, g, ns, name)
+		a.Spec.PublishedRevision = name + "-r1"
+		return k8sClient.Update(ctx, a)
+	}).Should(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LastSuccessfulRevision).To(Equal(name + "-r1")) }).Should(Succeed())
+	g.Eventually(func() error {
+		a := getApp(ctx, g, ns, name)
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
+		return k8sClient.Update(ctx, a)
+	}).Should(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LatestRevision).To(Equal(name + "-r2")) }).Should(Succeed())
+}
+
+func getOrder(ctx context.Context, g Gomega, ns, name string) *cafev1alpha1.ReleaseOrder {
+	o := &cafev1alpha1.ReleaseOrder{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)).To(Succeed())
+	return o
+}
+
+var actionSeq int
+
+// act creates an action as the admission webhook would leave it.
+func act(ctx context.Context, g *WithT, ns, order, actor string, a cafev1alpha1.ReleaseActionType) string {
+	actionSeq++
+	name := fmt.Sprintf("%s-%s-%d", order, a.Verb(), actionSeq)
+	g.Expect(k8sClient.Create(ctx, &cafev1alpha1.ReleaseAction{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       cafev1alpha1.ReleaseActionSpec{Order: order, Action: a, Actor: actor},
+	})).To(Succeed())
+	return name
+}
+
+func result(ctx context.Context, g *WithT, ns, order, action string) cafev1alpha1.ReleaseActionRecord {
+	var rec cafev1alpha1.ReleaseActionRecord
+	g.Eventually(func(g Gomega) {
+		found := false
+		for _, r := range getOrder(ctx, g, ns, order).Status.Actions {
+			if r.Name == action {
+				rec, found = r, true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "action %s not processed", action)
+	}).Should(Succeed())
+	return rec
+}
+
+func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *testing.T) {
+	ctx, g, ns := setup(t)
+	appAtR2(ctx, g, ns, "a")
+	appAtR2(ctx, g, ns, "b")
+	// c does not exist: its start fails, and RollbackAll returns b, then a.
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "weekly"},
+		Spec: cafev1alpha1.ReleaseOrderSpec{
+			Title: "weekly", RequestedBy: "alice", FailurePolicy: cafev1alpha1.FailureRollbackAll,
+			Approval: cafev1alpha1.ReleaseApproval{Required: ptr.To[int32](2)},
+			Apps: []cafev1alpha1.ReleaseOrderApp{
+				{Name: "a", Revision: "a-r2"},
+				{Name: "b", Revision: "b-r2", DependsOn: []string{"a"}},
+				{Name: "c", Revision: "c-r2", DependsOn: []string{"b"}},
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, order)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getOrder(ctx, g, ns, "weekly").Status.Phase).To(Equal(cafev1alpha1.OrderPendingApproval))
+	}).Should(Succeed())
+
+	g.Expect(result(ctx, g, ns, "weekly", act(ctx, g, ns, "weekly", "alice", cafev1alpha1.ActionApprove)).Message).To(ContainSubstring("cannot approve"))
+	g.Expect(result(ctx, g, ns, "weekly", act(ctx, g, ns, "weekly", "bob", cafev1alpha1.ActionApprove)).Result).To(Equal(cafev1alpha1.ActionAccepted))
+	g.Expect(result(ctx, g, ns, "weekly", act(ctx, g, ns, "weekly", "carol", cafev1alpha1.ActionApprove)).Result).To(Equal(cafev1alpha1.ActionAccepted))
+	g.Expect(getOrder(ctx, g, ns, "weekly").Status.Phase).To(Equal(cafev1alpha1.OrderApproved))
+	g.Expect(result(ctx, g, ns, "weekly", act(ctx, g, ns, "weekly", "dave", cafev1alpha1.ActionStart)).Result).To(Equal(cafev1alpha1.ActionAccepted))
+
+	var final *cafev1alpha1.ReleaseOrder
+	g.Eventually(func(g Gomega) {
+		final = getOrder(ctx, g, ns, "weekly")
+		g.Expect(final.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack), "status %+v", final.Status.Apps)
+	}, "60s").Should(Succeed())
+	g.Expect(getApp(ctx, g, ns, "a").Spec.PublishedRevision).To(Equal("a-r1"))
+	g.Expect(getApp(ctx, g, ns, "b").Spec.PublishedRevision).To(Equal("b-r1"))
+	a, b := final.Status.AppStatus("a"), final.Status.AppStatus("b")
+	g.Expect(a.FromRevision).To(Equal("a-r1"))
+	// Released in dependency order, rolled back in reverse.
+	g.Expect(b.StartedAt.Time).NotTo(BeTemporally("<", a.FinishedAt.Time))
+	g.Expect(a.RollbackStartedAt.Time).NotTo(BeTemporally("<", b.RolledBackAt.Time))
+	g.Expect(final.Status.AppStatus("c").Phase).To(Equal(cafev1alpha1.AppFailed))
+
+	// The trail verifies with the public key CAFE published; each action
+	// and state change is in it once.
+	pub, err := audit.PublicKey(ctx, k8sClient, manager.DefaultNamespace)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(audit.Verify(final.Status.Audit, pub)).To(BeNil())
+	seen := map[string]int{}
+	for _, e := range final.Status.Audit {
+		seen[e.Action+" "+e.Target+" "+e.After]++
+	}
+	g.Expect(seen).To(HaveKeyWithValue("AppPhase app/a Succeeded", 1))
+	g.Expect(seen).To(HaveKeyWithValue("AppPhase app/b RolledBack", 1))
+	g.Expect(seen).To(HaveKeyWithValue("OrderPhase releaseorder/weekly RolledBack", 1))
+
+	// Editing one entry by hand is detected and named.
+	tampered := final.DeepCopy()
+	tampered.Status.Audit[3].Actor = "mallory"
+	g.Expect(k8sClient.Status().Update(ctx, tampered)).To(Succeed())
+	p := audit.Verify(getOrder(ctx, g, ns, "weekly").Status.Audit, pub)
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Seq).To(Equal(int64(4)))
+	g.Expect(p.Reason).To(ContainSubstring("altered"))
+
+	// Revisions are held only while the order is open.
+	rev := &cafev1alpha1.AppRevision{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-r2"}, rev)).To(Succeed())
+	g.Expect(rev.Annotations).NotTo(HaveKey(final.HoldAnnotation()))
+}
+
+func TestOrderActionsInTheWrongPhaseAreRefusedAndProcessedOnce(t *testing.T) {
+	ctx, g, ns := setup(t)
+	appAtR2(ctx, g, ns, "solo")
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
+		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
+	}
+	g.Expect(k8sClient.Create(ctx, order)).To(Succeed())
+	rec := result(ctx, g, ns, "solo", act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionStart))
+	g.Expect(rec.Result).To(Equal(cafev1alpha1.ActionRefused))
+	g.Expect(rec.Message).To(ContainSubstring("Start is not allowed while the order is PendingApproval"))
+	result(ctx, g, ns, "solo", act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionApprove))
+	result(ctx, g, ns, "solo", act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionStart))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getOrder(ctx, g, ns, "solo").Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded))
+	}, "60s").Should(Succeed())
+	o := getOrder(ctx, g, ns, "solo")
+	g.Expect(o.Status.Actions).To(HaveLen(3))
+	g.Expect(getApp(ctx, g, ns, "solo").Spec.PublishedRevision).To(Equal("solo-r2"))
+	// Nothing changes any more: the record is stable.
+	g.Consistently(func(g Gomega) {
+		g.Expect(getOrder(ctx, g, ns, "solo").Status.Audit).To(HaveLen(len(o.Status.Audit)))
+	}).Should(Succeed())
+}
