@@ -234,4 +234,3 @@ func (o *Options) stats(ctx context.Context, app string, since time.Duration) er
 	}
 	return w.Flush()
 }
-

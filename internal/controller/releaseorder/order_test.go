@@ -45,7 +45,9 @@ func appAtR2(ctx context.Context, g *WithT, ns, name string) {
 		a.Spec.PublishedRevision = name + "-r1"
 		return k8sClient.Update(ctx, a)
 	}).Should(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LastSuccessfulRevision).To(Equal(name + "-r1")) }).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getApp(ctx, g, ns, name).Status.LastSuccessfulRevision).To(Equal(name + "-r1"))
+	}).Should(Succeed())
 	g.Eventually(func() error {
 		a := getApp(ctx, g, ns, name)
 		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
