@@ -57,6 +57,9 @@ func StartEnvtest(ctx context.Context) (*envtest.Environment, *rest.Config, erro
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start leaves etcd and kube-apiserver running when a later step
+		// (installing CRDs) fails; nobody else would stop them.
+		_ = env.Stop()
 		return nil, nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	return env, cfg, nil
