@@ -50,9 +50,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Now = time.Now
 	}
 	return ctrl.NewControllerManagedBy(mgr).
+		// Only pods whose gate waits to be opened: a native pod changes
+		// about ten times in a release, and the rest are none of ours.
 		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
 			pod, ok := obj.(*corev1.Pod)
-			return ok && kept(pod)
+			return ok && kept(pod) && waitsForGate(pod)
 		}))).
 		Named("gatekeeper").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -65,6 +67,12 @@ func kept(pod *corev1.Pod) bool {
 	return pod.Labels[cafev1alpha1.DeploymentLabel] != "" && !inPlace && lossless.HasGate(&pod.Spec)
 }
 
+// waitsForGate: a live pod whose gate is not open and not closed for an
+// operation (that is the operation's business).
+func waitsForGate(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp.IsZero() && !lossless.GateOpen(pod) && lossless.DrainReason(pod) == ""
+}
+
 // Reconcile opens the pod's gate once its containers have been ready for
 // its pod set's minReadySeconds.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -72,7 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !kept(pod) || !pod.DeletionTimestamp.IsZero() || lossless.GateOpen(pod) || lossless.DrainReason(pod) != "" {
+	if !kept(pod) || !waitsForGate(pod) {
 		return ctrl.Result{}, nil
 	}
 	ready, since := podutil.ContainersReadySince(pod)
