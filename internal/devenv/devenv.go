@@ -45,6 +45,7 @@ type Env struct {
 	// Admin is a client configuration with cluster-admin rights.
 	Admin *rest.Config
 
+	opts          Options
 	cancelManager context.CancelFunc
 	// managerDone is closed when the manager has returned managerErr.
 	managerDone chan struct{}
@@ -90,6 +91,7 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 }
 
 func (e *Env) startManager(ctx context.Context, opts Options) error {
+	e.opts = opts
 	cfg, err := e.ControlPlane.CafeRESTConfig()
 	if err != nil {
 		return err
@@ -128,6 +130,25 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 	}()
 	// Webhooks fail closed: wait until the server answers before returning.
 	return waitWebhookServer(ctx, webhookURL, e.managerDone)
+}
+
+// RestartManager stops CAFE's in-process manager — as a crash of the
+// controller process would, mid-reconcile, without anything of the
+// manager's surviving in memory — and starts a new one from the same
+// options. Tests use it to prove that controllers resume from what the
+// API server holds.
+func (e *Env) RestartManager(ctx context.Context) error {
+	if e.cancelManager == nil {
+		return errors.New("no CAFE manager runs (WithoutCAFE)")
+	}
+	e.cancelManager()
+	<-e.managerDone
+	if e.managerErr != nil {
+		return fmt.Errorf("the stopped CAFE manager returned: %w", e.managerErr)
+	}
+	opts := e.opts
+	opts.Manager.SkipControllerNameValidation = true
+	return e.startManager(ctx, opts)
 }
 
 // Wait blocks until ctx ends (nil), a control-plane child exits, or the

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -55,6 +56,10 @@ type Options struct {
 	// Namespace is the namespace CAFE runs in (it holds the audit signing
 	// key); empty means DefaultNamespace.
 	Namespace string
+	// SkipControllerNameValidation lets a second manager run in the same
+	// process after the first stopped (devenv.Env.RestartManager):
+	// controller-runtime otherwise refuses controller names it has seen.
+	SkipControllerNameValidation bool
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -127,6 +132,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// Release the lease on shutdown so a rolling update of the manager
 		// does not wait a lease duration before the new leader acts.
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &opts.SkipControllerNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

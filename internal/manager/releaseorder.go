@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/cafe-io/cafe/internal/controller/releaseorder"
@@ -25,7 +26,11 @@ func (o Options) namespace() string {
 // setupReleaseOrders registers the ReleaseOrder controller; its audit
 // signing key lives in CAFE's namespace.
 func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string) error {
-	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace}
+	keys, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace}
 	if err := ro.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)
 	}

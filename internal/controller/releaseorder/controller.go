@@ -54,6 +54,10 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// Namespace holds the audit signing key (CAFE's namespace).
 	Namespace string
+	// KeyClient reads and creates the signing key Secret and the public
+	// key ConfigMap uncached: a cached read would start a cluster-wide
+	// informer on ConfigMaps, which CAFE may not list. Nil means Client.
+	KeyClient client.Client
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 
@@ -133,7 +137,11 @@ func (r *Reconciler) getSigner(ctx context.Context) (audit.Signer, error) {
 	if r.signer != nil {
 		return *r.signer, nil
 	}
-	s, err := audit.EnsureSigner(ctx, r.Client, r.Namespace)
+	c := r.KeyClient
+	if c == nil {
+		c = r.Client
+	}
+	s, err := audit.EnsureSigner(ctx, c, r.Namespace)
 	if err != nil {
 		return audit.Signer{}, err
 	}

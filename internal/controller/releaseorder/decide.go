@@ -540,7 +540,9 @@ func (d *decider) progressRollbacks() {
 	for _, name := range RollbackStartable(d.o.Spec.Apps, st.Apps) {
 		app := st.AppStatus(name)
 		app.RollbackStartedAt = ptr.To(d.nowTime())
-		app.PublishedGeneration, app.Held, app.ConfirmGroup, app.WaitingSince = 0, false, nil, nil
+		// A hold the order put on the app is released by the effects (the
+		// order no longer is Paused), so the rollback can run.
+		app.PublishedGeneration, app.ConfirmGroup, app.WaitingSince = 0, nil, nil
 		if app.FromRevision == "" {
 			d.setAppPhase(app, cafev1alpha1.AppFailed, "nothing was published before the order: there is no revision to roll back to")
 			continue
