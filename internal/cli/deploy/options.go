@@ -6,12 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cafe-io/cafe/internal/cli/kubeflags"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/manager"
 )
 
 // Options carry what every `cafe deploy` verb needs: the streams it writes
@@ -21,7 +22,7 @@ type Options struct {
 
 	// ConfigFlags are kubectl's flags (--kubeconfig, --context, --namespace,
 	// ...). The namespace always comes from them.
-	ConfigFlags KubeFlags
+	ConfigFlags kubeflags.Flags
 
 	// Client, when set, is used instead of a client built from ConfigFlags.
 	// Tests point it at their API server.
@@ -30,28 +31,13 @@ type Options struct {
 
 // NewOptions returns Options writing to streams, with kubectl's flags.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, ConfigFlags: newKubeFlags()}
+	return &Options{IOStreams: streams, ConfigFlags: kubeflags.New()}
 }
 
 // clientAndNamespace returns the client to use and the namespace the
 // CafeDeployments are in.
 func (o *Options) clientAndNamespace() (client.Client, string, error) {
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return nil, "", fmt.Errorf("finding the namespace in the kubeconfig: %w (pass --namespace, or --kubeconfig/--context)", err)
-	}
-	if o.Client != nil {
-		return o.Client, ns, nil
-	}
-	cfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
-	if err != nil {
-		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
-	}
-	return c, ns, nil
+	return kubeflags.ClientAndNamespace(o.ConfigFlags, o.Client)
 }
 
 // getCafeDeployment reads a CafeDeployment, with an error that names it and

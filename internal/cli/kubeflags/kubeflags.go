@@ -1,0 +1,51 @@
+// Package kubeflags is how every `cafe` verb group reaches the API server:
+// kubectl's connection flags, and the client and namespace they give.
+package kubeflags
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cafe-io/cafe/internal/manager"
+)
+
+// Flags are kubectl's connection flags (--kubeconfig, --context,
+// --namespace, --server, --token, ...), as *genericclioptions.ConfigFlags
+// provides them; an interface so tests can substitute their own.
+type Flags interface {
+	AddFlags(flags *pflag.FlagSet)
+	ToRESTConfig() (*rest.Config, error)
+	ToRawKubeConfigLoader() clientcmd.ClientConfig
+}
+
+// New returns kubectl's own connection flags.
+func New() Flags {
+	return genericclioptions.NewConfigFlags(true)
+}
+
+// ClientAndNamespace returns the client to use (override, when set: tests
+// point it at their API server) and the namespace the flags select, with
+// errors that say what to pass.
+func ClientAndNamespace(flags Flags, override client.Client) (client.Client, string, error) {
+	ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("finding the namespace in the kubeconfig: %w (pass --namespace, or --kubeconfig/--context)", err)
+	}
+	if override != nil {
+		return override, ns, nil
+	}
+	cfg, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
+	}
+	return c, ns, nil
+}
