@@ -16,32 +16,21 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/cafe-io/cafe/internal/cli/kubeflags"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/manager"
 )
-
-// KubeFlags are kubectl's connection flags; an interface so tests can
-// substitute their own.
-type KubeFlags interface {
-	AddFlags(flags *pflag.FlagSet)
-	ToRESTConfig() (*rest.Config, error)
-	ToRawKubeConfigLoader() clientcmd.ClientConfig
-}
 
 // Options carry what every verb needs.
 type Options struct {
 	genericiooptions.IOStreams
-	ConfigFlags KubeFlags
+	ConfigFlags kubeflags.Flags
 	// Client, when set, is used instead of one built from ConfigFlags.
 	Client client.Client
 	// Now is the clock; tests may replace it.
@@ -50,26 +39,11 @@ type Options struct {
 
 // NewOptions returns Options writing to streams, with kubectl's flags.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, ConfigFlags: genericclioptions.NewConfigFlags(true), Now: time.Now}
+	return &Options{IOStreams: streams, ConfigFlags: kubeflags.New(), Now: time.Now}
 }
 
 func (o *Options) clientAndNamespace() (client.Client, string, error) {
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return nil, "", fmt.Errorf("finding the namespace in the kubeconfig: %w (pass --namespace, or --kubeconfig/--context)", err)
-	}
-	if o.Client != nil {
-		return o.Client, ns, nil
-	}
-	cfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
-	if err != nil {
-		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
-	}
-	return c, ns, nil
+	return kubeflags.ClientAndNamespace(o.ConfigFlags, o.Client)
 }
 
 func getOrder(ctx context.Context, c client.Client, ns, name string) (*cafev1alpha1.ReleaseOrder, error) {
