@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -485,7 +486,15 @@ func Down(ctx context.Context, dir string) (int, error) {
 // authenticates requests with it as that user, which is how tests act as
 // different people.
 func (cp *ControlPlane) UserKubeconfig(user string, groups ...string) (string, error) {
-	id := Identity{Name: "user-" + user, User: user, Groups: groups}
+	// Certificates are kept per user and groups: a user asked for again with
+	// other groups must not get the first call's certificate.
+	name := "user-" + user
+	if len(groups) > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(strings.Join(groups, "\x00")))
+		name = fmt.Sprintf("%s-%08x", name, h.Sum32())
+	}
+	id := Identity{Name: name, User: user, Groups: groups}
 	if _, err := GeneratePKI(cp.pki.Dir, id); err != nil {
 		return "", err
 	}
