@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -437,11 +436,5 @@ func firstSeqAfter(events []watchrec.Event, rv uint64, pred func(watchrec.Event)
 // update re-reads obj and applies mutate until the update does not conflict
 // (controllers write status concurrently, which moves the resourceVersion).
 func update[T client.Object](ctx context.Context, obj T, mutate func(T)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		mutate(obj)
-		return k8sClient.Update(ctx, obj)
-	})
+	return framework.Update(ctx, k8sClient, obj, mutate)
 }

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,14 +72,7 @@ func getApp(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService) *ca
 // updateApp changes app, retrying on conflicts with the controller's status
 // writes.
 func updateApp(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService, mutate func(*cafev1alpha1.CafeAppService)) {
-	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		current := &cafev1alpha1.CafeAppService{}
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(app), current); err != nil {
-			return err
-		}
-		mutate(current)
-		return k8sClient.Update(ctx, current)
-	})).To(Succeed())
+	g.Expect(framework.Update(ctx, k8sClient, app.DeepCopy(), mutate)).To(Succeed())
 }
 
 // waitForLatest waits until the app's status names a latest revision for

@@ -11,12 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
@@ -68,14 +68,7 @@ func getDeployment(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeploymen
 // updateDeployment changes cd, retrying on conflicts with the controller's
 // status writes.
 func updateDeployment(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, mutate func(*cafev1alpha1.CafeDeployment)) {
-	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		current := &cafev1alpha1.CafeDeployment{}
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(cd), current); err != nil {
-			return err
-		}
-		mutate(current)
-		return k8sClient.Update(ctx, current)
-	})).To(Succeed())
+	g.Expect(framework.Update(ctx, k8sClient, cd.DeepCopy(), mutate)).To(Succeed())
 }
 
 // podSet returns the InPlaceSet of one unit.

@@ -17,6 +17,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
@@ -55,14 +56,7 @@ func getSet(ctx context.Context, g Gomega, set *cafev1alpha1.InPlaceSet) *cafev1
 // updateSet changes the set's spec, retrying on conflicts with the
 // controller's status writes.
 func updateSet(ctx context.Context, g Gomega, set *cafev1alpha1.InPlaceSet, mutate func(*cafev1alpha1.InPlaceSet)) {
-	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		current := &cafev1alpha1.InPlaceSet{}
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(set), current); err != nil {
-			return err
-		}
-		mutate(current)
-		return k8sClient.Update(ctx, current)
-	})).To(Succeed())
+	g.Expect(framework.Update(ctx, k8sClient, set.DeepCopy(), mutate)).To(Succeed())
 }
 
 // observedRevision waits until the controller has observed the set's
