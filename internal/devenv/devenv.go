@@ -132,12 +132,23 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 	return waitWebhookServer(ctx, webhookURL, e.managerDone)
 }
 
-// RestartManager stops CAFE's in-process manager — as a crash of the
-// controller process would, mid-reconcile, without anything of the
-// manager's surviving in memory — and starts a new one from the same
-// options. Tests use it to prove that controllers resume from what the
-// API server holds.
-func (e *Env) RestartManager(ctx context.Context) error {
+// StopControllers replaces CAFE's in-process manager with one that only
+// serves the admission webhooks: no CAFE controller runs in this process
+// until StartControllers. The e2e tests use it to run the controllers in a
+// `cafe manager` child process they can SIGKILL while admission (identity
+// stamping, validation) keeps working, without two managers ever running
+// the same controllers at once: it returns only after the old manager
+// returned, so its controllers stopped.
+func (e *Env) StopControllers(ctx context.Context) error { return e.restartManager(ctx, true) }
+
+// StartControllers runs CAFE's controllers in-process again after
+// StopControllers. Whatever ran them meanwhile must have stopped.
+func (e *Env) StartControllers(ctx context.Context) error { return e.restartManager(ctx, false) }
+
+// restartManager stops the in-process manager and starts a new one, with
+// or without controllers, from the same options; nothing of the old one
+// survives in memory.
+func (e *Env) restartManager(ctx context.Context, webhooksOnly bool) error {
 	if e.cancelManager == nil {
 		return errors.New("no CAFE manager runs (WithoutCAFE)")
 	}
@@ -148,6 +159,7 @@ func (e *Env) RestartManager(ctx context.Context) error {
 	}
 	opts := e.opts
 	opts.Manager.SkipControllerNameValidation = true
+	opts.Manager.WebhooksOnly = webhooksOnly
 	return e.startManager(ctx, opts)
 }
 

@@ -57,9 +57,14 @@ type Options struct {
 	// key); empty means DefaultNamespace.
 	Namespace string
 	// SkipControllerNameValidation lets a second manager run in the same
-	// process after the first stopped (devenv.Env.RestartManager):
+	// process after the first stopped (devenv.Env.StopControllers):
 	// controller-runtime otherwise refuses controller names it has seen.
 	SkipControllerNameValidation bool
+	// WebhooksOnly builds a manager that serves the admission webhooks
+	// (Webhook must be set) and runs no controller: the controllers run in
+	// another process, e.g. the `cafe manager` child the release-order e2e
+	// test kills, while admission keeps working.
+	WebhooksOnly bool
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -100,6 +105,9 @@ func Scheme() *runtime.Scheme {
 
 // New builds the manager and registers every CAFE controller with it.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	if opts.WebhooksOnly && opts.Webhook == nil {
+		return nil, fmt.Errorf("a webhooks-only manager needs webhook options")
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.ClientQPS, opts.ClientBurst
 	if cfg.QPS == 0 {
@@ -145,11 +153,13 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("adding ready check: %w", err)
 		}
 	}
-	if err := setupControllers(context.Background(), mgr); err != nil {
-		return nil, err
-	}
-	if err := setupReleaseOrders(context.Background(), mgr, opts.namespace()); err != nil {
-		return nil, err
+	if !opts.WebhooksOnly {
+		if err := setupControllers(context.Background(), mgr); err != nil {
+			return nil, err
+		}
+		if err := setupReleaseOrders(context.Background(), mgr, opts.namespace()); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Webhook != nil {
 		if err := setupWebhooks(mgr, cfg, opts.Webhook.Certs); err != nil {

@@ -3,20 +3,30 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +35,8 @@ import (
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/test/framework"
+	"github.com/cafe-io/cafe/test/framework/managerproc"
+	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
 // releaseUser gives user (a real client certificate of the control plane)
@@ -379,16 +391,185 @@ func releaseUserClient(t *testing.T, kubeconfig string) (string, client.Client) 
 	return kubeconfig, c
 }
 
-// The controller is killed (its manager stopped and started anew, nothing
-// kept in memory) at least five times while an order runs: the order still
-// ends Succeeded, every state change is in the trail exactly once, every
-// app was published once, and the trail verifies.
+// controllerProcess runs CAFE's controllers as a real OS process, `cafe
+// manager` built from this tree, instead of in the test process. Meanwhile
+// the in-process manager only serves the admission webhooks (identity
+// stamping and validation keep working while the child is dead), and never
+// runs a controller: exactly one set of controllers runs at any time, and
+// none between a kill and the next start.
+type controllerProcess struct {
+	t     *testing.T
+	bin   string
+	proc  *managerproc.Process
+	logs  []string
+	kills int
+}
+
+// runControllersInChild hands CAFE's controllers to a child process until
+// the test ends, then takes them back in-process for the next tests.
+func runControllersInChild(ctx context.Context, t *testing.T, g Gomega) *controllerProcess {
+	t.Helper()
+	bin := cafeBinary(t)
+	g.Expect(env.StopControllers(ctx)).To(Succeed())
+	c := &controllerProcess{t: t, bin: bin}
+	t.Cleanup(func() {
+		if c.proc != nil {
+			c.proc.Stop()
+		}
+		if t.Failed() {
+			c.dumpLogs()
+		}
+		if err := env.StartControllers(context.Background()); err != nil {
+			t.Errorf("taking CAFE's controllers back in-process: %v", err)
+		}
+	})
+	c.start(ctx, g)
+	return c
+}
+
+func (c *controllerProcess) start(ctx context.Context, g Gomega) {
+	p, err := managerproc.Start(ctx, managerproc.Options{
+		Binary:       c.bin,
+		ControlPlane: env.ControlPlane,
+		LogPath:      filepath.Join(env.ControlPlane.StateDir(), "logs", fmt.Sprintf("cafe-manager-%d.log", len(c.logs)+1)),
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	c.proc = p
+	c.logs = append(c.logs, p.LogPath())
+}
+
+// kill SIGKILLs the child — it must still be running: an exit of its own is
+// a crash the test reports — waits until it is reaped and starts the next.
+func (c *controllerProcess) kill(ctx context.Context, g Gomega, why string) {
+	c.t.Helper()
+	pid := c.proc.Pid()
+	g.Expect(c.proc.Kill()).To(Succeed())
+	c.kills++
+	c.t.Logf("kill %d: SIGKILL to cafe manager pid %d %s", c.kills, pid, why)
+	c.start(ctx, g)
+}
+
+// dumpLogs prints each child's errors and last lines.
+func (c *controllerProcess) dumpLogs() {
+	for _, path := range c.logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			c.t.Logf("%s: %v", path, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		var keep []string
+		for i, l := range lines {
+			if i >= len(lines)-3 || strings.Contains(l, `"level":"error"`) || strings.Contains(l, "panic") {
+				keep = append(keep, l)
+			}
+		}
+		c.t.Logf("errors and last lines of %s:\n%s", path, strings.Join(keep[max(0, len(keep)-20):], "\n"))
+	}
+}
+
+// publishHistory records, from the watch stream, every value
+// spec.publishedRevision of each CafeAppService of a namespace takes.
+type publishHistory struct {
+	mu   sync.Mutex
+	seen map[string][]string
+	err  error
+}
+
+func recordPublishes(ctx context.Context, t *testing.T, g Gomega, ns string) *publishHistory {
+	list := &cafev1alpha1.CafeAppServiceList{}
+	g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	h := &publishHistory{seen: map[string][]string{}}
+	for _, a := range list.Items {
+		h.add(a.Name, a.Spec.PublishedRevision)
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, raw metav1.ListOptions) (watch.Interface, error) {
+			return k8sClient.Watch(ctx, &cafev1alpha1.CafeAppServiceList{}, &client.ListOptions{Namespace: ns, Raw: &raw})
+		},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(w.Stop)
+	go func() {
+		for ev := range w.ResultChan() {
+			if app, ok := ev.Object.(*cafev1alpha1.CafeAppService); ok {
+				h.add(app.Name, app.Spec.PublishedRevision)
+			} else if ev.Type == watch.Error {
+				h.mu.Lock()
+				h.err = fmt.Errorf("the CafeAppService watch failed: %v", apierrors.FromObject(ev.Object))
+				h.mu.Unlock()
+			}
+		}
+	}()
+	return h
+}
+
+func (h *publishHistory) add(app, rev string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.seen[app]; len(s) == 0 || s[len(s)-1] != rev {
+		h.seen[app] = append(s, rev)
+	}
+}
+
+func (h *publishHistory) of(app string) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.seen[app]), h.err
+}
+
+// killMoment is a point of an order's progress the controller can be
+// killed at.
+type killMoment struct {
+	name    string
+	reached func(*cafev1alpha1.ReleaseOrder) bool
+}
+
+// runMoments are the points of a running order of the apps: each app
+// publishing, releasing, and after its first and second group.
+func runMoments(apps []string) []killMoment {
+	var out []killMoment
+	for _, name := range apps {
+		app := func(o *cafev1alpha1.ReleaseOrder) *cafev1alpha1.ReleaseOrderAppStatus {
+			if s := o.Status.AppStatus(name); s != nil {
+				return s
+			}
+			return &cafev1alpha1.ReleaseOrderAppStatus{}
+		}
+		past := func(phases ...cafev1alpha1.ReleaseOrderAppPhase) func(*cafev1alpha1.ReleaseOrder) bool {
+			return func(o *cafev1alpha1.ReleaseOrder) bool { return slices.Contains(phases, app(o).Phase) }
+		}
+		groups := func(n int32) func(*cafev1alpha1.ReleaseOrder) bool {
+			return func(o *cafev1alpha1.ReleaseOrder) bool {
+				return app(o).GroupsDone >= n || app(o).Phase == cafev1alpha1.AppSucceeded
+			}
+		}
+		out = append(out,
+			killMoment{name + " publishing", past(cafev1alpha1.AppPublishing, cafev1alpha1.AppReleasing, cafev1alpha1.AppSucceeded)},
+			killMoment{name + " releasing", past(cafev1alpha1.AppReleasing, cafev1alpha1.AppSucceeded)},
+			killMoment{name + " group 1 done", groups(1)},
+			killMoment{name + " group 2 done", groups(2)},
+		)
+	}
+	return out
+}
+
+// CAFE's controller process (`cafe manager`, a real child process) gets
+// SIGKILL at random moments of an order — right after it is created, after
+// the approval and the start were submitted, and at 4 to 6 random points
+// of the release (an app publishing, releasing, between its groups), each
+// after a random delay — and is started again each time. The order still
+// ends Succeeded; every state change is in the trail exactly once; the
+// watch streams show every app published once and every pod updated once,
+// losslessly and above the water level; the trail verifies, and an entry
+// edited by hand is named by `cafe audit verify`.
 func TestReleaseOrderSurvivesControllerKills(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	ns := framework.CreateNamespace(t, k8sClient)
-	for _, name := range []string{"k1", "k2", "k3"} {
+	apps := []string{"k1", "k2", "k3"}
+	for _, name := range apps {
 		orderApp(ctx, g, ns, name, nil)
 	}
 	requester, _ := releaseUser(t, ctx, ns, "kim", "requester")
@@ -399,53 +580,126 @@ func TestReleaseOrderSurvivesControllerKills(t *testing.T) {
 		out, err := cafeCLI(ctx, t, ns, kubeconfig, args...)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 	}
-	kills := 0
-	kill := func() {
-		g.Expect(env.RestartManager(ctx)).To(Succeed())
-		kills++
+
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CAFE_E2E_KILL_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		g.Expect(err).NotTo(HaveOccurred())
 	}
+	t.Logf("kill schedule seed %d (CAFE_E2E_KILL_SEED=%d replays the schedule; the timing of the controller's work varies)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	moments := runMoments(apps)
+	for keep := 4 + rng.IntN(3); len(moments) > keep; {
+		k := rng.IntN(len(moments))
+		moments = slices.Delete(moments, k, k+1)
+	}
+
+	pods, err := watchrec.Start(ctx, env.Admin, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pods.Stop()
+	publishes := recordPublishes(ctx, t, g, ns)
+	podsBefore := map[string]types.UID{}
+	for _, name := range apps {
+		for _, p := range listPods(ctx, g, ns, map[string]string{cafev1alpha1.AppLabel: name}) {
+			podsBefore[p.Name] = p.UID
+		}
+	}
+	g.Expect(podsBefore).To(HaveLen(9))
+
+	ctl := runControllersInChild(ctx, t, g)
+	// killAfterJitter kills the controller at a random instant of the next
+	// second: where the kill lands in the controller's work is random. This
+	// is the fault's timing, not a wait for anything to be ready.
+	killAfterJitter := func(why string) {
+		d := time.Duration(rng.Int64N(int64(time.Second)))
+		time.Sleep(d)
+		ctl.kill(ctx, g, fmt.Sprintf("%s (+%v)", why, d.Round(time.Millisecond)))
+	}
+
 	cli(requester, "release", "create", "steady", "--title", "steady", "--app", "k1=r2", "--app", "k2=r2", "--app", "k3=r2",
 		"--depends-on", "k2=k1", "--depends-on", "k3=k2")
-	kill()
+	killAfterJitter("after the order was created")
 	cli(approver, "release", "approve", "steady", "--no-wait")
-	kill() // an action recorded, maybe not processed yet
+	killAfterJitter("after the approval was submitted")
 	waitForOrder(ctx, g, ns, "steady", phaseIs(cafev1alpha1.OrderApproved))
 	cli(operator, "release", "start", "steady", "--no-wait")
-	kill()
-	// Kill at each app's start and mid-release.
-	for _, name := range []string{"k1", "k2", "k3"} {
-		waitForOrder(ctx, g, ns, "steady", func(o *cafev1alpha1.ReleaseOrder) bool {
-			s := o.Status.AppStatus(name)
-			return s != nil && s.Phase != cafev1alpha1.AppPending
-		})
-		kill()
+	killAfterJitter("after the start was submitted")
+	for _, m := range moments {
+		o := waitForOrder(ctx, g, ns, "steady", func(o *cafev1alpha1.ReleaseOrder) bool { return m.reached(o) || o.Status.Phase.IsFinished() })
+		if o.Status.Phase.IsFinished() {
+			// The last app's last moment can come in the write that ends the order.
+			t.Logf("no kill after %s: the order finished", m.name)
+			break
+		}
+		killAfterJitter("after " + m.name)
 	}
 	final := waitForOrder(ctx, g, ns, "steady", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() })
-	g.Expect(kills).To(BeNumerically(">=", 5))
+	g.Expect(ctl.kills).To(BeNumerically(">=", 5))
 	g.Expect(final.Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded), "%s %+v", final.Status.Message, final.Status.Apps)
-	// Each transition once: nothing lost, nothing duplicated.
+
+	// Every state change and action in the trail exactly once: nothing
+	// lost, nothing duplicated.
 	count := map[string]int{}
 	for _, e := range final.Status.Audit {
 		count[e.Action+" "+e.Target+" "+e.Before+">"+e.After]++
 	}
-	for _, name := range []string{"k1", "k2", "k3"} {
+	want := map[string]int{
+		"Create releaseorder/steady >PendingApproval":             1,
+		"Approve releaseorder/steady PendingApproval>Approved":    1,
+		"OrderPhase releaseorder/steady PendingApproval>Approved": 1,
+		"Start releaseorder/steady Approved>Scheduled":            1,
+		"OrderPhase releaseorder/steady Approved>Scheduled":       1,
+		"OrderPhase releaseorder/steady Scheduled>Running":        1,
+		"OrderPhase releaseorder/steady Running>Succeeded":        1,
+	}
+	for _, name := range apps {
 		for _, tr := range []string{"Pending>Publishing", "Publishing>Releasing", "Releasing>Succeeded"} {
-			g.Expect(count).To(HaveKeyWithValue("AppPhase app/"+name+" "+tr, 1), "%s %s", name, tr)
+			want["AppPhase app/"+name+" "+tr] = 1
 		}
 		rev := &cafev1alpha1.AppRevision{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-r2"}, rev)).To(Succeed())
 		g.Expect(rev.Status.Outcome).To(Equal(cafev1alpha1.ReleaseOutcomeSucceeded))
 		g.Expect(images(ctx, g, ns, name)).To(Equal([]string{"example.com/" + name + ":v2", "example.com/" + name + ":v2", "example.com/" + name + ":v2"}))
 	}
-	for _, tr := range []string{"Approve", "Start"} {
-		n := 0
-		for _, e := range final.Status.Audit {
-			if e.Action == tr {
-				n++
-			}
-		}
-		g.Expect(n).To(Equal(1), tr)
+	g.Expect(count).To(Equal(want))
+
+	// No app released twice: each app's published revision went r1 → r2
+	// once, and each pod (the same pods: in-place) changed its spec once,
+	// never while it served traffic, with at most one pod of an app down.
+	for _, name := range apps {
+		g.Eventually(func(g Gomega) {
+			seen, err := publishes.of(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(seen).To(Equal([]string{name + "-r1", name + "-r2"}), "published revisions of %s, from the watch", name)
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 	}
+	g.Expect(pods.WaitForSync(ctx)).To(Succeed())
+	events := pods.Events()
+	for _, name := range apps {
+		for _, p := range listPods(ctx, g, ns, map[string]string{cafev1alpha1.AppLabel: name}) {
+			g.Expect(podsBefore).To(HaveKeyWithValue(p.Name, p.UID), "pod %s was replaced", p.Name)
+			g.Expect(watchrec.CountPodSpecChanges(events, p.Name)).To(Equal(1), "spec changes of pod %s", p.Name)
+		}
+		g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(map[string]string{cafev1alpha1.AppLabel: name}), 2))).To(BeEmpty())
+	}
+	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+
+	// The trail verifies; one entry edited by hand is named.
 	out, err := cafeCLI(ctx, t, ns, auditor, "audit", "verify", "steady")
 	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring(fmt.Sprintf("OK   ReleaseOrder %s/steady: %d entries", ns, len(final.Status.Audit))))
+	i := rng.IntN(len(final.Status.Audit))
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o := &cafev1alpha1.ReleaseOrder{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(final), o); err != nil {
+			return err
+		}
+		o.Status.Audit[i].Reason += " (edited)"
+		return k8sClient.Status().Update(ctx, o)
+	})).To(Succeed())
+	t.Logf("edited entry %d of %d (%s %s)", i+1, len(final.Status.Audit), final.Status.Audit[i].Action, final.Status.Audit[i].Target)
+	out, err = cafeCLI(ctx, t, ns, auditor, "audit", "verify", "steady")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring(fmt.Sprintf("FAIL ReleaseOrder %s/steady: entry %d (seq %d): its content does not match its hash: the entry was altered", ns, i+1, final.Status.Audit[i].Seq)))
 }

@@ -46,6 +46,23 @@ func EnsureBinaries(ctx context.Context, out io.Writer) error {
 // StartEnvtest starts etcd and kube-apiserver through controller-runtime's
 // envtest, pointed at the project's own binaries, with CAFE's CRDs installed.
 func StartEnvtest(ctx context.Context) (*envtest.Environment, *rest.Config, error) {
+	return startEnvtest(ctx, envtest.WebhookInstallOptions{})
+}
+
+// StartEnvtestWithWebhooks is StartEnvtest that also installs CAFE's
+// admission webhook configurations (config/webhook/webhooks.yaml) with each
+// webhook's service reference replaced by a URL on a free loopback port,
+// env.WebhookInstallOptions.LocalServingHost and LocalServingPort: the API
+// server calls the webhooks a test serves there (manager.New with
+// Webhook options, which also puts its own CA into the caBundles).
+func StartEnvtestWithWebhooks(ctx context.Context) (*envtest.Environment, *rest.Config, error) {
+	return startEnvtest(ctx, envtest.WebhookInstallOptions{
+		Paths:            []string{filepath.Join(RepoRoot(), "config", "webhook", "webhooks.yaml")},
+		LocalServingHost: "127.0.0.1",
+	})
+}
+
+func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions) (*envtest.Environment, *rest.Config, error) {
 	if err := EnsureBinaries(ctx, os.Stderr); err != nil {
 		return nil, nil, err
 	}
@@ -54,6 +71,7 @@ func StartEnvtest(ctx context.Context) (*envtest.Environment, *rest.Config, erro
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), config.CRDPaths)},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                manager.Scheme(),
+		WebhookInstallOptions: webhooks,
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -1,0 +1,346 @@
+package releaseorder_test
+
+// Admission on a real kube-apiserver: envtest installs config/webhook's
+// configurations pointed at a local server, and that server is CAFE's own
+// (manager.New with webhooks only, its certificates and caBundles issued by
+// CAFE as in a cluster). Requests come from users the API server
+// authenticates by client certificate (envtest's AddUser), so the identity
+// the webhooks see is the API server's, not a field of the request.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/webhook/certs"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+var (
+	testEnv *envtest.Environment
+	// admin is envtest's administrator (system:masters): it plays CAFE's
+	// controller where a test needs an order in some state.
+	admin client.Client
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("skipping API server tests in -short mode")
+		os.Exit(m.Run())
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	log := logr.Discard()
+	if testing.Verbose() {
+		log = zap.New(zap.WriteTo(os.Stderr))
+	}
+	ctrllog.SetLogger(log)
+	env, cfg, err := framework.StartEnvtestWithWebhooks(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	// CAFE's namespace (it holds the webhook certificate) and RBAC,
+	// including the example release ClusterRoles the tests bind.
+	if err := install.CAFE(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	certDir, err := os.MkdirTemp("", "cafe-webhook-certs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(certDir)
+	wo := env.WebhookInstallOptions
+	mgr, err := manager.New(cfg, manager.Options{WebhooksOnly: true, Webhook: &manager.WebhookOptions{
+		Host: wo.LocalServingHost,
+		Port: wo.LocalServingPort,
+		Certs: certs.Options{
+			Namespace:                       install.Namespace,
+			SecretName:                      manager.WebhookSecretName,
+			IPAddresses:                     []net.IP{net.ParseIP(wo.LocalServingHost)},
+			CertDir:                         certDir,
+			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+		},
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgrCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	// The server's own readiness check (a listener cannot be watched).
+	started := mgr.GetWebhookServer().StartedChecker()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		select {
+		case err := <-done:
+			return false, fmt.Errorf("the manager stopped: %v", err)
+		default:
+		}
+		return started(req) == nil, nil
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "waiting for the webhook server:", err)
+		return 1
+	}
+	testEnv = env
+	if admin, err = client.New(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// person is a user the API server authenticates by a client certificate,
+// bound in ns to the example ClusterRoles cafe-release-<role>.
+func person(t *testing.T, g Gomega, ns, name string, groups []string, roles ...string) client.Client {
+	t.Helper()
+	u, err := testEnv.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, role := range roles {
+		g.Expect(admin.Create(context.Background(), &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role + "-" + name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cafe-release-" + role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
+		})).To(Succeed())
+	}
+	c, err := client.New(u.Config(), client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// appWithRevisions creates an app of 4 replicas over two zones and its
+// revisions <name>-r1..rN, as CAFE's app controller would (no controller
+// runs here).
+func appWithRevisions(ctx context.Context, g Gomega, ns, name string, revisions int) {
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/" + name + ":v1"}}}},
+			Workload: cafev1alpha1.AppWorkload{Replicas: ptr.To[int32](4), Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b"}}},
+		},
+	}
+	g.Expect(admin.Create(ctx, app)).To(Succeed())
+	for n := 1; n <= revisions; n++ {
+		rev := &cafev1alpha1.AppRevision{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-r%d", name, n), OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "CafeAppService", Name: name, UID: app.UID, Controller: ptr.To(true),
+			}}},
+			Spec: cafev1alpha1.AppRevisionSpec{App: name, Number: int64(n), Hash: fmt.Sprintf("test-%d", n), Template: app.Spec.Template},
+		}
+		g.Expect(admin.Create(ctx, rev)).To(Succeed())
+	}
+}
+
+func TestOrdersAreJudgedAtAdmissionNamingTheField(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := framework.CreateNamespace(t, admin)
+	for _, name := range []string{"a", "b", "c"} {
+		appWithRevisions(ctx, g, ns, name, 2)
+	}
+	alice := person(t, g, ns, "alice", []string{"release-requesters"}, "requester")
+
+	// A valid order is admitted, its requester the authenticated user.
+	first := &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "first"}, Spec: cafev1alpha1.ReleaseOrderSpec{
+		Title: "first", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "a", Revision: "a-r2"}},
+	}}
+	g.Expect(alice.Create(ctx, first)).To(Succeed())
+	g.Expect(first.Spec.RequestedBy).To(Equal("alice"))
+	g.Expect(first.Spec.RequestedByGroups).To(ConsistOf("release-requesters", "system:authenticated"))
+
+	app := func(name, rev string, dependsOn ...string) cafev1alpha1.ReleaseOrderApp {
+		return cafev1alpha1.ReleaseOrderApp{Name: name, Revision: rev, DependsOn: dependsOn}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*cafev1alpha1.ReleaseOrder)
+		want   string
+	}{
+		// The CRD's own rules (CEL), before any webhook.
+		{"no title", func(o *cafev1alpha1.ReleaseOrder) { o.Spec.Title = "" }, "spec.title"},
+		{"a revision of another app", func(o *cafev1alpha1.ReleaseOrder) { o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "c-r1")} }, "spec.apps[0].revision"},
+		{"a dependency outside the order", func(o *cafev1alpha1.ReleaseOrder) {
+			o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2", "zz")}
+		},
+			"spec.apps[].dependsOn: every dependency must name another entry of spec.apps"},
+		// The validating webhook.
+		{"an app that does not exist", func(o *cafev1alpha1.ReleaseOrder) { o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("zz", "zz-r1")} },
+			"spec.apps[0].name: CafeAppService " + ns + "/zz does not exist"},
+		{"a revision that does not exist", func(o *cafev1alpha1.ReleaseOrder) {
+			o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2"), app("c", "c-r9")}
+		},
+			"spec.apps[1].revision: AppRevision " + ns + "/c-r9 does not exist"},
+		{"a dependency cycle", func(o *cafev1alpha1.ReleaseOrder) {
+			o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2", "c"), app("c", "c-r2", "b")}
+		}, "spec.apps[0].dependsOn: dependency cycle b → c → b"},
+		{"an app another open order changes", func(o *cafev1alpha1.ReleaseOrder) {
+			o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2"), app("a", "a-r1")}
+		},
+			"spec.apps[1].name: app a is changed by the open ReleaseOrder first (PendingApproval)"},
+		{"a strategy override the app's workload cannot plan", func(o *cafev1alpha1.ReleaseOrder) {
+			o.Spec.Apps = []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2")}
+			o.Spec.Apps[0].Strategy = &cafev1alpha1.ReleaseOrderAppStrategy{Groups: []cafev1alpha1.ReleaseGroup{{Replicas: intstr.FromInt32(1)}}}
+		}, "spec.apps[0].strategy: with the app's workload the release cannot be planned"},
+		// The mutating webhook: the requester is who the API server says.
+		{"a requester naming someone else", func(o *cafev1alpha1.ReleaseOrder) { o.Spec.RequestedBy = "bob" },
+			`spec.requestedBy: set by CAFE from the authenticated user (alice); it cannot name "bob"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			o := &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"}, Spec: cafev1alpha1.ReleaseOrderSpec{
+				Title: "bad", Apps: []cafev1alpha1.ReleaseOrderApp{app("b", "b-r2")},
+			}}
+			tt.mutate(o)
+			g.Expect(alice.Create(ctx, o)).To(MatchError(ContainSubstring(tt.want)))
+		})
+	}
+	orders := &cafev1alpha1.ReleaseOrderList{}
+	g.Expect(admin.List(ctx, orders, client.InNamespace(ns))).To(Succeed())
+	g.Expect(orders.Items).To(HaveLen(1), "only the valid order exists")
+
+	// An open order cannot be deleted, not even by an administrator; a
+	// finished one can.
+	g.Expect(admin.Delete(ctx, first)).To(MatchError(ContainSubstring("is PendingApproval: an open order cannot be deleted")))
+	first.Status.Phase = cafev1alpha1.OrderCancelled
+	g.Expect(admin.Status().Update(ctx, first)).To(Succeed())
+	g.Expect(admin.Delete(ctx, first)).To(Succeed())
+}
+
+func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := framework.CreateNamespace(t, admin)
+	appWithRevisions(ctx, g, ns, "a", 2)
+	// alice requests and may approve (others' orders); bob and eve approve,
+	// eve outside the order's approver groups; oscar operates.
+	alice := person(t, g, ns, "alice", []string{"release-requesters"}, "requester", "approver")
+	bob := person(t, g, ns, "bob", []string{"release-approvers"}, "approver")
+	eve := person(t, g, ns, "eve", []string{"auditors"}, "approver")
+	oscar := person(t, g, ns, "oscar", nil, "operator")
+
+	order := &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "weekly"}, Spec: cafev1alpha1.ReleaseOrderSpec{
+		Title:    "weekly",
+		Apps:     []cafev1alpha1.ReleaseOrderApp{{Name: "a", Revision: "a-r2"}},
+		Approval: cafev1alpha1.ReleaseApproval{Required: ptr.To[int32](2), ApproverGroups: []string{"release-approvers"}},
+	}}
+	g.Expect(alice.Create(ctx, order)).To(Succeed())
+	g.Expect(order.Spec.RequestedBy).To(Equal("alice"))
+
+	type row struct {
+		name string
+		as   client.Client
+		spec cafev1alpha1.ReleaseActionSpec
+		// want is a substring of the refusal; "" means admitted.
+		want string
+		// actor and group are what an admitted action records.
+		actor, group string
+	}
+	approve := cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionApprove}
+	with := func(s cafev1alpha1.ReleaseActionSpec, f func(*cafev1alpha1.ReleaseActionSpec)) cafev1alpha1.ReleaseActionSpec {
+		f(&s)
+		return s
+	}
+	ref := "ReleaseOrder " + ns + "/weekly"
+	check := func(rows []row) {
+		t.Helper()
+		for _, r := range rows {
+			t.Run(r.name, func(t *testing.T) {
+				g := NewWithT(t)
+				a := &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "act-"}, Spec: r.spec}
+				err := r.as.Create(ctx, a)
+				if r.want != "" {
+					g.Expect(err).To(MatchError(ContainSubstring(r.want)))
+					return
+				}
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(a.Spec.Actor).To(Equal(r.actor))
+				g.Expect(a.Spec.ActorGroups).To(ContainElement(r.group))
+				g.Expect(a.Labels).To(HaveKeyWithValue(cafev1alpha1.ReleaseOrderLabel, "weekly"))
+			})
+		}
+	}
+
+	check([]row{
+		{name: "the requester approving her own order", as: alice, spec: approve,
+			want: "spec.action: alice requested this order and cannot approve it"},
+		{name: "a verb RBAC does not grant", as: bob, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.Action = cafev1alpha1.ActionStart }),
+			want: `bob may not start ` + ref + `: RBAC grants no verb "start"`},
+		{name: "a start before approval", as: oscar, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.Action = cafev1alpha1.ActionStart }),
+			want: "spec.action: " + ref + ": Start is not allowed while the order is PendingApproval (only when Approved)"},
+		{name: "an actor naming someone else", as: bob, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.Actor = "carol" }),
+			want: `spec.actor: set by CAFE from the authenticated user (bob); it cannot name "carol"`},
+		{name: "groups written by the client", as: bob, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.ActorGroups = []string{"release-approvers", "admins"} }),
+			want: "spec.actorGroups: set by CAFE from the authenticated user's groups"},
+		{name: "an approver outside the approver groups", as: eve, spec: approve,
+			want: "spec.action: eve is in none of the order's approver groups (release-approvers)"},
+		{name: "an order that does not exist", as: bob, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.Order = "nope" }),
+			want: "spec.order: ReleaseOrder " + ns + "/nope does not exist"},
+		{name: "an approval naming one app", as: bob, spec: with(approve, func(s *cafev1alpha1.ReleaseActionSpec) { s.App = "a" }),
+			want: "spec.app: only a Confirm can name one app"},
+		{name: "an approval by an approver in the groups", as: bob, spec: approve, actor: "bob", group: "release-approvers"},
+	})
+
+	// The controller records bob's approval (played by the admin here);
+	// the webhook reads the order as it stands.
+	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(order), order)).To(Succeed())
+	order.Status.Phase = cafev1alpha1.OrderPendingApproval
+	order.Status.Approvals = []cafev1alpha1.ReleaseApprovalRecord{{User: "bob", Time: metav1.Now()}}
+	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+	check([]row{
+		{name: "a second approval by the same person", as: bob, spec: approve, want: "spec.action: bob already approved this order"},
+	})
+
+	order.Status.Phase = cafev1alpha1.OrderRunning
+	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+	confirm := cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionConfirm}
+	check([]row{
+		{name: "an approval while running", as: bob, spec: approve,
+			want: "spec.action: " + ref + ": Approve is not allowed while the order is Running (only when PendingApproval)"},
+		{name: "a confirmation of an app not in the order", as: oscar, spec: with(confirm, func(s *cafev1alpha1.ReleaseActionSpec) { s.App = "zz" }),
+			want: "spec.app: " + ref + " has no app zz"},
+		{name: "a confirmation of an app of the order", as: oscar, spec: with(confirm, func(s *cafev1alpha1.ReleaseActionSpec) { s.App = "a" }),
+			actor: "oscar", group: "system:authenticated"},
+		{name: "a pause by the operator", as: oscar, spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionPause},
+			actor: "oscar", group: "system:authenticated"},
+	})
+}

@@ -1,0 +1,176 @@
+// Package managerproc runs CAFE's controllers as a real OS process —
+// `cafe manager --kubeconfig …` under the cafe-controller-manager identity of
+// a local control plane — for the benchmark (which reads the process's CPU
+// time and RSS from /proc) and for the e2e tests that SIGKILL it.
+//
+// It imports nothing but the control plane so that the benchmark, a main
+// package with its own flags, can use it without the test framework.
+package managerproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/cafe-io/cafe/internal/controlplane"
+)
+
+// Options say which binary to run against which control plane.
+type Options struct {
+	// Binary is the cafe binary.
+	Binary string
+	// ControlPlane is the control plane the manager connects to, as
+	// controlplane.CafeIdentity.
+	ControlPlane *controlplane.ControlPlane
+	// Args are appended to the manager's command line (e.g.
+	// --kube-api-qps=50). Without --webhook-port the manager serves no
+	// webhooks.
+	Args []string
+	// LogPath receives the manager's output; default
+	// <state dir>/logs/cafe-manager.log. An existing file is truncated.
+	LogPath string
+}
+
+// Process is one `cafe manager` child.
+type Process struct {
+	cmd        *exec.Cmd
+	logPath    string
+	metricsURL string
+
+	exited chan struct{}
+	err    error
+}
+
+// Start runs `cafe manager` with health probes and metrics on free
+// loopback ports and waits until it answers /readyz (its probe server is
+// up; its caches may still be syncing). The child is in its own process
+// group and gets SIGKILL should this process die first.
+func Start(ctx context.Context, o Options) (*Process, error) {
+	ports, err := controlplane.FreePorts(2)
+	if err != nil {
+		return nil, fmt.Errorf("picking ports for cafe manager: %w", err)
+	}
+	args := append([]string{
+		"manager",
+		"--kubeconfig=" + o.ControlPlane.KubeconfigFor(controlplane.CafeIdentity),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[0]),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
+	}, o.Args...)
+	logPath := o.LogPath
+	if logPath == "" {
+		logPath = filepath.Join(o.ControlPlane.StateDir(), "logs", "cafe-manager.log")
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("creating the cafe manager log: %w", err)
+	}
+	cmd := exec.Command(o.Binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting cafe manager: %w", err)
+	}
+	p := &Process{cmd: cmd, logPath: logPath, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]), exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	if err := p.waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[0])); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// MetricsURL is the manager's Prometheus endpoint.
+func (p *Process) MetricsURL() string { return p.metricsURL }
+
+// LogPath is the file holding the manager's output.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Exited is closed once the process has exited and been reaped.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// ExitError is nil while the process runs, else why it ended.
+func (p *Process) ExitError() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("cafe manager exited (%v); see %s", p.err, p.logPath)
+	default:
+		return nil
+	}
+}
+
+// waitReady polls /readyz (a health endpoint cannot be watched) until it
+// answers 200, the manager exits, or a minute passes.
+func (p *Process) waitReady(ctx context.Context, url string) error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := p.ExitError(); err != nil {
+			return false, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for cafe manager to answer %s (log: %s): %w", url, p.logPath, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL — no shutdown code of the manager runs, as when a
+// node or the kernel kills it — and returns once the process is reaped.
+// It fails if the process had already exited on its own.
+func (p *Process) Kill() error {
+	if err := p.ExitError(); err != nil {
+		return fmt.Errorf("not killed, it had already ended: %w", err)
+	}
+	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+		return fmt.Errorf("killing cafe manager (pid %d): %w", p.Pid(), err)
+	}
+	<-p.exited
+	var exit *exec.ExitError
+	if !errors.As(p.err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		return fmt.Errorf("cafe manager (pid %d) did not end by SIGKILL: %v; see %s", p.Pid(), p.err, p.logPath)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM, then SIGKILL after 10 s, and waits for the exit.
+func (p *Process) Stop() {
+	if p.ExitError() != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
