@@ -67,6 +67,8 @@ func TestNodeLifecyclePolicyInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 		{"a negative duration", policyWith(func(s map[string]any) { s["suspect"] = map[string]any{"minSignals": 1, "forSeconds": -1} }), "spec.suspect.forSeconds", ""},
 		{"a lease threshold below 5 s", policyWith(func(s map[string]any) { s["leaseStaleSeconds"] = 1 }), "spec.leaseStaleSeconds", ""},
 		{"a zone guard over 100%", policyWith(func(s map[string]any) { s["zoneGuard"] = map[string]any{"maxUnhealthyPercent": 150} }), "spec.zoneGuard.maxUnhealthyPercent", ""},
+		{"a zone guard window of zero", policyWith(func(s map[string]any) { s["zoneGuard"] = map[string]any{"windowSeconds": 0} }), "spec.zoneGuard.windowSeconds", ""},
+		{"a zone guard window over a day", policyWith(func(s map[string]any) { s["zoneGuard"] = map[string]any{"windowSeconds": 86401} }), "spec.zoneGuard.windowSeconds", ""},
 		{"a zero migration rate", policyWith(func(s map[string]any) { s["migration"] = map[string]any{"maxPodsPerMinute": 0} }), "spec.migration.maxPodsPerMinute", ""},
 		{"an unknown freshLease rule", policyWith(func(s map[string]any) { s["migration"] = map[string]any{"freshLease": "Always"} }), "spec.migration.freshLease", "Unsupported value"},
 		{"an unknown mode", policyWith(func(s map[string]any) { s["mode"] = "DryRun" }), "spec.mode", "Unsupported value"},

@@ -10,7 +10,7 @@ func DefaultNodeLifecyclePolicySpec() NodeLifecyclePolicySpec {
 	s := NodeLifecyclePolicySpec{
 		RecoverySeconds: 60,
 		Migration:       MigrationSpec{OtherPodsAfterSeconds: 30},
-		ZoneGuard:       ZoneGuardSpec{MaxUnhealthyPercent: 50},
+		ZoneGuard:       ZoneGuardSpec{MaxUnhealthyPercent: 50, WindowSeconds: 120},
 	}
 	s.Default()
 	return s
@@ -54,6 +54,9 @@ func (s *NodeLifecyclePolicySpec) Default() {
 	}
 	if s.Migration.MaxPodsPerMinute == 0 {
 		s.Migration.MaxPodsPerMinute = 30
+	}
+	if s.ZoneGuard.WindowSeconds == 0 {
+		s.ZoneGuard.WindowSeconds = 120
 	}
 	if s.Migration.FreshLease == "" {
 		s.Migration.FreshLease = FreshLeaseNever

@@ -28,6 +28,12 @@ const (
 	// set has its replicas available without it. The value says who asked
 	// and when (RFC 3339), e.g. "nodelifecycle 2026-08-01T10:00:00Z node-a-0 Failed".
 	MigrationRequestedAnnotation = "cafe.io/migration-requested"
+
+	// UnhealthySinceAnnotation on a node is when CAFE's verdict last turned
+	// from Healthy to Suspect or Failed (RFC 3339); CAFE removes it when the
+	// node is Healthy again. The zone guard counts the nodes that turned
+	// unhealthy within its window from it.
+	UnhealthySinceAnnotation = "cafe.io/unhealthy-since"
 )
 
 // Verdicts of the node lifecycle controller (the reasons of the
@@ -193,14 +199,24 @@ type MigrationSpec struct {
 
 // ZoneGuardSpec protects a zone from a stampede of migrations.
 type ZoneGuardSpec struct {
-	// maxUnhealthyPercent: when more than this share of a zone's nodes is
-	// Suspect or Failed, CAFE assumes a partition or a monitoring fault and
-	// neither migrates nor taints anything more in that zone.
+	// maxUnhealthyPercent: when more than this share of a zone's nodes
+	// turned Suspect or Failed within windowSeconds, CAFE assumes a
+	// partition or a monitoring fault and neither migrates nor taints
+	// anything more in that zone, until no more than this share of its
+	// nodes is Suspect or Failed.
 	// +optional
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MaxUnhealthyPercent int32 `json:"maxUnhealthyPercent"`
+	// windowSeconds is how close together the nodes must turn unhealthy to
+	// trip the guard: nodes that turned bad longer ago (independent
+	// failures, already dealt with) do not count towards tripping it.
+	// +optional
+	// +kubebuilder:default=120
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	WindowSeconds int32 `json:"windowSeconds,omitempty"`
 }
 
 // NodeLifecyclePolicySpec is how CAFE judges nodes and what it does about
@@ -287,6 +303,10 @@ type ZoneHealth struct {
 	// unhealthy is how many of them are Suspect or Failed.
 	// +required
 	Unhealthy int32 `json:"unhealthy"`
+	// recentlyUnhealthy is how many of them turned Suspect or Failed
+	// within zoneGuard.windowSeconds (and still are).
+	// +optional
+	RecentlyUnhealthy int32 `json:"recentlyUnhealthy,omitempty"`
 	// guarded: the zone guard holds migrations and new taints here.
 	// +optional
 	Guarded bool `json:"guarded,omitempty"`
@@ -316,6 +336,25 @@ type NodeLifecyclePolicyStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=256
 	Zones []ZoneHealth `json:"zones,omitempty"`
+	// recentMigrations are the migrations started within the last minute,
+	// oldest first: the global rate limit's window (spec.migration.
+	// maxPodsPerMinute), kept here so that a restarted controller honours
+	// it. CAFE records a grant here before it asks any pod to migrate.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10000
+	RecentMigrations []MigrationGrant `json:"recentMigrations,omitempty"`
+}
+
+// MigrationGrant is one grant of the global rate limit.
+type MigrationGrant struct {
+	// time is when the migrations were granted.
+	// +required
+	Time metav1.MicroTime `json:"time"`
+	// pods is how many pods were granted a migration then.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Pods int32 `json:"pods"`
 }
 
 // NodeLifecyclePolicy is the cluster-wide policy of CAFE's node lifecycle

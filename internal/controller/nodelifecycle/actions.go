@@ -17,6 +17,9 @@ type nodeState struct {
 	Decision Decision
 	// VerdictSince is when the node reached its current verdict.
 	VerdictSince time.Time
+	// UnhealthySince is when it last turned Suspect or Failed (zero while
+	// Healthy).
+	UnhealthySince time.Time
 	// LeaseFresh: the node renewed its Lease within leaseStaleSeconds.
 	LeaseFresh bool
 	// NoSchedule and NoExecute: the node has CAFE's taint with that effect.

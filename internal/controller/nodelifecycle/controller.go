@@ -56,7 +56,10 @@ type Reconciler struct {
 	policyMu sync.Mutex
 	policy   cafev1alpha1.NodeLifecyclePolicySpec
 
-	// mu serialises reconciles with the in-memory state below.
+	// mu serialises reconciles with the in-memory state below. What a
+	// decision needs is in the API (verdicts and since when on the nodes,
+	// migration grants and guarded zones in the policy's status); the
+	// state below only delays a recovery, dedupes events or feeds metrics.
 	mu sync.Mutex
 	// cleanSince: since when a node has had no bad signal.
 	cleanSince map[string]time.Time
@@ -65,9 +68,11 @@ type Reconciler struct {
 	firstBad     map[string]time.Time
 	migratedFrom map[string]bool
 	// held: the last hold reported per node (an event when it changes).
-	held   map[string]string
-	window rateWindow
+	held map[string]string
 }
+
+// rateLimitWindow is the window of spec.migration.maxPodsPerMinute.
+const rateLimitWindow = time.Minute
 
 // PodNodeIndex indexes pods by spec.nodeName.
 const PodNodeIndex = "cafe.io/pod-node"
@@ -87,7 +92,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 	}
 	r.policy = cafev1alpha1.DefaultNodeLifecyclePolicySpec()
 	r.cleanSince, r.firstBad, r.migratedFrom, r.held = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}, map[string]string{}
-	r.window = rateWindow{window: time.Minute}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, PodNodeIndex, func(o client.Object) []string {
 		if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
 			return []string{n}
@@ -143,14 +147,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	members := make([]zoneMember, len(states))
 	for i := range states {
-		members[i] = zoneMember{Zone: states[i].Zone, Verdict: states[i].Decision.Verdict}
+		members[i] = zoneMember{Zone: states[i].Zone, Verdict: states[i].Decision.Verdict, UnhealthySince: states[i].UnhealthySince}
 	}
-	zones := ZoneHealth(members, p.ZoneGuard.MaxUnhealthyPercent)
-	tokens, wait := r.window.available(now, int(p.Migration.MaxPodsPerMinute))
+	wasGuarded := map[string]bool{}
+	for _, z := range policy.Status.Zones {
+		wasGuarded[z.Name] = z.Guarded
+	}
+	zones := ZoneHealth(members, p.ZoneGuard, wasGuarded, now)
+	window := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentMigrations}
+	tokens, wait := window.available(now, int(p.Migration.MaxPodsPerMinute))
 	plan := planActions(states, zones, p, tokens, now)
 	requeue = minPositive(requeue, plan.RequeueAfter)
 
 	var errs []error
+	if plan.Granted > 0 {
+		// The grant is recorded before any pod is asked to migrate: a
+		// controller that crashes in between has used up slots, never
+		// exceeded the limit.
+		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted)); err != nil {
+			for i := range plan.Nodes {
+				if len(plan.Nodes[i].Migrate) > 0 {
+					plan.Nodes[i].Migrate, plan.Nodes[i].RateLimited = nil, true
+				}
+			}
+			if apierrors.IsConflict(err) {
+				requeue = minPositive(requeue, time.Second)
+			} else {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for i := range states {
 		if err := r.act(ctx, nodes[i], &states[i], &plan.Nodes[i], p, now); err != nil {
 			errs = append(errs, err)
@@ -159,7 +185,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 			requeue = minPositive(requeue, wait)
 		}
 	}
-	errs = append(errs, r.updatePolicyStatus(ctx, policy, states, zones))
+	errs = append(errs, r.updatePolicyStatus(ctx, policy, states, zones, window, now))
 	r.recordMetrics(states, zones)
 	return reconcile.Result{RequeueAfter: minPositive(requeue, r.Resync)}, errors.Join(errs...)
 }
@@ -225,6 +251,7 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		if prev != d.Verdict {
 			st.VerdictSince = now
 		}
+		st.UnhealthySince = unhealthySince(node, prev, prevSince, d.Verdict, now)
 		for _, t := range node.Spec.Taints {
 			if t.Key == cafev1alpha1.UnhealthyTaintKey {
 				st.NoSchedule = st.NoSchedule || t.Effect == corev1.TaintEffectNoSchedule
@@ -299,6 +326,58 @@ func recordedVerdict(node *corev1.Node) (cafev1alpha1.NodeVerdict, time.Time) {
 	return "", time.Time{}
 }
 
+// unhealthySince is since when the node has been Suspect or Failed: its
+// cafe.io/unhealthy-since annotation; when that is missing, the recorded
+// verdict's time if it was already unhealthy (a node judged before the
+// annotation existed, or a crash between the two writes), else now. Zero
+// for a Healthy node.
+func unhealthySince(node *corev1.Node, prev cafev1alpha1.NodeVerdict, prevSince time.Time, v cafev1alpha1.NodeVerdict, now time.Time) time.Time {
+	if !unhealthy(v) {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339, node.Annotations[cafev1alpha1.UnhealthySinceAnnotation]); err == nil {
+		return t
+	}
+	if unhealthy(prev) && !prevSince.IsZero() {
+		return prevSince
+	}
+	return now
+}
+
+// writeUnhealthySince keeps the node's cafe.io/unhealthy-since annotation
+// in step with its verdict. It is written before the verdict's condition,
+// so a node recorded as unhealthy always carries it.
+func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node, since time.Time) error {
+	var want any
+	if !since.IsZero() {
+		want = since.UTC().Format(time.RFC3339)
+	}
+	have, ok := node.Annotations[cafev1alpha1.UnhealthySinceAnnotation]
+	if (want == nil && !ok) || (want != nil && have == want) {
+		return nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{cafev1alpha1.UnhealthySinceAnnotation: want}}})
+	if err := r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("annotating node %s with %s: %w", node.Name, cafev1alpha1.UnhealthySinceAnnotation, err)
+	}
+	return nil
+}
+
+// recordGrant writes the rate limit's grants to the policy's status, with
+// an optimistic lock (the cache may not have our last grant yet: then this
+// conflicts and nothing migrates until the next reconcile), and updates
+// policy to what the API server stored.
+func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, grants []cafev1alpha1.MigrationGrant) error {
+	updated := policy.DeepCopy()
+	updated.Status.RecentMigrations = grants
+	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("recording %d migration grant(s) in NodeLifecyclePolicy %s: %w", len(grants), policy.Name, err)
+	}
+	updated.Spec.Default()
+	*policy = *updated
+	return nil
+}
+
 // act writes one node's verdict, taints and migration requests.
 func (r *Reconciler) act(ctx context.Context, node *corev1.Node, st *nodeState, a *nodeActions, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) error {
 	log := logf.FromContext(ctx).WithValues("Node", klog.KObj(node))
@@ -309,6 +388,9 @@ func (r *Reconciler) act(ctx context.Context, node *corev1.Node, st *nodeState, 
 		message += ". Held: " + a.Held
 	}
 	var errs []error
+	if err := r.writeUnhealthySince(ctx, node, st.UnhealthySince); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.writeCondition(ctx, node, d.Verdict, message, st.VerdictSince); err != nil {
 		errs = append(errs, err)
 	} else if prev != d.Verdict {
@@ -334,7 +416,6 @@ func (r *Reconciler) act(ctx context.Context, node *corev1.Node, st *nodeState, 
 			}
 			continue
 		}
-		r.window.take(now, 1)
 		migrationsTotal.Inc()
 		r.migratedFrom[node.Name] = true
 		started = append(started, pod.Namespace+"/"+pod.Name)
@@ -449,11 +530,16 @@ func (r *Reconciler) writeTaints(ctx context.Context, node *corev1.Node, a *node
 	return nil
 }
 
-// updatePolicyStatus records the counts, the zones and the ZoneGuard
-// condition, with an event when the guard trips or clears.
-func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, zones []cafev1alpha1.ZoneHealth) error {
+// updatePolicyStatus records the counts, the zones, the rate limit's
+// grants still in its window and the ZoneGuard condition, with an event
+// when the guard trips or clears. The patch is optimistically locked: a
+// policy read from a cache that has not seen the last grant yet must not
+// write an older list of grants back.
+func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, zones []cafev1alpha1.ZoneHealth, window rateWindow, now time.Time) error {
 	st := policy.Status.DeepCopy()
 	st.ObservedGeneration = policy.Generation
+	window.grants = st.RecentMigrations
+	st.RecentMigrations = window.current(now)
 	st.Healthy, st.Suspect, st.Failed = 0, 0, 0
 	for _, s := range states {
 		switch s.Decision.Verdict {
@@ -469,13 +555,13 @@ func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha
 	var guarded []string
 	for _, z := range zones {
 		if z.Guarded {
-			guarded = append(guarded, fmt.Sprintf("%s (%d of %d nodes Suspect or Failed)", z.Name, z.Unhealthy, z.Nodes))
+			guarded = append(guarded, fmt.Sprintf("%s (%d of %d nodes Suspect or Failed, %d of them turned so within %ds)", z.Name, z.Unhealthy, z.Nodes, z.RecentlyUnhealthy, policy.Spec.ZoneGuard.WindowSeconds))
 		}
 	}
 	cond := metav1.Condition{Type: cafev1alpha1.NodeLifecycleZoneGuardCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.NodeLifecycleZoneGuardClearReason, Message: "no zone is guarded", ObservedGeneration: policy.Generation}
 	if len(guarded) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionTrue, cafev1alpha1.NodeLifecycleZoneGuardTrippedReason
-		cond.Message = fmt.Sprintf("more than %d%% of the nodes are Suspect or Failed in zone(s) %s: CAFE assumes a partition or a monitoring fault and migrates nothing there; check the zone's network and monitoring", policy.Spec.ZoneGuard.MaxUnhealthyPercent, strings.Join(guarded, ", "))
+		cond.Message = fmt.Sprintf("more than %d%% of the nodes turned Suspect or Failed together in zone(s) %s: CAFE assumes a partition or a monitoring fault and migrates nothing there; check the zone's network and monitoring", policy.Spec.ZoneGuard.MaxUnhealthyPercent, strings.Join(guarded, ", "))
 	}
 	was := meta.FindStatusCondition(st.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
 	wasGuarded := was != nil && was.Status == metav1.ConditionTrue
@@ -485,7 +571,10 @@ func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha
 	}
 	updated := policy.DeepCopy()
 	updated.Status = *st
-	if err := r.Client.Status().Patch(ctx, updated, client.MergeFrom(policy)); err != nil {
+	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return nil // written at the next reconcile, from a fresher read
+		}
 		return client.IgnoreNotFound(err)
 	}
 	switch {

@@ -248,6 +248,9 @@ func TestHeartbeatLossFailsAndMigratesThenRecovers(t *testing.T) {
 		HaveField("Verdict", "Failed"), HaveField("NoSchedule", true), HaveField("Message", ContainSubstring("Lease last renewed"))))
 	g.Eventually(func() bool { return migrationRequested(ctx, pod) }).Should(BeTrue())
 	g.Expect(migrationRequested(ctx, other)).To(BeFalse(), "a pod of a healthy node is left alone")
+	since, err := time.Parse(time.RFC3339, unhealthySince(ctx, g, dead.name))
+	g.Expect(err).NotTo(HaveOccurred(), "the node records since when it is unhealthy")
+	g.Expect(since).To(BeTemporally("~", time.Now(), 30*time.Second))
 	g.Expect(viewOf(ctx, dead.name).NoExecute).To(BeFalse(), "NoExecute waits until the InPlaceSet pods are gone")
 
 	// The InPlaceSet deletes the drained pod (played here).
@@ -258,6 +261,13 @@ func TestHeartbeatLossFailsAndMigratesThenRecovers(t *testing.T) {
 	setReady(ctx, g, dead.name, corev1.ConditionTrue)
 	g.Eventually(func() nodeView { return viewOf(ctx, dead.name) }, 30*time.Second).Should(And(
 		HaveField("Verdict", "Healthy"), HaveField("NoSchedule", false), HaveField("NoExecute", false)))
+	g.Eventually(func() string { return unhealthySince(ctx, g, dead.name) }).Should(BeEmpty(), "a Healthy node carries no unhealthy-since")
+}
+
+func unhealthySince(ctx context.Context, g *WithT, name string) string {
+	node := &corev1.Node{}
+	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, node)).To(Succeed())
+	return node.Annotations[cafev1alpha1.UnhealthySinceAnnotation]
 }
 
 // Two of three nodes of a zone failing together trip the zone guard:

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
@@ -11,16 +13,29 @@ import (
 type zoneMember struct {
 	Zone    string
 	Verdict cafev1alpha1.NodeVerdict
+	// UnhealthySince is when the node last turned Suspect or Failed (the
+	// node's cafe.io/unhealthy-since annotation); zero while Healthy.
+	UnhealthySince time.Time
+}
+
+func unhealthy(v cafev1alpha1.NodeVerdict) bool {
+	return v == cafev1alpha1.NodeVerdictSuspect || v == cafev1alpha1.NodeVerdictFailed
 }
 
 // ZoneHealth counts the nodes of every zone and says which zones the guard
-// holds: those where more than maxUnhealthyPercent of the nodes are Suspect
-// or Failed. Many nodes of one zone turning bad together is more likely a
+// holds. Many nodes of one zone turning bad together is more likely a
 // partition between CAFE and the zone, or a monitoring fault, than that
 // many machines dying at once; acting on it would move a zone's worth of
-// pods on doubtful evidence. Sorted by zone name.
-func ZoneHealth(members []zoneMember, maxUnhealthyPercent int32) []cafev1alpha1.ZoneHealth {
+// pods on doubtful evidence. So the guard trips when more than
+// maxUnhealthyPercent of a zone's nodes turned Suspect or Failed within
+// windowSeconds of now (and still are); nodes that turned bad earlier,
+// one by one, are independent failures and do not trip it. A zone the
+// guard held before (wasGuarded, from the policy's status) stays held as
+// long as more than that share of its nodes is Suspect or Failed at all,
+// however long ago they turned. Sorted by zone name.
+func ZoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, wasGuarded map[string]bool, now time.Time) []cafev1alpha1.ZoneHealth {
 	byZone := map[string]*cafev1alpha1.ZoneHealth{}
+	recentFrom := now.Add(-seconds(guard.WindowSeconds))
 	for _, m := range members {
 		z := byZone[m.Zone]
 		if z == nil {
@@ -28,13 +43,19 @@ func ZoneHealth(members []zoneMember, maxUnhealthyPercent int32) []cafev1alpha1.
 			byZone[m.Zone] = z
 		}
 		z.Nodes++
-		if m.Verdict == cafev1alpha1.NodeVerdictSuspect || m.Verdict == cafev1alpha1.NodeVerdictFailed {
+		if unhealthy(m.Verdict) {
 			z.Unhealthy++
+			if !m.UnhealthySince.IsZero() && !m.UnhealthySince.Before(recentFrom) {
+				z.RecentlyUnhealthy++
+			}
 		}
+	}
+	above := func(n, of int32) bool {
+		return n > 0 && int64(n)*100 > int64(guard.MaxUnhealthyPercent)*int64(of)
 	}
 	out := make([]cafev1alpha1.ZoneHealth, 0, len(byZone))
 	for _, z := range byZone {
-		z.Guarded = z.Unhealthy > 0 && int64(z.Unhealthy)*100 > int64(maxUnhealthyPercent)*int64(z.Nodes)
+		z.Guarded = above(z.RecentlyUnhealthy, z.Nodes) || (wasGuarded[z.Name] && above(z.Unhealthy, z.Nodes))
 		out = append(out, *z)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -42,37 +63,51 @@ func ZoneHealth(members []zoneMember, maxUnhealthyPercent int32) []cafev1alpha1.
 }
 
 // rateWindow is the global migration rate limit: at most limit migrations
-// start in any window. It remembers the start times it granted.
+// start in any window. Its grants live in the policy's status
+// (status.recentMigrations), so a restarted controller honours them.
 type rateWindow struct {
 	window time.Duration
-	starts []time.Time
+	grants []cafev1alpha1.MigrationGrant
+}
+
+// current are the grants still inside the window at now, oldest first.
+func (w rateWindow) current(now time.Time) []cafev1alpha1.MigrationGrant {
+	out := make([]cafev1alpha1.MigrationGrant, 0, len(w.grants))
+	for _, g := range w.grants {
+		if g.Time.Add(w.window).After(now) {
+			out = append(out, g)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(&out[j].Time) })
+	return out
 }
 
 // available is how many migrations may start now, and when the next one
 // could if none may.
-func (w *rateWindow) available(now time.Time, limit int) (int, time.Duration) {
-	w.forget(now)
-	n := limit - len(w.starts)
-	if n > 0 {
+func (w rateWindow) available(now time.Time, limit int) (int, time.Duration) {
+	cur := w.current(now)
+	used := 0
+	for _, g := range cur {
+		used += int(g.Pods)
+	}
+	if n := limit - used; n > 0 {
 		return n, 0
 	}
-	if len(w.starts) == 0 {
-		return 0, w.window
+	for _, g := range cur {
+		used -= int(g.Pods)
+		if used < limit {
+			return 0, g.Time.Add(w.window).Sub(now)
+		}
 	}
-	return 0, w.starts[len(w.starts)-limit].Add(w.window).Sub(now)
+	return 0, w.window
 }
 
-// take records n migrations started at now.
-func (w *rateWindow) take(now time.Time, n int) {
-	for range n {
-		w.starts = append(w.starts, now)
+// take returns the grants of the window at now plus n migrations started
+// at now: what to record before the migrations start.
+func (w rateWindow) take(now time.Time, n int) []cafev1alpha1.MigrationGrant {
+	cur := w.current(now)
+	if n > 0 {
+		cur = append(cur, cafev1alpha1.MigrationGrant{Time: metav1.NewMicroTime(now), Pods: int32(n)})
 	}
-}
-
-func (w *rateWindow) forget(now time.Time) {
-	i := 0
-	for i < len(w.starts) && !w.starts[i].Add(w.window).After(now) {
-		i++
-	}
-	w.starts = w.starts[i:]
+	return cur
 }

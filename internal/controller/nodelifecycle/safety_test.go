@@ -11,45 +11,95 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
-func TestZoneGuardTripsAboveTheShare(t *testing.T) {
+// turned is a node of zone that turned v d ago; fine a Healthy one.
+func turned(zone string, v cafev1alpha1.NodeVerdict, d time.Duration) zoneMember {
+	return zoneMember{Zone: zone, Verdict: v, UnhealthySince: ago(d)}
+}
+
+func fine(zone string) zoneMember { return zoneMember{Zone: zone, Verdict: healthy} }
+
+func TestZoneGuardTripsWhenTooManyNodesTurnBadWithinTheWindow(t *testing.T) {
+	guard := cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 50, WindowSeconds: 120}
 	tests := []struct {
-		name    string
-		members []zoneMember
-		percent int32
-		guarded []string
+		name       string
+		members    []zoneMember
+		guard      cafev1alpha1.ZoneGuardSpec
+		wasGuarded []string
+		guarded    []string
+		recent     map[string]int32
 	}{
-		{"one failed node of two (50%) is not above 50%", []zoneMember{{"a", failed}, {"a", healthy}}, 50, nil},
-		{"two of two is", []zoneMember{{"a", failed}, {"a", suspect}}, 50, []string{"a"}},
-		{"two of three is, per zone", []zoneMember{{"a", failed}, {"a", suspect}, {"a", healthy}, {"b", failed}, {"b", healthy}, {"b", healthy}}, 50, []string{"a"}},
-		{"0% guards a zone at its first unhealthy node", []zoneMember{{"a", suspect}, {"a", healthy}, {"b", healthy}}, 0, []string{"a"}},
-		{"100% never guards", []zoneMember{{"a", failed}}, 100, nil},
+		{name: "one failed node of two (50%) is not above 50%",
+			members: []zoneMember{turned("a", failed, time.Second), fine("a")}, guard: guard, recent: map[string]int32{"a": 1}},
+		{name: "two of two turning bad together trip it",
+			members: []zoneMember{turned("a", failed, 10*time.Second), turned("a", suspect, time.Second)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
+		{name: "two of three, per zone",
+			members: []zoneMember{turned("a", failed, 0), turned("a", suspect, 0), fine("a"), turned("b", failed, 0), fine("b"), fine("b")}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2, "b": 1}},
+		{name: "the window's first second counts",
+			members: []zoneMember{turned("a", failed, 120*time.Second), turned("a", failed, 0)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
+		{name: "nodes that turned bad one by one, further apart than the window, do not trip it",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 121*time.Second), turned("a", failed, 0), fine("a")}, guard: guard, recent: map[string]int32{"a": 1}},
+		{name: "an old failure and two fresh ones of four: 2 of 4 recent is not above 50%",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 5*time.Second), turned("a", suspect, 0), fine("a")}, guard: guard, recent: map[string]int32{"a": 2}},
+		{name: "three fresh ones of four are",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 5*time.Second), turned("a", suspect, 0), turned("a", suspect, 0)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 3}},
+		{name: "a guarded zone stays guarded after the window while most of it is still bad",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, time.Hour), fine("a")}, guard: guard, wasGuarded: []string{"a"}, guarded: []string{"a"}, recent: map[string]int32{"a": 0}},
+		{name: "and clears once no more than the share is bad",
+			members: []zoneMember{turned("a", failed, time.Hour), fine("a")}, guard: guard, wasGuarded: []string{"a"}, recent: map[string]int32{"a": 0}},
+		{name: "a longer window catches slower outages",
+			members: []zoneMember{turned("a", failed, 10*time.Minute), turned("a", failed, 0), fine("a")}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 50, WindowSeconds: 900}, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
+		{name: "0% guards a zone at its first unhealthy node",
+			members: []zoneMember{turned("a", suspect, 0), fine("a"), fine("b")}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 0, WindowSeconds: 120}, guarded: []string{"a"}, recent: map[string]int32{"a": 1, "b": 0}},
+		{name: "100% never guards",
+			members: []zoneMember{turned("a", failed, 0)}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 100, WindowSeconds: 120}, wasGuarded: []string{"a"}, recent: map[string]int32{"a": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
+			was := map[string]bool{}
+			for _, z := range tt.wasGuarded {
+				was[z] = true
+			}
 			var got []string
-			for _, z := range ZoneHealth(tt.members, tt.percent) {
+			for _, z := range ZoneHealth(tt.members, tt.guard, was, now) {
 				if z.Guarded {
 					got = append(got, z.Name)
 				}
+				g.Expect(z.RecentlyUnhealthy).To(Equal(tt.recent[z.Name]), "zone %s", z.Name)
 			}
 			g.Expect(got).To(Equal(tt.guarded))
 		})
 	}
 }
 
+func grant(at time.Time, n int32) cafev1alpha1.MigrationGrant {
+	return cafev1alpha1.MigrationGrant{Time: metav1.NewMicroTime(at), Pods: n}
+}
+
 func TestRateWindowGrantsAtMostTheLimitInAnyWindow(t *testing.T) {
 	g := NewWithT(t)
-	w := &rateWindow{window: time.Minute}
+	w := rateWindow{window: time.Minute}
 	n, _ := w.available(now, 3)
 	g.Expect(n).To(Equal(3))
-	w.take(now, 2)
-	w.take(now.Add(10*time.Second), 1)
+	w.grants = w.take(now, 2)
+	w.grants = w.take(now.Add(10*time.Second), 1)
+	g.Expect(w.grants).To(Equal([]cafev1alpha1.MigrationGrant{grant(now, 2), grant(now.Add(10*time.Second), 1)}))
 	n, wait := w.available(now.Add(20*time.Second), 3)
 	g.Expect(n).To(Equal(0))
-	g.Expect(wait).To(Equal(40 * time.Second))
+	g.Expect(wait).To(Equal(40*time.Second), "the first grant (2 pods) leaves the window first")
 	n, _ = w.available(now.Add(60*time.Second), 3)
 	g.Expect(n).To(Equal(2), "the two started at now have left the window")
+	g.Expect(w.take(now.Add(60*time.Second), 0)).To(Equal([]cafev1alpha1.MigrationGrant{grant(now.Add(10*time.Second), 1)}), "expired grants are dropped")
+
+	// Grants read back from the API in any order, beyond the limit (a
+	// lowered limit): the wait is until enough of them expire.
+	w = rateWindow{window: time.Minute, grants: []cafev1alpha1.MigrationGrant{grant(now.Add(-10*time.Second), 5), grant(now.Add(-50*time.Second), 5)}}
+	n, wait = w.available(now, 4)
+	g.Expect(n).To(Equal(0))
+	g.Expect(wait).To(Equal(50*time.Second), "10 used, limit 4: both grants must leave")
+	n, wait = w.available(now, 6)
+	g.Expect(n).To(Equal(0))
+	g.Expect(wait).To(Equal(10*time.Second), "the older grant leaving frees 5 of 10, below 6")
 }
 
 func pods(names ...string) []*corev1.Pod {
