@@ -439,13 +439,17 @@ func (c *controllerProcess) start(ctx context.Context, g Gomega) {
 }
 
 // kill SIGKILLs the child — it must still be running: an exit of its own is
-// a crash the test reports — waits until it is reaped and starts the next.
-func (c *controllerProcess) kill(ctx context.Context, g Gomega, why string) {
+// a crash the test reports — waits until it is reaped, runs whileDead (no
+// CAFE controller runs then) and starts the next.
+func (c *controllerProcess) kill(ctx context.Context, g Gomega, why string, whileDead ...func()) {
 	c.t.Helper()
 	pid := c.proc.Pid()
 	g.Expect(c.proc.Kill()).To(Succeed())
 	c.kills++
 	c.t.Logf("kill %d: SIGKILL to cafe manager pid %d %s", c.kills, pid, why)
+	for _, f := range whileDead {
+		f()
+	}
 	c.start(ctx, g)
 }
 
@@ -558,7 +562,8 @@ func runMoments(apps []string) []killMoment {
 // SIGKILL at random moments of an order — right after it is created, after
 // the approval and the start were submitted, and at 4 to 6 random points
 // of the release (an app publishing, releasing, between its groups), each
-// after a random delay — and is started again each time. The order still
+// after a random delay — and is started again each time; the approval is
+// submitted while no controller runs and admission stamps it. The order still
 // ends Succeeded; every state change is in the trail exactly once; the
 // watch streams show every app published once and every pod updated once,
 // losslessly and above the water level; the trail verifies, and an entry
@@ -611,16 +616,25 @@ func TestReleaseOrderSurvivesControllerKills(t *testing.T) {
 	// killAfterJitter kills the controller at a random instant of the next
 	// second: where the kill lands in the controller's work is random. This
 	// is the fault's timing, not a wait for anything to be ready.
-	killAfterJitter := func(why string) {
+	killAfterJitter := func(why string, whileDead ...func()) {
 		d := time.Duration(rng.Int64N(int64(time.Second)))
 		time.Sleep(d)
-		ctl.kill(ctx, g, fmt.Sprintf("%s (+%v)", why, d.Round(time.Millisecond)))
+		ctl.kill(ctx, g, fmt.Sprintf("%s (+%v)", why, d.Round(time.Millisecond)), whileDead...)
 	}
 
 	cli(requester, "release", "create", "steady", "--title", "steady", "--app", "k1=r2", "--app", "k2=r2", "--app", "k3=r2",
 		"--depends-on", "k2=k1", "--depends-on", "k3=k2")
-	killAfterJitter("after the order was created")
-	cli(approver, "release", "approve", "steady", "--no-wait")
+	// While no controller runs, admission still works: the approval is
+	// admitted and stamped with the approver's identity.
+	killAfterJitter("after the order was created", func() {
+		cli(approver, "release", "approve", "steady", "--no-wait")
+		actions := &cafev1alpha1.ReleaseActionList{}
+		g.Expect(k8sClient.List(ctx, actions, client.InNamespace(ns))).To(Succeed())
+		g.Expect(actions.Items).To(HaveLen(1))
+		g.Expect(actions.Items[0].Spec.Action).To(Equal(cafev1alpha1.ActionApprove))
+		g.Expect(actions.Items[0].Spec.Actor).To(Equal("kai"))
+		g.Expect(actions.Items[0].Spec.ActorGroups).To(ContainElement("release-approvers"))
+	})
 	killAfterJitter("after the approval was submitted")
 	waitForOrder(ctx, g, ns, "steady", phaseIs(cafev1alpha1.OrderApproved))
 	cli(operator, "release", "start", "steady", "--no-wait")
