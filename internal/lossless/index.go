@@ -31,10 +31,12 @@ func IndexEndpointSlicesByPod(obj client.Object) []string {
 }
 
 // SlicesForPod returns the EndpointSlices (from the cache, through the index)
-// that list the pod.
+// that list the pod. They are the cache's own objects, not copies (a slice
+// holds a hundred endpoints, and every draining pod is checked each
+// reconcile): read them, never modify them.
 func SlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	if err := r.List(ctx, list, client.InNamespace(pod.Namespace), client.MatchingFields{EndpointSlicePodIndex: pod.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(pod.Namespace), client.MatchingFields{EndpointSlicePodIndex: pod.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing EndpointSlices of pod %s: %w", client.ObjectKeyFromObject(pod), err)
 	}
 	return list.Items, nil
@@ -66,8 +68,10 @@ func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []str
 			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
 				continue
 			}
+			// Only the owner references are read: no copy of the cached pod
+			// (a slice lists up to a hundred pods, and changes often).
 			pod := &corev1.Pod{}
-			if err := r.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod); err != nil {
+			if err := r.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod, client.UnsafeDisableDeepCopy); err != nil {
 				continue
 			}
 			for _, name := range ownerOf(pod) {

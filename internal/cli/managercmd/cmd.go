@@ -75,6 +75,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: in-cluster, then $KUBECONFIG)")
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", "0", "Prometheus metrics address, e.g. :8080 (0 disables)")
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "health probe address")
+	f.StringVar(&o.PprofAddr, "pprof-bind-address", "", "net/http/pprof address for profiling, e.g. 127.0.0.1:6060 (empty disables it)")
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
 	f.Float32Var(&o.ClientQPS, "kube-api-qps", manager.DefaultClientQPS, "QPS of CAFE's client to the API server")

@@ -85,6 +85,21 @@ func templateOf(rev *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error)
 	return t, nil
 }
 
+// inPlaceEligibility answers inPlaceEligible for pods at each revision of
+// templates moving to the update revision, comparing each pair of
+// templates once per reconcile rather than once per pod.
+func inPlaceEligibility(templates map[string]*corev1.PodTemplateSpec, updateHash string) func(fromHash string) bool {
+	known := map[string]bool{}
+	return func(fromHash string) bool {
+		eligible, ok := known[fromHash]
+		if !ok {
+			eligible = inPlaceEligible(templates[fromHash], templates[updateHash])
+			known[fromHash] = eligible
+		}
+		return eligible
+	}
+}
+
 // inPlaceEligible reports whether going from one template to the other
 // changes only container images and pod labels/annotations — what a kubelet
 // can apply by restarting containers, keeping the pod.
