@@ -34,6 +34,15 @@
 // wall time runs from that write until every pod is back on v2 (see
 // appRollback).
 //
+// The node-failure scenario (issue 6, nodefailure.go) releases nothing: on
+// kwok nodes of its own in three zones it runs a CafeDeployment, stops one
+// node's heartbeats and measures how long until all the replicas are Ready
+// on other nodes, with CAFE's node lifecycle controller (policy Enforce)
+// and with the upstream controller alone (policy Observe), checking the
+// water level and the lossless protocol on the watch stream. Its section of
+// the page is written by nodefailure_report.go; the upstream baseline takes
+// about six minutes, fixed by kube-controller-manager's defaults.
+//
 // A snapshot holds the apiserver's apiserver_request_total (successful
 // writes: verbs POST, PUT, PATCH, DELETE, APPLY with a 2xx code, by
 // resource; failed ones apart), each component's own client counters

@@ -34,6 +34,8 @@ type options struct {
 	Out            string
 	KeepState      bool
 	ManagerArgs    string
+	// NodeFailureVariants are the node-failure scenario's variants.
+	NodeFailureVariants string
 }
 
 func parseFlags() options {
@@ -44,7 +46,8 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback", "comma-separated scenarios to run, in this order")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback,node-failure", "comma-separated scenarios to run, in this order (node-failure takes about 9 minutes, 6 of them the upstream baseline)")
+	flag.StringVar(&o.NodeFailureVariants, "node-failure-variants", "cafe,upstream,cafe-node-down", "variants of the node-failure scenario to run, in this order: cafe (CAFE's node lifecycle, default policy), upstream (the upstream controller alone: CAFE in Observe mode; about 6 minutes), cafe-node-down (heartbeats and kubelet endpoint stop)")
 	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only)")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
@@ -69,6 +72,7 @@ func catalog(s shape) []scenario {
 		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
 		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
+		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
 	}
 }
 
@@ -106,6 +110,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	variants, err := selectNodeFailureVariants(o.NodeFailureVariants)
+	if err != nil {
+		return err
+	}
 	stateDir, err := os.MkdirTemp("", "cafe-bench-")
 	if err != nil {
 		return fmt.Errorf("creating the state directory: %w", err)
@@ -113,7 +121,7 @@ func run(o options) error {
 	started := time.Now()
 	// Described before the run: bin/cafe is what was built for it.
 	m := describeMachine(repoRoot)
-	rep, err := benchmark(ctx, o, repoRoot, stateDir, sh, scenarios)
+	rep, err := benchmark(ctx, o, repoRoot, stateDir, sh, scenarios, variants)
 	if err != nil || o.KeepState {
 		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
 	} else {
@@ -137,7 +145,7 @@ func run(o options) error {
 
 // benchmark starts the cluster, runs every scenario o.Runs times
 // (interleaved) and stops everything, even on error.
-func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario) (report, error) {
+func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario, variants []nodeFailureVariant) (report, error) {
 	out := io.Writer(os.Stdout)
 	managerArgs := strings.Fields(o.ManagerArgs)
 	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Out: out})
@@ -147,8 +155,21 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 	defer c.stop()
 	r := &runner{cluster: c, shape: sh, timeout: o.Timeout}
 	results := map[string][]runResult{}
+	var nodeFailures []nodeFailureResult
 	for run := 1; run <= o.Runs; run++ {
 		for _, s := range scenarios {
+			if s.NodeFailure {
+				for _, v := range variants {
+					start := time.Now()
+					res, err := r.runNodeFailure(ctx, v, run)
+					if err != nil {
+						return report{}, err
+					}
+					res.Took = time.Since(start)
+					nodeFailures = append(nodeFailures, res)
+				}
+				continue
+			}
 			if s.Workload == nil {
 				continue
 			}
@@ -162,8 +183,11 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 	if err := r.notePeakRSS(c.manager.pid()); err != nil {
 		return report{}, err
 	}
-	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, ManagerArgs: managerArgs, LifetimePeakRSS: r.lifetimePeakRSS}
+	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, ManagerArgs: managerArgs, LifetimePeakRSS: r.lifetimePeakRSS, NodeFailures: nodeFailures}
 	for _, s := range scenarios {
+		if s.NodeFailure {
+			continue
+		}
 		rep.Aggregates = append(rep.Aggregates, aggregateRuns(s, results[s.Key]))
 	}
 	rep.Verdicts = checkTargets(rep.Aggregates, rep.LifetimePeakRSS)

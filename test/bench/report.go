@@ -25,6 +25,8 @@ type report struct {
 	// benchmark (creating the pods at v1 included).
 	LifetimePeakRSS int64
 	Verdicts        []verdict
+	// NodeFailures are the node-failure scenario's runs, in order.
+	NodeFailures []nodeFailureResult
 }
 
 // topKeys is how many resources the per-resource table lists.
@@ -33,12 +35,15 @@ const topKeys = 14
 func (r report) markdown() string {
 	var b strings.Builder
 	r.writeHeader(&b)
-	r.writeMethod(&b)
-	r.writeResults(&b)
-	r.writeTargets(&b)
-	r.writeWhy(&b)
-	r.writeBreakdowns(&b)
-	r.writeProblems(&b)
+	if len(r.Aggregates) > 0 {
+		r.writeMethod(&b)
+		r.writeResults(&b)
+		r.writeTargets(&b)
+		r.writeWhy(&b)
+		r.writeBreakdowns(&b)
+		r.writeProblems(&b)
+	}
+	r.writeNodeFailures(&b)
 	return b.String()
 }
 
@@ -422,7 +427,10 @@ func writeReconcileTable(b *strings.Builder, aggs []aggregate) {
 // summary is what the benchmark prints at the end.
 func (r report) summary() string {
 	var b strings.Builder
-	r.writeResults(&b)
-	r.writeTargets(&b)
+	if len(r.Aggregates) > 0 {
+		r.writeResults(&b)
+		r.writeTargets(&b)
+	}
+	r.writeNodeFailureTable(&b)
 	return b.String()
 }

@@ -19,6 +19,9 @@ type scenario struct {
 	// Workload is nil for a scenario that cannot run yet.
 	Workload       workload
 	NotImplemented string
+	// NodeFailure marks the node-failure scenario, which releases nothing
+	// (runNodeFailure).
+	NodeFailure bool
 }
 
 // runResult is one release of one scenario.
