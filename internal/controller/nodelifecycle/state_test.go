@@ -208,3 +208,50 @@ func TestMetricsCountVerdictsMigrationsAndTimes(t *testing.T) {
 		return v
 	}).Should(BeZero())
 }
+
+// setZoneGuardWindow changes the zone guard's window for one test.
+func setZoneGuardWindow(t *testing.T, ctx context.Context, g *WithT, seconds int32) {
+	t.Helper()
+	set := func(n int32) error {
+		return framework.Update(context.Background(), k8sClient, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
+			p.Spec.ZoneGuard.WindowSeconds = n
+		})
+	}
+	before := readPolicy(ctx, g).Spec.ZoneGuard.WindowSeconds
+	g.Expect(set(seconds)).To(Succeed())
+	t.Cleanup(func() { _ = set(before) })
+}
+
+// Both nodes of a zone fail, but further apart than the zone guard's
+// window (3 s here): independent failures, so the second node's pod is
+// migrated although every node of the zone is now Failed (2 of 2 would
+// trip a guard on the current share). The window is counted from the
+// nodes' cafe.io/unhealthy-since annotations.
+func TestNodesFailingFurtherApartThanTheWindowDoNotTripTheZoneGuard(t *testing.T) {
+	ctx, g, ns := serialTest(t, 2*time.Minute)
+	setZoneGuardWindow(t, ctx, g, 3)
+	nodes := zone(t, ctx, g, "apart", 2)
+	first, second := nodes[0], nodes[1]
+	pod := inPlaceSetPod(t, ctx, g, ns, "app-0", second.name)
+	g.Eventually(func() string { return verdictOf(ctx, second.name) }).Should(Equal("Healthy"))
+
+	first.alive <- false
+	setReady(ctx, g, first.name, corev1.ConditionUnknown)
+	g.Eventually(func() string { return verdictOf(ctx, first.name) }).Should(Equal("Failed"))
+	firstSince, err := time.Parse(time.RFC3339, unhealthySince(ctx, g, first.name))
+	g.Expect(err).NotTo(HaveOccurred())
+	// The second node turns bad once the first has been unhealthy for
+	// longer than the window.
+	time.Sleep(time.Until(firstSince.Add(5 * time.Second)))
+	second.alive <- false
+	setReady(ctx, g, second.name, corev1.ConditionUnknown)
+	g.Eventually(func() string { return verdictOf(ctx, second.name) }).Should(Equal("Failed"))
+	g.Eventually(func() bool { return migrationRequested(ctx, pod) }).Should(BeTrue(), "the second node's pod is migrated: %s", viewOf(ctx, second.name).Message)
+	var apart cafev1alpha1.ZoneHealth
+	for _, z := range readPolicy(ctx, g).Status.Zones {
+		if z.Name == "apart" {
+			apart = z
+		}
+	}
+	g.Expect(apart).To(And(HaveField("Nodes", int32(2)), HaveField("Unhealthy", int32(2)), HaveField("Guarded", false)))
+}
