@@ -329,8 +329,8 @@ func recordedVerdict(node *corev1.Node) (cafev1alpha1.NodeVerdict, time.Time) {
 // unhealthySince is since when the node has been Suspect or Failed: its
 // cafe.io/unhealthy-since annotation; when that is missing, the recorded
 // verdict's time if it was already unhealthy (a node judged before the
-// annotation existed, or a crash between the two writes), else now. Zero
-// for a Healthy node.
+// annotation existed, or whose annotation write failed while the condition
+// was written), else now. Zero for a Healthy node.
 func unhealthySince(node *corev1.Node, prev cafev1alpha1.NodeVerdict, prevSince time.Time, v cafev1alpha1.NodeVerdict, now time.Time) time.Time {
 	if !unhealthy(v) {
 		return time.Time{}
