@@ -11,11 +11,19 @@ import (
 )
 
 // TrafficHolders lists, in words, everything that still routes traffic to
-// the pod: EndpointSlices that list it ready or serving, and traffic
-// providers whose finalizer is on it. The pod may be operated on only when
-// the list is empty (and its gate is closed).
+// the pod: its own Ready condition while still True (EndpointSlices follow
+// it, so a slice that dropped the pod would list it again), EndpointSlices
+// that list it ready or serving, and traffic providers whose finalizer is
+// on it. The pod may be operated on only when the list is empty (and its
+// gate is closed).
 func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []string {
 	var holders []string
+	if readyTrue(pod) {
+		// Seen with kwok after a drain was cancelled and begun again: the
+		// kubelet's Ready=True for the reopened gate arrived after the gate
+		// closed again, while the slices still showed the pod not ready.
+		holders = append(holders, "its Ready condition is still True (the kubelet has not yet seen the gate closed)")
+	}
 	for i := range slices {
 		for _, ep := range slices[i].Endpoints {
 			if !refersTo(ep, pod) {
@@ -44,6 +52,15 @@ func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []strin
 func Drained(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) bool {
 	g := Gate(pod)
 	return g != nil && g.Status == corev1.ConditionFalse && len(TrafficHolders(pod, slices)) == 0
+}
+
+func readyTrue(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func refersTo(ep discoveryv1.Endpoint, pod *corev1.Pod) bool {

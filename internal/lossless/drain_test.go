@@ -21,6 +21,11 @@ func gatedPod(status corev1.ConditionStatus, finalizers ...string) *corev1.Pod {
 	}
 }
 
+func readyPod(p *corev1.Pod) *corev1.Pod {
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+	return p
+}
+
 func slice(name string, ready, serving *bool, uid string) discoveryv1.EndpointSlice {
 	return discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -50,6 +55,7 @@ func TestDrainedDecidesFromSlicesFinalizersAndGate(t *testing.T) {
 		{"a nil ready condition means ready", gatedPod(corev1.ConditionFalse), []discoveryv1.EndpointSlice{slice("s1", nil, no, "")}, false, 1},
 		{"a provider finalizer holds the pod", gatedPod(corev1.ConditionFalse, "traffic.cafe.io/registry", "other.io/keep"), nil, false, 1},
 		{"an open gate is never drained", gatedPod(corev1.ConditionTrue), nil, false, 0},
+		{"a pod still Ready is held though no slice lists it ready", readyPod(gatedPod(corev1.ConditionFalse)), []discoveryv1.EndpointSlice{slice("s1", no, no, "")}, false, 1},
 		{"every holder is listed", gatedPod(corev1.ConditionFalse, "traffic.cafe.io/lb", "traffic.cafe.io/mesh"), []discoveryv1.EndpointSlice{slice("s1", yes, yes, ""), slice("s2", yes, yes, "")}, false, 4},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,6 +30,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -48,7 +50,15 @@ type Reconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	Now      func() time.Time
+
+	// statusWrites tells a reconcile that its cached CafeDeployment does not
+	// yet show the status the previous reconcile wrote.
+	statusWrites ownwrites.Tracker
 }
+
+// staleRetry is how soon a reconcile that found its cache behind its own
+// status write looks again (the watch event usually comes first).
+const staleRetry = 200 * time.Millisecond
 
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -107,10 +117,18 @@ func drainingDeployment(obj client.Object) []string {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	cd := &cafev1alpha1.CafeDeployment{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cd); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.statusWrites.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cd.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
+	}
+	// The release record is the status: deciding from one older than the
+	// last one written would step the release back (and raise partitions).
+	if r.statusWrites.Behind(req.NamespacedName, cd.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	before := cd.DeepCopy()
 	cd.Default()
@@ -272,6 +290,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, before, cd *cafev1alpha1.C
 	if err := r.Client.Status().Patch(ctx, cd, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("updating status: %w", client.IgnoreNotFound(err))
 	}
+	r.statusWrites.Wrote(client.ObjectKeyFromObject(cd), cd.ResourceVersion)
 	return nil
 }
 
