@@ -123,7 +123,9 @@ func diffMeta(patch map[string]any, from, to map[string]string) {
 // normalised image name, and a tag moved to the same digest keeps the ID.
 func inPlacePending(pod *corev1.Pod) bool {
 	raw, ok := pod.Annotations[inPlaceStateAnnotation]
-	if !ok {
+	if !ok || runsSpecImagesReady(pod) {
+		// Done whatever the record says: skip decoding it (the record stays
+		// on every updated pod, and this runs for each pod each reconcile).
 		return false
 	}
 	var state inPlaceState
@@ -144,6 +146,19 @@ func inPlacePending(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// runsSpecImagesReady: every container reports its spec image and is ready.
+func runsSpecImagesReady(pod *corev1.Pod) bool {
+	if len(pod.Status.ContainerStatuses) != len(pod.Spec.Containers) {
+		return false
+	}
+	for i, s := range pod.Status.ContainerStatuses {
+		if !s.Ready || s.Name != pod.Spec.Containers[i].Name || s.Image != pod.Spec.Containers[i].Image {
+			return false
+		}
+	}
+	return true
 }
 
 // slotOf returns the slot number of a pod of the set, or -1.
