@@ -66,5 +66,5 @@ help: ## Show this help.
 ##@ Benchmark
 
 .PHONY: bench
-bench: build tools ## 1,000-pod release: CafeDeployment (InPlaceSet, ReplicaSet modes) vs native Deployment on one local control plane; writes docs/benchmarks.md (flags: BENCH_ARGS="-runs 3").
+bench: build tools ## 1,000-pod release (CafeDeployment InPlaceSet and ReplicaSet modes vs native Deployment, app rollback) and node failure (CAFE vs upstream alone) on one local control plane; writes docs/benchmarks.md (flags: BENCH_ARGS="-runs 3").
 	go run ./test/bench $(BENCH_ARGS)

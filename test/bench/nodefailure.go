@@ -191,7 +191,7 @@ func (r *runner) runNodeFailure(ctx context.Context, v nodeFailureVariant, run i
 	if err := c.Create(ctx, nodeFailureDeployment(ns)); err != nil {
 		return res, fmt.Errorf("%s creating the CafeDeployment: %w", tag, err)
 	}
-	if _, _, err := waitPodsSettled(setupCtx, c, ns, nodeFailureReplicas, imageV1); err != nil {
+	if _, _, err := waitPodsSettled(setupCtx, c, ns, nodeFailureReplicas, imageV1, nil); err != nil {
 		return res, fmt.Errorf("%s: %w", tag, err)
 	}
 	w := cafeDeployment{shape: shape{Replicas: nodeFailureReplicas}}

@@ -42,6 +42,9 @@ type runResult struct {
 	// Groups are the durations of the release groups, for workloads that
 	// record them.
 	Groups []time.Duration
+	// Hops are the lossless protocol's steps for pods updated in place (nil
+	// when none was).
+	Hops *hopSummary
 	// CafePeakRSS is cafe manager's VmHWM over the release.
 	CafePeakRSS int64
 }
@@ -103,7 +106,7 @@ func (r *runner) setUp(ctx context.Context, w workload, ns string) error {
 	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	n := int(r.shape.Replicas)
-	if _, _, err := waitPodsSettled(waitCtx, c, ns, n, imageV1); err != nil {
+	if _, _, err := waitPodsSettled(waitCtx, c, ns, n, imageV1, nil); err != nil {
 		return err
 	}
 	if err := w.WaitDone(waitCtx, c, ns); err != nil {
@@ -159,7 +162,8 @@ func (r *runner) waitReleased(ctx context.Context, w workload, ns string, start 
 	c := r.cluster.client
 	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	settledAt, tally, err := waitPodsSettled(waitCtx, c, ns, res.Pods, imageV2)
+	hops := newHopRecorder(imageV2)
+	settledAt, tally, err := waitPodsSettled(waitCtx, c, ns, res.Pods, imageV2, hops)
 	if err != nil {
 		return r.unfinished(ctx, w, ns, res, fmt.Sprintf("the pods did not settle on %s within %s (last seen: %s)", imageV2, r.timeout, tally))
 	}
@@ -173,6 +177,8 @@ func (r *runner) waitReleased(ctx context.Context, w workload, ns string, start 
 			return err
 		}
 	}
+	// The pods went through the groups in the order their gates closed.
+	res.Hops = hops.summary((res.Pods + max(len(res.Groups), 1) - 1) / max(len(res.Groups), 1))
 	if err := waitEndpoints(waitCtx, c, ns, appName, res.Pods); err != nil {
 		return r.unfinished(ctx, w, ns, res, err.Error())
 	}

@@ -160,9 +160,13 @@ func runsImage(pod *corev1.Pod, image string) bool {
 
 // waitPodsSettled waits until the app's pods in ns are settled on image and
 // returns when that was first seen, with the last tally.
-func waitPodsSettled(ctx context.Context, c client.WithWatch, ns string, n int, image string) (time.Time, podTally, error) {
+// hops, when not nil, is shown every state the watch sees.
+func waitPodsSettled(ctx context.Context, c client.WithWatch, ns string, n int, image string, hops *hopRecorder) (time.Time, podTally, error) {
 	var last podTally
 	at, err := watchUntil(ctx, c, &corev1.PodList{}, func(objs []client.Object) bool {
+		if hops != nil {
+			hops.observe(time.Now(), objs)
+		}
 		last = tallyPods(objs, image)
 		return last.settled(n)
 	}, client.InNamespace(ns), client.MatchingLabels{appLabel: appName})

@@ -36,6 +36,9 @@ func wallReasons(a aggregate, native *aggregate) []string {
 		line += fmt.Sprintf(" The CafeDeployment's release record (to the second) has the groups taking %s.", durationSpread(t.Groups))
 	}
 	lines := []string{line}
+	if t.Hops != nil {
+		lines = append(lines, t.Hops.lines()...)
+	}
 	if s, ok := t.Delta.Clients[cafeProcess]; ok {
 		writes := s.successfulWrites() + s.failedWrites()
 		lines = append(lines, fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second, %.0f per group (successful ones per pod: %s).",

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// hopRecorder follows, from the benchmark's own pod watch during a release,
+// each pod updated in place through the lossless protocol's steps, so the
+// report can say where a release's time goes. Each step is the first time
+// the watch showed it; every step is taken by a different component (CAFE,
+// the simulated kubelet, kube-controller-manager's EndpointSlice controller)
+// reacting to the one before.
+type hopRecorder struct {
+	image string
+	pods  map[string]*podHops
+}
+
+// podHops are the times a pod was first seen at each step.
+type podHops struct {
+	gateClosed time.Time // CAFE closed the traffic-ready gate
+	notReady   time.Time // the kubelet turned Ready False
+	patched    time.Time // CAFE patched the image (after the EndpointSlices let go)
+	restarted  time.Time // the kubelet reported the new image
+	gateOpened time.Time // CAFE reopened the gate
+	ready      time.Time // the kubelet turned Ready True: available again
+}
+
+func newHopRecorder(image string) *hopRecorder {
+	return &hopRecorder{image: image, pods: map[string]*podHops{}}
+}
+
+// observe records the steps the pods show at time at.
+func (h *hopRecorder) observe(at time.Time, objs []client.Object) {
+	for _, o := range objs {
+		pod, ok := o.(*corev1.Pod)
+		if !ok || len(pod.Spec.Containers) == 0 {
+			continue
+		}
+		p := h.pods[pod.Name]
+		if p == nil {
+			p = &podHops{}
+			h.pods[pod.Name] = p
+		}
+		specNew := pod.Spec.Containers[0].Image == h.image
+		statusNew := runsImage(pod, h.image)
+		closed, ready := gateClosed(pod), podReady(pod)
+		firstAt(&p.gateClosed, at, closed && !specNew)
+		firstAt(&p.notReady, at, !p.gateClosed.IsZero() && !ready && !specNew)
+		firstAt(&p.patched, at, specNew)
+		firstAt(&p.restarted, at, statusNew)
+		firstAt(&p.gateOpened, at, statusNew && !closed)
+		firstAt(&p.ready, at, statusNew && ready)
+	}
+}
+
+func firstAt(t *time.Time, at time.Time, now bool) {
+	if now && t.IsZero() {
+		*t = at
+	}
+}
+
+// hopStats is one step's latency over the pods that took it.
+type hopStats struct {
+	Name     string
+	By       string
+	P50, P90 time.Duration
+	N        int
+}
+
+// hopSummary is where a release's time went.
+type hopSummary struct {
+	Pods  int
+	Steps []hopStats
+	// Cycle is a pod's whole cycle, gate closed to Ready again.
+	Cycle hopStats
+	// Groups are the release's groups as the gates closed: each group's
+	// slowest pod cycle, and the hand-over from a group's last pod ready to
+	// the next group's first gate closed.
+	Groups    int
+	Slowest   []time.Duration
+	HandOvers []time.Duration
+}
+
+// summary computes the step latencies; groupSize splits the pods, in the
+// order their gates closed, into the release's groups.
+func (h *hopRecorder) summary(groupSize int) *hopSummary {
+	var done []*podHops
+	for _, p := range h.pods {
+		if !p.gateClosed.IsZero() && !p.ready.IsZero() {
+			done = append(done, p)
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	type step struct {
+		name, by string
+		from, to func(*podHops) time.Time
+	}
+	steps := []step{
+		{"gate closed → Ready False", "kubelet (kwok)", func(p *podHops) time.Time { return p.gateClosed }, func(p *podHops) time.Time { return p.notReady }},
+		{"Ready False → image patched", "EndpointSlice controller, then CAFE", func(p *podHops) time.Time { return p.notReady }, func(p *podHops) time.Time { return p.patched }},
+		{"image patched → container restarted", "kubelet (kwok)", func(p *podHops) time.Time { return p.patched }, func(p *podHops) time.Time { return p.restarted }},
+		{"restarted → gate reopened", "CAFE", func(p *podHops) time.Time { return p.restarted }, func(p *podHops) time.Time { return p.gateOpened }},
+		{"gate reopened → Ready True", "kubelet (kwok)", func(p *podHops) time.Time { return p.gateOpened }, func(p *podHops) time.Time { return p.ready }},
+	}
+	s := &hopSummary{Pods: len(done)}
+	for _, st := range steps {
+		s.Steps = append(s.Steps, statsOf(st.name, st.by, done, st.from, st.to))
+	}
+	s.Cycle = statsOf("gate closed → Ready True", "whole cycle", done, func(p *podHops) time.Time { return p.gateClosed }, func(p *podHops) time.Time { return p.ready })
+	s.splitGroups(done, groupSize)
+	return s
+}
+
+func statsOf(name, by string, pods []*podHops, from, to func(*podHops) time.Time) hopStats {
+	var ds []time.Duration
+	for _, p := range pods {
+		a, b := from(p), to(p)
+		if !a.IsZero() && !b.IsZero() && !b.Before(a) {
+			ds = append(ds, b.Sub(a))
+		}
+	}
+	st := hopStats{Name: name, By: by, N: len(ds)}
+	if len(ds) > 0 {
+		slices.Sort(ds)
+		st.P50, st.P90 = ds[(len(ds)-1)/2], ds[(len(ds)-1)*9/10]
+	}
+	return st
+}
+
+func (s *hopSummary) splitGroups(pods []*podHops, size int) {
+	if size <= 0 {
+		return
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].gateClosed.Before(pods[j].gateClosed) })
+	var lastReady time.Time
+	for start := 0; start < len(pods); start += size {
+		group := pods[start:min(start+size, len(pods))]
+		var slowest time.Duration
+		var firstClosed, groupReady time.Time
+		for _, p := range group {
+			slowest = max(slowest, p.ready.Sub(p.gateClosed))
+			if firstClosed.IsZero() || p.gateClosed.Before(firstClosed) {
+				firstClosed = p.gateClosed
+			}
+			if p.ready.After(groupReady) {
+				groupReady = p.ready
+			}
+		}
+		if !lastReady.IsZero() {
+			s.HandOvers = append(s.HandOvers, firstClosed.Sub(lastReady))
+		}
+		s.Slowest = append(s.Slowest, slowest)
+		lastReady = groupReady
+		s.Groups++
+	}
+}
+
+// lines renders the summary for the report's explanation of wall time.
+func (s *hopSummary) lines() []string {
+	var steps []string
+	for _, st := range s.Steps {
+		steps = append(steps, fmt.Sprintf("%s (%s) %s / %s", st.Name, st.By, secs(st.P50), secs(st.P90)))
+	}
+	out := []string{fmt.Sprintf("Where a pod's time goes (from the benchmark's pod watch, %d pods updated in place; median / 90th percentile): %s; the whole cycle %s / %s. Each step waits for a different component to see the one before, on the same two saturated cores.",
+		s.Pods, strings.Join(steps, "; "), secs(s.Cycle.P50), secs(s.Cycle.P90))}
+	if s.Groups > 1 {
+		var slowest, handOver time.Duration
+		for _, d := range s.Slowest {
+			slowest += d
+		}
+		for _, d := range s.HandOvers {
+			handOver += d
+		}
+		out = append(out, fmt.Sprintf("A group lasts as long as its slowest pod's cycle (%s on average over %d groups), and the next group starts once the CafeDeployment has seen the group available and lowered the partitions: %s on average from a group's last pod Ready to the next group's first gate closed. %d × that is the floor of this release's wall time under the group barrier, whatever CAFE writes.",
+			secs(slowest/time.Duration(len(s.Slowest))), s.Groups, secs(handOver/time.Duration(max(len(s.HandOvers), 1))), s.Groups))
+	}
+	return out
+}
+
+// secs renders a step's latency to the hundredth of a second.
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+)
+
+// stagedPod is a pod at one step of an in-place update from v1 to v2.
+func stagedPod(name string, step int) *corev1.Pod {
+	gate, ready, spec, status := corev1.ConditionTrue, corev1.ConditionTrue, imageV1, imageV1
+	switch step {
+	case 1: // gate closed
+		gate = corev1.ConditionFalse
+	case 2: // kubelet saw it
+		gate, ready = corev1.ConditionFalse, corev1.ConditionFalse
+	case 3: // patched
+		gate, ready, spec = corev1.ConditionFalse, corev1.ConditionFalse, imageV2
+	case 4: // restarted
+		gate, ready, spec, status = corev1.ConditionFalse, corev1.ConditionFalse, imageV2, imageV2
+	case 5: // gate reopened
+		ready, spec, status = corev1.ConditionFalse, imageV2, imageV2
+	case 6: // Ready again
+		spec, status = imageV2, imageV2
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: spec}}},
+		Status: corev1.PodStatus{
+			Conditions: []corev1.PodCondition{
+				{Type: cafev1alpha1.TrafficReadyCondition, Status: gate},
+				{Type: corev1.PodReady, Status: ready},
+			},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: status, Ready: true}},
+		},
+	}
+}
+
+func TestHopRecorderTimesEachStepAndTheHandOverBetweenGroups(t *testing.T) {
+	h := newHopRecorder(imageV2)
+	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	// Two groups of two pods: each step of group 0 takes 100 ms (pod b 200
+	// ms), group 1 starts 500 ms after group 0's last pod is Ready.
+	see := func(at time.Duration, pods ...*corev1.Pod) {
+		objs := make([]client.Object, len(pods))
+		for i, p := range pods {
+			objs[i] = p
+		}
+		h.observe(t0.Add(at), objs)
+	}
+	for step := 0; step <= 6; step++ {
+		see(time.Duration(step)*100*time.Millisecond, stagedPod("a", step))
+		see(time.Duration(step)*200*time.Millisecond, stagedPod("b", step))
+	}
+	for step := 1; step <= 6; step++ {
+		at := 1700*time.Millisecond + time.Duration(step)*100*time.Millisecond
+		see(at, stagedPod("c", step), stagedPod("d", step))
+	}
+	s := h.summary(2)
+	if s == nil || s.Pods != 4 || len(s.Steps) != 5 {
+		t.Fatalf("summary = %+v, want 4 pods and 5 steps", s)
+	}
+	for _, st := range s.Steps {
+		if st.P50 != 100*time.Millisecond || st.P90 != 100*time.Millisecond || st.N != 4 {
+			t.Errorf("%s: p50 %s p90 %s n %d, want 100ms, 100ms over 4 pods", st.Name, st.P50, st.P90, st.N)
+		}
+	}
+	if s.Groups != 2 || s.Slowest[0] != time.Second || s.Slowest[1] != 500*time.Millisecond {
+		t.Errorf("groups %d slowest %v, want 2 groups, slowest 1s and 500ms", s.Groups, s.Slowest)
+	}
+	if len(s.HandOvers) != 1 || s.HandOvers[0] != 600*time.Millisecond {
+		t.Errorf("hand-overs %v, want [600ms] (b Ready at 1.2 s, c and d closed at 1.8 s)", s.HandOvers)
+	}
+	text := strings.Join(s.lines(), "\n")
+	for _, want := range []string{"4 pods updated in place", "0.10 s / 0.10 s", fmt.Sprintf("%d × that", 2)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestHopRecorderIgnoresPodsNotUpdatedInPlace(t *testing.T) {
+	h := newHopRecorder(imageV2)
+	// A replacement pod is created at v2: it never closed its gate at v1.
+	h.observe(time.Now(), []client.Object{stagedPod("new", 6)})
+	if s := h.summary(100); s != nil {
+		t.Fatalf("summary = %+v, want none", s)
+	}
+}
