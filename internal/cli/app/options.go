@@ -43,12 +43,8 @@ func (o *Options) clientAndNamespace() (client.Client, string, error) {
 // what to check.
 func getApp(ctx context.Context, c client.Client, namespace, name string) (*cafev1alpha1.CafeAppService, error) {
 	app := &cafev1alpha1.CafeAppService{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, app)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("CafeAppService %s/%s not found: check the name and --namespace (list them with: cafe app list -n %s)", namespace, name, namespace)
-	case err != nil:
-		return nil, fmt.Errorf("reading CafeAppService %s/%s: %w", namespace, name, err)
+	if err := kubeflags.Get(ctx, c, app, "CafeAppService", namespace, name, "cafe app list -n "+namespace); err != nil {
+		return nil, err
 	}
 	return app, nil
 }

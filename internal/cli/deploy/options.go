@@ -44,12 +44,8 @@ func (o *Options) clientAndNamespace() (client.Client, string, error) {
 // says what to check.
 func getCafeDeployment(ctx context.Context, c client.Client, namespace, name string) (*cafev1alpha1.CafeDeployment, error) {
 	cd := &cafev1alpha1.CafeDeployment{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cd)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("CafeDeployment %s/%s not found: check the name and --namespace (list them with: kubectl get cafedeployments -n %s)", namespace, name, namespace)
-	case err != nil:
-		return nil, fmt.Errorf("reading CafeDeployment %s/%s: %w", namespace, name, err)
+	if err := kubeflags.Get(ctx, c, cd, "CafeDeployment", namespace, name, "kubectl get cafedeployments -n "+namespace); err != nil {
+		return nil, err
 	}
 	return cd, nil
 }

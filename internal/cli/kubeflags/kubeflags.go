@@ -3,9 +3,11 @@
 package kubeflags
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -48,4 +50,18 @@ func ClientAndNamespace(flags Flags, override client.Client) (client.Client, str
 		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
 	}
 	return c, ns, nil
+}
+
+// Get reads the object named name in namespace into obj, with an error that
+// names it by kind and says how to list what exists (listCommand, e.g.
+// "cafe app list -n ns").
+func Get(ctx context.Context, c client.Client, obj client.Object, kind, namespace, name, listCommand string) error {
+	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s %s/%s not found: check the name and --namespace (list them with: %s)", kind, namespace, name, listCommand)
+	case err != nil:
+		return fmt.Errorf("reading %s %s/%s: %w", kind, namespace, name, err)
+	}
+	return nil
 }

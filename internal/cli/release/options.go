@@ -11,14 +11,12 @@ package release
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cafe-io/cafe/internal/cli/kubeflags"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,12 +46,8 @@ func (o *Options) clientAndNamespace() (client.Client, string, error) {
 
 func getOrder(ctx context.Context, c client.Client, ns, name string) (*cafev1alpha1.ReleaseOrder, error) {
 	o := &cafev1alpha1.ReleaseOrder{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("ReleaseOrder %s/%s not found: check the name and --namespace (list them with: cafe release list -n %s)", ns, name, ns)
-	case err != nil:
-		return nil, fmt.Errorf("reading ReleaseOrder %s/%s: %w", ns, name, err)
+	if err := kubeflags.Get(ctx, c, o, "ReleaseOrder", ns, name, "cafe release list -n "+ns); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
