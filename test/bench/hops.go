@@ -173,17 +173,41 @@ func (s *hopSummary) lines() []string {
 	out := []string{fmt.Sprintf("Where a pod's time goes (from the benchmark's pod watch, %d pods updated in place; median / 90th percentile): %s; the whole cycle %s / %s. Each step waits for a different component to see the one before, on the same two saturated cores.",
 		s.Pods, strings.Join(steps, "; "), secs(s.Cycle.P50), secs(s.Cycle.P90))}
 	if s.Groups > 1 {
-		var slowest, handOver time.Duration
-		for _, d := range s.Slowest {
-			slowest += d
-		}
-		for _, d := range s.HandOvers {
-			handOver += d
-		}
-		out = append(out, fmt.Sprintf("A group lasts as long as its slowest pod's cycle (%s on average over %d groups), and the next group starts once the CafeDeployment has seen the group available and lowered the partitions: %s on average from a group's last pod Ready to the next group's first gate closed. %d × that is the floor of this release's wall time under the group barrier, whatever CAFE writes.",
-			secs(slowest/time.Duration(len(s.Slowest))), s.Groups, secs(handOver/time.Duration(max(len(s.HandOvers), 1))), s.Groups))
+		slowest, handOver := s.meanSlowest(), s.meanHandOver()
+		out = append(out, fmt.Sprintf("A group lasts as long as its slowest pod's cycle (%s on average over %d groups), and the next group starts once the CafeDeployment has seen the group available and lowered the partitions: %s on average from a group's last pod Ready to the next group's first gate closed. %d × (%s + %s) = %s of the wall time is the groups one after the other.",
+			secs(slowest), s.Groups, secs(handOver), s.Groups, secs(slowest), secs(handOver), seconds(time.Duration(s.Groups)*(slowest+handOver))))
 	}
 	return out
+}
+
+func (s *hopSummary) meanSlowest() time.Duration {
+	var sum time.Duration
+	for _, d := range s.Slowest {
+		sum += d
+	}
+	return sum / time.Duration(max(len(s.Slowest), 1))
+}
+
+func (s *hopSummary) meanHandOver() time.Duration {
+	var sum time.Duration
+	for _, d := range s.HandOvers {
+		sum += d
+	}
+	return sum / time.Duration(max(len(s.HandOvers), 1))
+}
+
+// barrierLine says whether the wall-time limit is reachable at all under
+// the group barrier: every group takes at least a pod's cycle.
+func (s *hopSummary) barrierLine(limit time.Duration) string {
+	if s.Groups < 2 {
+		return ""
+	}
+	perGroup := limit / time.Duration(s.Groups)
+	if perGroup >= s.Cycle.P50 {
+		return fmt.Sprintf("The limit, %s, leaves %s per group, more than the median pod's cycle (%s): the stragglers and the hand-overs are what stand in the way.", seconds(limit), secs(perGroup), secs(s.Cycle.P50))
+	}
+	return fmt.Sprintf("The limit, %s, would leave %s per group, less than the median pod's cycle (%s): even with no straggler and no hand-over, %d groups one after the other take %s. On this machine the target is out of reach with a barrier between groups, whatever CAFE writes; only overlapping groups (a change of the release's semantics) could meet it.",
+		seconds(limit), secs(perGroup), secs(s.Cycle.P50), s.Groups, seconds(time.Duration(s.Groups)*s.Cycle.P50))
 }
 
 // secs renders a step's latency to the hundredth of a second.

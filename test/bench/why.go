@@ -38,6 +38,10 @@ func wallReasons(a aggregate, native *aggregate) []string {
 	lines := []string{line}
 	if t.Hops != nil {
 		lines = append(lines, t.Hops.lines()...)
+		limit := time.Duration(targetWallRatio * float64(native.Wall))
+		if l := t.Hops.barrierLine(limit); l != "" {
+			lines = append(lines, l)
+		}
 	}
 	if s, ok := t.Delta.Clients[cafeProcess]; ok {
 		writes := s.successfulWrites() + s.failedWrites()
