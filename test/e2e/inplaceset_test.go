@@ -133,6 +133,21 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 3))).To(BeEmpty())
 }
 
+// deleteDrainsFirst deletes victim as the suite's user: the webhook refuses
+// and records a drain request, CAFE deletes the pod once drained, and its
+// set replaces it (n pods Ready again, the victim not among them).
+func deleteDrainsFirst(ctx context.Context, g Gomega, ns string, podLabels map[string]string, victim *corev1.Pod, n int) {
+	g.Expect(k8sClient.Delete(ctx, victim)).To(MatchError(ContainSubstring("a drain was requested")))
+	g.Expect(waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
+		for _, p := range ps {
+			if p.UID == victim.UID {
+				return false
+			}
+		}
+		return len(ps) == n && all(ps, podReady)
+	})).To(Succeed(), "the pod must be drained, deleted and replaced")
+}
+
 // Issue scenario 7: `kubectl delete pod` on a managed pod is refused and
 // turned into a drain; CAFE deletes the pod only once drained, and replaces
 // it. The force annotation lets a cluster admin skip the drain.
@@ -151,17 +166,7 @@ func TestDeletingAManagedPodDrainsItFirst(t *testing.T) {
 	defer rec.Stop()
 
 	victim := pods[0]
-	err = k8sClient.Delete(ctx, victim)
-	g.Expect(err).To(MatchError(ContainSubstring("a drain was requested")))
-
-	g.Expect(waitForPods(ctx, ns, podLabels, func(ps []*corev1.Pod) bool {
-		for _, p := range ps {
-			if p.UID == victim.UID {
-				return false
-			}
-		}
-		return len(ps) == 3 && all(ps, podReady)
-	})).To(Succeed(), "the pod must be drained, deleted and replaced")
+	deleteDrainsFirst(ctx, g, ns, podLabels, victim, 3)
 
 	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
 	events := rec.Events()

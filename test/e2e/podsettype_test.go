@@ -99,6 +99,9 @@ func TestCafeDeploymentReplicaSetModeReleasesGroupByGroup(t *testing.T) {
 		{"zone-a": 2, "zone-b": 2, "zone-c": 1},
 	})
 	pods := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	// `kubectl delete pod` drains first here too; the ReplicaSet replaces it.
+	deleteDrainsFirst(ctx, g, ns, podLabels, pods[0], 6)
+	pods = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	checkInvariants(ctx, g, rec, podLabels, 5)
 
 	// One ReplicaSet per unit remains, the update revision's, owned by the
@@ -166,6 +169,10 @@ func TestCafeDeploymentStatefulSetModeKeepsOrdinalsAndClaims(t *testing.T) {
 		{"zone-a": 2, "zone-b": 2, "zone-c": 1},
 	})
 	after := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
+	// `kubectl delete pod` drains first; the StatefulSet recreates the
+	// ordinal with its claim (checked below with the others).
+	deleteDrainsFirst(ctx, g, ns, podLabels, after[0], 6)
+	after = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	checkInvariants(ctx, g, rec, podLabels, 5)
 
 	g.Expect(podNamesOf(after)).To(ConsistOf(podNames), "every ordinal keeps its name")

@@ -250,7 +250,9 @@ func (r *Reconciler) applyPodSets(ctx context.Context, cd *cafev1alpha1.CafeDepl
 		perUnit[u] = max(m, 1)
 		budget += perUnit[u]
 		v := views[u]
-		active[u] = !v.Exists || v.Updated < target[u] || v.SpecReplicas != p.UnitReplicas[u]
+		// A unit is active while it releases, scales or has a pod to drain
+		// for a requested deletion: only active units get a budget share.
+		active[u] = !v.Exists || v.Updated < target[u] || v.SpecReplicas != p.UnitReplicas[u] || v.DeleteRequested > 0
 		if !active[u] {
 			inactiveUnavailable += max(v.Replicas-v.Available, 0)
 		}

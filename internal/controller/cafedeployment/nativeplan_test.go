@@ -29,6 +29,15 @@ func (p nativePod) marked() nativePod {
 
 func (p nativePod) unavailable() nativePod { p.Available = false; return p }
 
+func (p nativePod) requested() nativePod { p.DeleteRequested = true; return p }
+
+// withPod replaces pod i of pods.
+func withPod(pods []nativePod, i int, p nativePod) []nativePod {
+	out := append([]nativePod{}, pods...)
+	out[i] = p
+	return out
+}
+
 func (p nativePod) ordinal(n int) nativePod { p.Ordinal = n; return p }
 
 func names(pods []*corev1.Pod) []string {
@@ -64,6 +73,7 @@ func TestPlanReplace(t *testing.T) {
 		closeGate []string
 		reopen    []string
 		mark      []string
+		deleted   []string
 		newRS     int32
 		oldRS     int32
 	}{
@@ -122,11 +132,37 @@ func TestPlanReplace(t *testing.T) {
 			in:        replaceInput{Replicas: 1, Target: 1, MaxUnavailable: 1, NewSet: "new", NewCurrent: 3, OldSets: map[string]int32{}, Pods: []nativePod{np("new-0", "new", true), np("new-1", "new", true), np("new-2", "new", true)}},
 			closeGate: []string{"new-0:" + del, "new-1:" + del}, newRS: 3,
 		},
+		{
+			name:      "a requested deletion drains the pod within budget; no other pod is drained in its place",
+			in:        replaceInput{Replicas: 3, Target: 0, MaxUnavailable: 1, NewSet: "new", OldSets: map[string]int32{"old": 3}, Pods: withPod(oldPods(3), 1, oldPods(3)[1].requested())},
+			closeGate: []string{"old-1:" + del}, newRS: 0, oldRS: 3,
+		},
+		{
+			name:    "a drained requested pod is deleted, never reopened, and its ReplicaSet keeps its replicas to replace it",
+			in:      replaceInput{Replicas: 3, Target: 0, MaxUnavailable: 1, NewSet: "new", OldSets: map[string]int32{"old": 3}, Pods: withPod(oldPods(3), 1, oldPods(3)[1].requested().draining(del, true))},
+			deleted: []string{"old-1"}, newRS: 0, oldRS: 3,
+		},
+		{
+			name:  "a requested deletion of a serving pod waits while the unit has no budget",
+			in:    replaceInput{Replicas: 3, Target: 0, MaxUnavailable: 1, NewSet: "new", OldSets: map[string]int32{"old": 3}, Pods: withPod(withPod(oldPods(3), 0, oldPods(3)[0].unavailable()), 1, oldPods(3)[1].requested())},
+			newRS: 0, oldRS: 3,
+		},
+		{
+			name:      "a requested pod that serves nobody is drained without budget",
+			in:        replaceInput{Replicas: 3, Target: 0, MaxUnavailable: 1, NewSet: "new", OldSets: map[string]int32{"old": 3}, Pods: withPod(withPod(oldPods(3), 0, oldPods(3)[0].unavailable()), 1, oldPods(3)[1].requested().unavailable())},
+			closeGate: []string{"old-1:" + del}, newRS: 0, oldRS: 3,
+		},
+		{
+			name:  "paused: a requested deletion starts no drain",
+			in:    replaceInput{Replicas: 3, Target: 0, MaxUnavailable: 1, Paused: true, NewSet: "new", OldSets: map[string]int32{"old": 3}, Pods: withPod(oldPods(3), 1, oldPods(3)[1].requested())},
+			newRS: 0, oldRS: 3,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			got := planReplace(tt.in)
+			g.Expect(names(got.Delete)).To(Equal(orEmpty(tt.deleted)), "pods deleted")
 			g.Expect(gateNames(got.CloseGate)).To(Equal(orEmpty(tt.closeGate)), "gates closed")
 			g.Expect(names(got.ReopenGate)).To(Equal(orEmpty(tt.reopen)), "gates reopened")
 			g.Expect(names(got.Mark)).To(Equal(orEmpty(tt.mark)), "pods marked")
@@ -200,6 +236,21 @@ func TestPlanOnDelete(t *testing.T) {
 			name:     "paused starts no drain",
 			in:       onDeleteInput{Replicas: 3, Target: 3, MaxUnavailable: 1, Paused: true, Current: 3, Pods: stsPods(3, false)},
 			replicas: 3,
+		},
+		{
+			name:      "a requested deletion drains the pod within budget",
+			in:        onDeleteInput{Replicas: 3, Target: 3, MaxUnavailable: 1, Current: 3, Pods: withPod(stsPods(3, true), 1, stsPods(3, true)[1].requested())},
+			closeGate: []string{"s-1:" + del}, replicas: 3,
+		},
+		{
+			name:    "a drained requested pod is deleted (the StatefulSet recreates its ordinal), never reopened",
+			in:      onDeleteInput{Replicas: 3, Target: 3, MaxUnavailable: 1, Current: 3, Pods: withPod(stsPods(3, true), 1, stsPods(3, true)[1].requested().draining(del, true))},
+			deleted: []string{"s-1"}, replicas: 3,
+		},
+		{
+			name:      "during an update a requested old pod counts as updating: no other pod is drained for it",
+			in:        onDeleteInput{Replicas: 3, Target: 1, MaxUnavailable: 2, Current: 3, Pods: withPod(stsPods(3, false), 0, stsPods(3, false)[0].requested())},
+			closeGate: []string{"s-0:" + del}, replicas: 3,
 		},
 	}
 	for _, tt := range tests {

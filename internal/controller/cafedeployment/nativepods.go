@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,6 +46,47 @@ type nativePod struct {
 	// Marked: drained and given the lowest deletion cost, so its ReplicaSet
 	// deletes it first when scaled down; the pod is committed to go.
 	Marked bool
+	// DeleteRequested: someone asked for this pod to go (`kubectl delete
+	// pod`, turned into a drain request by the admission webhook): it is
+	// drained, then deleted, and its ReplicaSet or StatefulSet replaces it.
+	DeleteRequested bool
+}
+
+// planRequestedDeletions drains the pods whose deletion was requested and
+// deletes each once drained; its ReplicaSet or StatefulSet replaces it.
+// Draining an available pod spends the unit's budget (a person's request
+// does not take the unit below its share of the water level: it waits);
+// one that serves nobody goes at once. Paused starts no drain.
+func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (closeGates []gateChange, deletes []*corev1.Pod) {
+	for _, p := range pods {
+		switch {
+		case !p.DeleteRequested || p.Terminating:
+		case p.DrainReason == lossless.ReasonDrainForDelete:
+			if p.Drained {
+				deletes = append(deletes, p.Pod)
+			}
+		case paused:
+		case !p.Available:
+			closeGates = append(closeGates, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+		case *budget > 0:
+			*budget--
+			closeGates = append(closeGates, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+		}
+	}
+	return closeGates, deletes
+}
+
+// deleteDrained deletes drained pods; the UID precondition makes the pod
+// drained the pod deleted, never a recreated one of the same name.
+func (r *Reconciler) deleteDrained(ctx context.Context, pods []*corev1.Pod) error {
+	var errs []error
+	for _, pod := range pods {
+		err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deletionCostAnnotation ranks a ReplicaSet's pods for deletion on scale
@@ -69,14 +111,15 @@ func (r *Reconciler) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeploy
 			continue
 		}
 		np := nativePod{
-			Pod:         pod,
-			Owner:       owner.Name,
-			Ordinal:     -1,
-			Updated:     pod.Labels[cafev1alpha1.RevisionHashLabel] == updateRevision,
-			Terminating: !pod.DeletionTimestamp.IsZero(),
-			Available:   podutil.Ready(pod) && lossless.GateOpen(pod),
-			DrainReason: lossless.DrainReason(pod),
-			Marked:      pod.Annotations[deletionCostAnnotation] == drainedDeletionCost,
+			Pod:             pod,
+			Owner:           owner.Name,
+			Ordinal:         -1,
+			Updated:         pod.Labels[cafev1alpha1.RevisionHashLabel] == updateRevision,
+			Terminating:     !pod.DeletionTimestamp.IsZero(),
+			Available:       podutil.Ready(pod) && lossless.GateOpen(pod),
+			DrainReason:     lossless.DrainReason(pod),
+			Marked:          pod.Annotations[deletionCostAnnotation] == drainedDeletionCost,
+			DeleteRequested: pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "",
 		}
 		if owner.Kind == "StatefulSet" {
 			np.Ordinal = ordinalOf(owner.Name, pod.Name)
@@ -114,6 +157,9 @@ func nativeView(pods []nativePod) unitView {
 			continue
 		}
 		v.Replicas++
+		if p.DeleteRequested {
+			v.DeleteRequested++
+		}
 		if podutil.Ready(p.Pod) {
 			v.Ready++
 		}

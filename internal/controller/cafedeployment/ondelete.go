@@ -40,6 +40,9 @@ type onDeleteResult struct {
 //     Replicas−MaxUnavailable, and deletes each once drained; the
 //     StatefulSet recreates it at the update revision, same name and claims;
 //   - a drain for an update the plan no longer needs (a rollback) reopens;
+//   - a pod whose deletion was requested is drained within budget and
+//     deleted (planRequestedDeletions); the StatefulSet recreates it, at the
+//     update revision;
 //   - Paused starts no drain; drains already done still finish.
 func planOnDelete(in onDeleteInput) onDeleteResult {
 	res := onDeleteResult{Replicas: max(in.Current, in.Replicas)}
@@ -47,7 +50,7 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 
 	var available, updated, inFlight int32
 	var surplusPending bool
-	var candidates, updating []nativePod
+	var candidates, updating, requested []nativePod
 	for _, p := range in.Pods {
 		inRange := p.Ordinal >= 0 && int32(p.Ordinal) < in.Replicas
 		switch {
@@ -69,6 +72,14 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 			available++
 		}
 		switch {
+		case p.DeleteRequested:
+			// Recreated at the update revision once deleted.
+			requested = append(requested, p)
+			if p.Updated {
+				updated++
+			} else {
+				inFlight++
+			}
 		case p.DrainReason != "" && (p.Updated || p.DrainReason == lossless.ReasonDrainForDelete):
 			// Drained for an update or a scale-in the plan no longer makes.
 			res.ReopenGate = append(res.ReopenGate, p.Pod)
@@ -86,6 +97,9 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 	if in.Current > in.Replicas && !surplusPending {
 		res.Replicas = in.Replicas
 	}
+	budget := available - (in.Replicas - in.MaxUnavailable)
+	requestedGates, requestedDeletes := planRequestedDeletions(requested, &budget, in.Paused)
+	res.CloseGate, res.Delete = append(res.CloseGate, requestedGates...), append(res.Delete, requestedDeletes...)
 
 	need := target - updated - inFlight
 	sort.SliceStable(updating, func(i, j int) bool { return updating[i].Drained && !updating[j].Drained })
@@ -101,7 +115,6 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 	if in.Paused || need <= 0 {
 		return res
 	}
-	budget := available - (in.Replicas - in.MaxUnavailable)
 	sort.SliceStable(candidates, func(i, j int) bool {
 		a, b := candidates[i], candidates[j]
 		if a.Available != b.Available {

@@ -45,6 +45,9 @@ type unitView struct {
 	// Observed is false while the pod set has not yet seen its latest spec,
 	// so its counts cannot be trusted.
 	Observed bool
+	// DeleteRequested counts pods of a native pod set whose deletion was
+	// requested: the unit needs a share of the budget to drain them.
+	DeleteRequested int32
 }
 
 // podSets is one reconcile's view of a CafeDeployment's pod sets, and the

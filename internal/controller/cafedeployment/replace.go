@@ -27,9 +27,12 @@ type replaceInput struct {
 // replaceResult is the next writes for the unit: gates to close and
 // reopen, drained pods to mark, and every ReplicaSet's replicas.
 type replaceResult struct {
-	CloseGate   []gateChange
-	ReopenGate  []*corev1.Pod
-	Mark        []*corev1.Pod
+	CloseGate  []gateChange
+	ReopenGate []*corev1.Pod
+	Mark       []*corev1.Pod
+	// Delete are drained pods whose deletion was requested: deleted
+	// directly, their ReplicaSet replaces them.
+	Delete      []*corev1.Pod
 	NewReplicas int32
 	OldReplicas map[string]int32
 }
@@ -49,6 +52,9 @@ type replaceResult struct {
 //     one's removal, as in a Deployment's rolling update;
 //   - a pod drained for deletion that the plan no longer removes (a
 //     rollback, a scale-out) gets its gate back;
+//   - a pod whose deletion was requested is drained within budget and
+//     deleted, its ReplicaSet replaces it (planRequestedDeletions); it
+//     counts as its side's until it goes;
 //   - Paused starts no drain; drains already done still finish.
 func planReplace(in replaceInput) replaceResult {
 	res := replaceResult{OldReplicas: map[string]int32{}}
@@ -71,6 +77,8 @@ func planReplace(in replaceInput) replaceResult {
 		}
 	}
 	budget := available - (in.Replicas - in.MaxUnavailable)
+	requestedGates, requestedDeletes := planRequestedDeletions(in.Pods, &budget, in.Paused)
+	res.CloseGate, res.Delete = append(res.CloseGate, requestedGates...), requestedDeletes
 
 	newKeep := trimSide(&res, newPods, desiredNew, &budget, in.Paused)
 	oldKeep := trimSide(&res, oldPods, desiredOld, &budget, in.Paused)
@@ -112,6 +120,10 @@ func trimSide(res *replaceResult, pods []nativePod, want int32, budget *int32, p
 		switch {
 		case p.Marked:
 			continue
+		case p.DeleteRequested:
+			// planRequestedDeletions drains and deletes it.
+			keep = append(keep, p)
+			want--
 		case p.DrainReason == lossless.ReasonDrainForDelete:
 			draining = append(draining, p)
 		default:

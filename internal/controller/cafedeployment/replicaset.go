@@ -88,6 +88,9 @@ func (p *replicaSets) apply(ctx context.Context, unit string, s unitSettings) er
 	if err := p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev); err != nil {
 		return err
 	}
+	if err := p.r.deleteDrained(ctx, res.Delete); err != nil {
+		return err
+	}
 	// A pod is marked before its ReplicaSet shrinks: had the scale-down come
 	// first, the ReplicaSet could pick a pod still serving.
 	for _, pod := range res.Mark {

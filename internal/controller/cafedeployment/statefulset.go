@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,15 +68,7 @@ func (p *statefulSets) apply(ctx context.Context, unit string, s unitSettings) e
 		in.Current = ptr.Deref(existing.Spec.Replicas, 0)
 	}
 	res := planOnDelete(in)
-	errs := []error{p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev)}
-	for _, pod := range res.Delete {
-		// The UID precondition: the pod drained is the pod deleted, never a
-		// recreated one of the same name.
-		err := p.r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
-		}
-	}
+	errs := []error{p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev), p.r.deleteDrained(ctx, res.Delete)}
 	var current client.Object
 	if existing != nil {
 		current = existing

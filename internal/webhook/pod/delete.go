@@ -1,10 +1,12 @@
 // Package pod holds the admission webhook that keeps `kubectl delete pod`
 // on a CAFE-managed pod lossless: instead of letting the pod go while it
 // still takes traffic, the deletion is refused and turned into a drain
-// request, which the pod's InPlaceSet carries out (drain, then delete and
-// replace). The webhook only sees pods CAFE manages (an objectSelector on
-// the cafe.io/inplaceset label), so it is never a cluster-wide single point
-// of failure.
+// request, which CAFE carries out: an InPlaceSet drains, deletes and
+// replaces its pod; a CafeDeployment in ReplicaSet or StatefulSet mode
+// drains the pod and deletes it, and its ReplicaSet or StatefulSet replaces
+// it. The webhook only sees pods CAFE manages (objectSelectors on the
+// cafe.io/inplaceset and cafe.io/cafedeployment labels), so it is never a
+// cluster-wide single point of failure.
 package pod
 
 import (
@@ -29,10 +31,28 @@ const DeletePath = "/validate-pod-delete"
 
 // Users whose deletions are part of Kubernetes' own bookkeeping: the
 // garbage collector removing pods of a deleted owner, the namespace
-// controller emptying a namespace being deleted.
+// controller emptying a namespace being deleted, and the ReplicaSet and
+// StatefulSet controllers carrying out the replica counts CAFE sets (CAFE
+// lowers them only once the pods to go are drained).
 var systemDeleters = map[string]bool{
 	"system:serviceaccount:kube-system:generic-garbage-collector": true,
 	"system:serviceaccount:kube-system:namespace-controller":      true,
+	"system:serviceaccount:kube-system:replicaset-controller":     true,
+	"system:serviceaccount:kube-system:statefulset-controller":    true,
+}
+
+// managedBy says whether CAFE manages the pod: an InPlaceSet's pod, or one
+// of a CafeDeployment's native ReplicaSet or StatefulSet.
+func managedBy(pod *corev1.Pod) bool {
+	owner := metav1.GetControllerOf(pod)
+	switch {
+	case owner == nil:
+		return false
+	case owner.Kind == "InPlaceSet":
+		return true
+	default:
+		return (owner.Kind == "ReplicaSet" || owner.Kind == "StatefulSet") && pod.Labels[cafev1alpha1.DeploymentLabel] != ""
+	}
 }
 
 // DeleteGuard refuses deleting a managed pod that still takes traffic and
@@ -67,7 +87,7 @@ func (h *DeleteGuard) Handle(ctx context.Context, req admission.Request) admissi
 // wait for a drain.
 func (h *DeleteGuard) mayDelete(ctx context.Context, pod *corev1.Pod, user string) string {
 	switch {
-	case metav1.GetControllerOf(pod) == nil || metav1.GetControllerOf(pod).Kind != "InPlaceSet":
+	case !managedBy(pod):
 		return "not managed by CAFE"
 	case pod.Annotations[cafev1alpha1.ForceDeleteAnnotation] == "true":
 		return "forced by annotation"
@@ -84,8 +104,8 @@ func (h *DeleteGuard) mayDelete(ctx context.Context, pod *corev1.Pod, user strin
 	return ""
 }
 
-// requestDrain records who asked for the pod to go; the InPlaceSet drains,
-// deletes and replaces it.
+// requestDrain records who asked for the pod to go; CAFE drains and
+// deletes it, and the pod's set replaces it.
 func requestDrain(ctx context.Context, c client.Client, pod *corev1.Pod, user string) error {
 	if pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "" {
 		return nil
