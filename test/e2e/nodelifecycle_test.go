@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -278,13 +277,6 @@ func busiestNode(pods []*corev1.Pod, nodes []string) string {
 	return best
 }
 
-func checkNodeLifecycleInvariants(ctx context.Context, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, level int) {
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
-	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), level))).To(BeEmpty())
-}
-
 // Done-when 1: a node whose kwok heartbeats stop is judged Failed (stale
 // Lease, then NotReady from the upstream controller) and its CafeDeployment
 // pods are re-created on the healthy node of the same zone, with the water
@@ -319,7 +311,7 @@ func TestNodeLifecycleHeartbeatLossMigratesPodsWithinTheZone(t *testing.T) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: p.Spec.NodeName}, node)).To(Succeed())
 		g.Expect(node.Labels[cafev1alpha1.ZoneNodeLabel]).To(Equal(p.Labels[cafev1alpha1.UnitLabel]), "pod %s stays in its zone", p.Name)
 	}
-	checkNodeLifecycleInvariants(ctx, g, rec, podLabels, level)
+	checkInvariants(ctx, g, rec, podLabels, level)
 }
 
 // Done-when 2: a node that heartbeats is only Suspect on one bad signal (an
@@ -374,7 +366,7 @@ func TestNodeLifecycleTwoAgreeingSignalsFailAHeartbeatingNode(t *testing.T) {
 	runningPods(ctx, g, ns, podLabels, 3, judged)
 	// The node still served: the replacement came up before the old pod
 	// was drained, so the level never fell below all 3.
-	checkNodeLifecycleInvariants(ctx, g, rec, podLabels, 3)
+	checkInvariants(ctx, g, rec, podLabels, 3)
 }
 
 // Done-when 3: every node of one zone goes down at once (heartbeats stop,
@@ -499,5 +491,5 @@ func TestNodeLifecycleSeveralFailedNodesMigrateWithinTheRateLimit(t *testing.T) 
 		// RFC 3339 stamps are whole seconds: allow one second of rounding.
 		g.Expect(starts[i+2].Sub(starts[i])).To(BeNumerically(">=", 59*time.Second), "three migrations within a minute: %v", starts)
 	}
-	checkNodeLifecycleInvariants(ctx, g, rec, podLabels, 9-lost)
+	checkInvariants(ctx, g, rec, podLabels, 9-lost)
 }

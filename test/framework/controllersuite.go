@@ -65,15 +65,7 @@ func ControllerSuiteMain(m *testing.M, ready func(client.WithWatch, *rest.Config
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgrCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
+	defer RunManager(ctx, mgr)()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		fmt.Fprintln(os.Stderr, "manager cache did not sync")
 		return 1
@@ -155,4 +147,19 @@ func PodCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodConditi
 		}
 	}
 	return nil
+}
+
+// RunManager starts mgr in the background and returns the function that
+// stops it and waits for it to return (reporting its error on stderr):
+// `defer framework.RunManager(ctx, mgr)()` in a suite's TestMain.
+func RunManager(ctx context.Context, mgr ctrl.Manager) (stop func()) {
+	mgrCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}
 }

@@ -3,12 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/cafe-io/cafe/internal/cli/kubeflags"
+	"github.com/cafe-io/cafe/internal/cli/table"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,28 +87,10 @@ func ref(app *cafev1alpha1.CafeAppService) string {
 	return "CafeAppService " + app.Namespace + "/" + app.Name
 }
 
-func newTabWriter(out io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func timestamp(t *metav1.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
 func images(rev *cafev1alpha1.AppRevision) string {
 	parts := make([]string, 0, len(rev.Spec.Template.Spec.Containers))
 	for _, c := range rev.Spec.Template.Spec.Containers {
 		parts = append(parts, c.Name+"="+c.Image)
 	}
-	return orDash(strings.Join(parts, ","))
+	return table.OrDash(strings.Join(parts, ","))
 }

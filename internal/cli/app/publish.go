@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // ErrConcurrentPublish is returned when another publish of the same app
@@ -36,8 +37,8 @@ func publish(ctx context.Context, c client.Client, seen *cafev1alpha1.CafeAppSer
 	for attempt := 0; ; attempt++ {
 		if app.Spec.PublishedRevision != seen.Spec.PublishedRevision || app.Annotations[cafev1alpha1.PublishedAtAnnotation] != seen.Annotations[cafev1alpha1.PublishedAtAnnotation] {
 			return nil, fmt.Errorf("%w: %s was published by %s at %s while this %s was under way (it had read %s); nothing was changed — look at `cafe app get %s -n %s` and run the command again if you still want %s: %w",
-				ErrConcurrentPublish, orDash(app.Spec.PublishedRevision), orDash(app.Annotations[cafev1alpha1.PublishedByAnnotation]), orDash(app.Annotations[cafev1alpha1.PublishedAtAnnotation]),
-				req.Verb, orDash(seen.Spec.PublishedRevision), app.Name, app.Namespace, req.Revision, apierrors.NewConflict(cafev1alpha1.GroupVersion.WithResource("cafeappservices").GroupResource(), app.Name, errors.New("concurrent publish")))
+				ErrConcurrentPublish, table.OrDash(app.Spec.PublishedRevision), table.OrDash(app.Annotations[cafev1alpha1.PublishedByAnnotation]), table.OrDash(app.Annotations[cafev1alpha1.PublishedAtAnnotation]),
+				req.Verb, table.OrDash(seen.Spec.PublishedRevision), app.Name, app.Namespace, req.Revision, apierrors.NewConflict(cafev1alpha1.GroupVersion.WithResource("cafeappservices").GroupResource(), app.Name, errors.New("concurrent publish")))
 		}
 		patch := client.MergeFromWithOptions(app.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		app.Spec.PublishedRevision = req.Revision
@@ -110,7 +111,7 @@ func rollbackTarget(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRev
 				return nil, fmt.Errorf("%s is already the published revision of %s: nothing to roll back to", name, ref(app))
 			case revs[i].Status.LastSucceededAt == nil:
 				return nil, fmt.Errorf("%s never released successfully (outcome %s), so it is no rollback target; publish it with: cafe app publish %s --revision %s -n %s",
-					name, orDash(string(revs[i].Status.Outcome)), app.Name, name, app.Namespace)
+					name, table.OrDash(string(revs[i].Status.Outcome)), app.Name, name, app.Namespace)
 			}
 			return &revs[i], nil
 		}
@@ -124,7 +125,7 @@ func rollbackTarget(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRev
 	}
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("%s has no revision to roll back to: none besides the published %s has ever released successfully (see: cafe app revisions %s -n %s)",
-			ref(app), orDash(published), app.Name, app.Namespace)
+			ref(app), table.OrDash(published), app.Name, app.Namespace)
 	}
 	sort.SliceStable(candidates, func(i, j int) bool {
 		return candidates[i].Status.LastSucceededAt.Before(candidates[j].Status.LastSucceededAt)
@@ -159,7 +160,7 @@ func (o *Options) rollback(ctx context.Context, name, to string, fast bool) erro
 }
 
 func (o *Options) reportPublished(app *cafev1alpha1.CafeAppService, previous string, fast bool) {
-	fmt.Fprintf(o.Out, "published %s of %s (was %s)", app.Spec.PublishedRevision, app.Name, orDash(previous))
+	fmt.Fprintf(o.Out, "published %s of %s (was %s)", app.Spec.PublishedRevision, app.Name, table.OrDash(previous))
 	if by := app.Annotations[cafev1alpha1.PublishedByAnnotation]; by != "" {
 		fmt.Fprintf(o.Out, ", recorded as published by %s", by)
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 func sortRevisions(revs []cafev1alpha1.AppRevision) {
@@ -43,11 +44,11 @@ func (o *Options) list(ctx context.Context) error {
 		return nil
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-	w := newTabWriter(o.Out)
+	w := table.NewWriter(o.Out)
 	fmt.Fprintln(w, "NAME\tLATEST\tPUBLISHED\tLAST-SUCCESSFUL\tREADY\tRELEASING")
 	for i := range list.Items {
 		a := &list.Items[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, orDash(a.Status.LatestRevision), orDash(a.Spec.PublishedRevision), orDash(a.Status.LastSuccessfulRevision),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, table.OrDash(a.Status.LatestRevision), table.OrDash(a.Spec.PublishedRevision), table.OrDash(a.Status.LastSuccessfulRevision),
 			conditionStatus(a, cafev1alpha1.AppReadyCondition), conditionStatus(a, cafev1alpha1.AppReleasingCondition))
 	}
 	return w.Flush()
@@ -91,43 +92,43 @@ func (o *Options) get(ctx context.Context, name, output string) error {
 
 func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Service, cd *cafev1alpha1.CafeDeployment) {
 	fmt.Fprintf(out, "App:              %s/%s\n", app.Namespace, app.Name)
-	fmt.Fprintf(out, "Latest revision:  %s\n", orDash(app.Status.LatestRevision))
-	fmt.Fprintf(out, "Published:        %s", orDash(app.Spec.PublishedRevision))
+	fmt.Fprintf(out, "Latest revision:  %s\n", table.OrDash(app.Status.LatestRevision))
+	fmt.Fprintf(out, "Published:        %s", table.OrDash(app.Spec.PublishedRevision))
 	if by := app.Annotations[cafev1alpha1.PublishedByAnnotation]; by != "" {
 		fmt.Fprintf(out, " (by %s at %s)", by, app.Annotations[cafev1alpha1.PublishedAtAnnotation])
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "Last successful:  %s\n", orDash(app.Status.LastSuccessfulRevision))
+	fmt.Fprintf(out, "Last successful:  %s\n", table.OrDash(app.Status.LastSuccessfulRevision))
 	if svc != nil {
 		var ports []string
 		for _, p := range svc.Spec.Ports {
 			ports = append(ports, fmt.Sprintf("%d/%s->%s", p.Port, p.Protocol, p.TargetPort.String()))
 		}
-		fmt.Fprintf(out, "Service:          %s %s %s %s\n", svc.Name, svc.Spec.Type, orDash(svc.Spec.ClusterIP), strings.Join(ports, ","))
+		fmt.Fprintf(out, "Service:          %s %s %s %s\n", svc.Name, svc.Spec.Type, table.OrDash(svc.Spec.ClusterIP), strings.Join(ports, ","))
 	} else {
 		fmt.Fprintf(out, "Service:          -\n")
 	}
 	if cd != nil {
 		r := cd.Status.Release
 		fmt.Fprintf(out, "Release:          %s at group %d of %d; %d of %d pods updated, %d available (cafe deploy status %s -n %s)\n",
-			orDash(string(r.Phase)), ptr.Deref(r.CurrentGroup, 0), ptr.Deref(r.TotalGroups, 0),
+			table.OrDash(string(r.Phase)), ptr.Deref(r.CurrentGroup, 0), ptr.Deref(r.TotalGroups, 0),
 			ptr.Deref(cd.Status.UpdatedReplicas, 0), ptr.Deref(cd.Spec.Replicas, 0), ptr.Deref(cd.Status.AvailableReplicas, 0), cd.Name, cd.Namespace)
 	} else {
 		fmt.Fprintf(out, "Release:          - (nothing published yet)\n")
 	}
 	fmt.Fprintln(out, "Conditions:")
-	w := newTabWriter(out)
+	w := table.NewWriter(out)
 	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tMESSAGE")
 	for _, c := range app.Status.Conditions {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
 	}
 	_ = w.Flush()
 	fmt.Fprintln(out, "Revisions (newest first):")
-	w = newTabWriter(out)
+	w = table.NewWriter(out)
 	fmt.Fprintln(w, "  NAME\tHASH\tCREATED\tOUTCOME")
 	for _, r := range app.Status.Revisions {
 		created := r.Created
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", r.Name, r.Hash, timestamp(&created), orDash(string(r.Outcome)))
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", r.Name, r.Hash, table.Timestamp(&created), table.OrDash(string(r.Outcome)))
 	}
 	_ = w.Flush()
 }
@@ -150,12 +151,12 @@ func (o *Options) revisions(ctx context.Context, name string) error {
 		fmt.Fprintf(o.Out, "%s has no revisions yet: CAFE records the first one when it sees the app\n", ref(app))
 		return nil
 	}
-	w := newTabWriter(o.Out)
+	w := table.NewWriter(o.Out)
 	fmt.Fprintln(w, "REVISION\tHASH\tCREATED\tIMAGES\tCONFIGMAP\tOUTCOME\tPUBLISHED-BY\tMARK")
 	for i := range revs {
 		r := &revs[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Spec.Hash, timestamp(ptr.To(r.CreationTimestamp)), images(r), orDash(r.Spec.ConfigMapName),
-			orDash(string(r.Status.Outcome)), orDash(r.Status.PublishedBy), orDash(marks(app, r.Name)))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Spec.Hash, table.Timestamp(ptr.To(r.CreationTimestamp)), images(r), table.OrDash(r.Spec.ConfigMapName),
+			table.OrDash(string(r.Status.Outcome)), table.OrDash(r.Status.PublishedBy), table.OrDash(marks(app, r.Name)))
 	}
 	return w.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // confirmOptions are the flags of `cafe deploy confirm`.
@@ -113,7 +114,7 @@ func (o *confirmOptions) run(ctx context.Context, name string) error {
 	}
 	fmt.Fprintf(o.Out, "confirmed group %d of %s (%s=%d)\n", d.Group, ref(after), cafev1alpha1.ConfirmGroupAnnotation, d.Group)
 	if by, ok := stampedBy(before, after, cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation); ok {
-		fmt.Fprintf(o.Out, "recorded by the server as confirmed by %s at %s\n", by, orDash(after.Annotations[cafev1alpha1.ConfirmedAtAnnotation]))
+		fmt.Fprintf(o.Out, "recorded by the server as confirmed by %s at %s\n", by, table.OrDash(after.Annotations[cafev1alpha1.ConfirmedAtAnnotation]))
 	} else {
 		fmt.Fprintf(o.ErrOut, "Warning: the server recorded no %s: CAFE's admission webhook did not stamp who confirmed, and the controller ignores a confirmation without it; check that the webhook is installed\n",
 			cafev1alpha1.ConfirmedByAnnotation)

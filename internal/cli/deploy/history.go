@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 func (o *Options) history(ctx context.Context, name string) error {
@@ -33,7 +34,7 @@ func (o *Options) history(ctx context.Context, name string) error {
 // revision the pods ran before the release (current) and the one being
 // released (update).
 func printHistory(out io.Writer, cd *cafev1alpha1.CafeDeployment, revs []revision) error {
-	w := newTabWriter(out)
+	w := table.NewWriter(out)
 	fmt.Fprintln(w, "REVISION\tHASH\tCREATED\tIMAGES\tMARK")
 	for _, r := range revs {
 		imgs := images(r.Template)
@@ -41,7 +42,7 @@ func printHistory(out io.Writer, cd *cafev1alpha1.CafeDeployment, revs []revisio
 			imgs = "<unreadable: " + r.Err.Error() + ">"
 		}
 		created := r.Created
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", r.Number, r.Hash, timestamp(&created), imgs, orDash(marks(cd, r.Hash)))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", r.Number, r.Hash, table.Timestamp(&created), imgs, table.OrDash(marks(cd, r.Hash)))
 	}
 	return w.Flush()
 }

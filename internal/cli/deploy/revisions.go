@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // revision is one entry of a CafeDeployment's revision history, decoded
@@ -86,7 +87,7 @@ func images(t *corev1.PodTemplateSpec) string {
 	for _, c := range t.Spec.Containers {
 		parts = append(parts, c.Name+"="+c.Image)
 	}
-	return orDash(strings.Join(parts, ","))
+	return table.OrDash(strings.Join(parts, ","))
 }
 
 // describe names a revision in messages: "revision 3 (5f6d7c8b9)".

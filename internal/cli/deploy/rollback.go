@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 )
 
@@ -41,7 +42,7 @@ func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string)
 		}
 		if target == nil {
 			return revision{}, fmt.Errorf("%s has no revision to roll back to: its history (%d revisions) holds no revision other than the update revision %s; %s",
-				ref(cd), len(revs), orDash(update), seeHistory)
+				ref(cd), len(revs), table.OrDash(update), seeHistory)
 		}
 	} else {
 		number, numErr := strconv.ParseInt(to, 10, 64)

@@ -7,14 +7,12 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"text/tabwriter"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // statusOptions are the flags of `cafe deploy status`.
@@ -81,11 +79,6 @@ func printObject(out io.Writer, obj any, format string) error {
 	return err
 }
 
-// newTabWriter aligns tab-separated columns as kubectl's tables do.
-func newTabWriter(out io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)
-}
-
 // generationWarning says when the status describes an older spec than the
 // one stored: the controller has not caught up yet, so phase and groups may
 // be about the previous spec.
@@ -99,13 +92,13 @@ func generationWarning(cd *cafev1alpha1.CafeDeployment) string {
 
 // printStatus writes the readable report of a CafeDeployment's release.
 func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
-	w := newTabWriter(out)
+	w := table.NewWriter(out)
 	st := cd.Status
 	rel := st.Release
 
 	fmt.Fprintf(w, "Name:\t%s\n", cd.Name)
 	fmt.Fprintf(w, "Namespace:\t%s\n", cd.Namespace)
-	fmt.Fprintf(w, "Revision:\tcurrent %s, update %s\n", orDash(st.CurrentRevision), orDash(st.UpdateRevision))
+	fmt.Fprintf(w, "Revision:\tcurrent %s, update %s\n", table.OrDash(st.CurrentRevision), table.OrDash(st.UpdateRevision))
 	fmt.Fprintf(w, "Phase:\t%s\n", phaseLine(rel))
 	fmt.Fprintf(w, "Paused:\t%s\n", pausedLine(cd))
 	fmt.Fprintf(w, "Replicas:\t%s desired, %s ready, %s available, %s updated\n",
@@ -122,7 +115,7 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 		slices.SortFunc(groups, func(a, b cafev1alpha1.ReleaseGroupStatus) int { return int(a.Index) - int(b.Index) })
 		fmt.Fprintln(w, "  INDEX\tSTART\tFINISH\tCONFIRMED BY\tCONFIRMED AT")
 		for _, g := range groups {
-			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", g.Index, timestamp(g.StartTime), timestamp(g.FinishTime), orDash(g.ConfirmedBy), timestamp(g.ConfirmedAt))
+			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", g.Index, table.Timestamp(g.StartTime), table.Timestamp(g.FinishTime), table.OrDash(g.ConfirmedBy), table.Timestamp(g.ConfirmedAt))
 		}
 	}
 
@@ -142,7 +135,7 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 	} else {
 		fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tMESSAGE")
 		for _, c := range st.Conditions {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, orDash(c.Reason), orDash(c.Message))
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, table.OrDash(c.Reason), table.OrDash(c.Message))
 		}
 	}
 	return w.Flush()
@@ -152,7 +145,7 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 // as the controller reports it (the index confirm --group takes; Completed
 // reads "group N of N").
 func phaseLine(rel cafev1alpha1.ReleaseStatus) string {
-	line := orDash(string(rel.Phase))
+	line := table.OrDash(string(rel.Phase))
 	if rel.TotalGroups != nil {
 		line += fmt.Sprintf(", group %s of %d", count(rel.CurrentGroup), *rel.TotalGroups)
 	}
@@ -169,24 +162,9 @@ func pausedLine(cd *cafev1alpha1.CafeDeployment) string {
 	return "yes"
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func count(p *int32) string {
 	if p == nil {
 		return "-"
 	}
 	return strconv.Itoa(int(*p))
-}
-
-// timestamp prints times in UTC RFC 3339, as recorded for audit.
-func timestamp(t *metav1.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
 }

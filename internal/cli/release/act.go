@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // ErrRefused is returned when CAFE refused an action when it processed it
@@ -39,7 +40,7 @@ func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.Rel
 	if err := c.Create(ctx, a); err != nil {
 		return fmt.Errorf("%s ReleaseOrder %s/%s: %w", action.Verb(), ns, order, err)
 	}
-	fmt.Fprintf(o.Out, "%s of ReleaseOrder %s/%s recorded as ReleaseAction %s by %s\n", action, ns, order, a.Name, orDash(a.Spec.Actor))
+	fmt.Fprintf(o.Out, "%s of ReleaseOrder %s/%s recorded as ReleaseAction %s by %s\n", action, ns, order, a.Name, table.OrDash(a.Spec.Actor))
 	if ao.NoWait {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // createOptions are the flags of `cafe release create`.
@@ -122,7 +123,7 @@ func (o *Options) create(ctx context.Context, name string, c createOptions) erro
 	if err := cl.Create(ctx, order); err != nil {
 		return fmt.Errorf("creating the release order: %w", err)
 	}
-	fmt.Fprintf(o.Out, "created ReleaseOrder %s/%s, recorded as requested by %s\n", ns, order.Name, orDash(order.Spec.RequestedBy))
+	fmt.Fprintf(o.Out, "created ReleaseOrder %s/%s, recorded as requested by %s\n", ns, order.Name, table.OrDash(order.Spec.RequestedBy))
 	fmt.Fprintf(o.Out, "it needs %d approval(s) from people other than the requester: cafe release approve %s -n %s\n", order.RequiredApprovals(), order.Name, ns)
 	return nil
 }

@@ -12,12 +12,10 @@ package release
 import (
 	"context"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cafe-io/cafe/internal/cli/kubeflags"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -50,22 +48,6 @@ func getOrder(ctx context.Context, c client.Client, ns, name string) (*cafev1alp
 		return nil, err
 	}
 	return o, nil
-}
-
-func newTabWriter(out io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(out, 6, 4, 3, ' ', 0) }
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func timestamp(t *metav1.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 func printObject(out io.Writer, obj client.Object, format string) error {

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // get is `cafe release get ORDER`.
@@ -37,32 +38,32 @@ func (o *Options) get(ctx context.Context, name, output string) error {
 func printOrder(out io.Writer, ro *cafev1alpha1.ReleaseOrder) error {
 	s, st := ro.Spec, ro.Status
 	fmt.Fprintf(out, "ReleaseOrder %s/%s: %s\n", ro.Namespace, ro.Name, s.Title)
-	fmt.Fprintf(out, "Phase:          %s\n", orDash(string(st.Phase)))
+	fmt.Fprintf(out, "Phase:          %s\n", table.OrDash(string(st.Phase)))
 	if st.Message != "" {
 		fmt.Fprintf(out, "Message:        %s\n", st.Message)
 	}
-	fmt.Fprintf(out, "Change ticket:  %s\n", orDash(s.ChangeTicket))
-	fmt.Fprintf(out, "Requested by:   %s at %s\n", orDash(s.RequestedBy), ro.CreationTimestamp.UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "Change ticket:  %s\n", table.OrDash(s.ChangeTicket))
+	fmt.Fprintf(out, "Requested by:   %s at %s\n", table.OrDash(s.RequestedBy), ro.CreationTimestamp.UTC().Format(time.RFC3339))
 	var approvals []string
 	for _, a := range st.Approvals {
 		approvals = append(approvals, fmt.Sprintf("%s at %s%s", a.User, a.Time.UTC().Format(time.RFC3339), quoted(a.Comment)))
 	}
-	fmt.Fprintf(out, "Approvals:      %d of %d: %s\n", len(st.Approvals), ro.RequiredApprovals(), orDash(strings.Join(approvals, "; ")))
+	fmt.Fprintf(out, "Approvals:      %d of %d: %s\n", len(st.Approvals), ro.RequiredApprovals(), table.OrDash(strings.Join(approvals, "; ")))
 	if len(s.Approval.ApproverGroups) > 0 {
 		fmt.Fprintf(out, "Approver groups: %s\n", strings.Join(s.Approval.ApproverGroups, ", "))
 	}
 	if w := s.Window; w != nil {
-		fmt.Fprintf(out, "Window:         %s to %s\n", timestamp(w.Start), timestamp(w.End))
+		fmt.Fprintf(out, "Window:         %s to %s\n", table.Timestamp(w.Start), table.Timestamp(w.End))
 	}
 	fmt.Fprintf(out, "Failure policy: %s\n", ro.EffectiveFailurePolicy())
 	if st.StartedAt != nil {
-		fmt.Fprintf(out, "Started:        %s by %s\n", timestamp(st.StartedAt), orDash(st.StartedBy))
+		fmt.Fprintf(out, "Started:        %s by %s\n", table.Timestamp(st.StartedAt), table.OrDash(st.StartedBy))
 	}
 	if st.FinishedAt != nil {
-		fmt.Fprintf(out, "Finished:       %s\n", timestamp(st.FinishedAt))
+		fmt.Fprintf(out, "Finished:       %s\n", table.Timestamp(st.FinishedAt))
 	}
 	fmt.Fprintln(out)
-	w := newTabWriter(out)
+	w := table.NewWriter(out)
 	fmt.Fprintln(w, "APP\tDEPENDS-ON\tFROM\tTO\tPHASE\tGROUPS\tSTARTED\tFINISHED\tMESSAGE")
 	for _, a := range s.Apps {
 		as := st.AppStatus(a.Name)
@@ -73,8 +74,8 @@ func printOrder(out io.Writer, ro *cafev1alpha1.ReleaseOrder) error {
 		if as.RolledBackAt != nil {
 			finished = as.RolledBackAt
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Name, orDash(strings.Join(a.DependsOn, ",")), orDash(as.FromRevision), a.Revision,
-			orDash(string(as.Phase)), as.GroupsDone, as.TotalGroups, timestamp(as.StartedAt), timestamp(finished), as.Message)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Name, table.OrDash(strings.Join(a.DependsOn, ",")), table.OrDash(as.FromRevision), a.Revision,
+			table.OrDash(string(as.Phase)), as.GroupsDone, as.TotalGroups, table.Timestamp(as.StartedAt), table.Timestamp(finished), as.Message)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -109,11 +110,11 @@ func (o *Options) list(ctx context.Context) error {
 		return nil
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[j].CreationTimestamp.Before(&list.Items[i].CreationTimestamp) })
-	w := newTabWriter(o.Out)
+	w := table.NewWriter(o.Out)
 	fmt.Fprintln(w, "NAME\tTITLE\tPHASE\tAPPS\tAPPROVALS\tREQUESTER\tCREATED")
 	for _, ro := range list.Items {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", ro.Name, ro.Spec.Title, orDash(string(ro.Status.Phase)), ro.Status.AppsSucceeded, len(ro.Spec.Apps),
-			orDash(ro.Status.ApprovalSummary), orDash(ro.Spec.RequestedBy), ro.CreationTimestamp.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", ro.Name, ro.Spec.Title, table.OrDash(string(ro.Status.Phase)), ro.Status.AppsSucceeded, len(ro.Spec.Apps),
+			table.OrDash(ro.Status.ApprovalSummary), table.OrDash(ro.Spec.RequestedBy), ro.CreationTimestamp.UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
 }
@@ -128,14 +129,14 @@ func (o *Options) history(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	w := newTabWriter(o.Out)
+	w := table.NewWriter(o.Out)
 	fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tCHANGE\tREASON")
 	for _, e := range ro.Status.Audit {
 		change := "-"
 		if e.Before != "" || e.After != "" {
-			change = orDash(e.Before) + " → " + orDash(e.After)
+			change = table.OrDash(e.Before) + " → " + table.OrDash(e.After)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Actor, e.Action, orDash(e.Target), change, e.Reason)
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Actor, e.Action, table.OrDash(e.Target), change, e.Reason)
 	}
 	return w.Flush()
 }
@@ -226,7 +227,7 @@ func (o *Options) stats(ctx context.Context, app string, since time.Duration) er
 		fmt.Fprintf(o.Out, "No finished release order in %s released an app%s\n", ns, map[bool]string{true: " named " + app, false: ""}[app != ""])
 		return nil
 	}
-	w := newTabWriter(o.Out)
+	w := table.NewWriter(o.Out)
 	fmt.Fprintln(w, "APP\tRELEASES\tSUCCEEDED\tSUCCESS-RATE\tMEAN-DURATION\tP95-DURATION\tROLLBACKS")
 	for _, s := range stats {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f%%\t%s\t%s\t%d\n", s.App, s.Orders, s.Succeeded, 100*float64(s.Succeeded)/float64(s.Orders),
