@@ -110,11 +110,11 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 		Port: ports[0],
 		Certs: certs.Options{
 			Namespace:                       install.Namespace,
-			SecretName:                      manager.WebhookSecretName,
+			SecretName:                      install.WebhookSecretName,
 			IPAddresses:                     []net.IP{net.ParseIP("127.0.0.1")},
 			CertDir:                         filepath.Join(e.ControlPlane.StateDir(), "webhook-certs"),
-			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
-			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
 		},
 	}
 	mgr, err := manager.New(cfg, mgrOpts)

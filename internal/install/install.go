@@ -27,6 +27,14 @@ const FieldOwner = client.FieldOwner("cafe-install")
 // Namespace is where CAFE's controller manager and its objects live.
 const Namespace = "cafe-system"
 
+// Names of CAFE's webhook configurations and of the Secret holding their
+// serving certificate, as in config/webhook.
+const (
+	MutatingWebhookName   = "cafe-mutating-webhook"
+	ValidatingWebhookName = "cafe-validating-webhook"
+	WebhookSecretName     = "cafe-webhook-certs"
+)
+
 // CAFE applies the namespace, CRDs and RBAC, then waits for every CRD to be
 // Established so clients can use the kinds at once.
 func CAFE(ctx context.Context, cfg *rest.Config) error {

@@ -26,6 +26,13 @@ const (
 	ReasonDrainForDelete = "DrainForDelete"
 )
 
+// GateChange is a planned closing of a pod's gate: step 1 of the protocol,
+// with the reason that says which operation the drain is for.
+type GateChange struct {
+	Pod    *corev1.Pod
+	Reason string
+}
+
 // Gate returns the pod's traffic-ready condition, or nil if it has none yet.
 func Gate(pod *corev1.Pod) *corev1.PodCondition {
 	for i := range pod.Status.Conditions {

@@ -10,9 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -22,13 +19,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/scheme"
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
@@ -57,7 +54,7 @@ type Options struct {
 	ClientQPS   float32
 	ClientBurst int
 	// Namespace is the namespace CAFE runs in (it holds the audit signing
-	// key); empty means DefaultNamespace.
+	// key); empty means install.Namespace (internal/install).
 	Namespace string
 	// SkipControllerNameValidation lets a second manager run in the same
 	// process after the first stopped (devenv.Env.StopControllers):
@@ -87,24 +84,8 @@ type WebhookOptions struct {
 	Certs certs.Options
 }
 
-// Names of CAFE's webhook configurations and certificate Secret, as in
-// config/webhook.
-const (
-	MutatingWebhookName   = "cafe-mutating-webhook"
-	ValidatingWebhookName = "cafe-validating-webhook"
-	WebhookSecretName     = "cafe-webhook-certs"
-)
-
 // LeaderElectionID names the Lease replicas of the manager compete for.
 const LeaderElectionID = "cafe-controller-manager.cafe.io"
-
-// Scheme returns the scheme with the Kubernetes built-in kinds and CAFE's.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(cafev1alpha1.AddToScheme(s))
-	return s
-}
 
 // New builds the manager and registers every CAFE controller with it.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
@@ -137,7 +118,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// No controller reads managedFields; dropping them from the cache
 		// halves what each cached pod weighs and what a copy of it costs.
 		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Scheme:                  Scheme(),
+		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		PprofBindAddress:        opts.PprofAddr,
@@ -180,7 +161,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update;patch
 
 func ensureWebhookCerts(cfg *rest.Config, o certs.Options) error {
-	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return fmt.Errorf("building client for webhook certificates: %w", err)
 	}

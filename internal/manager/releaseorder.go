@@ -9,16 +9,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/cafe-io/cafe/internal/controller/releaseorder"
+	"github.com/cafe-io/cafe/internal/install"
 	rowebhook "github.com/cafe-io/cafe/internal/webhook/releaseorder"
 )
 
-// DefaultNamespace is the namespace CAFE runs in when Options.Namespace is
-// empty (install.Namespace).
-const DefaultNamespace = "cafe-system"
-
 func (o Options) namespace() string {
 	if o.Namespace == "" {
-		return DefaultNamespace
+		return install.Namespace
 	}
 	return o.Namespace
 }

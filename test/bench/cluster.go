@@ -15,7 +15,7 @@ import (
 
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 )
 
 // cluster is the one local control plane of a benchmark run, with CAFE
@@ -98,7 +98,7 @@ func (c *cluster) connect() error {
 	// The benchmark's own requests are few; keep them off any client limit.
 	admin.QPS, admin.Burst = -1, 0
 	c.admin = admin
-	if c.client, err = client.NewWithWatch(admin, client.Options{Scheme: manager.Scheme()}); err != nil {
+	if c.client, err = client.NewWithWatch(admin, client.Options{Scheme: scheme.New()}); err != nil {
 		return fmt.Errorf("building the admin client: %w", err)
 	}
 	if c.apiHTTP, err = rest.HTTPClientFor(admin); err != nil {

@@ -18,7 +18,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
@@ -49,7 +49,7 @@ func appReleaser(t *testing.T, ctx context.Context, ns, user string) (client.Cli
 	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
 	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
 	g.Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	g.Expect(err).NotTo(HaveOccurred())
 	return c, kubeconfig
 }

@@ -33,7 +33,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/managerproc"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
@@ -61,7 +61,7 @@ func releaseUser(t *testing.T, ctx context.Context, ns, user, role string) (stri
 	}
 	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
 	g.Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	g.Expect(err).NotTo(HaveOccurred())
 	return kubeconfig, c
 }
@@ -384,7 +384,7 @@ func releaseUserClient(t *testing.T, kubeconfig string) (string, client.Client) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/cafe-io/cafe/config"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/devenv"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 )
 
 // RepoRoot is the root of the CAFE source tree this file is part of.
@@ -70,7 +70,7 @@ func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions) (
 		BinaryAssetsDirectory: BinDir(),
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), config.CRDPaths)},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                manager.Scheme(),
+		Scheme:                scheme.New(),
 		WebhookInstallOptions: webhooks,
 	}
 	cfg, err := env.Start()

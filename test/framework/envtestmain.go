@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 )
 
 // EnvtestMain runs a test package against one real API server (envtest on
@@ -42,7 +42,7 @@ func EnvtestMain(m *testing.M, setup func(cfg *rest.Config) error) int {
 
 // NewClient is a client with CAFE's scheme that can also watch.
 func NewClient(cfg *rest.Config) (client.WithWatch, error) {
-	return client.NewWithWatch(cfg, client.Options{Scheme: manager.Scheme()})
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme.New()})
 }
 
 // RequireAPIServer skips t when the package runs without an API server

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -86,7 +86,7 @@ func createRevision(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppServ
 			Config:   cafev1alpha1.AppConfig{Env: env, Files: map[string]string{"app.yaml": "limit: 10\nmode: a\n"}},
 		},
 	}
-	g.Expect(controllerutil.SetControllerReference(app, rev, manager.Scheme())).To(Succeed())
+	g.Expect(controllerutil.SetControllerReference(app, rev, scheme.New())).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, rev)).To(Succeed())
 	rev.Status.Outcome = outcome
 	if succeeded > 0 {

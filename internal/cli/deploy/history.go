@@ -33,7 +33,7 @@ func (o *Options) history(ctx context.Context, name string) error {
 // printHistory writes one line per revision, oldest first, marking the
 // revision the pods ran before the release (current) and the one being
 // released (update).
-func printHistory(out io.Writer, cd *cafev1alpha1.CafeDeployment, revs []revision) error {
+func printHistory(out io.Writer, cd *cafev1alpha1.CafeDeployment, revs []historyEntry) error {
 	w := table.NewWriter(out)
 	fmt.Fprintln(w, "REVISION\tHASH\tCREATED\tIMAGES\tMARK")
 	for _, r := range revs {

@@ -18,9 +18,9 @@ import (
 	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
-// revision is one entry of a CafeDeployment's revision history, decoded
+// historyEntry is one entry of a CafeDeployment's revision history, decoded
 // from the ControllerRevision the controller keeps.
-type revision struct {
+type historyEntry struct {
 	// Name is the ControllerRevision's name, <cafedeployment>-<hash>.
 	Name string
 	// Number is .revision: higher is more recently released.
@@ -36,7 +36,7 @@ type revision struct {
 }
 
 // listRevisions reads the revision history of cd, oldest first.
-func listRevisions(ctx context.Context, c client.Client, cd *cafev1alpha1.CafeDeployment) ([]revision, error) {
+func listRevisions(ctx context.Context, c client.Client, cd *cafev1alpha1.CafeDeployment) ([]historyEntry, error) {
 	list := &appsv1.ControllerRevisionList{}
 	if err := c.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
 		return nil, fmt.Errorf("listing the revision history of %s (ControllerRevisions labelled %s=%s): %w", ref(cd), cafev1alpha1.DeploymentLabel, cd.Name, err)
@@ -47,21 +47,21 @@ func listRevisions(ctx context.Context, c client.Client, cd *cafev1alpha1.CafeDe
 // revisionsOf decodes the ControllerRevisions of cd, oldest first. A
 // revision controlled by another object (say, an earlier CafeDeployment of
 // the same name) is left out.
-func revisionsOf(cd *cafev1alpha1.CafeDeployment, items []appsv1.ControllerRevision) []revision {
-	out := make([]revision, 0, len(items))
+func revisionsOf(cd *cafev1alpha1.CafeDeployment, items []appsv1.ControllerRevision) []historyEntry {
+	out := make([]historyEntry, 0, len(items))
 	for i := range items {
 		cr := &items[i]
 		if owner := metav1.GetControllerOf(cr); owner != nil && cd.UID != "" && owner.UID != cd.UID {
 			continue
 		}
-		r := revision{Name: cr.Name, Number: cr.Revision, Hash: cr.Labels[cafev1alpha1.RevisionHashLabel], Created: cr.CreationTimestamp}
+		r := historyEntry{Name: cr.Name, Number: cr.Revision, Hash: cr.Labels[cafev1alpha1.RevisionHashLabel], Created: cr.CreationTimestamp}
 		if r.Hash == "" {
 			r.Hash = strings.TrimPrefix(cr.Name, cd.Name+"-")
 		}
 		r.Template, r.Err = decodeTemplate(cr)
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b revision) int {
+	slices.SortFunc(out, func(a, b historyEntry) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), strings.Compare(a.Name, b.Name))
 	})
 	return out
@@ -91,6 +91,6 @@ func images(t *corev1.PodTemplateSpec) string {
 }
 
 // describe names a revision in messages: "revision 3 (5f6d7c8b9)".
-func (r revision) describe() string {
+func (r historyEntry) describe() string {
 	return fmt.Sprintf("revision %d (%s)", r.Number, r.Hash)
 }

@@ -12,7 +12,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/table"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // rollbackOptions are the flags of `cafe deploy rollback`.
@@ -29,10 +29,10 @@ type rollbackOptions struct {
 // than the update revision. to is a revision number, a hash or a
 // ControllerRevision name. The update revision itself is refused: restoring
 // it changes nothing.
-func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string) (revision, error) {
+func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []historyEntry, to string) (historyEntry, error) {
 	update := cd.Status.UpdateRevision
 	seeHistory := fmt.Sprintf("see `%s`", command("history", cd))
-	var target *revision
+	var target *historyEntry
 	if to == "" {
 		for i := len(revs) - 1; i >= 0; i-- {
 			if revs[i].Hash != update {
@@ -41,7 +41,7 @@ func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string)
 			}
 		}
 		if target == nil {
-			return revision{}, fmt.Errorf("%s has no revision to roll back to: its history (%d revisions) holds no revision other than the update revision %s; %s",
+			return historyEntry{}, fmt.Errorf("%s has no revision to roll back to: its history (%d revisions) holds no revision other than the update revision %s; %s",
 				ref(cd), len(revs), table.OrDash(update), seeHistory)
 		}
 	} else {
@@ -49,20 +49,20 @@ func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []revision, to string)
 		for i := range revs {
 			if (numErr == nil && revs[i].Number == number) || revs[i].Hash == to || revs[i].Name == to {
 				if target != nil && target.Name != revs[i].Name {
-					return revision{}, fmt.Errorf("--to-revision %s matches both %s and %s of %s; pass the hash", to, target.describe(), revs[i].describe(), ref(cd))
+					return historyEntry{}, fmt.Errorf("--to-revision %s matches both %s and %s of %s; pass the hash", to, target.describe(), revs[i].describe(), ref(cd))
 				}
 				target = &revs[i]
 			}
 		}
 		if target == nil {
-			return revision{}, fmt.Errorf("%s has no revision %q in its history (a revision number or hash); %s", ref(cd), to, seeHistory)
+			return historyEntry{}, fmt.Errorf("%s has no revision %q in its history (a revision number or hash); %s", ref(cd), to, seeHistory)
 		}
 	}
 	if target.Hash == update {
-		return revision{}, fmt.Errorf("%s is already the update revision of %s: nothing to roll back to; pick another with --to-revision (%s)", target.describe(), ref(cd), seeHistory)
+		return historyEntry{}, fmt.Errorf("%s is already the update revision of %s: nothing to roll back to; pick another with --to-revision (%s)", target.describe(), ref(cd), seeHistory)
 	}
 	if target.Err != nil {
-		return revision{}, fmt.Errorf("%s of %s cannot be restored: ControllerRevision %s: %w", target.describe(), ref(cd), target.Name, target.Err)
+		return historyEntry{}, fmt.Errorf("%s of %s cannot be restored: ControllerRevision %s: %w", target.describe(), ref(cd), target.Name, target.Err)
 	}
 	return *target, nil
 }
@@ -72,7 +72,7 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	var target revision
+	var target historyEntry
 	var cd *cafev1alpha1.CafeDeployment
 	// Each attempt picks the target again from a fresh read: on a conflict
 	// the template or the update revision may have changed.
@@ -115,7 +115,7 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 		fmt.Fprintf(o.Out, "fast: the controller releases it in one group, without waiting for confirmation, within the water level\n")
 		// The controller honours the annotation only while it equals the
 		// hash it computes from spec.template.
-		if h := inplaceset.TemplateHash(&cd.Spec.Template); h != target.Hash {
+		if h := revision.TemplateHash(&cd.Spec.Template); h != target.Hash {
 			fmt.Fprintf(o.ErrOut, "Warning: the restored template hashes to %s, not %s, so the controller will not apply %s; the rollback proceeds group by group\n",
 				h, target.Hash, cafev1alpha1.FastReleaseAnnotation)
 		}

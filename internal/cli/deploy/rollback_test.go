@@ -42,7 +42,7 @@ func TestRevisionsOf(t *testing.T) {
 }
 
 func TestRollbackTarget(t *testing.T) {
-	history := func(cd *cafev1alpha1.CafeDeployment, crs ...appsv1.ControllerRevision) []revision {
+	history := func(cd *cafev1alpha1.CafeDeployment, crs ...appsv1.ControllerRevision) []historyEntry {
 		return revisionsOf(cd, crs)
 	}
 	r1, r2, r3 := controllerRevision(1, "aaa111", "app:v1"), controllerRevision(2, "bbb222", "app:v2"), controllerRevision(3, "ccc333", "app:v3")

@@ -20,7 +20,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/deploy"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -131,7 +131,7 @@ func waitingAt(cd *cafev1alpha1.CafeDeployment, k, total int32) func(*cafev1alph
 // numbered number, as the controller does, and returns its hash.
 func recordRevision(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, number int64) string {
 	stored := get(ctx, g, cd)
-	hash := inplaceset.TemplateHash(&stored.Spec.Template)
+	hash := revision.TemplateHash(&stored.Spec.Template)
 	raw, err := json.Marshal(stored.Spec.Template)
 	g.Expect(err).NotTo(HaveOccurred())
 	rev := &appsv1.ControllerRevision{

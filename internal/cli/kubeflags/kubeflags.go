@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 )
 
 // Flags are kubectl's connection flags (--kubeconfig, --context,
@@ -45,7 +45,7 @@ func ClientAndNamespace(flags Flags, override client.Client) (client.Client, str
 	if err != nil {
 		return nil, "", fmt.Errorf("loading the kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return nil, "", fmt.Errorf("connecting to the API server at %s: %w", cfg.Host, err)
 	}

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
@@ -38,11 +39,11 @@ func (o *options) webhookOptions() *manager.WebhookOptions {
 		Port: o.WebhookPort,
 		Certs: certs.Options{
 			Namespace:                       ns,
-			SecretName:                      manager.WebhookSecretName,
+			SecretName:                      install.WebhookSecretName,
 			DNSNames:                        []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"},
 			CertDir:                         o.WebhookCertDir,
-			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
-			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
 		},
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/install"
 )
 
 // GroupID is the root command group these commands are listed under.
@@ -190,7 +190,7 @@ func NewAuditCmd(streams genericiooptions.IOStreams) *cobra.Command {
 
 // NewAuditCmdWithOptions returns `cafe audit` using o.
 func NewAuditCmdWithOptions(o *Options) *cobra.Command {
-	ao := auditOptions{CAFENamespace: manager.DefaultNamespace}
+	ao := auditOptions{CAFENamespace: install.Namespace}
 	cmd := &cobra.Command{
 		Use:     "audit",
 		GroupID: GroupID,

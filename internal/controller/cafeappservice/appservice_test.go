@@ -14,7 +14,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // Every new content of template, service and config becomes one revision;
@@ -172,7 +172,7 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd)).To(Succeed())
 		g.Expect(cd.Spec.Template.Labels).To(HaveKeyWithValue(cafev1alpha1.AppRevisionLabel, "shop-r2"))
-		g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.FastReleaseAnnotation, inplaceset.TemplateHash(&cd.Spec.Template)),
+		g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.FastReleaseAnnotation, revision.TemplateHash(&cd.Spec.Template)),
 			"the fast-release request names the hash the CafeDeployment computes")
 	}).Should(Succeed())
 	g.Expect(getRevision(ctx, g, ns, "shop-r3").Status.Outcome).To(Equal(cafev1alpha1.ReleaseOutcomeRolledBack))

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;update;patch
@@ -341,7 +341,7 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(dry.Object, stored); err != nil {
 			return nil, err
 		}
-		metav1.SetMetaDataAnnotation(&desired.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, inplaceset.TemplateHash(&stored.Spec.Template))
+		metav1.SetMetaDataAnnotation(&desired.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, revision.TemplateHash(&stored.Spec.Template))
 	}
 	u := toUnstructured(desired)
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership); err != nil {

@@ -8,7 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // releaseView is what the app controller reads from its CafeDeployment.
@@ -38,7 +38,7 @@ func viewOf(cd *cafev1alpha1.CafeDeployment) releaseView {
 	return releaseView{
 		Exists:       true,
 		Revision:     cd.Spec.Template.Labels[cafev1alpha1.AppRevisionLabel],
-		Observed:     cd.Status.ObservedGeneration == cd.Generation && cd.Status.UpdateRevision == inplaceset.TemplateHash(&cd.Spec.Template),
+		Observed:     cd.Status.ObservedGeneration == cd.Generation && cd.Status.UpdateRevision == revision.TemplateHash(&cd.Spec.Template),
 		Phase:        cd.Status.Release.Phase,
 		CurrentGroup: ptr.Deref(cd.Status.Release.CurrentGroup, 0),
 		TotalGroups:  ptr.Deref(cd.Status.Release.TotalGroups, 0),

@@ -28,10 +28,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/release/plan"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=cafedeployments,verbs=get;list;watch;update;patch
@@ -141,7 +141,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentInvalidTopologyReason, err.Error())
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
 	}
-	updateRevision := inplaceset.TemplateHash(&cd.Spec.Template)
+	updateRevision := revision.TemplateHash(&cd.Spec.Template)
 	fast := cd.Annotations[cafev1alpha1.FastReleaseAnnotation] == updateRevision
 	if fast {
 		p = p.SingleGroup()

@@ -26,6 +26,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/podutil"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;update;patch
@@ -135,7 +136,7 @@ type scope struct {
 }
 
 func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (*scope, error) {
-	s := &scope{updateHash: TemplateHash(&set.Spec.Template), templates: map[string]*corev1.PodTemplateSpec{}}
+	s := &scope{updateHash: revision.TemplateHash(&set.Spec.Template), templates: map[string]*corev1.PodTemplateSpec{}}
 	revs := &appsv1.ControllerRevisionList{}
 	if err := r.Client.List(ctx, revs, client.InNamespace(set.Namespace), client.MatchingLabels{setNameLabel: set.Name}); err != nil {
 		return nil, fmt.Errorf("listing revisions: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -23,17 +21,6 @@ import (
 // revisionHistory is how many ControllerRevisions an InPlaceSet keeps besides
 // the ones its pods still run.
 const revisionHistory = 10
-
-// TemplateHash names a revision: a short stable hash of the pod template.
-func TemplateHash(template *corev1.PodTemplateSpec) string {
-	data, err := json.Marshal(template)
-	if err != nil {
-		panic(fmt.Sprintf("encoding a pod template cannot fail: %v", err))
-	}
-	h := fnv.New32a()
-	h.Write(data)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
 
 // revisionName is the ControllerRevision holding a template of the set.
 func revisionName(set *cafev1alpha1.InPlaceSet, hash string) string {

@@ -13,7 +13,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/install"
 )
 
 // emptyApp is an app without pods: its releases complete as soon as the
@@ -133,7 +133,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 
 	// The trail verifies with the public key CAFE published; each action
 	// and state change is in it once.
-	pub, err := audit.PublicKey(ctx, k8sClient, manager.DefaultNamespace)
+	pub, err := audit.PublicKey(ctx, k8sClient, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(audit.Verify(final.Status.Audit, pub)).To(BeNil())
 	seen := map[string]int{}

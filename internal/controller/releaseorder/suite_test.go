@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	os.Exit(framework.ControllerSuiteMain(m, func(c client.WithWatch, rc *rest.Config) {
 		k8sClient, cfg = c, rc
 		// The audit signing key lives in CAFE's namespace.
-		_ = c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}})
+		_ = c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: install.Namespace}})
 	}))
 }
 

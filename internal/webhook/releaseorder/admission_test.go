@@ -33,6 +33,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -85,11 +86,11 @@ func run(m *testing.M) int {
 		Port: wo.LocalServingPort,
 		Certs: certs.Options{
 			Namespace:                       install.Namespace,
-			SecretName:                      manager.WebhookSecretName,
+			SecretName:                      install.WebhookSecretName,
 			IPAddresses:                     []net.IP{net.ParseIP(wo.LocalServingHost)},
 			CertDir:                         certDir,
-			MutatingWebhookConfigurations:   []string{manager.MutatingWebhookName},
-			ValidatingWebhookConfigurations: []string{manager.ValidatingWebhookName},
+			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
 		},
 	}})
 	if err != nil {
@@ -120,7 +121,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	testEnv = env
-	if admin, err = client.New(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
+	if admin, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -140,7 +141,7 @@ func person(t *testing.T, g Gomega, ns, name string, groups []string, roles ...s
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
 		})).To(Succeed())
 	}
-	c, err := client.New(u.Config(), client.Options{Scheme: manager.Scheme()})
+	c, err := client.New(u.Config(), client.Options{Scheme: scheme.New()})
 	g.Expect(err).NotTo(HaveOccurred())
 	return c
 }
