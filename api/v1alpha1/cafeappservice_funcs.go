@@ -38,6 +38,11 @@ const (
 
 	// DefaultConfigMountPath is the CRD default of spec.config.mountPath.
 	DefaultConfigMountPath = "/etc/cafe/config"
+
+	// ConfigVolumeName is the volume through which an app's pods mount
+	// their revision's config files. The validating webhook refuses a
+	// template that uses the name itself.
+	ConfigVolumeName = "cafe-config"
 )
 
 // On a CafeAppService, [FastReleaseAnnotation] holds the name of a revision

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -120,4 +121,78 @@ func (o *ReleaseOrder) WindowState(now time.Time) (opensAt time.Time, notYetOpen
 		return time.Time{}, false, true
 	}
 	return time.Time{}, false, false
+}
+
+// CheckApprover returns why user may not approve the order, or nil: four eyes
+// (never the requester), one approval per person, and membership of an
+// approver group when the order names some.
+func (o *ReleaseOrder) CheckApprover(user string, groups []string) error {
+	switch {
+	case o.Spec.RequestedBy == "":
+		return fmt.Errorf("the order has no recorded requester, so the four-eyes rule cannot be checked: it cannot be approved")
+	case user == o.Spec.RequestedBy:
+		return fmt.Errorf("%s requested this order and cannot approve it: an order needs approvals from people other than its requester (four eyes)", user)
+	}
+	for _, a := range o.Status.Approvals {
+		if a.User == user {
+			return fmt.Errorf("%s already approved this order at %s: approvals must come from %d distinct people", user, a.Time.UTC().Format(time.RFC3339), o.RequiredApprovals())
+		}
+	}
+	if ag := o.Spec.Approval.ApproverGroups; len(ag) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(ag, g) }) {
+		return fmt.Errorf("%s is in none of the order's approver groups (%s)", user, strings.Join(ag, ", "))
+	}
+	return nil
+}
+
+// DependencyCycle returns the names of one dependency cycle among the
+// order's apps (the first app repeated at the end, e.g. [a b c a]), or nil
+// when the dependencies form a DAG. Dependencies on names that are not in
+// the order are ignored (the CRD refuses them).
+func (s *ReleaseOrderSpec) DependencyCycle() []string {
+	deps := map[string][]string{}
+	var names []string
+	for _, a := range s.Apps {
+		deps[a.Name] = a.DependsOn
+		names = append(names, a.Name)
+	}
+	sort.Strings(names)
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var cycle []string
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		state[n] = onStack
+		stack = append(stack, n)
+		next := slices.Clone(deps[n])
+		sort.Strings(next)
+		for _, d := range next {
+			if _, known := deps[d]; !known {
+				continue
+			}
+			switch state[d] {
+			case onStack:
+				i := slices.Index(stack, d)
+				cycle = append(slices.Clone(stack[i:]), d)
+				return true
+			case unvisited:
+				if visit(d) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return false
+	}
+	for _, n := range names {
+		if state[n] == unvisited && visit(n) {
+			return cycle
+		}
+	}
+	return nil
 }

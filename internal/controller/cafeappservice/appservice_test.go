@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/revision"
 )
 
@@ -119,7 +118,7 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 	g.Expect(c.Env).To(HaveLen(1))
 	g.Expect(c.Env[0].Name).To(Equal("GREETING"))
 	g.Expect(c.Env[0].ValueFrom.ConfigMapKeyRef.Name).To(Equal("shop-r1-config"))
-	g.Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: cafeappservice.ConfigVolumeName, MountPath: cafev1alpha1.DefaultConfigMountPath, ReadOnly: true}))
+	g.Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: cafev1alpha1.ConfigVolumeName, MountPath: cafev1alpha1.DefaultConfigMountPath, ReadOnly: true}))
 	g.Expect(tpl.Spec.Volumes).To(HaveLen(1))
 	g.Expect(tpl.Spec.Volumes[0].ConfigMap.Name).To(Equal("shop-r1-config"))
 	g.Expect(metav1.GetControllerOf(cd).Kind).To(Equal("CafeAppService"))

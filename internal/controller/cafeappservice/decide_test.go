@@ -183,7 +183,7 @@ func TestRenderPodTemplateIsDeterministicAndReadsTheRevisionsConfigMap(t *testin
 			}
 		}
 		g.Expect(names[len(names)-2:]).To(Equal([]string{"A", "B"}), c.Name)
-		g.Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: "/conf", ReadOnly: true}}))
+		g.Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: cafev1alpha1.ConfigVolumeName, MountPath: "/conf", ReadOnly: true}}))
 	}
 	g.Expect(first.Spec.Volumes).To(HaveLen(1))
 	g.Expect(first.Spec.Volumes[0].ConfigMap.Name).To(Equal("pay-r1-config"))

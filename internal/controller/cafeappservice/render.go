@@ -11,11 +11,6 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
-// ConfigVolumeName is the volume through which an app's pods mount their
-// revision's config files. The validating webhook refuses a template that
-// uses the name itself.
-const ConfigVolumeName = "cafe-config"
-
 // appSelector selects the pods of every revision of an app.
 func appSelector(app string) map[string]string {
 	return map[string]string{cafev1alpha1.AppLabel: app}
@@ -54,7 +49,7 @@ func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemp
 				}})
 			}
 			if len(fileNames) > 0 {
-				cs[i].VolumeMounts = append(cs[i].VolumeMounts, corev1.VolumeMount{Name: ConfigVolumeName, MountPath: mountPath, ReadOnly: true})
+				cs[i].VolumeMounts = append(cs[i].VolumeMounts, corev1.VolumeMount{Name: cafev1alpha1.ConfigVolumeName, MountPath: mountPath, ReadOnly: true})
 			}
 		}
 	}
@@ -65,7 +60,7 @@ func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemp
 		for _, f := range fileNames {
 			items = append(items, corev1.KeyToPath{Key: f, Path: f})
 		}
-		t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{
+		t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: cafev1alpha1.ConfigVolumeName, VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Items: items},
 		}})
 	}

@@ -1,64 +1,9 @@
 package releaseorder
 
 import (
-	"slices"
-	"sort"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
-
-// FindCycle returns the names of one dependency cycle among apps (the first
-// app repeated at the end, e.g. [a b c a]), or nil when the dependencies
-// form a DAG. Dependencies on names that are not in apps are ignored (the
-// CRD refuses them).
-func FindCycle(apps []cafev1alpha1.ReleaseOrderApp) []string {
-	deps := map[string][]string{}
-	var names []string
-	for _, a := range apps {
-		deps[a.Name] = a.DependsOn
-		names = append(names, a.Name)
-	}
-	sort.Strings(names)
-	const (
-		unvisited = iota
-		onStack
-		done
-	)
-	state := map[string]int{}
-	var stack []string
-	var cycle []string
-	var visit func(n string) bool
-	visit = func(n string) bool {
-		state[n] = onStack
-		stack = append(stack, n)
-		next := slices.Clone(deps[n])
-		sort.Strings(next)
-		for _, d := range next {
-			if _, known := deps[d]; !known {
-				continue
-			}
-			switch state[d] {
-			case onStack:
-				i := slices.Index(stack, d)
-				cycle = append(slices.Clone(stack[i:]), d)
-				return true
-			case unvisited:
-				if visit(d) {
-					return true
-				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
-		return false
-	}
-	for _, n := range names {
-		if state[n] == unvisited && visit(n) {
-			return cycle
-		}
-	}
-	return nil
-}
 
 // phases maps each app to its phase in the order's status (Pending when
 // it has none yet).

@@ -36,26 +36,6 @@ const (
 // chain is the order: a → b → c, and d independent.
 var chain = []cafev1alpha1.ReleaseOrderApp{app("a"), app("b", "a"), app("c", "b"), app("d")}
 
-func TestFindCycle(t *testing.T) {
-	tests := []struct {
-		name string
-		apps []cafev1alpha1.ReleaseOrderApp
-		want []string
-	}{
-		{"a chain with an independent app has no cycle", chain, nil},
-		{"a diamond has no cycle", []cafev1alpha1.ReleaseOrderApp{app("a"), app("b", "a"), app("c", "a"), app("d", "b", "c")}, nil},
-		{"two apps depending on each other are a cycle", []cafev1alpha1.ReleaseOrderApp{app("a", "b"), app("b", "a")}, []string{"a", "b", "a"}},
-		{"a three-app loop is named in full", []cafev1alpha1.ReleaseOrderApp{app("x"), app("a", "c"), app("b", "a"), app("c", "b")}, []string{"a", "c", "b", "a"}},
-		{"an app depending on itself is a cycle", []cafev1alpha1.ReleaseOrderApp{app("a", "a")}, []string{"a", "a"}},
-		{"a dependency outside the order is ignored", []cafev1alpha1.ReleaseOrderApp{app("a", "zz")}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(FindCycle(tt.apps)).To(Equal(tt.want))
-		})
-	}
-}
-
 func TestStartable(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -239,7 +239,7 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 	}
 	switch a.Spec.Action {
 	case cafev1alpha1.ActionApprove:
-		if err := CheckApprover(o, actor, a.Spec.ActorGroups); err != nil {
+		if err := o.CheckApprover(actor, a.Spec.ActorGroups); err != nil {
 			return err
 		}
 		st.Approvals = append(st.Approvals, cafev1alpha1.ReleaseApprovalRecord{User: actor, Time: d.nowTime(), Comment: a.Spec.Comment, Action: a.Name})
@@ -303,27 +303,6 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 			return fmt.Errorf("the order has changed no app yet: nothing to roll back (cancel it instead)")
 		}
 		d.rollbackAll(actor, fmt.Sprintf("rollback asked by %s%s", actor, commentSuffix(a.Spec.Comment)))
-	}
-	return nil
-}
-
-// CheckApprover returns why user may not approve o, or nil: four eyes
-// (never the requester), one approval per person, and membership of an
-// approver group when the order names some.
-func CheckApprover(o *cafev1alpha1.ReleaseOrder, user string, groups []string) error {
-	switch {
-	case o.Spec.RequestedBy == "":
-		return fmt.Errorf("the order has no recorded requester, so the four-eyes rule cannot be checked: it cannot be approved")
-	case user == o.Spec.RequestedBy:
-		return fmt.Errorf("%s requested this order and cannot approve it: an order needs approvals from people other than its requester (four eyes)", user)
-	}
-	for _, a := range o.Status.Approvals {
-		if a.User == user {
-			return fmt.Errorf("%s already approved this order at %s: approvals must come from %d distinct people", user, a.Time.UTC().Format(time.RFC3339), o.RequiredApprovals())
-		}
-	}
-	if ag := o.Spec.Approval.ApproverGroups; len(ag) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(ag, g) }) {
-		return fmt.Errorf("%s is in none of the order's approver groups (%s)", user, strings.Join(ag, ", "))
 	}
 	return nil
 }

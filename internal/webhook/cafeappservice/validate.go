@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -126,7 +125,7 @@ func ValidateSpec(app *cafev1alpha1.CafeAppService) error {
 			continue
 		}
 		for _, m := range c.VolumeMounts {
-			if m.Name == cafeappservice.ConfigVolumeName {
+			if m.Name == cafev1alpha1.ConfigVolumeName {
 				errs = append(errs, fmt.Errorf("spec.template: container %q mounts a volume named %s, which CAFE uses for spec.config.files", c.Name, m.Name))
 			}
 			if strings.TrimSuffix(m.MountPath, "/") == strings.TrimSuffix(mountPath, "/") {
@@ -135,7 +134,7 @@ func ValidateSpec(app *cafev1alpha1.CafeAppService) error {
 		}
 	}
 	for _, vol := range t.Spec.Volumes {
-		if vol.Name == cafeappservice.ConfigVolumeName && len(cfg.Files) > 0 {
+		if vol.Name == cafev1alpha1.ConfigVolumeName && len(cfg.Files) > 0 {
 			errs = append(errs, fmt.Errorf("spec.template.spec.volumes[%s]: the name is CAFE's, for spec.config.files", vol.Name))
 		}
 	}

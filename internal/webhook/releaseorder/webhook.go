@@ -37,7 +37,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/releaseorder"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -200,7 +199,7 @@ func (v OrderValidator) gather(ctx context.Context, o *cafev1alpha1.ReleaseOrder
 // its field, or nil.
 func ValidateOrder(o *cafev1alpha1.ReleaseOrder, w OrderWorld) error {
 	var errs []string
-	if cycle := releaseorder.FindCycle(o.Spec.Apps); cycle != nil {
+	if cycle := o.Spec.DependencyCycle(); cycle != nil {
 		i := slices.IndexFunc(o.Spec.Apps, func(a cafev1alpha1.ReleaseOrderApp) bool { return a.Name == cycle[0] })
 		errs = append(errs, fmt.Sprintf("spec.apps[%d].dependsOn: dependency cycle %s: an order releases apps in dependency order, so the dependencies must not loop", i, strings.Join(cycle, " → ")))
 	}
@@ -323,7 +322,7 @@ func ValidateAction(o *cafev1alpha1.ReleaseOrder, a *cafev1alpha1.ReleaseAction)
 	}
 	switch a.Spec.Action {
 	case cafev1alpha1.ActionApprove:
-		if err := releaseorder.CheckApprover(o, a.Spec.Actor, a.Spec.ActorGroups); err != nil {
+		if err := o.CheckApprover(a.Spec.Actor, a.Spec.ActorGroups); err != nil {
 			return fmt.Errorf("spec.action: %w", err)
 		}
 	case cafev1alpha1.ActionStart:
