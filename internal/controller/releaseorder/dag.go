@@ -1,7 +1,6 @@
 package releaseorder
 
 import (
-
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
