@@ -146,6 +146,20 @@ func (s CafeDeploymentStrategy) WaitsForConfirm() bool {
 	return s.NeedWaitingForConfirm != nil && *s.NeedWaitingForConfirm
 }
 
+// FastReleaseRequested reports whether the CafeDeployment's
+// FastReleaseAnnotation asks for the template in spec to be released fast:
+// the annotation names either the template's revision hash (`cafe deploy
+// rollback --fast`) or the app revision the template renders (its
+// AppRevisionLabel, set by the CafeAppService controller). A request left
+// from an earlier release names another revision and is ignored.
+func (c *CafeDeployment) FastReleaseRequested(templateHash string) bool {
+	want := c.Annotations[FastReleaseAnnotation]
+	if want == "" {
+		return false
+	}
+	return want == templateHash || want == c.Spec.Template.Labels[AppRevisionLabel]
+}
+
 // GetConditions returns the conditions of the CafeDeployment.
 func (c *CafeDeployment) GetConditions() []metav1.Condition {
 	return c.Status.Conditions

@@ -243,3 +243,32 @@ func TestCafeDeploymentStrategyWaitsForConfirm(t *testing.T) {
 		})
 	}
 }
+
+func TestFastReleaseRequested(t *testing.T) {
+	withTemplateRevision := func(annotation, appRevision string) *CafeDeployment {
+		cd := &CafeDeployment{}
+		if annotation != "" {
+			cd.Annotations = map[string]string{FastReleaseAnnotation: annotation}
+		}
+		if appRevision != "" {
+			cd.Spec.Template.Labels = map[string]string{AppRevisionLabel: appRevision}
+		}
+		return cd
+	}
+	tests := []struct {
+		name string
+		cd   *CafeDeployment
+		want bool
+	}{
+		{"no annotation: a grouped release", withTemplateRevision("", "shop-r2"), false},
+		{"the annotation names the template's hash (cafe deploy rollback --fast)", withTemplateRevision("abc12", ""), true},
+		{"the annotation names the app revision the template renders", withTemplateRevision("shop-r2", "shop-r2"), true},
+		{"a request left for another app revision is ignored", withTemplateRevision("shop-r1", "shop-r2"), false},
+		{"a request left for another hash is ignored", withTemplateRevision("zzz99", "shop-r2"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(tt.cd.FastReleaseRequested("abc12")).To(Equal(tt.want))
+		})
+	}
+}

@@ -70,9 +70,11 @@ const (
 	ActedAtAnnotation = "cafe.io/acted-at"
 )
 
-// FastReleaseAnnotation, set to a revision hash (by `cafe deploy rollback
-// --fast`), releases that revision in a single group, without waiting for
-// confirmation, still within the water level.
+// FastReleaseAnnotation on a CafeDeployment, set to a revision hash (by
+// `cafe deploy rollback --fast`) or to the app revision its template
+// renders (by the CafeAppService controller), releases that revision in a
+// single group, without waiting for confirmation, still within the water
+// level (see CafeDeployment.FastReleaseRequested).
 const FastReleaseAnnotation = "cafe.io/fast-release"
 
 // DeploymentLabel marks the objects a CafeDeployment owns (its pod sets and

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;update;patch
@@ -312,15 +311,15 @@ func (r *Reconciler) cafeDeployment(ctx context.Context, app *cafev1alpha1.CafeA
 
 // publish applies the CafeDeployment that releases rev, unless what the
 // app last applied is unchanged. With the app's fast-release annotation on
-// rev, the CafeDeployment gets its own, carrying the hash its controller
-// computes from the stored template: a dry run tells that hash first, so
-// the template and the request for one group arrive in one write.
+// rev, the CafeDeployment gets its own, naming rev (the template's
+// cafe.io/app-revision label), so the template and the request for one
+// group arrive in one write.
 func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision, current *cafev1alpha1.CafeDeployment) (*cafev1alpha1.CafeDeployment, error) {
 	if err := r.ensureConfigMap(ctx, app, rev); err != nil {
 		return nil, err
 	}
 	fast := app.Annotations[cafev1alpha1.FastReleaseAnnotation] == rev.Name
-	desired := desiredCafeDeployment(app, rev, "")
+	desired := desiredCafeDeployment(app, rev, fast)
 	applied := hashJSON(struct {
 		Spec cafev1alpha1.CafeDeploymentSpec
 		Fast bool
@@ -332,17 +331,6 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 		return nil, err
 	}
 	metav1.SetMetaDataAnnotation(&desired.ObjectMeta, appliedAnnotation, applied)
-	if fast {
-		dry := toUnstructured(desired)
-		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), fieldOwner, client.ForceOwnership, client.DryRunAll); err != nil {
-			return nil, fmt.Errorf("dry-run of CafeDeployment %s for %s: %w", desired.Name, rev.Name, err)
-		}
-		stored := &cafev1alpha1.CafeDeployment{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(dry.Object, stored); err != nil {
-			return nil, err
-		}
-		metav1.SetMetaDataAnnotation(&desired.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, revision.TemplateHash(&stored.Spec.Template))
-	}
 	u := toUnstructured(desired)
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership); err != nil {
 		return nil, fmt.Errorf("applying CafeDeployment %s for %s: %w", desired.Name, rev.Name, err)

@@ -68,9 +68,10 @@ func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemp
 }
 
 // desiredCafeDeployment is the CafeDeployment that releases rev with the
-// app's workload settings. fastHash, when set, asks for a release in one
-// group (cafe.io/fast-release).
-func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision, fastHash string) *cafev1alpha1.CafeDeployment {
+// app's workload settings. fast asks for a release in one group
+// (cafe.io/fast-release naming rev, which the template's
+// cafe.io/app-revision label names too).
+func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision, fast bool) *cafev1alpha1.CafeDeployment {
 	w := app.Spec.Workload
 	cd := &cafev1alpha1.CafeDeployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "CafeDeployment"},
@@ -88,8 +89,8 @@ func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.A
 			Strategy:   *w.Strategy.DeepCopy(),
 		},
 	}
-	if fastHash != "" {
-		cd.Annotations = map[string]string{cafev1alpha1.FastReleaseAnnotation: fastHash}
+	if fast {
+		cd.Annotations = map[string]string{cafev1alpha1.FastReleaseAnnotation: rev.Name}
 	}
 	return cd
 }

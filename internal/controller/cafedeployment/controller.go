@@ -142,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
 	}
 	updateRevision := revision.TemplateHash(&cd.Spec.Template)
-	fast := cd.Annotations[cafev1alpha1.FastReleaseAnnotation] == updateRevision
+	fast := cd.FastReleaseRequested(updateRevision)
 	if fast {
 		p = p.SingleGroup()
 	}
