@@ -209,15 +209,15 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
 	}
 	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment")}
-	if err := cd.SetupWithManager(mgr); err != nil {
+	if err := cd.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
 	}
 	gk := &gatekeeper.Reconciler{Client: mgr.GetClient()}
-	if err := gk.SetupWithManager(mgr); err != nil {
+	if err := gk.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the gate keeper: %w", err)
 	}
 	app := &cafeappservice.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafeappservice")}
-	if err := app.SetupWithManager(mgr); err != nil {
+	if err := app.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the CafeAppService controller: %w", err)
 	}
 	nl := &nodelifecycle.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("nodelifecycle")}

@@ -58,7 +58,7 @@ type Reconciler struct {
 }
 
 // SetupWithManager registers the controller.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Scheme == nil || r.Recorder == nil {
 		return errors.New("cafeappservice: Client, APIReader, Scheme and Recorder are required")
 	}

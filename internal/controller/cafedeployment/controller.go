@@ -61,7 +61,7 @@ type Reconciler struct {
 const staleRetry = 200 * time.Millisecond
 
 // SetupWithManager registers the controller.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.Scheme == nil || r.Recorder == nil {
 		return errors.New("cafedeployment: Client, Scheme and Recorder are required")
 	}

@@ -42,7 +42,7 @@ type Reconciler struct {
 }
 
 // SetupWithManager registers the controller for the pods it keeps.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil {
 		return errors.New("gatekeeper: Client is required")
 	}
