@@ -15,10 +15,9 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -65,9 +64,11 @@ type Reconciler struct {
 	signer   *audit.Signer
 }
 
+var _ reconcile.Reconciler = &Reconciler{}
+
 // SetupWithManager registers the controller, its indexes and the runnable
 // that creates the audit signing key at start.
-func (r *Reconciler) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Recorder == nil || r.Namespace == "" {
 		return errors.New("releaseorder: Client, APIReader, Recorder and Namespace are required")
 	}
@@ -94,17 +95,17 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 	// is retried by the reconciler if the namespace is not there yet.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if _, err := r.getSigner(ctx); err != nil {
-			logf.FromContext(ctx).Error(err, "Creating the audit signing key; retried at the first release order")
+			ctrl.LoggerFrom(ctx).Error(err, "Creating the audit signing key; retried at the first release order")
 		}
 		return nil
 	})); err != nil {
 		return err
 	}
-	return ctrl.ControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		For(&cafev1alpha1.ReleaseOrder{}).
 		// A person acts on an order by creating a ReleaseAction.
-		Watches(&cafev1alpha1.ReleaseAction{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*cafev1alpha1.ReleaseAction).Spec.Order}}}
+		Watches(&cafev1alpha1.ReleaseAction{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*cafev1alpha1.ReleaseAction).Spec.Order}}}
 		})).
 		// An app's status says when its release succeeded or failed.
 		Watches(&cafev1alpha1.CafeAppService{}, handler.EnqueueRequestsFromMapFunc(r.ordersOfApp)).
@@ -117,15 +118,15 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 
 // ordersOfApp maps an app (or its CafeDeployment, of the same name) to the
 // open orders that release it.
-func (r *Reconciler) ordersOfApp(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *Reconciler) ordersOfApp(ctx context.Context, o client.Object) []ctrl.Request {
 	list := &cafev1alpha1.ReleaseOrderList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{OrderAppIndex: o.GetName()}); err != nil {
 		return nil
 	}
-	var out []reconcile.Request
+	var out []ctrl.Request
 	for _, ro := range list.Items {
 		if !ro.IsFinished() {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
+			out = append(out, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
 		}
 	}
 	return out
@@ -150,53 +151,53 @@ func (r *Reconciler) getSigner(ctx context.Context) (audit.Signer, error) {
 }
 
 // Reconcile gathers the order, its unprocessed actions and its apps,
-// decides (Decide), writes the status with its audit entries in one
+// decides (the pure decide), writes the status with its audit entries in one
 // write, then makes the apps match the status (applyEffects).
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	log := logf.FromContext(ctx)
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
 	order := &cafev1alpha1.ReleaseOrder{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, order); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !order.DeletionTimestamp.IsZero() {
-		return reconcile.Result{}, nil
+		return ctrl.Result{}, nil
 	}
 	signer, err := r.getSigner(ctx)
 	if err != nil {
-		return reconcile.Result{}, fmt.Errorf("audit signing key: %w", err)
+		return ctrl.Result{}, fmt.Errorf("audit signing key: %w", err)
 	}
 	actions, err := r.unprocessedActions(ctx, order)
 	if err != nil {
-		return reconcile.Result{}, err
+		return ctrl.Result{}, err
 	}
-	views, err := r.views(ctx, order)
+	apps, err := r.readApps(ctx, order)
 	if err != nil {
-		return reconcile.Result{}, err
+		return ctrl.Result{}, err
 	}
 	before := order.DeepCopy()
 	now := r.Now()
-	decision := Decide(order, actions, views, now, signer.Append)
+	decision := decide(order, actions, apps, now, signer.Append)
 	if !equality.Semantic.DeepEqual(before.Status, order.Status) {
 		// Locked on the resourceVersion read: a status written meanwhile
 		// (another replica, a stale read) makes this write fail instead of
 		// losing its audit entries.
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
-				return reconcile.Result{Requeue: true}, nil
+				return ctrl.Result{Requeue: true}, nil
 			}
-			return reconcile.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
+			return ctrl.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
 		}
 		r.report(order, before, decision)
 	}
 	if err := r.applyEffects(ctx, order); err != nil {
-		return reconcile.Result{}, err
+		return ctrl.Result{}, err
 	}
-	result := reconcile.Result{RequeueAfter: decision.RequeueAfter}
+	result := ctrl.Result{RequeueAfter: decision.RequeueAfter}
 	if order.IsFinished() && order.Spec.RetentionDays != nil && order.Status.FinishedAt != nil {
 		deleteAt := order.Status.FinishedAt.Add(time.Duration(*order.Spec.RetentionDays) * 24 * time.Hour)
 		if !now.Before(deleteAt) {
 			log.Info("Deleting finished release order past its retention", "ReleaseOrder", klog.KObj(order))
-			return reconcile.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, order, client.Preconditions{UID: ptr.To(order.UID)}))
+			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, order, client.Preconditions{UID: ptr.To(order.UID)}))
 		}
 		if after := deleteAt.Sub(now); result.RequeueAfter == 0 || after < result.RequeueAfter {
 			result.RequeueAfter = after
@@ -234,11 +235,11 @@ func (r *Reconciler) unprocessedActions(ctx context.Context, order *cafev1alpha1
 	return out, nil
 }
 
-// views reads every app of the order.
-func (r *Reconciler) views(ctx context.Context, order *cafev1alpha1.ReleaseOrder) (map[string]AppView, error) {
-	out := map[string]AppView{}
+// readApps observes every app of the order.
+func (r *Reconciler) readApps(ctx context.Context, order *cafev1alpha1.ReleaseOrder) (map[string]appObservation, error) {
+	out := map[string]appObservation{}
 	for _, a := range order.Spec.Apps {
-		v, err := r.view(ctx, order, a.Name)
+		v, err := r.readApp(ctx, order, a.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -247,8 +248,10 @@ func (r *Reconciler) views(ctx context.Context, order *cafev1alpha1.ReleaseOrder
 	return out, nil
 }
 
-func (r *Reconciler) view(ctx context.Context, order *cafev1alpha1.ReleaseOrder, name string) (AppView, error) {
-	v := AppView{Outcomes: map[string]cafev1alpha1.ReleaseOutcome{}}
+// readApp observes one app of the order: its CafeAppService, the outcomes
+// of the order's revisions of it and the release of its CafeDeployment.
+func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrder, name string) (appObservation, error) {
+	v := appObservation{Outcomes: map[string]cafev1alpha1.ReleaseOutcome{}}
 	app := &cafev1alpha1.CafeAppService{}
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: name}, app)
 	switch {
@@ -303,7 +306,7 @@ func (r *Reconciler) view(ctx context.Context, order *cafev1alpha1.ReleaseOrder,
 }
 
 // report records metrics and events of what the written status changed.
-func (r *Reconciler) report(order, before *cafev1alpha1.ReleaseOrder, d Decision) {
+func (r *Reconciler) report(order, before *cafev1alpha1.ReleaseOrder, d orderDecision) {
 	for _, o := range d.Observations {
 		observe(order, o)
 	}

@@ -14,10 +14,10 @@ func phases(status []cafev1alpha1.ReleaseOrderAppStatus) map[string]cafev1alpha1
 	return out
 }
 
-// Startable returns, in spec order, the Pending apps every dependency of
+// startable returns, in spec order, the Pending apps every dependency of
 // which has Succeeded: the apps a running order may start now. Independent
 // apps are startable together, so they release in parallel.
-func Startable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
+func startable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
 	ph := phases(status)
 	var out []string
 	for _, a := range apps {
@@ -38,13 +38,13 @@ func Startable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.Releas
 	return out
 }
 
-// RollbackStartable returns, in spec order, the apps WaitingForRollback
+// rollbackStartable returns, in spec order, the apps WaitingForRollback
 // that may start rolling back now: the reverse of the release order, so an
 // app rolls back only once every app of the order that depends on it
 // (directly or not) is no longer waiting for or under a rollback. Apps
 // that depend on each other through an app that was never changed are
 // ordered all the same.
-func RollbackStartable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
+func rollbackStartable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha1.ReleaseOrderAppStatus) []string {
 	ph := phases(status)
 	dependents := map[string][]string{}
 	for _, a := range apps {
@@ -82,9 +82,9 @@ func RollbackStartable(apps []cafev1alpha1.ReleaseOrderApp, status []cafev1alpha
 	return out
 }
 
-// Changed reports whether the order has touched (or is about to touch) an
+// changedByOrder reports whether the order has touched (or is about to touch) an
 // app in this phase, so that a full rollback must return it.
-func Changed(p cafev1alpha1.ReleaseOrderAppPhase) bool {
+func changedByOrder(p cafev1alpha1.ReleaseOrderAppPhase) bool {
 	switch p {
 	case cafev1alpha1.AppPublishing, cafev1alpha1.AppReleasing, cafev1alpha1.AppSucceeded, cafev1alpha1.AppFailed:
 		return true

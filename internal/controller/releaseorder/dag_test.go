@@ -51,7 +51,7 @@ func TestStartable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(Startable(chain, tt.status)).To(Equal(tt.want))
+			NewWithT(t).Expect(startable(chain, tt.status)).To(Equal(tt.want))
 		})
 	}
 }
@@ -71,7 +71,7 @@ func TestRollbackStartable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(RollbackStartable(chain, tt.status)).To(Equal(tt.want))
+			NewWithT(t).Expect(rollbackStartable(chain, tt.status)).To(Equal(tt.want))
 		})
 	}
 }

@@ -19,10 +19,10 @@ import (
 // controller makes on its own.
 const ControllerActor = "cafe-controller"
 
-// AppView is what the controller reads about one app of an order: the
+// appObservation is what the controller reads about one app of an order: the
 // CafeAppService, the outcomes of the order's revisions and the release of
 // its CafeDeployment.
-type AppView struct {
+type appObservation struct {
 	// Exists is false when the CafeAppService is gone.
 	Exists bool
 	// Published is spec.publishedRevision; Generation the app's generation.
@@ -53,13 +53,13 @@ type AppView struct {
 
 // observes reports whether the app's status describes the state after the
 // order's publish of rev (recorded at generation gen).
-func (v AppView) observes(rev string, gen int64) bool {
+func (v appObservation) observes(rev string, gen int64) bool {
 	return v.Exists && gen > 0 && v.Published == rev && v.StatusPublished == rev && v.ObservedGeneration >= gen
 }
 
 // waiting reports whether the release waits for a person: a confirmation
 // or a pause. The progress deadline does not run meanwhile.
-func (v AppView) waiting() bool {
+func (v appObservation) waiting() bool {
 	return v.WaitingGroup != nil || v.ReleasePhase == cafev1alpha1.ReleasePhasePaused || v.Paused
 }
 
@@ -76,27 +76,27 @@ type Observation struct {
 	App      string
 }
 
-// Decision is what Decide changed besides the status.
-type Decision struct {
+// orderDecision is what decide changed besides the status.
+type orderDecision struct {
 	// RequeueAfter is when time alone changes something (window, deadline,
 	// retention); zero when nothing is due.
 	RequeueAfter time.Duration
 	Observations []Observation
 }
 
-// Decide advances the order one step from its status, the unprocessed
+// decide advances the order one step from its status, the unprocessed
 // actions (in creation order), what the apps look like and the time. It
 // changes o.Status only, appending one signed audit entry per state change
 // and per action, so that the status write that records a change records
 // its audit entry too. It writes nothing else: the effects on apps follow
 // from the resulting status (see Reconciler.applyEffects).
-func Decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, apps map[string]AppView, now time.Time, sign Signer) Decision {
+func decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, apps map[string]appObservation, now time.Time, sign Signer) orderDecision {
 	d := &decider{o: o, apps: apps, now: now, sign: sign}
 	d.initialize()
 	for i := range actions {
 		d.process(&actions[i])
 	}
-	d.window()
+	d.enforceWindow()
 	d.observeApps()
 	d.startApps()
 	d.applyFailurePolicy()
@@ -108,10 +108,10 @@ func Decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, 
 
 type decider struct {
 	o    *cafev1alpha1.ReleaseOrder
-	apps map[string]AppView
+	apps map[string]appObservation
 	now  time.Time
 	sign Signer
-	out  Decision
+	out  orderDecision
 }
 
 func (d *decider) nowTime() metav1.Time { return metav1.NewTime(d.now.UTC().Truncate(time.Second)) }
@@ -259,7 +259,7 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 		}
 		st.StartedBy, st.StartedAt = actor, ptr.To(d.nowTime())
 		d.setPhase(cafev1alpha1.OrderScheduled, actor, cafev1alpha1.OrderReasonWindowNotOpen, "started by "+actor)
-		// window() moves it on to Running when the window is open.
+		// enforceWindow moves it on to Running when the window is open.
 	case cafev1alpha1.ActionPause:
 		d.hold(cafev1alpha1.OrderReasonPausedByUser, fmt.Sprintf("paused by %s%s; resume with: cafe release resume %s", actor, commentSuffix(a.Spec.Comment), o.Name), actor)
 	case cafev1alpha1.ActionResume:
@@ -299,7 +299,7 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 		d.setPhase(cafev1alpha1.OrderCancelled, actor, cafev1alpha1.OrderReasonFinished,
 			fmt.Sprintf("cancelled by %s%s; apps not started will not start, apps already published keep their revision (roll back with cafe app rollback)", actor, commentSuffix(a.Spec.Comment)))
 	case cafev1alpha1.ActionRollback:
-		if !slices.ContainsFunc(st.Apps, func(s cafev1alpha1.ReleaseOrderAppStatus) bool { return Changed(s.Phase) }) {
+		if !slices.ContainsFunc(st.Apps, func(s cafev1alpha1.ReleaseOrderAppStatus) bool { return changedByOrder(s.Phase) }) {
 			return fmt.Errorf("the order has changed no app yet: nothing to roll back (cancel it instead)")
 		}
 		d.rollbackAll(actor, fmt.Sprintf("rollback asked by %s%s", actor, commentSuffix(a.Spec.Comment)))
@@ -329,16 +329,16 @@ func (d *decider) rollbackAll(actor, msg string) {
 			// not change it.
 			continue
 		}
-		if Changed(app.Phase) && app.RollbackStartedAt == nil {
+		if changedByOrder(app.Phase) && app.RollbackStartedAt == nil {
 			d.setAppPhase(app, cafev1alpha1.AppWaitingForRollback, "to be rolled back to "+orDash(app.FromRevision)+" once the apps depending on it are")
 		}
 	}
 	d.setPhase(cafev1alpha1.OrderRollingBack, actor, cafev1alpha1.OrderReasonRollingBack, msg+"; rolling back every app the order changed, in reverse dependency order")
 }
 
-// window starts a scheduled order when its window opens and pauses a
+// enforceWindow starts a scheduled order when its window opens and pauses a
 // running one when it closes.
-func (d *decider) window() {
+func (d *decider) enforceWindow() {
 	o, st := d.o, &d.o.Status
 	opensAt, notYetOpen, closed := o.WindowState(d.now)
 	switch st.Phase {
@@ -369,7 +369,7 @@ func (d *decider) observeApps() {
 	for i := range st.Apps {
 		app := &st.Apps[i]
 		done := app.Phase == cafev1alpha1.AppSucceeded || app.Phase == cafev1alpha1.AppFailed || app.Phase == cafev1alpha1.AppRolledBack
-		if orig, ok := OriginalStrategy(app); app.StrategyOverridden && done && (!ok || sameStrategy(d.apps[app.Name].Strategy, orig)) {
+		if orig, ok := originalStrategy(app); app.StrategyOverridden && done && (!ok || sameStrategy(d.apps[app.Name].Strategy, orig)) {
 			// The effects gave the app its own strategy back.
 			app.StrategyOverridden = false
 		}
@@ -412,7 +412,7 @@ func (d *decider) observeApps() {
 	}
 }
 
-func (d *decider) observeRelease(app *cafev1alpha1.ReleaseOrderAppStatus, v AppView) {
+func (d *decider) observeRelease(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
 	if !v.Exists {
 		d.failApp(app, "CafeAppService "+app.Name+" no longer exists")
 		return
@@ -516,7 +516,7 @@ func (d *decider) progressRollbacks() {
 	if st.Phase != cafev1alpha1.OrderRunning && st.Phase != cafev1alpha1.OrderRollingBack {
 		return
 	}
-	for _, name := range RollbackStartable(d.o.Spec.Apps, st.Apps) {
+	for _, name := range rollbackStartable(d.o.Spec.Apps, st.Apps) {
 		app := st.AppStatus(name)
 		app.RollbackStartedAt = ptr.To(d.nowTime())
 		// A hold the order put on the app is released by the effects (the
@@ -538,7 +538,7 @@ func (d *decider) startApps() {
 	if st.Phase != cafev1alpha1.OrderRunning || d.failing() {
 		return
 	}
-	for _, name := range Startable(d.o.Spec.Apps, st.Apps) {
+	for _, name := range startable(d.o.Spec.Apps, st.Apps) {
 		app, spec, v := st.AppStatus(name), d.o.Spec.App(name), d.apps[name]
 		app.StartedAt, app.LastProgressAt = ptr.To(d.nowTime()), ptr.To(d.nowTime())
 		if !v.Exists {
@@ -625,9 +625,9 @@ func (d *decider) summarize() {
 	meta.SetStatusCondition(&st.Conditions, cond)
 }
 
-// OriginalStrategy decodes the strategy an app had before the order's
+// originalStrategy decodes the strategy an app had before the order's
 // overrides; false when none was recorded.
-func OriginalStrategy(app *cafev1alpha1.ReleaseOrderAppStatus) (cafev1alpha1.ReleaseOrderAppStrategy, bool) {
+func originalStrategy(app *cafev1alpha1.ReleaseOrderAppStatus) (cafev1alpha1.ReleaseOrderAppStrategy, bool) {
 	var s cafev1alpha1.ReleaseOrderAppStrategy
 	if app.OriginalStrategy == "" || json.Unmarshal([]byte(app.OriginalStrategy), &s) != nil {
 		return s, false

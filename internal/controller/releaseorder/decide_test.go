@@ -14,16 +14,16 @@ import (
 	"github.com/cafe-io/cafe/internal/audit"
 )
 
-// world plays the apps for Decide: what each app publishes and how its
+// world plays the apps for decide: what each app publishes and how its
 // release stands. publish mimics the effects and the app controller.
 type world struct {
-	apps map[string]AppView
+	apps map[string]appObservation
 }
 
 func newWorld(names ...string) *world {
-	w := &world{apps: map[string]AppView{}}
+	w := &world{apps: map[string]appObservation{}}
 	for _, n := range names {
-		w.apps[n] = AppView{Exists: true, Published: n + "-r1", StatusPublished: n + "-r1", Generation: 1, ObservedGeneration: 1, Ready: true,
+		w.apps[n] = appObservation{Exists: true, Published: n + "-r1", StatusPublished: n + "-r1", Generation: 1, ObservedGeneration: 1, Ready: true,
 			Outcomes: map[string]cafev1alpha1.ReleaseOutcome{n + "-r1": cafev1alpha1.ReleaseOutcomeSucceeded}}
 	}
 	return w
@@ -88,10 +88,10 @@ func newRun(t *testing.T, policy cafev1alpha1.FailurePolicy) *run {
 	return &run{t: t, o: o, w: newWorld("a", "b", "c", "d"), now: o.CreationTimestamp.Time, signer: audit.Signer{Key: key}}
 }
 
-// step runs Decide with the actions, then the effects.
-func (r *run) step(actions ...cafev1alpha1.ReleaseAction) Decision {
+// step runs decide with the actions, then the effects.
+func (r *run) step(actions ...cafev1alpha1.ReleaseAction) orderDecision {
 	r.now = r.now.Add(10 * time.Second)
-	d := Decide(r.o, actions, r.w.apps, r.now, r.signer.Append)
+	d := decide(r.o, actions, r.w.apps, r.now, r.signer.Append)
 	r.w.effects(r.o)
 	return d
 }

@@ -50,7 +50,7 @@ func (r *Reconciler) applyEffects(ctx context.Context, o *cafev1alpha1.ReleaseOr
 				func(cur string) bool { return cur == st.FromRevision }))
 		case cafev1alpha1.AppRollingBack:
 			var restore *cafev1alpha1.ReleaseOrderAppStrategy
-			if orig, ok := OriginalStrategy(st); ok && st.StrategyOverridden {
+			if orig, ok := originalStrategy(st); ok && st.StrategyOverridden {
 				restore = &orig
 			}
 			errs = append(errs, r.publish(ctx, o.Namespace, st.Name, st.FromRevision, true, restore,
@@ -60,7 +60,7 @@ func (r *Reconciler) applyEffects(ctx context.Context, o *cafev1alpha1.ReleaseOr
 				errs = append(errs, r.confirm(ctx, o.Namespace, st.Name, *st.ConfirmGroup))
 			}
 		case cafev1alpha1.AppSucceeded, cafev1alpha1.AppFailed, cafev1alpha1.AppRolledBack:
-			if orig, ok := OriginalStrategy(st); ok && st.StrategyOverridden {
+			if orig, ok := originalStrategy(st); ok && st.StrategyOverridden {
 				errs = append(errs, r.restoreStrategy(ctx, o.Namespace, st.Name, orig))
 			}
 		}
@@ -83,7 +83,7 @@ func (r *Reconciler) publish(ctx context.Context, ns, name, rev string, fast boo
 			return client.IgnoreNotFound(err)
 		}
 		if app.Spec.PublishedRevision == rev || !expect(app.Spec.PublishedRevision) {
-			// Done already, or changed by someone else: Decide sees it.
+			// Done already, or changed by someone else: decide sees it.
 			return nil
 		}
 		patch := client.MergeFromWithOptions(app.DeepCopy(), client.MergeFromWithOptimisticLock{})
