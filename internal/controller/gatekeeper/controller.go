@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
@@ -40,6 +41,8 @@ type Reconciler struct {
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
+
+var _ reconcile.Reconciler = &Reconciler{}
 
 // SetupWithManager registers the controller for the pods it keeps.
 func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {

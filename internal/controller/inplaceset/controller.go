@@ -17,11 +17,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
@@ -49,6 +51,8 @@ type Reconciler struct {
 	// written are the pod writes the cache does not show yet.
 	written expectations
 }
+
+var _ reconcile.Reconciler = &Reconciler{}
 
 // podOwnerIndex indexes pods by their controlling InPlaceSet.
 const podOwnerIndex = "cafe.io/inplaceset-owner"
@@ -162,20 +166,20 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 
 	// The pods are the cache's own objects, not copies: a reconcile reads
 	// every pod of the set but writes a few, and copying a thousand pods per
-	// reconcile was most of CAFE's CPU in `make bench`. Nothing may modify
-	// them; a write that decodes its response into the object works on a
-	// copy (updateInPlace).
+	// reconcile would be most of CAFE's CPU at release scale. Nothing may
+	// modify them; a write that decodes its response into the object works
+	// on a copy (updateInPlace).
 	podList := &corev1.PodList{}
 	if err := r.Client.List(ctx, podList, client.InNamespace(set.Namespace), client.MatchingFields{podOwnerIndex: set.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(set.Spec.UpdateStrategy.MaxUnavailable, int(ptrOr(set.Spec.Replicas, 1)), false)
+	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(set.Spec.UpdateStrategy.MaxUnavailable, int(ptr.Deref(set.Spec.Replicas, 1)), false)
 	if err != nil {
 		return nil, fmt.Errorf("spec.updateStrategy.maxUnavailable: %w", err)
 	}
 	s.input = planInput{
-		Replicas:        int(ptrOr(set.Spec.Replicas, 1)),
-		Partition:       int(ptrOr(set.Spec.UpdateStrategy.Partition, 0)),
+		Replicas:        int(ptr.Deref(set.Spec.Replicas, 1)),
+		Partition:       int(ptr.Deref(set.Spec.UpdateStrategy.Partition, 0)),
 		MaxUnavailable:  maxUnavailable,
 		MinReadySeconds: time.Duration(set.Spec.UpdateStrategy.MinReadySeconds) * time.Second,
 		Paused:          set.Spec.UpdateStrategy.Paused,
@@ -256,7 +260,7 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 	}
 	for _, pod := range p.Delete {
 		// No event per pod: at release scale events are the largest share of
-		// API writes (shared/notes); the log and the set's status say it.
+		// API writes; the log and the set's status say it.
 		w.add(func() error {
 			err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
 			if err == nil {
@@ -368,13 +372,6 @@ func ignoreGone(err error) error {
 		return nil
 	}
 	return err
-}
-
-func ptrOr[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }
 
 // mostCommon returns the revision most old pods run (the current revision),

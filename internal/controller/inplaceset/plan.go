@@ -57,12 +57,6 @@ type planInput struct {
 	Pods            []podState
 }
 
-// gateChange closes a pod's gate for an operation.
-type gateChange struct {
-	Pod    *corev1.Pod
-	Reason string
-}
-
 // planResult lists the writes of one reconcile; every list is independent
 // and idempotent, so the reconciler may execute them in any order.
 type planResult struct {
@@ -70,7 +64,7 @@ type planResult struct {
 	// the current revision (the latter keeps a partition when replacing pods).
 	CreateUpdated int
 	CreateCurrent int
-	CloseGate     []gateChange
+	CloseGate     []lossless.GateChange
 	UpdateInPlace []*corev1.Pod
 	Delete        []*corev1.Pod
 	OpenGate      []*corev1.Pod
@@ -146,7 +140,7 @@ func plan(in planInput) planResult {
 		case in.Paused:
 			// Scale-in waits for resume too; a drain already begun stays.
 		case p.DrainReason != lossless.ReasonDrainForDelete:
-			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+			out.CloseGate = append(out.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 		case p.Drained:
 			out.Delete = append(out.Delete, p.Pod)
 		}
@@ -174,7 +168,7 @@ func plan(in planInput) planResult {
 				}
 				budget--
 			}
-			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
+			out.CloseGate = append(out.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
 		case !p.Drained:
 			// Waiting for EndpointSlices and traffic providers to let go.
 		case p.InPlaceEligible:
@@ -208,7 +202,7 @@ func (out *planResult) planMigrations(migrating, kept []podState, replicas int, 
 				}
 				continue
 			}
-			out.CloseGate = append(out.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+			out.CloseGate = append(out.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 		case p.Drained:
 			out.Delete = append(out.Delete, p.Pod)
 		}
@@ -280,11 +274,8 @@ func chooseSurplus(active []podState, replicas int) []podState {
 	sorted := others
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
-		if x, y := a.DrainReason == lossless.ReasonDrainForDelete, b.DrainReason == lossless.ReasonDrainForDelete; x != y {
-			return x
-		}
-		if a.Ready != b.Ready {
-			return !a.Ready
+		if less, decided := cheaperFirst(a, b, lossless.ReasonDrainForDelete); decided {
+			return less
 		}
 		if a.Updated != b.Updated {
 			return !a.Updated
@@ -295,8 +286,9 @@ func chooseSurplus(active []podState, replicas int) []podState {
 }
 
 // chooseUpdates picks, in the order to act on them, which old-revision pods
-// move to the update revision so that target pods run it: pods already draining for update first (finish
-// what was begun), then not ready ones (they serve nobody), then by name.
+// move to the update revision so that target pods run it: pods already
+// draining for update first (finish what was begun), then not ready ones
+// (they serve nobody), then by name.
 func chooseUpdates(kept []podState, target int) []podState {
 	updated := 0
 	var old []podState
@@ -313,15 +305,26 @@ func chooseUpdates(kept []podState, target int) []podState {
 	}
 	sort.SliceStable(old, func(i, j int) bool {
 		a, b := old[i], old[j]
-		if x, y := a.DrainReason == lossless.ReasonDrainForUpdate, b.DrainReason == lossless.ReasonDrainForUpdate; x != y {
-			return x
-		}
-		if a.Ready != b.Ready {
-			return !a.Ready
+		if less, decided := cheaperFirst(a, b, lossless.ReasonDrainForUpdate); decided {
+			return less
 		}
 		return a.Pod.Name < b.Pod.Name
 	})
 	return old[:min(need, len(old))]
+}
+
+// cheaperFirst orders two candidates for an operation by what acting on
+// them costs: a pod already draining for it first (finish what was begun),
+// then one that is not ready (it serves nobody). decided is false when
+// neither comes first, for the caller's own tie-break.
+func cheaperFirst(a, b podState, drainReason string) (less, decided bool) {
+	if x, y := a.DrainReason == drainReason, b.DrainReason == drainReason; x != y {
+		return x, true
+	}
+	if a.Ready != b.Ready {
+		return !a.Ready, true
+	}
+	return false, false
 }
 
 func without(pods, remove []podState) []podState {

@@ -42,7 +42,7 @@ func names(pods []*corev1.Pod) []string {
 	return out
 }
 
-func gateNames(changes []gateChange) []string {
+func gateNames(changes []lossless.GateChange) []string {
 	out := []string{}
 	for _, c := range changes {
 		out = append(out, c.Pod.Name+":"+c.Reason)
@@ -244,4 +244,28 @@ func TestOnlyConflictsLooksThroughJoinedErrors(t *testing.T) {
 	g.Expect(onlyConflicts(errors.Join(conflict, fmt.Errorf("wrapped: %w", conflict)))).To(BeTrue())
 	g.Expect(onlyConflicts(errors.Join(conflict, errors.New("boom")))).To(BeFalse())
 	g.Expect(onlyConflicts(errors.New("boom"))).To(BeFalse())
+}
+
+func TestCheaperFirstPrefersAPodDrainingForTheOperationThenANotReadyOne(t *testing.T) {
+	forDelete, forUpdate := lossless.ReasonDrainForDelete, lossless.ReasonDrainForUpdate
+	tests := []struct {
+		name          string
+		a, b          podState
+		less, decided bool
+	}{
+		{"a pod draining for the operation comes first", serving("a").draining(forDelete, false), serving("b"), true, true},
+		{"even before a pod that is not ready", serving("a").notReady(), serving("b").draining(forDelete, false), false, true},
+		{"a drain for another operation does not count as begun", serving("a").draining(forUpdate, false), serving("b").notReady(), false, false},
+		{"a pod that is not ready comes before a serving one", serving("a"), serving("b").notReady(), false, true},
+		{"two serving pods are left to the caller", serving("a"), serving("b"), false, false},
+		{"so are two pods draining for the operation", serving("a").draining(forDelete, true), serving("b").draining(forDelete, false), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			less, decided := cheaperFirst(tt.a, tt.b, forDelete)
+			g.Expect(decided).To(Equal(tt.decided), "decided")
+			g.Expect(less).To(Equal(tt.less), "less")
+		})
+	}
 }

@@ -5,13 +5,12 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/statuspatch"
 )
 
 // updateStatus computes the set's status from the gathered pods and writes
@@ -52,19 +51,17 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 	if execErr == nil {
 		st.ObservedGeneration = set.Generation
 	}
-	if equality.Semantic.DeepEqual(before.Status, set.Status) {
-		return nil
+	wrote, err := statuspatch.IfChanged(ctx, r.Client, before, set, func(set *cafev1alpha1.InPlaceSet) any { return set.Status })
+	if wrote {
+		r.reportUpdateDone(before, set)
 	}
-	r.reportUpdateDone(before, set)
-	if err := r.Client.Status().Patch(ctx, set, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("updating status: %w", client.IgnoreNotFound(err))
-	}
-	return nil
+	return err
 }
 
 // reportUpdateDone records one event per set when its pods reach the update
 // revision (per-pod events would be the largest share of a release's API
-// writes).
+// writes). It is called once the status saying so is written, so the event
+// is recorded once per transition.
 func (r *Reconciler) reportUpdateDone(before, after *cafev1alpha1.InPlaceSet) {
 	was := meta.IsStatusConditionTrue(before.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition)
 	now := meta.FindStatusCondition(after.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition)
