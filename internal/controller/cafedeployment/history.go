@@ -22,8 +22,9 @@ import (
 // recordRevision keeps the CafeDeployment's revision history as
 // ControllerRevisions named <name>-<hash>, what `cafe deploy rollback`
 // restores from. Releasing a revision again moves it to the top of the
-// history (a higher .revision), as a Deployment does.
-func recordRevision(ctx context.Context, c client.Client, scheme *runtime.Scheme, cd *cafev1alpha1.CafeDeployment, hash string) error {
+// history (a higher .revision), as a Deployment does. Pruning the history
+// keeps hash and outgoing, the revision the release of hash replaces.
+func recordRevision(ctx context.Context, c client.Client, scheme *runtime.Scheme, cd *cafev1alpha1.CafeDeployment, hash, outgoing string) error {
 	revs, err := history(ctx, c, cd)
 	if err != nil {
 		return err
@@ -63,7 +64,7 @@ func recordRevision(ctx context.Context, c client.Client, scheme *runtime.Scheme
 	if err := c.Create(ctx, rev); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("recording revision %s: %w", rev.Name, err)
 	}
-	return pruneHistory(ctx, c, append(revs, *rev), int(ptr.Deref(cd.Spec.RevisionHistoryLimit, 10)), cd.Status.CurrentRevision, hash)
+	return pruneHistory(ctx, c, append(revs, *rev), int(ptr.Deref(cd.Spec.RevisionHistoryLimit, 10)), outgoing, hash)
 }
 
 func history(ctx context.Context, c client.Client, cd *cafev1alpha1.CafeDeployment) ([]appsv1.ControllerRevision, error) {

@@ -1,12 +1,86 @@
 package cafedeployment
 
 import (
+	"strconv"
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
+
+// revisionChange is what advanceRelease found about the update revision.
+type revisionChange struct {
+	// isNew: the template is not the one the recorded release is about (or
+	// none is recorded): its revision goes into the history.
+	isNew bool
+	// outgoing is the revision the status names as current once the new
+	// release starts (the one it replaces): the history keeps it.
+	outgoing string
+}
+
+// advanceRelease records the update revision in the status and steps the
+// release record from the pod sets' reports. The current revision becomes
+// the update revision once its release completes.
+func advanceRelease(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, updateRevision string, fast bool, now metav1.Time) revisionChange {
+	st := &cd.Status
+	firstRevision := st.UpdateRevision == ""
+	change := revisionChange{isNew: st.UpdateRevision != updateRevision}
+	if change.isNew && !firstRevision {
+		st.CurrentRevision = st.UpdateRevision
+	}
+	change.outgoing = st.CurrentRevision
+	st.UpdateRevision = updateRevision
+	if st.CurrentRevision == "" {
+		st.CurrentRevision = updateRevision
+	}
+	st.Release = stepRelease(releaseInput{
+		Plan:           p,
+		Release:        st.Release,
+		NewRelease:     change.isNew,
+		Progress:       progressOf(reports),
+		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm() && !fast,
+		Paused:         cd.Spec.Strategy.Pause,
+		Confirmation:   confirmationOf(cd),
+		Now:            now,
+	})
+	if firstRevision {
+		// Creating the first pods is not a release of a change: nothing to
+		// compare, confirm or roll back to, so every group is released.
+		st.Release.Phase = cafev1alpha1.ReleasePhaseCompleted
+		st.Release.CurrentGroup = st.Release.TotalGroups
+	}
+	if st.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
+		st.CurrentRevision = updateRevision
+	}
+	return change
+}
+
+func progressOf(reports map[string]podset.UnitReport) map[string]unitProgress {
+	out := map[string]unitProgress{}
+	for unit, v := range reports {
+		out[unit] = unitProgress{UpdatedAvailable: v.UpdatedAvailable, Observed: v.Observed}
+	}
+	return out
+}
+
+// confirmationOf reads the webhook-stamped confirmation, ignoring one
+// without an authenticated user.
+func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
+	a := cd.Annotations
+	group, err := strconv.Atoi(a[cafev1alpha1.ConfirmGroupAnnotation])
+	if err != nil || a[cafev1alpha1.ConfirmedByAnnotation] == "" {
+		return nil
+	}
+	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.ConfirmedAtAnnotation])
+	if err != nil {
+		at = time.Time{}
+	}
+	return &confirmation{Group: int32(group), User: a[cafev1alpha1.ConfirmedByAnnotation], At: metav1.NewTime(at)}
+}
 
 // unitProgress is what a unit's pod set reports about the update revision.
 type unitProgress struct {

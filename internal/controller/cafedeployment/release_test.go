@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -81,30 +82,75 @@ func TestConfirmationIsRecordedWithItsUser(t *testing.T) {
 	g.Expect(got.Groups[1].StartTime).NotTo(BeNil())
 }
 
-func TestSplitBudgetNeverExceedsTheWaterLevel(t *testing.T) {
-	units := []string{"a", "b", "c"}
-	per := map[string]int32{"a": 2, "b": 2, "c": 2}
+func TestAdvanceReleaseKeepsTheRevisionsStraight(t *testing.T) {
+	p := twelveOverThreeZones(t)
+	done := reportsOf(serving(4), serving(4), serving(4))
 	tests := []struct {
-		name   string
-		active map[string]bool
-		budget int32
-		want   map[string]int32
+		name     string
+		status   cafev1alpha1.CafeDeploymentStatus
+		reports  map[string]podset.UnitReport
+		want     revisionChange
+		current  string
+		phase    cafev1alpha1.ReleasePhase
+		group    int32
+		fast     bool
+		confirms bool
 	}{
-		{"every active unit gets its own maxUnavailable when the budget allows", map[string]bool{"a": true, "b": true, "c": true}, 6, map[string]int32{"a": 2, "b": 2, "c": 2}},
-		{"a tight budget goes to the first units in order", map[string]bool{"a": true, "b": true, "c": true}, 3, map[string]int32{"a": 2, "b": 1, "c": 0}},
-		{"inactive units get nothing", map[string]bool{"b": true}, 6, map[string]int32{"b": 2}},
-		{"a negative budget gives nothing", map[string]bool{"a": true}, -1, map[string]int32{"a": 0}},
+		{
+			name:    "the first revision is released at once, every group, and is current",
+			reports: reportsOf(podset.UnitReport{}, podset.UnitReport{}, podset.UnitReport{}),
+			want:    revisionChange{isNew: true}, current: "new", phase: cafev1alpha1.ReleasePhaseCompleted, group: 4,
+		},
+		{
+			name:    "a new template starts a release from the revision it replaces, which the history keeps",
+			status:  cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "old", CurrentRevision: "old", Release: cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseCompleted, CurrentGroup: ptr.To[int32](4)}},
+			reports: reportsOf(serving(0), serving(0), serving(0)),
+			want:    revisionChange{isNew: true, outgoing: "old"}, current: "old", phase: cafev1alpha1.ReleasePhaseProgressing, group: 0,
+		},
+		{
+			name:    "a template changed again mid-release replaces the revision being released",
+			status:  cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "mid", CurrentRevision: "old", Release: atGroup(2)},
+			reports: reportsOf(serving(0), serving(0), serving(0)),
+			want:    revisionChange{isNew: true, outgoing: "mid"}, current: "mid", phase: cafev1alpha1.ReleasePhaseProgressing, group: 0,
+		},
+		{
+			name:    "a release that completes at once makes its revision current, and the history still keeps the one it replaced",
+			status:  cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "old", CurrentRevision: "old"},
+			reports: done,
+			want:    revisionChange{isNew: true, outgoing: "old"}, current: "new", phase: cafev1alpha1.ReleasePhaseCompleted, group: 4,
+		},
+		{
+			name:    "the same template records nothing new and the release goes on",
+			status:  cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "new", CurrentRevision: "old", Release: atGroup(1)},
+			reports: reportsOf(serving(2), serving(2), serving(1)),
+			want:    revisionChange{outgoing: "old"}, current: "old", phase: cafev1alpha1.ReleasePhaseProgressing, group: 1,
+		},
+		{
+			name:     "a finished group waits for its confirmation",
+			status:   cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "old", CurrentRevision: "old"},
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			confirms: true,
+			want:     revisionChange{isNew: true, outgoing: "old"}, current: "old", phase: cafev1alpha1.ReleasePhaseWaitingForConfirm, group: 0,
+		},
+		{
+			name:     "a fast release waits for no confirmation",
+			status:   cafev1alpha1.CafeDeploymentStatus{UpdateRevision: "old", CurrentRevision: "old"},
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			confirms: true, fast: true,
+			want: revisionChange{isNew: true, outgoing: "old"}, current: "old", phase: cafev1alpha1.ReleasePhaseProgressing, group: 1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got := splitBudget(units, tt.active, per, tt.budget)
+			cd := &cafev1alpha1.CafeDeployment{Status: tt.status}
+			cd.Spec.Strategy.NeedWaitingForConfirm = ptr.To(tt.confirms)
+			got := advanceRelease(cd, p, tt.reports, "new", tt.fast, t0)
 			g.Expect(got).To(Equal(tt.want))
-			var sum int32
-			for _, v := range got {
-				sum += v
-			}
-			g.Expect(sum).To(BeNumerically("<=", max(tt.budget, 0)))
+			g.Expect(cd.Status.UpdateRevision).To(Equal("new"))
+			g.Expect(cd.Status.CurrentRevision).To(Equal(tt.current), "current revision")
+			g.Expect(cd.Status.Release.Phase).To(Equal(tt.phase))
+			g.Expect(cd.Status.Release.CurrentGroup).To(HaveValue(Equal(tt.group)))
 		})
 	}
 }

@@ -10,10 +10,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -123,10 +123,11 @@ type rescheduling struct {
 	moved map[string]int32
 }
 
-// rescheduled applies autoReschedule: it reads the pods stuck unschedulable
-// and the units' nodes, decides, and returns the spec to plan from and when
-// to look again (a pod still inside its initial delay).
-func (r *Reconciler) rescheduled(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (rescheduling, time.Duration, error) {
+// reschedulingFor applies autoReschedule: it reads the pods stuck
+// unschedulable and the units' nodes, decides, and returns the rescheduling
+// (the spec to plan from) and when to look again (a pod still inside its
+// initial delay).
+func (r *Reconciler) reschedulingFor(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (rescheduling, time.Duration, error) {
 	out := rescheduling{spec: cd.Spec, moved: map[string]int32{}}
 	ar := cd.Spec.Topology.AutoReschedule
 	if !ar.Enable {
@@ -157,6 +158,16 @@ func (r *Reconciler) rescheduled(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 		}
 	}
 	return out, requeue, nil
+}
+
+// setRescheduledReplicas reports in each unit's status the replicas it
+// moved out.
+func setRescheduledReplicas(cd *cafev1alpha1.CafeDeployment, moved map[string]int32) {
+	for i := range cd.Status.Units {
+		if m := moved[cd.Status.Units[i].Name]; m > 0 {
+			cd.Status.Units[i].RescheduledReplicas = ptr.To(m)
+		}
+	}
 }
 
 // stuckPods counts, per unit, the CafeDeployment's pods unschedulable for
@@ -221,16 +232,16 @@ func (r *Reconciler) reportRescheduling(before, after *cafev1alpha1.CafeDeployme
 
 // reschedulingDeployments maps a node event to the CafeDeployments that
 // have replicas moved out of a unit (only they can act on it).
-func (r *Reconciler) reschedulingDeployments(ctx context.Context, _ client.Object) []reconcile.Request {
+func (r *Reconciler) reschedulingDeployments(ctx context.Context, _ client.Object) []ctrl.Request {
 	list := &cafev1alpha1.CafeDeploymentList{}
 	if err := r.Client.List(ctx, list); err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
+	var reqs []ctrl.Request
 	for _, cd := range list.Items {
 		for _, u := range cd.Status.Units {
 			if ptr.Deref(u.RescheduledReplicas, 0) > 0 {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cd)})
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&cd)})
 				break
 			}
 		}

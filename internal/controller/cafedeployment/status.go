@@ -4,28 +4,23 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
-
-var intstrOne = intstr.FromInt32(1)
 
 // setStatus aggregates the pod sets into the CafeDeployment's status and
 // sets its conditions. observedGeneration advances only when every pod set
 // was applied.
-func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, views map[string]unitView, applyErr error) {
+func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, applyErr error) {
 	st := &cd.Status
 	var replicas, ready, available, updated int32
 	st.Units = st.Units[:0]
 	for _, u := range p.Units {
 		us := cafev1alpha1.UnitStatus{Name: u, DesiredReplicas: ptr.To(p.UnitReplicas[u])}
-		if v, ok := views[u]; ok {
+		if v, ok := reports[u]; ok {
 			us.Replicas, us.ReadyReplicas, us.AvailableReplicas = ptr.To(v.Replicas), ptr.To(v.Ready), ptr.To(v.Available)
 			us.UpdatedReplicas = ptr.To(v.Updated)
 		}
@@ -77,16 +72,4 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, views map[string]un
 	if applyErr == nil {
 		st.ObservedGeneration = cd.Generation
 	}
-}
-
-// toApplyConfiguration turns a desired object into an apply request that
-// carries only what CAFE sets (no status, no server-filled metadata).
-func toApplyConfiguration(obj client.Object) runtime.ApplyConfiguration {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		panic(fmt.Sprintf("converting %T to unstructured cannot fail: %v", obj, err))
-	}
-	delete(u, "status")
-	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
-	return client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
 }

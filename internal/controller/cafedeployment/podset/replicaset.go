@@ -1,4 +1,4 @@
-package cafedeployment
+package podset
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -24,41 +23,30 @@ import (
 // per revision (named <cafedeployment>-<unit>-<revision>), scaled by CAFE
 // and never by a Deployment; the lossless protocol runs here.
 type replicaSets struct {
-	r    *Reconciler
-	cd   *cafev1alpha1.CafeDeployment
-	rev  string
-	pods map[string][]nativePod
+	nativeUnits
 	sets map[string][]*appsv1.ReplicaSet
 }
 
-func (r *Reconciler) loadReplicaSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (*replicaSets, error) {
-	list := &appsv1.ReplicaSetList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
-		return nil, fmt.Errorf("listing ReplicaSets: %w", err)
-	}
-	pods, err := r.nativePods(ctx, cd, updateRevision)
+func loadReplicaSets(ctx context.Context, env Env, cd *cafev1alpha1.CafeDeployment, updateRevision string) (Sets, error) {
+	p := &replicaSets{sets: map[string][]*appsv1.ReplicaSet{}}
+	units, err := loadNativeUnits(ctx, env, cd, updateRevision, &appsv1.ReplicaSetList{}, "ReplicaSets", func(unit string, rs *appsv1.ReplicaSet) {
+		p.sets[unit] = append(p.sets[unit], rs)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := &replicaSets{r: r, cd: cd, rev: updateRevision, pods: pods, sets: map[string][]*appsv1.ReplicaSet{}}
-	for i := range list.Items {
-		rs := &list.Items[i]
-		if metav1.IsControlledBy(rs, cd) {
-			unit := rs.Labels[cafev1alpha1.UnitLabel]
-			out.sets[unit] = append(out.sets[unit], rs)
-		}
-	}
-	return out, nil
+	p.nativeUnits = units
+	return p, nil
 }
 
 func replicaSetName(cd *cafev1alpha1.CafeDeployment, unit, revision string) string {
 	return podSetName(cd, unit) + "-" + revision
 }
 
-func (p *replicaSets) views() map[string]unitView {
-	out := map[string]unitView{}
+func (p *replicaSets) Reports() map[string]UnitReport {
+	out := map[string]UnitReport{}
 	for unit, sets := range p.sets {
-		v := nativeView(p.pods[unit])
+		v := nativeReport(p.pods[unit])
 		for _, rs := range sets {
 			v.SpecReplicas += ptr.Deref(rs.Spec.Replicas, 0)
 			if rs.Name == replicaSetName(p.cd, unit, p.rev) {
@@ -70,7 +58,7 @@ func (p *replicaSets) views() map[string]unitView {
 	return out
 }
 
-func (p *replicaSets) apply(ctx context.Context, unit string, s unitSettings) error {
+func (p *replicaSets) Apply(ctx context.Context, unit string, s UnitSettings) error {
 	newName := replicaSetName(p.cd, unit, p.rev)
 	in := replaceInput{
 		Replicas: s.Replicas, Target: s.Replicas - s.Partition, MaxUnavailable: s.MaxUnavailable, MaxSurge: s.MaxSurge,
@@ -85,16 +73,16 @@ func (p *replicaSets) apply(ctx context.Context, unit string, s unitSettings) er
 		}
 	}
 	res := planReplace(in)
-	if err := p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev); err != nil {
+	if err := p.env.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev); err != nil {
 		return err
 	}
-	if err := p.r.deleteDrained(ctx, res.Delete); err != nil {
+	if err := p.env.deleteDrained(ctx, res.Delete); err != nil {
 		return err
 	}
 	// A pod is marked before its ReplicaSet shrinks: had the scale-down come
 	// first, the ReplicaSet could pick a pod still serving.
 	for _, pod := range res.Mark {
-		if err := markForDeletion(ctx, p.r.Client, pod); err != nil {
+		if err := markForDeletion(ctx, p.env.Client, pod); err != nil {
 			return err
 		}
 	}
@@ -130,14 +118,14 @@ func (p *replicaSets) applyNew(ctx context.Context, unit string, existing *appsv
 	if existing != nil {
 		current = existing
 	}
-	return p.r.applyOwned(ctx, p.cd, desired, current)
+	return p.env.applyOwned(ctx, p.cd, desired, current)
 }
 
 // scaleOld sets an old revision's ReplicaSet's replicas, and deletes it once
 // it has neither replicas nor pods (its revision stays in the history).
 func (p *replicaSets) scaleOld(ctx context.Context, rs *appsv1.ReplicaSet, replicas int32, unit string) error {
 	if replicas == 0 && ptr.Deref(rs.Spec.Replicas, 0) == 0 && rs.Status.Replicas == 0 && ownedBy(p.pods[unit], rs.Name) == 0 {
-		err := p.r.Client.Delete(ctx, rs, client.Preconditions{UID: &rs.UID, ResourceVersion: &rs.ResourceVersion})
+		err := p.env.Client.Delete(ctx, rs, client.Preconditions{UID: &rs.UID, ResourceVersion: &rs.ResourceVersion})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting ReplicaSet %s of an old revision: %w", rs.Name, err)
 		}
@@ -146,7 +134,7 @@ func (p *replicaSets) scaleOld(ctx context.Context, rs *appsv1.ReplicaSet, repli
 	if ptr.Deref(rs.Spec.Replicas, 0) == replicas {
 		return nil
 	}
-	return scaleReplicas(ctx, p.r.Client, rs, replicas)
+	return scaleReplicas(ctx, p.env.Client, rs, replicas)
 }
 
 // markForDeletion gives a drained pod the lowest deletion cost.
@@ -167,21 +155,6 @@ func scaleReplicas(ctx context.Context, c client.Client, obj client.Object, repl
 	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
 	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("scaling %s to %d: %w", client.ObjectKeyFromObject(obj), replicas, err)
-	}
-	return nil
-}
-
-// applyOwned server-side-applies an object the CafeDeployment controls,
-// unless it already carries what would be applied.
-func (r *Reconciler) applyOwned(ctx context.Context, cd *cafev1alpha1.CafeDeployment, desired, existing client.Object) error {
-	if err := controllerutil.SetControllerReference(cd, desired, r.Scheme); err != nil {
-		return err
-	}
-	if stampAppliedHash(desired, existing) {
-		return nil
-	}
-	if err := r.Client.Apply(ctx, toApplyConfiguration(desired), fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s: %w", desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName(), err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package cafedeployment
+package podset
 
 import (
 	"sort"
@@ -23,7 +23,7 @@ type onDeleteInput struct {
 
 // onDeleteResult is the next writes for the unit.
 type onDeleteResult struct {
-	CloseGate  []gateChange
+	CloseGate  []lossless.GateChange
 	ReopenGate []*corev1.Pod
 	Delete     []*corev1.Pod
 	// Replicas is the StatefulSet's spec.replicas.
@@ -64,7 +64,7 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 				surplusPending = true
 			}
 			if p.DrainReason == "" && !in.Paused {
-				res.CloseGate = append(res.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+				res.CloseGate = append(res.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 			}
 			continue
 		}
@@ -132,7 +132,7 @@ func planOnDelete(in onDeleteInput) onDeleteResult {
 			}
 			budget--
 		}
-		res.CloseGate = append(res.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
+		res.CloseGate = append(res.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
 		need--
 	}
 	return res

@@ -1,18 +1,16 @@
-package cafedeployment
+package podset
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -23,6 +21,54 @@ import (
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
+// IsNativePod: a pod of a CafeDeployment's ReplicaSet or StatefulSet.
+// (InPlaceSet pods are their set's business; these the release drives.)
+func IsNativePod(obj client.Object) bool {
+	labels := obj.GetLabels()
+	_, inPlace := labels[cafev1alpha1.InPlaceSetLabel]
+	return labels[cafev1alpha1.DeploymentLabel] != "" && !inPlace
+}
+
+// DeploymentOfNativePod maps a native pod to its CafeDeployment.
+func DeploymentOfNativePod(_ context.Context, obj client.Object) []ctrl.Request {
+	if !IsNativePod(obj) {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetLabels()[cafev1alpha1.DeploymentLabel]}}}
+}
+
+// DrainingDeployment names the CafeDeployment of a native pod that is
+// draining (only such pods wait on EndpointSlices).
+func DrainingDeployment(obj client.Object) []string {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || !IsNativePod(pod) || lossless.DrainReason(pod) == "" {
+		return nil
+	}
+	return []string{pod.Labels[cafev1alpha1.DeploymentLabel]}
+}
+
+// nativeUnits is what both native drivers know besides their pod sets: the
+// CafeDeployment, its update revision and its pods, by unit.
+type nativeUnits struct {
+	env  Env
+	cd   *cafev1alpha1.CafeDeployment
+	rev  string
+	pods map[string][]nativePod
+}
+
+// loadNativeUnits reads a native driver's pod sets (calling each with every
+// one the CafeDeployment controls, see forEachControlled), then their pods.
+func loadNativeUnits[T client.Object](ctx context.Context, env Env, cd *cafev1alpha1.CafeDeployment, updateRevision string, list client.ObjectList, what string, each func(unit string, set T)) (nativeUnits, error) {
+	if err := forEachControlled(ctx, env.Client, cd, list, what, each); err != nil {
+		return nativeUnits{}, err
+	}
+	pods, err := env.nativePods(ctx, cd, updateRevision)
+	if err != nil {
+		return nativeUnits{}, err
+	}
+	return nativeUnits{env: env, cd: cd, rev: updateRevision, pods: pods}, nil
+}
 
 // nativePod is what the planners of the native pod sets (ReplicaSet,
 // StatefulSet) know about one pod; gathered from the cache, decided on
@@ -57,7 +103,7 @@ type nativePod struct {
 // Draining an available pod spends the unit's budget (a person's request
 // does not take the unit below its share of the water level: it waits);
 // one that serves nobody goes at once. Paused starts no drain.
-func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (closeGates []gateChange, deletes []*corev1.Pod) {
+func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (closeGates []lossless.GateChange, deletes []*corev1.Pod) {
 	for _, p := range pods {
 		switch {
 		case !p.DeleteRequested || p.Terminating:
@@ -67,10 +113,10 @@ func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (close
 			}
 		case paused:
 		case !p.Available:
-			closeGates = append(closeGates, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+			closeGates = append(closeGates, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 		case *budget > 0:
 			*budget--
-			closeGates = append(closeGates, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+			closeGates = append(closeGates, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 		}
 	}
 	return closeGates, deletes
@@ -78,10 +124,10 @@ func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (close
 
 // deleteDrained deletes drained pods; the UID precondition makes the pod
 // drained the pod deleted, never a recreated one of the same name.
-func (r *Reconciler) deleteDrained(ctx context.Context, pods []*corev1.Pod) error {
+func (env Env) deleteDrained(ctx context.Context, pods []*corev1.Pod) error {
 	var errs []error
 	for _, pod := range pods {
-		err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+		err := env.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
 		}
@@ -98,9 +144,9 @@ const (
 
 // nativePods reads the CafeDeployment's pods of native pod sets, by unit,
 // with what the lossless protocol needs to know about each.
-func (r *Reconciler) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (map[string][]nativePod, error) {
+func (env Env) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (map[string][]nativePod, error) {
 	list := &corev1.PodList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
+	if err := env.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	out := map[string][]nativePod{}
@@ -125,7 +171,7 @@ func (r *Reconciler) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeploy
 			np.Ordinal = ordinalOf(owner.Name, pod.Name)
 		}
 		if np.DrainReason != "" {
-			slices, err := lossless.SlicesForPod(ctx, r.Client, pod)
+			slices, err := lossless.SlicesForPod(ctx, env.Client, pod)
 			if err != nil {
 				return nil, err
 			}
@@ -149,9 +195,9 @@ func ordinalOf(set, pod string) int {
 	return n
 }
 
-// nativeView counts a unit's pods for the release.
-func nativeView(pods []nativePod) unitView {
-	var v unitView
+// nativeReport counts a unit's pods for the release.
+func nativeReport(pods []nativePod) UnitReport {
+	var v UnitReport
 	for _, p := range pods {
 		if p.Terminating {
 			continue
@@ -182,11 +228,7 @@ func nativeView(pods []nativePod) unitView {
 // nodes — what an InPlaceSet does to its pods, done in the template.
 func nativeTemplate(cd *cafev1alpha1.CafeDeployment, unit, revision string) corev1.PodTemplateSpec {
 	t := cd.Spec.Template.DeepCopy()
-	t.Labels = maps.Clone(t.Labels)
-	if t.Labels == nil {
-		t.Labels = map[string]string{}
-	}
-	t.Labels[cafev1alpha1.DeploymentLabel] = cd.Name
+	t.Labels = withLabel(t.Labels, cafev1alpha1.DeploymentLabel, cd.Name)
 	t.Labels[cafev1alpha1.UnitLabel] = unit
 	t.Labels[cafev1alpha1.RevisionHashLabel] = revision
 	lossless.EnsureGate(&t.Spec)
@@ -195,51 +237,22 @@ func nativeTemplate(cd *cafev1alpha1.CafeDeployment, unit, revision string) core
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: t.Annotations}, Spec: t.Spec}
 }
 
-// gateChange closes a pod's gate for an operation.
-type gateChange struct {
-	Pod    *corev1.Pod
-	Reason string
-}
-
 // setGates closes and reopens gates as planned.
-func (r *Reconciler) setGates(ctx context.Context, closeGates []gateChange, reopen []*corev1.Pod, revision string) error {
+func (env Env) setGates(ctx context.Context, closeGates []lossless.GateChange, reopen []*corev1.Pod, revision string) error {
 	var errs []error
 	for _, c := range closeGates {
 		msg := "draining to replace it with revision " + revision
 		if c.Reason == lossless.ReasonDrainForDelete {
 			msg = "draining to delete it"
 		}
-		if err := lossless.SetGate(ctx, r.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg); err != nil {
+		if err := lossless.SetGate(ctx, env.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, pod := range reopen {
-		if err := lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go"); err != nil {
+		if err := lossless.SetGate(ctx, env.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go"); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// appliedHashAnnotation records the hash of what CAFE last applied to an
-// object it owns, so an unchanged desired state costs no API write.
-const appliedHashAnnotation = "cafe.io/applied-hash"
-
-// stampAppliedHash sets the desired object's applied-hash annotation and
-// reports whether the existing object (nil if none) already carries it.
-func stampAppliedHash(desired, existing client.Object) (unchanged bool) {
-	a := desired.GetAnnotations()
-	delete(a, appliedHashAnnotation)
-	data, err := json.Marshal(desired)
-	if err != nil {
-		panic(fmt.Sprintf("marshalling %T cannot fail: %v", desired, err))
-	}
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:8])
-	if a == nil {
-		a = map[string]string{}
-	}
-	a[appliedHashAnnotation] = hash
-	desired.SetAnnotations(a)
-	return existing != nil && existing.GetAnnotations()[appliedHashAnnotation] == hash
 }

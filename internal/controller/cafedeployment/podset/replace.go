@@ -1,4 +1,4 @@
-package cafedeployment
+package podset
 
 import (
 	"sort"
@@ -27,7 +27,7 @@ type replaceInput struct {
 // replaceResult is the next writes for the unit: gates to close and
 // reopen, drained pods to mark, and every ReplicaSet's replicas.
 type replaceResult struct {
-	CloseGate  []gateChange
+	CloseGate  []lossless.GateChange
 	ReopenGate []*corev1.Pod
 	Mark       []*corev1.Pod
 	// Delete are drained pods whose deletion was requested: deleted
@@ -152,7 +152,7 @@ func trimSide(res *replaceResult, pods []nativePod, want int32, budget *int32, p
 			if p.Available {
 				*budget--
 			}
-			res.CloseGate = append(res.CloseGate, gateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
+			res.CloseGate = append(res.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 			need--
 		}
 		keep = append(keep, p)

@@ -1,4 +1,4 @@
-package cafedeployment
+package podset
 
 import (
 	"fmt"
@@ -48,7 +48,7 @@ func names(pods []*corev1.Pod) []string {
 	return out
 }
 
-func gateNames(changes []gateChange) []string {
+func gateNames(changes []lossless.GateChange) []string {
 	out := []string{}
 	for _, c := range changes {
 		out = append(out, c.Pod.Name+":"+c.Reason)

@@ -1,9 +1,8 @@
-package cafedeployment
+package podset
 
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,36 +19,26 @@ import (
 // the StatefulSet keeps ordinals and claims and CAFE chooses, through the
 // lossless protocol, when each pod is deleted and recreated.
 type statefulSets struct {
-	r    *Reconciler
-	cd   *cafev1alpha1.CafeDeployment
-	rev  string
-	pods map[string][]nativePod
+	nativeUnits
 	sets map[string]*appsv1.StatefulSet
 }
 
-func (r *Reconciler) loadStatefulSets(ctx context.Context, cd *cafev1alpha1.CafeDeployment, updateRevision string) (*statefulSets, error) {
-	list := &appsv1.StatefulSetList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(cd.Namespace), client.MatchingLabels{cafev1alpha1.DeploymentLabel: cd.Name}); err != nil {
-		return nil, fmt.Errorf("listing StatefulSets: %w", err)
-	}
-	pods, err := r.nativePods(ctx, cd, updateRevision)
+func loadStatefulSets(ctx context.Context, env Env, cd *cafev1alpha1.CafeDeployment, updateRevision string) (Sets, error) {
+	p := &statefulSets{sets: map[string]*appsv1.StatefulSet{}}
+	units, err := loadNativeUnits(ctx, env, cd, updateRevision, &appsv1.StatefulSetList{}, "StatefulSets", func(unit string, sts *appsv1.StatefulSet) {
+		p.sets[unit] = sts
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := &statefulSets{r: r, cd: cd, rev: updateRevision, pods: pods, sets: map[string]*appsv1.StatefulSet{}}
-	for i := range list.Items {
-		sts := &list.Items[i]
-		if metav1.IsControlledBy(sts, cd) {
-			out.sets[sts.Labels[cafev1alpha1.UnitLabel]] = sts
-		}
-	}
-	return out, nil
+	p.nativeUnits = units
+	return p, nil
 }
 
-func (p *statefulSets) views() map[string]unitView {
-	out := map[string]unitView{}
+func (p *statefulSets) Reports() map[string]UnitReport {
+	out := map[string]UnitReport{}
 	for unit, sts := range p.sets {
-		v := nativeView(p.pods[unit])
+		v := nativeReport(p.pods[unit])
 		v.Exists = true
 		v.SpecReplicas = ptr.Deref(sts.Spec.Replicas, 0)
 		v.Observed = sts.Spec.Template.Labels[cafev1alpha1.RevisionHashLabel] == p.rev && sts.Status.ObservedGeneration == sts.Generation
@@ -58,7 +47,7 @@ func (p *statefulSets) views() map[string]unitView {
 	return out
 }
 
-func (p *statefulSets) apply(ctx context.Context, unit string, s unitSettings) error {
+func (p *statefulSets) Apply(ctx context.Context, unit string, s UnitSettings) error {
 	existing := p.sets[unit]
 	in := onDeleteInput{
 		Replicas: s.Replicas, Target: s.Replicas - s.Partition, MaxUnavailable: s.MaxUnavailable,
@@ -68,12 +57,12 @@ func (p *statefulSets) apply(ctx context.Context, unit string, s unitSettings) e
 		in.Current = ptr.Deref(existing.Spec.Replicas, 0)
 	}
 	res := planOnDelete(in)
-	errs := []error{p.r.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev), p.r.deleteDrained(ctx, res.Delete)}
+	errs := []error{p.env.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev), p.env.deleteDrained(ctx, res.Delete)}
 	var current client.Object
 	if existing != nil {
 		current = existing
 	}
-	errs = append(errs, p.r.applyOwned(ctx, p.cd, p.desired(unit, res.Replicas), current))
+	errs = append(errs, p.env.applyOwned(ctx, p.cd, p.desired(unit, res.Replicas), current))
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,176 @@
+package cafedeployment
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
+)
+
+// serving is a unit of twelveOverThreeZones whose 4 pods all serve, updated
+// of them on the update revision.
+func serving(updated int32) podset.UnitReport {
+	return podset.UnitReport{Exists: true, SpecReplicas: 4, Replicas: 4, Ready: 4, Available: 4, Updated: updated, UpdatedAvailable: updated, Observed: true}
+}
+
+func reportsOf(a, b, c podset.UnitReport) map[string]podset.UnitReport {
+	return map[string]podset.UnitReport{"a": a, "b": b, "c": c}
+}
+
+func atGroup(k int32) cafev1alpha1.ReleaseStatus {
+	return cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To(k)}
+}
+
+// settings is what a unit of 4 pods gets with partition, budget share and
+// surge.
+func settings(partition, maxUnavailable, maxSurge int32) podset.UnitSettings {
+	return podset.UnitSettings{Replicas: 4, Partition: partition, MaxUnavailable: maxUnavailable, MaxSurge: maxSurge}
+}
+
+func intOrString(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v }
+
+func TestUnitSettingsFor(t *testing.T) {
+	p := twelveOverThreeZones(t)
+	unavailable := func(v podset.UnitReport, n int32) podset.UnitReport { v.Available -= n; return v }
+	tests := []struct {
+		name     string
+		strategy cafev1alpha1.CafeDeploymentStrategy
+		release  cafev1alpha1.ReleaseStatus
+		reports  map[string]podset.UnitReport
+		want     map[string]podset.UnitSettings
+	}{
+		{
+			name:    "every releasing unit gets the current group's partition and its own maxUnavailable",
+			release: atGroup(1),
+			reports: reportsOf(serving(1), serving(1), serving(1)),
+			want:    map[string]podset.UnitSettings{"a": settings(2, 1, 0), "b": settings(2, 1, 0), "c": settings(2, 1, 0)},
+		},
+		{
+			name:     "a unit that reached the group's target is inactive: no budget share and no surge",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxSurgeSizeInGroup: intOrString("1")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(2), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 1, 1), "c": settings(2, 1, 1)},
+		},
+		{
+			name:    "a unit whose pod set does not exist yet is active",
+			release: atGroup(0),
+			reports: reportsOf(podset.UnitReport{}, serving(1), serving(1)),
+			want:    map[string]podset.UnitSettings{"a": settings(3, 1, 0), "b": settings(3, 0, 0), "c": settings(3, 0, 0)},
+		},
+		{
+			name:    "a unit that scales is active",
+			release: atGroup(0),
+			reports: reportsOf(serving(1), func() podset.UnitReport { v := serving(1); v.SpecReplicas = 3; return v }(), serving(1)),
+			want:    map[string]podset.UnitSettings{"a": settings(3, 0, 0), "b": settings(3, 1, 0), "c": settings(3, 0, 0)},
+		},
+		{
+			name:    "a unit with a pod whose deletion was requested is active, to drain it",
+			release: atGroup(0),
+			reports: reportsOf(serving(1), serving(1), func() podset.UnitReport { v := serving(1); v.DeleteRequested = 1; return v }()),
+			want:    map[string]podset.UnitSettings{"a": settings(3, 0, 0), "b": settings(3, 0, 0), "c": settings(3, 1, 0)},
+		},
+		{
+			name:     "minAvailable shares the water level among the active units in unit order",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2"), MinAvailable: intOrString("9")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 2, 0), "b": settings(2, 1, 0), "c": settings(2, 0, 0)},
+		},
+		{
+			name:     "pods unavailable in an inactive unit count against the water level",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2"), MinAvailable: intOrString("9")},
+			release:  atGroup(1),
+			reports:  reportsOf(unavailable(serving(2), 2), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 1, 0), "c": settings(2, 0, 0)},
+		},
+		{
+			name:     "a water level already crossed gives no unit a share",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("100%")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 0, 0), "c": settings(2, 0, 0)},
+		},
+		{
+			name:     "maxUnavailable as a percentage rounds down, but to no less than one pod",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("10%")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 1, 0), "b": settings(2, 1, 0), "c": settings(2, 1, 0)},
+		},
+		{
+			name:     "maxSurgeSizeInGroup as a percentage of the unit rounds up",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxSurgeSizeInGroup: intOrString("30%")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(1), serving(1), serving(1)),
+			want:     map[string]podset.UnitSettings{"a": settings(2, 1, 2), "b": settings(2, 1, 2), "c": settings(2, 1, 2)},
+		},
+		{
+			name:    "a completed release updates every pod, whatever its recorded group",
+			release: cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseCompleted, CurrentGroup: ptr.To[int32](2)},
+			reports: reportsOf(serving(4), serving(3), serving(4)),
+			want:    map[string]podset.UnitSettings{"a": settings(0, 0, 0), "b": settings(0, 1, 0), "c": settings(0, 0, 0)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: tt.strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: tt.release}}
+			got, err := unitSettingsFor(cd, p, tt.reports)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestUnitSettingsForNamesTheFieldItCannotResolve(t *testing.T) {
+	p := twelveOverThreeZones(t)
+	tests := []struct {
+		strategy cafev1alpha1.CafeDeploymentStrategy
+		field    string
+	}{
+		{cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("a lot")}, "spec.strategy.maxUnavailable"},
+		{cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("150%")}, "spec.strategy.minAvailable"},
+		{cafev1alpha1.CafeDeploymentStrategy{MaxSurgeSizeInGroup: intOrString("-1")}, "spec.strategy.maxSurgeSizeInGroup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			g := NewWithT(t)
+			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: tt.strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: atGroup(0)}}
+			_, err := unitSettingsFor(cd, p, reportsOf(serving(0), serving(0), serving(0)))
+			g.Expect(err).To(MatchError(ContainSubstring(tt.field)))
+		})
+	}
+}
+
+func TestSplitBudgetNeverExceedsTheWaterLevel(t *testing.T) {
+	units := []string{"a", "b", "c"}
+	per := map[string]int32{"a": 2, "b": 2, "c": 2}
+	tests := []struct {
+		name   string
+		active map[string]bool
+		budget int32
+		want   map[string]int32
+	}{
+		{"every active unit gets its own maxUnavailable when the budget allows", map[string]bool{"a": true, "b": true, "c": true}, 6, map[string]int32{"a": 2, "b": 2, "c": 2}},
+		{"a tight budget goes to the first units in order", map[string]bool{"a": true, "b": true, "c": true}, 3, map[string]int32{"a": 2, "b": 1, "c": 0}},
+		{"inactive units get nothing", map[string]bool{"b": true}, 6, map[string]int32{"b": 2}},
+		{"a negative budget gives nothing", map[string]bool{"a": true}, -1, map[string]int32{"a": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := splitBudget(units, tt.active, per, tt.budget)
+			g.Expect(got).To(Equal(tt.want))
+			var sum int32
+			for _, v := range got {
+				sum += v
+			}
+			g.Expect(sum).To(BeNumerically("<=", max(tt.budget, 0)))
+		})
+	}
+}
