@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/statuspatch"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;update;patch
@@ -78,102 +78,50 @@ func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error
 		Complete(r)
 }
 
-// Reconcile runs the app's phases in order: revision, Service, publish,
-// release outcome, garbage collection, status.
+// Reconcile observes the app and its revisions, then decides and writes
+// in three stages (see the package doc), each deciding from what the one
+// before wrote: the latest revision; the Service and the publish; the
+// revision statuses, events, collection and, last, the app's status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	o, err := r.observe(ctx, req.NamespacedName)
+	if o == nil || err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.recordLatestRevision(ctx, o); err != nil {
+		return ctrl.Result{}, err
+	}
+	pub := decidePublish(o)
+	serviceName, serviceErr := r.reconcileService(ctx, o.app, pub.service)
+	cd, err := r.publish(ctx, o.app, pub)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := decideApp(o, pub, cd)
+	if err := r.writeRevisionStatuses(ctx, o.revs, plan.revisions); err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, e := range plan.events {
+		r.Recorder.Eventf(o.app, e.related, corev1.EventTypeNormal, e.reason, e.action, "%s", e.note)
+	}
+	deleted, collectErr := r.collect(ctx, plan.collect)
+	writeErr := errors.Join(serviceErr, collectErr)
+	statusErr := r.writeStatus(ctx, o.app, plan.report(o.app, serviceName, deleted, writeErr))
+	return ctrl.Result{}, errors.Join(writeErr, statusErr)
+}
+
+// observe reads the app, defaulted, and its revisions; nil when the app is
+// gone or being deleted (what it owns goes with it).
+func (r *Reconciler) observe(ctx context.Context, key client.ObjectKey) (*observed, error) {
 	app := &cafev1alpha1.CafeAppService{}
-	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := r.Client.Get(ctx, key, app); err != nil || !app.DeletionTimestamp.IsZero() {
+		return nil, client.IgnoreNotFound(err)
 	}
-	if !app.DeletionTimestamp.IsZero() {
-		// Revisions, ConfigMaps, the CafeDeployment and the Service are
-		// owned and go with the app.
-		return ctrl.Result{}, nil
-	}
-	before := app.DeepCopy()
 	app.Default()
 	revs, err := r.revisions(ctx, app)
 	if err != nil {
-		return ctrl.Result{}, err
+		return nil, err
 	}
-	originals := map[string]*cafev1alpha1.AppRevision{}
-	for i := range revs {
-		originals[revs[i].Name] = revs[i].DeepCopy()
-	}
-
-	latest, revs, err := r.reconcileLatestRevision(ctx, app, revs)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	byName := map[string]*cafev1alpha1.AppRevision{}
-	for i := range revs {
-		byName[revs[i].Name] = &revs[i]
-	}
-
-	published, invalid := publishedRevision(app, byName)
-	svcSource := latest
-	if published != nil {
-		svcSource = published
-	}
-	errs := []error{r.reconcileService(ctx, app, svcSource.Spec.Service)}
-
-	cd, err := r.cafeDeployment(ctx, app)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if published != nil {
-		if app.Status.PublishedRevision != published.Name {
-			transition(byName[app.Status.PublishedRevision], published, publicationOf(app, r.Now()))
-			r.Recorder.Eventf(app, published, corev1.EventTypeNormal, "Publish", "Publish", "Publishing %s (by %s)", published.Name, orDash(published.Status.PublishedBy))
-		}
-		// The revision statuses are written before the app records the
-		// publish, so a crash in between repeats the transition.
-		if err := r.patchRevisionStatuses(ctx, originals, byName); err != nil {
-			return ctrl.Result{}, err
-		}
-		for name, rev := range byName {
-			originals[name] = rev.DeepCopy()
-		}
-		if cd, err = r.publish(ctx, app, published, cd); err != nil {
-			return ctrl.Result{}, err
-		}
-		app.Status.PublishedRevision = published.Name
-		if observeRelease(published, viewOf(cd), metav1.NewTime(r.Now())) {
-			app.Status.LastSuccessfulRevision = published.Name
-			r.Recorder.Eventf(app, published, corev1.EventTypeNormal, "Released", "Release", "%s runs on every pod", published.Name)
-		}
-	}
-	if err := r.patchRevisionStatuses(ctx, originals, byName); err != nil {
-		return ctrl.Result{}, err
-	}
-
-	limit := int(ptr.Deref(app.Spec.RevisionHistoryLimit, cafev1alpha1.DefaultAppRevisionHistoryLimit))
-	deleted := map[string]bool{}
-	for _, rev := range revisionsToDelete(revs, limit, app.Spec.PublishedRevision, app.Status.PublishedRevision, app.Status.LastSuccessfulRevision, latest.Name) {
-		if err := r.Client.Delete(ctx, rev, client.Preconditions{UID: ptr.To(rev.UID)}); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, fmt.Errorf("deleting old revision %s: %w", rev.Name, err))
-			continue
-		}
-		deleted[rev.Name] = true
-		log := ctrl.LoggerFrom(ctx)
-		log.V(1).Info("Collected old revision", "AppRevision", klog.KObj(rev))
-	}
-	var remaining []cafev1alpha1.AppRevision
-	for _, rev := range revs {
-		if !deleted[rev.Name] {
-			remaining = append(remaining, rev)
-		}
-	}
-
-	app.Status.Revisions = summaries(remaining, statusRevisions)
-	setConditions(app, published, invalid, viewOf(cd))
-	if err := errors.Join(errs...); err == nil {
-		app.Status.ObservedGeneration = app.Generation
-	}
-	if err := r.patchStatus(ctx, before, app); err != nil {
-		errs = append(errs, err)
-	}
-	return ctrl.Result{}, errors.Join(errs...)
+	return &observed{app: app, revs: revs, now: r.Now()}, nil
 }
 
 // revisions lists the app's AppRevisions (labelled with the app and
@@ -192,15 +140,16 @@ func (r *Reconciler) revisions(ctx context.Context, app *cafev1alpha1.CafeAppSer
 	return out, nil
 }
 
-// reconcileLatestRevision finds or records the revision of the app's
-// current content and makes sure its ConfigMap exists.
-func (r *Reconciler) reconcileLatestRevision(ctx context.Context, app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRevision) (*cafev1alpha1.AppRevision, []cafev1alpha1.AppRevision, error) {
+// recordLatestRevision is stage 1: it finds the revision of the app's
+// current content or records it, with its ConfigMap, and adds it to what
+// was observed.
+func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) error {
+	app := o.app
 	c := contentOf(app)
-	d := decideRevision(app.Name, revs, contentHash(c), app.Spec.Config, app.Status.RevisionCount)
+	d := decideRevision(app.Name, o.revs, contentHash(c), app.Spec.Config, app.Status.RevisionCount)
 	if d.Existing != nil {
-		app.Status.LatestRevision = d.Existing.Name
-		app.Status.RevisionCount = max(app.Status.RevisionCount, d.Existing.Spec.Number)
-		return d.Existing, revs, nil
+		o.latest = d.Existing.Name
+		return nil
 	}
 	rev := &cafev1alpha1.AppRevision{
 		ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: d.Name, Labels: appSelector(app.Name)},
@@ -215,20 +164,20 @@ func (r *Reconciler) reconcileLatestRevision(ctx context.Context, app *cafev1alp
 		},
 	}
 	if err := controllerutil.SetControllerReference(app, rev, r.Scheme); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := r.Client.Create(ctx, rev); err != nil {
 		// AlreadyExists: a revision our cache has not seen yet; the watch
 		// brings it and the next reconcile decides again.
-		return nil, nil, fmt.Errorf("recording revision %s: %w", rev.Name, err)
+		return fmt.Errorf("recording revision %s: %w", rev.Name, err)
 	}
 	if err := r.ensureConfigMap(ctx, app, rev); err != nil {
-		return nil, nil, err
+		return err
 	}
 	r.Recorder.Eventf(app, rev, corev1.EventTypeNormal, "RevisionRecorded", "Record", "Recorded %s (hash %s)", rev.Name, rev.Spec.Hash)
-	app.Status.LatestRevision = rev.Name
-	app.Status.RevisionCount = max(app.Status.RevisionCount, rev.Spec.Number)
-	return rev, append(revs, *rev), nil
+	o.revs = append(o.revs, *rev)
+	o.latest = rev.Name
+	return nil
 }
 
 // ensureConfigMap makes sure the revision's ConfigMap exists with the
@@ -268,32 +217,6 @@ func (r *Reconciler) ensureConfigMap(ctx context.Context, app *cafev1alpha1.Cafe
 	return nil
 }
 
-// publishedRevision returns the revision spec.publishedRevision names, or
-// why it cannot be published.
-func publishedRevision(app *cafev1alpha1.CafeAppService, byName map[string]*cafev1alpha1.AppRevision) (*cafev1alpha1.AppRevision, string) {
-	name := app.Spec.PublishedRevision
-	if name == "" {
-		return nil, ""
-	}
-	if _, ok := cafev1alpha1.ParseAppRevisionName(app.Name, name); !ok {
-		return nil, fmt.Sprintf("spec.publishedRevision: %s is not a revision of %s (<app>-r<N>); nothing is released", name, app.Name)
-	}
-	rev, ok := byName[name]
-	if !ok {
-		return nil, fmt.Sprintf("spec.publishedRevision: AppRevision %s/%s does not exist or does not belong to %s; nothing is released (list the revisions with: cafe app revisions %s)", app.Namespace, name, app.Name, app.Name)
-	}
-	return rev, ""
-}
-
-// publicationOf reads who published, as CAFE's webhook stamped it.
-func publicationOf(app *cafev1alpha1.CafeAppService, now time.Time) publication {
-	at := metav1.NewTime(now)
-	if t, err := time.Parse(time.RFC3339, app.Annotations[cafev1alpha1.PublishedAtAnnotation]); err == nil {
-		at = metav1.NewTime(t)
-	}
-	return publication{By: app.Annotations[cafev1alpha1.PublishedByAnnotation], At: at}
-}
-
 func (r *Reconciler) cafeDeployment(ctx context.Context, app *cafev1alpha1.CafeAppService) (*cafev1alpha1.CafeDeployment, error) {
 	cd := &cafev1alpha1.CafeDeployment{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(app), cd)
@@ -309,21 +232,26 @@ func (r *Reconciler) cafeDeployment(ctx context.Context, app *cafev1alpha1.CafeA
 	return cd, nil
 }
 
-// publish applies the CafeDeployment that releases rev, unless what the
-// app last applied is unchanged. With the app's fast-release annotation on
-// rev, the CafeDeployment gets its own, naming rev (the template's
+// publish makes the CafeDeployment release the published revision and
+// returns it as applied, or as read when nothing is published or what the
+// app last applied is unchanged. A fast publish gives the CafeDeployment
+// its own fast-release annotation, naming the revision (the template's
 // cafe.io/app-revision label), so the template and the request for one
 // group arrive in one write.
-func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision, current *cafev1alpha1.CafeDeployment) (*cafev1alpha1.CafeDeployment, error) {
+func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppService, pub publishPlan) (*cafev1alpha1.CafeDeployment, error) {
+	current, err := r.cafeDeployment(ctx, app)
+	if err != nil || pub.published == nil {
+		return current, err
+	}
+	rev := pub.published
 	if err := r.ensureConfigMap(ctx, app, rev); err != nil {
 		return nil, err
 	}
-	fast := app.Annotations[cafev1alpha1.FastReleaseAnnotation] == rev.Name
-	desired := desiredCafeDeployment(app, rev, fast)
+	desired := desiredCafeDeployment(app, rev, pub.fast)
 	applied := hashJSON(struct {
 		Spec cafev1alpha1.CafeDeploymentSpec
 		Fast bool
-	}{desired.Spec, fast})
+	}{desired.Spec, pub.fast})
 	if current != nil && current.Annotations[appliedAnnotation] == applied {
 		return current, nil
 	}
@@ -342,64 +270,77 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 	return out, nil
 }
 
-// reconcileService applies the app's Service; an app without ports has
-// none.
-func (r *Reconciler) reconcileService(ctx context.Context, app *cafev1alpha1.CafeAppService, spec cafev1alpha1.AppServiceSpec) error {
+// reconcileService makes the app's Service match spec (an app without
+// ports has none) and returns the Service's name for the app's status:
+// unchanged when the Service cannot be read or is not the app's.
+func (r *Reconciler) reconcileService(ctx context.Context, app *cafev1alpha1.CafeAppService, spec cafev1alpha1.AppServiceSpec) (string, error) {
 	current := &corev1.Service{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(app), current)
 	switch {
 	case apierrors.IsNotFound(err):
 		current = nil
 	case err != nil:
-		return fmt.Errorf("reading Service: %w", err)
+		return app.Status.ServiceName, fmt.Errorf("reading Service: %w", err)
 	case !metav1.IsControlledBy(current, app):
-		return fmt.Errorf("Service %s/%s exists and is not owned by the app; rename or delete it", current.Namespace, current.Name)
+		return app.Status.ServiceName, fmt.Errorf("Service %s/%s exists and is not owned by the app; rename or delete it", current.Namespace, current.Name)
 	}
 	if len(spec.Ports) == 0 {
-		app.Status.ServiceName = ""
 		if current != nil {
-			return client.IgnoreNotFound(r.Client.Delete(ctx, current))
+			return "", client.IgnoreNotFound(r.Client.Delete(ctx, current))
 		}
-		return nil
+		return "", nil
 	}
-	app.Status.ServiceName = app.Name
 	desired := desiredService(app, spec)
 	applied := hashJSON(desired.Spec)
 	if current != nil && current.Annotations[appliedAnnotation] == applied {
-		return nil
+		return app.Name, nil
 	}
 	metav1.SetMetaDataAnnotation(&desired.ObjectMeta, appliedAnnotation, applied)
 	if err := controllerutil.SetControllerReference(app, desired, r.Scheme); err != nil {
-		return err
+		return app.Name, err
 	}
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(toUnstructured(desired)), fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying Service %s: %w", desired.Name, err)
+		return app.Name, fmt.Errorf("applying Service %s: %w", desired.Name, err)
+	}
+	return app.Name, nil
+}
+
+// writeRevisionStatuses writes each revision status that differs from the
+// one read (before and after are in the same order).
+func (r *Reconciler) writeRevisionStatuses(ctx context.Context, before, after []cafev1alpha1.AppRevision) error {
+	for i := range after {
+		if _, err := statuspatch.IfChanged(ctx, r.Client, &before[i], &after[i], revisionStatus); err != nil {
+			return fmt.Errorf("recording the release outcome of %s: %w", after[i].Name, err)
+		}
 	}
 	return nil
 }
 
-// patchRevisionStatuses writes the statuses that differ from originals.
-func (r *Reconciler) patchRevisionStatuses(ctx context.Context, originals, current map[string]*cafev1alpha1.AppRevision) error {
-	for name, rev := range current {
-		orig, ok := originals[name]
-		if !ok || equality.Semantic.DeepEqual(orig.Status, rev.Status) {
+func revisionStatus(rev *cafev1alpha1.AppRevision) any { return rev.Status }
+
+// collect deletes the revisions the plan collects and returns those it
+// deleted (or found gone).
+func (r *Reconciler) collect(ctx context.Context, revs []*cafev1alpha1.AppRevision) (map[string]bool, error) {
+	deleted := map[string]bool{}
+	var errs []error
+	for _, rev := range revs {
+		if err := r.Client.Delete(ctx, rev, client.Preconditions{UID: ptr.To(rev.UID)}); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("deleting old revision %s: %w", rev.Name, err))
 			continue
 		}
-		if err := r.Client.Status().Patch(ctx, rev, client.MergeFrom(orig)); err != nil {
-			return fmt.Errorf("recording the release outcome of %s: %w", name, err)
-		}
+		deleted[rev.Name] = true
+		ctrl.LoggerFrom(ctx).V(1).Info("Collected old revision", "AppRevision", klog.KObj(rev))
 	}
-	return nil
+	return deleted, errors.Join(errs...)
 }
 
-func (r *Reconciler) patchStatus(ctx context.Context, before, app *cafev1alpha1.CafeAppService) error {
-	if equality.Semantic.DeepEqual(before.Status, app.Status) {
-		return nil
-	}
-	if err := r.Client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("updating status: %w", client.IgnoreNotFound(err))
-	}
-	return nil
+// writeStatus writes the app's status when it differs from the one read.
+func (r *Reconciler) writeStatus(ctx context.Context, app *cafev1alpha1.CafeAppService, status cafev1alpha1.CafeAppServiceStatus) error {
+	before := app.DeepCopy()
+	after := app.DeepCopy()
+	after.Status = status
+	_, err := statuspatch.IfChanged(ctx, r.Client, before, after, func(a *cafev1alpha1.CafeAppService) any { return a.Status })
+	return err
 }
 
 // toUnstructured turns a desired object into an apply request that

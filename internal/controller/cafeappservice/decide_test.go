@@ -124,19 +124,23 @@ func TestTransition(t *testing.T) {
 
 func TestObserveRelease(t *testing.T) {
 	now := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	base := releaseView{Exists: true, Revision: "pay-r2", Observed: true, Phase: cafev1alpha1.ReleasePhaseCompleted, Desired: 3, Updated: 3, Available: 3}
+	base := releaseProgress{Exists: true, Revision: "pay-r2", Observed: true, Phase: cafev1alpha1.ReleasePhaseCompleted, Desired: 3, Updated: 3, Available: 3}
 	tests := []struct {
 		name      string
-		view      func(v releaseView) releaseView
+		progress  func(p releaseProgress) releaseProgress
 		want      cafev1alpha1.ReleaseOutcome
 		succeeded bool
 	}{
-		{"every pod updated and available succeeds", func(v releaseView) releaseView { return v }, cafev1alpha1.ReleaseOutcomeSucceeded, true},
-		{"a Completed first template without available pods is still releasing", func(v releaseView) releaseView { v.Available = 0; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
-		{"a CafeDeployment that has not seen the template says nothing", func(v releaseView) releaseView { v.Observed = false; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
-		{"another revision's release says nothing", func(v releaseView) releaseView { v.Revision = "pay-r1"; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
-		{"a failed release fails", func(v releaseView) releaseView { v.Phase = cafev1alpha1.ReleasePhaseFailed; v.Updated = 1; return v }, cafev1alpha1.ReleaseOutcomeFailed, false},
-		{"waiting for a confirmation is releasing", func(v releaseView) releaseView {
+		{"every pod updated and available succeeds", func(v releaseProgress) releaseProgress { return v }, cafev1alpha1.ReleaseOutcomeSucceeded, true},
+		{"a Completed first template without available pods is still releasing", func(v releaseProgress) releaseProgress { v.Available = 0; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
+		{"a CafeDeployment that has not seen the template says nothing", func(v releaseProgress) releaseProgress { v.Observed = false; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
+		{"another revision's release says nothing", func(v releaseProgress) releaseProgress { v.Revision = "pay-r1"; return v }, cafev1alpha1.ReleaseOutcomeReleasing, false},
+		{"a failed release fails", func(v releaseProgress) releaseProgress {
+			v.Phase = cafev1alpha1.ReleasePhaseFailed
+			v.Updated = 1
+			return v
+		}, cafev1alpha1.ReleaseOutcomeFailed, false},
+		{"waiting for a confirmation is releasing", func(v releaseProgress) releaseProgress {
 			v.Phase = cafev1alpha1.ReleasePhaseWaitingForConfirm
 			v.Updated = 1
 			return v
@@ -147,7 +151,7 @@ func TestObserveRelease(t *testing.T) {
 			g := NewWithT(t)
 			r := rev(2, "h", cafev1alpha1.AppConfig{}, "")
 			r.Status.Outcome = cafev1alpha1.ReleaseOutcomeReleasing
-			g.Expect(observeRelease(&r, tt.view(base), now)).To(Equal(tt.succeeded))
+			g.Expect(observeRelease(&r, tt.progress(base), now)).To(Equal(tt.succeeded))
 			g.Expect(r.Status.Outcome).To(Equal(tt.want))
 			if tt.succeeded {
 				g.Expect(r.Status.LastSucceededAt).To(HaveValue(Equal(now)))
@@ -167,9 +171,9 @@ func TestRenderPodTemplateIsDeterministicAndReadsTheRevisionsConfigMap(t *testin
 		InitContainers: []corev1.Container{{Name: "init", Image: "i"}},
 		Containers:     []corev1.Container{{Name: "app", Image: "a", Env: []corev1.EnvVar{{Name: "OWN", Value: "x"}}}},
 	}}
-	first := RenderPodTemplate("pay", &r)
+	first := renderPodTemplate("pay", &r)
 	for range 5 {
-		g.Expect(RenderPodTemplate("pay", &r)).To(Equal(first))
+		g.Expect(renderPodTemplate("pay", &r)).To(Equal(first))
 	}
 	g.Expect(r.Spec.Template.Spec.Containers[0].Env).To(HaveLen(1), "the revision is not changed")
 	g.Expect(first.Labels).To(Equal(map[string]string{cafev1alpha1.AppLabel: "pay", cafev1alpha1.AppRevisionLabel: "pay-r3"}))

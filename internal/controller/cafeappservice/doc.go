@@ -20,6 +20,24 @@
 //     the published, the last successful, the latest or a held one
 //     ([revisionsToDelete]).
 //
+// A reconcile observes the app (defaulted) and its revisions, then
+// decides and writes in three stages, each deciding purely from what was
+// read and from what the stage before wrote:
+//
+//  1. [decideRevision] finds or names the revision of the app's content;
+//     a new one is created with its ConfigMap (the rest needs its UID and
+//     creation time).
+//  2. [decidePublish] picks the published revision, the Service's source
+//     and a fast release; the Service is applied, then the CafeDeployment,
+//     which is read back as applied.
+//  3. [decideApp] decides, from that CafeDeployment, each revision's status
+//     (the publish's [transition] and the release's outcome together), the
+//     events, the revisions to collect and the app's status. They are
+//     written in that order: one status write per changed revision, the
+//     events, the deletions, and last the app's status ([appPlan.report]
+//     adds what the writes left: the Service's name, the remaining
+//     revisions, observedGeneration when every write succeeded).
+//
 // Invariants:
 //   - Publishing is only ever an act on spec.publishedRevision; editing the
 //     template never changes what runs.
@@ -28,6 +46,9 @@
 //     the admission webhook refuses the others, and this controller ignores
 //     them (condition Ready=False, reason InvalidPublishedRevision) should
 //     one get past it.
+//   - The revision statuses are written before the app's status records
+//     the publish, so a crash in between repeats the publish's transition
+//     (which is idempotent).
 //   - The decisions are pure functions of what was read; the Reconciler
-//     only gathers and writes.
+//     only reads and writes.
 package cafeappservice

@@ -11,8 +11,9 @@ import (
 	"github.com/cafe-io/cafe/internal/revision"
 )
 
-// releaseView is what the app controller reads from its CafeDeployment.
-type releaseView struct {
+// releaseProgress is how far the app's CafeDeployment has released its
+// template: what the app controller reads from it.
+type releaseProgress struct {
 	// Exists is false before the first publish.
 	Exists bool
 	// Revision is the AppRevision the CafeDeployment's template is
@@ -30,12 +31,12 @@ type releaseView struct {
 	Desired, Updated, Available int32
 }
 
-// viewOf reads a CafeDeployment; nil means it does not exist.
-func viewOf(cd *cafev1alpha1.CafeDeployment) releaseView {
+// releaseProgressOf reads a CafeDeployment; nil means it does not exist.
+func releaseProgressOf(cd *cafev1alpha1.CafeDeployment) releaseProgress {
 	if cd == nil {
-		return releaseView{}
+		return releaseProgress{}
 	}
-	return releaseView{
+	return releaseProgress{
 		Exists:       true,
 		Revision:     cd.Spec.Template.Labels[cafev1alpha1.AppRevisionLabel],
 		Observed:     cd.Status.ObservedGeneration == cd.Generation && cd.Status.UpdateRevision == revision.TemplateHash(&cd.Spec.Template),
@@ -48,18 +49,18 @@ func viewOf(cd *cafev1alpha1.CafeDeployment) releaseView {
 	}
 }
 
-// releasing reports whether the view shows rev's release, as seen by the
+// releasing reports whether the progress is rev's release, as seen by the
 // CafeDeployment controller.
-func (v releaseView) releasing(rev string) bool {
-	return v.Exists && v.Observed && v.Revision == rev
+func (p releaseProgress) releasing(rev string) bool {
+	return p.Exists && p.Observed && p.Revision == rev
 }
 
 // done reports whether every pod runs the released revision and is
 // available. The CafeDeployment reports Completed for a first template
 // before any pod exists (creating pods is not a release), so the pod
 // counts decide too.
-func (v releaseView) done() bool {
-	return v.Phase == cafev1alpha1.ReleasePhaseCompleted && v.Updated >= v.Desired && v.Available >= v.Desired
+func (p releaseProgress) done() bool {
+	return p.Phase == cafev1alpha1.ReleasePhaseCompleted && p.Updated >= p.Desired && p.Available >= p.Desired
 }
 
 // publication is one act of publishing, as stamped on the app.
@@ -106,25 +107,25 @@ func transition(prev, next *cafev1alpha1.AppRevision, pub publication) {
 // observeRelease updates the published revision's outcome from the
 // CafeDeployment's release, once that controller has seen the revision's
 // template. It returns true when the revision has just succeeded.
-func observeRelease(rev *cafev1alpha1.AppRevision, v releaseView, now metav1.Time) bool {
-	if !v.releasing(rev.Name) {
+func observeRelease(rev *cafev1alpha1.AppRevision, release releaseProgress, now metav1.Time) bool {
+	if !release.releasing(rev.Name) {
 		return false
 	}
 	switch {
-	case v.done():
+	case release.done():
 		if rev.Status.Outcome == cafev1alpha1.ReleaseOutcomeSucceeded {
 			return false
 		}
 		rev.Status.Outcome = cafev1alpha1.ReleaseOutcomeSucceeded
 		rev.Status.FinishedAt = ptr.To(now)
 		rev.Status.LastSucceededAt = ptr.To(now)
-		rev.Status.Message = fmt.Sprintf("%d of %d pods run %s", v.Updated, v.Desired, rev.Name)
+		rev.Status.Message = fmt.Sprintf("%d of %d pods run %s", release.Updated, release.Desired, rev.Name)
 		return true
-	case v.Phase == cafev1alpha1.ReleasePhaseFailed:
+	case release.Phase == cafev1alpha1.ReleasePhaseFailed:
 		if rev.Status.Outcome != cafev1alpha1.ReleaseOutcomeFailed {
 			rev.Status.Outcome = cafev1alpha1.ReleaseOutcomeFailed
 			rev.Status.FinishedAt = ptr.To(now)
-			rev.Status.Message = fmt.Sprintf("the CafeDeployment's release stopped at group %d of %d", v.CurrentGroup, v.TotalGroups)
+			rev.Status.Message = fmt.Sprintf("the CafeDeployment's release stopped at group %d of %d", release.CurrentGroup, release.TotalGroups)
 		}
 	case rev.Status.Outcome == "":
 		rev.Status.Outcome = cafev1alpha1.ReleaseOutcomeReleasing
@@ -132,12 +133,12 @@ func observeRelease(rev *cafev1alpha1.AppRevision, v releaseView, now metav1.Tim
 	return false
 }
 
-// setConditions sets Ready and Releasing on the app from the published
-// revision (nil when nothing valid is published; invalid then says why)
-// and the CafeDeployment's release.
-func setConditions(app *cafev1alpha1.CafeAppService, published *cafev1alpha1.AppRevision, invalid string, v releaseView) {
+// setConditions sets Ready and Releasing in the app's status st from the
+// published revision (nil when nothing valid is published; invalid then
+// says why) and the CafeDeployment's release.
+func setConditions(st *cafev1alpha1.CafeAppServiceStatus, app *cafev1alpha1.CafeAppService, published *cafev1alpha1.AppRevision, invalid string, release releaseProgress) {
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
 	}
 	notReleasing := func(msg string) {
 		set(cafev1alpha1.AppReleasingCondition, metav1.ConditionFalse, cafev1alpha1.AppNotReleasingReason, msg)
@@ -149,27 +150,27 @@ func setConditions(app *cafev1alpha1.CafeAppService, published *cafev1alpha1.App
 		return
 	case published == nil:
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionFalse, cafev1alpha1.AppNothingPublishedReason,
-			fmt.Sprintf("no revision is published; publish one with: cafe app publish %s --revision %s", app.Name, orDash(app.Status.LatestRevision)))
+			fmt.Sprintf("no revision is published; publish one with: cafe app publish %s --revision %s", app.Name, orDash(st.LatestRevision)))
 		notReleasing("no revision is published")
 		return
 	}
 	name := published.Name
 	progress := fmt.Sprintf("%s: %d of %d pods updated, %d available; release %s at group %d of %d",
-		name, v.Updated, v.Desired, v.Available, orDash(string(v.Phase)), v.CurrentGroup, v.TotalGroups)
+		name, release.Updated, release.Desired, release.Available, orDash(string(release.Phase)), release.CurrentGroup, release.TotalGroups)
 	switch {
-	case !v.releasing(name):
+	case !release.releasing(name):
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionFalse, cafev1alpha1.AppReleasingReason, name+" is handed to the CafeDeployment; its release has not started yet")
 		set(cafev1alpha1.AppReleasingCondition, metav1.ConditionTrue, cafev1alpha1.AppReleasingReason, name+" is handed to the CafeDeployment")
-	case v.done():
+	case release.done():
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionTrue, cafev1alpha1.AppReadyReason, progress)
 		notReleasing(name + " is released")
-	case v.Phase == cafev1alpha1.ReleasePhaseFailed:
+	case release.Phase == cafev1alpha1.ReleasePhaseFailed:
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionFalse, cafev1alpha1.AppReleaseFailedReason, progress)
 		notReleasing("the release of " + name + " failed; see `cafe deploy status " + app.Name + "`")
-	case v.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm:
+	case release.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm:
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionFalse, cafev1alpha1.AppReleasingReason, progress)
 		set(cafev1alpha1.AppReleasingCondition, metav1.ConditionTrue, cafev1alpha1.AppWaitingReason, progress+"; confirm with: cafe deploy confirm "+app.Name)
-	case v.Phase == cafev1alpha1.ReleasePhasePaused:
+	case release.Phase == cafev1alpha1.ReleasePhasePaused:
 		set(cafev1alpha1.AppReadyCondition, metav1.ConditionFalse, cafev1alpha1.AppReleasingReason, progress)
 		set(cafev1alpha1.AppReleasingCondition, metav1.ConditionTrue, cafev1alpha1.AppWaitingReason, progress+"; resume with: cafe deploy resume "+app.Name)
 	default:

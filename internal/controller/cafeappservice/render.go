@@ -1,7 +1,8 @@
 package cafeappservice
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,14 +17,14 @@ func appSelector(app string) map[string]string {
 	return map[string]string{cafev1alpha1.AppLabel: app}
 }
 
-// RenderPodTemplate returns the pod template the CafeDeployment runs for
+// renderPodTemplate returns the pod template the CafeDeployment runs for
 // rev: the revision's template, labelled with the app and the revision,
 // with every container reading the revision's config from its ConfigMap
 // (env entries after the template's own, files mounted read-only at
 // mountPath). It is pure and deterministic (sorted keys), so rendering a
 // revision twice yields the same template and so the same revision hash in
 // the CafeDeployment.
-func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemplateSpec {
+func renderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemplateSpec {
 	t := *rev.Spec.Template.DeepCopy()
 	if t.Labels == nil {
 		t.Labels = map[string]string{}
@@ -35,8 +36,8 @@ func RenderPodTemplate(app string, rev *cafev1alpha1.AppRevision) corev1.PodTemp
 	if cm == "" || cfg.HasEmptyConfig() {
 		return t
 	}
-	envNames := sortedKeys(cfg.Env)
-	fileNames := sortedKeys(cfg.Files)
+	envNames := slices.Sorted(maps.Keys(cfg.Env))
+	fileNames := slices.Sorted(maps.Keys(cfg.Files))
 	mountPath := cfg.MountPath
 	if mountPath == "" {
 		mountPath = cafev1alpha1.DefaultConfigMountPath
@@ -83,7 +84,7 @@ func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.A
 		Spec: cafev1alpha1.CafeDeploymentSpec{
 			Replicas:   w.Replicas,
 			Selector:   &metav1.LabelSelector{MatchLabels: appSelector(app.Name)},
-			Template:   RenderPodTemplate(app.Name, rev),
+			Template:   renderPodTemplate(app.Name, rev),
 			PodSetType: w.PodSetType,
 			Topology:   *w.Topology.DeepCopy(),
 			Strategy:   *w.Strategy.DeepCopy(),
@@ -148,13 +149,4 @@ func desiredService(app *cafev1alpha1.CafeAppService, s cafev1alpha1.AppServiceS
 		})
 	}
 	return svc
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
