@@ -41,14 +41,17 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 
 	root.AddGroup(
 		&cobra.Group{ID: "run", Title: "Run CAFE:"},
-		&cobra.Group{ID: deploy.GroupID, Title: "Release:"},
+		&cobra.Group{ID: "release", Title: "Release:"},
 	)
-	for _, c := range []*cobra.Command{dev.NewCmd(streams), managercmd.NewCmd(streams)} {
-		c.GroupID = "run"
+	addToGroup(root, "run", dev.NewCmd(streams), managercmd.NewCmd(streams))
+	addToGroup(root, "release", deploy.NewCmd(streams), app.NewCmd(streams), release.NewCmd(streams), release.NewAuditCmd(streams))
+	return root
+}
+
+// addToGroup adds cmds to root, listed in its help under group.
+func addToGroup(root *cobra.Command, group string, cmds ...*cobra.Command) {
+	for _, c := range cmds {
+		c.GroupID = group
 		root.AddCommand(c)
 	}
-	root.AddCommand(deploy.NewCmd(streams))
-	root.AddCommand(app.NewCmd(streams))
-	root.AddCommand(release.NewCmd(streams), release.NewAuditCmd(streams))
-	return root
 }

@@ -1,21 +1,14 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
-
-// GroupID is the root command group `cafe app` is listed under (the
-// release group, with `cafe deploy`).
-const GroupID = "release"
 
 // NewCmd returns `cafe app` and its verbs, reaching the cluster through
 // kubectl's flags.
@@ -27,9 +20,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 // client and read the streams.
 func NewCmdWithOptions(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "app",
-		GroupID: GroupID,
-		Short:   "Apps and their revisions: list, get, revisions, diff, publish, rollback",
+		Use:   "app",
+		Short: "Apps and their revisions: list, get, revisions, diff, publish, rollback",
 		Long: `Work with CafeAppServices in the namespace of the kubectl flags. CAFE records
 an immutable AppRevision (<app>-r<N>) for every new content of an app's
 template, service and config; nothing runs until a revision is published.
@@ -68,7 +60,7 @@ func newGetCmd(o *Options) *cobra.Command {
   # the whole object
   cafe app get pay -o yaml`,
 		Args:              appArgs(1),
-		ValidArgsFunction: o.appCompletion,
+		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.get(cmd.Context(), args[0], output) },
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "print the object instead of the report: yaml or json")
@@ -82,7 +74,7 @@ func newRevisionsCmd(o *Options) *cobra.Command {
 		Short:             "List an app's revisions with their outcome, marking the latest, published and last successful one",
 		Example:           "  cafe app revisions pay",
 		Args:              appArgs(1),
-		ValidArgsFunction: o.appCompletion,
+		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.revisions(cmd.Context(), args[0]) },
 	}
 }
@@ -103,7 +95,7 @@ With two arguments, both full revision names, the app is taken from them.`,
 			}
 			return nil
 		},
-		ValidArgsFunction: o.appCompletion,
+		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, a, b, err := diffArgs(args)
 			if err != nil {
@@ -155,7 +147,7 @@ level (for an urgent fix).`,
   # an urgent fix, in one group
   cafe app publish pay --revision r4 --fast`,
 		Args:              appArgs(1),
-		ValidArgsFunction: o.appCompletion,
+		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if revision == "" {
 				return fmt.Errorf("--revision is required (list the revisions with: cafe app revisions %s)", args[0])
@@ -184,7 +176,7 @@ the water level (spec.workload.strategy.minAvailable).`,
 		Example: `  cafe app rollback pay
   cafe app rollback pay --to r2 --fast`,
 		Args:              appArgs(1),
-		ValidArgsFunction: o.appCompletion,
+		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.rollback(cmd.Context(), args[0], to, fast) },
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the revision to roll back to: <app>-r<N>, r<N> or N (default: the last successful one before the published)")
@@ -200,36 +192,4 @@ func appArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// appCompletion completes the first argument with the apps of the
-// namespace.
-func (o *Options) appCompletion(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	// A slow or unreachable server must never hang the shell.
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		cobra.CompErrorln(err.Error())
-		return nil, cobra.ShellCompDirectiveError
-	}
-	list := &cafev1alpha1.CafeAppServiceList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		cobra.CompErrorln(err.Error())
-		return nil, cobra.ShellCompDirectiveError
-	}
-	var out []cobra.Completion
-	for _, a := range list.Items {
-		if strings.HasPrefix(a.Name, toComplete) {
-			out = append(out, a.Name)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
 }

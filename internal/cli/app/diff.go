@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -14,11 +15,7 @@ import (
 
 // diff prints what changes from revision a to revision b of one app.
 func (o *Options) diff(ctx context.Context, appName, a, b string) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	app, err := getApp(ctx, c, ns, appName)
+	c, app, err := o.getApp(ctx, appName)
 	if err != nil {
 		return err
 	}
@@ -61,25 +58,16 @@ func snapshotText(rev *cafev1alpha1.AppRevision) (string, error) {
 	if cfg.MountPath != "" {
 		fmt.Fprintf(&b, "  mountPath: %s\n", cfg.MountPath)
 	}
-	for _, k := range sortedKeys(cfg.Env) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		fmt.Fprintf(&b, "  env.%s: %q\n", k, cfg.Env[k])
 	}
-	for _, k := range sortedKeys(cfg.Files) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Files)) {
 		fmt.Fprintf(&b, "  files[%s]: |\n", k)
 		for _, line := range strings.Split(strings.TrimSuffix(cfg.Files[k], "\n"), "\n") {
 			fmt.Fprintf(&b, "    %s\n", line)
 		}
 	}
 	return b.String(), nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // editOp is one line of a line diff.

@@ -18,33 +18,29 @@ import (
 
 // Options carry what every `cafe app` verb needs.
 type Options struct {
-	genericiooptions.IOStreams
-
-	// ConfigFlags are kubectl's flags; the namespace always comes from
-	// them.
-	ConfigFlags kubeflags.Flags
-
-	// Client, when set, is used instead of a client built from ConfigFlags.
-	Client client.Client
+	kubeflags.Options
 }
 
 // NewOptions returns Options writing to streams, with kubectl's flags.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, ConfigFlags: kubeflags.New()}
+	return &Options{Options: kubeflags.NewOptions(streams)}
 }
 
-func (o *Options) clientAndNamespace() (client.Client, string, error) {
-	return kubeflags.ClientAndNamespace(o.ConfigFlags, o.Client)
+// appKind is how messages name CafeAppServices.
+var appKind = kubeflags.Kind{
+	Name: "CafeAppService", Plural: "CafeAppServices", ListCommand: "cafe app list",
+	NewList: func() client.ObjectList { return &cafev1alpha1.CafeAppServiceList{} },
 }
 
-// getApp reads a CafeAppService, with an error that names it and says
-// what to check.
-func getApp(ctx context.Context, c client.Client, namespace, name string) (*cafev1alpha1.CafeAppService, error) {
+// getApp reads the app named name in the namespace of the flags. It
+// returns the client, for the verb's further calls.
+func (o *Options) getApp(ctx context.Context, name string) (client.Client, *cafev1alpha1.CafeAppService, error) {
 	app := &cafev1alpha1.CafeAppService{}
-	if err := kubeflags.Get(ctx, c, app, "CafeAppService", namespace, name, "cafe app list -n "+namespace); err != nil {
-		return nil, err
+	c, err := o.Get(ctx, appKind, app, name)
+	if err != nil {
+		return nil, nil, err
 	}
-	return app, nil
+	return c, app, nil
 }
 
 // listRevisions returns the app's revisions, oldest first.

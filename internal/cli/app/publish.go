@@ -59,7 +59,8 @@ func publish(ctx context.Context, c client.Client, seen *cafev1alpha1.CafeAppSer
 		if !apierrors.IsConflict(err) || attempt >= 5 {
 			return nil, fmt.Errorf("setting spec.publishedRevision of %s to %s: %w", ref(seen), req.Revision, err)
 		}
-		if app, err = getApp(ctx, c, seen.Namespace, seen.Name); err != nil {
+		app = &cafev1alpha1.CafeAppService{}
+		if err := appKind.Get(ctx, c, app, seen.Namespace, seen.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -67,11 +68,7 @@ func publish(ctx context.Context, c client.Client, seen *cafev1alpha1.CafeAppSer
 
 // publishRevision is `cafe app publish APP --revision rN [--fast]`.
 func (o *Options) publishRevision(ctx context.Context, name, revision string, fast bool) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	app, err := getApp(ctx, c, ns, name)
+	c, app, err := o.getApp(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -83,12 +80,7 @@ func (o *Options) publishRevision(ctx context.Context, name, revision string, fa
 		fmt.Fprintf(o.Out, "%s is already the published revision of %s; nothing to do\n", rev.Name, ref(app))
 		return nil
 	}
-	done, err := publish(ctx, c, app, publishRequest{Revision: rev.Name, Fast: fast, Verb: "publish"})
-	if err != nil {
-		return err
-	}
-	o.reportPublished(done, app.Spec.PublishedRevision, fast)
-	return nil
+	return o.publishAndReport(ctx, c, app, publishRequest{Revision: rev.Name, Fast: fast, Verb: "publish"})
 }
 
 // rollbackTarget picks the revision a rollback publishes: to (any of a
@@ -135,11 +127,7 @@ func rollbackTarget(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRev
 
 // rollback is `cafe app rollback APP [--to rN] [--fast]`.
 func (o *Options) rollback(ctx context.Context, name, to string, fast bool) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	app, err := getApp(ctx, c, ns, name)
+	c, app, err := o.getApp(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -151,11 +139,16 @@ func (o *Options) rollback(ctx context.Context, name, to string, fast bool) erro
 	if err != nil {
 		return err
 	}
-	done, err := publish(ctx, c, app, publishRequest{Revision: target.Name, Fast: fast, Verb: "rollback"})
+	return o.publishAndReport(ctx, c, app, publishRequest{Revision: target.Name, Fast: fast, Verb: "rollback"})
+}
+
+// publishAndReport publishes req on app as read and says what came of it.
+func (o *Options) publishAndReport(ctx context.Context, c client.Client, app *cafev1alpha1.CafeAppService, req publishRequest) error {
+	done, err := publish(ctx, c, app, req)
 	if err != nil {
 		return err
 	}
-	o.reportPublished(done, app.Spec.PublishedRevision, fast)
+	o.reportPublished(done, app.Spec.PublishedRevision, req.Fast)
 	return nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/table"
@@ -31,13 +30,10 @@ func conditionStatus(app *cafev1alpha1.CafeAppService, t string) string {
 
 // list prints the apps of the namespace.
 func (o *Options) list(ctx context.Context) error {
-	c, ns, err := o.clientAndNamespace()
+	list := &cafev1alpha1.CafeAppServiceList{}
+	ns, err := o.List(ctx, appKind, list)
 	if err != nil {
 		return err
-	}
-	list := &cafev1alpha1.CafeAppServiceList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("listing CafeAppServices in %s: %w", ns, err)
 	}
 	if len(list.Items) == 0 {
 		fmt.Fprintf(o.Out, "No CafeAppServices in namespace %s\n", ns)
@@ -56,33 +52,24 @@ func (o *Options) list(ctx context.Context) error {
 
 // get prints one app: revisions, Service, release and conditions.
 func (o *Options) get(ctx context.Context, name, output string) error {
-	c, ns, err := o.clientAndNamespace()
+	c, app, err := o.getApp(ctx, name)
 	if err != nil {
 		return err
 	}
-	app, err := getApp(ctx, c, ns, name)
-	if err != nil {
-		return err
-	}
-	switch output {
-	case "yaml", "json":
-		app.ManagedFields = nil
-		return printObject(o.Out, app, output)
-	case "":
-	default:
-		return fmt.Errorf("--output %q: want yaml or json", output)
+	if output != "" {
+		return table.PrintObject(o.Out, app, output)
 	}
 	svc := &corev1.Service{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(app), svc); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("reading Service %s/%s: %w", ns, name, err)
+			return fmt.Errorf("reading Service %s/%s: %w", app.Namespace, app.Name, err)
 		}
 		svc = nil
 	}
 	cd := &cafev1alpha1.CafeDeployment{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(app), cd); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("reading CafeDeployment %s/%s: %w", ns, name, err)
+			return fmt.Errorf("reading CafeDeployment %s/%s: %w", app.Namespace, app.Name, err)
 		}
 		cd = nil
 	}
@@ -135,11 +122,7 @@ func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Servi
 
 // revisions prints one line per revision, oldest first.
 func (o *Options) revisions(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	app, err := getApp(ctx, c, ns, name)
+	c, app, err := o.getApp(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -174,19 +157,4 @@ func marks(app *cafev1alpha1.CafeAppService, name string) string {
 		m = append(m, "last-successful")
 	}
 	return strings.Join(m, ",")
-}
-
-func printObject(out io.Writer, obj any, format string) error {
-	data, err := yaml.Marshal(obj)
-	if err != nil {
-		return err
-	}
-	if format == "json" {
-		if data, err = yaml.YAMLToJSON(data); err != nil {
-			return err
-		}
-		data = append(data, '\n')
-	}
-	_, err = out.Write(data)
-	return err
 }

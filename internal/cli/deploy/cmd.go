@@ -1,15 +1,11 @@
 package deploy
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
-
-// GroupID is the root command group `cafe deploy` is listed under.
-const GroupID = "release"
 
 // NewCmd returns `cafe deploy` and its verbs, reaching the cluster through
 // kubectl's flags.
@@ -21,9 +17,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 // a client and read the streams.
 func NewCmdWithOptions(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "deploy",
-		GroupID: GroupID,
-		Short:   "Follow and steer the release of a CafeDeployment: status, confirm, pause, resume, rollback, history",
+		Use:   "deploy",
+		Short: "Follow and steer the release of a CafeDeployment: status, confirm, pause, resume, rollback, history",
 		Long: `Follow and steer the release of a CafeDeployment in the namespace of the
 kubectl flags. A release moves pods to a new revision group by group; with
 spec.strategy.needWaitingForConfirm it waits after each group until a person
@@ -60,7 +55,7 @@ func newStatusCmd(o *Options) *cobra.Command {
   # the whole object
   cafe deploy status web -o yaml`,
 		Args:              nameArg,
-		ValidArgsFunction: o.nameCompletion,
+		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		PreRunE:           func(*cobra.Command, []string) error { return so.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return so.run(cmd.Context(), args[0])
@@ -89,7 +84,7 @@ cafe.io/confirmed-by, which the controller copies into the group's record.`,
   # confirm group 2 explicitly
   cafe deploy confirm web --group 2`,
 		Args:              nameArg,
-		ValidArgsFunction: o.nameCompletion,
+		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("group") {
 				co.Group = &group
@@ -108,7 +103,7 @@ func newPauseCmd(o *Options, pause bool) *cobra.Command {
 		Short:             "Hold the release before its next pod operation (spec.strategy.pause=true)",
 		Example:           "  cafe deploy pause web",
 		Args:              nameArg,
-		ValidArgsFunction: o.nameCompletion,
+		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.setPause(cmd.Context(), args[0], pause)
 		},
@@ -141,7 +136,7 @@ water level (spec.strategy.minAvailable).`,
   # in one group
   cafe deploy rollback web --fast`,
 		Args:              nameArg,
-		ValidArgsFunction: o.nameCompletion,
+		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return ro.run(cmd.Context(), args[0])
 		},
@@ -158,7 +153,7 @@ func newHistoryCmd(o *Options) *cobra.Command {
 		Short:             "List the revisions of a CafeDeployment, marking the current and the update revision",
 		Example:           "  cafe deploy history web",
 		Args:              nameArg,
-		ValidArgsFunction: o.nameCompletion,
+		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.history(cmd.Context(), args[0])
 		},
@@ -171,20 +166,4 @@ func nameArg(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("%s takes the name of one CafeDeployment, got %d arguments (see --help)", cmd.CommandPath(), len(args))
 	}
 	return nil
-}
-
-// nameCompletion completes the names of the CafeDeployments in the
-// namespace of the kubectl flags.
-func (o *Options) nameCompletion(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	ctx := cmd.Context()
-	if ctx == nil {
-		// Cobra sets no context on the command a completion is for.
-		ctx = context.Background()
-	}
-	names, err := o.completeNames(ctx, args, toComplete)
-	if err != nil {
-		cobra.CompErrorln(err.Error())
-		return nil, cobra.ShellCompDirectiveError
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
 }

@@ -74,7 +74,7 @@ func decideConfirm(cd *cafev1alpha1.CafeDeployment, explicit *int32) (confirmDec
 }
 
 func (o *confirmOptions) run(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
+	c, ns, err := o.ClientAndNamespace()
 	if err != nil {
 		return err
 	}
@@ -83,10 +83,11 @@ func (o *confirmOptions) run(ctx context.Context, name string) error {
 	// Each attempt decides again from a fresh read: a conflict means the
 	// release may have moved on.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cd, err := getCafeDeployment(ctx, c, ns, name)
-		if err != nil {
+		cd := &cafev1alpha1.CafeDeployment{}
+		if err := cafeDeploymentKind.Get(ctx, c, cd, ns, name); err != nil {
 			return err
 		}
+		var err error
 		if d, err = decideConfirm(cd, o.Group); err != nil || d.AlreadyBy != "" {
 			after = cd
 			return err

@@ -11,11 +11,7 @@ import (
 )
 
 func (o *Options) history(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	cd, err := getCafeDeployment(ctx, c, ns, name)
+	c, cd, err := o.getCafeDeployment(ctx, name)
 	if err != nil {
 		return err
 	}

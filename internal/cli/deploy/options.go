@@ -3,8 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/cafe-io/cafe/internal/cli/kubeflags"
 
@@ -15,73 +13,31 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
-// Options carry what every `cafe deploy` verb needs: the streams it writes
-// to and the way to reach the API server.
+// Options carry what every `cafe deploy` verb needs.
 type Options struct {
-	genericiooptions.IOStreams
-
-	// ConfigFlags are kubectl's flags (--kubeconfig, --context, --namespace,
-	// ...). The namespace always comes from them.
-	ConfigFlags kubeflags.Flags
-
-	// Client, when set, is used instead of a client built from ConfigFlags.
-	// Tests point it at their API server.
-	Client client.Client
+	kubeflags.Options
 }
 
 // NewOptions returns Options writing to streams, with kubectl's flags.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, ConfigFlags: kubeflags.New()}
+	return &Options{Options: kubeflags.NewOptions(streams)}
 }
 
-// clientAndNamespace returns the client to use and the namespace the
-// CafeDeployments are in.
-func (o *Options) clientAndNamespace() (client.Client, string, error) {
-	return kubeflags.ClientAndNamespace(o.ConfigFlags, o.Client)
+// cafeDeploymentKind is how messages name CafeDeployments.
+var cafeDeploymentKind = kubeflags.Kind{
+	Name: "CafeDeployment", Plural: "CafeDeployments", ListCommand: "kubectl get cafedeployments",
+	NewList: func() client.ObjectList { return &cafev1alpha1.CafeDeploymentList{} },
 }
 
-// getCafeDeployment reads a CafeDeployment, with an error that names it and
-// says what to check.
-func getCafeDeployment(ctx context.Context, c client.Client, namespace, name string) (*cafev1alpha1.CafeDeployment, error) {
+// getCafeDeployment reads the CafeDeployment named name in the namespace
+// of the flags. It returns the client, for the verb's further calls.
+func (o *Options) getCafeDeployment(ctx context.Context, name string) (client.Client, *cafev1alpha1.CafeDeployment, error) {
 	cd := &cafev1alpha1.CafeDeployment{}
-	if err := kubeflags.Get(ctx, c, cd, "CafeDeployment", namespace, name, "kubectl get cafedeployments -n "+namespace); err != nil {
-		return nil, err
-	}
-	return cd, nil
-}
-
-// completionTimeout bounds the API call a shell completion makes, so a
-// slow or unreachable server never hangs the shell.
-const completionTimeout = 5 * time.Second
-
-// completeNames completes the first argument with the names of the
-// CafeDeployments in the namespace.
-func (o *Options) completeNames(ctx context.Context, args []string, toComplete string) ([]string, error) {
-	if len(args) > 0 {
-		return nil, nil
-	}
-	c, ns, err := o.clientAndNamespace()
+	c, err := o.Get(ctx, cafeDeploymentKind, cd, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
-	defer cancel()
-	list := &cafev1alpha1.CafeDeploymentList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return namesWithPrefix(list.Items, toComplete), nil
-}
-
-// namesWithPrefix returns the names of cds that start with prefix.
-func namesWithPrefix(cds []cafev1alpha1.CafeDeployment, prefix string) []string {
-	var out []string
-	for i := range cds {
-		if strings.HasPrefix(cds[i].Name, prefix) {
-			out = append(out, cds[i].Name)
-		}
-	}
-	return out
+	return c, cd, nil
 }
 
 // stampedBy returns the user CAFE's admission webhook recorded under byKey

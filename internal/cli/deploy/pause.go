@@ -13,11 +13,7 @@ import (
 // field and no resourceVersion: the outcome does not depend on anything
 // else in the object, and pausing twice is the same as once.
 func (o *Options) setPause(ctx context.Context, name string, pause bool) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	cd, err := getCafeDeployment(ctx, c, ns, name)
+	c, cd, err := o.getCafeDeployment(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func rollbackTarget(cd *cafev1alpha1.CafeDeployment, revs []historyEntry, to str
 }
 
 func (o *rollbackOptions) run(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
+	c, ns, err := o.ClientAndNamespace()
 	if err != nil {
 		return err
 	}
@@ -77,8 +77,8 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 	// Each attempt picks the target again from a fresh read: on a conflict
 	// the template or the update revision may have changed.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var err error
-		if cd, err = getCafeDeployment(ctx, c, ns, name); err != nil {
+		cd = &cafev1alpha1.CafeDeployment{}
+		if err := cafeDeploymentKind.Get(ctx, c, cd, ns, name); err != nil {
 			return err
 		}
 		revs, err := listRevisions(ctx, c, cd)

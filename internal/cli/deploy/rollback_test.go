@@ -177,21 +177,3 @@ func TestPrintHistory(t *testing.T) {
 		})
 	}
 }
-
-func TestNamesWithPrefix(t *testing.T) {
-	cds := []cafev1alpha1.CafeDeployment{*newCD().build(), *newCD().build(), *newCD().build()}
-	cds[0].Name, cds[1].Name, cds[2].Name = "web", "web-canary", "api"
-	tests := []struct {
-		name, prefix string
-		want         []string
-	}{
-		{name: "an empty prefix completes every name", prefix: "", want: []string{"web", "web-canary", "api"}},
-		{name: "a prefix keeps only the names it starts", prefix: "web-", want: []string{"web-canary"}},
-		{name: "a prefix no name starts with completes nothing", prefix: "x", want: nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(namesWithPrefix(cds, tt.prefix)).To(Equal(tt.want))
-		})
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 
@@ -36,11 +37,7 @@ func (o *statusOptions) validate() error {
 }
 
 func (o *statusOptions) run(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	cd, err := getCafeDeployment(ctx, c, ns, name)
+	c, cd, err := o.getCafeDeployment(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -107,38 +104,32 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 		fmt.Fprintf(w, "Next:\t%s\n", command("confirm", cd))
 	}
 
-	fmt.Fprintln(w, "\nGroups:")
-	if len(rel.Groups) == 0 {
-		fmt.Fprintln(w, "  <none started>")
-	} else {
-		groups := slices.Clone(rel.Groups)
-		slices.SortFunc(groups, func(a, b cafev1alpha1.ReleaseGroupStatus) int { return int(a.Index) - int(b.Index) })
-		fmt.Fprintln(w, "  INDEX\tSTART\tFINISH\tCONFIRMED BY\tCONFIRMED AT")
-		for _, g := range groups {
-			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", g.Index, table.Timestamp(g.StartTime), table.Timestamp(g.FinishTime), table.OrDash(g.ConfirmedBy), table.Timestamp(g.ConfirmedAt))
-		}
-	}
-
-	fmt.Fprintln(w, "\nUnits:")
-	if len(st.Units) == 0 {
-		fmt.Fprintln(w, "  <none reported>")
-	} else {
-		fmt.Fprintln(w, "  NAME\tDESIRED\tREADY\tAVAILABLE\tUPDATED")
-		for _, u := range st.Units {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", u.Name, count(u.DesiredReplicas), count(u.ReadyReplicas), count(u.AvailableReplicas), count(u.UpdatedReplicas))
-		}
-	}
-
-	fmt.Fprintln(w, "\nConditions:")
-	if len(st.Conditions) == 0 {
-		fmt.Fprintln(w, "  <none reported>")
-	} else {
-		fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tMESSAGE")
-		for _, c := range st.Conditions {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, table.OrDash(c.Reason), table.OrDash(c.Message))
-		}
-	}
+	groups := slices.Clone(rel.Groups)
+	slices.SortFunc(groups, func(a, b cafev1alpha1.ReleaseGroupStatus) int { return int(a.Index) - int(b.Index) })
+	printSection(w, "Groups", "<none started>", "INDEX\tSTART\tFINISH\tCONFIRMED BY\tCONFIRMED AT", groups, func(g cafev1alpha1.ReleaseGroupStatus) string {
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", g.Index, table.Timestamp(g.StartTime), table.Timestamp(g.FinishTime), table.OrDash(g.ConfirmedBy), table.Timestamp(g.ConfirmedAt))
+	})
+	printSection(w, "Units", "<none reported>", "NAME\tDESIRED\tREADY\tAVAILABLE\tUPDATED", st.Units, func(u cafev1alpha1.UnitStatus) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", u.Name, count(u.DesiredReplicas), count(u.ReadyReplicas), count(u.AvailableReplicas), count(u.UpdatedReplicas))
+	})
+	printSection(w, "Conditions", "<none reported>", "TYPE\tSTATUS\tREASON\tMESSAGE", st.Conditions, func(c metav1.Condition) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s", c.Type, c.Status, table.OrDash(c.Reason), table.OrDash(c.Message))
+	})
 	return w.Flush()
+}
+
+// printSection writes a titled part of the report: a header and a row per
+// item, indented, or none when there is no item.
+func printSection[T any](w io.Writer, title, none, header string, items []T, row func(T) string) {
+	fmt.Fprintf(w, "\n%s:\n", title)
+	if len(items) == 0 {
+		fmt.Fprintln(w, "  "+none)
+		return
+	}
+	fmt.Fprintln(w, "  "+header)
+	for _, item := range items {
+		fmt.Fprintln(w, "  "+row(item))
+	}
 }
 
 // phaseLine is the phase and "group k of N". k is status.release.currentGroup

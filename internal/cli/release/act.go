@@ -29,7 +29,7 @@ type actOptions struct {
 // act creates a ReleaseAction and, unless NoWait, waits until the
 // controller has processed it and reports the result.
 func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.ReleaseActionType, ao actOptions) error {
-	c, ns, err := o.clientAndNamespace()
+	c, ns, err := o.ClientAndNamespace()
 	if err != nil {
 		return err
 	}
@@ -47,8 +47,8 @@ func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.Rel
 	var rec *cafev1alpha1.ReleaseActionRecord
 	var ro *cafev1alpha1.ReleaseOrder
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, ao.Timeout, true, func(ctx context.Context) (bool, error) {
-		var err error
-		if ro, err = getOrder(ctx, c, ns, order); err != nil {
+		ro = &cafev1alpha1.ReleaseOrder{}
+		if err := orderKind.Get(ctx, c, ro, ns, order); err != nil {
 			return false, err
 		}
 		for i := range ro.Status.Actions {

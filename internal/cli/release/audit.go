@@ -43,15 +43,15 @@ type auditOptions struct {
 // orders lists the orders named (all of the namespace, or of every
 // namespace, when none is named).
 func (o *Options) orders(ctx context.Context, names []string, all bool) ([]cafev1alpha1.ReleaseOrder, error) {
-	c, ns, err := o.clientAndNamespace()
+	c, ns, err := o.ClientAndNamespace()
 	if err != nil {
 		return nil, err
 	}
 	if len(names) > 0 {
 		var out []cafev1alpha1.ReleaseOrder
 		for _, n := range names {
-			ro, err := getOrder(ctx, c, ns, n)
-			if err != nil {
+			ro := &cafev1alpha1.ReleaseOrder{}
+			if err := orderKind.Get(ctx, c, ro, ns, n); err != nil {
 				return nil, err
 			}
 			out = append(out, *ro)
@@ -193,7 +193,7 @@ func (o *Options) publicKey(ctx context.Context, ao auditOptions) (ed25519.Publi
 		}
 		return ed25519.PublicKey(raw), nil
 	}
-	c, _, err := o.clientAndNamespace()
+	c, _, err := o.ClientAndNamespace()
 	if err != nil {
 		return nil, err
 	}

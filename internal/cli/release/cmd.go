@@ -1,20 +1,14 @@
 package release
 
 import (
-	"context"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/install"
 )
-
-// GroupID is the root command group these commands are listed under.
-const GroupID = "release"
 
 // NewCmd returns `cafe release`.
 func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
@@ -24,9 +18,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 // NewCmdWithOptions returns `cafe release` using o.
 func NewCmdWithOptions(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "release",
-		GroupID: GroupID,
-		Short:   "Release orders (发布单): create, approve, start, pause, confirm, roll back, and their record",
+		Use:   "release",
+		Short: "Release orders (发布单): create, approve, start, pause, confirm, roll back, and their record",
 		Long: `A release order releases revisions of one or more apps in dependency order,
 after the approvals it asks for (never by its requester), within its change
 window, with a failure policy, and keeps a signed audit trail of every step.
@@ -103,7 +96,7 @@ func newActCmd(o *Options, a cafev1alpha1.ReleaseActionType) *cobra.Command {
 		Short:             actHelp[a],
 		Example:           "  cafe release " + a.Verb() + " weekly --comment \"...\" -n shop",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.orderCompletion,
+		ValidArgsFunction: o.CompleteNames(orderKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.act(cmd.Context(), args[0], a, ao) },
 	}
 	cmd.Flags().StringVarP(&ao.Comment, "comment", "m", "", "why, kept in the audit trail")
@@ -121,7 +114,7 @@ func newGetCmd(o *Options) *cobra.Command {
 		Use:               "get ORDER",
 		Short:             "Show an order: approvals, window, apps with their from/to revisions and progress, conditions",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.orderCompletion,
+		ValidArgsFunction: o.CompleteNames(orderKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.get(cmd.Context(), args[0], output) },
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "print the object: yaml or json")
@@ -142,7 +135,7 @@ func newHistoryCmd(o *Options) *cobra.Command {
 		Use:               "history ORDER",
 		Short:             "Print an order's audit trail: who did what, when, with which effect",
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: o.orderCompletion,
+		ValidArgsFunction: o.CompleteNames(orderKind),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.history(cmd.Context(), args[0]) },
 	}
 }
@@ -162,27 +155,6 @@ func newStatsCmd(o *Options) *cobra.Command {
 	return cmd
 }
 
-func (o *Options) orderCompletion(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	list := &cafev1alpha1.ReleaseOrderList{}
-	if err := c.List(context.Background(), list, client.InNamespace(ns)); err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	var out []cobra.Completion
-	for _, ro := range list.Items {
-		if strings.HasPrefix(ro.Name, toComplete) {
-			out = append(out, ro.Name)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
-}
-
 // NewAuditCmd returns `cafe audit`.
 func NewAuditCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	return NewAuditCmdWithOptions(NewOptions(streams))
@@ -192,9 +164,8 @@ func NewAuditCmd(streams genericiooptions.IOStreams) *cobra.Command {
 func NewAuditCmdWithOptions(o *Options) *cobra.Command {
 	ao := auditOptions{CAFENamespace: install.Namespace}
 	cmd := &cobra.Command{
-		Use:     "audit",
-		GroupID: GroupID,
-		Short:   "Export and verify the signed audit trails of release orders",
+		Use:   "audit",
+		Short: "Export and verify the signed audit trails of release orders",
 		Long: `Each release order keeps an audit trail: one entry per state change and per
 action, hash-chained (each hash covers the entry and the previous hash) and
 signed with an ed25519 key only CAFE's controller holds. export writes the

@@ -98,7 +98,7 @@ func (c createOptions) buildOrder(name string) (*cafev1alpha1.ReleaseOrder, erro
 
 // create is `cafe release create`.
 func (o *Options) create(ctx context.Context, name string, c createOptions) error {
-	cl, ns, err := o.clientAndNamespace()
+	cl, ns, err := o.ClientAndNamespace()
 	if err != nil {
 		return err
 	}

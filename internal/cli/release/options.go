@@ -11,61 +11,41 @@ package release
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/cafe-io/cafe/internal/cli/kubeflags"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
 // Options carry what every verb needs.
 type Options struct {
-	genericiooptions.IOStreams
-	ConfigFlags kubeflags.Flags
-	// Client, when set, is used instead of one built from ConfigFlags.
-	Client client.Client
+	kubeflags.Options
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
 
 // NewOptions returns Options writing to streams, with kubectl's flags.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, ConfigFlags: kubeflags.New(), Now: time.Now}
+	return &Options{Options: kubeflags.NewOptions(streams), Now: time.Now}
 }
 
-func (o *Options) clientAndNamespace() (client.Client, string, error) {
-	return kubeflags.ClientAndNamespace(o.ConfigFlags, o.Client)
+// orderKind is how messages name ReleaseOrders.
+var orderKind = kubeflags.Kind{
+	Name: "ReleaseOrder", Plural: "ReleaseOrders", ListCommand: "cafe release list",
+	NewList: func() client.ObjectList { return &cafev1alpha1.ReleaseOrderList{} },
 }
 
-func getOrder(ctx context.Context, c client.Client, ns, name string) (*cafev1alpha1.ReleaseOrder, error) {
-	o := &cafev1alpha1.ReleaseOrder{}
-	if err := kubeflags.Get(ctx, c, o, "ReleaseOrder", ns, name, "cafe release list -n "+ns); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
-func printObject(out io.Writer, obj client.Object, format string) error {
-	obj.SetManagedFields(nil)
-	var data []byte
-	var err error
-	if format == "json" {
-		data, err = yaml.Marshal(obj)
-		if err == nil {
-			data, err = yaml.YAMLToJSON(data)
-			data = append(data, '\n')
-		}
-	} else {
-		data, err = yaml.Marshal(obj)
-	}
+// getOrder reads the order named name in the namespace of the flags. It
+// returns the client, for the verb's further calls.
+func (o *Options) getOrder(ctx context.Context, name string) (client.Client, *cafev1alpha1.ReleaseOrder, error) {
+	ro := &cafev1alpha1.ReleaseOrder{}
+	c, err := o.Get(ctx, orderKind, ro, name)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	_, err = out.Write(data)
-	return err
+	return c, ro, nil
 }

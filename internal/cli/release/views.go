@@ -9,28 +9,18 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
 // get is `cafe release get ORDER`.
 func (o *Options) get(ctx context.Context, name, output string) error {
-	c, ns, err := o.clientAndNamespace()
+	_, ro, err := o.getOrder(ctx, name)
 	if err != nil {
 		return err
 	}
-	ro, err := getOrder(ctx, c, ns, name)
-	if err != nil {
-		return err
-	}
-	switch output {
-	case "yaml", "json":
-		return printObject(o.Out, ro, output)
-	case "":
-	default:
-		return fmt.Errorf("--output %q: want yaml or json", output)
+	if output != "" {
+		return table.PrintObject(o.Out, ro, output)
 	}
 	return printOrder(o.Out, ro)
 }
@@ -97,13 +87,10 @@ func quoted(s string) string {
 
 // list is `cafe release list`.
 func (o *Options) list(ctx context.Context) error {
-	c, ns, err := o.clientAndNamespace()
+	list := &cafev1alpha1.ReleaseOrderList{}
+	ns, err := o.List(ctx, orderKind, list)
 	if err != nil {
 		return err
-	}
-	list := &cafev1alpha1.ReleaseOrderList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("listing ReleaseOrders in %s: %w", ns, err)
 	}
 	if len(list.Items) == 0 {
 		fmt.Fprintf(o.Out, "No ReleaseOrders in namespace %s\n", ns)
@@ -121,11 +108,7 @@ func (o *Options) list(ctx context.Context) error {
 
 // history is `cafe release history ORDER`: the audit trail.
 func (o *Options) history(ctx context.Context, name string) error {
-	c, ns, err := o.clientAndNamespace()
-	if err != nil {
-		return err
-	}
-	ro, err := getOrder(ctx, c, ns, name)
+	_, ro, err := o.getOrder(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -210,13 +193,10 @@ func (s appStats) p95() time.Duration {
 
 // stats is `cafe release stats`.
 func (o *Options) stats(ctx context.Context, app string, since time.Duration) error {
-	c, ns, err := o.clientAndNamespace()
+	list := &cafev1alpha1.ReleaseOrderList{}
+	ns, err := o.List(ctx, orderKind, list)
 	if err != nil {
 		return err
-	}
-	list := &cafev1alpha1.ReleaseOrderList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("listing ReleaseOrders in %s: %w", ns, err)
 	}
 	var from time.Time
 	if since > 0 {
