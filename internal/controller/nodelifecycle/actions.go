@@ -12,9 +12,12 @@ import (
 
 // nodeState is one judged node with what acting on it needs.
 type nodeState struct {
-	Name     string
-	Zone     string
-	Decision Decision
+	// Node is the node as read; the writers patch it. The planner needs
+	// only the fields below.
+	Node      *corev1.Node
+	Name      string
+	Zone      string
+	Judgement nodeJudgement
 	// VerdictSince is when the node reached its current verdict.
 	VerdictSince time.Time
 	// UnhealthySince is when it last turned Suspect or Failed (zero while
@@ -46,6 +49,7 @@ type nodeActions struct {
 
 // actionPlan is the outcome of planActions.
 type actionPlan struct {
+	// Nodes[i] is what to do to the i-th judged node.
 	Nodes []nodeActions
 	// Granted is how many migrations start.
 	Granted int
@@ -91,7 +95,7 @@ func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1al
 		n := nodes[i]
 		a := nodeActions{Node: n.Name, NoSchedule: n.NoSchedule, NoExecute: n.NoExecute}
 		z, isGuarded := guarded[n.Zone]
-		verdict := n.Decision.Verdict
+		verdict := n.Judgement.Verdict
 		switch {
 		case p.Mode == cafev1alpha1.NodeLifecycleObserve || verdict == cafev1alpha1.NodeVerdictHealthy:
 			a.NoSchedule, a.NoExecute = false, false
@@ -108,9 +112,20 @@ func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1al
 	return out
 }
 
+// withdrawMigrations takes back every migration the plan starts, as if
+// the rate limit had held them: what happens when their grant could not be
+// recorded.
+func (out *actionPlan) withdrawMigrations() {
+	for i := range out.Nodes {
+		if len(out.Nodes[i].Migrate) > 0 {
+			out.Nodes[i].Migrate, out.Nodes[i].RateLimited = nil, true
+		}
+	}
+}
+
 // failed plans the migration of a Failed node outside a guarded zone.
 func (out *actionPlan) failed(a *nodeActions, n nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens *int, now time.Time) {
-	if n.LeaseFresh && !(p.Migration.FreshLease == cafev1alpha1.FreshLeaseWithExternalReport && hasSignal(n.Decision, cafev1alpha1.SignalExternalReport)) {
+	if n.LeaseFresh && !(p.Migration.FreshLease == cafev1alpha1.FreshLeaseWithExternalReport && hasSignal(n.Judgement, cafev1alpha1.SignalExternalReport)) {
 		a.Held = "the node's Lease is fresh: its pods are not migrated (spec.migration.freshLease: " + string(p.Migration.FreshLease) + ")"
 		return
 	}
@@ -136,7 +151,7 @@ func (out *actionPlan) failed(a *nodeActions, n nodeState, p *cafev1alpha1.NodeL
 	}
 }
 
-func hasSignal(d Decision, name cafev1alpha1.NodeSignal) bool {
+func hasSignal(d nodeJudgement, name cafev1alpha1.NodeSignal) bool {
 	for _, s := range d.Bad {
 		if s.Name == name {
 			return true

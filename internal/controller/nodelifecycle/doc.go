@@ -6,7 +6,8 @@
 //
 // Invariants:
 //   - the verdict is a pure function of the gathered signals and the
-//     NodeLifecyclePolicy (Decide); the reconciler only gathers and writes;
+//     NodeLifecyclePolicy (judgeNode); the reconciler only gathers and
+//     writes;
 //   - Suspect only cordons (taint cafe.io/unhealthy:NoSchedule);
 //   - Failed migrates the node's InPlaceSet pods by annotating them
 //     (cafe.io/migration-requested): the InPlaceSet creates the replacement
@@ -19,4 +20,11 @@
 //   - the verdict and its evidence are on the node (condition
 //     cafe.io/NodeHealthy) and in events; the zone guard is a condition of
 //     the NodeLifecyclePolicy.
+//
+// Files: controller.go gathers and conducts the reconcile, signals.go turns
+// what was read into signals, verdict.go judges a node, safety.go holds the
+// zone guard and the rate limit, actions.go plans the taints and
+// migrations, status.go computes the policy's status, write.go holds the
+// writers, probe.go the kubelet prober and metrics.go the metrics. The
+// files that decide make no API call.
 package nodelifecycle

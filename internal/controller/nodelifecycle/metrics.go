@@ -3,6 +3,8 @@ package nodelifecycle
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
 // Metrics of the node lifecycle controller, served with controller-runtime's
@@ -34,4 +36,24 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(nodesByVerdict, zoneGuarded, migrationsTotal, verdictSeconds, migratedSeconds)
+}
+
+// recordMetrics sets the gauges of the nodes by verdict and of the guarded
+// zones.
+func (r *Reconciler) recordMetrics(states []nodeState, zones []cafev1alpha1.ZoneHealth) {
+	counts := map[cafev1alpha1.NodeVerdict]float64{}
+	for _, s := range states {
+		counts[s.Judgement.Verdict]++
+	}
+	for _, v := range []cafev1alpha1.NodeVerdict{cafev1alpha1.NodeVerdictHealthy, cafev1alpha1.NodeVerdictSuspect, cafev1alpha1.NodeVerdictFailed} {
+		nodesByVerdict.WithLabelValues(string(v)).Set(counts[v])
+	}
+	zoneGuarded.Reset()
+	for _, z := range zones {
+		v := 0.0
+		if z.Guarded {
+			v = 1
+		}
+		zoneGuarded.WithLabelValues(z.Name).Set(v)
+	}
 }

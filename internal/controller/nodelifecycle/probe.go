@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -35,6 +36,8 @@ type Prober struct {
 	results map[string]*ProbeResult
 	last    map[string]time.Time
 }
+
+var _ manager.Runnable = &Prober{}
 
 // Result returns a copy of the node's probe record (nil if never probed).
 func (p *Prober) Result(node string) *ProbeResult {
@@ -96,7 +99,7 @@ func (p *Prober) round(ctx context.Context) {
 		if now.Before(due) {
 			continue
 		}
-		endpoint := KubeletEndpoint(node)
+		endpoint := kubeletEndpoint(node)
 		p.mu.Lock()
 		p.last[node.Name] = now
 		p.mu.Unlock()
@@ -144,9 +147,9 @@ func (p *Prober) record(node, endpoint string, at time.Time, err error) {
 	r.LastError = err.Error()
 }
 
-// KubeletEndpoint is host:port of the node's kubelet ("" when the node
+// kubeletEndpoint is host:port of the node's kubelet ("" when the node
 // publishes no port or address).
-func KubeletEndpoint(node *corev1.Node) string {
+func kubeletEndpoint(node *corev1.Node) string {
 	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
 	if port == 0 {
 		return ""

@@ -22,7 +22,7 @@ func unhealthy(v cafev1alpha1.NodeVerdict) bool {
 	return v == cafev1alpha1.NodeVerdictSuspect || v == cafev1alpha1.NodeVerdictFailed
 }
 
-// ZoneHealth counts the nodes of every zone and says which zones the guard
+// zoneHealth counts the nodes of every zone and says which zones the guard
 // holds. Many nodes of one zone turning bad together is more likely a
 // partition between CAFE and the zone, or a monitoring fault, than that
 // many machines dying at once; acting on it would move a zone's worth of
@@ -33,7 +33,7 @@ func unhealthy(v cafev1alpha1.NodeVerdict) bool {
 // guard held before (wasGuarded, from the policy's status) stays held as
 // long as more than that share of its nodes is Suspect or Failed at all,
 // however long ago they turned. Sorted by zone name.
-func ZoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, wasGuarded map[string]bool, now time.Time) []cafev1alpha1.ZoneHealth {
+func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, wasGuarded map[string]bool, now time.Time) []cafev1alpha1.ZoneHealth {
 	byZone := map[string]*cafev1alpha1.ZoneHealth{}
 	recentFrom := now.Add(-seconds(guard.WindowSeconds))
 	for _, m := range members {

@@ -61,7 +61,7 @@ func TestZoneGuardTripsWhenTooManyNodesTurnBadWithinTheWindow(t *testing.T) {
 				was[z] = true
 			}
 			var got []string
-			for _, z := range ZoneHealth(tt.members, tt.guard, was, now) {
+			for _, z := range zoneHealth(tt.members, tt.guard, was, now) {
 				if z.Guarded {
 					got = append(got, z.Name)
 				}
@@ -111,7 +111,7 @@ func pods(names ...string) []*corev1.Pod {
 }
 
 func judged(name, zone string, v cafev1alpha1.NodeVerdict, since time.Duration, movable ...string) nodeState {
-	return nodeState{Name: name, Zone: zone, Decision: Decision{Verdict: v}, VerdictSince: ago(since), Movable: pods(movable...)}
+	return nodeState{Name: name, Zone: zone, Judgement: nodeJudgement{Verdict: v}, VerdictSince: ago(since), Movable: pods(movable...)}
 }
 
 func TestPlanActions(t *testing.T) {
@@ -121,9 +121,9 @@ func TestPlanActions(t *testing.T) {
 	trustReports.Migration.FreshLease = cafev1alpha1.FreshLeaseWithExternalReport
 	withReport := judged("n1", "a", failed, time.Minute, "p1")
 	withReport.LeaseFresh = true
-	withReport.Decision.Bad = []Signal{bad(report, time.Minute), bad(probe, time.Minute)}
+	withReport.Judgement.Bad = []Signal{bad(report, time.Minute), bad(probe, time.Minute)}
 	fresh := withReport
-	fresh.Decision.Bad = []Signal{bad(conds, time.Minute), bad(probe, time.Minute)}
+	fresh.Judgement.Bad = []Signal{bad(conds, time.Minute), bad(probe, time.Minute)}
 
 	type want struct {
 		noSchedule, noExecute bool
@@ -139,7 +139,7 @@ func TestPlanActions(t *testing.T) {
 		tokens int
 		want   []want
 	}{
-		{name: "a healthy node carries no CAFE taint", nodes: []nodeState{{Name: "n1", Decision: Decision{Verdict: healthy}, NoSchedule: true, NoExecute: true}}, tokens: 10, want: []want{{}}},
+		{name: "a healthy node carries no CAFE taint", nodes: []nodeState{{Name: "n1", Judgement: nodeJudgement{Verdict: healthy}, NoSchedule: true, NoExecute: true}}, tokens: 10, want: []want{{}}},
 		{name: "a suspect node is cordoned only", nodes: []nodeState{judged("n1", "a", suspect, time.Minute, "p1")}, tokens: 10, want: []want{{noSchedule: true}}},
 		{name: "a failed node's InPlaceSet pods migrate", nodes: []nodeState{judged("n1", "a", failed, time.Second, "p1", "p2")}, tokens: 10, want: []want{{noSchedule: true, migrate: []string{"p1", "p2"}}}},
 		{
@@ -194,4 +194,15 @@ func TestPlanActions(t *testing.T) {
 			g.Expect(out.Granted).To(Equal(granted))
 		})
 	}
+}
+
+func TestWithdrawMigrationsHoldsEveryMigrationAsTheRateLimitWould(t *testing.T) {
+	g := NewWithT(t)
+	plan := planActions([]nodeState{judged("n1", "a", failed, time.Minute, "p1", "p2"), judged("n2", "b", suspect, time.Minute)}, nil, defaults(), 10, now)
+	g.Expect(plan.Nodes[0].Migrate).To(HaveLen(2))
+	plan.withdrawMigrations()
+	g.Expect(plan.Nodes[0].Migrate).To(BeEmpty())
+	g.Expect(plan.Nodes[0].RateLimited).To(BeTrue(), "the node with migrations waits for the next grant")
+	g.Expect(plan.Nodes[0].NoSchedule).To(BeTrue(), "its taints stay planned")
+	g.Expect(plan.Nodes[1].RateLimited).To(BeFalse(), "a node without migrations is not held")
 }

@@ -33,9 +33,9 @@ type nodeEvidence struct {
 	Probe   *ProbeResult
 }
 
-// Signals turns the gathered objects into one Signal per signal name. A
+// signalsOf turns the gathered objects into one Signal per signal name. A
 // signal with nothing to say (no probe endpoint, no report) is not bad.
-func Signals(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) []Signal {
+func signalsOf(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) []Signal {
 	return []Signal{
 		readySignal(ev.Node),
 		leaseSignal(ev.Node, ev.Lease, p, now),
@@ -61,9 +61,9 @@ func readySignal(node *corev1.Node) Signal {
 	return s
 }
 
-// LeaseFresh reports whether the node's Lease was renewed within
+// leaseFresh reports whether the node's Lease was renewed within
 // leaseStaleSeconds.
-func LeaseFresh(lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) bool {
+func leaseFresh(lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) bool {
 	return lease != nil && lease.Spec.RenewTime != nil && now.Before(lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds)))
 }
 
@@ -72,7 +72,7 @@ func leaseSignal(node *corev1.Node, lease *coordinationv1.Lease, p *cafev1alpha1
 	switch {
 	case lease == nil || lease.Spec.RenewTime == nil:
 		s.Bad, s.Since, s.Evidence = true, node.CreationTimestamp.Time, "no Lease in kube-node-lease"
-	case !LeaseFresh(lease, p, now):
+	case !leaseFresh(lease, p, now):
 		s.Bad, s.Since = true, lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds))
 		s.Evidence = "Lease last renewed " + stamp(lease.Spec.RenewTime.Time) + " (stale after " + strconv.Itoa(int(p.LeaseStaleSeconds)) + "s)"
 	}

@@ -20,7 +20,7 @@ type Signal struct {
 	Evidence string
 }
 
-// verdictInput is everything Decide looks at.
+// verdictInput is everything judgeNode looks at.
 type verdictInput struct {
 	Policy  *cafev1alpha1.NodeLifecyclePolicySpec
 	Signals []Signal
@@ -33,8 +33,8 @@ type verdictInput struct {
 	Now        time.Time
 }
 
-// Decision is the verdict on one node and its evidence.
-type Decision struct {
+// nodeJudgement is the verdict on one node and its evidence.
+type nodeJudgement struct {
 	Verdict cafev1alpha1.NodeVerdict
 	// Bad lists the enabled bad signals, earliest first.
 	Bad []Signal
@@ -47,7 +47,7 @@ type Decision struct {
 	RequeueAfter time.Duration
 }
 
-// Decide judges a node from its signals. The rules:
+// judgeNode judges a node from its signals. The rules:
 //   - only signals the policy enables count; each counts once however many
 //     things it saw (two external reports are one ExternalReport signal);
 //   - k signals "agree for d" when at least k are bad now and the k-th of
@@ -57,9 +57,9 @@ type Decision struct {
 //   - a verdict never softens while any signal is bad: Failed stays Failed
 //     (its pods are on the move) and Suspect stays Suspect, until no signal
 //     has been bad for recoverySeconds; then the node is Healthy.
-func Decide(in verdictInput) Decision {
+func judgeNode(in verdictInput) nodeJudgement {
 	p := in.Policy
-	var d Decision
+	var d nodeJudgement
 	for _, s := range in.Signals {
 		if s.Bad && p.SignalEnabled(s.Name) {
 			d.Bad = append(d.Bad, s)
@@ -106,7 +106,7 @@ func Decide(in verdictInput) Decision {
 
 // agreeing reports whether t.minSignals bad signals have agreed for
 // t.forSeconds.
-func (d *Decision) agreeing(t cafev1alpha1.VerdictThreshold, now time.Time) bool {
+func (d *nodeJudgement) agreeing(t cafev1alpha1.VerdictThreshold, now time.Time) bool {
 	k := int(t.MinSignals)
 	if k < 1 || len(d.Bad) < k {
 		return false
@@ -114,7 +114,7 @@ func (d *Decision) agreeing(t cafev1alpha1.VerdictThreshold, now time.Time) bool
 	return !d.Bad[k-1].Since.Add(seconds(t.ForSeconds)).After(now)
 }
 
-func (d *Decision) wakeAt(t cafev1alpha1.VerdictThreshold, now time.Time) {
+func (d *nodeJudgement) wakeAt(t cafev1alpha1.VerdictThreshold, now time.Time) {
 	k := int(t.MinSignals)
 	if k < 1 || len(d.Bad) < k {
 		return
@@ -122,13 +122,13 @@ func (d *Decision) wakeAt(t cafev1alpha1.VerdictThreshold, now time.Time) {
 	d.requeue(d.Bad[k-1].Since.Add(seconds(t.ForSeconds)).Sub(now))
 }
 
-func (d *Decision) requeue(after time.Duration) {
+func (d *nodeJudgement) requeue(after time.Duration) {
 	if after > 0 && (d.RequeueAfter == 0 || after < d.RequeueAfter) {
 		d.RequeueAfter = after
 	}
 }
 
-func (d *Decision) message(in verdictInput) string {
+func (d *nodeJudgement) message(in verdictInput) string {
 	var b strings.Builder
 	switch {
 	case len(d.Bad) == 0 && d.Verdict == cafev1alpha1.NodeVerdictHealthy:

@@ -42,7 +42,7 @@ func defaults() *cafev1alpha1.NodeLifecyclePolicySpec {
 // The verdict for combinations of signals under the default policy
 // (Suspect: 1 signal for 10 s; Failed: 2 signals for 10 s; recovery 60 s)
 // and a few others.
-func TestDecide(t *testing.T) {
+func TestJudgeNode(t *testing.T) {
 	onlyTwoSignals := defaults()
 	onlyTwoSignals.Signals = []cafev1alpha1.NodeSignal{report, probe}
 	strict := defaults()
@@ -84,20 +84,20 @@ func TestDecide(t *testing.T) {
 			if p == nil {
 				p = defaults()
 			}
-			d := Decide(verdictInput{Policy: p, Signals: tt.signals, Previous: tt.previous, CleanSince: tt.cleanSince, Now: now})
+			d := judgeNode(verdictInput{Policy: p, Signals: tt.signals, Previous: tt.previous, CleanSince: tt.cleanSince, Now: now})
 			g.Expect(d.Verdict).To(Equal(tt.want))
 			g.Expect(d.RequeueAfter).To(Equal(tt.requeue))
 		})
 	}
 }
 
-func TestDecisionMessageListsTheEvidenceEarliestFirst(t *testing.T) {
+func TestJudgementMessageListsTheEvidenceEarliestFirst(t *testing.T) {
 	g := NewWithT(t)
-	d := Decide(verdictInput{Policy: defaults(), Now: now, Signals: []Signal{
+	d := judgeNode(verdictInput{Policy: defaults(), Now: now, Signals: []Signal{
 		{Name: probe, Bad: true, Since: ago(time.Second), Evidence: "endpoint 127.0.0.1:1 not answering"},
 		{Name: report, Bad: true, Since: ago(time.Minute), Evidence: "zabbix/DiskLatency"},
 	}})
 	g.Expect(d.Message).To(Equal("2 bad signals: ExternalReport: zabbix/DiskLatency; KubeletProbe: endpoint 127.0.0.1:1 not answering"))
 	g.Expect(d.FirstBad).To(Equal(ago(time.Minute)))
-	g.Expect(strings.Contains(Decide(verdictInput{Policy: defaults(), Now: now}).Message, "no bad signal")).To(BeTrue())
+	g.Expect(strings.Contains(judgeNode(verdictInput{Policy: defaults(), Now: now}).Message, "no bad signal")).To(BeTrue())
 }
