@@ -2,7 +2,6 @@ package cafeappservice
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 )
 
 // RevisionDeletePath is where the RevisionDeleteGuard is served.
@@ -32,8 +32,8 @@ func (h RevisionDeleteGuard) Handle(ctx context.Context, req admission.Request) 
 		return admission.Allowed("")
 	}
 	rev := &cafev1alpha1.AppRevision{}
-	if err := json.Unmarshal(req.OldObject.Raw, rev); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding AppRevision: %w", err))
+	if err := admit.Decode(req.OldObject, rev, "AppRevision"); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
 	app := &cafev1alpha1.CafeAppService{}
 	err := h.Reader.Get(ctx, client.ObjectKey{Namespace: rev.Namespace, Name: rev.Spec.App}, app)

@@ -16,15 +16,13 @@ package cafeappservice
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 )
 
 // MutatePath is where the IdentityStamper is served.
@@ -41,32 +39,7 @@ type IdentityStamper struct {
 
 // Handle implements admission.Handler.
 func (h *IdentityStamper) Handle(_ context.Context, req admission.Request) admission.Response {
-	app := &cafev1alpha1.CafeAppService{}
-	if err := json.Unmarshal(req.Object.Raw, app); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeAppService: %w", err))
-	}
-	old := &cafev1alpha1.CafeAppService{}
-	if req.Operation == admissionv1.Update {
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the old CafeAppService: %w", err))
-		}
-	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	stamped, err := stamp(old, app, req.UserInfo.Username, now())
-	if err != nil {
-		return admission.Denied(err.Error())
-	}
-	if !stamped {
-		return admission.Allowed("no publication")
-	}
-	raw, err := json.Marshal(app)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return admit.Stamp(req, "CafeAppService", "no publication", h.Now, stamp)
 }
 
 // stamp writes into app who published, comparing with old (empty on

@@ -2,14 +2,12 @@ package cafeappservice
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -32,29 +31,21 @@ type Validator struct {
 
 // Handle implements admission.Handler.
 func (v Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	app := &cafev1alpha1.CafeAppService{}
-	if err := json.Unmarshal(req.Object.Raw, app); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeAppService: %w", err))
-	}
-	old := &cafev1alpha1.CafeAppService{}
-	if req.Operation == admissionv1.Update {
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the old CafeAppService: %w", err))
-		}
+	app, old := &cafev1alpha1.CafeAppService{}, &cafev1alpha1.CafeAppService{}
+	if err := admit.DecodeChange(req, "CafeAppService", app, old); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if err := ValidateSpec(app); err != nil {
 		return admission.Denied(err.Error())
 	}
-	if app.Spec.PublishedRevision != "" && app.Spec.PublishedRevision != old.Spec.PublishedRevision {
-		rev, err := v.revision(ctx, app)
-		if err != nil {
-			return admission.Errored(http.StatusInternalServerError, err)
-		}
-		if err := ValidatePublish(app, rev); err != nil {
-			return admission.Denied(err.Error())
-		}
+	if app.Spec.PublishedRevision == "" || app.Spec.PublishedRevision == old.Spec.PublishedRevision {
+		return admission.Allowed("")
 	}
-	return admission.Allowed("")
+	rev, err := v.revision(ctx, app)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admit.Verdict(ValidatePublish(app, rev))
 }
 
 // revision reads the revision spec.publishedRevision names; nil when it

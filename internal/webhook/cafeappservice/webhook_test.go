@@ -1,14 +1,20 @@
 package cafeappservice
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -62,6 +68,38 @@ func TestStamp(t *testing.T) {
 		_, err := stamp(old, cur, "alice", now)
 		g.Expect(err).To(MatchError(ContainSubstring(cafev1alpha1.PublishedByAnnotation)))
 	})
+}
+
+func TestIdentityStamperAnswersAPublishWithThePatchOfItsStamp(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	h := &IdentityStamper{Now: func() time.Time { return now }}
+	update := func(old, cur *cafev1alpha1.CafeAppService) admission.Request {
+		oldRaw, err := json.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		curRaw, err := json.Marshal(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			Operation: admissionv1.Update, UserInfo: authenticationv1.UserInfo{Username: "alice"},
+			Object: runtime.RawExtension{Raw: curRaw}, OldObject: runtime.RawExtension{Raw: oldRaw},
+		}}
+	}
+	g := NewWithT(t)
+	old, cur := app(), app()
+	cur.Spec.PublishedRevision = "pay-r2"
+	resp := h.Handle(context.Background(), update(old, cur))
+	g.Expect(resp.Allowed).To(BeTrue())
+	g.Expect(resp.Patches).To(HaveLen(1))
+	g.Expect(resp.Patches[0].Path).To(Equal("/metadata/annotations"))
+	g.Expect(resp.Patches[0].Value).To(Equal(map[string]any{cafev1alpha1.PublishedByAnnotation: "alice", cafev1alpha1.PublishedAtAnnotation: "2026-03-04T05:06:07Z"}))
+
+	resp = h.Handle(context.Background(), update(old, old))
+	g.Expect(resp.Allowed).To(BeTrue())
+	g.Expect(resp.Patches).To(BeEmpty())
+	g.Expect(resp.Result.Message).To(Equal("no publication"))
 }
 
 func TestValidatePublish(t *testing.T) {

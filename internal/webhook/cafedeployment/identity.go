@@ -10,16 +10,14 @@ package cafedeployment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 )
 
 // stampedAnnotations may only be written by the webhook.
@@ -38,35 +36,7 @@ type IdentityStamper struct {
 
 // Handle implements admission.Handler.
 func (h *IdentityStamper) Handle(_ context.Context, req admission.Request) admission.Response {
-	cd := &cafev1alpha1.CafeDeployment{}
-	if err := json.Unmarshal(req.Object.Raw, cd); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeDeployment: %w", err))
-	}
-	old := &cafev1alpha1.CafeDeployment{}
-	if req.Operation == admissionv1.Update {
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the old CafeDeployment: %w", err))
-		}
-	}
-	stamped, err := stamp(old, cd, req.UserInfo.Username, h.now())
-	if err != nil {
-		return admission.Denied(err.Error())
-	}
-	if !stamped {
-		return admission.Allowed("no release action")
-	}
-	raw, err := json.Marshal(cd)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
-}
-
-func (h *IdentityStamper) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
+	return admit.Stamp(req, "CafeDeployment", "no release action", h.Now, stamp)
 }
 
 // stamp writes into cd who acted, comparing with old (empty on create). It

@@ -2,7 +2,6 @@ package cafedeployment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -29,13 +29,10 @@ type Validator struct{}
 // Handle implements admission.Handler.
 func (Validator) Handle(_ context.Context, req admission.Request) admission.Response {
 	cd := &cafev1alpha1.CafeDeployment{}
-	if err := json.Unmarshal(req.Object.Raw, cd); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding CafeDeployment: %w", err))
+	if err := admit.Decode(req.Object, cd, "CafeDeployment"); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	if err := validate(cd); err != nil {
-		return admission.Denied(err.Error())
-	}
-	return admission.Allowed("")
+	return admit.Verdict(validate(cd))
 }
 
 func validate(cd *cafev1alpha1.CafeDeployment) error {

@@ -7,7 +7,6 @@ package nodehealthreport
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 )
 
 // ValidatePath is where the Validator is served.
@@ -32,8 +32,8 @@ type Validator struct {
 // Handle implements admission.Handler.
 func (v Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	r := &cafev1alpha1.NodeHealthReport{}
-	if err := json.Unmarshal(req.Object.Raw, r); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding NodeHealthReport: %w", err))
+	if err := admit.Decode(req.Object, r, "NodeHealthReport"); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if r.Spec.NodeName == "" {
 		return admission.Allowed("") // the schema refuses it, naming the field

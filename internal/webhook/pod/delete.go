@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/lossless"
 )
 
@@ -68,8 +69,8 @@ func (h *DeleteGuard) Handle(ctx context.Context, req admission.Request) admissi
 		return admission.Allowed("")
 	}
 	pod := &corev1.Pod{}
-	if err := json.Unmarshal(req.OldObject.Raw, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
+	if err := admit.Decode(req.OldObject, pod, "pod"); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if reason := h.mayDelete(ctx, pod, req.UserInfo.Username); reason != "" {
 		return admission.Allowed(reason)

@@ -21,12 +21,12 @@ package releaseorder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
 )
 
@@ -58,35 +59,18 @@ func (Stamper) Handle(_ context.Context, req admission.Request) admission.Respon
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("")
 	}
-	user, groups := req.UserInfo.Username, req.UserInfo.Groups
-	var obj any
+	groups := req.UserInfo.Groups
 	switch req.Kind.Kind {
 	case "ReleaseOrder":
-		o := &cafev1alpha1.ReleaseOrder{}
-		if err := json.Unmarshal(req.Object.Raw, o); err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		if err := StampOrder(o, user, groups); err != nil {
-			return admission.Denied(err.Error())
-		}
-		obj = o
+		return admit.Stamp(req, "ReleaseOrder", "", nil, func(_, o *cafev1alpha1.ReleaseOrder, user string, _ time.Time) (bool, error) {
+			return true, StampOrder(o, user, groups)
+		})
 	case "ReleaseAction":
-		a := &cafev1alpha1.ReleaseAction{}
-		if err := json.Unmarshal(req.Object.Raw, a); err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		if err := StampAction(a, user, groups); err != nil {
-			return admission.Denied(err.Error())
-		}
-		obj = a
-	default:
-		return admission.Allowed("")
+		return admit.Stamp(req, "ReleaseAction", "", nil, func(_, a *cafev1alpha1.ReleaseAction, user string, _ time.Time) (bool, error) {
+			return true, StampAction(a, user, groups)
+		})
 	}
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return admission.Allowed("")
 }
 
 // StampOrder writes the requester into a new order, refusing a client that
@@ -131,7 +115,7 @@ func (v OrderValidator) Handle(ctx context.Context, req admission.Request) admis
 	switch req.Operation {
 	case admissionv1.Delete:
 		o := &cafev1alpha1.ReleaseOrder{}
-		if err := json.Unmarshal(req.OldObject.Raw, o); err != nil {
+		if err := admit.Decode(req.OldObject, o, "ReleaseOrder"); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		ns := &corev1.Namespace{}
@@ -145,16 +129,14 @@ func (v OrderValidator) Handle(ctx context.Context, req admission.Request) admis
 		return admission.Allowed("")
 	case admissionv1.Create:
 		o := &cafev1alpha1.ReleaseOrder{}
-		if err := json.Unmarshal(req.Object.Raw, o); err != nil {
+		if err := admit.Decode(req.Object, o, "ReleaseOrder"); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		w, err := v.gather(ctx, o)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
-		if err := ValidateOrder(o, w); err != nil {
-			return admission.Denied(err.Error())
-		}
+		return admit.Verdict(ValidateOrder(o, w))
 	}
 	return admission.Allowed("")
 }
@@ -262,7 +244,7 @@ func (v ActionValidator) Handle(ctx context.Context, req admission.Request) admi
 		return admission.Allowed("")
 	}
 	a := &cafev1alpha1.ReleaseAction{}
-	if err := json.Unmarshal(req.Object.Raw, a); err != nil {
+	if err := admit.Decode(req.Object, a, "ReleaseAction"); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	o := &cafev1alpha1.ReleaseOrder{}
@@ -284,10 +266,7 @@ func (v ActionValidator) Handle(ctx context.Context, req admission.Request) admi
 		}
 		return admission.Denied(msg)
 	}
-	if err := ValidateAction(o, a); err != nil {
-		return admission.Denied(err.Error())
-	}
-	return admission.Allowed("")
+	return admit.Verdict(ValidateAction(o, a))
 }
 
 // mayAct asks the API server's authorizer whether the requesting user may
