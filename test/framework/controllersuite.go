@@ -3,83 +3,94 @@ package framework
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
-// ControllerSuiteMain runs a controller package's envtest tests: one real
-// kube-apiserver (envtest on the project's binaries) and one CAFE manager
-// built by manager.New, as `cafe manager` builds it. Nothing else runs: no
-// kubelet, no scheduler, no endpointslice controller; the tests play those
-// parts through the API, so they decide when a pod runs, which image it
-// reports and when an EndpointSlice lets it go. The one kubelet duty that
-// must follow the controller (Ready follows the readiness gates) is played
-// by GateKubelet. ready receives the client and config before the tests
-// run. In -short mode nothing starts.
-func ControllerSuiteMain(m *testing.M, ready func(client.WithWatch, *rest.Config)) int {
-	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping API server tests in -short mode")
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	log := logr.Discard()
-	if testing.Verbose() {
-		log = zap.New(zap.WriteTo(os.Stderr))
-	}
-	ctrllog.SetLogger(log)
-	env, cfg, err := StartEnvtest(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
+// ControllerSuite is what a controller package's envtest tests share: one
+// real kube-apiserver (envtest on the project's binaries) and one CAFE
+// manager built by manager.New, as `cafe manager` builds it. Nothing else
+// runs: no kubelet, no scheduler, no endpointslice controller; the tests
+// play those parts through the API (Kubelet, for one), so they decide when
+// a pod runs, which image it reports and when an EndpointSlice lets it go.
+// The one kubelet duty that must follow the controller (Ready follows the
+// readiness gates) is played by GateKubelet. A package declares one suite
+// and runs it from TestMain:
+//
+//	var suite framework.ControllerSuite
+//
+//	func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
+type ControllerSuite struct {
+	// Prepare, when set, runs once the manager has started and before the
+	// tests: for what every test of the package relies on (a namespace, a
+	// cluster-wide policy).
+	Prepare func(ctx context.Context, c client.Client) error
+
+	// Main sets these before the tests run; in -short mode they stay zero.
+	Client  client.WithWatch
+	Config  *rest.Config
+	Kubelet Kubelet
+}
+
+// Main runs the package's tests against the suite's API server and manager
+// and returns the exit code for os.Exit. In -short mode nothing starts and
+// tests that need the API server skip (see Setup).
+func (s *ControllerSuite) Main(m *testing.M) int {
+	return runEnvtest(m, StartEnvtest, s.start)
+}
+
+// start runs the manager and GateKubelet against the API server at cfg,
+// waits for the manager's cache, fills the suite in and prepares it.
+func (s *ControllerSuite) start(ctx context.Context, _ *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
 	c, err := NewClient(cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	mgr, err := manager.New(cfg, manager.Options{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("test-kubelet").For(&corev1.Pod{}).Complete(&GateKubelet{Client: mgr.GetClient()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer RunManager(ctx, mgr)()
+	stop, _ = startManager(ctx, mgr)
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "manager cache did not sync")
-		return 1
+		stop()
+		return nil, errors.New("manager cache did not sync")
 	}
-	ready(c, cfg)
-	return m.Run()
+	s.Client, s.Config, s.Kubelet = c, cfg, Kubelet{Client: c}
+	if s.Prepare != nil {
+		if err := s.Prepare(ctx, c); err != nil {
+			stop()
+			return nil, fmt.Errorf("preparing the suite: %w", err)
+		}
+	}
+	return stop, nil
 }
 
-// ControllerTest skips the test in -short mode, runs it in parallel, and
-// returns a context bounded for one test, a Gomega with timeouts fit for a
+// Setup skips the test in -short mode, runs it in parallel, and returns a
+// context bounded for one test, a Gomega with timeouts fit for a
 // controller, and a namespace of the test's own.
-func ControllerTest(t *testing.T, c client.Client) (context.Context, *WithT, string) {
+func (s *ControllerSuite) Setup(t *testing.T) (context.Context, *WithT, string) {
 	t.Helper()
-	if c == nil {
+	if s.Client == nil {
 		t.Skip("needs the API server (not started in -short mode)")
 	}
 	t.Parallel()
@@ -90,7 +101,14 @@ func ControllerTest(t *testing.T, c client.Client) (context.Context, *WithT, str
 	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	g.SetDefaultConsistentlyDuration(time.Second)
 	g.SetDefaultConsistentlyPollingInterval(50 * time.Millisecond)
-	return ctx, g, CreateNamespace(t, c)
+	return ctx, g, CreateNamespace(t, s.Client)
+}
+
+// Record starts recording the namespace's pods and EndpointSlices until the
+// test ends, to check the lossless protocol from the watch stream (see
+// ExpectLossless).
+func (s *ControllerSuite) Record(ctx context.Context, t testing.TB, g Gomega, ns string) *watchrec.Recorder {
+	return Record(ctx, t, g, s.Config, ns)
 }
 
 // GateKubelet plays the part of a kubelet that follows the controller rather
@@ -149,17 +167,50 @@ func PodCondition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodConditi
 	return nil
 }
 
-// RunManager starts mgr in the background and returns the function that
-// stops it and waits for it to return (reporting its error on stderr):
-// `defer framework.RunManager(ctx, mgr)()` in a suite's TestMain.
-func RunManager(ctx context.Context, mgr ctrl.Manager) (stop func()) {
+// RunWebhookManager starts mgr in the background and waits until its
+// webhook server has started; it fails, and stops mgr, if mgr stops first
+// or a minute passes. stop stops mgr and waits for it to return (reporting
+// its error on stderr).
+func RunWebhookManager(ctx context.Context, mgr ctrl.Manager) (stop func(), err error) {
+	stop, exited := startManager(ctx, mgr)
+	// The server's own readiness check (a listener cannot be watched).
+	started := mgr.GetWebhookServer().StartedChecker()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		select {
+		case <-exited:
+			return false, errors.New("the manager stopped")
+		default:
+		}
+		return started(req) == nil, nil
+	})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("waiting for the webhook server: %w", err)
+	}
+	return stop, nil
+}
+
+// startManager starts mgr in the background. exited is closed once
+// mgr.Start has returned; stop cancels it, waits for that and reports its
+// error on stderr.
+func startManager(ctx context.Context, mgr ctrl.Manager) (stop func(), exited <-chan struct{}) {
 	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
+	done := make(chan struct{})
+	var err error
+	go func() {
+		err = mgr.Start(mgrCtx)
+		close(done)
+	}()
 	return func() {
 		cancel()
-		if err := <-done; err != nil {
+		<-done
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
-	}
+	}, done
 }

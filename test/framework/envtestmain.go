@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/internal/scheme"
 )
@@ -20,6 +24,27 @@ import (
 // server starts and setup is not called: tests that need one skip through
 // RequireAPIServer. It returns the exit code for os.Exit.
 func EnvtestMain(m *testing.M, setup func(cfg *rest.Config) error) int {
+	return runEnvtest(m, StartEnvtest, func(_ context.Context, _ *envtest.Environment, cfg *rest.Config) (func(), error) {
+		return func() {}, setup(cfg)
+	})
+}
+
+// EnvtestWithWebhooksMain is EnvtestMain on StartEnvtestWithWebhooks: start
+// builds what the tests use (a manager serving the webhooks, say) and
+// returns how to stop it, which runs after the tests and before the API
+// server stops.
+func EnvtestWithWebhooksMain(m *testing.M, start func(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (stop func(), err error)) int {
+	return runEnvtest(m, StartEnvtestWithWebhooks, start)
+}
+
+// runEnvtest runs m against the API server startEnv starts, after start
+// has built what the tests use; the stop that start returns runs after the
+// tests and before the API server stops. Controller-runtime logs go to
+// stderr with -v. In -short mode nothing starts.
+func runEnvtest(m *testing.M,
+	startEnv func(context.Context) (*envtest.Environment, *rest.Config, error),
+	start func(context.Context, *envtest.Environment, *rest.Config) (stop func(), err error),
+) int {
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("skipping API server tests in -short mode")
@@ -27,16 +52,23 @@ func EnvtestMain(m *testing.M, setup func(cfg *rest.Config) error) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	env, cfg, err := StartEnvtest(ctx)
+	log := logr.Discard()
+	if testing.Verbose() {
+		log = zap.New(zap.WriteTo(os.Stderr))
+	}
+	ctrllog.SetLogger(log)
+	env, cfg, err := startEnv(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	if err := setup(cfg); err != nil {
+	stop, err := start(ctx, env, cfg)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "setting up the test package: %v\n", err)
 		return 1
 	}
+	defer stop()
 	return m.Run()
 }
 

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 
+	. "github.com/onsi/gomega"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -18,4 +19,15 @@ func Update[T client.Object](ctx context.Context, c client.Client, obj T, mutate
 		mutate(obj)
 		return c.Update(ctx, obj)
 	})
+}
+
+// Get reads the stored state of obj (by namespace and name) into a new
+// object, leaving obj alone.
+func Get[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, g Gomega, c client.Client, obj PT) PT {
+	out := PT(new(T))
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(obj), out)).To(Succeed())
+	return out
 }

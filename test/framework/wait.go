@@ -60,3 +60,21 @@ func WaitForList[L client.ObjectList](ctx context.Context, c client.WithWatch, l
 	}
 	return nil
 }
+
+// WaitForObject watches the objects of list's kind in namespace ns until
+// the one named name satisfies cond. It returns the last state of that
+// object it saw (the zero T if none), to report on timeout, and the wait's
+// error.
+func WaitForObject[T client.Object](ctx context.Context, c client.WithWatch, list client.ObjectList, ns, name string, cond func(T) bool) (T, error) {
+	var seen T
+	err := WaitForList(ctx, c, list, func(items []runtime.Object) bool {
+		for _, o := range items {
+			if obj, ok := o.(T); ok && obj.GetName() == name {
+				seen = obj
+				return cond(obj)
+			}
+		}
+		return false
+	}, client.InNamespace(ns))
+	return seen, err
+}

@@ -20,7 +20,7 @@ import (
 // earlier content re-uses that revision; nothing runs until a revision is
 // published.
 func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	app := newApp(ns, "pay", "example.com/pay:v1")
 	createApp(ctx, t, g, app)
 
@@ -36,14 +36,14 @@ func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
 	g.Expect(metav1.GetControllerOf(r1).Kind).To(Equal("CafeAppService"))
 
 	cm := &corev1.ConfigMap{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1-config"}, cm)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1-config"}, cm)).To(Succeed())
 	g.Expect(cm.Data).To(Equal(map[string]string{"GREETING": "hello", "app.yaml": "limit: 10\n"}))
 	g.Expect(cm.Immutable).To(HaveValue(BeTrue()))
 
 	// The Service exists before anything is published; its selector is the
 	// app's alone.
 	svc := &corev1.Service{}
-	g.Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay"}, svc) }).Should(Succeed())
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay"}, svc) }).Should(Succeed())
 	g.Expect(svc.Spec.Selector).To(Equal(map[string]string{cafev1alpha1.AppLabel: "pay"}))
 	g.Expect(svc.Spec.Ports).To(HaveLen(1))
 	g.Expect(svc.Spec.Ports[0].Port).To(Equal(int32(80)))
@@ -56,7 +56,7 @@ func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
 	g.Expect(r2.Spec.ConfigMapName).To(Equal("pay-r1-config"))
 	g.Expect(r2.Spec.Hash).NotTo(Equal(r1.Spec.Hash))
 	g.Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1-config"}, cm)).To(Succeed())
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1-config"}, cm)).To(Succeed())
 		var owners []string
 		for _, ref := range cm.OwnerReferences {
 			owners = append(owners, ref.Name)
@@ -69,7 +69,7 @@ func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
 	r3 := waitForLatest(ctx, g, app)
 	g.Expect(r3.Name).To(Equal("pay-r3"))
 	g.Expect(r3.Spec.ConfigMapName).To(Equal("pay-r3-config"))
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r3-config"}, cm)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r3-config"}, cm)).To(Succeed())
 	g.Expect(cm.Data).To(HaveKeyWithValue("GREETING", "bonjour"))
 
 	// Back to r2's content: r2 again, no r4.
@@ -85,7 +85,7 @@ func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
 	ready := meta.FindStatusCondition(got.Status.Conditions, cafev1alpha1.AppReadyCondition)
 	g.Expect(ready).NotTo(BeNil())
 	g.Expect(ready.Reason).To(Equal(cafev1alpha1.AppNothingPublishedReason))
-	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay"}, &cafev1alpha1.CafeDeployment{})
+	err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay"}, &cafev1alpha1.CafeDeployment{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "editing the template must not release anything: %v", err)
 }
 
@@ -95,18 +95,18 @@ func TestEachNewContentRecordsOneRevisionAndAnEditBackReusesIt(t *testing.T) {
 // carries the CafeDeployment's template hash; the Service keeps its
 // ClusterIP throughout.
 func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	app := newApp(ns, "shop", "example.com/shop:v1")
 	createApp(ctx, t, g, app)
 	waitForLatest(ctx, g, app)
 	svc := &corev1.Service{}
-	g.Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, svc) }).Should(Succeed())
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, svc) }).Should(Succeed())
 	clusterIP := svc.Spec.ClusterIP
 	g.Expect(clusterIP).NotTo(BeEmpty())
 
 	publish(ctx, g, app, "shop-r1")
 	cd := &cafev1alpha1.CafeDeployment{}
-	g.Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd) }).Should(Succeed())
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd) }).Should(Succeed())
 	g.Expect(cd.Spec.Selector.MatchLabels).To(Equal(map[string]string{cafev1alpha1.AppLabel: "shop"}))
 	g.Expect(cd.Spec.Replicas).To(HaveValue(Equal(int32(3))))
 	g.Expect(cd.Spec.Strategy.UpgradeType).To(Equal(cafev1alpha1.UpgradeTypeBatch))
@@ -168,7 +168,7 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 		metav1.SetMetaDataAnnotation(&a.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, "shop-r2")
 	})
 	g.Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd)).To(Succeed())
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd)).To(Succeed())
 		g.Expect(cd.Spec.Template.Labels).To(HaveKeyWithValue(cafev1alpha1.AppRevisionLabel, "shop-r2"))
 		g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.FastReleaseAnnotation, "shop-r2"),
 			"the fast-release request names the app revision the template renders")
@@ -177,14 +177,14 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 	r2 := waitForOutcome(ctx, g, ns, "shop-r2", cafev1alpha1.ReleaseOutcomeSucceeded)
 	g.Expect(r2.Status.Message).To(ContainSubstring("pods run shop-r2"))
 	done := &cafev1alpha1.CafeDeployment{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, done)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, done)).To(Succeed())
 	g.Expect(done.Status.Release.TotalGroups).To(HaveValue(Equal(int32(1))), "a fast release is one group")
 	for _, p := range listPods(ctx, g, ns) {
 		g.Expect(p.Spec.Containers[0].Env[0].ValueFrom.ConfigMapKeyRef.Name).To(Equal("shop-r1-config"))
 		g.Expect(p.Spec.Containers[0].Image).To(Equal("example.com/shop:v2"))
 	}
 
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, svc)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, svc)).To(Succeed())
 	g.Expect(svc.Spec.ClusterIP).To(Equal(clusterIP), "releases never change the Service")
 }
 
@@ -200,7 +200,7 @@ func podIdentities(pods []corev1.Pod) map[string]string {
 // deletes the published, the last successful, the latest or a held
 // revision, however old.
 func TestGarbageCollectionKeepsPublishedLastSuccessfulLatestAndHeld(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	app := newApp(ns, "gc", "example.com/gc:v1")
 	app.Spec.RevisionHistoryLimit = ptr.To[int32](2)
 	app.Spec.Workload.Replicas = ptr.To[int32](0)
@@ -217,7 +217,7 @@ func TestGarbageCollectionKeepsPublishedLastSuccessfulLatestAndHeld(t *testing.T
 	r2 := getRevision(ctx, g, ns, "gc-r2")
 	patch := client.MergeFrom(r2.DeepCopy())
 	metav1.SetMetaDataAnnotation(&r2.ObjectMeta, cafev1alpha1.HoldAnnotationPrefix+"releaseorder-weekly", "open")
-	g.Expect(k8sClient.Patch(ctx, r2, patch)).To(Succeed())
+	g.Expect(suite.Client.Patch(ctx, r2, patch)).To(Succeed())
 
 	for i := 3; i <= 6; i++ {
 		updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) {
@@ -235,7 +235,7 @@ func TestGarbageCollectionKeepsPublishedLastSuccessfulLatestAndHeld(t *testing.T
 	r2 = getRevision(ctx, g, ns, "gc-r2")
 	patch = client.MergeFrom(r2.DeepCopy())
 	delete(r2.Annotations, cafev1alpha1.HoldAnnotationPrefix+"releaseorder-weekly")
-	g.Expect(k8sClient.Patch(ctx, r2, patch)).To(Succeed())
+	g.Expect(suite.Client.Patch(ctx, r2, patch)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(revisionNames(ctx, g, ns)).To(Equal([]string{"gc-r1", "gc-r6"}))
 	}).Should(Succeed())
@@ -247,7 +247,7 @@ func TestGarbageCollectionKeepsPublishedLastSuccessfulLatestAndHeld(t *testing.T
 // get past the admission webhook (not running here), the controller
 // releases nothing and says why.
 func TestPublishingAForeignOrMissingRevisionReleasesNothing(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	other := newApp(ns, "other", "example.com/other:v1")
 	createApp(ctx, t, g, other)
 	waitForLatest(ctx, g, other)
@@ -267,6 +267,6 @@ func TestPublishingAForeignOrMissingRevisionReleasesNothing(t *testing.T) {
 		}).Should(Succeed())
 	}
 	g.Consistently(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mine"}, &cafev1alpha1.CafeDeployment{}))
+		return apierrors.IsNotFound(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mine"}, &cafev1alpha1.CafeDeployment{}))
 	}).WithTimeout(500 * time.Millisecond).Should(BeTrue())
 }

@@ -10,10 +10,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 func TestACafeDeploymentRunsOneInPlaceSetPerUnit(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	cd := newCafeDeployment(ns, "shop", "app:v1")
 	createDeployment(ctx, t, g, cd)
 	stored := getDeployment(ctx, g, cd)
@@ -60,16 +61,16 @@ func TestACafeDeploymentRunsOneInPlaceSetPerUnit(t *testing.T) {
 }
 
 func TestABetaReleaseUpdatesOnePodPerUnitThenWaitsForAConfirmation(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	cd := newCafeDeployment(ns, "shop", "app:v1")
 	createDeployment(ctx, t, g, cd)
 	g.Eventually(func(g Gomega) {
-		playKubelet(ctx, g, ns)
+		suite.Kubelet.CatchUp(ctx, g, ns)
 		st := getDeployment(ctx, g, cd).Status
 		g.Expect(st.AvailableReplicas).To(HaveValue(BeEquivalentTo(6)))
 		g.Expect(st.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
 	}).Should(Succeed())
-	rec := record(ctx, t, g, ns)
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
 	g.Eventually(func(g Gomega) {
@@ -100,7 +101,7 @@ func TestABetaReleaseUpdatesOnePodPerUnitThenWaitsForAConfirmation(t *testing.T)
 	}).Should(Succeed())
 
 	g.Eventually(func(g Gomega) {
-		playKubelet(ctx, g, ns)
+		suite.Kubelet.CatchUp(ctx, g, ns)
 		rel := getDeployment(ctx, g, cd).Status.Release
 		g.Expect(rel.Phase).To(Equal(cafev1alpha1.ReleasePhaseWaitingForConfirm))
 		g.Expect(rel.CurrentGroup).To(HaveValue(BeEquivalentTo(0)))
@@ -114,7 +115,7 @@ func TestABetaReleaseUpdatesOnePodPerUnitThenWaitsForAConfirmation(t *testing.T)
 			var images []string
 			for _, p := range byUnit[zone] {
 				images = append(images, p.Spec.Containers[0].Image)
-				g.Expect(serving(&p)).To(BeTrue(), "%s serves", p.Name)
+				g.Expect(framework.Serving(&p)).To(BeTrue(), "%s serves", p.Name)
 			}
 			g.Expect(images).To(ConsistOf("app:v1", "app:v2"), "exactly one pod of %s is released before the confirmation", zone)
 		}
@@ -138,5 +139,5 @@ func TestABetaReleaseUpdatesOnePodPerUnitThenWaitsForAConfirmation(t *testing.T)
 		g.Expect(partitions).To(BeEquivalentTo(1), "group 1 releases 2 of the 3 pods left")
 	}).Should(Succeed())
 
-	expectLossless(ctx, g, rec)
+	framework.ExpectLossless(ctx, g, rec)
 }

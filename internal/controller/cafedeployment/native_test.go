@@ -14,6 +14,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 // No kube-controller-manager runs under envtest: these tests check the
@@ -25,7 +26,7 @@ func zonePin(zone string) corev1.NodeSelectorRequirement {
 }
 
 func TestReplicaSetModeRunsOneReplicaSetPerUnitAndRevision(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	cd := newCafeDeployment(ns, "shop", "app:v1")
 	cd.Spec.PodSetType = cafev1alpha1.PodSetTypeReplicaSet
 	cd.Spec.Strategy.MinReadySeconds = 5
@@ -39,7 +40,7 @@ func TestReplicaSetModeRunsOneReplicaSetPerUnitAndRevision(t *testing.T) {
 	for _, zone := range zones {
 		rs := &appsv1.ReplicaSet{}
 		g.Eventually(func() error {
-			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-" + zone + "-" + rev}, rs)
+			return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-" + zone + "-" + rev}, rs)
 		}).Should(Succeed(), zone)
 		g.Expect(rs.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)), zone)
 		g.Expect(rs.Spec.MinReadySeconds).To(BeEquivalentTo(5))
@@ -60,7 +61,7 @@ func TestReplicaSetModeRunsOneReplicaSetPerUnitAndRevision(t *testing.T) {
 		got := getDeployment(ctx, g, cd)
 		g.Expect(got.Status.UpdateRevision).NotTo(Equal(rev))
 		list := &appsv1.ReplicaSetList{}
-		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(suite.Client.List(ctx, list, client.InNamespace(ns))).To(Succeed())
 		names := map[string]bool{}
 		for _, rs := range list.Items {
 			names[rs.Name] = true
@@ -72,7 +73,7 @@ func TestReplicaSetModeRunsOneReplicaSetPerUnitAndRevision(t *testing.T) {
 }
 
 func TestStatefulSetModeRunsOneOnDeleteStatefulSetPerUnit(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	cd := newCafeDeployment(ns, "db", "db:v1")
 	cd.Spec.PodSetType = cafev1alpha1.PodSetTypeStatefulSet
 	cd.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
@@ -87,7 +88,7 @@ func TestStatefulSetModeRunsOneOnDeleteStatefulSetPerUnit(t *testing.T) {
 	for _, zone := range zones {
 		sts := &appsv1.StatefulSet{}
 		g.Eventually(func() error {
-			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-" + zone}, sts)
+			return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-" + zone}, sts)
 		}).Should(Succeed(), zone)
 		g.Expect(sts.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
 		g.Expect(sts.Spec.UpdateStrategy.Type).To(Equal(appsv1.OnDeleteStatefulSetStrategyType), "CAFE chooses when each pod goes")
@@ -116,7 +117,7 @@ func nativePod(ns, name string, owner *appsv1.ReplicaSet) *corev1.Pod {
 }
 
 func TestGateKeeperOpensNativePodsAfterMinReadySecondsAndLeavesDrainsAlone(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	labels := map[string]string{"app": "ghost"}
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost-zone-a-1"},
@@ -126,27 +127,27 @@ func TestGateKeeperOpensNativePodsAfterMinReadySecondsAndLeavesDrainsAlone(t *te
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}}},
 		},
 	}
-	g.Expect(k8sClient.Create(ctx, rs)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, rs)).To(Succeed())
 	fresh, draining := nativePod(ns, "fresh", rs), nativePod(ns, "draining", rs)
 	for _, p := range []*corev1.Pod{fresh, draining} {
-		g.Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		g.Expect(suite.Client.Create(ctx, p)).To(Succeed())
 	}
-	g.Expect(lossless.SetGate(ctx, k8sClient, draining, corev1.ConditionFalse, lossless.ReasonDrainForDelete, "test drain")).To(Succeed())
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(draining), draining)).To(Succeed())
-	runContainers(ctx, g, draining)
+	g.Expect(lossless.SetGate(ctx, suite.Client, draining, corev1.ConditionFalse, lossless.ReasonDrainForDelete, "test drain")).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(draining), draining)).To(Succeed())
+	suite.Kubelet.RunContainers(ctx, g, draining, time.Now())
 
 	// Not before its containers are ready...
 	g.Consistently(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
+		g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
 		g.Expect(lossless.Gate(fresh)).To(BeNil())
 	}).Should(Succeed())
-	runContainers(ctx, g, fresh)
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
-	readyAt := podCondition(fresh, corev1.ContainersReady).LastTransitionTime
+	suite.Kubelet.RunContainers(ctx, g, fresh, time.Now())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
+	readyAt := framework.PodCondition(fresh, corev1.ContainersReady).LastTransitionTime
 
 	// ...and then only after the ReplicaSet's minReadySeconds.
 	g.Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
+		g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(fresh), fresh)).To(Succeed())
 		g.Expect(lossless.GateOpen(fresh)).To(BeTrue())
 	}).Should(Succeed())
 	opened := lossless.Gate(fresh).LastTransitionTime
@@ -155,7 +156,7 @@ func TestGateKeeperOpensNativePodsAfterMinReadySecondsAndLeavesDrainsAlone(t *te
 
 	// A gate closed for an operation is the operation's business.
 	g.Consistently(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(draining), draining)).To(Succeed())
+		g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(draining), draining)).To(Succeed())
 		g.Expect(lossless.DrainReason(draining)).To(Equal(lossless.ReasonDrainForDelete))
 	}, 3*time.Second).Should(Succeed())
 }

@@ -17,13 +17,14 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/revision"
+	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
 const inPlaceStateAnnotation = "cafe.io/inplace-update-state"
 
 func TestAnInPlaceSetCreatesGatedPodsNamedBySlotAndPinnedToItsUnit(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	set.Spec.Unit = &cafev1alpha1.PodSetUnit{Key: corev1.LabelTopologyZone, Value: "zone-a"}
 	createSet(ctx, t, g, set)
@@ -71,7 +72,7 @@ func TestAnInPlaceSetCreatesGatedPodsNamedBySlotAndPinnedToItsUnit(t *testing.T)
 }
 
 func TestTheGateOpensOnlyOnceTheContainersHaveBeenReadyForMinReadySeconds(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 1, "app:v1")
 	set.Spec.UpdateStrategy.MinReadySeconds = 2
 	createSet(ctx, t, g, set)
@@ -83,7 +84,7 @@ func TestTheGateOpensOnlyOnceTheContainersHaveBeenReadyForMinReadySeconds(t *tes
 	// The API stores transition times in whole seconds: write a whole second,
 	// so that "2s after the transition" is exact.
 	since := time.Now().Truncate(time.Second)
-	startContainers(ctx, g, &pod, since)
+	suite.Kubelet.RunContainers(ctx, g, &pod, since)
 	openAt := since.Add(2 * time.Second)
 	g.Consistently(gateOpen).WithTimeout(time.Until(openAt)-150*time.Millisecond).Should(BeFalse(), "containers ready for less than minReadySeconds")
 	g.Eventually(gateOpen).WithTimeout(10 * time.Second).Should(BeTrue())
@@ -97,14 +98,14 @@ func TestTheGateOpensOnlyOnceTheContainersHaveBeenReadyForMinReadySeconds(t *tes
 }
 
 func TestAnImageChangeUpdatesAPodInPlaceOnlyOnceNoEndpointSliceListsItReady(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	createSet(ctx, t, g, set)
 	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
 	slice := endpointSlice(ns, "app-x1", podsOf(ctx, g, set))
-	g.Expect(k8sClient.Create(ctx, slice)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, slice)).To(Succeed())
 	oldRev := observedRevision(ctx, g, set)
-	rec := record(ctx, t, g, ns)
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Template.Spec.Containers[0].Image = "app:v2" })
 	newRev := observedRevision(ctx, g, set)
@@ -132,20 +133,21 @@ func TestAnImageChangeUpdatesAPodInPlaceOnlyOnceNoEndpointSliceListsItReady(t *t
 		g.Expect(lossless.DrainReason(getPod(ctx, g, ns, drained.Name))).To(Equal(lossless.ReasonDrainForUpdate))
 	}).Should(Succeed(), "the kubelet still reports the old image: the gate stays closed")
 
-	restartWithSpecImages(ctx, g, getPod(ctx, g, ns, drained.Name))
+	// The kubelet restarts the container with the image the spec now names.
+	suite.Kubelet.RunContainers(ctx, g, getPod(ctx, g, ns, drained.Name), time.Now())
 	g.Eventually(func(g Gomega) {
 		p := getPod(ctx, g, ns, drained.Name)
 		g.Expect(p.UID).To(Equal(drained.UID))
-		g.Expect(serving(p)).To(BeTrue())
+		g.Expect(framework.Serving(p)).To(BeTrue())
 		g.Expect(lossless.Gate(p).Reason).To(Equal(lossless.ReasonServing))
 	}).Should(Succeed())
 
-	events := expectLossless(ctx, g, rec)
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.CountPodSpecChanges(events, drained.Name)).To(Equal(1), "one in-place patch")
 }
 
 func TestATrafficProviderFinalizerHoldsTheOperationUntilRemoved(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	createSet(ctx, t, g, set)
 	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
@@ -153,9 +155,9 @@ func TestATrafficProviderFinalizerHoldsTheOperationUntilRemoved(t *testing.T) {
 	for _, p := range podsOf(ctx, g, set) {
 		patch := client.MergeFrom(p.DeepCopy())
 		p.Finalizers = append(p.Finalizers, finalizer)
-		g.Expect(k8sClient.Patch(ctx, &p, patch)).To(Succeed())
+		g.Expect(suite.Client.Patch(ctx, &p, patch)).To(Succeed())
 	}
-	rec := record(ctx, t, g, ns)
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Template.Spec.Containers[0].Image = "app:v2" })
 	drained := waitForOneDrain(ctx, g, set, lossless.ReasonDrainForUpdate)
@@ -168,18 +170,18 @@ func TestATrafficProviderFinalizerHoldsTheOperationUntilRemoved(t *testing.T) {
 	p := getPod(ctx, g, ns, drained.Name)
 	patch := client.MergeFrom(p.DeepCopy())
 	p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == finalizer })
-	g.Expect(k8sClient.Patch(ctx, p, patch)).To(Succeed())
+	g.Expect(suite.Client.Patch(ctx, p, patch)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		p := getPod(ctx, g, ns, drained.Name)
 		g.Expect(p.UID).To(Equal(drained.UID))
 		g.Expect(p.Spec.Containers[0].Image).To(Equal("app:v2"))
 	}).Should(Succeed())
 
-	expectLossless(ctx, g, rec)
+	framework.ExpectLossless(ctx, g, rec)
 }
 
 func TestANonImageChangeDeletesTheDrainedPodAndReplacesIt(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	createSet(ctx, t, g, set)
 	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
@@ -187,7 +189,7 @@ func TestANonImageChangeDeletesTheDrainedPodAndReplacesIt(t *testing.T) {
 	for _, p := range podsOf(ctx, g, set) {
 		before[p.UID] = true
 	}
-	rec := record(ctx, t, g, ns)
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) {
 		s.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "green"}}
@@ -218,7 +220,7 @@ func TestANonImageChangeDeletesTheDrainedPodAndReplacesIt(t *testing.T) {
 	g.Expect(replacement.Spec.ReadinessGates).To(ContainElement(corev1.PodReadinessGate{ConditionType: cafev1alpha1.TrafficReadyCondition}))
 	g.Expect(getPod(ctx, g, ns, drained.Name).DeletionTimestamp).NotTo(BeNil(), "created while the old pod still terminates")
 
-	g.Expect(k8sClient.Delete(ctx, terminating, client.GracePeriodSeconds(0), client.Preconditions{UID: &drained.UID})).To(Succeed())
+	g.Expect(suite.Client.Delete(ctx, terminating, client.GracePeriodSeconds(0), client.Preconditions{UID: &drained.UID})).To(Succeed())
 	final := slices.DeleteFunc([]string{"web-0", "web-1", "web-2", "web-3"}, func(n string) bool { return n == drained.Name })
 	waitForPods(ctx, g, set, final...)
 	g.Consistently(func(g Gomega) {
@@ -226,17 +228,17 @@ func TestANonImageChangeDeletesTheDrainedPodAndReplacesIt(t *testing.T) {
 		g.Expect(drainReasons(podsOf(ctx, g, set))).To(BeEmpty(), "the replacement does not run yet: no budget to drain another pod")
 	}).Should(Succeed())
 
-	events := expectLossless(ctx, g, rec)
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.CountPodSpecChanges(events, drained.Name)).To(Equal(0), "recreated, not patched")
 }
 
 func TestAPartitionKeepsThatManyPodsOnTheOldRevision(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	set.Spec.UpdateStrategy.Partition = ptr.To[int32](2)
 	createSet(ctx, t, g, set)
 	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
-	rec := record(ctx, t, g, ns)
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Template.Spec.Containers[0].Image = "app:v2" })
 	newRev := observedRevision(ctx, g, set)
@@ -252,14 +254,14 @@ func TestAPartitionKeepsThatManyPodsOnTheOldRevision(t *testing.T) {
 		updated = &onNew[0]
 		g.Expect(updated.Spec.Containers[0].Image).To(Equal("app:v2"))
 	}).Should(Succeed())
-	restartWithSpecImages(ctx, g, updated)
+	suite.Kubelet.RunContainers(ctx, g, updated, time.Now()) // a restart with the new image
 
 	g.Eventually(func(g Gomega) {
 		s := getSet(ctx, g, set)
 		g.Expect(s.Status.UpdatedReplicas).To(HaveValue(BeEquivalentTo(1)))
 		g.Expect(s.Status.UpdatedReadyReplicas).To(HaveValue(BeEquivalentTo(1)))
 		g.Expect(meta.IsStatusConditionTrue(s.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition)).To(BeTrue())
-		g.Expect(serving(getPod(ctx, g, ns, updated.Name))).To(BeTrue())
+		g.Expect(framework.Serving(getPod(ctx, g, ns, updated.Name))).To(BeTrue())
 	}).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		for _, p := range podsOf(ctx, g, set) {
@@ -268,21 +270,21 @@ func TestAPartitionKeepsThatManyPodsOnTheOldRevision(t *testing.T) {
 			}
 			g.Expect(p.Labels[cafev1alpha1.RevisionHashLabel]).NotTo(Equal(newRev), p.Name)
 			g.Expect(p.Spec.Containers[0].Image).To(Equal("app:v1"), p.Name)
-			g.Expect(serving(&p)).To(BeTrue(), "%s below the partition is never drained", p.Name)
+			g.Expect(framework.Serving(&p)).To(BeTrue(), "%s below the partition is never drained", p.Name)
 		}
 	}).Should(Succeed())
 
-	expectLossless(ctx, g, rec)
+	framework.ExpectLossless(ctx, g, rec)
 }
 
 func TestScaleInDrainsAPodForDeletionBeforeDeletingIt(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	createSet(ctx, t, g, set)
 	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
 	slice := endpointSlice(ns, "app-x1", podsOf(ctx, g, set))
-	g.Expect(k8sClient.Create(ctx, slice)).To(Succeed())
-	rec := record(ctx, t, g, ns)
+	g.Expect(suite.Client.Create(ctx, slice)).To(Succeed())
+	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Replicas = ptr.To[int32](2) })
 	drained := waitForOneDrain(ctx, g, set, lossless.ReasonDrainForDelete)
@@ -298,7 +300,7 @@ func TestScaleInDrainsAPodForDeletionBeforeDeletingIt(t *testing.T) {
 		terminating = getPod(ctx, g, ns, drained.Name)
 		g.Expect(terminating.DeletionTimestamp).NotTo(BeNil())
 	}).Should(Succeed())
-	g.Expect(k8sClient.Delete(ctx, terminating, client.GracePeriodSeconds(0), client.Preconditions{UID: &drained.UID})).To(Succeed())
+	g.Expect(suite.Client.Delete(ctx, terminating, client.GracePeriodSeconds(0), client.Preconditions{UID: &drained.UID})).To(Succeed())
 
 	kept := slices.DeleteFunc([]string{"web-0", "web-1", "web-2"}, func(n string) bool { return n == drained.Name })
 	waitForPods(ctx, g, set, kept...)
@@ -311,7 +313,7 @@ func TestScaleInDrainsAPodForDeletionBeforeDeletingIt(t *testing.T) {
 		g.Expect(podNames(podsOf(ctx, g, set))).To(Equal(kept), "nothing replaces a pod removed by scale-in")
 	}).Should(Succeed())
 
-	expectLossless(ctx, g, rec)
+	framework.ExpectLossless(ctx, g, rec)
 }
 
 // waitForOneDrain waits until exactly one pod of the set has its gate closed

@@ -13,15 +13,14 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -29,46 +28,33 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// One real kube-apiserver and CAFE's manager (framework.ControllerSuiteMain);
+// One real kube-apiserver and CAFE's manager (framework.ControllerSuite);
 // the tests play the kubelets: they write nodes, their Ready conditions and
 // Leases, and renew the Leases of the nodes meant to be alive.
-var k8sClient client.WithWatch
+var suite = framework.ControllerSuite{Prepare: fastPolicy}
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.ControllerSuiteMain(m, func(c client.WithWatch, _ *rest.Config) {
-		k8sClient = c
-		ctx := context.Background()
-		_ = c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: corev1.NamespaceNodeLease}})
-		// A fast policy: every signal counts at once; lease stale after 5 s;
-		// the probe judges on its first failure; recovery is immediate.
-		policy := &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}
-		_, err := controllerutilCreateOrPatch(ctx, c, policy, func() {
-			policy.Spec = cafev1alpha1.DefaultNodeLifecyclePolicySpec()
-			policy.Spec.LeaseStaleSeconds = 5
-			policy.Spec.Suspect = cafev1alpha1.VerdictThreshold{MinSignals: 1, ForSeconds: 0}
-			policy.Spec.Failed = cafev1alpha1.VerdictThreshold{MinSignals: 2, ForSeconds: 0}
-			policy.Spec.RecoverySeconds = 0
-			policy.Spec.Probe = cafev1alpha1.KubeletProbeSpec{PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}
-			policy.Spec.Migration.OtherPodsAfterSeconds = 0
-			policy.Spec.Migration.MaxPodsPerMinute = 1000
-		})
-		if err != nil {
-			panic(err)
-		}
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
 
-func controllerutilCreateOrPatch(ctx context.Context, c client.Client, p *cafev1alpha1.NodeLifecyclePolicy, mutate func()) (bool, error) {
-	err := c.Get(ctx, client.ObjectKeyFromObject(p), p)
-	if apierrors.IsNotFound(err) {
-		mutate()
-		return true, c.Create(ctx, p)
+// fastPolicy makes the cluster's policy fast: every signal counts at once;
+// lease stale after 5 s; the probe judges on its first failure; recovery
+// is immediate.
+func fastPolicy(ctx context.Context, c client.Client) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: corev1.NamespaceNodeLease}}); client.IgnoreAlreadyExists(err) != nil {
+		return err
 	}
-	if err != nil {
-		return false, err
-	}
-	mutate()
-	return false, c.Update(ctx, p)
+	policy := &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}
+	_, err := controllerutil.CreateOrUpdate(ctx, c, policy, func() error {
+		policy.Spec = cafev1alpha1.DefaultNodeLifecyclePolicySpec()
+		policy.Spec.LeaseStaleSeconds = 5
+		policy.Spec.Suspect = cafev1alpha1.VerdictThreshold{MinSignals: 1, ForSeconds: 0}
+		policy.Spec.Failed = cafev1alpha1.VerdictThreshold{MinSignals: 2, ForSeconds: 0}
+		policy.Spec.RecoverySeconds = 0
+		policy.Spec.Probe = cafev1alpha1.KubeletProbeSpec{PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}
+		policy.Spec.Migration.OtherPodsAfterSeconds = 0
+		policy.Spec.Migration.MaxPodsPerMinute = 1000
+		return nil
+	})
+	return err
 }
 
 // kubelet plays a node's kubelet: registers it Ready with a Lease and,
@@ -81,15 +67,15 @@ type kubelet struct {
 func startNode(t *testing.T, ctx context.Context, g *WithT, name, zone string) *kubelet {
 	t.Helper()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{cafev1alpha1.ZoneNodeLabel: zone}}}
-	g.Expect(k8sClient.Create(ctx, node)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), node) })
+	g.Expect(suite.Client.Create(ctx, node)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), node) })
 	setReady(ctx, g, name, corev1.ConditionTrue)
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: name},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), RenewTime: &metav1.MicroTime{Time: time.Now()}},
 	}
-	g.Expect(k8sClient.Create(ctx, lease)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), lease) })
+	g.Expect(suite.Client.Create(ctx, lease)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), lease) })
 	k := &kubelet{name: name, zone: zone, alive: make(chan bool, 1)}
 	go func() {
 		alive := true
@@ -105,9 +91,9 @@ func startNode(t *testing.T, ctx context.Context, g *WithT, name, zone string) *
 					continue
 				}
 				l := &coordinationv1.Lease{}
-				if k8sClient.Get(ctx, client.ObjectKeyFromObject(lease), l) == nil {
+				if suite.Client.Get(ctx, client.ObjectKeyFromObject(lease), l) == nil {
 					l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-					_ = k8sClient.Update(ctx, l)
+					_ = suite.Client.Update(ctx, l)
 				}
 			}
 		}
@@ -119,7 +105,7 @@ func setReady(ctx context.Context, g *WithT, name string, status corev1.Conditio
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
 		Type: corev1.NodeReady, Status: status, Reason: "Test", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
 	}}}})
-	g.Expect(k8sClient.Status().Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.StrategicMergePatchType, patch))).To(Succeed())
+	g.Expect(suite.Client.Status().Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.StrategicMergePatchType, patch))).To(Succeed())
 }
 
 // unreachableKubelet points the node's kubelet endpoint at a closed port.
@@ -132,7 +118,7 @@ func unreachableKubelet(ctx context.Context, g *WithT, name string) {
 		"addresses":       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
 		"daemonEndpoints": map[string]any{"kubeletEndpoint": map[string]any{"Port": port}},
 	}})
-	g.Expect(k8sClient.Status().Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.StrategicMergePatchType, patch))).To(Succeed())
+	g.Expect(suite.Client.Status().Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.StrategicMergePatchType, patch))).To(Succeed())
 }
 
 func reportOn(t *testing.T, ctx context.Context, g *WithT, node string) *cafev1alpha1.NodeHealthReport {
@@ -140,8 +126,8 @@ func reportOn(t *testing.T, ctx context.Context, g *WithT, node string) *cafev1a
 		ObjectMeta: metav1.ObjectMeta{GenerateName: node + "-"},
 		Spec:       cafev1alpha1.NodeHealthReportSpec{NodeName: node, Source: "zabbix", Reason: "DiskLatency", Message: "p99 2 s"},
 	}
-	g.Expect(k8sClient.Create(ctx, r)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), r) })
+	g.Expect(suite.Client.Create(ctx, r)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), r) })
 	return r
 }
 
@@ -153,7 +139,7 @@ func inPlaceSetPod(t *testing.T, ctx context.Context, g *WithT, ns, name, node s
 		}}},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}}},
 	}
-	g.Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, pod)).To(Succeed())
 	return pod
 }
 
@@ -166,7 +152,7 @@ type nodeView struct {
 
 func viewOf(ctx context.Context, name string) nodeView {
 	node := &corev1.Node{}
-	if err := k8sClient.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
+	if err := suite.Client.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
 		return nodeView{}
 	}
 	var v nodeView
@@ -188,7 +174,7 @@ func verdictOf(ctx context.Context, name string) string { return viewOf(ctx, nam
 
 func migrationRequested(ctx context.Context, pod *corev1.Pod) bool {
 	p := &corev1.Pod{}
-	if k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), p) != nil {
+	if suite.Client.Get(ctx, client.ObjectKeyFromObject(pod), p) != nil {
 		return false
 	}
 	return p.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != ""
@@ -207,7 +193,7 @@ func zone(t *testing.T, ctx context.Context, g *WithT, z string, n int) []*kubel
 // The verdict on a real API server for combinations of signals (the fast
 // policy of TestMain: Suspect on 1 bad signal, Failed on 2).
 func TestVerdictFromSignalCombinations(t *testing.T) {
-	ctx, g, ns := framework.ControllerTest(t, k8sClient)
+	ctx, g, ns := suite.Setup(t)
 	nodes := zone(t, ctx, g, "combo", 5)
 	live, reported, reportedAndProbe := nodes[0].name, nodes[1].name, nodes[2].name
 	pod := inPlaceSetPod(t, ctx, g, ns, "on-probe-node", reportedAndProbe)
@@ -235,7 +221,7 @@ func TestVerdictFromSignalCombinations(t *testing.T) {
 // its InPlaceSet pod asked to migrate; once no such pod is left the node
 // gets NoExecute; when it heartbeats again it is Healthy and untainted.
 func TestHeartbeatLossFailsAndMigratesThenRecovers(t *testing.T) {
-	ctx, g, ns := framework.ControllerTest(t, k8sClient)
+	ctx, g, ns := suite.Setup(t)
 	nodes := zone(t, ctx, g, "dead", 3)
 	dead := nodes[0]
 	pod := inPlaceSetPod(t, ctx, g, ns, "app-0", dead.name)
@@ -254,7 +240,7 @@ func TestHeartbeatLossFailsAndMigratesThenRecovers(t *testing.T) {
 	g.Expect(viewOf(ctx, dead.name).NoExecute).To(BeFalse(), "NoExecute waits until the InPlaceSet pods are gone")
 
 	// The InPlaceSet deletes the drained pod (played here).
-	g.Expect(k8sClient.Delete(ctx, pod)).To(Succeed())
+	g.Expect(suite.Client.Delete(ctx, pod)).To(Succeed())
 	g.Eventually(func() bool { return viewOf(ctx, dead.name).NoExecute }).Should(BeTrue())
 
 	dead.alive <- true
@@ -266,7 +252,7 @@ func TestHeartbeatLossFailsAndMigratesThenRecovers(t *testing.T) {
 
 func unhealthySince(ctx context.Context, g *WithT, name string) string {
 	node := &corev1.Node{}
-	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, node)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, types.NamespacedName{Name: name}, node)).To(Succeed())
 	return node.Annotations[cafev1alpha1.UnhealthySinceAnnotation]
 }
 
@@ -274,7 +260,7 @@ func unhealthySince(ctx context.Context, g *WithT, name string) string {
 // nothing is tainted or migrated there, the policy says so; the guard
 // clears when they heartbeat again.
 func TestZoneGuardHoldsAZoneWhereMostNodesFail(t *testing.T) {
-	ctx, g, ns := framework.ControllerTest(t, k8sClient)
+	ctx, g, ns := suite.Setup(t)
 	nodes := zone(t, ctx, g, "guard", 3)
 	pod := inPlaceSetPod(t, ctx, g, ns, "app-0", nodes[0].name)
 	for _, n := range nodes[:2] {
@@ -283,7 +269,7 @@ func TestZoneGuardHoldsAZoneWhereMostNodesFail(t *testing.T) {
 	}
 	policyGuard := func() *metav1.Condition {
 		p := &cafev1alpha1.NodeLifecyclePolicy{}
-		if k8sClient.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p) != nil {
+		if suite.Client.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p) != nil {
 			return nil
 		}
 		return meta.FindStatusCondition(p.Status.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
@@ -312,7 +298,7 @@ func TestZoneGuardHoldsAZoneWhereMostNodesFail(t *testing.T) {
 	}, 30*time.Second).Should(BeEmpty())
 	g.Eventually(func() string {
 		p := &cafev1alpha1.NodeLifecyclePolicy{}
-		_ = k8sClient.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p)
+		_ = suite.Client.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p)
 		for _, z := range p.Status.Zones {
 			if z.Name == "guard" && !z.Guarded {
 				return "clear"
@@ -324,9 +310,9 @@ func TestZoneGuardHoldsAZoneWhereMostNodesFail(t *testing.T) {
 
 // Reports about unknown nodes are refused, naming the field.
 func TestReportsForUnknownNodesAreRefused(t *testing.T) {
-	ctx, g, _ := framework.ControllerTest(t, k8sClient)
+	ctx, g, _ := suite.Setup(t)
 	startNode(t, ctx, g, "known-0", "known")
-	v := nhrwebhook.Validator{Reader: k8sClient}
+	v := nhrwebhook.Validator{Reader: suite.Client}
 	review := func(node string) admission.Response {
 		raw, _ := json.Marshal(&cafev1alpha1.NodeHealthReport{Spec: cafev1alpha1.NodeHealthReportSpec{NodeName: node, Source: "zabbix", Reason: "X"}})
 		return v.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})

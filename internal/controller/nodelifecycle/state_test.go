@@ -19,13 +19,13 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// serialTest is framework.ControllerTest without t.Parallel: the tests
+// serialTest is framework.ControllerSuite.Setup without t.Parallel: the tests
 // below change the cluster-wide policy or read process-wide metrics, so
 // they run before the parallel tests start (Go runs every top-level test
 // that is not parallel first, one at a time).
 func serialTest(t *testing.T, d time.Duration) (context.Context, *WithT, string) {
 	t.Helper()
-	if k8sClient == nil {
+	if suite.Client == nil {
 		t.Skip("needs the API server (not started in -short mode)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -33,12 +33,12 @@ func serialTest(t *testing.T, d time.Duration) (context.Context, *WithT, string)
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(30 * time.Second)
 	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	return ctx, g, framework.CreateNamespace(t, k8sClient)
+	return ctx, g, framework.CreateNamespace(t, suite.Client)
 }
 
 func readPolicy(ctx context.Context, g *WithT) *cafev1alpha1.NodeLifecyclePolicy {
 	p := &cafev1alpha1.NodeLifecyclePolicy{}
-	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, types.NamespacedName{Name: cafev1alpha1.NodeLifecyclePolicyName}, p)).To(Succeed())
 	return p
 }
 
@@ -46,7 +46,7 @@ func readPolicy(ctx context.Context, g *WithT) *cafev1alpha1.NodeLifecyclePolicy
 func setMaxPodsPerMinute(t *testing.T, ctx context.Context, g *WithT, n int32) {
 	t.Helper()
 	restore := func(n int32) error {
-		return framework.Update(context.Background(), k8sClient, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
+		return framework.Update(context.Background(), suite.Client, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
 			p.Spec.Migration.MaxPodsPerMinute = n
 		})
 	}
@@ -58,7 +58,7 @@ func setMaxPodsPerMinute(t *testing.T, ctx context.Context, g *WithT, n int32) {
 // migrationTime is the start time a pod's migration request carries.
 func migrationTime(ctx context.Context, pod *corev1.Pod) (time.Time, bool) {
 	p := &corev1.Pod{}
-	if k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), p) != nil {
+	if suite.Client.Get(ctx, client.ObjectKeyFromObject(pod), p) != nil {
 		return time.Time{}, false
 	}
 	fields := strings.Fields(p.Annotations[cafev1alpha1.MigrationRequestedAnnotation])
@@ -87,7 +87,7 @@ func TestRateLimitWindowIsReadFromThePolicyStatus(t *testing.T) {
 	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		p := readPolicy(ctx, g)
 		p.Status.RecentMigrations = []cafev1alpha1.MigrationGrant{{Time: metav1.NewMicroTime(granted), Pods: 2}}
-		return k8sClient.Status().Update(ctx, p)
+		return suite.Client.Status().Update(ctx, p)
 	})).To(Succeed())
 	full := granted.Add(time.Minute)
 
@@ -194,7 +194,7 @@ func TestMetricsCountVerdictsMigrationsAndTimes(t *testing.T) {
 	g.Expect(n).To(Equal(migrated), "not migrated while the pod is still on the node")
 
 	// The InPlaceSet deletes the drained pod (played here): migrated.
-	g.Expect(k8sClient.Delete(ctx, pod)).To(Succeed())
+	g.Expect(suite.Client.Delete(ctx, pod)).To(Succeed())
 	g.Eventually(func() uint64 { _, n := metric(g, "cafe_nodelifecycle_time_to_migrated_seconds", nil); return n }).Should(Equal(migrated + 1))
 	migratedIn := time.Since(badAt)
 	sum, _ = metric(g, "cafe_nodelifecycle_time_to_migrated_seconds", nil)
@@ -213,7 +213,7 @@ func TestMetricsCountVerdictsMigrationsAndTimes(t *testing.T) {
 func setZoneGuardWindow(t *testing.T, ctx context.Context, g *WithT, seconds int32) {
 	t.Helper()
 	set := func(n int32) error {
-		return framework.Update(context.Background(), k8sClient, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
+		return framework.Update(context.Background(), suite.Client, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
 			p.Spec.ZoneGuard.WindowSeconds = n
 		})
 	}

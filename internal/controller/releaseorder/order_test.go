@@ -31,19 +31,19 @@ func emptyApp(ns, name string) *cafev1alpha1.CafeAppService {
 
 func getApp(ctx context.Context, g Gomega, ns, name string) *cafev1alpha1.CafeAppService {
 	app := &cafev1alpha1.CafeAppService{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, app)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, app)).To(Succeed())
 	return app
 }
 
 // appAtR2 creates an app, publishes r1 (released), records r2.
 func appAtR2(ctx context.Context, g *WithT, ns, name string) {
 	app := emptyApp(ns, name)
-	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, app)).To(Succeed())
 	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LatestRevision).To(Equal(name + "-r1")) }).Should(Succeed())
 	g.Eventually(func() error {
 		a := getApp(ctx, g, ns, name)
 		a.Spec.PublishedRevision = name + "-r1"
-		return k8sClient.Update(ctx, a)
+		return suite.Client.Update(ctx, a)
 	}).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(getApp(ctx, g, ns, name).Status.LastSuccessfulRevision).To(Equal(name + "-r1"))
@@ -51,14 +51,14 @@ func appAtR2(ctx context.Context, g *WithT, ns, name string) {
 	g.Eventually(func() error {
 		a := getApp(ctx, g, ns, name)
 		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
-		return k8sClient.Update(ctx, a)
+		return suite.Client.Update(ctx, a)
 	}).Should(Succeed())
 	g.Eventually(func(g Gomega) { g.Expect(getApp(ctx, g, ns, name).Status.LatestRevision).To(Equal(name + "-r2")) }).Should(Succeed())
 }
 
 func getOrder(ctx context.Context, g Gomega, ns, name string) *cafev1alpha1.ReleaseOrder {
 	o := &cafev1alpha1.ReleaseOrder{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)).To(Succeed())
 	return o
 }
 
@@ -68,7 +68,7 @@ var actionSeq int
 func act(ctx context.Context, g *WithT, ns, order, actor string, a cafev1alpha1.ReleaseActionType) string {
 	actionSeq++
 	name := fmt.Sprintf("%s-%s-%d", order, a.Verb(), actionSeq)
-	g.Expect(k8sClient.Create(ctx, &cafev1alpha1.ReleaseAction{
+	g.Expect(suite.Client.Create(ctx, &cafev1alpha1.ReleaseAction{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       cafev1alpha1.ReleaseActionSpec{Order: order, Action: a, Actor: actor},
 	})).To(Succeed())
@@ -90,7 +90,7 @@ func result(ctx context.Context, g *WithT, ns, order, action string) cafev1alpha
 }
 
 func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	appAtR2(ctx, g, ns, "a")
 	appAtR2(ctx, g, ns, "b")
 	// c does not exist: its start fails, and RollbackAll returns b, then a.
@@ -106,7 +106,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 			},
 		},
 	}
-	g.Expect(k8sClient.Create(ctx, order)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(getOrder(ctx, g, ns, "weekly").Status.Phase).To(Equal(cafev1alpha1.OrderPendingApproval))
 	}).Should(Succeed())
@@ -133,7 +133,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 
 	// The trail verifies with the public key CAFE published; each action
 	// and state change is in it once.
-	pub, err := audit.PublicKey(ctx, k8sClient, install.Namespace)
+	pub, err := audit.PublicKey(ctx, suite.Client, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(audit.Verify(final.Status.Audit, pub)).To(BeNil())
 	seen := map[string]int{}
@@ -147,7 +147,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 	// Editing one entry by hand is detected and named.
 	tampered := final.DeepCopy()
 	tampered.Status.Audit[3].Actor = "mallory"
-	g.Expect(k8sClient.Status().Update(ctx, tampered)).To(Succeed())
+	g.Expect(suite.Client.Status().Update(ctx, tampered)).To(Succeed())
 	p := audit.Verify(getOrder(ctx, g, ns, "weekly").Status.Audit, pub)
 	g.Expect(p).NotTo(BeNil())
 	g.Expect(p.Seq).To(Equal(int64(4)))
@@ -155,18 +155,18 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 
 	// Revisions are held only while the order is open.
 	rev := &cafev1alpha1.AppRevision{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-r2"}, rev)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-r2"}, rev)).To(Succeed())
 	g.Expect(rev.Annotations).NotTo(HaveKey(final.HoldAnnotation()))
 }
 
 func TestOrderActionsInTheWrongPhaseAreRefusedAndProcessedOnce(t *testing.T) {
-	ctx, g, ns := setup(t)
+	ctx, g, ns := suite.Setup(t)
 	appAtR2(ctx, g, ns, "solo")
 	order := &cafev1alpha1.ReleaseOrder{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
 		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
 	}
-	g.Expect(k8sClient.Create(ctx, order)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
 	rec := result(ctx, g, ns, "solo", act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionStart))
 	g.Expect(rec.Result).To(Equal(cafev1alpha1.ActionRefused))
 	g.Expect(rec.Message).To(ContainSubstring("Start is not allowed while the order is PendingApproval"))

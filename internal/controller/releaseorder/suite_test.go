@@ -5,10 +5,8 @@ import (
 	"os"
 	"testing"
 
-	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/install"
@@ -17,20 +15,11 @@ import (
 
 // One real kube-apiserver and one CAFE manager (every controller, no
 // webhooks): the tests write what the webhooks would stamp themselves.
-var (
-	k8sClient client.WithWatch
-	cfg       *rest.Config
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(framework.ControllerSuiteMain(m, func(c client.WithWatch, rc *rest.Config) {
-		k8sClient, cfg = c, rc
-		// The audit signing key lives in CAFE's namespace.
-		_ = c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: install.Namespace}})
-	}))
+var suite = framework.ControllerSuite{
+	// The audit signing key lives in CAFE's namespace.
+	Prepare: func(ctx context.Context, c client.Client) error {
+		return client.IgnoreAlreadyExists(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: install.Namespace}}))
+	},
 }
 
-func setup(t *testing.T) (context.Context, *WithT, string) {
-	t.Helper()
-	return framework.ControllerTest(t, k8sClient)
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }

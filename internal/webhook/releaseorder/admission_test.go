@@ -9,26 +9,20 @@ package releaseorder_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/install"
@@ -45,41 +39,24 @@ var (
 	admin client.Client
 )
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping API server tests in -short mode")
-		os.Exit(m.Run())
-	}
-	os.Exit(run(m))
-}
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestWithWebhooksMain(m, serveWebhooks)) }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	log := logr.Discard()
-	if testing.Verbose() {
-		log = zap.New(zap.WriteTo(os.Stderr))
+// serveWebhooks installs CAFE (its namespace holds the webhook certificate;
+// its RBAC includes the example release ClusterRoles the tests bind) and
+// serves CAFE's admission webhooks from a manager of their own.
+func serveWebhooks(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
+	testEnv = env
+	if admin, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
+		return nil, err
 	}
-	ctrllog.SetLogger(log)
-	env, cfg, err := framework.StartEnvtestWithWebhooks(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	// CAFE's namespace (it holds the webhook certificate) and RBAC,
-	// including the example release ClusterRoles the tests bind.
 	if err := install.CAFE(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	certDir, err := os.MkdirTemp("", "cafe-webhook-certs-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer os.RemoveAll(certDir)
+	removeCerts := func() { _ = os.RemoveAll(certDir) }
 	wo := env.WebhookInstallOptions
 	mgr, err := manager.New(cfg, manager.Options{WebhooksOnly: true, Webhook: &manager.WebhookOptions{
 		Host: wo.LocalServingHost,
@@ -94,38 +71,15 @@ func run(m *testing.M) int {
 		},
 	}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		removeCerts()
+		return nil, err
 	}
-	mgrCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	// The server's own readiness check (a listener cannot be watched).
-	started := mgr.GetWebhookServer().StartedChecker()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		select {
-		case err := <-done:
-			return false, fmt.Errorf("the manager stopped: %v", err)
-		default:
-		}
-		return started(req) == nil, nil
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, "waiting for the webhook server:", err)
-		return 1
+	stopManager, err := framework.RunWebhookManager(ctx, mgr)
+	if err != nil {
+		removeCerts()
+		return nil, err
 	}
-	testEnv = env
-	if admin, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return func() { stopManager(); removeCerts() }, nil
 }
 
 // person is a user the API server authenticates by a client certificate,

@@ -135,34 +135,14 @@ func StartWithClient(ctx context.Context, client kubernetes.Interface, namespace
 		{
 			kind:     KindPod,
 			selector: o.podSelector,
-			list: func(ctx context.Context, opts metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := pods.List(ctx, opts)
-				if err != nil {
-					return nil, "", err
-				}
-				items := make([]runtime.Object, 0, len(l.Items))
-				for i := range l.Items {
-					items = append(items, &l.Items[i])
-				}
-				return items, l.ResourceVersion, nil
-			},
-			watch: pods.Watch,
+			list:     listOf(pods.List),
+			watch:    pods.Watch,
 		},
 		{
 			kind:     KindEndpointSlice,
 			selector: o.sliceSelector,
-			list: func(ctx context.Context, opts metav1.ListOptions) ([]runtime.Object, string, error) {
-				l, err := endpointSlices.List(ctx, opts)
-				if err != nil {
-					return nil, "", err
-				}
-				items := make([]runtime.Object, 0, len(l.Items))
-				for i := range l.Items {
-					items = append(items, &l.Items[i])
-				}
-				return items, l.ResourceVersion, nil
-			},
-			watch: endpointSlices.Watch,
+			list:     listOf(endpointSlices.List),
+			watch:    endpointSlices.Watch,
 		},
 	}
 
@@ -512,6 +492,25 @@ func (r *Recorder) appendLocked(kind Kind, ev Event) {
 		delete(r.state[kind], ev.Name())
 	} else {
 		r.state[kind][ev.Name()] = obj
+	}
+}
+
+// listOf adapts a typed List call to the recorder's: the items, as pointers
+// into the list, and the list's resourceVersion.
+func listOf[L interface {
+	runtime.Object
+	GetResourceVersion() string
+}](list func(context.Context, metav1.ListOptions) (L, error)) func(context.Context, metav1.ListOptions) ([]runtime.Object, string, error) {
+	return func(ctx context.Context, opts metav1.ListOptions) ([]runtime.Object, string, error) {
+		l, err := list(ctx, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			return nil, "", err
+		}
+		return items, l.GetResourceVersion(), nil
 	}
 }
 
