@@ -64,8 +64,8 @@ func (w appRollback) Settings() []string {
 
 // Create runs the set-up releases: r1 at imageV2, then r2 at image.
 func (w appRollback) Create(ctx context.Context, c client.Client, ns, image string) error {
-	if err := c.Create(ctx, w.object(ns, imageV2)); err != nil {
-		return fmt.Errorf("creating the CafeAppService: %w", err)
+	if err := create(ctx, c, "the CafeAppService", w.object(ns, imageV2)); err != nil {
+		return err
 	}
 	wc, ok := c.(client.WithWatch)
 	if !ok {
@@ -97,10 +97,9 @@ func (w appRollback) SetImage(ctx context.Context, c client.Client, ns, image st
 
 // publishWhenRecorded waits until the app records rev, then publishes it.
 func (w appRollback) publishWhenRecorded(ctx context.Context, c client.WithWatch, ns, rev string, fast bool) error {
-	_, err := watchUntil(ctx, c, &cafev1alpha1.CafeAppServiceList{}, func(objs []client.Object) bool {
-		a, ok := find[*cafev1alpha1.CafeAppService](objs, appServiceName)
-		return ok && a.Status.LatestRevision == rev
-	}, client.InNamespace(ns))
+	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, appServiceName, func(a *cafev1alpha1.CafeAppService) bool {
+		return a.Status.LatestRevision == rev
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for the app to record %s: %w", rev, err)
 	}
@@ -130,14 +129,10 @@ func (w appRollback) edit(ctx context.Context, c client.Client, ns string, mutat
 // WaitDone waits until the published revision succeeded: every pod runs it
 // and is available.
 func (w appRollback) WaitDone(ctx context.Context, c client.WithWatch, ns string) error {
-	_, err := watchUntil(ctx, c, &cafev1alpha1.CafeAppServiceList{}, func(objs []client.Object) bool {
-		a, ok := find[*cafev1alpha1.CafeAppService](objs, appServiceName)
-		if !ok || a.Spec.PublishedRevision == "" {
-			return false
-		}
-		return a.Status.ObservedGeneration == a.Generation && a.Status.PublishedRevision == a.Spec.PublishedRevision &&
+	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, appServiceName, func(a *cafev1alpha1.CafeAppService) bool {
+		return a.Spec.PublishedRevision != "" && a.Status.ObservedGeneration == a.Generation && a.Status.PublishedRevision == a.Spec.PublishedRevision &&
 			a.Status.LastSuccessfulRevision == a.Spec.PublishedRevision && meta.IsStatusConditionTrue(a.Status.Conditions, cafev1alpha1.AppReadyCondition)
-	}, client.InNamespace(ns))
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for the app to report its published revision released: %w", err)
 	}

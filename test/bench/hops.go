@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cafe-io/cafe/internal/podutil"
 )
 
 // hopRecorder follows, from the benchmark's own pod watch during a release,
@@ -50,7 +52,7 @@ func (h *hopRecorder) observe(at time.Time, objs []client.Object) {
 		}
 		specNew := pod.Spec.Containers[0].Image == h.image
 		statusNew := runsImage(pod, h.image)
-		closed, ready := gateClosed(pod), podReady(pod)
+		closed, ready := gateClosed(pod), podutil.Ready(pod)
 		firstAt(&p.gateClosed, at, closed && !specNew)
 		firstAt(&p.notReady, at, !p.gateClosed.IsZero() && !ready && !specNew)
 		firstAt(&p.patched, at, specNew)

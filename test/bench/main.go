@@ -79,12 +79,18 @@ func catalog(s shape) []scenario {
 // selectScenarios picks the named scenarios from the catalog, in the
 // order given.
 func selectScenarios(all []scenario, names string) ([]scenario, error) {
-	var out []scenario
+	return selectByKey("-scenarios", "scenario", all, func(s scenario) string { return s.Key }, names)
+}
+
+// selectByKey picks, in the order given, the entries of all whose keys the
+// comma-separated names list; flag and noun say what an unknown name was.
+func selectByKey[T any](flag, noun string, all []T, key func(T) string, names string) ([]T, error) {
+	var out []T
 	for name := range strings.SplitSeq(names, ",") {
 		name = strings.TrimSpace(name)
-		i := slices.IndexFunc(all, func(s scenario) bool { return s.Key == name })
+		i := slices.IndexFunc(all, func(t T) bool { return key(t) == name })
 		if i < 0 {
-			return nil, fmt.Errorf("-scenarios: unknown scenario %q", name)
+			return nil, fmt.Errorf("%s: unknown %s %q", flag, noun, name)
 		}
 		out = append(out, all[i])
 	}

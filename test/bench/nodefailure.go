@@ -23,6 +23,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/podutil"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
@@ -86,17 +87,7 @@ func nodeFailureVariants() []nodeFailureVariant {
 
 // selectNodeFailureVariants picks the named variants, in the order given.
 func selectNodeFailureVariants(names string) ([]nodeFailureVariant, error) {
-	all := nodeFailureVariants()
-	var out []nodeFailureVariant
-	for name := range strings.SplitSeq(names, ",") {
-		name = strings.TrimSpace(name)
-		i := slices.IndexFunc(all, func(v nodeFailureVariant) bool { return v.Key == name })
-		if i < 0 {
-			return nil, fmt.Errorf("-node-failure-variants: unknown variant %q", name)
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
+	return selectByKey("-node-failure-variants", "variant", nodeFailureVariants(), func(v nodeFailureVariant) string { return v.Key }, names)
 }
 
 // nodeFailureResult is one variant's run.
@@ -252,7 +243,7 @@ func (r *runner) runNodeFailure(ctx context.Context, v nodeFailureVariant, run i
 			live++
 			if p.Spec.NodeName == res.Victim {
 				onVictim++
-			} else if podReady(p) {
+			} else if podutil.Ready(p) {
 				ready++
 			}
 		}
@@ -535,7 +526,7 @@ func lowestReady(events []watchrec.Event, selector klabels.Selector) int {
 			continue
 		}
 		key := ev.Pod.Namespace + "/" + ev.Pod.Name
-		if ev.Type != watchrec.Deleted && !ev.LeftFilter && ev.Pod.DeletionTimestamp == nil && selector.Matches(klabels.Set(ev.Pod.Labels)) && podReady(ev.Pod) {
+		if ev.Type != watchrec.Deleted && !ev.LeftFilter && ev.Pod.DeletionTimestamp == nil && selector.Matches(klabels.Set(ev.Pod.Labels)) && podutil.Ready(ev.Pod) {
 			available[key] = true
 		} else {
 			delete(available, key)

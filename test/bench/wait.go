@@ -14,7 +14,8 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podutil"
 )
 
 // watchUntil lists and watches the objects of list's kind selected by opts
@@ -76,6 +77,24 @@ func find[T client.Object](objs []client.Object, name string) (T, bool) {
 	return zero, false
 }
 
+// waitForObject watches the objects of list's kind in ns until the one
+// named name exists and satisfies done.
+func waitForObject[T client.Object](ctx context.Context, c client.WithWatch, list client.ObjectList, ns, name string, done func(T) bool) error {
+	_, err := watchUntil(ctx, c, list, func(objs []client.Object) bool {
+		o, ok := find[T](objs, name)
+		return ok && done(o)
+	}, client.InNamespace(ns))
+	return err
+}
+
+// create creates obj, what names it in the error.
+func create(ctx context.Context, c client.Client, what string, obj client.Object) error {
+	if err := c.Create(ctx, obj); err != nil {
+		return fmt.Errorf("creating %s: %w", what, err)
+	}
+	return nil
+}
+
 // podTally counts an app's pods by state.
 type podTally struct {
 	Total        int // every pod, terminating ones included
@@ -108,7 +127,7 @@ func tallyPods(objs []client.Object, image string) podTally {
 			t.Terminating++
 			continue
 		}
-		ready, onImage := podReady(pod), runsImage(pod, image)
+		ready, onImage := podutil.Ready(pod), runsImage(pod, image)
 		if ready {
 			t.Ready++
 		}
@@ -125,22 +144,9 @@ func tallyPods(objs []client.Object, image string) podTally {
 	return t
 }
 
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func gateClosed(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == cafev1alpha1.TrafficReadyCondition {
-			return c.Status == corev1.ConditionFalse
-		}
-	}
-	return false
+	gate := lossless.Gate(pod)
+	return gate != nil && gate.Status == corev1.ConditionFalse
 }
 
 // runsImage: the app container's spec and its container status both say

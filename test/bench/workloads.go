@@ -211,10 +211,7 @@ func (w cafeDeployment) protocol() string {
 }
 
 func (w cafeDeployment) Create(ctx context.Context, c client.Client, ns, image string) error {
-	if err := c.Create(ctx, w.object(ns, image)); err != nil {
-		return fmt.Errorf("creating the CafeDeployment: %w", err)
-	}
-	return nil
+	return create(ctx, c, "the CafeDeployment", w.object(ns, image))
 }
 
 func (w cafeDeployment) SetImage(ctx context.Context, c client.Client, ns, image string) error {
@@ -223,15 +220,11 @@ func (w cafeDeployment) SetImage(ctx context.Context, c client.Client, ns, image
 
 func (w cafeDeployment) WaitDone(ctx context.Context, c client.WithWatch, ns string) error {
 	n := w.shape.Replicas
-	_, err := watchUntil(ctx, c, &cafev1alpha1.CafeDeploymentList{}, func(objs []client.Object) bool {
-		cd, ok := find[*cafev1alpha1.CafeDeployment](objs, appName)
-		if !ok {
-			return false
-		}
+	err := waitForObject(ctx, c, &cafev1alpha1.CafeDeploymentList{}, ns, appName, func(cd *cafev1alpha1.CafeDeployment) bool {
 		st := cd.Status
 		return st.ObservedGeneration == cd.Generation && st.Release.Phase == cafev1alpha1.ReleasePhaseCompleted &&
 			st.CurrentRevision == st.UpdateRevision && ptr.Deref(st.UpdatedReplicas, 0) == n && ptr.Deref(st.AvailableReplicas, 0) == n
-	}, client.InNamespace(ns))
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for the CafeDeployment to report the release Completed: %w", err)
 	}
@@ -326,10 +319,7 @@ func (w deployment) Settings() []string {
 }
 
 func (w deployment) Create(ctx context.Context, c client.Client, ns, image string) error {
-	if err := c.Create(ctx, w.object(ns, image)); err != nil {
-		return fmt.Errorf("creating the Deployment: %w", err)
-	}
-	return nil
+	return create(ctx, c, "the Deployment", w.object(ns, image))
 }
 
 func (w deployment) SetImage(ctx context.Context, c client.Client, ns, image string) error {
@@ -338,14 +328,10 @@ func (w deployment) SetImage(ctx context.Context, c client.Client, ns, image str
 
 func (w deployment) WaitDone(ctx context.Context, c client.WithWatch, ns string) error {
 	n := w.shape.Replicas
-	_, err := watchUntil(ctx, c, &appsv1.DeploymentList{}, func(objs []client.Object) bool {
-		d, ok := find[*appsv1.Deployment](objs, appName)
-		if !ok {
-			return false
-		}
+	err := waitForObject(ctx, c, &appsv1.DeploymentList{}, ns, appName, func(d *appsv1.Deployment) bool {
 		st := d.Status
 		return st.ObservedGeneration == d.Generation && st.Replicas == n && st.UpdatedReplicas == n && st.AvailableReplicas == n && st.UnavailableReplicas == 0
-	}, client.InNamespace(ns))
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for the Deployment to report every replica updated and available: %w", err)
 	}

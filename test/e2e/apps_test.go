@@ -11,27 +11,21 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controlplane"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
-// appReleaser returns the kubeconfig of user, who may read apps and their
-// revisions and publish (patch) apps in ns — what an app release manager's
-// role grants — and a client built from it.
+// appReleaser returns a client authenticated as user, who may read apps and
+// their revisions and publish (patch) apps in ns — what an app release
+// manager's role grants — and the kubeconfig it was built from.
 func appReleaser(t *testing.T, ctx context.Context, ns, user string) (client.Client, string) {
 	t.Helper()
-	g := NewWithT(t)
-	kubeconfig, err := env.ControlPlane.UserKubeconfig(user, "app-releasers")
-	g.Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.Role{
+	return userWithRole(t, ctx, user, "app-releasers", &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-releaser"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"cafe.io"}, Resources: []string{"cafeappservices"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
@@ -39,34 +33,15 @@ func appReleaser(t *testing.T, ctx context.Context, ns, user string) (client.Cli
 			{APIGroups: []string{"cafe.io"}, Resources: []string{"cafedeployments"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get"}},
 		},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-releaser-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}
-	g.Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, role))).To(Succeed())
-	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
-	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
-	g.Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	return c, kubeconfig
+	})
 }
 
 // waitForApp waits until the app's status, computed from its current
 // generation, satisfies cond.
 func waitForApp(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService, cond func(*cafev1alpha1.CafeAppService) bool) *cafev1alpha1.CafeAppService {
-	var seen *cafev1alpha1.CafeAppService
-	err := framework.WaitForList(ctx, k8sClient, &cafev1alpha1.CafeAppServiceList{}, func(items []runtime.Object) bool {
-		for _, o := range items {
-			if a := o.(*cafev1alpha1.CafeAppService); a.Name == app.Name {
-				seen = a
-				return a.Status.ObservedGeneration == a.Generation && cond(a)
-			}
-		}
-		return false
-	}, client.InNamespace(app.Namespace))
+	seen, err := framework.WaitForObject(ctx, k8sClient, &cafev1alpha1.CafeAppServiceList{}, app.Namespace, app.Name, func(a *cafev1alpha1.CafeAppService) bool {
+		return a.Status.ObservedGeneration == a.Generation && cond(a)
+	})
 	var status any
 	if seen != nil {
 		status = seen.Status
@@ -127,9 +102,7 @@ func greetingsOf(ctx context.Context, g Gomega, pods []*corev1.Pod) map[string]s
 }
 
 func expectLosslessAboveWaterLevel(ctx context.Context, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, minReady int) {
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), minReady))).To(BeEmpty())
 }
 
@@ -219,8 +192,7 @@ func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
 	g.Expect(identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))).To(Equal(before), "editing is not releasing")
 
 	// Publish r2: image only, so the pods are updated in place.
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 	out, err = cafe("publish", "store", "--revision", "store-r2")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	releasedRevision(ctx, g, app, "store-r2")
@@ -234,8 +206,7 @@ func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
 
 	// Publish r3: the config changes, so the pods are replaced, group by
 	// group like any release.
-	rec, err = watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
+	rec = framework.Record(ctx, t, g, env.Admin, ns)
 	out, err = cafe("publish", "store", "--revision", "3")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	releasedRevision(ctx, g, app, "store-r3")
@@ -248,9 +219,7 @@ func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
 
 	// Roll back: the last successful revision before r3 is r2, with its
 	// image and its config contents.
-	rec, err = watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec = framework.Record(ctx, t, g, env.Admin, ns)
 	out, err = cafe("rollback", "store", "--fast")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(out).To(ContainSubstring("published store-r2 of store (was store-r3)"))

@@ -11,14 +11,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controlplane"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
@@ -40,38 +37,16 @@ func cafeDeployment(ns, name string, replicas int32, podLabels map[string]string
 // the kubeconfig it was built from.
 func userClient(t *testing.T, ctx context.Context, ns, user string) (client.Client, string) {
 	t.Helper()
-	g := NewWithT(t)
-	kubeconfig, err := env.ControlPlane.UserKubeconfig(user, "release-managers")
-	g.Expect(err).NotTo(HaveOccurred())
-	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
-	g.Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.Role{
+	return userWithRole(t, ctx, user, "release-managers", &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "release-manager"},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"cafe.io"}, Resources: []string{"cafedeployments"}, Verbs: []string{"get", "list", "watch", "patch", "update"}}},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "release-manager-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}
-	g.Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, role))).To(Succeed())
-	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	return c, kubeconfig
+	})
 }
 
 func waitForRelease(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, cond func(*cafev1alpha1.CafeDeployment) bool) *cafev1alpha1.CafeDeployment {
-	var seen *cafev1alpha1.CafeDeployment
-	err := framework.WaitForList(ctx, k8sClient, &cafev1alpha1.CafeDeploymentList{}, func(items []runtime.Object) bool {
-		for _, o := range items {
-			if c := o.(*cafev1alpha1.CafeDeployment); c.Name == cd.Name {
-				seen = c
-				return c.Status.ObservedGeneration == c.Generation && cond(c)
-			}
-		}
-		return false
-	}, client.InNamespace(cd.Namespace))
+	seen, err := framework.WaitForObject(ctx, k8sClient, &cafev1alpha1.CafeDeploymentList{}, cd.Namespace, cd.Name, func(c *cafev1alpha1.CafeDeployment) bool {
+		return c.Status.ObservedGeneration == c.Generation && cond(c)
+	})
 	g.Expect(err).NotTo(HaveOccurred(), "CafeDeployment %s: last status %+v", cd.Name, statusOf(seen))
 	return seen
 }
@@ -122,9 +97,7 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 	waitForRelease(ctx, g, cd, phaseAt(cafev1alpha1.ReleasePhaseCompleted, 4))
 	alice, aliceKubeconfig := userClient(t, ctx, ns, "alice")
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
@@ -170,9 +143,7 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 	g.Expect(done.Status.CurrentRevision).To(Equal(done.Status.UpdateRevision))
 	g.Expect(done.Status.UpdatedReplicas).To(HaveValue(Equal(int32(12))))
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 10))).To(BeEmpty())
 }
 

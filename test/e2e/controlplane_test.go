@@ -60,9 +60,7 @@ func TestReadinessGateDrivesEndpointSliceMembership(t *testing.T) {
 	labels := map[string]string{"app": "gated"}
 	gates := []corev1.PodReadinessGate{{ConditionType: cafev1alpha1.TrafficReadyCondition}, {ConditionType: "example.com/second-gate"}}
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	g.Expect(k8sClient.Create(ctx, service(ns, "gated", labels))).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, deployment(ns, "gated", labels, 2, gates))).To(Succeed())
@@ -316,16 +314,7 @@ func waitForPods(ctx context.Context, ns string, labels map[string]string, cond 
 }
 
 func waitForPod(ctx context.Context, g Gomega, pod *corev1.Pod, cond func(*corev1.Pod) bool) *corev1.Pod {
-	var seen *corev1.Pod
-	err := framework.WaitForList(ctx, k8sClient, &corev1.PodList{}, func(items []runtime.Object) bool {
-		for _, o := range items {
-			if p := o.(*corev1.Pod); p.Name == pod.Name {
-				seen = p
-				return cond(p)
-			}
-		}
-		return false
-	}, client.InNamespace(pod.Namespace))
+	seen, err := framework.WaitForObject(ctx, k8sClient, &corev1.PodList{}, pod.Namespace, pod.Name, cond)
 	g.Expect(err).NotTo(HaveOccurred(), "pod %s: last seen %+v", pod.Name, seen)
 	return seen
 }

@@ -70,9 +70,7 @@ func TestInPlaceSetUpdatesImagesInPlaceLosslessly(t *testing.T) {
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))
 	g.Expect(waitForReadyEndpoints(ctx, ns, "ips", 6)).To(Succeed())
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	g.Expect(update(ctx, set, func(s *cafev1alpha1.InPlaceSet) {
 		s.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
@@ -85,9 +83,7 @@ func TestInPlaceSetUpdatesImagesInPlaceLosslessly(t *testing.T) {
 	}
 	g.Expect(waitForReadyEndpoints(ctx, ns, "ips", 6)).To(Succeed())
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 5))).To(BeEmpty())
 	for name := range before {
 		g.Expect(watchrec.CountPodSpecChanges(events, name)).To(Equal(1), "pod %s", name)
@@ -109,9 +105,7 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, set)).To(Succeed())
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 4, "example.com/app:v1"))
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	g.Expect(update(ctx, set, func(s *cafev1alpha1.InPlaceSet) {
 		s.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "strict"}}
@@ -127,9 +121,7 @@ func TestInPlaceSetRecreatesPodsForOtherChangesLosslessly(t *testing.T) {
 	for name, id := range identities(after) {
 		g.Expect(id.UID).NotTo(Equal(before[name].UID), "pod %s must have been recreated", name)
 	}
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 3))).To(BeEmpty())
 }
 
@@ -161,16 +153,12 @@ func TestDeletingAManagedPodDrainsItFirst(t *testing.T) {
 	pods := waitForSetRollout(ctx, g, ns, podLabels, 3, "example.com/app:v1")
 	g.Expect(waitForReadyEndpoints(ctx, ns, "del", 3)).To(Succeed())
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	victim := pods[0]
 	deleteDrainsFirst(ctx, g, ns, podLabels, victim, 3)
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	requestedBy := ""
 	for _, e := range watchrec.PodHistory(events, victim.Name) {
 		if e.Pod != nil && e.Pod.UID == victim.UID && e.Pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "" {

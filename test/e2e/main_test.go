@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/devenv"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -47,7 +46,7 @@ func run(m *testing.M) int {
 		env.Stop()
 		_ = os.RemoveAll(stateDir)
 	}()
-	if k8sClient, err = client.NewWithWatch(env.Admin, client.Options{Scheme: scheme.New()}); err != nil {
+	if k8sClient, err = framework.NewClient(env.Admin); err != nil {
 		fmt.Fprintf(os.Stderr, "building client: %v\n", err)
 		return 1
 	}

@@ -22,7 +22,6 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/test/framework"
-	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
 // The node lifecycle tests register their own kwok nodes in zones of their
@@ -296,9 +295,7 @@ func TestNodeLifecycleHeartbeatLossMigratesPodsWithinTheZone(t *testing.T) {
 	victim := busiestNode(pods, nodes["nl-hb-a"])
 	lost := podsOn(pods, victim)
 	level := len(pods) - len(lost)
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	setHeartbeats(ctx, g, victim, false)
 	after := runningPods(ctx, g, ns, podLabels, 4, victim)
@@ -357,9 +354,7 @@ func TestNodeLifecycleTwoAgreeingSignalsFailAHeartbeatingNode(t *testing.T) {
 		return podKeys(podsOn(listPods(ctx, g, ns, podLabels), judged))
 	}, 5*time.Second, time.Second).Should(ConsistOf(podKeys(onJudged)), "a node renewing its Lease is not migrated by default")
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 	patchPolicy(t, ctx, g, func(s *cafev1alpha1.NodeLifecyclePolicySpec) {
 		s.Migration.FreshLease = cafev1alpha1.FreshLeaseWithExternalReport
 	})
@@ -457,9 +452,7 @@ func TestNodeLifecycleSeveralFailedNodesMigrateWithinTheRateLimit(t *testing.T) 
 		lost += len(podsOn(pods, v))
 	}
 	g.Expect(lost).To(BeNumerically(">=", 3), "the victims hold at least 3 pods, more than the rate of 2 per minute")
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 	start := time.Now()
 	for _, v := range victims {
 		setNodeDown(ctx, g, v, true)

@@ -67,9 +67,7 @@ func groupedStrategy() cafev1alpha1.CafeDeploymentStrategy {
 }
 
 func checkInvariants(ctx context.Context, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, minAvailable int) {
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), minAvailable))).To(BeEmpty())
 }
 
@@ -90,9 +88,7 @@ func TestCafeDeploymentReplicaSetModeReleasesGroupByGroup(t *testing.T) {
 	waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1")
 	first := waitForRelease(ctx, g, cd, phaseAt(cafev1alpha1.ReleasePhaseCompleted, 3))
 	g.Expect(waitForReadyEndpoints(ctx, ns, "rs", 6)).To(Succeed())
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	done := releaseGroupByGroup(ctx, g, cd, podLabels, []map[string]int{
 		{"zone-a": 1, "zone-b": 1, "zone-c": 1},
@@ -160,9 +156,7 @@ func TestCafeDeploymentStatefulSetModeKeepsOrdinalsAndClaims(t *testing.T) {
 	g.Expect(podNamesOf(before)).To(ConsistOf(podNames))
 	claimsBefore := waitForBoundClaims(ctx, g, ns, claimNames...)
 	g.Expect(waitForReadyEndpoints(ctx, ns, "db", 6)).To(Succeed())
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	releaseGroupByGroup(ctx, g, cd, podLabels, []map[string]int{
 		{"zone-a": 1, "zone-b": 1, "zone-c": 1},

@@ -68,18 +68,14 @@ func TestUnitByUnitNeverOperatesInTwoZonesAtOnce(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
 	waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1")
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
 	})).To(Succeed())
 	waitForRelease(ctx, g, cd, phaseAt(cafev1alpha1.ReleasePhaseCompleted, 3))
 	waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	widest := unitsInOperationAtOnce(events)
 	g.Expect(widest).To(HaveLen(1), "pods of %v were in operation at the same time", widest)
 }
@@ -102,9 +98,7 @@ func TestPauseResumeAndRollback(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v1"))
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
 	})).To(Succeed())
@@ -144,9 +138,7 @@ func TestPauseResumeAndRollback(t *testing.T) {
 	g.Expect(identities(after)).To(Equal(before))
 	g.Expect(done.Annotations).To(HaveKeyWithValue(cafev1alpha1.ResumedByAnnotation, "cafe-admin"))
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	events := rec.Events()
-	g.Expect(watchrec.Report(watchrec.CheckLossless(events))).To(BeEmpty())
+	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 5))).To(BeEmpty())
 }
 

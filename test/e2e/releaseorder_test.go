@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
@@ -31,9 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/managerproc"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
@@ -59,11 +56,7 @@ func releaseUser(t *testing.T, ctx context.Context, ns, user, role string) (stri
 		// The public key is in CAFE's namespace.
 		bind(install.Namespace)
 	}
-	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
-	g.Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	return kubeconfig, c
+	return kubeconfig, kubeconfigClient(t, kubeconfig)
 }
 
 // cafeCLI runs `cafe <args> -n ns --kubeconfig kubeconfig`.
@@ -106,16 +99,7 @@ func orderApp(ctx context.Context, g Gomega, ns, name string, strategy func(*caf
 
 // waitForOrder waits until the order satisfies cond and returns it.
 func waitForOrder(ctx context.Context, g Gomega, ns, name string, cond func(*cafev1alpha1.ReleaseOrder) bool) *cafev1alpha1.ReleaseOrder {
-	var seen *cafev1alpha1.ReleaseOrder
-	err := framework.WaitForList(ctx, k8sClient, &cafev1alpha1.ReleaseOrderList{}, func(items []runtime.Object) bool {
-		for _, o := range items {
-			if ro := o.(*cafev1alpha1.ReleaseOrder); ro.Name == name {
-				seen = ro
-				return cond(ro)
-			}
-		}
-		return false
-	}, client.InNamespace(ns))
+	seen, err := framework.WaitForObject(ctx, k8sClient, &cafev1alpha1.ReleaseOrderList{}, ns, name, cond)
 	var status any
 	if seen != nil {
 		status = fmt.Sprintf("phase %s (%s), apps %+v", seen.Status.Phase, seen.Status.Message, seen.Status.Apps)
@@ -347,7 +331,7 @@ func TestReleaseOrderChangeWindow(t *testing.T) {
 		Apps:   []cafev1alpha1.ReleaseOrderApp{{Name: "late", Revision: "late-r2", Strategy: &cafev1alpha1.ReleaseOrderAppStrategy{NeedWaitingForConfirm: ptr.To(true)}}},
 		Window: &cafev1alpha1.ReleaseWindow{End: ptr.To(metav1.NewTime(end))},
 	}}
-	_, requesterClient := releaseUserClient(t, requester)
+	requesterClient := kubeconfigClient(t, requester)
 	g.Expect(requesterClient.Create(ctx, order)).To(Succeed())
 	cli(approver, "release", "approve", "closing")
 	cli(operator, "release", "start", "closing")
@@ -376,19 +360,6 @@ func TestReleaseOrderChangeWindow(t *testing.T) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "late"}, app)).To(Succeed())
 		g.Expect(app.Spec.Workload.Strategy.NeedWaitingForConfirm).To(BeNil())
 	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-}
-
-func releaseUserClient(t *testing.T, kubeconfig string) (string, client.Client) {
-	t.Helper()
-	cfg, err := controlplane.RESTConfigFromKubeconfig(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubeconfig, c
 }
 
 // controllerProcess runs CAFE's controllers as a real OS process, `cafe
@@ -600,9 +571,7 @@ func TestReleaseOrderSurvivesControllerKills(t *testing.T) {
 		moments = slices.Delete(moments, k, k+1)
 	}
 
-	pods, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer pods.Stop()
+	pods := framework.Record(ctx, t, g, env.Admin, ns)
 	publishes := recordPublishes(ctx, t, g, ns)
 	podsBefore := map[string]types.UID{}
 	for _, name := range apps {

@@ -13,7 +13,6 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/test/framework"
-	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
 // setZoneSchedulable cordons or uncordons every node of a zone.
@@ -76,9 +75,7 @@ func TestAutoRescheduleMovesReplicasOutOfAFullZoneAndBack(t *testing.T) {
 	})
 	g.Expect(status.Status.Units[2].Name).To(Equal("zone-c"))
 
-	rec, err := watchrec.Start(ctx, env.Admin, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer rec.Stop()
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
 
 	setZoneSchedulable(ctx, g, "zone-c", true)
 	waitForRelease(ctx, g, cd, func(c *cafev1alpha1.CafeDeployment) bool {
@@ -89,6 +86,5 @@ func TestAutoRescheduleMovesReplicasOutOfAFullZoneAndBack(t *testing.T) {
 		return len(ps) == 6 && maps.Equal(servingPerZone(ps, zones), want)
 	})).To(Succeed(), "the replicas must come back to zone-c")
 
-	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
-	g.Expect(watchrec.Report(watchrec.CheckLossless(rec.Events()))).To(BeEmpty())
+	framework.ExpectLossless(ctx, g, rec)
 }

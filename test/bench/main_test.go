@@ -1,0 +1,48 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestScenariosAndVariantsArePickedByKeyInTheOrderGiven(t *testing.T) {
+	keys := func(s []scenario) []string {
+		var out []string
+		for _, sc := range s {
+			out = append(out, sc.Key)
+		}
+		return out
+	}
+	all := catalog(shape{Replicas: 6})
+	tests := []struct {
+		names   string
+		want    []string
+		wantErr string
+	}{
+		{names: "deployment,inplaceset", want: []string{"deployment", "inplaceset"}},
+		{names: " app-rollback ", want: []string{"app-rollback"}},
+		{names: "inplaceset,nope", wantErr: `-scenarios: unknown scenario "nope"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.names, func(t *testing.T) {
+			got, err := selectScenarios(all, tt.names)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(keys(got), tt.want) {
+				t.Fatalf("got %v, %v; want %v", keys(got), err, tt.want)
+			}
+		})
+	}
+
+	if _, err := selectNodeFailureVariants("cafe,nope"); err == nil || err.Error() != `-node-failure-variants: unknown variant "nope"` {
+		t.Fatalf("unknown variant: error %v", err)
+	}
+	variants, err := selectNodeFailureVariants("upstream,cafe")
+	if err != nil || len(variants) != 2 || variants[0].Key != "upstream" || variants[1].Key != "cafe" {
+		t.Fatalf("got %+v, %v; want upstream then cafe", variants, err)
+	}
+}
