@@ -45,14 +45,21 @@ func readPolicy(ctx context.Context, g *WithT) *cafev1alpha1.NodeLifecyclePolicy
 // setMaxPodsPerMinute changes the policy's rate limit for one test.
 func setMaxPodsPerMinute(t *testing.T, ctx context.Context, g *WithT, n int32) {
 	t.Helper()
-	restore := func(n int32) error {
+	setPolicyField(t, ctx, g, func(s *cafev1alpha1.NodeLifecyclePolicySpec) *int32 { return &s.Migration.MaxPodsPerMinute }, n)
+}
+
+// setPolicyField sets the field of the cluster's policy spec that field
+// points at to v, and back to its value before when the test ends.
+func setPolicyField[V any](t *testing.T, ctx context.Context, g *WithT, field func(*cafev1alpha1.NodeLifecyclePolicySpec) *V, v V) {
+	t.Helper()
+	set := func(v V) error {
 		return framework.Update(context.Background(), suite.Client, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
-			p.Spec.Migration.MaxPodsPerMinute = n
+			*field(&p.Spec) = v
 		})
 	}
-	before := readPolicy(ctx, g).Spec.Migration.MaxPodsPerMinute
-	g.Expect(restore(n)).To(Succeed())
-	t.Cleanup(func() { _ = restore(before) })
+	before := *field(&readPolicy(ctx, g).Spec)
+	g.Expect(set(v)).To(Succeed())
+	t.Cleanup(func() { _ = set(before) })
 }
 
 // migrationTime is the start time a pod's migration request carries.
@@ -212,14 +219,7 @@ func TestMetricsCountVerdictsMigrationsAndTimes(t *testing.T) {
 // setZoneGuardWindow changes the zone guard's window for one test.
 func setZoneGuardWindow(t *testing.T, ctx context.Context, g *WithT, seconds int32) {
 	t.Helper()
-	set := func(n int32) error {
-		return framework.Update(context.Background(), suite.Client, &cafev1alpha1.NodeLifecyclePolicy{ObjectMeta: metav1.ObjectMeta{Name: cafev1alpha1.NodeLifecyclePolicyName}}, func(p *cafev1alpha1.NodeLifecyclePolicy) {
-			p.Spec.ZoneGuard.WindowSeconds = n
-		})
-	}
-	before := readPolicy(ctx, g).Spec.ZoneGuard.WindowSeconds
-	g.Expect(set(seconds)).To(Succeed())
-	t.Cleanup(func() { _ = set(before) })
+	setPolicyField(t, ctx, g, func(s *cafev1alpha1.NodeLifecyclePolicySpec) *int32 { return &s.ZoneGuard.WindowSeconds }, seconds)
 }
 
 // Both nodes of a zone fail, but further apart than the zone guard's
