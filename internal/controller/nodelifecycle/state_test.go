@@ -186,16 +186,26 @@ func TestMetricsCountVerdictsMigrationsAndTimes(t *testing.T) {
 	g.Eventually(func() bool { return migrationRequested(ctx, pod) }).Should(BeTrue())
 	judgedIn := time.Since(badAt)
 
-	v, _ := metric(g, "cafe_nodelifecycle_nodes", map[string]string{"verdict": "Failed"})
-	g.Expect(v).To(Equal(1.0), "one node is Failed")
-	v, _ = metric(g, "cafe_nodelifecycle_migrations_total", nil)
-	g.Expect(v).To(Equal(migrations+1), "one migration started")
+	// The controller records its metrics after its writes (the pod's
+	// migration request first): wait for them rather than race them.
+	g.Eventually(func() float64 {
+		v, _ := metric(g, "cafe_nodelifecycle_nodes", map[string]string{"verdict": "Failed"})
+		return v
+	}).Should(Equal(1.0), "one node is Failed")
+	g.Eventually(func() float64 {
+		v, _ := metric(g, "cafe_nodelifecycle_migrations_total", nil)
+		return v
+	}).Should(Equal(migrations+1), "one migration started")
+	g.Consistently(func() float64 {
+		v, _ := metric(g, "cafe_nodelifecycle_migrations_total", nil)
+		return v
+	}, time.Second).Should(Equal(migrations+1), "only one migration started")
 	sum, n := metric(g, "cafe_nodelifecycle_time_to_verdict_seconds", map[string]string{"verdict": "Failed"})
 	g.Expect(n).To(Equal(failedVerdicts+1), "one Failed verdict observed")
 	// Observed from the first bad signal, Ready's transition (set by the
 	// test a moment after badAt): about the 5 s the Lease takes to go stale.
 	g.Expect(sum - failedSum).To(And(BeNumerically(">=", 3), BeNumerically("<=", judgedIn.Seconds()+1)))
-	v, _ = metric(g, "cafe_nodelifecycle_zone_guarded", map[string]string{"zone": "metrics"})
+	v, _ := metric(g, "cafe_nodelifecycle_zone_guarded", map[string]string{"zone": "metrics"})
 	g.Expect(v).To(BeZero(), "1 of 3 nodes does not trip the guard")
 	_, n = metric(g, "cafe_nodelifecycle_time_to_migrated_seconds", nil)
 	g.Expect(n).To(Equal(migrated), "not migrated while the pod is still on the node")
