@@ -5,15 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/config"
+	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
 )
 
@@ -52,26 +51,22 @@ func pointWebhooksAt(obj *unstructured.Unstructured, baseURL string) error {
 }
 
 // waitWebhookServer polls the webhook server until it completes a TLS
-// handshake, or fails if the manager stops first.
+// handshake and answers, or fails if the manager stops first.
 func waitWebhookServer(ctx context.Context, baseURL string, managerDone <-chan struct{}) error {
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe of our own loopback server
-	defer hc.CloseIdleConnections()
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		select {
-		case <-managerDone:
-			return false, errors.New("the CAFE manager stopped before its webhook server was up")
-		default:
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/healthz", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return true, nil
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := controlplane.WaitHTTP(ctx, controlplane.HTTPProbe{
+		URL:       baseURL + "/healthz",
+		TLS:       &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // readiness probe of our own loopback server
+		AnyAnswer: true,
+		Stopped: func() error {
+			select {
+			case <-managerDone:
+				return errors.New("the CAFE manager stopped before its webhook server was up")
+			default:
+				return nil
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for the webhook server at %s: %w", baseURL, err)

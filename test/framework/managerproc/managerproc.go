@@ -11,15 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
 )
@@ -118,26 +115,9 @@ func (p *Process) ExitError() error {
 // waitReady polls /readyz (a health endpoint cannot be watched) until it
 // answers 200, the manager exits, or a minute passes.
 func (p *Process) waitReady(ctx context.Context, url string) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		if err := p.ExitError(); err != nil {
-			return false, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
+	if err := controlplane.WaitHTTP(ctx, controlplane.HTTPProbe{URL: url, Stopped: p.ExitError}); err != nil {
 		return fmt.Errorf("waiting for cafe manager to answer %s (log: %s): %w", url, p.logPath, err)
 	}
 	return nil
