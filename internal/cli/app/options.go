@@ -43,6 +43,20 @@ func (o *Options) getApp(ctx context.Context, name string) (client.Client, *cafe
 	return c, app, nil
 }
 
+// getAppAndRevisions reads the app named name and its revisions, oldest
+// first, and returns the client for the verb's further calls.
+func (o *Options) getAppAndRevisions(ctx context.Context, name string) (client.Client, *cafev1alpha1.CafeAppService, []cafev1alpha1.AppRevision, error) {
+	c, app, err := o.getApp(ctx, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	revs, err := listRevisions(ctx, c, app)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, app, revs, nil
+}
+
 // listRevisions returns the app's revisions, oldest first.
 func listRevisions(ctx context.Context, c client.Client, app *cafev1alpha1.CafeAppService) ([]cafev1alpha1.AppRevision, error) {
 	list := &cafev1alpha1.AppRevisionList{}

@@ -127,11 +127,7 @@ func rollbackTarget(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRev
 
 // rollback is `cafe app rollback APP [--to rN] [--fast]`.
 func (o *Options) rollback(ctx context.Context, name, to string, fast bool) error {
-	c, app, err := o.getApp(ctx, name)
-	if err != nil {
-		return err
-	}
-	revs, err := listRevisions(ctx, c, app)
+	c, app, revs, err := o.getAppAndRevisions(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -122,11 +122,7 @@ func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Servi
 
 // revisions prints one line per revision, oldest first.
 func (o *Options) revisions(ctx context.Context, name string) error {
-	c, app, err := o.getApp(ctx, name)
-	if err != nil {
-		return err
-	}
-	revs, err := listRevisions(ctx, c, app)
+	_, app, revs, err := o.getAppAndRevisions(ctx, name)
 	if err != nil {
 		return err
 	}
