@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/lossless/losslesstest"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -34,21 +35,10 @@ func (p podState) draining(reason string, drained bool) podState {
 }
 func (p podState) notReady() podState { p.Ready, p.GateOpen = false, false; return p }
 
-func names(pods []*corev1.Pod) []string {
-	out := []string{}
-	for _, p := range pods {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func gateNames(changes []lossless.GateChange) []string {
-	out := []string{}
-	for _, c := range changes {
-		out = append(out, c.Pod.Name+":"+c.Reason)
-	}
-	return out
-}
+var (
+	names     = losslesstest.PodNames
+	gateNames = losslesstest.GateNames
+)
 
 func TestPlan(t *testing.T) {
 	tests := []struct {

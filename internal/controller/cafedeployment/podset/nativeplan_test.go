@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/lossless/losslesstest"
 )
 
 // np builds a serving pod of a native pod set.
@@ -40,21 +41,10 @@ func withPod(pods []nativePod, i int, p nativePod) []nativePod {
 
 func (p nativePod) ordinal(n int) nativePod { p.Ordinal = n; return p }
 
-func names(pods []*corev1.Pod) []string {
-	out := []string{}
-	for _, p := range pods {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func gateNames(changes []lossless.GateChange) []string {
-	out := []string{}
-	for _, c := range changes {
-		out = append(out, c.Pod.Name+":"+c.Reason)
-	}
-	return out
-}
+var (
+	names     = losslesstest.PodNames
+	gateNames = losslesstest.GateNames
+)
 
 // oldPods are n serving pods of ReplicaSet "old".
 func oldPods(n int) []nativePod {
