@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,12 +75,3 @@ func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.Rel
 	return nil
 }
 
-// verbOf maps a command name to its action.
-func verbOf(name string) cafev1alpha1.ReleaseActionType {
-	for _, a := range cafev1alpha1.ReleaseActionTypes {
-		if strings.EqualFold(string(a), name) {
-			return a
-		}
-	}
-	return ""
-}
