@@ -74,4 +74,3 @@ func (o *Options) act(ctx context.Context, order string, action cafev1alpha1.Rel
 	}
 	return nil
 }
-
