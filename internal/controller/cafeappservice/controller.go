@@ -2,6 +2,7 @@ package cafeappservice
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ownedwrite"
 	"github.com/cafe-io/cafe/internal/statuspatch"
 )
 
@@ -31,8 +33,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch
 
 const (
-	// fieldOwner is the server-side-apply manager of the app's
-	// CafeDeployment and Service.
+	// fieldOwner is the field manager of the app's CafeDeployment and
+	// Service.
 	fieldOwner = client.FieldOwner("cafe-appservice")
 
 	// appliedAnnotation holds, on the CafeDeployment and the Service, the
@@ -259,15 +261,53 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 		return nil, err
 	}
 	metav1.SetMetaDataAnnotation(&desired.ObjectMeta, appliedAnnotation, applied)
-	u := toUnstructured(desired)
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership); err != nil {
-		return nil, fmt.Errorf("applying CafeDeployment %s for %s: %w", desired.Name, rev.Name, err)
+	var existing client.Object
+	if current != nil {
+		desired.Spec.Strategy.Pause = resolvePause(current, desired.Spec.Strategy.Pause)
+		existing = current
 	}
-	out := &cafev1alpha1.CafeDeployment{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
-		return nil, err
+	if err := ownedwrite.Write(ctx, r.Client, desired, existing, fieldOwner, cafev1alpha1.FastReleaseAnnotation); err != nil {
+		return nil, fmt.Errorf("publishing %s: %w", rev.Name, err)
 	}
-	return out, nil
+	return desired, nil
+}
+
+// resolvePause is the pause the app's CafeDeployment gets from a publish
+// whose rendering says rendered. A pause someone else set on the
+// CafeDeployment (an order holding the app, `cafe deploy pause`) outlives
+// it; one the app set itself follows the app. The last writer of a field
+// is in managedFields.
+func resolvePause(current *cafev1alpha1.CafeDeployment, rendered bool) bool {
+	if rendered || !current.Spec.Strategy.Pause {
+		return rendered
+	}
+	return !ownsField(current, string(fieldOwner), "spec", "strategy", "pause")
+}
+
+// ownsField reports whether manager last set the field at path of obj.
+func ownsField(obj metav1.Object, manager string, path ...string) bool {
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager != manager || e.FieldsV1 == nil {
+			continue
+		}
+		var set map[string]any
+		if json.Unmarshal(e.FieldsV1.Raw, &set) != nil {
+			continue
+		}
+		found := true
+		for _, name := range path {
+			next, ok := set["f:"+name].(map[string]any)
+			if !ok {
+				found = false
+				break
+			}
+			set = next
+		}
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 // reconcileService makes the app's Service match spec (an app without
