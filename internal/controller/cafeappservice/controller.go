@@ -147,8 +147,8 @@ func (r *Reconciler) revisions(ctx context.Context, app *cafev1alpha1.CafeAppSer
 // was observed.
 func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) error {
 	app := o.app
-	c := contentOf(app)
-	d := decideRevision(app.Name, o.revs, contentHash(c), app.Spec.Config, app.Status.RevisionCount)
+	hash := app.ContentHash()
+	d := decideRevision(app.Name, o.revs, hash, app.Spec.Config, app.Status.RevisionCount)
 	if d.Existing != nil {
 		o.latest = d.Existing.Name
 		return nil
@@ -158,10 +158,10 @@ func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) erro
 		Spec: cafev1alpha1.AppRevisionSpec{
 			App:           app.Name,
 			Number:        d.Number,
-			Hash:          contentHash(c),
-			Template:      *c.Template.DeepCopy(),
-			Service:       *c.Service.DeepCopy(),
-			Config:        *c.Config.DeepCopy(),
+			Hash:          hash,
+			Template:      *app.Spec.Template.DeepCopy(),
+			Service:       *app.Spec.Service.DeepCopy(),
+			Config:        *app.Spec.Config.DeepCopy(),
 			ConfigMapName: d.ConfigMapName,
 		},
 	}

@@ -1,35 +1,10 @@
 package cafeappservice
 
 import (
-	"encoding/json"
-	"fmt"
-	"hash/fnv"
 	"sort"
-
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
-
-// content is what a revision snapshots, in the order it is hashed.
-type content struct {
-	Template corev1.PodTemplateSpec      `json:"template"`
-	Service  cafev1alpha1.AppServiceSpec `json:"service"`
-	Config   cafev1alpha1.AppConfig      `json:"config"`
-}
-
-// contentOf returns the part of an app's spec a revision snapshots.
-func contentOf(app *cafev1alpha1.CafeAppService) content {
-	return content{Template: app.Spec.Template, Service: app.Spec.Service, Config: app.Spec.Config}
-}
-
-// contentHash is the revision hash of c. It is computed from what the API
-// server stored for the app (defaults applied), so an edit back to an
-// earlier content yields the earlier hash.
-func contentHash(c content) string {
-	return hashJSON(c)
-}
 
 // configHash tells configurations apart, to share ConfigMaps between
 // revisions with the same config contents.
@@ -37,15 +12,7 @@ func configHash(c cafev1alpha1.AppConfig) string {
 	return hashJSON(c)
 }
 
-func hashJSON(v any) string {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("encoding %T cannot fail: %v", v, err))
-	}
-	h := fnv.New64a()
-	h.Write(data)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum64()))
-}
+func hashJSON(v any) string { return cafev1alpha1.HashJSON(v) }
 
 // revisionDecision says which revision holds the app's current content.
 type revisionDecision struct {
