@@ -21,7 +21,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 func NewCmdWithOptions(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "app",
-		Short: "Apps and their revisions: list, get, revisions, diff, publish, rollback",
+		Short: "Apps and their revisions: list, get, revisions, diff, set image, publish, rollback",
 		Long: `Work with CafeAppServices in the namespace of the kubectl flags. CAFE records
 an immutable AppRevision (<app>-r<N>) for every new content of an app's
 template, service and config; nothing runs until a revision is published.
@@ -32,11 +32,13 @@ authenticated, never from what the CLI sends.`,
 		Example: `  cafe app list -n shop
   cafe app revisions pay -n shop
   cafe app diff pay r2 r3 -n shop
+  cafe app set image pay app=registry.example.com/pay:v3 -n shop
+  cafe app diff pay -n shop
   cafe app publish pay --revision r3 -n shop
   cafe app rollback pay --fast -n shop`,
 	}
 	o.ConfigFlags.AddFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newListCmd(o), newGetCmd(o), newRevisionsCmd(o), newDiffCmd(o), newPublishCmd(o), newRollbackCmd(o))
+	cmd.AddCommand(newListCmd(o), newGetCmd(o), newRevisionsCmd(o), newDiffCmd(o), newSetCmd(o), newPublishCmd(o), newRollbackCmd(o))
 	return cmd
 }
 
@@ -80,30 +82,45 @@ func newRevisionsCmd(o *Options) *cobra.Command {
 }
 
 func newDiffCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "diff APP REVISION_A REVISION_B",
-		Short: "Show what changes from one revision to another: template, service and config contents",
+	var imagesOnly bool
+	cmd := &cobra.Command{
+		Use:   "diff APP [REVISION_A REVISION_B]",
+		Short: "Show what changes from one revision to another, or from the published revision to the app's spec",
 		Long: `Show what changes from REVISION_A to REVISION_B of APP, as a unified diff of
 their snapshots: pod template and Service as YAML, each config env value and
 each config file line by line. A revision is named <app>-r<N>, r<N> or N.
-With two arguments, both full revision names, the app is taken from them.`,
-		Example: `  cafe app diff pay r2 r3
+With two arguments, both full revision names, the app is taken from them.
+With APP alone, compare the published revision with the app's spec as it is
+now (what the next revision will hold), before publishing.
+
+A summary line comes first: "only images differ" when the release can update
+the pods in place, else "differs in more than images:" and every other field
+that changes. With --images-only the command fails when anything but
+images differs.`,
+		Example: `  cafe app diff pay
+  cafe app diff pay --images-only
+  cafe app diff pay r2 r3
   cafe app diff pay-r2 pay-r3`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 2 && len(args) != 3 {
-				return fmt.Errorf("%s takes APP REVISION_A REVISION_B (or two full revision names), got %d arguments", cmd.CommandPath(), len(args))
+			if len(args) < 1 || len(args) > 3 {
+				return fmt.Errorf("%s takes APP, APP REVISION_A REVISION_B, or two full revision names; got %d arguments", cmd.CommandPath(), len(args))
 			}
 			return nil
 		},
 		ValidArgsFunction: o.CompleteNames(appKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return o.diffSpec(cmd.Context(), args[0], imagesOnly)
+			}
 			app, a, b, err := diffArgs(args)
 			if err != nil {
 				return err
 			}
-			return o.diff(cmd.Context(), app, a, b)
+			return o.diff(cmd.Context(), app, a, b, imagesOnly)
 		},
 	}
+	cmd.Flags().BoolVar(&imagesOnly, "images-only", false, "fail (exit status 1) when anything but container images differs")
+	return cmd
 }
 
 // diffArgs accepts APP A B, or two full revision names of one app.
@@ -126,6 +143,38 @@ func diffArgs(args []string) (app, a, b string, err error) {
 		return "", "", "", fmt.Errorf("%q and %q are not two revisions of one app (<app>-r<N>); pass APP REVISION_A REVISION_B", args[0], args[1])
 	}
 	return app, args[0], args[1], nil
+}
+
+func newSetCmd(o *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set",
+		Short: "Change one thing of an app's template (image)",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "image APP CONTAINER=IMAGE [CONTAINER=IMAGE...]",
+		Short: "Change the images of named containers and nothing else",
+		Long: `Set the image of each named container (or init container) of APP's template,
+and nothing else: one JSON patch of those images, so ports, resources, probes
+and every other field stay as they are. CAFE records the new content as a
+revision; the command prints its name. Publish it to release it: a change of
+container images only updates the pods in place (same pods, same IPs).
+
+Do not change an image with a JSON merge patch of spec.template.spec.containers:
+on a custom resource that replaces the whole list, so the containers lose
+every field the patch does not repeat, and the release recreates every pod.`,
+		Example: `  cafe app set image pay app=registry.example.com/pay:v3
+  cafe app set image pay app=registry.example.com/pay:v3 migrate=registry.example.com/pay-migrate:v3
+  cafe app diff pay --images-only && cafe app publish pay --revision r4`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return fmt.Errorf("%s takes APP and at least one CONTAINER=IMAGE, got %d arguments", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: o.CompleteNames(appKind),
+		RunE:              func(cmd *cobra.Command, args []string) error { return o.setImage(cmd.Context(), args[0], args[1:]) },
+	})
+	return cmd
 }
 
 func newPublishCmd(o *Options) *cobra.Command {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -138,7 +140,7 @@ func TestListGetRevisionsAndDiff(t *testing.T) {
 
 	res = run(ctx, ns, "diff", "view", "r1", "r2")
 	g.Expect(res.Err).NotTo(HaveOccurred())
-	g.Expect(res.Out).To(HavePrefix("--- view-r1\n+++ view-r2\n"))
+	g.Expect(res.Out).To(HavePrefix("differs in more than images: config changed (the pods read another ConfigMap: they are recreated)\n--- view-r1\n+++ view-r2\n"))
 	g.Expect(res.Out).To(ContainSubstring("-    - image: view:v1\n+    - image: view:v2\n"))
 	g.Expect(res.Out).To(ContainSubstring("-  env.GREETING: \"hello\"\n+  env.GREETING: \"bonjour\"\n"))
 	g.Expect(res.Out).NotTo(ContainSubstring("-    limit: 10"), "unchanged file lines are context, not changes")
@@ -146,6 +148,43 @@ func TestListGetRevisionsAndDiff(t *testing.T) {
 	res = run(ctx, ns, "diff", "view-r1", "view-r1")
 	g.Expect(res.Err).NotTo(HaveOccurred())
 	g.Expect(res.Out).To(ContainSubstring("have the same template, service and config"))
+}
+
+// The summary of a diff names every difference but container images by
+// field path, so a change that recreates pods is obvious before publishing.
+func TestDiffSummaryNamesEveryNonImageDifference(t *testing.T) {
+	g := NewWithT(t)
+	base := func() *cafev1alpha1.AppRevisionSpec {
+		return &cafev1alpha1.AppRevisionSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers:     []corev1.Container{{Name: "app", Image: "pay:v1", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}},
+			InitContainers: []corev1.Container{{Name: "migrate", Image: "migrate:v1"}},
+		}}}
+	}
+	images, other := summarizeChange(base(), base())
+	g.Expect(images).To(BeEmpty())
+	g.Expect(other).To(BeEmpty())
+
+	b := base()
+	b.Template.Spec.Containers[0].Image = "pay:v2"
+	images, other = summarizeChange(base(), b)
+	g.Expect(images).To(Equal([]string{"app pay:v1 → pay:v2"}))
+	g.Expect(other).To(BeEmpty())
+
+	b.Template.Spec.Containers[0].Ports = nil
+	b.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64")}
+	b.Template.Spec.InitContainers[0].Image = "migrate:v2"
+	b.Template.Spec.Containers = append(b.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "s:v1"})
+	b.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+	b.Template.Labels = map[string]string{"tier": "web"}
+	b.Config.Env = map[string]string{"A": "1"}
+	images, other = summarizeChange(base(), b)
+	g.Expect(images).To(Equal([]string{"app pay:v1 → pay:v2"}))
+	g.Expect(other).To(Equal([]string{
+		"containers[0].ports removed", "containers[0].resources added", "containers[1] added",
+		"initContainers[0].image changed (init container migrate migrate:v1 → migrate:v2: pods are recreated)",
+		"spec.nodeSelector added", "metadata.labels added",
+		"config changed (the pods read another ConfigMap: they are recreated)",
+	}))
 }
 
 func TestUnifiedDiff(t *testing.T) {

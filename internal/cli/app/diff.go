@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -13,8 +16,12 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
+// ErrMoreThanImages is returned by diff --images-only when the contents
+// differ in anything but container images.
+var ErrMoreThanImages = errors.New("differs in more than images")
+
 // diff prints what changes from revision a to revision b of one app.
-func (o *Options) diff(ctx context.Context, appName, a, b string) error {
+func (o *Options) diff(ctx context.Context, appName, a, b string, imagesOnly bool) error {
 	c, app, err := o.getApp(ctx, appName)
 	if err != nil {
 		return err
@@ -27,20 +34,160 @@ func (o *Options) diff(ctx context.Context, appName, a, b string) error {
 	if err != nil {
 		return err
 	}
-	ta, err := snapshotText(ra)
+	return o.printDiff(ra, rb, imagesOnly)
+}
+
+// diffSpec prints what changes from the published revision to the app's
+// spec as it is now: what publishing the next revision would release.
+func (o *Options) diffSpec(ctx context.Context, appName string, imagesOnly bool) error {
+	c, app, err := o.getApp(ctx, appName)
 	if err != nil {
 		return err
 	}
-	tb, err := snapshotText(rb)
+	if app.Spec.PublishedRevision == "" {
+		return fmt.Errorf("%s publishes no revision yet: nothing to compare its spec with (compare two revisions: cafe app diff %s rA rB -n %s)", ref(app), app.Name, app.Namespace)
+	}
+	published, err := getRevision(ctx, c, app, app.Spec.PublishedRevision)
+	if err != nil {
+		return err
+	}
+	current := app.DeepCopy()
+	current.Default()
+	spec := &cafev1alpha1.AppRevision{}
+	spec.Name = app.Name + " spec (next revision)"
+	spec.Spec.Template, spec.Spec.Service, spec.Spec.Config = current.Spec.Template, current.Spec.Service, current.Spec.Config
+	return o.printDiff(published, spec, imagesOnly)
+}
+
+// printDiff writes the summary line and the unified diff of a and b.
+func (o *Options) printDiff(a, b *cafev1alpha1.AppRevision, imagesOnly bool) error {
+	ta, err := snapshotText(a)
+	if err != nil {
+		return err
+	}
+	tb, err := snapshotText(b)
 	if err != nil {
 		return err
 	}
 	if ta == tb {
-		fmt.Fprintf(o.Out, "%s and %s have the same template, service and config\n", ra.Name, rb.Name)
+		fmt.Fprintf(o.Out, "%s and %s have the same template, service and config\n", a.Name, b.Name)
 		return nil
 	}
-	writeUnifiedDiff(o.Out, ra.Name, rb.Name, ta, tb, 3)
+	images, other := summarizeChange(&a.Spec, &b.Spec)
+	if len(other) == 0 {
+		fmt.Fprintf(o.Out, "only images differ: %s (the release updates the pods in place)\n", strings.Join(images, ", "))
+	} else {
+		fmt.Fprintf(o.Out, "differs in more than images: %s\n", strings.Join(other, "; "))
+	}
+	writeUnifiedDiff(o.Out, a.Name, b.Name, ta, tb, 3)
+	if imagesOnly && len(other) > 0 {
+		return fmt.Errorf("%s → %s %w: %s", a.Name, b.Name, ErrMoreThanImages, strings.Join(other, "; "))
+	}
 	return nil
+}
+
+// summarizeChange lists the container image changes from a to b, and
+// every other difference by field path (containers by index, as in
+// containers[0].ports).
+func summarizeChange(a, b *cafev1alpha1.AppRevisionSpec) (images, other []string) {
+	ma, mb := toMap(a.Template.Spec), toMap(b.Template.Spec)
+	for _, field := range []string{"containers", "initContainers"} {
+		ca, cb := listOf(ma[field]), listOf(mb[field])
+		for i := 0; i < max(len(ca), len(cb)); i++ {
+			path := fmt.Sprintf("%s[%d]", field, i)
+			switch {
+			case i >= len(ca):
+				other = append(other, path+" added")
+			case i >= len(cb):
+				other = append(other, path+" removed")
+			case ca[i]["name"] != cb[i]["name"]:
+				other = append(other, fmt.Sprintf("%s is %v, was %v", path, cb[i]["name"], ca[i]["name"]))
+			default:
+				if ca[i]["image"] != cb[i]["image"] {
+					change := fmt.Sprintf("%v %v → %v", ca[i]["name"], ca[i]["image"], cb[i]["image"])
+					if field == "containers" {
+						images = append(images, change)
+					} else {
+						other = append(other, path+".image changed (init container "+change+": pods are recreated)")
+					}
+				}
+				other = append(other, fieldChanges(path+".", ca[i], cb[i], "name", "image")...)
+			}
+		}
+	}
+	other = append(other, fieldChanges("spec.", ma, mb, "containers", "initContainers")...)
+	other = append(other, fieldChanges("metadata.", toMap(a.Template.ObjectMeta), toMap(b.Template.ObjectMeta))...)
+	if !reflect.DeepEqual(toMap(a.Service), toMap(b.Service)) {
+		other = append(other, "service changed")
+	}
+	if !reflect.DeepEqual(toMap(a.Config), toMap(b.Config)) {
+		other = append(other, "config changed (the pods read another ConfigMap: they are recreated)")
+	}
+	return images, other
+}
+
+// fieldChanges names the keys of a and b (but skip) that were added,
+// removed or changed.
+func fieldChanges(prefix string, a, b map[string]any, skip ...string) []string {
+	var out []string
+	keys := slices.Sorted(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if slices.Contains(skip, k) {
+			continue
+		}
+		va, inA := a[k]
+		vb, inB := b[k]
+		inA, inB = inA && !emptyValue(va), inB && !emptyValue(vb)
+		switch {
+		case !inA && !inB:
+		case !inA:
+			out = append(out, prefix+k+" added")
+		case !inB:
+			out = append(out, prefix+k+" removed")
+		case !reflect.DeepEqual(va, vb):
+			out = append(out, prefix+k+" changed")
+		}
+	}
+	return out
+}
+
+// emptyValue reports an empty object or list, which the API treats as
+// absent ("resources": {}).
+func emptyValue(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return v == nil
+}
+
+// toMap is v as JSON sees it (empty fields left out).
+func toMap(v any) map[string]any {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding %T cannot fail: %v", v, err))
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(data, &out)
+	return out
+}
+
+func listOf(v any) []map[string]any {
+	items, _ := v.([]any)
+	out := make([]map[string]any, 0, len(items))
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		out = append(out, m)
+	}
+	return out
 }
 
 // snapshotText renders what a revision snapshots as lines that diff well:
