@@ -19,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
@@ -190,6 +191,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv.Register(appwebhook.MutatePath, &webhook.Admission{Handler: &appwebhook.IdentityStamper{}})
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
+	srv.Register(appwebhook.RevisionPath, &webhook.Admission{Handler: appwebhook.RevisionGuard{CAFE: &admit.Self{Client: mgr.GetClient()}}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	registerReleaseOrderWebhooks(srv, mgr)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {

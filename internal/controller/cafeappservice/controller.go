@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,6 +42,10 @@ const (
 	// hash of what the app last applied, so an unchanged object is not
 	// applied again on every status change of the release.
 	appliedAnnotation = "cafe.io/app-applied"
+
+	// configMapRecheck is how often a published revision whose ConfigMap
+	// is not its own is looked at again.
+	configMapRecheck = 10 * time.Second
 
 	// statusRevisions bounds the revision list in the app's status.
 	statusRevisions = 20
@@ -92,7 +97,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.recordLatestRevision(ctx, o); err != nil {
 		return ctrl.Result{}, err
 	}
-	pub := decidePublish(o)
+	pub, err := r.verifyPublished(ctx, o.app, decidePublish(o))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	serviceName, serviceErr := r.reconcileService(ctx, o.app, pub.service)
 	cd, err := r.publish(ctx, o.app, pub)
 	if err != nil {
@@ -108,7 +116,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	deleted, collectErr := r.collect(ctx, plan.collect)
 	writeErr := errors.Join(serviceErr, collectErr)
 	statusErr := r.writeStatus(ctx, o.app, plan.report(o.app, serviceName, deleted, writeErr))
-	return ctrl.Result{}, errors.Join(writeErr, statusErr)
+	var res ctrl.Result
+	if pub.recheck {
+		// Nothing watches ConfigMaps (CAFE caches none): look again for
+		// the one the revision needs.
+		res.RequeueAfter = configMapRecheck
+	}
+	return res, errors.Join(writeErr, statusErr)
 }
 
 // observe reads the app, defaulted, and its revisions; nil when the app is
@@ -173,7 +187,9 @@ func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) erro
 		// brings it and the next reconcile decides again.
 		return fmt.Errorf("recording revision %s: %w", rev.Name, err)
 	}
-	if err := r.ensureConfigMap(ctx, app, rev); err != nil {
+	// A ConfigMap that is not the revision's is reported when the revision
+	// is published (verifyPublished), and refused then.
+	if err := r.ensureConfigMap(ctx, app, rev); err != nil && !errors.As(err, new(*configMapMismatch)) {
 		return err
 	}
 	r.Recorder.Eventf(app, rev, corev1.EventTypeNormal, "RevisionRecorded", "Record", "Recorded %s (hash %s)", rev.Name, rev.Spec.Hash)
@@ -182,27 +198,44 @@ func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) erro
 	return nil
 }
 
+// configMapMismatch is a revision's ConfigMap that does not hold the
+// revision's config: someone other than CAFE created or replaced it.
+type configMapMismatch struct{ msg string }
+
+func (e *configMapMismatch) Error() string { return e.msg }
+
 // ensureConfigMap makes sure the revision's ConfigMap exists with the
-// revision's config and lists the revision among its owners, so it lives
-// as long as one revision that reads it.
+// revision's config, immutable, and lists the revision among its owners,
+// so it lives as long as one revision that reads it. An existing
+// ConfigMap is adopted only when it holds exactly the revision's config
+// (spec.config, covered by the revision's verified hash) and is
+// immutable: otherwise a user could pre-create it, or delete and recreate
+// it, to make an approved revision run other config. CAFE does not
+// replace such a ConfigMap itself (pods may already have read it, and
+// someone able to recreate it once can again): it returns a
+// configMapMismatch, and the release of the revision does not proceed.
 func (r *Reconciler) ensureConfigMap(ctx context.Context, app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision) error {
 	if rev.Spec.ConfigMapName == "" {
 		return nil
 	}
+	desired := desiredConfigMap(rev.Namespace, app.Name, rev.Spec.ConfigMapName, rev.Spec.Config)
 	cm := &corev1.ConfigMap{}
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rev.Namespace, Name: rev.Spec.ConfigMapName}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
-		cm = desiredConfigMap(rev.Namespace, app.Name, rev.Spec.ConfigMapName, rev.Spec.Config)
-		if err := controllerutil.SetOwnerReference(rev, cm, r.Scheme); err != nil {
+		if err := controllerutil.SetOwnerReference(rev, desired, r.Scheme); err != nil {
 			return err
 		}
-		if err := r.Client.Create(ctx, cm); err != nil {
-			return fmt.Errorf("creating ConfigMap %s of %s: %w", cm.Name, rev.Name, err)
+		if err := r.Client.Create(ctx, desired); err != nil {
+			return fmt.Errorf("creating ConfigMap %s of %s: %w", desired.Name, rev.Name, err)
 		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading ConfigMap %s of %s: %w", rev.Spec.ConfigMapName, rev.Name, err)
+	}
+	if why := configMapDiffers(cm, desired); why != "" {
+		return &configMapMismatch{fmt.Sprintf("ConfigMap %s/%s %s, so it is not the config of %s (someone other than CAFE created or replaced it); nothing is released: delete the ConfigMap and CAFE recreates it from the revision",
+			cm.Namespace, cm.Name, why, rev.Name)}
 	}
 	for _, ref := range cm.OwnerReferences {
 		if ref.UID == rev.UID {
@@ -217,6 +250,18 @@ func (r *Reconciler) ensureConfigMap(ctx context.Context, app *cafev1alpha1.Cafe
 		return fmt.Errorf("adding %s to the owners of ConfigMap %s: %w", rev.Name, cm.Name, err)
 	}
 	return nil
+}
+
+// configMapDiffers says how cm is not the ConfigMap desired (its data,
+// immutable), or "".
+func configMapDiffers(cm, desired *corev1.ConfigMap) string {
+	switch {
+	case !ptr.Deref(cm.Immutable, false):
+		return "is not immutable"
+	case len(cm.BinaryData) > 0 || !maps.Equal(cm.Data, desired.Data):
+		return "holds other data"
+	}
+	return ""
 }
 
 func (r *Reconciler) cafeDeployment(ctx context.Context, app *cafev1alpha1.CafeAppService) (*cafev1alpha1.CafeDeployment, error) {
@@ -234,6 +279,22 @@ func (r *Reconciler) cafeDeployment(ctx context.Context, app *cafev1alpha1.CafeA
 	return cd, nil
 }
 
+// verifyPublished makes sure the published revision's ConfigMap holds its
+// config; when it does not, nothing is published and the app's status
+// says why (as for a revision that does not exist).
+func (r *Reconciler) verifyPublished(ctx context.Context, app *cafev1alpha1.CafeAppService, pub publishPlan) (publishPlan, error) {
+	if pub.published == nil {
+		return pub, nil
+	}
+	err := r.ensureConfigMap(ctx, app, pub.published)
+	var mismatch *configMapMismatch
+	if errors.As(err, &mismatch) {
+		r.Recorder.Eventf(app, pub.published, corev1.EventTypeWarning, "ConfigMapMismatch", "Publish", "%s", mismatch.msg)
+		return publishPlan{service: pub.service, invalid: "spec.publishedRevision: " + mismatch.msg, recheck: true}, nil
+	}
+	return pub, err
+}
+
 // publish makes the CafeDeployment release the published revision and
 // returns it as applied, or as read when nothing is published or what the
 // app last applied is unchanged. A fast publish gives the CafeDeployment
@@ -246,9 +307,6 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 		return current, err
 	}
 	rev := pub.published
-	if err := r.ensureConfigMap(ctx, app, rev); err != nil {
-		return nil, err
-	}
 	desired := desiredCafeDeployment(app, rev, pub.fast)
 	applied := hashJSON(struct {
 		Spec cafev1alpha1.CafeDeploymentSpec

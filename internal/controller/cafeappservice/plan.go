@@ -33,6 +33,9 @@ type publishPlan struct {
 	// is.
 	published *cafev1alpha1.AppRevision
 	invalid   string
+	// recheck asks for another look soon: what made the publish invalid
+	// (the revision's ConfigMap) is nothing the controller watches.
+	recheck bool
 	// fast asks the CafeDeployment for a release in one group: the app's
 	// fast-release annotation names the published revision.
 	fast bool
@@ -150,6 +153,9 @@ func publishedRevision(app *cafev1alpha1.CafeAppService, byName map[string]*cafe
 	rev, ok := byName[name]
 	if !ok {
 		return nil, fmt.Sprintf("spec.publishedRevision: AppRevision %s/%s does not exist or does not belong to %s; nothing is released (list the revisions with: cafe app revisions %s)", app.Namespace, name, app.Name, app.Name)
+	}
+	if err := rev.VerifyContent(); err != nil {
+		return nil, fmt.Sprintf("spec.publishedRevision: %v; nothing is released", err)
 	}
 	return rev, ""
 }

@@ -64,7 +64,7 @@ func (v Validator) revision(ctx context.Context, app *cafev1alpha1.CafeAppServic
 
 // ValidatePublish refuses publishing rev (nil: it does not exist) on app:
 // it must be one of the app's revisions, recorded by CAFE for this very
-// app (controller reference to its UID).
+// app (controller reference to its UID), its content matching its hash.
 func ValidatePublish(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevision) error {
 	name := app.Spec.PublishedRevision
 	hint := fmt.Sprintf("list the app's revisions with: cafe app revisions %s -n %s", app.Name, app.Namespace)
@@ -83,6 +83,9 @@ func ValidatePublish(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.AppRevi
 	}
 	if !rev.DeletionTimestamp.IsZero() {
 		return fmt.Errorf("spec.publishedRevision: AppRevision %s/%s is being deleted", app.Namespace, name)
+	}
+	if err := rev.VerifyContent(); err != nil {
+		return fmt.Errorf("spec.publishedRevision: %w", err)
 	}
 	return nil
 }

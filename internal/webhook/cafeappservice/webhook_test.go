@@ -31,12 +31,23 @@ func app() *cafev1alpha1.CafeAppService {
 }
 
 func revisionOf(owner *cafev1alpha1.CafeAppService, name string) *cafev1alpha1.AppRevision {
-	return &cafev1alpha1.AppRevision{
+	rev := &cafev1alpha1.AppRevision{
 		ObjectMeta: metav1.ObjectMeta{Namespace: owner.Namespace, Name: name, OwnerReferences: []metav1.OwnerReference{
 			{APIVersion: "cafe.io/v1alpha1", Kind: "CafeAppService", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)},
 		}},
-		Spec: cafev1alpha1.AppRevisionSpec{App: owner.Name},
+		Spec: cafev1alpha1.AppRevisionSpec{App: owner.Name, Template: owner.Spec.Template, Config: owner.Spec.Config},
 	}
+	rev.Spec.Number, _ = cafev1alpha1.ParseAppRevisionName(owner.Name, name)
+	rev.Spec.Hash = owner.ContentHash()
+	return rev
+}
+
+// swapped is a revision of app recorded with app's hash whose template was
+// replaced: what a forger with create rights on AppRevisions would write.
+func swapped(name string) *cafev1alpha1.AppRevision {
+	rev := revisionOf(app(), name)
+	rev.Spec.Template.Spec.Containers[0].Image = "evil:v1"
+	return rev
 }
 
 func TestStamp(t *testing.T) {
@@ -117,6 +128,7 @@ func TestValidatePublish(t *testing.T) {
 		{"another app's revision is refused", "pay-r1", revisionOf(other, "pay-r1"), false, "belongs to another app"},
 		{"a name of another app is refused", "other-r1", revisionOf(other, "other-r1"), false, "not a revision of pay"},
 		{"nothing can be published at creation", "pay-r1", nil, true, "cannot be published when the app is created"},
+		{"a revision whose content is not its hash is refused", "pay-r2", swapped("pay-r2"), false, "is not the hash of its template, service and config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

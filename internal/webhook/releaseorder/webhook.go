@@ -201,6 +201,8 @@ func ValidateOrder(o *cafev1alpha1.ReleaseOrder, w OrderWorld) error {
 			errs = append(errs, fmt.Sprintf("spec.apps[%d].revision: AppRevision %s/%s does not exist (list them with: cafe app revisions %s -n %s)", i, o.Namespace, a.Revision, a.Name, o.Namespace))
 		case rev.Spec.App != a.Name || owner == nil || owner.UID != app.UID:
 			errs = append(errs, fmt.Sprintf("spec.apps[%d].revision: AppRevision %s/%s is not a revision of %s", i, o.Namespace, a.Revision, a.Name))
+		case rev.VerifyContent() != nil:
+			errs = append(errs, fmt.Sprintf("spec.apps[%d].revision: %v", i, rev.VerifyContent()))
 		}
 		if a.Strategy != nil {
 			wl := app.Spec.Workload
