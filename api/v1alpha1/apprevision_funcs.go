@@ -35,11 +35,16 @@ func (r *AppRevision) VerifyContent() error {
 	if n, ok := ParseAppRevisionName(r.Spec.App, r.Name); !ok || n != r.Spec.Number {
 		return fmt.Errorf("AppRevision %s/%s: the name is not %s (spec.app and spec.number)", r.Namespace, r.Name, AppRevisionName(r.Spec.App, r.Spec.Number))
 	}
-	got := HashJSON(appContent{Template: r.Spec.Template, Service: r.Spec.Service, Config: r.Spec.Config})
-	if got != r.Spec.Hash {
+	if got := r.ContentHash(); got != r.Spec.Hash {
 		return fmt.Errorf("AppRevision %s/%s: spec.hash %s is not the hash of its template, service and config (%s): the revision was not recorded by CAFE", r.Namespace, r.Name, r.Spec.Hash, got)
 	}
 	return nil
+}
+
+// ContentHash is the hash of the revision's template, service and config:
+// what spec.hash must be.
+func (r *AppRevision) ContentHash() string {
+	return HashJSON(appContent{Template: r.Spec.Template, Service: r.Spec.Service, Config: r.Spec.Config})
 }
 
 // HashJSON is the short hash CAFE names contents by: FNV-64a of the JSON

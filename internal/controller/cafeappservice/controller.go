@@ -137,7 +137,18 @@ func (r *Reconciler) observe(ctx context.Context, key client.ObjectKey) (*observ
 	if err != nil {
 		return nil, err
 	}
-	return &observed{app: app, revs: revs, now: r.Now()}, nil
+	o := &observed{app: app, now: r.Now(), forged: map[string]string{}}
+	for _, rev := range revs {
+		// Only CAFE records revisions (admission); one whose content is not
+		// its hash got past that (no webhook then): never adopted nor run.
+		if err := rev.VerifyContent(); err != nil {
+			o.forged[rev.Name] = err.Error()
+			o.topForged = max(o.topForged, rev.Spec.Number)
+			continue
+		}
+		o.revs = append(o.revs, rev)
+	}
+	return o, nil
 }
 
 // revisions lists the app's AppRevisions (labelled with the app and
@@ -162,7 +173,7 @@ func (r *Reconciler) revisions(ctx context.Context, app *cafev1alpha1.CafeAppSer
 func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) error {
 	app := o.app
 	hash := app.ContentHash()
-	d := decideRevision(app.Name, o.revs, hash, app.Spec.Config, app.Status.RevisionCount)
+	d := decideRevision(app.Name, o.revs, hash, app.Spec.Config, max(app.Status.RevisionCount, o.topForged))
 	if d.Existing != nil {
 		o.latest = d.Existing.Name
 		return nil

@@ -35,9 +35,7 @@ type revisionDecision struct {
 func decideRevision(app string, revs []cafev1alpha1.AppRevision, hash string, cfg cafev1alpha1.AppConfig, counter int64) revisionDecision {
 	top := counter
 	for i := range revs {
-		// A revision whose content is not its hash was not recorded by
-		// CAFE: never adopted (its number is still skipped).
-		if revs[i].Spec.Hash == hash && revs[i].VerifyContent() == nil {
+		if revs[i].Spec.Hash == hash {
 			return revisionDecision{Existing: &revs[i]}
 		}
 		top = max(top, revs[i].Spec.Number)

@@ -117,8 +117,9 @@ func appWithRevisions(ctx context.Context, g Gomega, ns, name string, revisions 
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-r%d", name, n), OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "CafeAppService", Name: name, UID: app.UID, Controller: ptr.To(true),
 			}}},
-			Spec: cafev1alpha1.AppRevisionSpec{App: name, Number: int64(n), Hash: fmt.Sprintf("test-%d", n), Template: app.Spec.Template},
+			Spec: cafev1alpha1.AppRevisionSpec{App: name, Number: int64(n), Template: app.Spec.Template},
 		}
+		rev.Spec.Hash = rev.ContentHash()
 		g.Expect(admin.Create(ctx, rev)).To(Succeed())
 	}
 }

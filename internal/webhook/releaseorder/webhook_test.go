@@ -20,8 +20,9 @@ func world() OrderWorld {
 		w.Apps[n] = app
 		w.Revisions[n+"-r2"] = &cafev1alpha1.AppRevision{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: n + "-r2", OwnerReferences: []metav1.OwnerReference{{Kind: "CafeAppService", Name: n, UID: app.UID, Controller: ptr.To(true)}}},
-			Spec:       cafev1alpha1.AppRevisionSpec{App: n},
+			Spec:       cafev1alpha1.AppRevisionSpec{App: n, Number: 2},
 		}
+		w.Revisions[n+"-r2"].Spec.Hash = w.Revisions[n+"-r2"].ContentHash()
 	}
 	return w
 }
