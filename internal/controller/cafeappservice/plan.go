@@ -24,7 +24,7 @@ type observed struct {
 	forged map[string]string
 	// topForged is the highest number of forged, which CAFE skips.
 	topForged int64
-	now    time.Time
+	now       time.Time
 }
 
 // publishPlan is stage 2: what the Service and the CafeDeployment are made

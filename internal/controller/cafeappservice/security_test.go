@@ -67,6 +67,8 @@ func TestSecurityF10a_PrecreatedConfigMapRefused(t *testing.T) {
 	replaced.ResourceVersion, replaced.Immutable = "", nil
 	replaced.Data = map[string]string{"GREETING": "hello", "app.yaml": "limit: 10\n"}
 	g.Expect(suite.Client.Create(ctx, replaced)).To(Succeed())
-	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) { metav1.SetMetaDataAnnotation(&a.ObjectMeta, "example.com/nudge", "1") })
+	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) {
+		metav1.SetMetaDataAnnotation(&a.ObjectMeta, "example.com/nudge", "1")
+	})
 	expectRefused("is not immutable")
 }
