@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 func TestPublishSetsThePublishedRevisionAndRefusesOthersRevisions(t *testing.T) {
@@ -206,4 +207,31 @@ func TestDiffArgs(t *testing.T) {
 	app, a, b, err = diffArgs([]string{"my-app", "r1", "2"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect([]string{app, a, b}).To(Equal([]string{"my-app", "r1", "2"}))
+}
+
+// `cafe app set image` patches the named images, init containers too, and
+// nothing else; the revision to be is the next number, or the revision
+// already holding that content.
+func TestSetImageChangesOnlyTheNamedImages(t *testing.T) {
+	ctx, g, ns := apiTest(t)
+	app := createApp(ctx, g, ns, "pay", "pay:v1")
+	g.Expect(framework.Update(ctx, k8sClient, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}}
+		a.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:v1"}}
+	})).To(Succeed())
+	before := stored(ctx, g, app)
+
+	res := run(ctx, ns, "set", "image", "pay", "app=pay:v2", "migrate=migrate:v2")
+	g.Expect(res.Err).NotTo(HaveOccurred(), res.ErrOut)
+	g.Expect(res.Out).To(ContainSubstring("app pay:v1 → pay:v2, migrate migrate:v1 → migrate:v2"))
+	g.Expect(res.Out).To(ContainSubstring("revision to be: pay-r1"), "no revision recorded yet")
+	want := before.Spec.Template.DeepCopy()
+	want.Spec.Containers[0].Image, want.Spec.InitContainers[0].Image = "pay:v2", "migrate:v2"
+	g.Expect(stored(ctx, g, app).Spec.Template).To(Equal(*want))
+
+	res = run(ctx, ns, "set", "image", "pay", "app=pay:v2")
+	g.Expect(res.Err).NotTo(HaveOccurred())
+	g.Expect(res.Out).To(ContainSubstring("nothing to do"))
+	res = run(ctx, ns, "set", "image", "pay", "app=pay:v3", "app=pay:v4")
+	g.Expect(res.Err).To(MatchError(ContainSubstring(`container "app" is named twice`)))
 }
