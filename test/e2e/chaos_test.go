@@ -38,10 +38,9 @@ const (
 	// chaosReplicas pods over three zones, released in batches of
 	// chaosBatch (five groups of two pods per zone) with at most
 	// chaosReplicas-chaosMinAvailable pods unavailable at once.
-	chaosReplicas        = 30
-	chaosBatch           = 6
-	chaosMinAvailable    = 27
-	chaosMinReadySeconds = 3
+	chaosReplicas     = 30
+	chaosBatch        = 6
+	chaosMinAvailable = 28
 	// chaosKills is how many SIGKILLs of the controller must land while a
 	// release is in progress.
 	chaosKills = 20
@@ -70,20 +69,21 @@ func chaosRand(t *testing.T, g Gomega) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0))
 }
 
-// chaosStrategy releases in five groups, at most three pods unavailable
-// at once, each pod serving for chaosMinReadySeconds before its group goes
-// on: a release lasts long enough for the faults to land in it.
-func chaosStrategy() cafev1alpha1.CafeDeploymentStrategy {
+// chaosStrategy releases in five groups, at most two pods unavailable at
+// once, each updated pod Ready for minReadySeconds before the next one is
+// taken: 15 waves of at least that long, so that a release lasts long
+// enough for the faults to land in it.
+func chaosStrategy(minReadySeconds int32) cafev1alpha1.CafeDeploymentStrategy {
 	return cafev1alpha1.CafeDeploymentStrategy{
 		UpgradeType:     cafev1alpha1.UpgradeTypeBatch,
 		BatchSize:       ptr.To(intstr.FromInt32(chaosBatch)),
 		MinAvailable:    ptr.To(intstr.FromInt32(chaosMinAvailable)),
-		MinReadySeconds: chaosMinReadySeconds,
+		MinReadySeconds: minReadySeconds,
 	}
 }
 
 // chaosDeployment creates the CafeDeployment the release tests fault — 30
-// pods over three zones in InPlaceSets, five groups, minAvailable 27 —
+// pods over three zones in InPlaceSets, five groups, minAvailable 28, minReadySeconds 3 —
 // and waits until it runs v1 everywhere and its first release completed.
 // It returns the pods' identities.
 func chaosDeployment(ctx context.Context, g Gomega, ns, name string) (*cafev1alpha1.CafeDeployment, map[string]string, map[string]podIdentity) {
@@ -91,7 +91,7 @@ func chaosDeployment(ctx context.Context, g Gomega, ns, name string) (*cafev1alp
 	g.Expect(k8sClient.Create(ctx, service(ns, name, podLabels))).To(Succeed())
 	cd := cafeDeployment(ns, name, chaosReplicas, podLabels)
 	cd.Spec.PodSetType = cafev1alpha1.PodSetTypeInPlaceSet
-	cd.Spec.Strategy = chaosStrategy()
+	cd.Spec.Strategy = chaosStrategy(3)
 	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, "example.com/app:v1"))
 	waitForRelease(ctx, g, cd, releaseCompleted)
@@ -243,7 +243,7 @@ func expectReleaseInvariants(ctx context.Context, g Gomega, rec *watchrec.Record
 // kills landed, the next image is released under the same schedule (at
 // most four releases). Every release completes; each pod is updated in
 // place exactly once per release; the watch stream shows no pod operated
-// on while serving and never fewer than 27 available.
+// on while serving and never fewer than 28 available.
 func TestChaosManagerKilledDuringRelease(t *testing.T) {
 	g := NewWithT(t)
 	ctx := chaosContext(t)
@@ -261,10 +261,11 @@ func TestChaosManagerKilledDuringRelease(t *testing.T) {
 		}
 		setImage(ctx, g, cd, image)
 		revisions = append(revisions, image)
+		started := time.Now()
 		n := kills.killWhile(ctx, g, "the release of "+image, chaosKills-landed, func() bool { return releasing(ctx, g, cd) })
 		landed += n
-		t.Logf("%d kills landed during the release of %s", n, image)
 		waitForRelease(ctx, g, cd, releaseCompleted)
+		t.Logf("the release of %s took %v; %d kills landed in it", image, time.Since(started).Round(time.Second), n)
 		waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, image)
 	}
 	g.Expect(landed).To(BeNumerically(">=", chaosKills), "kills that landed while a release was in progress")
@@ -297,7 +298,7 @@ func restartDuringRelease(t *testing.T, component string, observer func(context.
 		inProgress := releasing(ctx, g, cd)
 		start := time.Now()
 		g.Expect(env.ControlPlane.Restart(ctx, component)).To(Succeed())
-		t.Logf("restart %d/%d of %s, %v into the release (in progress: %v), took %v", i, restarts, component, d.Round(time.Millisecond), inProgress, time.Since(start).Round(time.Millisecond))
+		t.Logf("restart %d/%d of %s, %v after the wait for pods on v2 (release in progress: %v), took %v", i, restarts, component, d.Round(time.Millisecond), inProgress, time.Since(start).Round(time.Millisecond))
 		g.Expect(inProgress).To(BeTrue(), "the restart must land while the release is in progress")
 	}
 	waitForRelease(ctx, g, cd, releaseCompleted)
@@ -347,7 +348,7 @@ func chaosApp(ctx context.Context, g Gomega, ns, name string) (map[string]string
 			Workload: cafev1alpha1.AppWorkload{
 				Replicas: ptr.To[int32](chaosReplicas),
 				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
-				Strategy: chaosStrategy(),
+				Strategy: chaosStrategy(5),
 			},
 		},
 	}
@@ -404,8 +405,14 @@ func TestChaosManagerKilledDuringAppRollback(t *testing.T) {
 	waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, "example.com/app:v2")
 
 	cli(operator, "release", "rollback", "shop-v2", "--no-wait", "--comment", "chaos")
+	rollbackStarted := time.Now()
+	// The kills start once the controller took the rollback up.
+	waitForOrder(ctx, g, ns, "shop-v2", func(o *cafev1alpha1.ReleaseOrder) bool {
+		return o.Status.Phase == cafev1alpha1.OrderRollingBack || o.Status.Phase == cafev1alpha1.OrderRolledBack
+	})
 	landed := kills.killWhile(ctx, g, "the rollback to shop-r1", chaosKills, open)
 	final := waitForOrder(ctx, g, ns, "shop-v2", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() })
+	t.Logf("the rollback took %v; %d kills landed in it", time.Since(rollbackStarted).Round(time.Second), landed)
 	g.Expect(final.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack), "%s %+v", final.Status.Message, final.Status.Apps)
 	g.Expect(landed).To(BeNumerically(">=", chaosKills), "kills that landed while the rollback was in progress")
 	waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, "example.com/app:v1")
