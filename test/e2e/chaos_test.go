@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,10 +232,40 @@ func expectChangedOncePerRevision(g Gomega, events []watchrec.Event, before map[
 // expectReleaseInvariants checks the recorded stream once it caught up:
 // lossless, never below minAvailable, no gap; and every pod changed once
 // per revision.
-func expectReleaseInvariants(ctx context.Context, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, minAvailable int, before map[string]podIdentity, revisions []string) {
-	events := framework.ExpectLossless(ctx, g, rec)
-	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), minAvailable))).To(BeEmpty())
+func expectReleaseInvariants(ctx context.Context, t *testing.T, g Gomega, rec *watchrec.Recorder, podLabels map[string]string, minAvailable int, before map[string]podIdentity, revisions []string) {
+	g.Expect(rec.WaitForSync(ctx)).To(Succeed())
+	events := rec.Events()
+	violations := append(watchrec.CheckLossless(events), watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), minAvailable)...)
+	for _, v := range violations {
+		logPodsAround(t, events, v.ResourceVersion)
+	}
+	g.Expect(watchrec.Report(violations)).To(BeEmpty())
 	expectChangedOncePerRevision(g, events, before, revisions)
+}
+
+// logPodsAround logs the pod events of the 40 resource versions up to rv
+// and the 10 after: who took which pod out of service, and why.
+func logPodsAround(t *testing.T, events []watchrec.Event, rv uint64) {
+	var b strings.Builder
+	for _, ev := range events {
+		if ev.Pod == nil || ev.ResourceVersion+40 < rv || ev.ResourceVersion > rv+10 {
+			continue
+		}
+		p := ev.Pod
+		var conds []string
+		for _, c := range p.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				conds = append(conds, fmt.Sprintf("%s=%s(%s)", c.Type, c.Status, c.Reason))
+			}
+		}
+		writer := ""
+		if n := len(p.ManagedFields); n > 0 {
+			writer = p.ManagedFields[n-1].Manager + "/" + p.ManagedFields[n-1].Subresource
+		}
+		fmt.Fprintf(&b, "\n  rv=%d %s %s image=%s not-true=%v deleting=%v finalizers=%v last-writer=%s", ev.ResourceVersion, ev.Type, p.Name,
+			p.Spec.Containers[0].Image, conds, p.DeletionTimestamp != nil, p.Finalizers, writer)
+	}
+	t.Logf("pod events around rv %d:%s", rv, b.String())
 }
 
 // CAFE's controller process is SIGKILLed at least 20 times at random
@@ -269,7 +300,7 @@ func TestChaosManagerKilledDuringRelease(t *testing.T) {
 		waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, image)
 	}
 	g.Expect(landed).To(BeNumerically(">=", chaosKills), "kills that landed while a release was in progress")
-	expectReleaseInvariants(ctx, g, rec, podLabels, chaosMinAvailable, before, revisions)
+	expectReleaseInvariants(ctx, t, g, rec, podLabels, chaosMinAvailable, before, revisions)
 }
 
 // restartDuringRelease releases v2 and restarts component at one or two
@@ -303,7 +334,7 @@ func restartDuringRelease(t *testing.T, component string, observer func(context.
 	}
 	waitForRelease(ctx, g, cd, releaseCompleted)
 	waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, "example.com/app:v2")
-	expectReleaseInvariants(ctx, g, rec, podLabels, chaosMinAvailable, before, []string{"example.com/app:v1", "example.com/app:v2"})
+	expectReleaseInvariants(ctx, t, g, rec, podLabels, chaosMinAvailable, before, []string{"example.com/app:v1", "example.com/app:v2"})
 }
 
 // kube-apiserver is restarted (SIGTERM, then started again with the same
@@ -420,7 +451,7 @@ func TestChaosManagerKilledDuringAppRollback(t *testing.T) {
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, app)).To(Succeed())
 	g.Expect(app.Spec.PublishedRevision).To(Equal("shop-r1"))
 
-	expectReleaseInvariants(ctx, g, rec, podLabels, chaosMinAvailable, before, []string{"example.com/app:v1", "example.com/app:v2", "example.com/app:v1"})
+	expectReleaseInvariants(ctx, t, g, rec, podLabels, chaosMinAvailable, before, []string{"example.com/app:v1", "example.com/app:v2", "example.com/app:v1"})
 
 	// Nothing recorded twice however often the controller died between
 	// acting and recording.
