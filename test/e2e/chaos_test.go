@@ -84,9 +84,9 @@ func chaosStrategy(minReadySeconds int32) cafev1alpha1.CafeDeploymentStrategy {
 }
 
 // chaosDeployment creates the CafeDeployment the release tests fault — 30
-// pods over three zones in InPlaceSets, five groups, minAvailable 28, minReadySeconds 3 —
-// and waits until it runs v1 everywhere and its first release completed.
-// It returns the pods' identities.
+// pods over three zones in InPlaceSets, five groups, minAvailable 28,
+// minReadySeconds 3 — and waits until it runs v1 everywhere and its first
+// release completed. It returns the pods' identities.
 func chaosDeployment(ctx context.Context, g Gomega, ns, name string) (*cafev1alpha1.CafeDeployment, map[string]string, map[string]podIdentity) {
 	podLabels := map[string]string{"app": name}
 	g.Expect(k8sClient.Create(ctx, service(ns, name, podLabels))).To(Succeed())
