@@ -53,6 +53,10 @@ type ControlPlane struct {
 
 	mu    sync.Mutex
 	procs []*process
+	// restartMu serializes Restart and AddAPIServer.
+	restartMu sync.Mutex
+	// apiServers counts the kube-apiservers AddAPIServer started.
+	apiServers int
 
 	failed   chan error
 	stopOnce sync.Once
@@ -192,18 +196,26 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 // run starts one component and waits for its readiness check, failing fast
 // (with its log tail) if it exits first.
 func (cp *ControlPlane) run(ctx context.Context, name string, args []string, ready func(context.Context) error) error {
+	_, err := cp.runBinary(ctx, name, name, args, ready)
+	return err
+}
+
+// runBinary is run for a component named other than its binary (a second
+// kube-apiserver).
+func (cp *ControlPlane) runBinary(ctx context.Context, name, binary string, args []string, ready func(context.Context) error) (*process, error) {
 	fmt.Fprintf(cp.cfg.Out, "starting %s\n", name)
-	p, err := startProcess(name, filepath.Join(cp.cfg.BinDir, name), args, cp.layout.log(name))
+	p, err := startProcess(name, filepath.Join(cp.cfg.BinDir, binary), args, cp.layout.log(name))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	p.ready = ready
 	cp.mu.Lock()
 	cp.procs = append(cp.procs, p)
 	cp.mu.Unlock()
 	if err := cp.waitOrFail(ctx, ready); err != nil {
-		return fmt.Errorf("waiting for %s to become ready: %w", name, err)
+		return p, fmt.Errorf("waiting for %s to become ready: %w", name, err)
 	}
-	return nil
+	return p, nil
 }
 
 // waitOrFail runs wait until it succeeds, ctx ends, a minute passes, or a
@@ -248,24 +260,28 @@ func (cp *ControlPlane) watchChildren() {
 	cp.mu.Lock()
 	procs := append([]*process(nil), cp.procs...)
 	cp.mu.Unlock()
-	cases := make(chan *process, len(procs))
 	for _, p := range procs {
-		go func() {
-			select {
-			case <-p.exited:
-				cases <- p
-			case <-cp.done:
-			}
-		}()
+		cp.watchChild(p)
 	}
-	select {
-	case p := <-cases:
+}
+
+// watchChild reports p's exit, unless it was stopped, and then stops the
+// others: a control plane missing a component is not one to test against.
+func (cp *ControlPlane) watchChild(p *process) {
+	go func() {
+		select {
+		case <-p.exited:
+		case <-cp.done:
+			return
+		}
 		if err := p.unexpectedExit(); err != nil {
-			cp.failed <- err
+			select {
+			case cp.failed <- err:
+			default: // another child's exit was reported first
+			}
 			cp.Stop()
 		}
-	case <-cp.done:
-	}
+	}()
 }
 
 // Failed delivers the error of a child that exited on its own; the control

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,9 +17,14 @@ import (
 // process is one child of the control plane with its log file.
 type process struct {
 	name    string
+	binary  string
+	args    []string
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
+	// ready is the check the process passed at start; a restart waits on it
+	// again.
+	ready func(context.Context) error
 
 	// exited is closed when the process has exited; err then holds why.
 	exited   chan struct{}
@@ -56,7 +62,7 @@ func startProcess(name, binary string, args []string, logPath string) (*process,
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: logFile, exited: make(chan struct{})}
+	p := &process{name: name, binary: binary, args: args, cmd: cmd, logPath: logPath, logFile: logFile, exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.mu.Lock()

@@ -27,6 +27,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/podutil"
 	"github.com/cafe-io/cafe/internal/revision"
 )
@@ -50,7 +51,14 @@ type Reconciler struct {
 
 	// written are the pod writes the cache does not show yet.
 	written expectations
+	// statusWrites tells a reconcile that its cached InPlaceSet does not yet
+	// show the status the previous reconcile wrote.
+	statusWrites ownwrites.Tracker
 }
+
+// staleRetry is how soon a reconcile that found its cache behind its own
+// status write looks again (the watch event usually comes first).
+const staleRetry = 200 * time.Millisecond
 
 var _ reconcile.Reconciler = &Reconciler{}
 
@@ -98,10 +106,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	log := ctrl.LoggerFrom(ctx)
 	set := &cafev1alpha1.InPlaceSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.statusWrites.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
+	}
+	// The status is patched from the cached set: from one older than the
+	// last status written, a count that did not change since that older
+	// version would be left out of the patch and stay wrong on the server
+	// (e.g. a draining pod still counted available), and the CafeDeployment
+	// shares its water level by these counts.
+	if r.statusWrites.Behind(req.NamespacedName, set.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	set.Default()
 

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/statuspatch"
@@ -53,6 +54,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 	}
 	wrote, err := statuspatch.IfChanged(ctx, r.Client, before, set, func(set *cafev1alpha1.InPlaceSet) any { return set.Status })
 	if wrote {
+		r.statusWrites.Wrote(client.ObjectKeyFromObject(set), set.ResourceVersion)
 		r.reportUpdateDone(before, set)
 	}
 	return err
