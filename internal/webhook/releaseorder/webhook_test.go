@@ -79,7 +79,7 @@ func TestValidateAction(t *testing.T) {
 		return &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: a, Actor: actor, ActorGroups: groups}}
 	}
 	tests := []struct {
-		name string
+		name   string
 		o      *cafev1alpha1.ReleaseOrder
 		a      *cafev1alpha1.ReleaseAction
 		policy cafev1alpha1.ApprovalPolicy
