@@ -502,6 +502,13 @@ type ReleaseOrderAppStatus struct {
 	// +optional
 	ConfirmGroup *int32 `json:"confirmGroup,omitempty"`
 
+	// lastOutsideChange is the time of the latest change made to the app
+	// or its CafeDeployment by someone else than the order (a direct
+	// confirmation, a fast-release request, a strategy change) that the
+	// order recorded in its audit trail.
+	// +optional
+	LastOutsideChange *metav1.MicroTime `json:"lastOutsideChange,omitempty"`
+
 	// held is true while the order holds the app's CafeDeployment paused.
 	// +optional
 	Held bool `json:"held,omitempty"`

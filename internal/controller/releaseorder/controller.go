@@ -265,6 +265,7 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 		return v, fmt.Errorf("reading CafeAppService %s: %w", name, err)
 	}
 	v.Exists = true
+	v.OutsideChanges = outsideChanges(app.Annotations)
 	v.Published, v.Generation = app.Spec.PublishedRevision, app.Generation
 	v.ObservedGeneration, v.StatusPublished = app.Status.ObservedGeneration, app.Status.PublishedRevision
 	if c := meta.FindStatusCondition(app.Status.Conditions, cafev1alpha1.AppReadyCondition); c != nil {
@@ -301,6 +302,7 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 			v.GroupsDone++
 		}
 	}
+	v.OutsideChanges = append(v.OutsideChanges, outsideChanges(cd.Annotations)...)
 	v.Updated = ptr.Deref(cd.Status.UpdatedReplicas, 0)
 	v.Paused = cd.Spec.Strategy.Pause
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil {

@@ -50,6 +50,16 @@ type appObservation struct {
 	WaitingGroup *int32
 	// Paused is spec.strategy.pause.
 	Paused bool
+	// OutsideChanges are the changes to the app or its CafeDeployment
+	// that CAFE's webhooks stamped with their author.
+	OutsideChanges []outsideChange
+}
+
+// outsideChange is a change to an app made by a person directly, as its
+// stamp annotations record it.
+type outsideChange struct {
+	What, By string
+	At       time.Time
 }
 
 // observes reports whether the app's status describes the state after the
@@ -442,10 +452,26 @@ func (d *decider) observeApps() {
 				d.failIfStalled(app, app.LastProgressAt, "publishing "+app.ToRevision+" (spec.publishedRevision of the app could not be set; see the order's events)", d.failApp)
 			}
 		case cafev1alpha1.AppReleasing:
+			d.recordOutsideChanges(app, v)
 			d.observeRelease(app, v)
 		case cafev1alpha1.AppRollingBack:
 			d.observeRollback(app, v)
 		}
+	}
+}
+
+// recordOutsideChanges writes into the trail, once each, the changes a
+// person made directly to an app the order releases: who confirmed a group,
+// asked for a fast release or changed the strategy without the order.
+func (d *decider) recordOutsideChanges(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
+	changes := slices.Clone(v.OutsideChanges)
+	slices.SortFunc(changes, func(a, b outsideChange) int { return a.At.Compare(b.At) })
+	for _, c := range changes {
+		if c.By == ControllerActor || app.StartedAt == nil || c.At.Before(app.StartedAt.Time) || (app.LastOutsideChange != nil && !c.At.After(app.LastOutsideChange.Time)) {
+			continue
+		}
+		d.audit(c.By, "OutsideChange", "app/"+app.Name, "", "", c.What+" directly, not through the order")
+		app.LastOutsideChange = ptr.To(metav1.NewMicroTime(c.At))
 	}
 }
 

@@ -269,3 +269,34 @@ func TestDecideRefusesActionsInTheWrongPhaseAndWithoutAnActor(t *testing.T) {
 	r.step(cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Name: r.o.Status.Actions[2].Name}, Spec: cafev1alpha1.ReleaseActionSpec{Action: cafev1alpha1.ActionReject, Actor: "bob"}})
 	g.Expect(r.o.Status.Audit).To(HaveLen(len(again.Status.Audit)))
 }
+
+// F9: a person who confirms, asks for a fast release or changes the
+// strategy of an app directly, while an order releases it, is in the
+// order's trail under their authenticated name, once.
+func TestSecurityF9_OutsideChangesAreInTheOrdersTrail(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailurePause)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", releasing))
+	r.w.observe("a")
+	v := r.w.apps["a"]
+	v.OutsideChanges = []outsideChange{
+		{What: "confirmed the waiting group", By: "mallory", At: r.now.Add(time.Second)},
+		{What: "the controller's own", By: ControllerActor, At: r.now.Add(2 * time.Second)},
+		{What: "before the order", By: "old", At: r.now.Add(-time.Hour)},
+	}
+	r.w.apps["a"] = v
+	r.step()
+	r.step()
+	var outside []string
+	for _, e := range r.o.Status.Audit {
+		if e.Action == "OutsideChange" {
+			outside = append(outside, e.Actor+": "+e.Reason)
+		}
+	}
+	g.Expect(outside).To(Equal([]string{"mallory: confirmed the waiting group directly, not through the order"}))
+}
