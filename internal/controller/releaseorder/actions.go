@@ -73,8 +73,12 @@ func recordKey(r cafev1alpha1.ReleaseActionRecord) pendingAction {
 // pendingActions returns the actions of list still to process, in the order
 // they were admitted, at most actionsPerReconcile of them, and whether more
 // wait. An action is processed once: after the last processed one it is
-// new; before it but within the records kept it came late and is refused;
-// before every record kept it was processed and compacted away.
+// new; before it but within the records kept (or when none were
+// compacted) it came late and is refused; before every record kept, once
+// records were compacted, it was processed and compacted away. (An action
+// that reaches the cache after 64 later ones were processed is taken for
+// a compacted one: with sealed, microsecond admission times that needs a
+// race far longer than a request.)
 func pendingActions(o *cafev1alpha1.ReleaseOrder, list []cafev1alpha1.ReleaseAction, id IdentityVerifier) ([]pendingAction, bool) {
 	recs := o.Status.Actions
 	var oldest, last *pendingAction
@@ -99,7 +103,9 @@ func pendingActions(o *cafev1alpha1.ReleaseOrder, list []cafev1alpha1.ReleaseAct
 		}
 		switch {
 		case last == nil || last.before(p):
-		case oldest.before(p):
+		case oldest.before(p) || o.Status.ActionsCompacted == 0:
+			// Nothing before the records kept was processed unless
+			// records were compacted.
 			p.late = last.Name
 		default:
 			continue

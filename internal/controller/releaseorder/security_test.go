@@ -50,8 +50,8 @@ func TestSecurityF5_ForgedActorRefusedWithoutWebhook(t *testing.T) {
 	g.Expect(o.Status.Approvals).To(BeEmpty())
 
 	// A seal copied from another action does not cover a changed actor.
-	genuine := sealAction(ctx, g, &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: "alices", Action: cafev1alpha1.ActionApprove, Actor: "carol"}})
-	genuine.Namespace, genuine.Name = ns, "copied-seal"
+	genuine := sealAction(ctx, g, &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "copied-seal"},
+		Spec: cafev1alpha1.ReleaseActionSpec{Order: "alices", Action: cafev1alpha1.ActionApprove, Actor: "carol"}})
 	genuine.Spec.Actor = "bob"
 	g.Expect(suite.Client.Create(ctx, genuine)).To(Succeed())
 	g.Expect(result(ctx, g, ns, "alices", "copied-seal").Message).To(ContainSubstring("not sealed by CAFE's admission webhook"))
