@@ -300,3 +300,30 @@ func TestSecurityF9_OutsideChangesAreInTheOrdersTrail(t *testing.T) {
 	}
 	g.Expect(outside).To(Equal([]string{"mallory: confirmed the waiting group directly, not through the order"}))
 }
+
+// F3b/issue item 3: a rollback that makes no progress ends the order
+// (Failed, with the reason in the app's message) instead of leaving it
+// RollingBack for as long as anyone waits.
+func TestSecurityF3b_StalledRollbackEndsTheOrder(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailureRollbackAll)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRollingBack))
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB))
+	// The rollback is published but its release never moves.
+	d := r.step()
+	g.Expect(d.RequeueAfter).To(BeNumerically(">", 0), "the deadline wakes the order")
+	r.now = r.now.Add(r.o.ProgressDeadline())
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.AppStatus("a").Phase).To(Equal(cafev1alpha1.AppFailed))
+	g.Expect(r.o.Status.AppStatus("a").Message).To(ContainSubstring("rolling back to a-r1: no progress for 10m0s"))
+	g.Expect(r.o.Status.Phase.IsFinished()).To(BeTrue(), "phase %s", r.o.Status.Phase)
+}
