@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -144,6 +145,14 @@ func spread(n int32, units []string, split map[string]int32) {
 // confirm the previous one. Unset means no.
 func (s CafeDeploymentStrategy) WaitsForConfirm() bool {
 	return s.NeedWaitingForConfirm != nil && *s.NeedWaitingForConfirm
+}
+
+// ChangedBesidesPause reports whether the strategy differs from old in
+// anything but pause (a change of pause is a pause or a resume; any other
+// change moves the water level or the confirmations of a release).
+func (s CafeDeploymentStrategy) ChangedBesidesPause(old CafeDeploymentStrategy) bool {
+	s.Pause, old.Pause = false, false
+	return !equality.Semantic.DeepEqual(s, old)
 }
 
 // FastReleaseRequested reports whether the CafeDeployment's

@@ -68,6 +68,17 @@ const (
 	ReleasedByAnnotation = "cafe.io/released-by"
 	// ActedAtAnnotation is when the last pause, resume or release happened.
 	ActedAtAnnotation = "cafe.io/acted-at"
+	// FastReleaseByAnnotation and FastReleaseAtAnnotation record who last
+	// set FastReleaseAnnotation (on a CafeDeployment or a CafeAppService),
+	// and when: a fast release skips confirmations.
+	FastReleaseByAnnotation = "cafe.io/fast-release-by"
+	FastReleaseAtAnnotation = "cafe.io/fast-release-at"
+	// StrategyChangedByAnnotation and StrategyChangedAtAnnotation record
+	// who last changed the release strategy other than pause (minAvailable,
+	// maxUnavailable, needWaitingForConfirm, batches, groups...), and when:
+	// it changes the water level and the confirmations of a release.
+	StrategyChangedByAnnotation = "cafe.io/strategy-changed-by"
+	StrategyChangedAtAnnotation = "cafe.io/strategy-changed-at"
 )
 
 // FastReleaseAnnotation on a CafeDeployment, set to a revision hash (by

@@ -25,7 +25,8 @@ const (
 // ReleaseActionTypes lists every action type.
 var ReleaseActionTypes = []ReleaseActionType{ActionApprove, ActionReject, ActionStart, ActionPause, ActionResume, ActionConfirm, ActionCancel, ActionRollback}
 
-// ReleaseOrderLabel marks a ReleaseAction with the order it acts on.
+// ReleaseOrderLabel marks a ReleaseAction with the order it acts on (see
+// ReleaseOrderLabelValue for names longer than a label value).
 const ReleaseOrderLabel = "cafe.io/release-order"
 
 // ReleaseAction is one act of a person on a ReleaseOrder: an approval, a
@@ -94,6 +95,22 @@ type ReleaseActionSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=256
 	ActorGroups []string `json:"actorGroups,omitempty"`
+
+	// admittedAt is when CAFE's admission webhook admitted the action,
+	// strictly increasing within a webhook server: the controller processes
+	// an order's actions in this order. CAFE's admission webhook sets it; a
+	// client cannot.
+	// +optional
+	AdmittedAt *metav1.MicroTime `json:"admittedAt,omitempty"`
+
+	// seal is CAFE's admission webhook's HMAC-SHA256, with a key only CAFE
+	// holds, over the action, its actor, actorGroups and admittedAt: the
+	// controller takes no action whose seal does not verify, so a cluster
+	// without CAFE's webhooks cannot forge an actor. CAFE's admission
+	// webhook sets it; a client cannot.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Seal string `json:"seal,omitempty"`
 }
 
 // ReleaseActionList is a list of ReleaseActions.

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -103,9 +105,70 @@ func (s *ReleaseOrderStatus) AppStatus(name string) *ReleaseOrderAppStatus {
 }
 
 // HoldAnnotation is the annotation by which an open order keeps the
-// revisions it refers to from garbage collection.
+// revisions it refers to from garbage collection. Its name part fits 63
+// characters whatever the order's name (see shortName).
 func (o *ReleaseOrder) HoldAnnotation() string {
-	return HoldAnnotationPrefix + "releaseorder-" + o.Name
+	return HoldAnnotationPrefix + shortName("releaseorder-"+o.Name, 63)
+}
+
+// ReleaseOrderLabelValue is the value of ReleaseOrderLabel for the order
+// named name: the name itself when it fits a label value, else a
+// hash-shortened form. Orders created before names were bounded may be
+// longer than 63 characters; their actions must still be admitted.
+func ReleaseOrderLabelValue(name string) string { return shortName(name, 63) }
+
+// shortName returns s when it has at most max characters, else a prefix of
+// s and a hash of the whole, max characters long: distinct for distinct s,
+// and still a valid label value or key name when s is one.
+func shortName(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	suffix := "-" + hex.EncodeToString(sum[:])[:16]
+	return strings.TrimRight(s[:max-len(suffix)], "-_.") + suffix
+}
+
+// MaxAuditedActions is how many actions an order records one by one in
+// its audit trail. Beyond it only a Cancel is taken (others are refused in
+// status.actions only), so that no burst of actions can fill the trail
+// and stop the order from being written.
+const MaxAuditedActions = 256
+
+// ActionsProcessed counts every action the order has processed.
+func (s *ReleaseOrderStatus) ActionsProcessed() int {
+	return int(s.ActionsCompacted) + len(s.Actions)
+}
+
+// ControllerIdentity is the identity CAFE's controller records its own
+// changes under: its ServiceAccount's user name, which the API server gives
+// no one else. CAFE's admission webhooks refuse orders and actions
+// authenticated as it, so no person's act can be recorded as CAFE's.
+const ControllerIdentity = "system:serviceaccount:cafe-system:cafe-controller-manager"
+
+// serviceAccountPrefix starts the user names of ServiceAccounts.
+const serviceAccountPrefix = "system:serviceaccount:"
+
+// ApprovalPolicy is the cluster's floor under every order's approval
+// rules, set by CAFE's operator (flags of cafe manager), not by requesters.
+type ApprovalPolicy struct {
+	// MinApprovals is the least number of approvals any order needs,
+	// whatever its spec.approval.required says.
+	MinApprovals int
+	// ApproverGroups, when set, limits every approval to members of one of
+	// these groups (on top of the order's own approverGroups).
+	ApproverGroups []string
+	// ServiceAccounts are the ServiceAccount user names
+	// (system:serviceaccount:<ns>:<name>) allowed to approve; any other
+	// ServiceAccount is refused, so a requester who can run pods cannot
+	// approve through one.
+	ServiceAccounts []string
+}
+
+// RequiredApprovalsUnder is the number of approvals the order needs under
+// the cluster's policy: its own, never fewer than the policy's minimum.
+func (o *ReleaseOrder) RequiredApprovalsUnder(p ApprovalPolicy) int {
+	return max(o.RequiredApprovals(), p.MinApprovals)
 }
 
 // WindowState says where now stands against the order's window.
@@ -123,22 +186,34 @@ func (o *ReleaseOrder) WindowState(now time.Time) (opensAt time.Time, notYetOpen
 	return time.Time{}, false, false
 }
 
-// CheckApprover returns why user may not approve the order, or nil: four eyes
-// (never the requester), one approval per person, and membership of an
-// approver group when the order names some.
-func (o *ReleaseOrder) CheckApprover(user string, groups []string) error {
+// CheckApprover returns why user may not approve the order under the
+// cluster's policy, or nil: four eyes (never the requester, never CAFE
+// itself, no ServiceAccount the policy does not name), one approval per
+// person, and membership of an approver group when the policy or the order
+// names some.
+func (o *ReleaseOrder) CheckApprover(user string, groups []string, p ApprovalPolicy) error {
 	switch {
 	case o.Spec.RequestedBy == "":
 		return fmt.Errorf("the order has no recorded requester, so the four-eyes rule cannot be checked: it cannot be approved")
 	case user == o.Spec.RequestedBy:
 		return fmt.Errorf("%s requested this order and cannot approve it: an order needs approvals from people other than its requester (four eyes)", user)
+	case user == ControllerIdentity:
+		return fmt.Errorf("%s is CAFE's own identity: CAFE never approves an order", user)
+	case strings.HasPrefix(user, serviceAccountPrefix) && !slices.Contains(p.ServiceAccounts, user):
+		return fmt.Errorf("%s is a ServiceAccount: four eyes needs people; the cluster's approval policy names no such ServiceAccount as an approver (cafe manager --approver-service-accounts)", user)
 	}
 	for _, a := range o.Status.Approvals {
 		if a.User == user {
-			return fmt.Errorf("%s already approved this order at %s: approvals must come from %d distinct people", user, a.Time.UTC().Format(time.RFC3339), o.RequiredApprovals())
+			return fmt.Errorf("%s already approved this order at %s: approvals must come from %d distinct people", user, a.Time.UTC().Format(time.RFC3339), o.RequiredApprovalsUnder(p))
 		}
 	}
-	if ag := o.Spec.Approval.ApproverGroups; len(ag) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(ag, g) }) {
+	inOneOf := func(allowed []string) bool {
+		return slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(allowed, g) })
+	}
+	if ag := p.ApproverGroups; len(ag) > 0 && !inOneOf(ag) {
+		return fmt.Errorf("%s is in none of the cluster's approver groups (%s)", user, strings.Join(ag, ", "))
+	}
+	if ag := o.Spec.Approval.ApproverGroups; len(ag) > 0 && !inOneOf(ag) {
 		return fmt.Errorf("%s is in none of the order's approver groups (%s)", user, strings.Join(ag, ", "))
 	}
 	return nil

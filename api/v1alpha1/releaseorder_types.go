@@ -102,6 +102,12 @@ const (
 	OrderReasonRollingBack     = "RollingBack"
 	OrderReasonFinished        = "Finished"
 	OrderReasonNoRequester     = "NoRequester"
+	// OrderReasonIdentityUnverified: the requester's stamp carries no
+	// valid seal of CAFE's admission webhook.
+	OrderReasonIdentityUnverified = "IdentityUnverified"
+	// OrderReasonNoProgress: an app's publish or rollback made no progress
+	// within the progress deadline.
+	OrderReasonNoProgress = "NoProgress"
 )
 
 // Defaults of a ReleaseOrder's spec (also the CRD defaults).
@@ -133,6 +139,7 @@ const (
 // +kubebuilder:printcolumn:name="Requester",type=string,JSONPath=`.spec.requestedBy`
 // +kubebuilder:printcolumn:name="Ticket",type=string,JSONPath=`.spec.changeTicket`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="oldSelf.hasValue() || self.metadata.name.size() <= 63",optionalOldSelf=true,message="metadata.name: at most 63 characters, so that it fits the label and annotation keys CAFE derives from it"
 type ReleaseOrder struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -184,6 +191,15 @@ type ReleaseOrderSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=256
 	RequestedByGroups []string `json:"requestedByGroups,omitempty"`
+
+	// seal is CAFE's admission webhook's HMAC-SHA256, with a key only CAFE
+	// holds, over the namespace and this spec (seal left out): the
+	// controller progresses no order whose seal does not verify, so a
+	// cluster without CAFE's webhooks cannot forge a requester. CAFE's
+	// admission webhook sets it; a client cannot.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Seal string `json:"seal,omitempty"`
 
 	// apps are the apps to release, each to one AppRevision, in dependency
 	// order: an app starts only after every app it dependsOn succeeded;
@@ -384,6 +400,13 @@ type ReleaseOrderStatus struct {
 	// +kubebuilder:validation:MaxItems=256
 	Actions []ReleaseActionRecord `json:"actions,omitempty"`
 
+	// actionsCompacted counts the processed actions whose records left
+	// status.actions (which keeps the latest ones); their audit entries
+	// stay in the trail.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ActionsCompacted int32 `json:"actionsCompacted,omitempty"`
+
 	// audit is the order's signed, hash-chained audit trail: one entry per
 	// state change and per action (`cafe audit verify`).
 	// +optional
@@ -479,6 +502,13 @@ type ReleaseOrderAppStatus struct {
 	// +optional
 	ConfirmGroup *int32 `json:"confirmGroup,omitempty"`
 
+	// lastOutsideChange is the time of the latest change made to the app
+	// or its CafeDeployment by someone else than the order (a direct
+	// confirmation, a fast-release request, a strategy change) that the
+	// order recorded in its audit trail.
+	// +optional
+	LastOutsideChange *metav1.MicroTime `json:"lastOutsideChange,omitempty"`
+
 	// held is true while the order holds the app's CafeDeployment paused.
 	// +optional
 	Held bool `json:"held,omitempty"`
@@ -514,6 +544,11 @@ type ReleaseActionRecord struct {
 	// time is when CAFE processed it.
 	// +required
 	Time metav1.Time `json:"time"`
+	// admittedAt is when CAFE's admission webhook admitted it (its
+	// creation time when it carried no valid seal): the order in which
+	// actions are processed.
+	// +optional
+	AdmittedAt *metav1.MicroTime `json:"admittedAt,omitempty"`
 	// result is Accepted or Refused.
 	// +required
 	// +kubebuilder:validation:Enum=Accepted;Refused

@@ -19,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
@@ -66,6 +67,11 @@ type Options struct {
 	// another process, e.g. the `cafe manager` child the release-order e2e
 	// test kills, while admission keeps working.
 	WebhooksOnly bool
+	// Approval is the cluster's floor under every release order's approval
+	// rules (minimum approvals, approver groups, ServiceAccounts allowed
+	// to approve); the zero value adds nothing to the orders' own rules
+	// and lets no ServiceAccount approve.
+	Approval cafev1alpha1.ApprovalPolicy
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -146,12 +152,12 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		if err := setupControllers(context.Background(), mgr); err != nil {
 			return nil, err
 		}
-		if err := setupReleaseOrders(context.Background(), mgr, opts.namespace()); err != nil {
+		if err := setupReleaseOrders(context.Background(), mgr, opts.namespace(), opts.Approval); err != nil {
 			return nil, err
 		}
 	}
 	if opts.Webhook != nil {
-		if err := setupWebhooks(mgr, cfg, opts.Webhook.Certs); err != nil {
+		if err := setupWebhooks(mgr, cfg, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +180,8 @@ func ensureWebhookCerts(cfg *rest.Config, o certs.Options) error {
 	return nil
 }
 
-func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
+func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
+	o := opts.Webhook.Certs
 	// The Rotator reads the API server directly: the Secret must not wait
 	// for a cache that the webhook's own readiness may hold up.
 	c, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
@@ -193,7 +200,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, o certs.Options) error {
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionPath, &webhook.Admission{Handler: appwebhook.RevisionGuard{CAFE: &admit.Self{Client: mgr.GetClient()}}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
-	registerReleaseOrderWebhooks(srv, mgr)
+	registerReleaseOrderWebhooks(srv, mgr, c, opts.namespace(), opts.Approval)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}

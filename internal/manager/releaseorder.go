@@ -8,8 +8,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/releaseorder"
 	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/seal"
 	rowebhook "github.com/cafe-io/cafe/internal/webhook/releaseorder"
 )
 
@@ -22,12 +24,13 @@ func (o Options) namespace() string {
 
 // setupReleaseOrders registers the ReleaseOrder controller; its audit
 // signing key lives in CAFE's namespace.
-func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string) error {
+func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string, approval cafev1alpha1.ApprovalPolicy) error {
 	keys, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
-	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace}
+	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace,
+		Seals: &seal.Loader{Client: keys, Namespace: namespace}, Approval: approval}
 	if err := ro.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)
 	}
@@ -35,9 +38,10 @@ func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string)
 }
 
 // registerReleaseOrderWebhooks serves the ReleaseOrder and ReleaseAction
-// webhooks.
-func registerReleaseOrderWebhooks(srv webhook.Server, mgr ctrl.Manager) {
-	srv.Register(rowebhook.MutatePath, &webhook.Admission{Handler: rowebhook.Stamper{}})
+// webhooks; keys reads the identity seal key in namespace uncached.
+func registerReleaseOrderWebhooks(srv webhook.Server, mgr ctrl.Manager, keys client.Client, namespace string, approval cafev1alpha1.ApprovalPolicy) {
+	seals := &seal.Loader{Client: keys, Namespace: namespace}
+	srv.Register(rowebhook.MutatePath, &webhook.Admission{Handler: &rowebhook.Stamper{Seals: seals, Clock: &seal.Clock{}}})
 	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader()}})
-	srv.Register(rowebhook.ValidateActionPath, &webhook.Admission{Handler: rowebhook.ActionValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
+	srv.Register(rowebhook.ValidateActionPath, &webhook.Admission{Handler: rowebhook.ActionValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Approval: approval}})
 }

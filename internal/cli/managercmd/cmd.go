@@ -85,6 +85,11 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
+	// The cluster's floor under every release order's approval rules: a
+	// requester chooses spec.approval, the operator bounds it.
+	f.IntVar(&o.Approval.MinApprovals, "min-approvals", 1, "least number of approvals every release order needs, whatever its spec.approval.required")
+	f.StringSliceVar(&o.Approval.ApproverGroups, "approver-groups", nil, "when set, every approval must come from a member of one of these groups (on top of the order's approverGroups)")
+	f.StringSliceVar(&o.Approval.ServiceAccounts, "approver-service-accounts", nil, "ServiceAccount user names (system:serviceaccount:<ns>:<name>) allowed to approve release orders; any other ServiceAccount is refused")
 	return cmd
 }
 

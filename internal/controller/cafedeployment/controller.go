@@ -137,6 +137,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
 	r.recordEvents(before, cd)
+	if fast && revs.isNew {
+		// A fast release skips confirmations: say who asked (stamped by
+		// CAFE's webhook).
+		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "FastRelease", "Release", "Revision %s is released fast (one group, no confirmation), asked for by %s",
+			updateRevision, orUnknown(cd.Annotations[cafev1alpha1.FastReleaseByAnnotation]))
+	}
 	return ctrl.Result{RequeueAfter: requeue}, applyErr
 }
 
@@ -162,6 +168,13 @@ func (r *Reconciler) recordEvents(before, cd *cafev1alpha1.CafeDeployment) {
 		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "Release"+string(rel.Phase), "Release",
 			"Release of revision %s: %s at group %d of %d", cd.Status.UpdateRevision, rel.Phase, ptr.Deref(rel.CurrentGroup, 0), ptr.Deref(rel.TotalGroups, 0))
 	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func setCondition(cd *cafev1alpha1.CafeDeployment, t string, status metav1.ConditionStatus, reason, message string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/seal"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete
@@ -57,6 +57,11 @@ type Reconciler struct {
 	// key ConfigMap uncached: a cached read would start a cluster-wide
 	// informer on ConfigMaps, which CAFE may not list. Nil means Client.
 	KeyClient client.Client
+	// Seals holds the key that verifies the identities CAFE's admission
+	// webhook stamped (nil: one reading KeyClient in Namespace).
+	Seals *seal.Loader
+	// Approval is the cluster's approval policy.
+	Approval cafev1alpha1.ApprovalPolicy
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 
@@ -74,6 +79,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	if r.Seals == nil {
+		r.Seals = &seal.Loader{Client: r.keyClient(), Namespace: r.Namespace}
 	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &cafev1alpha1.ReleaseAction{}, ActionOrderIndex, func(o client.Object) []string {
@@ -138,16 +146,19 @@ func (r *Reconciler) getSigner(ctx context.Context) (audit.Signer, error) {
 	if r.signer != nil {
 		return *r.signer, nil
 	}
-	c := r.KeyClient
-	if c == nil {
-		c = r.Client
-	}
-	s, err := audit.EnsureSigner(ctx, c, r.Namespace)
+	s, err := audit.EnsureSigner(ctx, r.keyClient(), r.Namespace)
 	if err != nil {
 		return audit.Signer{}, err
 	}
 	r.signer = &s
 	return s, nil
+}
+
+func (r *Reconciler) keyClient() client.Client {
+	if r.KeyClient == nil {
+		return r.Client
+	}
+	return r.KeyClient
 }
 
 // Reconcile gathers the order, its unprocessed actions and its apps,
@@ -166,6 +177,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("audit signing key: %w", err)
 	}
+	seals, err := r.Seals.Key(ctx)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("identity seal key: %w", err)
+	}
 	actions, err := r.unprocessedActions(ctx, order)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -176,7 +191,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	before := order.DeepCopy()
 	now := r.Now()
-	decision := decide(order, actions, apps, now, signer.Append)
+	decision := decide(order, actions, apps, now, signer.Append, orderRules{Identity: seals, Approval: r.Approval})
 	if !equality.Semantic.DeepEqual(before.Status, order.Status) {
 		// Locked on the resourceVersion read: a status written meanwhile
 		// (another replica, a stale read) makes this write fail instead of
@@ -206,32 +221,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return result, nil
 }
 
-// unprocessedActions lists the order's actions not yet in its status, in
-// creation order.
+// unprocessedActions lists the order's actions; decide picks the ones not
+// processed yet, in the order they were admitted (pendingActions).
 func (r *Reconciler) unprocessedActions(ctx context.Context, order *cafev1alpha1.ReleaseOrder) ([]cafev1alpha1.ReleaseAction, error) {
 	list := &cafev1alpha1.ReleaseActionList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(order.Namespace), client.MatchingFields{ActionOrderIndex: order.Name}); err != nil {
 		return nil, fmt.Errorf("listing the actions of %s: %w", order.Name, err)
 	}
-	done := map[string]bool{}
-	for _, a := range order.Status.Actions {
-		done[a.Name] = true
-	}
 	var out []cafev1alpha1.ReleaseAction
 	for _, a := range list.Items {
 		// An action created before the order (same name, an older order)
 		// is not this order's.
-		if !done[a.Name] && !a.CreationTimestamp.Before(&order.CreationTimestamp) {
+		if !a.CreationTimestamp.Before(&order.CreationTimestamp) {
 			out = append(out, a)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		ti, tj := out[i].CreationTimestamp, out[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return out[i].Name < out[j].Name
-	})
 	return out, nil
 }
 
@@ -261,6 +265,7 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 		return v, fmt.Errorf("reading CafeAppService %s: %w", name, err)
 	}
 	v.Exists = true
+	v.OutsideChanges = outsideChanges(app.Annotations)
 	v.Published, v.Generation = app.Spec.PublishedRevision, app.Generation
 	v.ObservedGeneration, v.StatusPublished = app.Status.ObservedGeneration, app.Status.PublishedRevision
 	if c := meta.FindStatusCondition(app.Status.Conditions, cafev1alpha1.AppReadyCondition); c != nil {
@@ -297,6 +302,7 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 			v.GroupsDone++
 		}
 	}
+	v.OutsideChanges = append(v.OutsideChanges, outsideChanges(cd.Annotations)...)
 	v.Updated = ptr.Deref(cd.Status.UpdatedReplicas, 0)
 	v.Paused = cd.Spec.Strategy.Pause
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil {

@@ -16,8 +16,9 @@ import (
 )
 
 // ControllerActor is the actor of the audit entries of changes the
-// controller makes on its own.
-const ControllerActor = "cafe-controller"
+// controller makes on its own: CAFE's ServiceAccount, an identity no
+// person is given, and one CAFE's webhooks refuse orders and actions from.
+const ControllerActor = cafev1alpha1.ControllerIdentity
 
 // appObservation is what the controller reads about one app of an order: the
 // CafeAppService, the outcomes of the order's revisions and the release of
@@ -49,6 +50,16 @@ type appObservation struct {
 	WaitingGroup *int32
 	// Paused is spec.strategy.pause.
 	Paused bool
+	// OutsideChanges are the changes to the app or its CafeDeployment
+	// that CAFE's webhooks stamped with their author.
+	OutsideChanges []outsideChange
+}
+
+// outsideChange is a change to an app made by a person directly, as its
+// stamp annotations record it.
+type outsideChange struct {
+	What, By string
+	At       time.Time
 }
 
 // observes reports whether the app's status describes the state after the
@@ -84,18 +95,26 @@ type orderDecision struct {
 	Observations []Observation
 }
 
-// decide advances the order one step from its status, the unprocessed
-// actions (in creation order), what the apps look like and the time. It
-// changes o.Status only, appending one signed audit entry per state change
-// and per action, so that the status write that records a change records
-// its audit entry too. It writes nothing else: the effects on apps follow
-// from the resulting status (see Reconciler.applyEffects).
-func decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, apps map[string]appObservation, now time.Time, sign Signer) orderDecision {
-	d := &decider{o: o, apps: apps, now: now, sign: sign}
+// decide advances the order one step from its status, its actions (the
+// ones not processed yet are taken in the order they were admitted, a
+// bounded number at a time), what the apps look like and the time, under
+// rules (identity seals, the cluster's approval policy). It changes
+// o.Status only, appending one signed audit entry per state change and per
+// action, so that the status write that records a change records its audit
+// entry too. It writes nothing else: the effects on apps follow from the
+// resulting status (see Reconciler.applyEffects).
+func decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, apps map[string]appObservation, now time.Time, sign Signer, rules orderRules) orderDecision {
+	d := &decider{o: o, apps: apps, now: now, sign: sign, rules: rules}
 	d.initialize()
-	for i := range actions {
-		d.process(&actions[i])
+	d.checkRequester()
+	pending, more := pendingActions(o, actions, rules.Identity)
+	for _, a := range pending {
+		d.process(a)
 	}
+	if more {
+		d.requeueAt(now)
+	}
+	d.compactActions()
 	d.enforceWindow()
 	d.observeApps()
 	d.startApps()
@@ -107,11 +126,15 @@ func decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, 
 }
 
 type decider struct {
-	o    *cafev1alpha1.ReleaseOrder
-	apps map[string]appObservation
-	now  time.Time
-	sign Signer
-	out  orderDecision
+	o     *cafev1alpha1.ReleaseOrder
+	apps  map[string]appObservation
+	now   time.Time
+	sign  Signer
+	rules orderRules
+	// requesterUnverified says why the order's requester is not trusted
+	// (nil: it is): such an order takes no approval.
+	requesterUnverified error
+	out                 orderDecision
 }
 
 func (d *decider) nowTime() metav1.Time { return metav1.NewTime(d.now.UTC().Truncate(time.Second)) }
@@ -192,7 +215,7 @@ func (d *decider) initialize() {
 		}
 	}
 	actor := d.o.Spec.RequestedBy
-	reason, msg := cafev1alpha1.OrderReasonPendingApproval, fmt.Sprintf("waiting for %d approval(s)", d.o.RequiredApprovals())
+	reason, msg := cafev1alpha1.OrderReasonPendingApproval, fmt.Sprintf("waiting for %d approval(s)", d.o.RequiredApprovalsUnder(d.rules.Approval))
 	if actor == "" {
 		actor = "unknown"
 		reason, msg = cafev1alpha1.OrderReasonNoRequester, "no requester was recorded (CAFE's admission webhook did not stamp spec.requestedBy), so the order cannot be approved; create it again with the webhook installed"
@@ -204,26 +227,53 @@ func (d *decider) initialize() {
 	d.setProgressing(st.Phase, reason, msg)
 }
 
-// process applies one action, exactly once: its record in status.actions
-// is written with its effect.
-func (d *decider) process(a *cafev1alpha1.ReleaseAction) {
-	st := &d.o.Status
-	if slices.ContainsFunc(st.Actions, func(r cafev1alpha1.ReleaseActionRecord) bool { return r.Name == a.Name }) {
+// checkRequester verifies the seal of the order's requester stamp, and
+// says on a pending order why it cannot be approved when it does not.
+func (d *decider) checkRequester() {
+	o, st := d.o, &d.o.Status
+	if o.Spec.RequestedBy == "" {
 		return
 	}
+	if err := d.rules.Identity.VerifyOrder(o.Namespace, o.Spec); err != nil {
+		d.requesterUnverified = fmt.Errorf("the order's requester %q is %w", o.Spec.RequestedBy, err)
+	}
+	if d.requesterUnverified != nil && st.Phase == cafev1alpha1.OrderPendingApproval {
+		msg := d.requesterUnverified.Error() + "; it cannot be approved: cancel it and create it again with CAFE's webhooks installed"
+		st.Message = truncate(msg, 1024)
+		d.setProgressing(st.Phase, cafev1alpha1.OrderReasonIdentityUnverified, msg)
+	}
+}
+
+// process applies one action, exactly once: its record in status.actions
+// is written with its effect, and its audit entry while the trail takes
+// actions (a Cancel that ends the order always has one).
+func (d *decider) process(a pendingAction) {
+	st := &d.o.Status
 	before := st.Phase
-	err := d.apply(a)
-	rec := cafev1alpha1.ReleaseActionRecord{Name: a.Name, Action: a.Spec.Action, Actor: a.Spec.Actor, Time: d.nowTime(), Result: cafev1alpha1.ActionAccepted}
+	audited := d.auditsActions() || (a.Spec.Action == cafev1alpha1.ActionCancel && cafev1alpha1.ActionAllowedIn(a.Spec.Action, st.Phase) == nil)
+	err := d.refusal(a)
+	if err == nil {
+		err = d.apply(a.ReleaseAction)
+	}
+	actor := a.Spec.Actor
+	if a.unsealed != nil {
+		// A name that was not authenticated is not recorded as an actor.
+		actor = ""
+	}
+	rec := cafev1alpha1.ReleaseActionRecord{Name: a.Name, Action: a.Spec.Action, Actor: actor, Time: d.nowTime(), AdmittedAt: ptr.To(a.at), Result: cafev1alpha1.ActionAccepted}
 	target := d.orderTarget()
 	if a.Spec.App != "" {
 		target = "app/" + a.Spec.App
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		rec.Result, rec.Message = cafev1alpha1.ActionRefused, truncate(err.Error(), 1024)
-		d.audit(orUnknown(a.Spec.Actor), string(a.Spec.Action), target, string(before), string(st.Phase),
-			truncate("refused: "+err.Error()+commentSuffix(a.Spec.Comment), 1024))
-	} else {
-		d.audit(a.Spec.Actor, string(a.Spec.Action), target, string(before), string(st.Phase), truncate(a.Spec.Comment, 1024))
+		if audited {
+			d.audit(orUnknown(actor), string(a.Spec.Action), target, string(before), string(st.Phase),
+				truncate("refused: "+err.Error()+commentSuffix(a.Spec.Comment), 1024))
+		}
+	default:
+		d.audit(actor, string(a.Spec.Action), target, string(before), string(st.Phase), truncate(a.Spec.Comment, 1024))
 	}
 	st.Actions = append(st.Actions, rec)
 }
@@ -239,11 +289,14 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 	}
 	switch a.Spec.Action {
 	case cafev1alpha1.ActionApprove:
-		if err := o.CheckApprover(actor, a.Spec.ActorGroups); err != nil {
+		if d.requesterUnverified != nil {
+			return d.requesterUnverified
+		}
+		if err := o.CheckApprover(actor, a.Spec.ActorGroups, d.rules.Approval); err != nil {
 			return err
 		}
 		st.Approvals = append(st.Approvals, cafev1alpha1.ReleaseApprovalRecord{User: actor, Time: d.nowTime(), Comment: a.Spec.Comment, Action: a.Name})
-		if len(st.Approvals) >= o.RequiredApprovals() {
+		if len(st.Approvals) >= o.RequiredApprovalsUnder(d.rules.Approval) {
 			st.ApprovedAt = ptr.To(d.nowTime())
 			d.out.Observations = append(d.out.Observations, Observation{Kind: "approved", Duration: d.now.Sub(o.CreationTimestamp.Time)})
 			d.setPhase(cafev1alpha1.OrderApproved, actor, cafev1alpha1.OrderReasonNotStarted,
@@ -395,21 +448,75 @@ func (d *decider) observeApps() {
 				d.setAppPhase(app, cafev1alpha1.AppReleasing, "published "+app.ToRevision+" (was "+orDash(app.FromRevision)+")")
 			case v.Published != app.FromRevision:
 				d.failApp(app, fmt.Sprintf("the app was changed outside the order: %s was published instead of %s", orDash(v.Published), app.ToRevision))
+			default:
+				d.failIfStalled(app, app.LastProgressAt, "publishing "+app.ToRevision+" (spec.publishedRevision of the app could not be set; see the order's events)", d.failApp)
 			}
 		case cafev1alpha1.AppReleasing:
+			d.recordOutsideChanges(app, v)
 			d.observeRelease(app, v)
 		case cafev1alpha1.AppRollingBack:
-			switch {
-			case !v.Exists:
-				d.setAppPhase(app, cafev1alpha1.AppFailed, "CafeAppService "+app.Name+" no longer exists: it cannot be rolled back")
-			case v.Published == app.FromRevision && app.PublishedGeneration == 0:
-				app.PublishedGeneration = v.Generation
-			case app.PublishedGeneration > 0 && v.observes(app.FromRevision, app.PublishedGeneration) && v.Ready && v.Outcomes[app.FromRevision] == cafev1alpha1.ReleaseOutcomeSucceeded:
-				app.RolledBackAt = ptr.To(d.nowTime())
-				d.setAppPhase(app, cafev1alpha1.AppRolledBack, app.FromRevision+" runs on every pod again")
-			}
+			d.observeRollback(app, v)
 		}
 	}
+}
+
+// recordOutsideChanges writes into the trail, once each, the changes a
+// person made directly to an app the order releases: who confirmed a group,
+// asked for a fast release or changed the strategy without the order.
+func (d *decider) recordOutsideChanges(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
+	changes := slices.Clone(v.OutsideChanges)
+	slices.SortFunc(changes, func(a, b outsideChange) int { return a.At.Compare(b.At) })
+	for _, c := range changes {
+		if c.By == ControllerActor || app.StartedAt == nil || c.At.Before(app.StartedAt.Time) || (app.LastOutsideChange != nil && !c.At.After(app.LastOutsideChange.Time)) {
+			continue
+		}
+		d.audit(c.By, "OutsideChange", "app/"+app.Name, "", "", c.What+" directly, not through the order")
+		app.LastOutsideChange = ptr.To(metav1.NewMicroTime(c.At))
+	}
+}
+
+// observeRollback follows an app's rollback to its previous revision. A
+// rollback that makes no progress within the progress deadline fails the
+// app, so the order ends (Failed) instead of rolling back for ever.
+func (d *decider) observeRollback(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
+	switch {
+	case !v.Exists:
+		d.setAppPhase(app, cafev1alpha1.AppFailed, "CafeAppService "+app.Name+" no longer exists: it cannot be rolled back")
+		return
+	case v.Published == app.FromRevision && app.PublishedGeneration == 0:
+		app.PublishedGeneration = v.Generation
+	case app.PublishedGeneration > 0 && v.observes(app.FromRevision, app.PublishedGeneration) && v.Ready && v.Outcomes[app.FromRevision] == cafev1alpha1.ReleaseOutcomeSucceeded:
+		app.RolledBackAt = ptr.To(d.nowTime())
+		d.setAppPhase(app, cafev1alpha1.AppRolledBack, app.FromRevision+" runs on every pod again")
+		return
+	}
+	since := app.RollbackStartedAt
+	if app.PublishedGeneration > 0 && v.observes(app.FromRevision, app.PublishedGeneration) {
+		fp := fmt.Sprintf("rollback/%s/%d/%d/%d", v.ReleasePhase, v.CurrentGroup, v.GroupsDone, v.Updated)
+		if fp != app.Progress {
+			app.Progress, app.LastProgressAt = fp, ptr.To(d.nowTime())
+		}
+	}
+	if app.LastProgressAt != nil && since != nil && app.LastProgressAt.After(since.Time) {
+		since = app.LastProgressAt
+	}
+	d.failIfStalled(app, since, "rolling back to "+app.FromRevision, func(app *cafev1alpha1.ReleaseOrderAppStatus, msg string) {
+		d.setAppPhase(app, cafev1alpha1.AppFailed, msg)
+	})
+}
+
+// failIfStalled fails the app with fail when nothing has moved since since
+// for the order's progress deadline, else asks to be woken at the deadline.
+func (d *decider) failIfStalled(app *cafev1alpha1.ReleaseOrderAppStatus, since *metav1.Time, doing string, fail func(*cafev1alpha1.ReleaseOrderAppStatus, string)) {
+	if since == nil {
+		return
+	}
+	deadline := since.Add(d.o.ProgressDeadline())
+	if d.now.Before(deadline) {
+		d.requeueAt(deadline)
+		return
+	}
+	fail(app, fmt.Sprintf("%s: no progress for %s (progressDeadlineSeconds, reason %s)", doing, d.o.ProgressDeadline(), cafev1alpha1.OrderReasonNoProgress))
 }
 
 func (d *decider) observeRelease(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
@@ -610,7 +717,7 @@ func (d *decider) summarize() {
 			st.AppsSucceeded++
 		}
 	}
-	st.ApprovalSummary = fmt.Sprintf("%d/%d", len(st.Approvals), o.RequiredApprovals())
+	st.ApprovalSummary = fmt.Sprintf("%d/%d", len(st.Approvals), o.RequiredApprovalsUnder(d.rules.Approval))
 	st.ObservedGeneration = o.Generation
 	if meta.FindStatusCondition(st.Conditions, cafev1alpha1.OrderApprovedCondition) != nil &&
 		meta.IsStatusConditionFalse(st.Conditions, cafev1alpha1.OrderApprovedCondition) && st.ApprovedAt == nil &&
@@ -618,7 +725,7 @@ func (d *decider) summarize() {
 		return
 	}
 	cond := metav1.Condition{Type: cafev1alpha1.OrderApprovedCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.OrderReasonPendingApproval,
-		Message: fmt.Sprintf("%d of %d approvals", len(st.Approvals), o.RequiredApprovals()), ObservedGeneration: o.Generation, LastTransitionTime: d.nowTime()}
+		Message: fmt.Sprintf("%d of %d approvals", len(st.Approvals), o.RequiredApprovalsUnder(d.rules.Approval)), ObservedGeneration: o.Generation, LastTransitionTime: d.nowTime()}
 	if st.ApprovedAt != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, cafev1alpha1.OrderReasonApproved, "approved by "+approvers(st.Approvals)
 	}

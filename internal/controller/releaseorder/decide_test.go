@@ -12,6 +12,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/seal"
 )
 
 // world plays the apps for decide: what each app publishes and how its
@@ -70,6 +71,7 @@ type run struct {
 	w      *world
 	now    time.Time
 	signer audit.Signer
+	seals  seal.Key
 	seq    int
 }
 
@@ -85,23 +87,34 @@ func newRun(t *testing.T, policy cafev1alpha1.FailurePolicy) *run {
 			Approval: cafev1alpha1.ReleaseApproval{Required: ptr.To[int32](2)}, ProgressDeadlineSeconds: ptr.To[int32](600),
 		},
 	}
-	return &run{t: t, o: o, w: newWorld("a", "b", "c", "d"), now: o.CreationTimestamp.Time, signer: audit.Signer{Key: key}}
+	seals := seal.NewKey([]byte("0123456789abcdef0123456789abcdef"))
+	o.Spec.Seal = seals.Order(o.Namespace, o.Spec)
+	return &run{t: t, o: o, w: newWorld("a", "b", "c", "d"), now: o.CreationTimestamp.Time, signer: audit.Signer{Key: key}, seals: seals}
 }
+
+// reseal seals the order's spec again after a test changed it, as the
+// webhook would have sealed the spec the test means.
+func (r *run) reseal() { r.o.Spec.Seal = r.seals.Order(r.o.Namespace, r.o.Spec) }
 
 // step runs decide with the actions, then the effects.
 func (r *run) step(actions ...cafev1alpha1.ReleaseAction) orderDecision {
 	r.now = r.now.Add(10 * time.Second)
-	d := decide(r.o, actions, r.w.apps, r.now, r.signer.Append)
+	d := decide(r.o, actions, r.w.apps, r.now, r.signer.Append, orderRules{Identity: r.seals})
 	r.w.effects(r.o)
 	return d
 }
 
+// action is an action as CAFE's admission webhook leaves it: stamped,
+// admitted after the previous one, sealed.
 func (r *run) action(actor string, a cafev1alpha1.ReleaseActionType) cafev1alpha1.ReleaseAction {
 	r.seq++
-	return cafev1alpha1.ReleaseAction{
-		ObjectMeta: metav1.ObjectMeta{Name: "act-" + string(rune('a'+r.seq))},
-		Spec:       cafev1alpha1.ReleaseActionSpec{Order: r.o.Name, Action: a, Actor: actor},
+	act := cafev1alpha1.ReleaseAction{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.o.Namespace, Name: "act-" + string(rune('a'+r.seq)), CreationTimestamp: metav1.NewTime(r.now)},
+		Spec: cafev1alpha1.ReleaseActionSpec{Order: r.o.Name, Action: a, Actor: actor,
+			AdmittedAt: ptr.To(metav1.NewMicroTime(r.now.Add(time.Duration(r.seq) * time.Microsecond)))},
 	}
+	act.Spec.Seal = r.seals.Action(act.Namespace, act.Spec)
+	return act
 }
 
 func (r *run) phases() map[string]cafev1alpha1.ReleaseOrderAppPhase { return phases(r.o.Status.Apps) }
@@ -198,6 +211,7 @@ func TestDecideWindowKeepsAnOrderScheduledAndPausesItWhenItCloses(t *testing.T) 
 	r.o.Spec.Approval.Required = ptr.To[int32](1)
 	start, end := r.now.Add(time.Hour), r.now.Add(2*time.Hour)
 	r.o.Spec.Window = &cafev1alpha1.ReleaseWindow{Start: ptr.To(metav1.NewTime(start)), End: ptr.To(metav1.NewTime(end))}
+	r.reseal()
 	r.step(r.action("bob", cafev1alpha1.ActionApprove))
 	d := r.step(r.action("carol", cafev1alpha1.ActionStart))
 	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderScheduled))
@@ -225,6 +239,7 @@ func TestDecideRollbackFailedRollsBackOnlyTheFailedAppAndFailsTheOrder(t *testin
 	g := NewWithT(t)
 	r := newRun(t, cafev1alpha1.FailureRollbackFailed)
 	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
 	r.step(r.action("bob", cafev1alpha1.ActionApprove))
 	r.step(r.action("bob", cafev1alpha1.ActionStart))
 	r.step()
@@ -253,4 +268,62 @@ func TestDecideRefusesActionsInTheWrongPhaseAndWithoutAnActor(t *testing.T) {
 	again := r.o.DeepCopy()
 	r.step(cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Name: r.o.Status.Actions[2].Name}, Spec: cafev1alpha1.ReleaseActionSpec{Action: cafev1alpha1.ActionReject, Actor: "bob"}})
 	g.Expect(r.o.Status.Audit).To(HaveLen(len(again.Status.Audit)))
+}
+
+// F9: a person who confirms, asks for a fast release or changes the
+// strategy of an app directly, while an order releases it, is in the
+// order's trail under their authenticated name, once.
+func TestSecurityF9_OutsideChangesAreInTheOrdersTrail(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailurePause)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", releasing))
+	r.w.observe("a")
+	v := r.w.apps["a"]
+	v.OutsideChanges = []outsideChange{
+		{What: "confirmed the waiting group", By: "mallory", At: r.now.Add(time.Second)},
+		{What: "the controller's own", By: ControllerActor, At: r.now.Add(2 * time.Second)},
+		{What: "before the order", By: "old", At: r.now.Add(-time.Hour)},
+	}
+	r.w.apps["a"] = v
+	r.step()
+	r.step()
+	var outside []string
+	for _, e := range r.o.Status.Audit {
+		if e.Action == "OutsideChange" {
+			outside = append(outside, e.Actor+": "+e.Reason)
+		}
+	}
+	g.Expect(outside).To(Equal([]string{"mallory: confirmed the waiting group directly, not through the order"}))
+}
+
+// F3b/issue item 3: a rollback that makes no progress ends the order
+// (Failed, with the reason in the app's message) instead of leaving it
+// RollingBack for as long as anyone waits.
+func TestSecurityF3b_StalledRollbackEndsTheOrder(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailureRollbackAll)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderRollingBack))
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB))
+	// The rollback is published but its release never moves.
+	d := r.step()
+	g.Expect(d.RequeueAfter).To(BeNumerically(">", 0), "the deadline wakes the order")
+	r.now = r.now.Add(r.o.ProgressDeadline())
+	r.step()
+	r.step()
+	g.Expect(r.o.Status.AppStatus("a").Phase).To(Equal(cafev1alpha1.AppFailed))
+	g.Expect(r.o.Status.AppStatus("a").Message).To(ContainSubstring("rolling back to a-r1: no progress for 10m0s"))
+	g.Expect(r.o.Status.Phase.IsFinished()).To(BeTrue(), "phase %s", r.o.Status.Phase)
 }

@@ -68,10 +68,10 @@ var actionSeq int
 func act(ctx context.Context, g *WithT, ns, order, actor string, a cafev1alpha1.ReleaseActionType) string {
 	actionSeq++
 	name := fmt.Sprintf("%s-%s-%d", order, a.Verb(), actionSeq)
-	g.Expect(suite.Client.Create(ctx, &cafev1alpha1.ReleaseAction{
+	createAction(ctx, g, sealAction(ctx, g, &cafev1alpha1.ReleaseAction{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       cafev1alpha1.ReleaseActionSpec{Order: order, Action: a, Actor: actor},
-	})).To(Succeed())
+	}))
 	return name
 }
 
@@ -106,7 +106,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 			},
 		},
 	}
-	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	createOrder(ctx, g, order)
 	g.Eventually(func(g Gomega) {
 		g.Expect(getOrder(ctx, g, ns, "weekly").Status.Phase).To(Equal(cafev1alpha1.OrderPendingApproval))
 	}).Should(Succeed())
@@ -166,7 +166,7 @@ func TestOrderActionsInTheWrongPhaseAreRefusedAndProcessedOnce(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
 		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
 	}
-	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	createOrder(ctx, g, order)
 	rec := result(ctx, g, ns, "solo", act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionStart))
 	g.Expect(rec.Result).To(Equal(cafev1alpha1.ActionRefused))
 	g.Expect(rec.Message).To(ContainSubstring("Start is not allowed while the order is PendingApproval"))

@@ -1,9 +1,12 @@
 // Package cafedeployment holds the admission webhooks of CafeDeployment:
 //
 //   - IdentityStamper (mutating) records who acted on a release — confirmed a
-//     group, paused, resumed, changed the template (a release or a rollback) —
-//     with the user the API server authenticated for the request, never a name
-//     the client sends. The *-by annotations can only be written by it.
+//     group, paused, resumed, changed the template (a release or a rollback),
+//     asked for a fast release, changed the strategy (water level,
+//     confirmations) — with the user the API server authenticated for the
+//     request, never a name the client sends. The *-by annotations can only
+//     be written by it. It refuses a fast-release request that would skip the
+//     confirmation a release waits for: that is a confirmation, made as one.
 //   - Validator (validating) rejects what the CRD's CEL rules cannot express,
 //     with messages that name the field.
 package cafedeployment
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -21,7 +25,8 @@ import (
 )
 
 // stampedAnnotations may only be written by the webhook.
-var stampedAnnotations = []string{cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation, cafev1alpha1.PausedByAnnotation, cafev1alpha1.ResumedByAnnotation, cafev1alpha1.ReleasedByAnnotation, cafev1alpha1.ActedAtAnnotation}
+var stampedAnnotations = []string{cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation, cafev1alpha1.PausedByAnnotation, cafev1alpha1.ResumedByAnnotation, cafev1alpha1.ReleasedByAnnotation, cafev1alpha1.ActedAtAnnotation,
+	cafev1alpha1.FastReleaseByAnnotation, cafev1alpha1.FastReleaseAtAnnotation, cafev1alpha1.StrategyChangedByAnnotation, cafev1alpha1.StrategyChangedAtAnnotation}
 
 // MutatePath is where the IdentityStamper is served.
 const MutatePath = "/mutate-cafe-io-v1alpha1-cafedeployment"
@@ -73,10 +78,37 @@ func stamp(old, cd *cafev1alpha1.CafeDeployment, user string, now time.Time) (bo
 		set(cafev1alpha1.ActedAtAnnotation, at)
 		stamped = true
 	}
-	if !equality.Semantic.DeepEqual(old.Spec.Template, cd.Spec.Template) {
+	templateChanged := !equality.Semantic.DeepEqual(old.Spec.Template, cd.Spec.Template)
+	if templateChanged {
 		set(cafev1alpha1.ReleasedByAnnotation, user)
 		set(cafev1alpha1.ActedAtAnnotation, at)
 		stamped = true
 	}
+	if fast := newAnn[cafev1alpha1.FastReleaseAnnotation]; fast != "" && fast != oldAnn[cafev1alpha1.FastReleaseAnnotation] {
+		if err := fastReleaseAllowed(old, templateChanged); err != nil {
+			return false, err
+		}
+		set(cafev1alpha1.FastReleaseByAnnotation, user)
+		set(cafev1alpha1.FastReleaseAtAnnotation, at)
+		stamped = true
+	}
+	if cd.Spec.Strategy.ChangedBesidesPause(old.Spec.Strategy) {
+		set(cafev1alpha1.StrategyChangedByAnnotation, user)
+		set(cafev1alpha1.StrategyChangedAtAnnotation, at)
+		stamped = true
+	}
 	return stamped, nil
+}
+
+// fastReleaseAllowed refuses a fast-release request on the release under
+// way while it waits for a confirmation: it would let the release go on
+// without one. A fast request that comes with a new template (a fast
+// rollback) starts a new release and is allowed.
+func fastReleaseAllowed(old *cafev1alpha1.CafeDeployment, templateChanged bool) error {
+	rel := old.Status.Release
+	if templateChanged || rel.Phase != cafev1alpha1.ReleasePhaseWaitingForConfirm {
+		return nil
+	}
+	return fmt.Errorf("metadata.annotations[%s]: the release of %s waits for a confirmation of group %d: a fast release would skip it; confirm the group instead (cafe deploy confirm %s, or cafe release confirm <order> when a release order runs it), which records who confirmed",
+		cafev1alpha1.FastReleaseAnnotation, old.Status.UpdateRevision, ptr.Deref(rel.CurrentGroup, 0), old.Name)
 }

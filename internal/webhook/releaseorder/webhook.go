@@ -3,9 +3,11 @@
 //
 //   - Stamper (mutating, ReleaseOrder and ReleaseAction CREATE) writes the
 //     user the API server authenticated into spec.requestedBy of an order
-//     and spec.actor of an action (with their groups), and refuses a
-//     request that names someone else. Both specs are immutable (CEL), so
-//     the stamp stays what the API server said.
+//     and spec.actor of an action (with their groups, and the action's
+//     admission time), refuses a request that names someone else or comes
+//     from CAFE's own identity, and seals the stamp (internal/seal) so the
+//     controller can tell it from a forged one. Both specs are immutable
+//     (CEL), so the stamp stays what the API server said.
 //   - OrderValidator (validating, ReleaseOrder CREATE and DELETE) refuses a
 //     dependency cycle, an app or revision that does not exist, an app that
 //     another open order changes, and deleting an open order — each naming
@@ -39,6 +41,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
+	"github.com/cafe-io/cafe/internal/seal"
 )
 
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -51,49 +54,73 @@ const (
 	ValidateActionPath = "/validate-cafe-io-v1alpha1-releaseaction"
 )
 
-// Stamper stamps the authenticated user on orders and actions.
-type Stamper struct{}
+// Stamper stamps the authenticated user on orders and actions, and seals
+// the stamp.
+type Stamper struct {
+	// Seals holds the key stamps are sealed with.
+	Seals *seal.Loader
+	// Clock gives actions their admission time, strictly increasing.
+	Clock *seal.Clock
+}
 
 // Handle implements admission.Handler.
-func (Stamper) Handle(_ context.Context, req admission.Request) admission.Response {
+func (s *Stamper) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create {
 		return admission.Allowed("")
+	}
+	key, err := s.Seals.Key(ctx)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	groups := req.UserInfo.Groups
 	switch req.Kind.Kind {
 	case "ReleaseOrder":
 		return admit.Stamp(req, "ReleaseOrder", "", nil, func(_, o *cafev1alpha1.ReleaseOrder, user string, _ time.Time) (bool, error) {
-			return true, StampOrder(o, user, groups)
+			return true, StampOrder(o, user, groups, key)
 		})
 	case "ReleaseAction":
 		return admit.Stamp(req, "ReleaseAction", "", nil, func(_, a *cafev1alpha1.ReleaseAction, user string, _ time.Time) (bool, error) {
-			return true, StampAction(a, user, groups)
+			return true, StampAction(a, user, groups, s.Clock.Next(), key)
 		})
 	}
 	return admission.Allowed("")
 }
 
-// StampOrder writes the requester into a new order, refusing a client that
-// names someone else.
-func StampOrder(o *cafev1alpha1.ReleaseOrder, user string, groups []string) error {
-	if o.Spec.RequestedBy != "" && o.Spec.RequestedBy != user {
+// StampOrder writes the requester into a new order and seals it, refusing
+// a client that names someone else, writes a seal, or is CAFE itself.
+func StampOrder(o *cafev1alpha1.ReleaseOrder, user string, groups []string, key seal.Key) error {
+	switch {
+	case user == cafev1alpha1.ControllerIdentity:
+		return fmt.Errorf("spec.requestedBy: %s is CAFE's own identity, reserved for what CAFE does itself; a person requests an order", user)
+	case o.Spec.RequestedBy != "" && o.Spec.RequestedBy != user:
 		return fmt.Errorf("spec.requestedBy: set by CAFE from the authenticated user (%s); it cannot name %q", user, o.Spec.RequestedBy)
+	case o.Spec.Seal != "":
+		return fmt.Errorf("spec.seal: set by CAFE's admission webhook; a client cannot write it")
 	}
 	o.Spec.RequestedBy, o.Spec.RequestedByGroups = user, boundGroups(groups)
+	o.Spec.Seal = key.Order(o.Namespace, o.Spec)
 	return nil
 }
 
-// StampAction writes the actor into a new action, refusing a client that
-// names someone else, and labels it with its order.
-func StampAction(a *cafev1alpha1.ReleaseAction, user string, groups []string) error {
-	if a.Spec.Actor != "" && a.Spec.Actor != user {
+// StampAction writes the actor and the admission time into a new action
+// and seals them, refusing a client that names someone else, writes a
+// stamp, or is CAFE itself; it labels the action with its order.
+func StampAction(a *cafev1alpha1.ReleaseAction, user string, groups []string, at metav1.MicroTime, key seal.Key) error {
+	switch {
+	case user == cafev1alpha1.ControllerIdentity:
+		return fmt.Errorf("spec.actor: %s is CAFE's own identity, reserved for what CAFE does itself; a person acts on an order", user)
+	case a.Spec.Actor != "" && a.Spec.Actor != user:
 		return fmt.Errorf("spec.actor: set by CAFE from the authenticated user (%s); it cannot name %q", user, a.Spec.Actor)
-	}
-	if a.Spec.ActorGroups != nil && !slices.Equal(a.Spec.ActorGroups, boundGroups(groups)) {
+	case a.Spec.ActorGroups != nil && !slices.Equal(a.Spec.ActorGroups, boundGroups(groups)):
 		return fmt.Errorf("spec.actorGroups: set by CAFE from the authenticated user's groups; a client cannot write them")
+	case a.Spec.AdmittedAt != nil:
+		return fmt.Errorf("spec.admittedAt: set by CAFE's admission webhook; a client cannot write it")
+	case a.Spec.Seal != "":
+		return fmt.Errorf("spec.seal: set by CAFE's admission webhook; a client cannot write it")
 	}
-	a.Spec.Actor, a.Spec.ActorGroups = user, boundGroups(groups)
-	metav1.SetMetaDataLabel(&a.ObjectMeta, cafev1alpha1.ReleaseOrderLabel, a.Spec.Order)
+	a.Spec.Actor, a.Spec.ActorGroups, a.Spec.AdmittedAt = user, boundGroups(groups), &at
+	a.Spec.Seal = key.Action(a.Namespace, a.Spec)
+	metav1.SetMetaDataLabel(&a.ObjectMeta, cafev1alpha1.ReleaseOrderLabel, cafev1alpha1.ReleaseOrderLabelValue(a.Spec.Order))
 	return nil
 }
 
@@ -238,6 +265,8 @@ type ActionValidator struct {
 	Reader client.Reader
 	// Client creates SubjectAccessReviews.
 	Client client.Client
+	// Approval is the cluster's approval policy.
+	Approval cafev1alpha1.ApprovalPolicy
 }
 
 // Handle implements admission.Handler.
@@ -268,7 +297,7 @@ func (v ActionValidator) Handle(ctx context.Context, req admission.Request) admi
 		}
 		return admission.Denied(msg)
 	}
-	return admit.Verdict(ValidateAction(o, a))
+	return admit.Verdict(ValidateAction(o, a, v.Approval))
 }
 
 // mayAct asks the API server's authorizer whether the requesting user may
@@ -292,18 +321,18 @@ func (v ActionValidator) mayAct(ctx context.Context, req admission.Request, a *c
 }
 
 // ValidateAction returns why the (stamped) action may not be taken on the
-// order as it stands, or nil.
-func ValidateAction(o *cafev1alpha1.ReleaseOrder, a *cafev1alpha1.ReleaseAction) error {
+// order as it stands under the cluster's approval policy, or nil.
+func ValidateAction(o *cafev1alpha1.ReleaseOrder, a *cafev1alpha1.ReleaseAction, policy cafev1alpha1.ApprovalPolicy) error {
 	ref := fmt.Sprintf("ReleaseOrder %s/%s", o.Namespace, o.Name)
 	if err := cafev1alpha1.ActionAllowedIn(a.Spec.Action, o.EffectivePhase()); err != nil {
 		return fmt.Errorf("spec.action: %s: %w", ref, err)
 	}
-	if len(o.Status.Actions) >= 256 {
-		return fmt.Errorf("spec.order: %s has processed 256 actions, the most its record holds", ref)
+	if o.Status.ActionsProcessed() >= cafev1alpha1.MaxAuditedActions && a.Spec.Action != cafev1alpha1.ActionCancel {
+		return fmt.Errorf("spec.action: %s has processed %d actions, the most its audit trail records one by one; only a Cancel is taken now", ref, cafev1alpha1.MaxAuditedActions)
 	}
 	switch a.Spec.Action {
 	case cafev1alpha1.ActionApprove:
-		if err := o.CheckApprover(a.Spec.Actor, a.Spec.ActorGroups); err != nil {
+		if err := o.CheckApprover(a.Spec.Actor, a.Spec.ActorGroups, policy); err != nil {
 			return fmt.Errorf("spec.action: %w", err)
 		}
 	case cafev1alpha1.ActionStart:

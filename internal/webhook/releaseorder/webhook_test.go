@@ -1,15 +1,19 @@
 package releaseorder
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/seal"
 )
 
 func world() OrderWorld {
@@ -76,23 +80,30 @@ func TestValidateAction(t *testing.T) {
 		return &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: a, Actor: actor, ActorGroups: groups}}
 	}
 	tests := []struct {
-		name string
-		o    *cafev1alpha1.ReleaseOrder
-		a    *cafev1alpha1.ReleaseAction
-		want string
+		name   string
+		o      *cafev1alpha1.ReleaseOrder
+		a      *cafev1alpha1.ReleaseAction
+		policy cafev1alpha1.ApprovalPolicy
+		want   string
 	}{
-		{"an approver of the group may approve a new order", pending, act(cafev1alpha1.ActionApprove, "bob", "approvers"), ""},
-		{"the requester may not approve", pending, act(cafev1alpha1.ActionApprove, "alice", "approvers"), "alice requested this order and cannot approve it"},
-		{"someone outside the approver groups may not approve", pending, act(cafev1alpha1.ActionApprove, "eve", "devs"), "in none of the order's approver groups"},
-		{"a start before approval is refused", pending, act(cafev1alpha1.ActionStart, "oscar"), "Start is not allowed while the order is PendingApproval (only when Approved)"},
-		{"a start of an approved order passes", approved, act(cafev1alpha1.ActionStart, "oscar"), ""},
-		{"an approval after approval is refused", approved, act(cafev1alpha1.ActionApprove, "carol"), "Approve is not allowed while the order is Approved"},
-		{"only a confirm names an app", approved, &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Action: cafev1alpha1.ActionReject, App: "a", Actor: "x"}}, "spec.app: only a Confirm"},
+		{"an approver of the group may approve a new order", pending, act(cafev1alpha1.ActionApprove, "bob", "approvers"), none, ""},
+		{"the requester may not approve", pending, act(cafev1alpha1.ActionApprove, "alice", "approvers"), none, "alice requested this order and cannot approve it"},
+		{"someone outside the approver groups may not approve", pending, act(cafev1alpha1.ActionApprove, "eve", "devs"), none, "in none of the order's approver groups"},
+		{"a start before approval is refused", pending, act(cafev1alpha1.ActionStart, "oscar"), none, "Start is not allowed while the order is PendingApproval (only when Approved)"},
+		{"a start of an approved order passes", approved, act(cafev1alpha1.ActionStart, "oscar"), none, ""},
+		{"an approval after approval is refused", approved, act(cafev1alpha1.ActionApprove, "carol"), none, "Approve is not allowed while the order is Approved"},
+		{"only a confirm names an app", approved, &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Action: cafev1alpha1.ActionReject, App: "a", Actor: "x"}}, none, "spec.app: only a Confirm"},
+		{"a ServiceAccount may not approve", pending, act(cafev1alpha1.ActionApprove, "system:serviceaccount:shop:ci", "approvers"), none, "is a ServiceAccount: four eyes needs people"},
+		{"a ServiceAccount the cluster policy names may approve", pending, act(cafev1alpha1.ActionApprove, "system:serviceaccount:shop:ci", "approvers"),
+			cafev1alpha1.ApprovalPolicy{ServiceAccounts: []string{"system:serviceaccount:shop:ci"}}, ""},
+		{"the cluster's approver groups bind every order", pending, act(cafev1alpha1.ActionApprove, "bob", "approvers"),
+			cafev1alpha1.ApprovalPolicy{ApproverGroups: []string{"change-board"}}, "bob is in none of the cluster's approver groups (change-board)"},
+		{"CAFE's own identity may not approve", pending, act(cafev1alpha1.ActionApprove, cafev1alpha1.ControllerIdentity, "approvers"), none, "CAFE's own identity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := ValidateAction(tt.o, tt.a)
+			err := ValidateAction(tt.o, tt.a, tt.policy)
 			if tt.want == "" {
 				g.Expect(err).NotTo(HaveOccurred())
 				return
@@ -102,22 +113,66 @@ func TestValidateAction(t *testing.T) {
 	}
 }
 
+var none cafev1alpha1.ApprovalPolicy
+
+var testKey = seal.NewKey([]byte("0123456789abcdef0123456789abcdef"))
+
 func TestStamp(t *testing.T) {
 	g := NewWithT(t)
 	o := order()
 	o.Spec.RequestedBy = ""
-	g.Expect(StampOrder(o, "alice", []string{"devs"})).To(Succeed())
+	g.Expect(StampOrder(o, "alice", []string{"devs"}, testKey)).To(Succeed())
 	g.Expect(o.Spec.RequestedBy).To(Equal("alice"))
 	g.Expect(o.Spec.RequestedByGroups).To(Equal([]string{"devs"}))
+	g.Expect(testKey.VerifyOrder("shop", o.Spec)).To(Succeed())
+	g.Expect(StampOrder(o, "alice", nil, testKey)).To(MatchError(ContainSubstring("spec.seal: set by CAFE's admission webhook")))
 	o.Spec.RequestedBy = "bob"
-	g.Expect(StampOrder(o, "alice", nil)).To(MatchError(ContainSubstring("spec.requestedBy: set by CAFE")))
+	g.Expect(StampOrder(o, "alice", nil, testKey)).To(MatchError(ContainSubstring("spec.requestedBy: set by CAFE")))
 
-	a := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionApprove}}
-	g.Expect(StampAction(a, "bob", []string{"approvers"})).To(Succeed())
+	at := metav1.NewMicroTime(time.Date(2026, 5, 1, 9, 0, 0, 1000, time.UTC))
+	a := &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Namespace: "shop"}, Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionApprove}}
+	g.Expect(StampAction(a, "bob", []string{"approvers"}, at, testKey)).To(Succeed())
 	g.Expect(a.Spec.Actor).To(Equal("bob"))
+	g.Expect(a.Spec.AdmittedAt).To(Equal(&at))
+	g.Expect(testKey.VerifyAction("shop", a.Spec)).To(Succeed())
 	g.Expect(a.Labels).To(HaveKeyWithValue(cafev1alpha1.ReleaseOrderLabel, "weekly"))
 	forged := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Actor: "carol"}}
-	g.Expect(StampAction(forged, "bob", nil)).To(MatchError(ContainSubstring("spec.actor: set by CAFE")))
+	g.Expect(StampAction(forged, "bob", nil, at, testKey)).To(MatchError(ContainSubstring("spec.actor: set by CAFE")))
 	groups := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{ActorGroups: []string{"approvers"}}}
-	g.Expect(StampAction(groups, "bob", []string{"devs"})).To(MatchError(ContainSubstring("spec.actorGroups")))
+	g.Expect(StampAction(groups, "bob", []string{"devs"}, at, testKey)).To(MatchError(ContainSubstring("spec.actorGroups")))
+	early := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{AdmittedAt: &at}}
+	g.Expect(StampAction(early, "bob", nil, at, testKey)).To(MatchError(ContainSubstring("spec.admittedAt: set by CAFE's admission webhook")))
+	sealed := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Seal: "x"}}
+	g.Expect(StampAction(sealed, "bob", nil, at, testKey)).To(MatchError(ContainSubstring("spec.seal: set by CAFE's admission webhook")))
+}
+
+// F12: no person's order or action is recorded under CAFE's own identity.
+func TestSecurityF12_ControllerIdentityIsReserved(t *testing.T) {
+	g := NewWithT(t)
+	o := order()
+	o.Spec.RequestedBy = ""
+	g.Expect(StampOrder(o, cafev1alpha1.ControllerIdentity, nil, testKey)).To(MatchError(ContainSubstring("CAFE's own identity")))
+	a := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionApprove}}
+	g.Expect(StampAction(a, cafev1alpha1.ControllerIdentity, nil, metav1.NowMicro(), testKey)).To(MatchError(ContainSubstring("CAFE's own identity")))
+}
+
+// F3a: an action on an order whose name does not fit a label value (one
+// created before names were bounded) still gets a valid label, so it is
+// admitted and the order can be cancelled.
+func TestSecurityF3a_LongOrderNameLabelsStayValid(t *testing.T) {
+	g := NewWithT(t)
+	for _, n := range []int{63, 64, 70, 253} {
+		name := strings.Repeat("a", n-1) + "z"
+		a := &cafev1alpha1.ReleaseAction{Spec: cafev1alpha1.ReleaseActionSpec{Order: name, Action: cafev1alpha1.ActionCancel}}
+		g.Expect(StampAction(a, "alice", nil, metav1.NowMicro(), testKey)).To(Succeed())
+		v := a.Labels[cafev1alpha1.ReleaseOrderLabel]
+		g.Expect(validation.IsValidLabelValue(v)).To(BeEmpty(), "label value for a %d-character name: %q", n, v)
+		o := &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		g.Expect(validation.IsQualifiedName(o.HoldAnnotation())).To(BeEmpty(), "hold annotation for a %d-character name", n)
+	}
+	// Distinct long names give distinct keys.
+	long := func(c string) *cafev1alpha1.ReleaseOrder {
+		return &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 60) + c}}
+	}
+	g.Expect(long("x").HoldAnnotation()).NotTo(Equal(long("y").HoldAnnotation()))
 }
