@@ -133,9 +133,10 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 
 	// The trail verifies with the public key CAFE published; each action
 	// and state change is in it once.
-	pub, err := audit.PublicKey(ctx, suite.Client, install.Namespace)
+	bundle, err := audit.PublishedKeys(ctx, suite.Client, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(audit.Verify(final.Status.Audit, pub)).To(BeNil())
+	_, p := audit.Verify(audit.OrderRecord(final), bundle.Ring())
+	g.Expect(p).To(BeNil())
 	seen := map[string]int{}
 	for _, e := range final.Status.Audit {
 		seen[e.Action+" "+e.Target+" "+e.After]++
@@ -148,7 +149,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 	tampered := final.DeepCopy()
 	tampered.Status.Audit[3].Actor = "mallory"
 	g.Expect(suite.Client.Status().Update(ctx, tampered)).To(Succeed())
-	p := audit.Verify(getOrder(ctx, g, ns, "weekly").Status.Audit, pub)
+	_, p = audit.Verify(audit.OrderRecord(getOrder(ctx, g, ns, "weekly")), bundle.Ring())
 	g.Expect(p).NotTo(BeNil())
 	g.Expect(p.Seq).To(Equal(int64(4)))
 	g.Expect(p.Reason).To(ContainSubstring("altered"))
