@@ -182,8 +182,8 @@ func TestSecurityF4_ReorderedTrailFails(t *testing.T) {
 func TestSecurityF4_TransplantedTrailFails(t *testing.T) {
 	s, pub := newSigner(t)
 	for name, to := range map[string]Subject{
-		"to another order":                   {Namespace: "shop", Name: "monthly", UID: order.UID},
-		"to another namespace":               {Namespace: "bank", Name: "weekly", UID: order.UID},
+		"to another order":                  {Namespace: "shop", Name: "monthly", UID: order.UID},
+		"to another namespace":              {Namespace: "bank", Name: "weekly", UID: order.UID},
 		"to a recreated order of that name": {Namespace: "shop", Name: "weekly", UID: "5b1c8a8e-0000-4000-8000-000000000002"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -82,7 +82,9 @@ type Bundle struct {
 }
 
 // Ring trusts every key of the bundle.
-func (b Bundle) Ring() KeyRing { return NewKeyRing(append([]ed25519.PublicKey{b.Current}, b.Retired...)...) }
+func (b Bundle) Ring() KeyRing {
+	return NewKeyRing(append([]ed25519.PublicKey{b.Current}, b.Retired...)...)
+}
 
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;create
 
