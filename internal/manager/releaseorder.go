@@ -22,12 +22,13 @@ func (o Options) namespace() string {
 
 // setupReleaseOrders registers the ReleaseOrder controller; its audit
 // signing key lives in CAFE's namespace.
-func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string) error {
+func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	keys, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
-	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace}
+	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"),
+		Namespace: opts.namespace(), Retention: opts.ReleaseOrderRetention}
 	if err := ro.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)
 	}
@@ -38,6 +39,6 @@ func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string)
 // webhooks.
 func registerReleaseOrderWebhooks(srv webhook.Server, mgr ctrl.Manager) {
 	srv.Register(rowebhook.MutatePath, &webhook.Admission{Handler: rowebhook.Stamper{}})
-	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader()}})
+	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	srv.Register(rowebhook.ValidateActionPath, &webhook.Admission{Handler: rowebhook.ActionValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 }

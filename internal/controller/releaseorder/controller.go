@@ -26,7 +26,7 @@ import (
 	"github.com/cafe-io/cafe/internal/audit"
 )
 
-// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete;purge
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseorders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseactions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;patch
