@@ -2,11 +2,15 @@ package releaseorder_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -182,5 +186,60 @@ func TestOrderActionsInTheWrongPhaseAreRefusedAndProcessedOnce(t *testing.T) {
 	// Nothing changes any more: the record is stable.
 	g.Consistently(func(g Gomega) {
 		g.Expect(getOrder(ctx, g, ns, "solo").Status.Audit).To(HaveLen(len(o.Status.Audit)))
+	}).Should(Succeed())
+}
+
+// Finding 4: the controller kept chaining onto whatever trail it found, so
+// a shortened or forged trail became CAFE's. Now it chains only onto a
+// trail that leads to a head signed with a published key; otherwise the
+// order stops, and its AuditIntact condition and a Warning event say why.
+func TestSecurityF4_ControllerDoesNotChainOntoATamperedTrail(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	appAtR2(ctx, g, ns, "solo")
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
+		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	var o *cafev1alpha1.ReleaseOrder
+	g.Eventually(func(g Gomega) {
+		o = getOrder(ctx, g, ns, "solo")
+		g.Expect(o.Status.AuditHead).NotTo(BeNil())
+		g.Expect(o.Status.AuditHead.Count).To(BeEquivalentTo(1))
+	}).Should(Succeed())
+
+	// A status patcher appends an approval of their own, with a head of
+	// their own: the API server admits it (the trail only grew).
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	g.Expect(err).NotTo(HaveOccurred())
+	mallory := audit.Signer{Key: key}
+	subject := audit.SubjectOf(o)
+	o.Status.Audit = mallory.Append(subject, o.Status.Audit, cafev1alpha1.AuditEntry{Time: metav1.NowMicro(), Actor: "carol", Action: "Approve"})
+	o.Status.AuditHead = mallory.Head(subject, o.Status.Audit)
+	g.Expect(suite.Client.Status().Update(ctx, o)).To(Succeed())
+
+	approval := act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionApprove)
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getOrder(ctx, g, ns, "solo").Status.Conditions, cafev1alpha1.OrderAuditIntactCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(cafev1alpha1.AuditReasonTrailTampered))
+		g.Expect(c.Message).To(ContainSubstring("the head is signed by key %q, which is not among the trusted keys", mallory.ID()))
+	}).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		events := &eventsv1.EventList{}
+		g.Expect(suite.Client.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range events.Items {
+			if e.Regarding.Name == "solo" && e.Type == corev1.EventTypeWarning {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		g.Expect(reasons).To(ContainElement(cafev1alpha1.AuditReasonTrailTampered))
+	}).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		now := getOrder(ctx, g, ns, "solo")
+		g.Expect(now.Status.Audit).To(HaveLen(2), "nothing is chained onto the forged entry")
+		g.Expect(now.Status.Actions).NotTo(ContainElement(HaveField("Name", approval)), "bob's approval waits")
 	}).Should(Succeed())
 }
