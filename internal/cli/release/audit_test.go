@@ -181,6 +181,9 @@ func TestSecurityF4_ReorderedTrailFails(t *testing.T) {
 	third := ro.Status.Audit[2]
 	third.Seq = 4
 	entry := func(e cafev1alpha1.AuditEntry) string { b, _ := json.Marshal(e); return string(b) }
+	// Moving the last entry is refused by the API server outright.
+	err := jsonPatchStatus(ctx, ro, `[{"op":"move","from":"/status/audit/5","path":"/status/audit/4"}]`)
+	g.Expect(err).To(MatchError(ContainSubstring("status.audit is append-only: entries cannot be removed, replaced or reordered")))
 	g.Expect(jsonPatchStatus(ctx, ro, `[{"op":"replace","path":"/status/audit/2","value":`+entry(swapped)+`},{"op":"replace","path":"/status/audit/3","value":`+entry(third)+`}]`)).To(Succeed())
 	out, err := auditRun(ctx, ns, "verify", "weekly", "--cafe-namespace", cafeNS)
 	g.Expect(err).To(MatchError(ErrVerifyFailed))
