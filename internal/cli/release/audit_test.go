@@ -224,7 +224,7 @@ func TestSecurityF4_PinnedKeyVerify(t *testing.T) {
 	g.Expect(keys).To(HavePrefix("# CAFE audit key " + s.ID() + " (current)\n-----BEGIN PUBLIC KEY-----"))
 	pinned := filepath.Join(t.TempDir(), "keys.pem")
 	g.Expect(os.WriteFile(pinned, []byte(keys), 0o600)).To(Succeed())
-	out, err := auditRun(ctx, ns, "verify", "weekly", "--public-key", pinned)
+	out, err := auditRun(ctx, ns, "verify", "weekly", "--public-key", pinned, "--cafe-namespace", cafeNS)
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(out).To(Equal("OK   ReleaseOrder " + ns + "/weekly: 6 entries, chain, signatures and signed head verified; key " + s.ID() + ": entries 1-6; head: key " + s.ID() + "\n"))
 
@@ -242,7 +242,7 @@ func TestSecurityF4_PinnedKeyVerify(t *testing.T) {
 
 	out, err = auditRun(ctx, ns, "verify", "forged", "--cafe-namespace", cafeNS)
 	g.Expect(err).NotTo(HaveOccurred(), "the cluster's keys are now mallory's: %s", out)
-	out, err = auditRun(ctx, ns, "verify", "--public-key", pinned)
+	out, err = auditRun(ctx, ns, "verify", "--public-key", pinned, "--cafe-namespace", cafeNS)
 	g.Expect(err).To(MatchError(ErrVerifyFailed))
 	g.Expect(out).To(ContainSubstring("OK   ReleaseOrder " + ns + "/weekly"))
 	g.Expect(out).To(ContainSubstring("FAIL ReleaseOrder " + ns + "/forged: entry 1 (seq 1): signed by key \"" + mallory.ID() + "\", which is not among the trusted keys (trusted: " + s.ID() + ")"))
