@@ -92,9 +92,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	if r.KeyRecheck == 0 {
-		r.KeyRecheck = audit.DefaultKeyRecheck
-	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &cafev1alpha1.ReleaseAction{}, ActionOrderIndex, func(o client.Object) []string {
 		return []string{o.(*cafev1alpha1.ReleaseAction).Spec.Order}
@@ -158,7 +155,7 @@ func (r *Reconciler) signingKeys(ctx context.Context) (signingKeys, error) {
 	r.keysMu.Lock()
 	defer r.keysMu.Unlock()
 	now := r.Now()
-	if r.keys != nil && now.Sub(r.keys.checkedAt) < r.KeyRecheck {
+	if r.keys != nil && now.Sub(r.keys.checkedAt) < r.keyRecheck() {
 		return *r.keys, nil
 	}
 	c := r.KeyClient
@@ -378,10 +375,13 @@ func sealAudit(order, before *cafev1alpha1.ReleaseOrder, s audit.Signer) {
 // Warning event say why; the check is repeated after KeyRecheck, so a
 // restored or rotated key resumes the order.
 func (r *Reconciler) refuseToSign(ctx context.Context, order *cafev1alpha1.ReleaseOrder, reason string, cause error) (ctrl.Result, error) {
-	ctrl.LoggerFrom(ctx).Error(cause, "Not signing the audit trail of the release order", "ReleaseOrder", klog.KObj(order), "reason", reason)
+	log := ctrl.LoggerFrom(ctx).WithValues("ReleaseOrder", klog.KObj(order), "reason", reason)
 	msg := truncateMessage(fmt.Sprintf("CAFE does not sign this order's trail, so the order does not progress: %v", cause))
 	cond := metav1.Condition{Type: cafev1alpha1.OrderAuditIntactCondition, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: order.Generation}
-	if meta.SetStatusCondition(&order.Status.Conditions, cond) {
+	if !meta.SetStatusCondition(&order.Status.Conditions, cond) {
+		log.V(1).Info("Still not signing the audit trail of the release order", "cause", cause.Error())
+	} else {
+		log.Info("Not signing the audit trail of the release order", "cause", cause.Error())
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
 				return ctrl.Result{Requeue: true}, nil
@@ -390,7 +390,14 @@ func (r *Reconciler) refuseToSign(ctx context.Context, order *cafev1alpha1.Relea
 		}
 		r.Recorder.Eventf(order, nil, "Warning", reason, "Audit", "%s", msg)
 	}
-	return ctrl.Result{RequeueAfter: r.KeyRecheck}, nil
+	return ctrl.Result{RequeueAfter: r.keyRecheck()}, nil
+}
+
+func (r *Reconciler) keyRecheck() time.Duration {
+	if r.KeyRecheck <= 0 {
+		return audit.DefaultKeyRecheck
+	}
+	return r.KeyRecheck
 }
 
 func truncateMessage(s string) string {

@@ -6,18 +6,23 @@ import (
 	"crypto/rand"
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/controller/releaseorder"
 	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 // emptyApp is an app without pods: its releases complete as soon as the
@@ -242,4 +247,52 @@ func TestSecurityF4_ControllerDoesNotChainOntoATamperedTrail(t *testing.T) {
 		g.Expect(now.Status.Audit).To(HaveLen(2), "nothing is chained onto the forged entry")
 		g.Expect(now.Status.Actions).NotTo(ContainElement(HaveField("Name", approval)), "bob's approval waits")
 	}).Should(Succeed())
+}
+
+// Finding 4: a replaced key Secret either was adopted silently (a new key
+// was created when the Secret was gone) or stalled every order at the next
+// start with nothing but a log line. Now the controller refuses to sign
+// with a key that is not the published current one, and each order it
+// would change says so in its AuditIntact condition and a Warning event.
+// A second controller is run by hand here, with its key in a namespace of
+// the test's own, so the suite's controller keeps its key.
+func TestSecurityF4_ReplacedKeyDetected(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	keyNS := framework.CreateNamespace(t, suite.Client)
+	original, _, err := audit.EnsureSigner(ctx, suite.Client, keyNS)
+	g.Expect(err).NotTo(HaveOccurred())
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: keyNS, Name: audit.SigningKeySecret}}
+	g.Expect(suite.Client.Delete(ctx, secret)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: keyNS, Name: audit.SigningKeySecret},
+		Data:       map[string][]byte{"ed25519.seed": []byte("0123456789abcdef0123456789abcdef")},
+	})).To(Succeed())
+
+	appAtR2(ctx, g, ns, "solo")
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
+		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	var entries int
+	g.Eventually(func(g Gomega) {
+		entries = len(getOrder(ctx, g, ns, "solo").Status.Audit)
+		g.Expect(entries).To(BeNumerically(">", 0))
+	}).Should(Succeed())
+
+	recorder := events.NewFakeRecorder(100)
+	restarted := &releaseorder.Reconciler{Client: suite.Client, APIReader: suite.Client, Recorder: recorder, Namespace: keyNS, Now: time.Now}
+	var event string
+	g.Eventually(func(g Gomega) {
+		res, err := restarted.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(order)})
+		g.Expect(err).NotTo(HaveOccurred(), "a replaced key is not a failure to retry blindly")
+		g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "the key is checked again")
+		g.Expect(recorder.Events).To(Receive(&event))
+	}).Should(Succeed())
+	g.Expect(event).To(HavePrefix("Warning " + cafev1alpha1.AuditReasonSigningKeyNotPublished))
+	g.Expect(event).To(ContainSubstring("publishes " + original.ID() + " as current (it was never published): the Secret was replaced"))
+	g.Expect(getOrder(ctx, g, ns, "solo").Status.Audit).To(HaveLen(entries), "it signed nothing")
+	cm := &corev1.ConfigMap{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: keyNS, Name: audit.PublicKeyConfig}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(HaveLen(1), "the replaced key was not published")
 }
