@@ -6,9 +6,11 @@ import (
 
 // AuditEntry is one record of an audit trail: who did what to which
 // target, when, and what changed. Entries form a hash chain (each hash
-// covers the entry and the previous entry's hash) and each hash is signed
-// with an ed25519 key only CAFE's controller holds, so an entry altered,
-// removed or reordered after the fact is detected (`cafe audit verify`).
+// covers the entry, the object it belongs to — namespace, name and UID — and
+// the previous entry's hash) and each hash is signed with an ed25519 key
+// only CAFE's controller holds, so an entry altered, removed, reordered or
+// copied from another object after the fact is detected
+// (`cafe audit verify`).
 type AuditEntry struct {
 	// seq numbers the entries of a trail from 1, without gaps.
 	// +required
@@ -60,6 +62,41 @@ type AuditEntry struct {
 	Hash string `json:"hash"`
 
 	// signature is the base64 ed25519 signature of hash.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Signature string `json:"signature"`
+
+	// keyID names the key that signed the entry: the first 16 hex digits of
+	// the SHA-256 of its public key (`cafe audit export-keys`).
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	KeyID string `json:"keyID,omitempty"`
+}
+
+// AuditHead is the signed statement of how long a trail is: its number of
+// entries and the hash of the last one, bound to the object it belongs to.
+// The API server lets it only move forward (see the rules on ReleaseOrder),
+// so a trail cannot be shortened or emptied through the status subresource,
+// and a verifier that holds the head detects a trail shortened anywhere
+// else (an export, etcd).
+type AuditHead struct {
+	// count is the number of entries in the trail.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Count int64 `json:"count"`
+
+	// hash is the last entry's hash.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Hash string `json:"hash"`
+
+	// keyID names the key that signed the head.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	KeyID string `json:"keyID"`
+
+	// signature is the base64 ed25519 signature of the head's digest
+	// (namespace, name, UID, count and hash).
 	// +required
 	// +kubebuilder:validation:MaxLength=128
 	Signature string `json:"signature"`

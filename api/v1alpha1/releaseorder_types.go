@@ -89,6 +89,15 @@ const (
 	// OrderProgressingCondition is True while apps are released or rolled
 	// back; its reason says why not otherwise.
 	OrderProgressingCondition = "Progressing"
+	// OrderAuditIntactCondition is False while CAFE refuses to sign the
+	// order's trail: its signing key is not the published one, or the trail
+	// does not chain to its signed head. The order does not progress then:
+	// no change goes unrecorded.
+	OrderAuditIntactCondition = "AuditIntact"
+
+	AuditReasonIntact                 = "Intact"
+	AuditReasonSigningKeyNotPublished = "SigningKeyNotPublished"
+	AuditReasonTrailTampered          = "TrailTampered"
 
 	OrderReasonPendingApproval = "PendingApproval"
 	OrderReasonApproved        = "Approved"
@@ -130,6 +139,8 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:path=releaseorders,scope=Namespaced,shortName=ro,categories=cafe
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.audit) || size(oldSelf.status.audit) == 0 || (has(self.status) && has(self.status.audit) && size(self.status.audit) >= size(oldSelf.status.audit) && self.status.audit[size(oldSelf.status.audit) - 1].hash == oldSelf.status.audit[size(oldSelf.status.audit) - 1].hash)",message="status.audit is append-only: entries cannot be removed, replaced or reordered",fieldPath=".status.audit"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.auditHead) || (has(self.status) && has(self.status.auditHead) && (self.status.auditHead.count > oldSelf.status.auditHead.count || self.status.auditHead == oldSelf.status.auditHead))",message="status.auditHead only moves forward: it cannot be removed, its count cannot decrease, and it changes only when entries are appended",fieldPath=".status.auditHead"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Title",type=string,JSONPath=`.spec.title`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
@@ -237,9 +248,12 @@ type ReleaseOrderSpec struct {
 	// +kubebuilder:validation:Maximum=86400
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 
-	// retentionDays is how long a finished order is kept; CAFE deletes it
-	// afterwards. Unset keeps it forever (it is the record). An open order
-	// cannot be deleted.
+	// retentionDays can only lengthen how long a finished order is kept:
+	// retention is the cluster's policy (the manager's
+	// --release-order-retention; unset there keeps orders forever), and CAFE
+	// deletes a finished order only once both have passed. An open order
+	// cannot be deleted; a finished one only by CAFE's retention or by an
+	// identity RBAC grants the verb `purge` on releaseorders.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=36500
@@ -333,8 +347,11 @@ type ReleaseWindow struct {
 }
 
 // ReleaseOrderStatus is the record of an order.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.auditHead) ? (has(self.audit) && size(self.audit) == self.auditHead.count && self.audit[size(self.audit) - 1].hash == self.auditHead.hash) : (!has(self.audit) || size(self.audit) == 0)",message="status.auditHead must count the entries of status.audit and name the last one's hash",fieldPath=".auditHead"
 type ReleaseOrderStatus struct {
-	// conditions are Approved and Progressing.
+	// conditions are Approved, Progressing and, once CAFE refused to sign
+	// the trail, AuditIntact.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -413,6 +430,13 @@ type ReleaseOrderStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=2048
 	Audit []AuditEntry `json:"audit,omitempty"`
+
+	// auditHead is CAFE's signed statement of the trail's length and last
+	// hash. The API server keeps the trail append-only and the head moving
+	// forward, so a trail shorter than its head, or an order that has
+	// progressed without one, fails verification.
+	// +optional
+	AuditHead *AuditHead `json:"auditHead,omitempty"`
 }
 
 // ReleaseApprovalRecord is one approval.

@@ -13,6 +13,8 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
+var order = Subject{Namespace: "shop", Name: "weekly", UID: "5b1c8a8e-0000-4000-8000-000000000001"}
+
 func newSigner(t *testing.T) (Signer, ed25519.PublicKey) {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
@@ -22,73 +24,212 @@ func newSigner(t *testing.T) (Signer, ed25519.PublicKey) {
 	return Signer{Key: key}, pub
 }
 
+func entryAt(i int) cafev1alpha1.AuditEntry {
+	at := time.Date(2026, 11, 26, 9, 0, 0, 123456789, time.UTC)
+	return cafev1alpha1.AuditEntry{
+		Time: metav1.NewMicroTime(at.Add(time.Duration(i) * time.Second)), Actor: "alice", Action: "Approve",
+		Target: "order/o1", Before: "PendingApproval", After: "Approved", Reason: "looks good",
+	}
+}
+
 func trailOf(s Signer, n int) []cafev1alpha1.AuditEntry {
 	var trail []cafev1alpha1.AuditEntry
-	at := time.Date(2026, 11, 26, 9, 0, 0, 123456789, time.UTC)
 	for i := range n {
-		trail = s.Append(trail, cafev1alpha1.AuditEntry{
-			Time: metav1.NewMicroTime(at.Add(time.Duration(i) * time.Second)), Actor: "alice", Action: "Approve",
-			Target: "order/o1", Before: "PendingApproval", After: "Approved", Reason: "looks good",
-		})
+		trail = s.Append(order, trail, entryAt(i))
 	}
 	return trail
+}
+
+// recordOf is a trail with its signed head, as CAFE writes it.
+func recordOf(s Signer, n int) Record {
+	trail := trailOf(s, n)
+	return Record{Subject: order, Trail: trail, Head: s.Head(order, trail), Progressed: true}
 }
 
 func TestAnUntouchedTrailVerifiesAfterAStorageRoundTrip(t *testing.T) {
 	g := NewWithT(t)
 	s, pub := newSigner(t)
-	trail := trailOf(s, 4)
-	g.Expect(trail[0].Seq).To(BeEquivalentTo(1))
-	g.Expect(trail[0].PrevHash).To(BeEmpty())
-	g.Expect(trail[3].PrevHash).To(Equal(trail[2].Hash))
+	r := recordOf(s, 4)
+	g.Expect(r.Trail[0].Seq).To(BeEquivalentTo(1))
+	g.Expect(r.Trail[0].PrevHash).To(BeEmpty())
+	g.Expect(r.Trail[3].PrevHash).To(Equal(r.Trail[2].Hash))
+	g.Expect(r.Trail[0].KeyID).To(Equal(KeyID(pub)))
 
 	// As the API server stores it: JSON, times to the microsecond.
-	data, err := json.Marshal(trail)
+	data, err := json.Marshal(r.Trail)
 	g.Expect(err).NotTo(HaveOccurred())
 	var stored []cafev1alpha1.AuditEntry
 	g.Expect(json.Unmarshal(data, &stored)).To(Succeed())
-	g.Expect(Verify(stored, pub)).To(BeNil())
+	r.Trail = stored
+	rep, p := Verify(r, NewKeyRing(pub))
+	g.Expect(p).To(BeNil())
+	g.Expect(rep.Entries).To(Equal(4))
+	g.Expect(rep.KeyIDs).To(Equal([]string{KeyID(pub), KeyID(pub), KeyID(pub), KeyID(pub)}))
+	g.Expect(rep.HeadKeyID).To(Equal(KeyID(pub)))
+	g.Expect(CheckIntact(r, NewKeyRing(pub))).To(BeNil())
+}
+
+func TestAnOrderNotYetProcessedHasNoTrailAndVerifies(t *testing.T) {
+	g := NewWithT(t)
+	_, pub := newSigner(t)
+	_, p := Verify(Record{Subject: order}, NewKeyRing(pub))
+	g.Expect(p).To(BeNil())
 }
 
 func TestVerifyNamesTheFirstEntryThatDoesNotHold(t *testing.T) {
 	s, pub := newSigner(t)
-	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := newSigner(t)
 	tests := []struct {
 		name   string
-		tamper func([]cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry
+		tamper func(Record) Record
 		index  int
 		reason string
 	}{
-		{"an edited actor", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry { tr[2].Actor = "mallory"; return tr }, 2, "altered"},
-		{"an edited time", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
-			tr[1].Time = metav1.NewMicroTime(tr[1].Time.Add(time.Hour))
-			return tr
+		{"an edited actor", func(r Record) Record { r.Trail[2].Actor = "mallory"; return r }, 2, "altered"},
+		{"an edited time", func(r Record) Record {
+			r.Trail[1].Time = metav1.NewMicroTime(r.Trail[1].Time.Add(time.Hour))
+			return r
 		}, 1, "altered"},
-		{"an edit re-hashed without the key", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
-			tr[2].Reason = "approved by the board"
-			tr[2].Hash = Digest(tr[2])
-			return tr
+		{"an edit re-hashed without the key", func(r Record) Record {
+			r.Trail[2].Reason = "approved by the board"
+			r.Trail[2].Hash = Digest(order, r.Trail[2])
+			return r
 		}, 2, "signature"},
-		{"a removed entry", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry { return append(tr[:1], tr[2:]...) }, 1, "removed"},
-		{"two entries swapped", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry { tr[1], tr[2] = tr[2], tr[1]; return tr }, 1, "reordered"},
-		{"a removed and renumbered entry", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
-			tr = append(tr[:1], tr[2:]...)
-			for i := range tr {
-				tr[i].Seq = int64(i + 1)
+		{"a removed entry", func(r Record) Record { r.Trail = append(r.Trail[:1], r.Trail[2:]...); return r }, 1, "removed"},
+		{"a removed and renumbered entry", func(r Record) Record {
+			r.Trail = append(r.Trail[:1], r.Trail[2:]...)
+			for i := range r.Trail {
+				r.Trail[i].Seq = int64(i + 1)
 			}
-			return tr
+			return r
 		}, 1, "prevHash"},
-		{"a trail re-signed with another key", func(tr []cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
-			return Signer{Key: otherKey}.Append(tr[:3], tr[3])
-		}, 3, "signature"},
+		{"a trail continued with another key", func(r Record) Record {
+			r.Trail = other.Append(order, r.Trail[:3], r.Trail[3])
+			r.Head = other.Head(order, r.Trail)
+			return r
+		}, 3, "not among the trusted keys"},
+		{"a trail continued with another key under a trusted key's ID", func(r Record) Record {
+			e := r.Trail[3]
+			r.Trail = other.Append(order, r.Trail[:3], e)
+			r.Trail[3].KeyID = KeyID(pub)
+			r.Trail[3].Hash = Digest(order, r.Trail[3])
+			return r
+		}, 3, "signature is not key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			p := Verify(tt.tamper(trailOf(s, 4)), pub)
+			_, p := Verify(tt.tamper(recordOf(s, 4)), NewKeyRing(pub))
 			g.Expect(p).NotTo(BeNil())
 			g.Expect(p.Index).To(Equal(tt.index))
 			g.Expect(p.Error()).To(ContainSubstring(tt.reason))
 		})
 	}
+}
+
+// The pure part of the finding-4 probes: what a status patcher (or anyone
+// past the API server's rules: etcd, an export file) can do to a trail.
+func TestSecurityF4_TruncatedTrailFailsAgainstItsSignedHead(t *testing.T) {
+	g := NewWithT(t)
+	s, pub := newSigner(t)
+	r := recordOf(s, 6)
+	r.Trail = r.Trail[:5] // JSON patch remove /status/audit/5
+	_, p := Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(Equal("trail: the signed head counts 6 entries but the trail has 5: the trail was truncated (entries 6 to 6 are missing)"))
+	g.Expect(CheckIntact(r, NewKeyRing(pub))).NotTo(BeNil(), "the controller does not chain onto it")
+
+	// Truncated together with its head: the trail's length is unproven.
+	r.Head = nil
+	_, p = Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(ContainSubstring("no signed head"))
+
+	// A head re-pointed at the shorter trail is not CAFE's.
+	r.Head = s.Head(order, trailOf(s, 6))
+	r.Head.Count, r.Head.Hash = 5, r.Trail[4].Hash
+	_, p = Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(ContainSubstring("the head's signature is not key"))
+}
+
+func TestSecurityF4_EmptiedTrailFailsForAnOrderThatProgressed(t *testing.T) {
+	g := NewWithT(t)
+	s, pub := newSigner(t)
+	r := recordOf(s, 6)
+	r.Trail = nil
+	_, p := Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(ContainSubstring("the trail was truncated (entries 1 to 6 are missing)"))
+	r.Head = nil
+	_, p = Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(ContainSubstring("the trail was emptied"))
+}
+
+func TestSecurityF4_ReorderedTrailFails(t *testing.T) {
+	g := NewWithT(t)
+	s, pub := newSigner(t)
+	r := recordOf(s, 6)
+	r.Trail[2], r.Trail[3] = r.Trail[3], r.Trail[2]
+	r.Trail[2].Seq, r.Trail[3].Seq = 3, 4 // renumbered too
+	_, p := Verify(r, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Index).To(Equal(2))
+	g.Expect(p.Error()).To(ContainSubstring("prevHash does not match"))
+}
+
+func TestSecurityF4_TransplantedTrailFails(t *testing.T) {
+	s, pub := newSigner(t)
+	for name, to := range map[string]Subject{
+		"to another order":                  {Namespace: "shop", Name: "monthly", UID: order.UID},
+		"to another namespace":              {Namespace: "bank", Name: "weekly", UID: order.UID},
+		"to a recreated order of that name": {Namespace: "shop", Name: "weekly", UID: "5b1c8a8e-0000-4000-8000-000000000002"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := recordOf(s, 6)
+			r.Subject = to
+			_, p := Verify(r, NewKeyRing(pub))
+			g.Expect(p).NotTo(BeNil())
+			g.Expect(p.Index).To(Equal(0))
+			g.Expect(p.Error()).To(ContainSubstring("copied from another object's trail"))
+		})
+	}
+}
+
+func TestSecurityF4_RetiredKeysStillVerifyOldEntries(t *testing.T) {
+	g := NewWithT(t)
+	oldKey, oldPub := newSigner(t)
+	newKey, newPub := newSigner(t)
+	// Entries 1-3 before the rotation, 4-5 after; the head is the new key's.
+	trail := trailOf(oldKey, 3)
+	for i := 3; i < 5; i++ {
+		trail = newKey.Append(order, trail, entryAt(i))
+	}
+	r := Record{Subject: order, Trail: trail, Head: newKey.Head(order, trail), Progressed: true}
+	rep, p := Verify(r, Bundle{Current: newPub, Retired: []ed25519.PublicKey{oldPub}}.Ring())
+	g.Expect(p).To(BeNil())
+	g.Expect(rep.KeyIDs).To(Equal([]string{KeyID(oldPub), KeyID(oldPub), KeyID(oldPub), KeyID(newPub), KeyID(newPub)}))
+	g.Expect(rep.HeadKeyID).To(Equal(KeyID(newPub)))
+
+	// Without the retired key, the old entries are not trusted.
+	_, p = Verify(r, NewKeyRing(newPub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Index).To(Equal(0))
+	g.Expect(p.Error()).To(ContainSubstring("signed by key %q, which is not among the trusted keys", KeyID(oldPub)))
+}
+
+func TestKeysRoundTripThroughPEM(t *testing.T) {
+	g := NewWithT(t)
+	_, a := newSigner(t)
+	_, b := newSigner(t)
+	data, err := EncodeKeys(Bundle{Current: a, Retired: []ed25519.PublicKey{b}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(data)).To(ContainSubstring("# CAFE audit key " + KeyID(a) + " (current)"))
+	keys, err := ParseKeys(data)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(NewKeyRing(keys...).IDs()).To(ConsistOf(KeyID(a), KeyID(b)))
+	_, err = ParseKeys([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
+	g.Expect(err).To(HaveOccurred())
 }

@@ -62,6 +62,10 @@ type Options struct {
 	// process after the first stopped (devenv.Env.StopControllers):
 	// controller-runtime otherwise refuses controller names it has seen.
 	SkipControllerNameValidation bool
+	// ReleaseOrderRetention is the cluster's retention policy for finished
+	// release orders: CAFE deletes one this long after it finished (longer
+	// if its spec.retentionDays says so). Zero keeps them forever.
+	ReleaseOrderRetention time.Duration
 	// WebhooksOnly builds a manager that serves the admission webhooks
 	// (Webhook must be set) and runs no controller: the controllers run in
 	// another process, e.g. the `cafe manager` child the release-order e2e
@@ -152,7 +156,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		if err := setupControllers(context.Background(), mgr); err != nil {
 			return nil, err
 		}
-		if err := setupReleaseOrders(context.Background(), mgr, opts.namespace(), opts.Approval); err != nil {
+		if err := setupReleaseOrders(context.Background(), mgr, opts); err != nil {
 			return nil, err
 		}
 	}

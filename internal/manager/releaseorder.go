@@ -24,13 +24,14 @@ func (o Options) namespace() string {
 
 // setupReleaseOrders registers the ReleaseOrder controller; its audit
 // signing key lives in CAFE's namespace.
-func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string, approval cafev1alpha1.ApprovalPolicy) error {
+func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	keys, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
-	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"), Namespace: namespace,
-		Seals: &seal.Loader{Client: keys, Namespace: namespace}, Approval: approval}
+	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"),
+		Namespace: opts.namespace(), Retention: opts.ReleaseOrderRetention,
+		Seals: &seal.Loader{Client: keys, Namespace: opts.namespace()}, Approval: opts.Approval}
 	if err := ro.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)
 	}
@@ -42,6 +43,6 @@ func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, namespace string,
 func registerReleaseOrderWebhooks(srv webhook.Server, mgr ctrl.Manager, keys client.Client, namespace string, approval cafev1alpha1.ApprovalPolicy) {
 	seals := &seal.Loader{Client: keys, Namespace: namespace}
 	srv.Register(rowebhook.MutatePath, &webhook.Admission{Handler: &rowebhook.Stamper{Seals: seals, Clock: &seal.Clock{}}})
-	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader()}})
+	srv.Register(rowebhook.ValidateOrderPath, &webhook.Admission{Handler: rowebhook.OrderValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	srv.Register(rowebhook.ValidateActionPath, &webhook.Admission{Handler: rowebhook.ActionValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Approval: approval}})
 }

@@ -84,6 +84,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
+	f.DurationVar(&o.ReleaseOrderRetention, "release-order-retention", 0, "how long finished release orders (the audit record) are kept before CAFE deletes them, e.g. 87600h; 0 keeps them forever. An order's spec.retentionDays can only lengthen it")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.

@@ -3,8 +3,6 @@ package release
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -23,12 +22,16 @@ import (
 // ErrVerifyFailed is returned when a trail does not verify.
 var ErrVerifyFailed = errors.New("audit verification failed")
 
-// ExportLine is one line of `cafe audit export`: an entry and the order
-// whose trail it belongs to.
+// ExportLine is one line of `cafe audit export`: an entry of an order's
+// trail or, last for each order, its head line: the signed head and
+// whether the order has progressed (so its trail cannot be empty).
 type ExportLine struct {
-	Namespace string `json:"namespace"`
-	Order     string `json:"order"`
-	cafev1alpha1.AuditEntry
+	Namespace string    `json:"namespace"`
+	Order     string    `json:"order"`
+	UID       types.UID `json:"uid,omitempty"`
+	*cafev1alpha1.AuditEntry
+	Head       *cafev1alpha1.AuditHead `json:"head,omitempty"`
+	Progressed bool                    `json:"progressed,omitempty"`
 }
 
 // auditOptions are the flags of `cafe audit`.
@@ -91,18 +94,22 @@ func (o *Options) export(ctx context.Context, names []string, ao auditOptions) e
 			if e.Time.Time.Before(since) {
 				continue
 			}
-			if err := enc.Encode(ExportLine{Namespace: ro.Namespace, Order: ro.Name, AuditEntry: e}); err != nil {
+			if err := enc.Encode(ExportLine{Namespace: ro.Namespace, Order: ro.Name, UID: ro.UID, AuditEntry: &e}); err != nil {
 				return err
 			}
+		}
+		rec := audit.OrderRecord(&ro)
+		if err := enc.Encode(ExportLine{Namespace: ro.Namespace, Order: ro.Name, UID: ro.UID, Head: rec.Head, Progressed: rec.Progressed}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// trail is one order's entries to verify.
+// trail is one order's record to verify.
 type trail struct {
-	Ref     string
-	Entries []cafev1alpha1.AuditEntry
+	Ref string
+	audit.Record
 }
 
 // readExport groups the lines of an export by order, in file order.
@@ -126,9 +133,13 @@ func readExport(r io.Reader) ([]trail, error) {
 		if !ok {
 			i = len(out)
 			index[ref] = i
-			out = append(out, trail{Ref: ref})
+			out = append(out, trail{Ref: ref, Record: audit.Record{Subject: audit.Subject{Namespace: l.Namespace, Name: l.Order, UID: l.UID}}})
 		}
-		out[i].Entries = append(out[i].Entries, l.AuditEntry)
+		if l.AuditEntry == nil {
+			out[i].Head, out[i].Progressed = l.Head, l.Progressed
+			continue
+		}
+		out[i].Trail = append(out[i].Trail, *l.AuditEntry)
 	}
 	return out, sc.Err()
 }
@@ -156,22 +167,22 @@ func (o *Options) verify(ctx context.Context, names []string, ao auditOptions) e
 			return err
 		}
 		for _, ro := range orders {
-			trails = append(trails, trail{Ref: "ReleaseOrder " + ro.Namespace + "/" + ro.Name, Entries: ro.Status.Audit})
+			trails = append(trails, trail{Ref: "ReleaseOrder " + ro.Namespace + "/" + ro.Name, Record: audit.OrderRecord(&ro)})
 		}
 	}
-	pub, err := o.publicKey(ctx, ao)
+	keys, err := o.trustedKeys(ctx, ao)
 	if err != nil {
 		return err
 	}
 	failed := 0
 	for _, t := range trails {
-		if p := audit.Verify(t.Entries, pub); p != nil {
+		rep, p := audit.Verify(t.Record, keys)
+		if p != nil {
 			failed++
-			e := t.Entries[p.Index]
-			fmt.Fprintf(o.Out, "FAIL %s: %s [%s %s by %s at %s]\n", t.Ref, p.Error(), e.Action, e.Target, e.Actor, e.Time.UTC().Format(time.RFC3339Nano))
+			fmt.Fprintf(o.Out, "FAIL %s: %s%s\n", t.Ref, p.Error(), entryNote(t.Trail, p))
 			continue
 		}
-		fmt.Fprintf(o.Out, "OK   %s: %d entries, chain and signatures verified\n", t.Ref, len(t.Entries))
+		fmt.Fprintf(o.Out, "OK   %s: %d entries, chain, signatures and signed head verified%s\n", t.Ref, rep.Entries, signedBy(rep))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d trails", ErrVerifyFailed, failed, len(trails))
@@ -179,23 +190,88 @@ func (o *Options) verify(ctx context.Context, names []string, ao auditOptions) e
 	return nil
 }
 
-// publicKey reads the key from --public-key (base64, or a file holding
-// it) or from CAFE's ConfigMap.
-func (o *Options) publicKey(ctx context.Context, ao auditOptions) (ed25519.PublicKey, error) {
+// entryNote describes the entry a problem names.
+func entryNote(entries []cafev1alpha1.AuditEntry, p *audit.Problem) string {
+	if p.Index < 0 || p.Index >= len(entries) {
+		return ""
+	}
+	e := entries[p.Index]
+	return fmt.Sprintf(" [%s %s by %s at %s, key %s]", e.Action, e.Target, e.Actor, e.Time.UTC().Format(time.RFC3339Nano), e.KeyID)
+}
+
+// signedBy says which key signed which entries: "; key K1: entries 1-4,
+// key K2: entries 5-9; head: key K2".
+func signedBy(rep audit.Report) string {
+	if rep.Entries == 0 {
+		return ""
+	}
+	var spans []string
+	from := 0
+	for i := 1; i <= len(rep.KeyIDs); i++ {
+		if i == len(rep.KeyIDs) || rep.KeyIDs[i] != rep.KeyIDs[from] {
+			spans = append(spans, fmt.Sprintf("key %s: entries %d-%d", rep.KeyIDs[from], from+1, i))
+			from = i
+		}
+	}
+	return "; " + strings.Join(spans, ", ") + "; head: key " + rep.HeadKeyID
+}
+
+// trustedKeys are the keys --public-key pins (a PEM file from
+// `cafe audit export-keys`, a base64 key, or a file holding one) or, when
+// it is not given, the keys CAFE publishes in the cluster.
+func (o *Options) trustedKeys(ctx context.Context, ao auditOptions) (audit.KeyRing, error) {
 	if ao.PublicKey != "" {
 		text := ao.PublicKey
 		if data, err := os.ReadFile(ao.PublicKey); err == nil {
 			text = string(data)
 		}
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
-		if err != nil || len(raw) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("--public-key: not a base64 ed25519 public key (or a file holding one)")
+		keys, err := audit.ParseKeys([]byte(text))
+		if err != nil {
+			return nil, fmt.Errorf("--public-key: %w", err)
 		}
-		return ed25519.PublicKey(raw), nil
+		return audit.NewKeyRing(keys...), nil
 	}
 	c, _, err := o.ClientAndNamespace()
 	if err != nil {
 		return nil, err
 	}
-	return audit.PublicKey(ctx, c, ao.CAFENamespace)
+	b, err := audit.PublishedKeys(ctx, c, ao.CAFENamespace)
+	if err != nil {
+		return nil, err
+	}
+	return b.Ring(), nil
+}
+
+// exportKeys is `cafe audit export-keys`: the published keys as PEM, to pin
+// at install time and after each rotation.
+func (o *Options) exportKeys(ctx context.Context, ao auditOptions) error {
+	c, _, err := o.ClientAndNamespace()
+	if err != nil {
+		return err
+	}
+	b, err := audit.PublishedKeys(ctx, c, ao.CAFENamespace)
+	if err != nil {
+		return err
+	}
+	data, err := audit.EncodeKeys(b)
+	if err != nil {
+		return err
+	}
+	_, err = o.Out.Write(data)
+	return err
+}
+
+// rotateKey is `cafe audit rotate-key`.
+func (o *Options) rotateKey(ctx context.Context, ao auditOptions) error {
+	c, _, err := o.ClientAndNamespace()
+	if err != nil {
+		return err
+	}
+	id, err := audit.Rotate(ctx, c, ao.CAFENamespace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "CAFE now signs with key %s (within %s); earlier keys stay published as retired in %s/%s.\nPin the new set: cafe audit export-keys > keys.pem\n",
+		id, audit.DefaultKeyRecheck, ao.CAFENamespace, audit.PublicKeyConfig)
+	return nil
 }

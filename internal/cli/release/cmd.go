@@ -167,14 +167,20 @@ func NewAuditCmdWithOptions(o *Options) *cobra.Command {
 		Use:   "audit",
 		Short: "Export and verify the signed audit trails of release orders",
 		Long: `Each release order keeps an audit trail: one entry per state change and per
-action, hash-chained (each hash covers the entry and the previous hash) and
-signed with an ed25519 key only CAFE's controller holds. export writes the
-entries as JSON lines; verify recomputes every chain and signature with the
-public key CAFE publishes (ConfigMap cafe-audit-public-key in its namespace)
-and names the first entry that was altered, removed or reordered.`,
-		Example: `  cafe audit export --since 24h -n shop > audit.jsonl
-  cafe audit verify -n shop
-  cafe audit verify -f audit.jsonl --public-key "$(kubectl get cm -n cafe-system cafe-audit-public-key -o jsonpath='{.data.ed25519\.pub}')"`,
+action, hash-chained (each hash covers the entry, the order's namespace, name
+and UID, and the previous hash) and signed with an ed25519 key only CAFE's
+controller holds, and a signed head: the trail's length and last hash.
+export writes the entries and heads as JSON lines; verify recomputes every
+chain, signature and head and names the first entry that was altered,
+removed, reordered or copied from another order, or the trail that was
+truncated or emptied, and says which key signed which entries. Pin the keys
+at install time (export-keys) and verify against that file, not only
+against the keys the cluster publishes now.`,
+		Example: `  cafe audit export-keys > keys.pem            # at install time, and after each rotation
+  cafe audit export --since 24h -n shop > audit.jsonl
+  cafe audit verify -n shop --public-key keys.pem
+  cafe audit verify -f audit.jsonl --public-key keys.pem
+  cafe audit rotate-key                         # cafe-system admins: a new key, old ones kept`,
 	}
 	o.ConfigFlags.AddFlags(cmd.PersistentFlags())
 	cmd.PersistentFlags().BoolVarP(&ao.AllNamespaces, "all-namespaces", "A", false, "every namespace")
@@ -190,8 +196,29 @@ and names the first entry that was altered, removed or reordered.`,
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.verify(cmd.Context(), args, ao) },
 	}
 	verify.Flags().StringVarP(&ao.File, "filename", "f", "", "verify an export (full trails, without --since) instead of the cluster; - for stdin")
-	verify.Flags().StringVar(&ao.PublicKey, "public-key", "", "base64 ed25519 public key, or a file holding it (default: read from the cluster)")
-	verify.Flags().StringVar(&ao.CAFENamespace, "cafe-namespace", ao.CAFENamespace, "namespace CAFE runs in (holds the public key)")
-	cmd.AddCommand(export, verify)
+	verify.Flags().StringVar(&ao.PublicKey, "public-key", "", "keys to trust: a PEM file from export-keys, a base64 ed25519 key, or a file holding one (default: the keys the cluster publishes)")
+	exportKeys := &cobra.Command{
+		Use:   "export-keys",
+		Short: "Write every published audit public key (current and retired) as PEM, to pin for verify --public-key",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.exportKeys(cmd.Context(), ao) },
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Replace the audit signing key; earlier keys stay published so old trails still verify",
+		Long: `rotate-key publishes a new public key as current in the ConfigMap
+cafe-audit-public-key (earlier keys stay there as retired.<ID>.pub), then
+replaces the Secret cafe-audit-signing-key. The controller picks the new
+key up within a minute, without a restart. It needs update on that
+ConfigMap and delete and create on that Secret in CAFE's namespace (a
+cafe-system admin). Run export-keys afterwards and hand the file to the
+auditors.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.rotateKey(cmd.Context(), ao) },
+	}
+	for _, c := range []*cobra.Command{verify, exportKeys, rotate} {
+		c.Flags().StringVar(&ao.CAFENamespace, "cafe-namespace", ao.CAFENamespace, "namespace CAFE runs in (holds the keys)")
+	}
+	cmd.AddCommand(export, verify, exportKeys, rotate)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -25,7 +26,7 @@ import (
 	"github.com/cafe-io/cafe/internal/seal"
 )
 
-// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete;purge
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseorders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseactions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=cafeappservices,verbs=get;list;watch;patch
@@ -62,11 +63,27 @@ type Reconciler struct {
 	Seals *seal.Loader
 	// Approval is the cluster's approval policy.
 	Approval cafev1alpha1.ApprovalPolicy
+	// Retention is the cluster's retention policy for finished orders: CAFE
+	// deletes a finished order once Retention (and its spec.retentionDays,
+	// which can only lengthen it) has passed. Zero keeps orders forever.
+	Retention time.Duration
+	// KeyRecheck is how often the signing key is checked against the
+	// published one, so that a rotation is picked up and a replaced Secret
+	// stops signing without a restart. Zero means audit.DefaultKeyRecheck.
+	KeyRecheck time.Duration
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 
-	signerMu sync.Mutex
-	signer   *audit.Signer
+	keysMu sync.Mutex
+	keys   *signingKeys
+}
+
+// signingKeys is the key the controller signs with and the published keys
+// it checks trails against, as read at checkedAt.
+type signingKeys struct {
+	signer    audit.Signer
+	ring      audit.KeyRing
+	checkedAt time.Time
 }
 
 var _ reconcile.Reconciler = &Reconciler{}
@@ -102,7 +119,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	// so that the public key is published for auditors from the start. It
 	// is retried by the reconciler if the namespace is not there yet.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if _, err := r.getSigner(ctx); err != nil {
+		if _, err := r.signingKeys(ctx); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Creating the audit signing key; retried at the first release order")
 		}
 		return nil
@@ -140,18 +157,25 @@ func (r *Reconciler) ordersOfApp(ctx context.Context, o client.Object) []ctrl.Re
 	return out
 }
 
-func (r *Reconciler) getSigner(ctx context.Context) (audit.Signer, error) {
-	r.signerMu.Lock()
-	defer r.signerMu.Unlock()
-	if r.signer != nil {
-		return *r.signer, nil
+// signingKeys returns the signing key and the published keys, read again
+// once KeyRecheck has passed: the API holds them, memory only caches them.
+func (r *Reconciler) signingKeys(ctx context.Context) (signingKeys, error) {
+	r.keysMu.Lock()
+	defer r.keysMu.Unlock()
+	now := r.Now()
+	if r.keys != nil && now.Sub(r.keys.checkedAt) < r.keyRecheck() {
+		return *r.keys, nil
 	}
-	s, err := audit.EnsureSigner(ctx, r.keyClient(), r.Namespace)
+	s, bundle, err := audit.EnsureSigner(ctx, r.keyClient(), r.Namespace)
 	if err != nil {
-		return audit.Signer{}, err
+		r.keys = nil
+		return signingKeys{}, err
 	}
-	r.signer = &s
-	return s, nil
+	if r.keys == nil || r.keys.signer.ID() != s.ID() {
+		ctrl.LoggerFrom(ctx).Info("Signing audit trails", "keyID", s.ID(), "publishedKeys", bundle.Ring().IDs())
+	}
+	r.keys = &signingKeys{signer: s, ring: bundle.Ring(), checkedAt: now}
+	return *r.keys, nil
 }
 
 func (r *Reconciler) keyClient() client.Client {
@@ -173,9 +197,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !order.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	signer, err := r.getSigner(ctx)
-	if err != nil {
+	keys, err := r.signingKeys(ctx)
+	switch {
+	case errors.Is(err, audit.ErrKeyNotPublished):
+		return r.refuseToSign(ctx, order, cafev1alpha1.AuditReasonSigningKeyNotPublished, err)
+	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("audit signing key: %w", err)
+	}
+	// Chain only onto the trail CAFE signed: one shortened, edited or
+	// forged through the status subresource is reported, not extended.
+	if p := audit.CheckIntact(audit.OrderRecord(order), keys.ring); p != nil {
+		return r.refuseToSign(ctx, order, cafev1alpha1.AuditReasonTrailTampered, p)
 	}
 	seals, err := r.Seals.Key(ctx)
 	if err != nil {
@@ -191,7 +223,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	before := order.DeepCopy()
 	now := r.Now()
-	decision := decide(order, actions, apps, now, signer.Append, orderRules{Identity: seals, Approval: r.Approval})
+	subject := audit.SubjectOf(order)
+	decision := decide(order, actions, apps, now, func(trail []cafev1alpha1.AuditEntry, e cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
+		return keys.signer.Append(subject, trail, e)
+	}, orderRules{Identity: seals, Approval: r.Approval})
+	sealAudit(order, before, keys.signer)
 	if !equality.Semantic.DeepEqual(before.Status, order.Status) {
 		// Locked on the resourceVersion read: a status written meanwhile
 		// (another replica, a stale read) makes this write fail instead of
@@ -202,14 +238,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 			return ctrl.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
 		}
+		if h := order.Status.AuditHead; h != nil && !equality.Semantic.DeepEqual(h, before.Status.AuditHead) {
+			// Outside the cluster too (shipped logs): the head a verifier
+			// can hold a trail to.
+			log.Info("Audit head", "ReleaseOrder", klog.KObj(order), "uid", order.UID, "count", h.Count, "hash", h.Hash, "keyID", h.KeyID)
+		}
 		r.report(order, before, decision)
 	}
 	if err := r.applyEffects(ctx, order); err != nil {
 		return ctrl.Result{}, err
 	}
 	result := ctrl.Result{RequeueAfter: decision.RequeueAfter}
-	if order.IsFinished() && order.Spec.RetentionDays != nil && order.Status.FinishedAt != nil {
-		deleteAt := order.Status.FinishedAt.Add(time.Duration(*order.Spec.RetentionDays) * 24 * time.Hour)
+	if keep, ok := retentionOf(order, r.Retention); ok && order.IsFinished() && order.Status.FinishedAt != nil {
+		deleteAt := order.Status.FinishedAt.Add(keep)
 		if !now.Before(deleteAt) {
 			log.Info("Deleting finished release order past its retention", "ReleaseOrder", klog.KObj(order))
 			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, order, client.Preconditions{UID: ptr.To(order.UID)}))
@@ -319,4 +360,71 @@ func (r *Reconciler) report(order, before *cafev1alpha1.ReleaseOrder, d orderDec
 	if before.Status.Phase != order.Status.Phase {
 		r.Recorder.Eventf(order, nil, "Normal", string(order.Status.Phase), "Phase", "%s", order.Status.Message)
 	}
+}
+
+// sealAudit signs the head of a trail decide appended to, and marks a trail
+// CAFE had refused to sign as intact again.
+func sealAudit(order, before *cafev1alpha1.ReleaseOrder, s audit.Signer) {
+	if len(order.Status.Audit) != len(before.Status.Audit) {
+		order.Status.AuditHead = s.Head(audit.SubjectOf(order), order.Status.Audit)
+	}
+	if meta.IsStatusConditionFalse(order.Status.Conditions, cafev1alpha1.OrderAuditIntactCondition) {
+		meta.SetStatusCondition(&order.Status.Conditions, metav1.Condition{
+			Type: cafev1alpha1.OrderAuditIntactCondition, Status: metav1.ConditionTrue, Reason: cafev1alpha1.AuditReasonIntact,
+			Message: "the trail chains to its signed head and CAFE signs with the published key", ObservedGeneration: order.Generation,
+		})
+	}
+}
+
+// refuseToSign stops the order where it stands: a change CAFE cannot sign
+// onto an intact trail is not made. The order's AuditIntact condition and a
+// Warning event say why; the check is repeated after KeyRecheck, so a
+// restored or rotated key resumes the order.
+func (r *Reconciler) refuseToSign(ctx context.Context, order *cafev1alpha1.ReleaseOrder, reason string, cause error) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx).WithValues("ReleaseOrder", klog.KObj(order), "reason", reason)
+	msg := truncateMessage(fmt.Sprintf("CAFE does not sign this order's trail, so the order does not progress: %v", cause))
+	cond := metav1.Condition{Type: cafev1alpha1.OrderAuditIntactCondition, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: order.Generation}
+	if !meta.SetStatusCondition(&order.Status.Conditions, cond) {
+		log.V(1).Info("Still not signing the audit trail of the release order", "cause", cause.Error())
+	} else {
+		log.Info("Not signing the audit trail of the release order", "cause", cause.Error())
+		if err := r.Client.Status().Update(ctx, order); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{Requeue: true}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("writing the AuditIntact condition of ReleaseOrder %s: %w", klog.KObj(order), err)
+		}
+		r.Recorder.Eventf(order, nil, "Warning", reason, "Audit", "%s", msg)
+	}
+	return ctrl.Result{RequeueAfter: r.keyRecheck()}, nil
+}
+
+func (r *Reconciler) keyRecheck() time.Duration {
+	if r.KeyRecheck <= 0 {
+		return audit.DefaultKeyRecheck
+	}
+	return r.KeyRecheck
+}
+
+func truncateMessage(s string) string {
+	if len(s) > 32768 {
+		return s[:32768]
+	}
+	return s
+}
+
+// retentionOf is how long a finished order is kept, and false when it is
+// kept forever. The cluster's policy decides; an order's retentionDays can
+// only lengthen it, never shorten it: the record is not its requester's to
+// remove.
+func retentionOf(order *cafev1alpha1.ReleaseOrder, policy time.Duration) (time.Duration, bool) {
+	if policy <= 0 {
+		return 0, false
+	}
+	if d := order.Spec.RetentionDays; d != nil {
+		if own := time.Duration(*d) * 24 * time.Hour; own > policy {
+			return own, true
+		}
+	}
+	return policy, true
 }

@@ -99,7 +99,9 @@ func (r *run) reseal() { r.o.Spec.Seal = r.seals.Order(r.o.Namespace, r.o.Spec) 
 // step runs decide with the actions, then the effects.
 func (r *run) step(actions ...cafev1alpha1.ReleaseAction) orderDecision {
 	r.now = r.now.Add(10 * time.Second)
-	d := decide(r.o, actions, r.w.apps, r.now, r.signer.Append, orderRules{Identity: r.seals})
+	d := decide(r.o, actions, r.w.apps, r.now, func(tr []cafev1alpha1.AuditEntry, e cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
+		return r.signer.Append(audit.SubjectOf(r.o), tr, e)
+	}, orderRules{Identity: r.seals})
 	r.w.effects(r.o)
 	return d
 }
@@ -195,7 +197,10 @@ func TestDecideReleasesInDependencyOrderAndRollsEverythingBackInReverse(t *testi
 	n := len(r.o.Status.Audit)
 	r.step()
 	g.Expect(r.o.Status.Audit).To(HaveLen(n))
-	g.Expect(audit.Verify(r.o.Status.Audit, r.signer.Key.Public().(ed25519.PublicKey))).To(BeNil())
+	subject := audit.SubjectOf(r.o)
+	_, p := audit.Verify(audit.Record{Subject: subject, Trail: r.o.Status.Audit, Head: r.signer.Head(subject, r.o.Status.Audit)},
+		audit.NewKeyRing(r.signer.Key.Public().(ed25519.PublicKey)))
+	g.Expect(p).To(BeNil())
 	var actors []string
 	for _, e := range r.o.Status.Audit {
 		if e.Action == string(cafev1alpha1.ActionApprove) && e.Reason == "" {

@@ -6,8 +6,12 @@
 // once, publishes each app's revision through its spec.publishedRevision,
 // follows the app's release, applies the order's failure policy (hold,
 // roll back the failed app, roll back everything in reverse dependency
-// order) and keeps a signed audit trail of every change. A finished order
-// is deleted once its spec.retentionDays have passed.
+// order) and keeps a signed audit trail of every change, with a signed
+// head (count and last hash) it checks before appending: it never chains
+// onto a trail that does not lead to its head, and never signs with a key
+// that is not the published current one (condition AuditIntact). A
+// finished order is deleted once the cluster's retention (Retention,
+// lengthened by the order's spec.retentionDays) has passed.
 //
 // One reconcile is:
 //

@@ -2,18 +2,27 @@ package releaseorder_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/controller/releaseorder"
 	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 // emptyApp is an app without pods: its releases complete as soon as the
@@ -133,9 +142,10 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 
 	// The trail verifies with the public key CAFE published; each action
 	// and state change is in it once.
-	pub, err := audit.PublicKey(ctx, suite.Client, install.Namespace)
+	bundle, err := audit.PublishedKeys(ctx, suite.Client, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(audit.Verify(final.Status.Audit, pub)).To(BeNil())
+	_, p := audit.Verify(audit.OrderRecord(final), bundle.Ring())
+	g.Expect(p).To(BeNil())
 	seen := map[string]int{}
 	for _, e := range final.Status.Audit {
 		seen[e.Action+" "+e.Target+" "+e.After]++
@@ -148,7 +158,7 @@ func TestOrderReleasesAppsInOrderAndRollsBackInReverseWithAVerifiableTrail(t *te
 	tampered := final.DeepCopy()
 	tampered.Status.Audit[3].Actor = "mallory"
 	g.Expect(suite.Client.Status().Update(ctx, tampered)).To(Succeed())
-	p := audit.Verify(getOrder(ctx, g, ns, "weekly").Status.Audit, pub)
+	_, p = audit.Verify(audit.OrderRecord(getOrder(ctx, g, ns, "weekly")), bundle.Ring())
 	g.Expect(p).NotTo(BeNil())
 	g.Expect(p.Seq).To(Equal(int64(4)))
 	g.Expect(p.Reason).To(ContainSubstring("altered"))
@@ -182,4 +192,107 @@ func TestOrderActionsInTheWrongPhaseAreRefusedAndProcessedOnce(t *testing.T) {
 	g.Consistently(func(g Gomega) {
 		g.Expect(getOrder(ctx, g, ns, "solo").Status.Audit).To(HaveLen(len(o.Status.Audit)))
 	}).Should(Succeed())
+}
+
+// Finding 4: the controller kept chaining onto whatever trail it found, so
+// a shortened or forged trail became CAFE's. Now it chains only onto a
+// trail that leads to a head signed with a published key; otherwise the
+// order stops, and its AuditIntact condition and a Warning event say why.
+func TestSecurityF4_ControllerDoesNotChainOntoATamperedTrail(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	appAtR2(ctx, g, ns, "solo")
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
+		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	var o *cafev1alpha1.ReleaseOrder
+	g.Eventually(func(g Gomega) {
+		o = getOrder(ctx, g, ns, "solo")
+		g.Expect(o.Status.AuditHead).NotTo(BeNil())
+		g.Expect(o.Status.AuditHead.Count).To(BeEquivalentTo(1))
+	}).Should(Succeed())
+
+	// A status patcher appends an approval of their own, with a head of
+	// their own: the API server admits it (the trail only grew).
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	g.Expect(err).NotTo(HaveOccurred())
+	mallory := audit.Signer{Key: key}
+	subject := audit.SubjectOf(o)
+	o.Status.Audit = mallory.Append(subject, o.Status.Audit, cafev1alpha1.AuditEntry{Time: metav1.NowMicro(), Actor: "carol", Action: "Approve"})
+	o.Status.AuditHead = mallory.Head(subject, o.Status.Audit)
+	g.Expect(suite.Client.Status().Update(ctx, o)).To(Succeed())
+
+	approval := act(ctx, g, ns, "solo", "bob", cafev1alpha1.ActionApprove)
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getOrder(ctx, g, ns, "solo").Status.Conditions, cafev1alpha1.OrderAuditIntactCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(cafev1alpha1.AuditReasonTrailTampered))
+		g.Expect(c.Message).To(ContainSubstring("the head is signed by key %q, which is not among the trusted keys", mallory.ID()))
+	}).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		events := &eventsv1.EventList{}
+		g.Expect(suite.Client.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range events.Items {
+			if e.Regarding.Name == "solo" && e.Type == corev1.EventTypeWarning {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		g.Expect(reasons).To(ContainElement(cafev1alpha1.AuditReasonTrailTampered))
+	}).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		now := getOrder(ctx, g, ns, "solo")
+		g.Expect(now.Status.Audit).To(HaveLen(2), "nothing is chained onto the forged entry")
+		g.Expect(now.Status.Actions).NotTo(ContainElement(HaveField("Name", approval)), "bob's approval waits")
+	}).Should(Succeed())
+}
+
+// Finding 4: a replaced key Secret either was adopted silently (a new key
+// was created when the Secret was gone) or stalled every order at the next
+// start with nothing but a log line. Now the controller refuses to sign
+// with a key that is not the published current one, and each order it
+// would change says so in its AuditIntact condition and a Warning event.
+// A second controller is run by hand here, with its key in a namespace of
+// the test's own, so the suite's controller keeps its key.
+func TestSecurityF4_ReplacedKeyDetected(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	keyNS := framework.CreateNamespace(t, suite.Client)
+	original, _, err := audit.EnsureSigner(ctx, suite.Client, keyNS)
+	g.Expect(err).NotTo(HaveOccurred())
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: keyNS, Name: audit.SigningKeySecret}}
+	g.Expect(suite.Client.Delete(ctx, secret)).To(Succeed())
+	g.Expect(suite.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: keyNS, Name: audit.SigningKeySecret},
+		Data:       map[string][]byte{"ed25519.seed": []byte("0123456789abcdef0123456789abcdef")},
+	})).To(Succeed())
+
+	appAtR2(ctx, g, ns, "solo")
+	order := &cafev1alpha1.ReleaseOrder{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "solo"},
+		Spec:       cafev1alpha1.ReleaseOrderSpec{Title: "solo", RequestedBy: "alice", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "solo", Revision: "solo-r2"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, order)).To(Succeed())
+	var entries int
+	g.Eventually(func(g Gomega) {
+		entries = len(getOrder(ctx, g, ns, "solo").Status.Audit)
+		g.Expect(entries).To(BeNumerically(">", 0))
+	}).Should(Succeed())
+
+	recorder := events.NewFakeRecorder(100)
+	restarted := &releaseorder.Reconciler{Client: suite.Client, APIReader: suite.Client, Recorder: recorder, Namespace: keyNS, Now: time.Now}
+	var event string
+	g.Eventually(func(g Gomega) {
+		res, err := restarted.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(order)})
+		g.Expect(err).NotTo(HaveOccurred(), "a replaced key is not a failure to retry blindly")
+		g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "the key is checked again")
+		g.Expect(recorder.Events).To(Receive(&event))
+	}).Should(Succeed())
+	g.Expect(event).To(HavePrefix("Warning " + cafev1alpha1.AuditReasonSigningKeyNotPublished))
+	g.Expect(event).To(ContainSubstring("publishes " + original.ID() + " as current (it was never published): the Secret was replaced"))
+	g.Expect(getOrder(ctx, g, ns, "solo").Status.Audit).To(HaveLen(entries), "it signed nothing")
+	cm := &corev1.ConfigMap{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: keyNS, Name: audit.PublicKeyConfig}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(HaveLen(1), "the replaced key was not published")
 }

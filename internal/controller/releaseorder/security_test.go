@@ -147,9 +147,10 @@ func TestSecurityF3b_ActionBurstStaysOperable(t *testing.T) {
 	g.Expect(len(o.Status.Audit)).To(BeNumerically("<", 2048))
 	// Every refused action beyond the audited ones says why.
 	g.Expect(o.Status.Actions[len(o.Status.Actions)-2].Message).To(ContainSubstring("only a Cancel is taken now"))
-	pub, err := audit.PublicKey(ctx, suite.Client, install.Namespace)
+	keys, err := audit.PublishedKeys(ctx, suite.Client, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(audit.Verify(o.Status.Audit, pub)).To(BeNil())
+	_, problem := audit.Verify(audit.OrderRecord(o), keys.Ring())
+	g.Expect(problem).To(BeNil())
 }
 
 // F3a: an order name that fits no derived key is refused at creation;

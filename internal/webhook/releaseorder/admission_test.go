@@ -300,3 +300,43 @@ func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
 			actor: "oscar", group: "system:authenticated"},
 	})
 }
+
+// Finding 4: anyone with delete on releaseorders — the requester with a
+// namespace editor's rights — could remove a finished order, its audit
+// trail with it. Now deleting a finished order needs the verb purge (CAFE's
+// retention has it), whatever else RBAC grants.
+func TestSecurityF4_RequesterCannotDeleteRecord(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := framework.CreateNamespace(t, admin)
+	appWithRevisions(ctx, g, ns, "a", 2)
+	alice := person(t, g, ns, "alice", nil, "requester")
+	// alice also edits the namespace: RBAC lets her delete orders.
+	grant := func(user, name string, verbs ...string) {
+		g.Expect(admin.Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"cafe.io"}, Resources: []string{"releaseorders"}, Verbs: verbs}},
+		})).To(Succeed())
+		g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		})).To(Succeed())
+	}
+	grant("alice", "order-editor", "get", "list", "delete")
+	order := &cafev1alpha1.ReleaseOrder{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "weekly"}, Spec: cafev1alpha1.ReleaseOrderSpec{
+		Title: "weekly", Apps: []cafev1alpha1.ReleaseOrderApp{{Name: "a", Revision: "a-r2"}}, RetentionDays: ptr.To[int32](1),
+	}}
+	g.Expect(alice.Create(ctx, order)).To(Succeed())
+	order.Status.Phase = cafev1alpha1.OrderSucceeded
+	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+
+	g.Expect(alice.Delete(ctx, order)).To(MatchError(ContainSubstring(
+		`ReleaseOrder ` + ns + `/weekly is the record of a finished release: CAFE deletes it under the cluster's retention policy; alice may not delete it: RBAC grants no verb "purge"`)))
+	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(order), &cafev1alpha1.ReleaseOrder{})).To(Succeed(), "the record is kept")
+
+	// An identity granted the dedicated verb may (the shipped example role).
+	rita := person(t, g, ns, "rita", nil, "records-admin")
+	g.Expect(rita.Delete(ctx, order)).To(Succeed())
+}

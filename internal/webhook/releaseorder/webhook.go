@@ -11,7 +11,9 @@
 //   - OrderValidator (validating, ReleaseOrder CREATE and DELETE) refuses a
 //     dependency cycle, an app or revision that does not exist, an app that
 //     another open order changes, and deleting an open order — each naming
-//     the field.
+//     the field. A finished order is the record: deleting it needs the
+//     verb purge on it (SubjectAccessReview), which CAFE's own retention
+//     has and a requester does not.
 //   - ActionValidator (validating, ReleaseAction CREATE) refuses an action
 //     the user may not take — a SubjectAccessReview on the verb of the
 //     action on releaseorders, so RBAC decides — an approval by the
@@ -131,10 +133,17 @@ func boundGroups(groups []string) []string {
 	return slices.Clone(groups)
 }
 
+// PurgeVerb is the RBAC verb on releaseorders that allows deleting a
+// finished order (its record). CAFE's ServiceAccount has it, for the
+// cluster's retention policy; no shipped role for people does.
+const PurgeVerb = "purge"
+
 // OrderValidator judges what the CRD cannot.
 type OrderValidator struct {
 	// Reader reads apps, revisions and orders uncached.
 	Reader client.Reader
+	// Client creates SubjectAccessReviews.
+	Client client.Client
 }
 
 // Handle implements admission.Handler.
@@ -153,7 +162,7 @@ func (v OrderValidator) Handle(ctx context.Context, req admission.Request) admis
 			return admission.Denied(fmt.Sprintf("ReleaseOrder %s/%s is %s: an open order cannot be deleted (it is the record); cancel it first (cafe release cancel %s -n %s)",
 				o.Namespace, o.Name, o.EffectivePhase(), o.Name, o.Namespace))
 		}
-		return admission.Allowed("")
+		return v.mayPurge(ctx, req, o)
 	case admissionv1.Create:
 		o := &cafev1alpha1.ReleaseOrder{}
 		if err := admit.Decode(req.Object, o, "ReleaseOrder"); err != nil {
@@ -166,6 +175,25 @@ func (v OrderValidator) Handle(ctx context.Context, req admission.Request) admis
 		return admit.Verdict(ValidateOrder(o, w))
 	}
 	return admission.Allowed("")
+}
+
+// mayPurge allows deleting a finished order only to an identity RBAC grants
+// the verb purge on it: the record is the cluster's, kept by its retention
+// policy, not its requester's to remove.
+func (v OrderValidator) mayPurge(ctx context.Context, req admission.Request, o *cafev1alpha1.ReleaseOrder) admission.Response {
+	allowed, reason, err := authorize(ctx, v.Client, req, o.Namespace, PurgeVerb, o.Name)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if allowed {
+		return admission.Allowed("")
+	}
+	msg := fmt.Sprintf("ReleaseOrder %s/%s is the record of a finished release: CAFE deletes it under the cluster's retention policy; %s may not delete it: RBAC grants no verb %q on releaseorders (cafe.io) to them",
+		o.Namespace, o.Name, req.UserInfo.Username, PurgeVerb)
+	if reason != "" {
+		msg += " (" + reason + ")"
+	}
+	return admission.Denied(msg)
 }
 
 // OrderWorld is what ValidateOrder checks an order against.
@@ -303,6 +331,12 @@ func (v ActionValidator) Handle(ctx context.Context, req admission.Request) admi
 // mayAct asks the API server's authorizer whether the requesting user may
 // use the action's verb on the order.
 func (v ActionValidator) mayAct(ctx context.Context, req admission.Request, a *cafev1alpha1.ReleaseAction) (bool, string, error) {
+	return authorize(ctx, v.Client, req, a.Namespace, a.Spec.Action.Verb(), a.Spec.Order)
+}
+
+// authorize asks the API server's authorizer whether the requesting user
+// may use verb on the order named.
+func authorize(ctx context.Context, c client.Client, req admission.Request, namespace, verb, order string) (bool, string, error) {
 	extra := map[string]authorizationv1.ExtraValue{}
 	for k, val := range req.UserInfo.Extra {
 		extra[k] = authorizationv1.ExtraValue(val)
@@ -310,12 +344,12 @@ func (v ActionValidator) mayAct(ctx context.Context, req admission.Request, a *c
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: req.UserInfo.Username, Groups: req.UserInfo.Groups, UID: req.UserInfo.UID, Extra: extra,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: a.Namespace, Verb: a.Spec.Action.Verb(), Group: cafev1alpha1.GroupVersion.Group,
-			Resource: "releaseorders", Name: a.Spec.Order,
+			Namespace: namespace, Verb: verb, Group: cafev1alpha1.GroupVersion.Group,
+			Resource: "releaseorders", Name: order,
 		},
 	}}
-	if err := v.Client.Create(ctx, sar); err != nil {
-		return false, "", fmt.Errorf("asking whether %s may %s: %w", req.UserInfo.Username, a.Spec.Action.Verb(), err)
+	if err := c.Create(ctx, sar); err != nil {
+		return false, "", fmt.Errorf("asking whether %s may %s: %w", req.UserInfo.Username, verb, err)
 	}
 	return sar.Status.Allowed, sar.Status.Reason, nil
 }
