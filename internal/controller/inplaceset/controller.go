@@ -101,7 +101,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, set)
+	}
+	if added, err := r.ensureFinalizer(ctx, set); added || err != nil {
+		return ctrl.Result{}, err
 	}
 	set.Default()
 

@@ -1,0 +1,213 @@
+package pod_test
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/config"
+	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// Review finding 2a: `kubectl drain` (the Eviction API) deleted serving
+// pods without delete admission. Now the eviction is refused with 429 — the
+// answer kubectl drain retries — and recorded as a drain request; CAFE
+// drains the pod, deletes and replaces it; the retried eviction finds it
+// gone. Lossless on the watch stream.
+func TestSecurityF2a_EvictionWaitsForDrain(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	servingSet(ctx, t, g, ns, "web", 3)
+	erin := as(ctx, t, g, ns, "erin", editor)
+	rec := suite.Record(ctx, t, g, ns)
+
+	victim := pods(ctx, g, ns, "web")[0]
+	evict := func() error {
+		return erin.SubResource("eviction").Create(ctx, &victim, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: victim.Name}})
+	}
+	err := evict()
+	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "a serving pod's eviction is answered 429 so evicters retry; got %v", err)
+	g.Expect(err).To(MatchError(ContainSubstring("a drain was requested")))
+	g.Expect(drainRequestedBy(ctx, g, &victim)).To(Equal("erin"), "the drain request records the authenticated evicter")
+
+	replacedAndServing(ctx, g, ns, "web", &victim, 3)
+	g.Expect(apierrors.IsNotFound(evict())).To(BeTrue(), "kubectl drain's retry finds the pod gone: done")
+	framework.ExpectLossless(ctx, g, rec)
+}
+
+// Review finding 2b: any `edit` user had cafe.io/force-delete honoured. Now
+// the annotation counts only for a user RBAC grants verb force-delete on
+// pods in group cafe.io (a SubjectAccessReview on the deleting user): an
+// editor who annotates and deletes gets a drain; a break-glass user
+// deletes at once.
+func TestSecurityF2b_ForceDeleteNeedsRBACVerb(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	servingSet(ctx, t, g, ns, "web", 3)
+	mallory := as(ctx, t, g, ns, "mallory", editor)
+	rec := suite.Record(ctx, t, g, ns)
+
+	victim := pods(ctx, g, ns, "web")[0]
+	g.Expect(mallory.Patch(ctx, &victim, forceDeletePatch())).To(Succeed(), "an editor may annotate a pod")
+	g.Expect(mallory.Delete(ctx, &victim)).To(MatchError(ContainSubstring("a drain was requested")), "the annotation alone forces nothing")
+	g.Expect(drainRequestedBy(ctx, g, &victim)).To(Equal("mallory"))
+	replacedAndServing(ctx, g, ns, "web", &victim, 3)
+	framework.ExpectLossless(ctx, g, rec)
+
+	breakGlass := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "cafe-test-force-delete-"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{cafev1alpha1.GroupVersion.Group}, Resources: []string{"pods"}, Verbs: []string{"force-delete"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, breakGlass)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), breakGlass) })
+	oscar := as(ctx, t, g, ns, "oscar", editor, breakGlass.Name)
+	forced := pods(ctx, g, ns, "web")[0]
+	g.Expect(oscar.Delete(ctx, &forced)).To(MatchError(ContainSubstring("a drain was requested")), "the verb without the annotation drains too")
+	g.Expect(oscar.Patch(ctx, &forced, forceDeletePatch())).To(Succeed())
+	// The authorizer learns of the new role through a watch: retry.
+	g.Eventually(func() error { return oscar.Delete(ctx, &forced) }).Should(Succeed(), "annotation and verb: deleted at once")
+}
+
+func forceDeletePatch() client.Patch {
+	return client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+cafev1alpha1.ForceDeleteAnnotation+`":"true"}}}`))
+}
+
+// Review finding 2c: removing the cafe.io/inplaceset label took a pod out
+// of the webhook's objectSelector, so it could then be deleted undrained.
+// Now changing or removing CAFE's labels, or releasing a serving pod from
+// its set, is refused; other label changes are not.
+func TestSecurityF2c_LabelRemovalRefused(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	servingSet(ctx, t, g, ns, "web", 2)
+	mallory := as(ctx, t, g, ns, "mallory", editor)
+	victim := pods(ctx, g, ns, "web")[0]
+
+	patches := map[string]string{
+		"remove the label":  `{"metadata":{"labels":{"cafe.io/inplaceset":null}}}`,
+		"change the label":  `{"metadata":{"labels":{"cafe.io/inplaceset":"other"}}}`,
+		"orphan the pod":    `{"metadata":{"ownerReferences":null}}`,
+		"remove both marks": `{"metadata":{"labels":{"cafe.io/inplaceset":null,"cafe.io/cafedeployment":null},"ownerReferences":null}}`,
+	}
+	for what, patch := range patches {
+		err := mallory.Patch(ctx, victim.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch)))
+		g.Expect(err).To(MatchError(ContainSubstring("managed by CAFE")), what)
+	}
+	g.Expect(mallory.Patch(ctx, victim.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"blue"}}}`)))).To(Succeed(), "other labels stay the user's")
+
+	current := &corev1.Pod{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(&victim), current)).To(Succeed())
+	g.Expect(current.Labels).To(HaveKeyWithValue(cafev1alpha1.InPlaceSetLabel, "web"))
+	g.Expect(metav1.GetControllerOf(current)).NotTo(BeNil())
+	g.Expect(mallory.Delete(ctx, current)).To(MatchError(ContainSubstring("a drain was requested")), "the pod is still guarded")
+}
+
+// Review finding 2d: deletes by the garbage collector and the ReplicaSet
+// and StatefulSet controllers always passed, so deleting an InPlaceSet (or
+// scaling a CafeDeployment's native ReplicaSet down) dropped serving pods.
+// Now those controllers' deletes of a serving pod are refused and turned
+// into drain requests, and a deleted InPlaceSet stays (finalizer) until
+// CAFE has drained and deleted its pods, one serving pod at a time
+// (maxUnavailable 1). Lossless on the watch stream.
+func TestSecurityF2d_DeletingPodSetDrainsFirst(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	set := servingSet(ctx, t, g, ns, "web", 3)
+	rec := suite.Record(ctx, t, g, ns)
+
+	for _, controller := range []string{"generic-garbage-collector", "replicaset-controller", "statefulset-controller"} {
+		c := as(ctx, t, g, ns, "system:serviceaccount:kube-system:"+controller, editor)
+		victim := pods(ctx, g, ns, "web")[0]
+		g.Expect(c.Delete(ctx, &victim)).To(MatchError(ContainSubstring("a drain was requested")), controller)
+	}
+
+	g.Expect(as(ctx, t, g, ns, "erin", editor).Delete(ctx, set)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		draining := 0
+		for _, p := range pods(ctx, g, ns, "web") {
+			if !framework.Serving(&p) && p.DeletionTimestamp.IsZero() {
+				draining++
+			}
+		}
+		g.Expect(draining).To(BeNumerically("<=", 1), "at most maxUnavailable pods drain at a time")
+		serving(ctx, g, ns, "web")
+		g.Expect(pods(ctx, g, ns, "web")).To(BeEmpty())
+		err := suite.Client.Get(ctx, client.ObjectKeyFromObject(set), &cafev1alpha1.InPlaceSet{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the set goes once its pods are gone")
+	}).Should(Succeed())
+	framework.ExpectLossless(ctx, g, rec)
+}
+
+// Review finding 2e: the pod-delete guard failed open (failurePolicy
+// Ignore), so while CAFE was down any pod could be deleted undrained. The
+// shipped pod webhooks now fail closed, and only for CAFE's pods: with
+// them pointed at a server that does not answer, deleting or relabelling a
+// CAFE pod is refused while an ordinary pod of the same namespace is
+// deleted as usual.
+func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	servingSet(ctx, t, g, ns, "web", 1)
+	plain := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain", Labels: map[string]string{"app": "plain"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, plain)).To(Succeed())
+
+	down := shippedPodWebhooksDown(ctx, t, g, ns)
+	g.Expect(down).NotTo(BeEmpty())
+	cafePod := pods(ctx, g, ns, "web")[0]
+	g.Expect(suite.Client.Delete(ctx, &cafePod)).To(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
+	g.Expect(suite.Client.Patch(ctx, &cafePod, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"cafe.io/inplaceset":null}}}`)))).
+		To(MatchError(ContainSubstring("failed calling webhook")), "nor taken out of CAFE's hands")
+	g.Expect(suite.Client.Delete(ctx, plain)).To(Succeed(), "other pods are not CAFE's business")
+}
+
+// shippedPodWebhooksDown installs a copy of the shipped pod webhooks
+// (config/webhook, as `kubectl apply -k` installs them) whose server does
+// not answer, narrowed to namespace ns so that other tests are unaffected,
+// and returns the names of the webhooks it copied.
+func shippedPodWebhooksDown(ctx context.Context, t *testing.T, g Gomega, ns string) []string {
+	objs, err := config.Webhooks()
+	g.Expect(err).NotTo(HaveOccurred())
+	down := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "cafe-down-" + ns}}
+	var names []string
+	for _, obj := range objs {
+		if obj.GetName() != install.ValidatingWebhookName {
+			continue
+		}
+		shipped := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, shipped)).To(Succeed())
+		for _, w := range shipped.Webhooks {
+			if w.ObjectSelector == nil || !rulesPods(w.Rules) {
+				continue
+			}
+			names = append(names, w.Name)
+			w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/down")}
+			w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}}
+			down.Webhooks = append(down.Webhooks, w)
+		}
+	}
+	g.Expect(suite.Client.Create(ctx, down)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), down) })
+	return names
+}
+
+func rulesPods(rules []admissionregistrationv1.RuleWithOperations) bool {
+	for _, r := range rules {
+		for _, res := range r.Resources {
+			if res == "pods" {
+				return true
+			}
+		}
+	}
+	return false
+}
