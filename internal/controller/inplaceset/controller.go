@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,6 +75,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// every step of the protocol.
 		Owns(&corev1.Pod{}).
 		Owns(&appsv1.ControllerRevision{}, builder.OnlyMetadata).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.OnlyMetadata).
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, ownerIndex))).
@@ -104,6 +106,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.finalize(ctx, set)
 	}
 	if added, err := r.ensureFinalizer(ctx, set); added || err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureEvictionBudget(ctx, set); err != nil {
 		return ctrl.Result{}, err
 	}
 	set.Default()

@@ -2,7 +2,9 @@ package pod_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -165,10 +168,52 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 	down := shippedPodWebhooksDown(ctx, t, g, ns)
 	g.Expect(down).NotTo(BeEmpty())
 	cafePod := pods(ctx, g, ns, "web")[0]
-	g.Expect(suite.Client.Delete(ctx, &cafePod)).To(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
+	// The API server learns of webhook configurations through a watch.
+	g.Eventually(func() error { return suite.Client.Delete(ctx, &cafePod) }).Should(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
 	g.Expect(suite.Client.Patch(ctx, &cafePod, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"cafe.io/inplaceset":null}}}`)))).
 		To(MatchError(ContainSubstring("failed calling webhook")), "nor taken out of CAFE's hands")
 	g.Expect(suite.Client.Delete(ctx, plain)).To(Succeed(), "other pods are not CAFE's business")
+
+	// Evictions: their webhook sees every eviction in the cluster (its
+	// object is the Eviction, so no objectSelector narrows it), so it fails
+	// open; the set's PodDisruptionBudget is what refuses by itself. A pod
+	// with the set's label that the webhook lets through (no owner) shows
+	// the API server alone refusing a Ready pod and evicting a not-Ready one.
+	g.Eventually(func() error {
+		return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &policyv1.PodDisruptionBudget{})
+	}).Should(Succeed(), "each InPlaceSet has a PodDisruptionBudget")
+	stray := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stray", Labels: map[string]string{cafev1alpha1.InPlaceSetLabel: "web"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, stray)).To(Succeed())
+	suite.Kubelet.RunContainers(ctx, g, stray, time.Now())
+	g.Eventually(func(g Gomega) {
+		g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(stray), stray)).To(Succeed())
+		g.Expect(framework.PodCondition(stray, corev1.PodReady)).To(HaveField("Status", corev1.ConditionTrue))
+	}).Should(Succeed())
+	evict := func() error { return evictOnce(ctx, g, stray) }
+	err := evict()
+	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "a Ready pod of a CAFE set is not evicted, webhook or not; got %v", err)
+	g.Expect(err).To(MatchError(ContainSubstring("disruption budget")))
+	g.Expect(framework.PatchPodStatus(ctx, suite.Client, stray, map[string]any{
+		"conditions": []corev1.PodCondition{{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()}},
+	})).To(Succeed())
+	g.Eventually(evict).Should(Succeed(), "a pod that is not Ready serves nobody: evicted")
+}
+
+// evictOnce asks the API server once to evict pod: client-go would wait
+// out a PodDisruptionBudget's Retry-After (10 s) up to ten times itself.
+func evictOnce(ctx context.Context, g Gomega, pod *corev1.Pod) error {
+	cs, err := kubernetes.NewForConfig(suite.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	body, err := json.Marshal(&policyv1.Eviction{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "Eviction"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	return cs.CoreV1().RESTClient().Post().Namespace(pod.Namespace).Resource("pods").Name(pod.Name).SubResource("eviction").
+		MaxRetries(0).Body(body).SetHeader("Content-Type", "application/json").Do(ctx).Error()
 }
 
 // shippedPodWebhooksDown installs a copy of the shipped pod webhooks
