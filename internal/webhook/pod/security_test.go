@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -165,13 +166,19 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 	}
 	g.Expect(suite.Client.Create(ctx, plain)).To(Succeed())
 
-	down := shippedPodWebhooksDown(ctx, t, g, ns)
-	g.Expect(down).NotTo(BeEmpty())
+	// A delete and an update that CAFE's webhook, when up, lets through (a
+	// force-delete by an admin, a label of the user's): refused only for
+	// want of an answer.
 	cafePod := pods(ctx, g, ns, "web")[0]
-	// The API server learns of webhook configurations through a watch.
-	g.Eventually(func() error { return suite.Client.Delete(ctx, &cafePod) }).Should(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
-	g.Expect(suite.Client.Patch(ctx, &cafePod, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"cafe.io/inplaceset":null}}}`)))).
-		To(MatchError(ContainSubstring("failed calling webhook")), "nor taken out of CAFE's hands")
+	g.Expect(suite.Client.Patch(ctx, &cafePod, forceDeletePatch())).To(Succeed())
+	down := shippedPodWebhooksDown(ctx, t, g, ns)
+	g.Expect(down).To(ConsistOf("pods.cafe.io", "native-pods.cafe.io"))
+	// The API server learns of webhook configurations through a watch: wait
+	// on dry runs (the webhooks see those too), which delete nothing.
+	g.Eventually(func() error { return suite.Client.Delete(ctx, &cafePod, client.DryRunAll) }).Should(MatchError(ContainSubstring("failed calling webhook")))
+	g.Expect(suite.Client.Delete(ctx, &cafePod)).To(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
+	g.Expect(suite.Client.Patch(ctx, &cafePod, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"blue"}}}`)))).
+		To(MatchError(ContainSubstring("failed calling webhook")), "nor changed")
 	g.Expect(suite.Client.Delete(ctx, plain)).To(Succeed(), "other pods are not CAFE's business")
 
 	// Evictions: their webhook sees every eviction in the cluster (its
@@ -255,4 +262,45 @@ func rulesPods(rules []admissionregistrationv1.RuleWithOperations) bool {
 		}
 	}
 	return false
+}
+
+// Review finding 2d, native pod sets: `kubectl scale` of a CafeDeployment's
+// ReplicaSet made the replicaset-controller delete serving pods. Its
+// deletes of serving pods are now refused (above), and CAFE puts the
+// replicas it chose back; each unit has its PodDisruptionBudget too.
+func TestSecurityF2d_NativeReplicaSetScaleDownIsUndone(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	labels := map[string]string{"app": "shop"}
+	cd := &cafev1alpha1.CafeDeployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: cafev1alpha1.CafeDeploymentSpec{
+			Replicas:   ptr.To[int32](2),
+			PodSetType: cafev1alpha1.PodSetTypeReplicaSet,
+			Selector:   &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+			},
+			Topology: cafev1alpha1.Topology{Values: []string{"zone-a"}},
+		},
+	}
+	g.Expect(suite.Client.Create(ctx, cd)).To(Succeed())
+	rs := &appsv1.ReplicaSet{}
+	g.Eventually(func(g Gomega) {
+		list := &appsv1.ReplicaSetList{}
+		g.Expect(suite.Client.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		*rs = list.Items[0]
+		g.Expect(rs.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
+	}).Should(Succeed())
+	g.Eventually(func() error {
+		return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-zone-a"}, &policyv1.PodDisruptionBudget{})
+	}).Should(Succeed(), "each native unit has a PodDisruptionBudget")
+
+	editorRS := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rs.Name}}
+	g.Expect(suite.Client.Patch(ctx, editorRS, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":0}}`)))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(rs), rs)).To(Succeed())
+		g.Expect(rs.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)), "CAFE puts its replicas back")
+	}).Should(Succeed())
 }
