@@ -106,3 +106,8 @@ const (
 // InPlaceSetLabel marks pods (and revisions) with the name of the InPlaceSet
 // that owns them; the pod-deletion webhook selects CAFE's pods by it.
 const InPlaceSetLabel = "cafe.io/inplaceset"
+
+// InPlaceSetDrainFinalizer holds a deleted InPlaceSet until CAFE has
+// drained and deleted its pods, so deleting a set (or the CafeDeployment
+// above it) never drops a pod that still serves.
+const InPlaceSetDrainFinalizer = "cafe.io/drain-pods"

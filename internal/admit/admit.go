@@ -5,13 +5,17 @@
 package admit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -82,4 +86,21 @@ func Verdict(err error) admission.Response {
 		return admission.Denied(err.Error())
 	}
 	return admission.Allowed("")
+}
+
+// MayUser asks the API server's authorizer, with a SubjectAccessReview,
+// whether the user of an admission request may do what attrs describe. It
+// returns the authorizer's reason along with the answer, for the message.
+func MayUser(ctx context.Context, c client.Client, user authenticationv1.UserInfo, attrs authorizationv1.ResourceAttributes) (allowed bool, reason string, err error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range user.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user.Username, Groups: user.Groups, UID: user.UID, Extra: extra, ResourceAttributes: &attrs,
+	}}
+	if err := c.Create(ctx, sar); err != nil {
+		return false, "", fmt.Errorf("asking whether %s may %s %s.%s: %w", user.Username, attrs.Verb, attrs.Resource, attrs.Group, err)
+	}
+	return sar.Status.Allowed, sar.Status.Reason, nil
 }

@@ -152,6 +152,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("adding ready check: %w", err)
 		}
 	}
+	// The controllers and the pod webhooks both read EndpointSlices by pod.
+	if err := lossless.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	if !opts.WebhooksOnly {
 		if err := setupControllers(context.Background(), mgr); err != nil {
 			return nil, err
@@ -198,7 +202,8 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	srv := mgr.GetWebhookServer()
 	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
 	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
-	srv.Register(podwebhook.DeletePath, &webhook.Admission{Handler: &podwebhook.DeleteGuard{Client: mgr.GetClient()}})
+	srv.Register(podwebhook.GuardPath, &webhook.Admission{Handler: &podwebhook.Guard{Client: mgr.GetClient()}})
+	srv.Register(podwebhook.EvictionPath, &webhook.Admission{Handler: &podwebhook.EvictionGuard{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	srv.Register(appwebhook.MutatePath, &webhook.Admission{Handler: &appwebhook.IdentityStamper{}})
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
@@ -214,9 +219,6 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
 func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
-	if err := lossless.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset")}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)

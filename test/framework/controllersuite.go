@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -20,7 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/webhook/certs"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
@@ -43,39 +46,62 @@ type ControllerSuite struct {
 	// cluster-wide policy).
 	Prepare func(ctx context.Context, c client.Client) error
 
+	// Webhooks, when set, installs CAFE (its namespace holds the webhook
+	// certificate) and its admission webhook configurations, and the
+	// suite's manager serves the webhooks too, as in a cluster.
+	Webhooks bool
+
 	// Main sets these before the tests run; in -short mode they stay zero.
 	Client  client.WithWatch
 	Config  *rest.Config
 	Kubelet Kubelet
+	// Env is the envtest environment, e.g. to add users it authenticates.
+	Env *envtest.Environment
 }
 
 // Main runs the package's tests against the suite's API server and manager
 // and returns the exit code for os.Exit. In -short mode nothing starts and
 // tests that need the API server skip (see Setup).
 func (s *ControllerSuite) Main(m *testing.M) int {
+	if s.Webhooks {
+		return runEnvtest(m, StartEnvtestWithWebhooks, s.start)
+	}
 	return runEnvtest(m, StartEnvtest, s.start)
 }
 
 // start runs the manager and GateKubelet against the API server at cfg,
 // waits for the manager's cache, fills the suite in and prepares it.
-func (s *ControllerSuite) start(ctx context.Context, _ *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
+func (s *ControllerSuite) start(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
 	c, err := NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := manager.New(cfg, manager.Options{})
+	opts := manager.Options{}
+	if s.Webhooks {
+		if opts.Webhook, err = ServeWebhooksOptions(ctx, env, cfg); err != nil {
+			return nil, err
+		}
+	}
+	mgr, err := manager.New(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("test-kubelet").For(&corev1.Pod{}).Complete(&GateKubelet{Client: mgr.GetClient()}); err != nil {
 		return nil, err
 	}
-	stop, _ = startManager(ctx, mgr)
+	if s.Webhooks {
+		stop, err = RunWebhookManager(ctx, mgr)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		stop, _ = startManager(ctx, mgr)
+	}
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		stop()
 		return nil, errors.New("manager cache did not sync")
 	}
-	s.Client, s.Config, s.Kubelet = c, cfg, Kubelet{Client: c}
+	s.Client, s.Config, s.Kubelet, s.Env = c, cfg, Kubelet{Client: c}, env
 	if s.Prepare != nil {
 		if err := s.Prepare(ctx, c); err != nil {
 			stop()
@@ -213,4 +239,32 @@ func startManager(ctx context.Context, mgr ctrl.Manager) (stop func(), exited <-
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}, done
+}
+
+// ServeWebhooksOptions installs CAFE (namespace, CRDs, RBAC) and returns
+// the options of a manager that serves CAFE's admission webhooks where
+// StartEnvtestWithWebhooks pointed the API server, with a certificate CAFE
+// issues into a temporary directory (removed when ctx ends).
+func ServeWebhooksOptions(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (*manager.WebhookOptions, error) {
+	if err := install.CAFE(ctx, cfg); err != nil {
+		return nil, err
+	}
+	certDir, err := os.MkdirTemp("", "cafe-webhook-certs-")
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = os.RemoveAll(certDir) })
+	wo := env.WebhookInstallOptions
+	return &manager.WebhookOptions{
+		Host: wo.LocalServingHost,
+		Port: wo.LocalServingPort,
+		Certs: certs.Options{
+			Namespace:                       install.Namespace,
+			SecretName:                      install.WebhookSecretName,
+			IPAddresses:                     []net.IP{net.ParseIP(wo.LocalServingHost)},
+			CertDir:                         certDir,
+			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
+			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
+		},
+	}, nil
 }

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,6 +83,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// every step of the protocol.
 		Owns(&corev1.Pod{}).
 		Owns(&appsv1.ControllerRevision{}, builder.OnlyMetadata).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.OnlyMetadata).
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, ownerIndex))).
@@ -112,7 +114,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, set)
+	}
+	if added, err := r.ensureFinalizer(ctx, set); added || err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureEvictionBudget(ctx, set); err != nil {
+		return ctrl.Result{}, err
 	}
 	// The status is patched from the cached set: from one older than the
 	// last status written, a count that did not change since that older

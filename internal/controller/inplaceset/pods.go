@@ -89,6 +89,10 @@ func inPlacePatch(pod *corev1.Pod, from, to *corev1.PodTemplateSpec, hash string
 	annotations := map[string]any{}
 	diffMeta(labels, from.Labels, to.Labels)
 	diffMeta(annotations, from.Annotations, to.Annotations)
+	// The labels that make the pod CAFE's never change (the pod webhook
+	// refuses it), whatever a template says.
+	delete(labels, setNameLabel)
+	delete(labels, cafev1alpha1.DeploymentLabel)
 	labels[cafev1alpha1.RevisionHashLabel] = hash
 	annotations[inPlaceStateAnnotation] = string(stateJSON)
 

@@ -28,7 +28,7 @@ func (env Env) applyOwned(ctx context.Context, cd *cafev1alpha1.CafeDeployment, 
 	if err := controllerutil.SetControllerReference(cd, desired, env.Scheme); err != nil {
 		return err
 	}
-	if stampAppliedHash(desired, existing) {
+	if stampAppliedHash(desired, existing) && !replicasDrifted(desired, existing) {
 		return nil
 	}
 	return ownedwrite.Write(ctx, env.Client, desired, existing, fieldOwner)

@@ -73,6 +73,9 @@ func (p *replicaSets) Apply(ctx context.Context, unit string, s UnitSettings) er
 		}
 	}
 	res := planReplace(in)
+	if err := p.env.ensureEvictionBudget(ctx, p.cd, unit); err != nil {
+		return err
+	}
 	if err := p.env.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev); err != nil {
 		return err
 	}

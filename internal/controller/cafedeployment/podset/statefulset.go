@@ -57,7 +57,7 @@ func (p *statefulSets) Apply(ctx context.Context, unit string, s UnitSettings) e
 		in.Current = ptr.Deref(existing.Spec.Replicas, 0)
 	}
 	res := planOnDelete(in)
-	errs := []error{p.env.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev), p.env.deleteDrained(ctx, res.Delete)}
+	errs := []error{p.env.ensureEvictionBudget(ctx, p.cd, unit), p.env.setGates(ctx, res.CloseGate, res.ReopenGate, p.rev), p.env.deleteDrained(ctx, res.Delete)}
 	var current client.Object
 	if existing != nil {
 		current = existing
