@@ -22,7 +22,7 @@ const (
 	publicKeyKey     = "ed25519.pub"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=cafe-system,resources=secrets;configmaps,verbs=get;create
 
 // EnsureSigner returns the controller's signer: the key in the Secret, or a
 // new key stored there at first start. The public key is published in the

@@ -27,7 +27,9 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+// Node heartbeats are read in kube-node-lease only (the manager's cache
+// watches Leases in that namespace alone).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-node-lease,resources=leases,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=nodehealthreports,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=nodelifecyclepolicies,verbs=get;list;watch;create
