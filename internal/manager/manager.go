@@ -123,7 +123,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		webhookServer = webhook.NewServer(webhook.Options{Host: opts.Webhook.Host, Port: opts.Webhook.Port, CertDir: opts.Webhook.Certs.CertDir})
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		WebhookServer: webhookServer,
+		WebhookServer:           webhookServer,
 		Cache:                   cacheOptions(),
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsOptions(metricsAddr, opts.MetricsInsecure),
