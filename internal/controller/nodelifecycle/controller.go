@@ -149,23 +149,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	for i, st := range states {
 		members[i] = zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
 	}
-	wasGuarded := map[string]bool{}
-	for _, z := range policy.Status.Zones {
-		wasGuarded[z.Name] = z.Guarded
-	}
-	zones := zoneHealth(members, p.ZoneGuard, wasGuarded, now)
+	zones := zoneHealth(members, p.ZoneGuard, now)
 	window := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentMigrations}
 	tokens, wait := window.available(now, int(p.Migration.MaxPodsPerMinute))
-	plan := planActions(states, zones, p, tokens, now)
+	taintWindow := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentTaints}
+	taintTokens, taintWait := taintWindow.available(now, int(p.Migration.MaxNewTaintsPerMinute))
+	plan := planActions(states, zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
 	requeue = minPositive(requeue, plan.RequeueAfter)
 
 	var errs []error
-	if plan.Granted > 0 {
-		// The grant is recorded before any pod is asked to migrate: a
-		// controller that crashes in between has used up slots, never
-		// exceeded the limit.
-		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted)); err != nil {
-			plan.withdrawMigrations()
+	if plan.Granted > 0 || plan.TaintsGranted > 0 {
+		// The grants are recorded before any pod is asked to migrate or
+		// any taint is added: a controller that crashes in between has
+		// used up slots, never exceeded a limit.
+		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted), taintWindow.take(now, plan.TaintsGranted)); err != nil {
+			plan.withdrawGrants()
 			if apierrors.IsConflict(err) {
 				requeue = minPositive(requeue, time.Second)
 			} else {
@@ -180,6 +178,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 		if a.RateLimited {
 			requeue = minPositive(requeue, wait)
+		}
+		if a.TaintRateLimited {
+			requeue = minPositive(requeue, taintWait)
 		}
 	}
 	errs = append(errs, r.updatePolicyStatus(ctx, policy, policyStatus(policy, states, zones, now)))

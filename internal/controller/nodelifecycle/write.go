@@ -130,11 +130,12 @@ func (r *Reconciler) requestMigration(ctx context.Context, node *corev1.Node, po
 // an optimistic lock (the cache may not have our last grant yet: then this
 // conflicts and nothing migrates until the next reconcile), and updates
 // policy to what the API server stored.
-func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, grants []cafev1alpha1.MigrationGrant) error {
+func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, migrations, taints []cafev1alpha1.MigrationGrant) error {
 	updated := policy.DeepCopy()
-	updated.Status.RecentMigrations = grants
+	updated.Status.RecentMigrations = migrations
+	updated.Status.RecentTaints = taints
 	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("recording %d migration grant(s) in NodeLifecyclePolicy %s: %w", len(grants), policy.Name, err)
+		return fmt.Errorf("recording %d migration and %d taint grant(s) in NodeLifecyclePolicy %s: %w", len(migrations), len(taints), policy.Name, err)
 	}
 	updated.Spec.Default()
 	*policy = *updated
