@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -170,7 +171,35 @@ func loadCA(p PKI) (*x509.Certificate, crypto.Signer, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("CA key is not a signing key")
 	}
+	if err := checkCA(p, cert, signer, time.Now()); err != nil {
+		return nil, nil, fmt.Errorf("the CA in %s cannot be reused (remove the state directory or run without --keep-state): %w", p.Dir, err)
+	}
 	return cert, signer, nil
+}
+
+// checkCA refuses a CA found in a kept state directory unless it is one
+// this code would have made and nobody else could have: a CA certificate,
+// valid now, whose key is the one on disk and readable by its owner only.
+// Anyone who can plant a CA there can mint cluster-admin certificates.
+func checkCA(p PKI, cert *x509.Certificate, key crypto.Signer, now time.Time) error {
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return errors.New("ca.crt is not a CA certificate")
+	}
+	if now.Before(cert.NotBefore) || !now.Before(cert.NotAfter) {
+		return fmt.Errorf("ca.crt is valid from %s to %s, not now", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return errors.New("ca.key does not belong to ca.crt")
+	}
+	info, err := os.Stat(p.CAKey())
+	if err != nil {
+		return err
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("ca.key is accessible to others (mode %v)", info.Mode().Perm())
+	}
+	return nil
 }
 
 func leafTemplate(commonName string, orgs []string) *x509.Certificate {
