@@ -62,7 +62,10 @@ type ControlPlane struct {
 // state is what a running control plane records in its state directory so a
 // later run can tell a live instance from a crashed one.
 type state struct {
-	PID      int      `json:"pid"`
+	PID int `json:"pid"`
+	// PIDStart is when PID started (clock ticks since boot): a live PID
+	// that started at another time is a recycled one, someone else's.
+	PIDStart uint64   `json:"pidStart,omitempty"`
 	Children []int    `json:"children"`
 	Ports    Ports    `json:"ports"`
 	Started  string   `json:"started"`
@@ -351,7 +354,7 @@ func (cp *ControlPlane) identities() []Identity {
 func (cp *ControlPlane) prepareStateDir() error {
 	l := cp.layout
 	if prev, err := readState(l.stateFile()); err == nil {
-		if processAlive(prev.PID) && prev.PID != os.Getpid() {
+		if prev.ownerAlive() && prev.PID != os.Getpid() {
 			return fmt.Errorf("%w: %s belongs to the running process %d; stop it first (or use another --state-dir)", ErrStateInUse, l.dir, prev.PID)
 		}
 		killStaleChildren(prev, l.dir)
@@ -411,12 +414,18 @@ options:
 `
 
 func (cp *ControlPlane) writeState() error {
-	s := state{PID: os.Getpid(), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology}
+	s := state{PID: os.Getpid(), PIDStart: processStartTime(os.Getpid()), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(cp.layout.stateFile(), data, 0o600)
+}
+
+// ownerAlive reports whether the process that wrote s still runs: its PID
+// is alive and started when s says. `cafe dev down` signals nothing else.
+func (s state) ownerAlive() bool {
+	return processAlive(s.PID) && s.PIDStart != 0 && processStartTime(s.PID) == s.PIDStart
 }
 
 func readState(path string) (state, error) {
@@ -460,7 +469,7 @@ func Down(ctx context.Context, dir string) (int, error) {
 	l := layout{dir: dir}
 	stopped := 0
 	if prev, err := readState(l.stateFile()); err == nil {
-		if processAlive(prev.PID) && prev.PID != os.Getpid() {
+		if prev.ownerAlive() && prev.PID != os.Getpid() {
 			if err := syscall.Kill(prev.PID, syscall.SIGTERM); err != nil {
 				return 0, fmt.Errorf("stopping process %d: %w", prev.PID, err)
 			}
