@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ownwrites"
 )
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
@@ -67,7 +68,13 @@ type Reconciler struct {
 	migratedFrom map[string]bool
 	// held: the last hold reported per node (an event when it changes).
 	held map[string]string
+	// nodeWrites: the controller's last write to each node, so that a
+	// reconcile does not judge from a cache that has not seen it.
+	nodeWrites ownwrites.Tracker
 }
+
+// errCacheBehind: the cache has not yet seen one of our own node writes.
+var errCacheBehind = errors.New("the cache has not seen the last node write yet")
 
 var _ reconcile.Reconciler = &Reconciler{}
 
@@ -142,6 +149,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	r.policyMu.Unlock()
 
 	states, requeue, err := r.judge(ctx, p, now)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -217,6 +227,11 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 	if err := r.Client.List(ctx, nodeList); err != nil {
 		return nil, 0, fmt.Errorf("listing nodes: %w", err)
 	}
+	for i := range nodeList.Items {
+		if r.nodeWrites.Behind(types.NamespacedName{Name: nodeList.Items[i].Name}, nodeList.Items[i].ResourceVersion) {
+			return nil, 0, errCacheBehind
+		}
+	}
 	leases := &coordinationv1.LeaseList{}
 	if err := r.Client.List(ctx, leases, client.InNamespace(corev1.NamespaceNodeLease)); err != nil {
 		return nil, 0, fmt.Errorf("listing node leases: %w", err)
@@ -266,6 +281,7 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 	for name := range r.cleanStart {
 		if !present[name] {
 			delete(r.cleanStart, name)
+			r.nodeWrites.Forget(types.NamespacedName{Name: name})
 		}
 	}
 	return states, requeue, nil

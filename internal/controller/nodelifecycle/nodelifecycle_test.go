@@ -52,6 +52,7 @@ func fastPolicy(ctx context.Context, c client.Client) error {
 		policy.Spec.Probe = cafev1alpha1.KubeletProbeSpec{PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}
 		policy.Spec.Migration.OtherPodsAfterSeconds = 0
 		policy.Spec.Migration.MaxPodsPerMinute = 1000
+		policy.Spec.Migration.MaxNewTaintsPerMinute = 1000
 		return nil
 	})
 	return err

@@ -19,6 +19,14 @@ import (
 
 // The writers: each makes one object say what the reconcile decided.
 
+// wroteNode records the node's resourceVersion after a write: the next
+// reconcile waits until the cache has it, or it would see the node
+// without the taint just added and spend a second grant of the taint
+// rate limit on it.
+func (r *Reconciler) wroteNode(node *corev1.Node) {
+	r.nodeWrites.Wrote(types.NamespacedName{Name: node.Name}, node.ResourceVersion)
+}
+
 // writeUnhealthySince keeps the node's cafe.io/unhealthy-since annotation
 // in step with its verdict. It is written before the verdict's condition,
 // so a node recorded as unhealthy always carries it.
@@ -35,6 +43,7 @@ func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node,
 	if err := r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("annotating node %s with %s: %w", node.Name, cafev1alpha1.UnhealthySinceAnnotation, err)
 	}
+	r.wroteNode(node)
 	return nil
 }
 
@@ -61,6 +70,7 @@ func (r *Reconciler) writeCondition(ctx context.Context, node *corev1.Node, v ca
 	if err := r.Client.Status().Patch(ctx, node, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("writing condition %s on node %s: %w", cafev1alpha1.NodeHealthyCondition, node.Name, err)
 	}
+	r.wroteNode(node)
 	return nil
 }
 
@@ -102,6 +112,7 @@ func (r *Reconciler) writeTaints(ctx context.Context, node *corev1.Node, a *node
 		}
 		return fmt.Errorf("tainting node %s: %w", node.Name, err)
 	}
+	r.wroteNode(updated)
 	if removed {
 		r.Recorder.Eventf(node, nil, corev1.EventTypeNormal, "Untainted", "Untaint", "Removed %s taints", cafev1alpha1.UnhealthyTaintKey)
 	} else {
