@@ -362,6 +362,31 @@ type NodeLifecyclePolicyStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10000
 	RecentTaints []MigrationGrant `json:"recentTaints,omitempty"`
+	// unhealthyNodes are the nodes CAFE judges Suspect or Failed, and since
+	// when: the previous verdict each judgement starts from (a Failed node
+	// stays Failed while any signal is bad). It is kept here, where only
+	// CAFE writes, rather than read back from the node's cafe.io/NodeHealthy
+	// condition, which kubelets and node-problem-detector can write too.
+	// +optional
+	// +listType=map
+	// +listMapKey=node
+	// +kubebuilder:validation:MaxItems=10000
+	UnhealthyNodes []NodeVerdictRecord `json:"unhealthyNodes,omitempty"`
+}
+
+// NodeVerdictRecord is CAFE's verdict on a node that is not Healthy.
+type NodeVerdictRecord struct {
+	// node is the node's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node"`
+	// verdict is Suspect or Failed.
+	// +required
+	// +kubebuilder:validation:Enum=Suspect;Failed
+	Verdict NodeVerdict `json:"verdict"`
+	// since is when the node reached the verdict.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // MigrationGrant is one grant of the global rate limit.

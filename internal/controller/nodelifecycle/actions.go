@@ -18,6 +18,8 @@ type nodeState struct {
 	Name      string
 	Zone      string
 	Judgement nodeJudgement
+	// Previous is the verdict recorded before this judgement.
+	Previous cafev1alpha1.NodeVerdict
 	// VerdictSince is when the node reached its current verdict.
 	VerdictSince time.Time
 	// UnhealthySince is when it last turned Suspect or Failed (zero while

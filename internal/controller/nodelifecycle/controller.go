@@ -71,6 +71,9 @@ type Reconciler struct {
 	// nodeWrites: the controller's last write to each node, so that a
 	// reconcile does not judge from a cache that has not seen it.
 	nodeWrites ownwrites.Tracker
+	// policyWrites: the same for the policy, whose status holds the
+	// previous verdicts and the rate limits' grants.
+	policyWrites ownwrites.Tracker
 }
 
 // errCacheBehind: the cache has not yet seen one of our own node writes.
@@ -143,12 +146,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if r.policyWrites.Behind(client.ObjectKeyFromObject(policy), policy.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	p := policy.Spec.DeepCopy()
 	r.policyMu.Lock()
 	r.policy = *policy.Spec.DeepCopy()
 	r.policyMu.Unlock()
 
-	states, requeue, err := r.judge(ctx, p, now)
+	states, requeue, err := r.judge(ctx, p, policy.Status.UnhealthyNodes, now)
 	if errors.Is(err, errCacheBehind) {
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
@@ -222,7 +228,7 @@ func (r *Reconciler) readPolicy(ctx context.Context) (*cafev1alpha1.NodeLifecycl
 
 // judge gathers every node's signals and decides its verdict. The states
 // are in node name order.
-func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) ([]nodeState, time.Duration, error) {
+func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.NodeVerdictRecord, now time.Time) ([]nodeState, time.Duration, error) {
 	nodeList := &corev1.NodeList{}
 	if err := r.Client.List(ctx, nodeList); err != nil {
 		return nil, 0, fmt.Errorf("listing nodes: %w", err)
@@ -249,6 +255,10 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		reportsOf[rep.Spec.NodeName] = append(reportsOf[rep.Spec.NodeName], rep)
 	}
 	sort.Slice(nodeList.Items, func(i, j int) bool { return nodeList.Items[i].Name < nodeList.Items[j].Name })
+	recorded := map[string]cafev1alpha1.NodeVerdictRecord{}
+	for _, rec := range records {
+		recorded[rec.Node] = rec
+	}
 
 	var requeue time.Duration
 	states := make([]nodeState, 0, len(nodeList.Items))
@@ -257,10 +267,10 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		node := &nodeList.Items[i]
 		present[node.Name] = true
 		ev := nodeEvidence{Node: node, Lease: leaseOf[node.Name], Reports: reportsOf[node.Name], Probe: r.Prober.Result(node.Name)}
-		prev, prevSince := recordedVerdict(node)
+		prev, prevSince := recordedVerdict(node, recorded)
 		d := judgeNode(verdictInput{Policy: p, Signals: signalsOf(ev, p, now), Previous: prev, CleanSince: r.cleanSince(node.Name, ev, p, now), Now: now})
 		requeue = minPositive(requeue, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now)))
-		st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
+		st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, Previous: prev, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
 		if prev != d.Verdict {
 			st.VerdictSince = now
 		}
@@ -328,13 +338,24 @@ func (r *Reconciler) podsOf(ctx context.Context, st *nodeState) error {
 	return nil
 }
 
-// recordedVerdict reads the verdict CAFE last wrote on the node and since
-// when it holds.
-func recordedVerdict(node *corev1.Node) (cafev1alpha1.NodeVerdict, time.Time) {
+// recordedVerdict is the node's previous verdict and since when it holds.
+// An unhealthy one comes only from the policy's status.unhealthyNodes,
+// which only CAFE writes: a cafe.io/NodeHealthy condition saying Suspect or
+// Failed that CAFE has not recorded there was written by someone else (a
+// kubelet, node-problem-detector) and counts as Healthy. A Healthy
+// verdict and its time come from the condition.
+func recordedVerdict(node *corev1.Node, recorded map[string]cafev1alpha1.NodeVerdictRecord) (cafev1alpha1.NodeVerdict, time.Time) {
+	if rec, ok := recorded[node.Name]; ok {
+		return rec.Verdict, rec.Since.Time
+	}
 	for _, c := range node.Status.Conditions {
-		if string(c.Type) == cafev1alpha1.NodeHealthyCondition {
-			return cafev1alpha1.NodeVerdict(c.Reason), c.LastTransitionTime.Time
+		if string(c.Type) != cafev1alpha1.NodeHealthyCondition {
+			continue
 		}
+		if unhealthy(cafev1alpha1.NodeVerdict(c.Reason)) {
+			return cafev1alpha1.NodeVerdictHealthy, time.Time{}
+		}
+		return cafev1alpha1.NodeVerdict(c.Reason), c.LastTransitionTime.Time
 	}
 	return "", time.Time{}
 }
@@ -362,7 +383,7 @@ func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now
 	node := st.Node
 	log := ctrl.LoggerFrom(ctx).WithValues("Node", klog.KObj(node))
 	d := st.Judgement
-	prev, _ := recordedVerdict(node)
+	prev := st.Previous
 	message := d.Message
 	if a.Held != "" {
 		message += ". Held: " + a.Held

@@ -31,6 +31,12 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 		}
 	}
 	st.Zones = zones
+	st.UnhealthyNodes = nil
+	for _, s := range states {
+		if unhealthy(s.Judgement.Verdict) {
+			st.UnhealthyNodes = append(st.UnhealthyNodes, cafev1alpha1.NodeVerdictRecord{Node: s.Name, Verdict: s.Judgement.Verdict, Since: metav1.NewTime(s.VerdictSince.Truncate(time.Second))})
+		}
+	}
 	var guarded []string
 	for _, z := range zones {
 		if z.Guarded {

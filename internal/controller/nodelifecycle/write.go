@@ -148,6 +148,7 @@ func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeL
 	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("recording %d migration and %d taint grant(s) in NodeLifecyclePolicy %s: %w", len(migrations), len(taints), policy.Name, err)
 	}
+	r.policyWrites.Wrote(client.ObjectKeyFromObject(updated), updated.ResourceVersion)
 	updated.Spec.Default()
 	*policy = *updated
 	return nil
@@ -163,12 +164,18 @@ func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha
 	}
 	updated := policy.DeepCopy()
 	updated.Status = *st
-	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsConflict(err) {
-			return nil // written at the next reconcile, from a fresher read
-		}
+	err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		// Someone edited the spec since the read (only CAFE writes the
+		// status, and the reconcile started from a cache that had seen
+		// CAFE's last status write): the status diff still holds. Losing
+		// it would lose the previous verdicts in status.unhealthyNodes.
+		err = r.Client.Status().Patch(ctx, updated, client.MergeFrom(policy))
+	}
+	if err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	r.policyWrites.Wrote(client.ObjectKeyFromObject(updated), updated.ResourceVersion)
 	wasGuarded := meta.IsStatusConditionTrue(policy.Status.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
 	guard := meta.FindStatusCondition(st.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
 	switch guarded := guard.Status == metav1.ConditionTrue; {
