@@ -136,8 +136,12 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 		return err
 	}
 
-	if err := cp.run(ctx, "etcd", etcdArgs(l, ports), func(ctx context.Context) error {
-		return waitHTTP(ctx, url(ports.EtcdClient)+"/health", nil)
+	etcdTLS, err := cp.pki.EtcdClientTLS()
+	if err != nil {
+		return err
+	}
+	if err := cp.run(ctx, "etcd", etcdArgs(l, ports, cp.pki), func(ctx context.Context) error {
+		return waitHTTP(ctx, secureURL(ports.EtcdClient)+"/health", etcdTLS)
 	}); err != nil {
 		return err
 	}
@@ -327,8 +331,11 @@ func (cp *ControlPlane) StateDir() string { return cp.layout.dir }
 // LogPath returns the log file of a component.
 func (cp *ControlPlane) LogPath(component string) string { return cp.layout.log(component) }
 
-// EtcdURL is etcd's client URL.
-func (cp *ControlPlane) EtcdURL() string { return url(cp.ports.EtcdClient) }
+// EtcdURL is etcd's client URL (TLS; clients need PKI.EtcdClientTLS).
+func (cp *ControlPlane) EtcdURL() string { return secureURL(cp.ports.EtcdClient) }
+
+// PKI is the control plane's certificates.
+func (cp *ControlPlane) PKI() PKI { return cp.pki }
 
 // APIServerURL is kube-apiserver's URL.
 func (cp *ControlPlane) APIServerURL() string { return secureURL(cp.ports.APIServer) }

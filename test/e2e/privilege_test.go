@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +206,37 @@ func TestSecurityF6_AggregatedRoles(t *testing.T) {
 			g.Expect(can(user, a)).To(BeFalse(), "%s may %s", user, a)
 		}
 	}
+}
+
+// Review finding 13: the local control plane's etcd speaks only TLS and
+// only to clients with a certificate of the control plane's CA, so a local
+// user of the machine cannot reach the cluster's data through its port.
+func TestSecurityF13_EtcdNeedsAClientCertificate(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContext(t)
+	health := env.ControlPlane.EtcdURL() + "/health"
+	get := func(tlsConfig *tls.Config, url string) error {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+	withCert, err := env.ControlPlane.PKI().EtcdClientTLS()
+	g.Expect(err).NotTo(HaveOccurred())
+	withoutCert := withCert.Clone()
+	withoutCert.Certificates = nil
+
+	g.Expect(get(nil, strings.Replace(health, "https://", "http://", 1))).To(HaveOccurred(), "etcd answers plain HTTP")
+	g.Expect(get(withoutCert, health)).To(HaveOccurred(), "etcd answers a TLS client without a certificate")
+	g.Expect(get(withCert, health)).To(Succeed(), "etcd refuses the API server's client certificate")
 }
