@@ -1,8 +1,17 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// NodeHealthReportMaxLifetime is how long a report counts after its last
+// write: CAFE's admission webhook shortens spec.until to at most this long
+// after each write, and a report without spec.until (written where the
+// webhook does not run) expires this long after its creation. A monitoring
+// system that still sees the problem writes the report again.
+const NodeHealthReportMaxLifetime = time.Hour
 
 // NodeHealthReportState is what a monitoring system says about a node.
 //
@@ -52,10 +61,24 @@ type NodeHealthReportSpec struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 
-	// until is when the report expires; absent, it holds until it is
-	// deleted or set Healthy.
+	// until is when the report expires: at most an hour
+	// (NodeHealthReportMaxLifetime) after the report's last write; CAFE's
+	// admission webhook sets an absent or later one to that.
 	// +optional
 	Until *metav1.Time `json:"until,omitempty"`
+
+	// reportedBy is the user the API server authenticated for the last
+	// write of the report, stamped by CAFE's admission webhook (what a
+	// writer sets here is replaced).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	ReportedBy string `json:"reportedBy,omitempty"`
+
+	// stateSince is when state last changed (or the report was created),
+	// stamped by CAFE's admission webhook: a report that turns Unhealthy
+	// counts towards forSeconds from then, not from its creation.
+	// +optional
+	StateSince *metav1.Time `json:"stateSince,omitempty"`
 }
 
 // NodeHealthReport is an external health report on a node, written by a
@@ -70,6 +93,7 @@ type NodeHealthReportSpec struct {
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.spec.state`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`
 // +kubebuilder:printcolumn:name="Until",type=date,JSONPath=`.spec.until`
+// +kubebuilder:printcolumn:name="ReportedBy",type=string,JSONPath=`.spec.reportedBy`,priority=1
 type NodeHealthReport struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -96,7 +120,26 @@ type NodeHealthReportList struct {
 
 // ActiveAt reports whether the report is an unexpired Unhealthy statement.
 func (r *NodeHealthReport) ActiveAt(now metav1.Time) bool {
-	return r.Spec.State != NodeReportHealthy && (r.Spec.Until == nil || now.Before(r.Spec.Until))
+	return r.Spec.State != NodeReportHealthy && now.Time.Before(r.ExpiresAt())
+}
+
+// ExpiresAt is when the report stops counting: spec.until, or, without
+// one, NodeHealthReportMaxLifetime after its creation.
+func (r *NodeHealthReport) ExpiresAt() time.Time {
+	if r.Spec.Until != nil {
+		return r.Spec.Until.Time
+	}
+	return r.CreationTimestamp.Add(NodeHealthReportMaxLifetime)
+}
+
+// UnhealthySince is when the report's current state began: the stamped
+// spec.stateSince, never before the report's creation (which the API
+// server sets).
+func (r *NodeHealthReport) UnhealthySince() time.Time {
+	if r.Spec.StateSince != nil && r.Spec.StateSince.After(r.CreationTimestamp.Time) {
+		return r.Spec.StateSince.Time
+	}
+	return r.CreationTimestamp.Time
 }
 
 func init() {

@@ -55,6 +55,9 @@ func (s *NodeLifecyclePolicySpec) Default() {
 	if s.Migration.MaxPodsPerMinute == 0 {
 		s.Migration.MaxPodsPerMinute = 30
 	}
+	if s.Migration.MaxNewTaintsPerMinute == 0 {
+		s.Migration.MaxNewTaintsPerMinute = 10
+	}
 	if s.ZoneGuard.WindowSeconds == 0 {
 		s.ZoneGuard.WindowSeconds = 120
 	}

@@ -181,6 +181,15 @@ type MigrationSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxPodsPerMinute int32 `json:"maxPodsPerMinute,omitempty"`
+	// maxNewTaintsPerMinute is the global rate limit of CAFE's taints: at
+	// most this many cafe.io/unhealthy taints (a cordon, NoSchedule, or a
+	// NoExecute) are added in any 60 seconds, over all nodes, so that
+	// reports against many nodes cannot cordon a cluster at once.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxNewTaintsPerMinute int32 `json:"maxNewTaintsPerMinute,omitempty"`
 	// freshLease says whether a node whose Lease is fresh may be migrated.
 	// +optional
 	// +kubebuilder:default=Never
@@ -199,8 +208,8 @@ type MigrationSpec struct {
 
 // ZoneGuardSpec protects a zone from a stampede of migrations.
 type ZoneGuardSpec struct {
-	// maxUnhealthyPercent: when more than this share of a zone's nodes
-	// turned Suspect or Failed within windowSeconds, CAFE assumes a
+	// maxUnhealthyPercent: when more than this share of a zone's nodes is
+	// Suspect or Failed (however long ago each turned so), CAFE assumes a
 	// partition or a monitoring fault and neither migrates nor taints
 	// anything more in that zone, until no more than this share of its
 	// nodes is Suspect or Failed.
@@ -209,9 +218,10 @@ type ZoneGuardSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MaxUnhealthyPercent int32 `json:"maxUnhealthyPercent"`
-	// windowSeconds is how close together the nodes must turn unhealthy to
-	// trip the guard: nodes that turned bad longer ago (independent
-	// failures, already dealt with) do not count towards tripping it.
+	// windowSeconds is the window of status.zones[].recentlyUnhealthy (the
+	// nodes that turned bad within it), reported for operators. It no
+	// longer limits which nodes trip the guard: counting only recent ones
+	// let reports turn a zone bad a few nodes per window.
 	// +optional
 	// +kubebuilder:default=120
 	// +kubebuilder:validation:Minimum=1
@@ -344,6 +354,39 @@ type NodeLifecyclePolicyStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10000
 	RecentMigrations []MigrationGrant `json:"recentMigrations,omitempty"`
+	// recentTaints are the taints CAFE added within the last minute,
+	// oldest first (pods counts taints here): the window of
+	// spec.migration.maxNewTaintsPerMinute, recorded before the taints are
+	// added.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10000
+	RecentTaints []MigrationGrant `json:"recentTaints,omitempty"`
+	// unhealthyNodes are the nodes CAFE judges Suspect or Failed, and since
+	// when: the previous verdict each judgement starts from (a Failed node
+	// stays Failed while any signal is bad). It is kept here, where only
+	// CAFE writes, rather than read back from the node's cafe.io/NodeHealthy
+	// condition, which kubelets and node-problem-detector can write too.
+	// +optional
+	// +listType=map
+	// +listMapKey=node
+	// +kubebuilder:validation:MaxItems=10000
+	UnhealthyNodes []NodeVerdictRecord `json:"unhealthyNodes,omitempty"`
+}
+
+// NodeVerdictRecord is CAFE's verdict on a node that is not Healthy.
+type NodeVerdictRecord struct {
+	// node is the node's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node"`
+	// verdict is Suspect or Failed.
+	// +required
+	// +kubebuilder:validation:Enum=Suspect;Failed
+	Verdict NodeVerdict `json:"verdict"`
+	// since is when the node reached the verdict.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // MigrationGrant is one grant of the global rate limit.

@@ -86,7 +86,7 @@ func (b Bundle) Ring() KeyRing {
 	return NewKeyRing(append([]ed25519.PublicKey{b.Current}, b.Retired...)...)
 }
 
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=cafe-system,resources=secrets;configmaps,verbs=get;create
 
 // EnsureSigner returns the controller's signer: the key in the Secret when
 // it is the published current key. At first start (neither exists) it

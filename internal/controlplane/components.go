@@ -45,16 +45,26 @@ func url(port int) string       { return "http://127.0.0.1:" + strconv.Itoa(port
 func secureURL(port int) string { return "https://127.0.0.1:" + strconv.Itoa(port) }
 
 // etcdArgs runs a single-member etcd without fsync: the control plane is
-// disposable and fsync dominates write latency on a small machine.
-func etcdArgs(l layout, p Ports) []string {
+// disposable and fsync dominates write latency on a small machine. Clients
+// and the peer port speak TLS and must present a certificate of the
+// control plane's CA: a local user cannot reach the cluster's data.
+func etcdArgs(l layout, p Ports, pki PKI) []string {
 	return []string{
 		"--name=default",
 		"--data-dir=" + l.etcdData(),
-		"--listen-client-urls=" + url(p.EtcdClient),
-		"--advertise-client-urls=" + url(p.EtcdClient),
-		"--listen-peer-urls=" + url(p.EtcdPeer),
-		"--initial-advertise-peer-urls=" + url(p.EtcdPeer),
-		"--initial-cluster=default=" + url(p.EtcdPeer),
+		"--listen-client-urls=" + secureURL(p.EtcdClient),
+		"--advertise-client-urls=" + secureURL(p.EtcdClient),
+		"--listen-peer-urls=" + secureURL(p.EtcdPeer),
+		"--initial-advertise-peer-urls=" + secureURL(p.EtcdPeer),
+		"--initial-cluster=default=" + secureURL(p.EtcdPeer),
+		"--cert-file=" + pki.EtcdCert(),
+		"--key-file=" + pki.EtcdKey(),
+		"--client-cert-auth=true",
+		"--trusted-ca-file=" + pki.CACert(),
+		"--peer-cert-file=" + pki.EtcdCert(),
+		"--peer-key-file=" + pki.EtcdKey(),
+		"--peer-client-cert-auth=true",
+		"--peer-trusted-ca-file=" + pki.CACert(),
 		"--unsafe-no-fsync=true",
 		"--quota-backend-bytes=8589934592",
 		"--log-level=warn",
@@ -63,7 +73,10 @@ func etcdArgs(l layout, p Ports) []string {
 
 func apiServerArgs(l layout, p Ports, pki PKI) []string {
 	return []string{
-		"--etcd-servers=" + url(p.EtcdClient),
+		"--etcd-servers=" + secureURL(p.EtcdClient),
+		"--etcd-cafile=" + pki.CACert(),
+		"--etcd-certfile=" + pki.EtcdClientCert(),
+		"--etcd-keyfile=" + pki.EtcdClientKey(),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		// The lease reconciler refuses a loopback address; nothing in the

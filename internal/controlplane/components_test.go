@@ -18,7 +18,7 @@ func TestComponentsListenOnLoopbackOnly(t *testing.T) {
 	l := layout{dir: "/state"}
 	p := Ports{EtcdClient: 1, EtcdPeer: 2, APIServer: 3, ControllerManager: 4, Scheduler: 5, Kwok: 6}
 	pki := PKI{Dir: "/state/pki"}
-	all := [][]string{etcdArgs(l, p), apiServerArgs(l, p, pki), controllerManagerArgs(l, p, pki, 100), schedulerArgs(l, p), kwokArgs(l, p)}
+	all := [][]string{etcdArgs(l, p, pki), apiServerArgs(l, p, pki), controllerManagerArgs(l, p, pki, 100), schedulerArgs(l, p), kwokArgs(l, p)}
 	for _, args := range all {
 		for _, a := range args {
 			if strings.Contains(a, "://") && !strings.Contains(a, "kubernetes.default.svc") {

@@ -66,7 +66,10 @@ type ControlPlane struct {
 // state is what a running control plane records in its state directory so a
 // later run can tell a live instance from a crashed one.
 type state struct {
-	PID      int      `json:"pid"`
+	PID int `json:"pid"`
+	// PIDStart is when PID started (clock ticks since boot): a live PID
+	// that started at another time is a recycled one, someone else's.
+	PIDStart uint64   `json:"pidStart,omitempty"`
 	Children []int    `json:"children"`
 	Ports    Ports    `json:"ports"`
 	Started  string   `json:"started"`
@@ -137,8 +140,12 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 		return err
 	}
 
-	if err := cp.run(ctx, "etcd", etcdArgs(l, ports), func(ctx context.Context) error {
-		return waitHTTP(ctx, url(ports.EtcdClient)+"/health", nil)
+	etcdTLS, err := cp.pki.EtcdClientTLS()
+	if err != nil {
+		return err
+	}
+	if err := cp.run(ctx, "etcd", etcdArgs(l, ports, cp.pki), func(ctx context.Context) error {
+		return waitHTTP(ctx, secureURL(ports.EtcdClient)+"/health", etcdTLS)
 	}); err != nil {
 		return err
 	}
@@ -340,8 +347,11 @@ func (cp *ControlPlane) StateDir() string { return cp.layout.dir }
 // LogPath returns the log file of a component.
 func (cp *ControlPlane) LogPath(component string) string { return cp.layout.log(component) }
 
-// EtcdURL is etcd's client URL.
-func (cp *ControlPlane) EtcdURL() string { return url(cp.ports.EtcdClient) }
+// EtcdURL is etcd's client URL (TLS; clients need PKI.EtcdClientTLS).
+func (cp *ControlPlane) EtcdURL() string { return secureURL(cp.ports.EtcdClient) }
+
+// PKI is the control plane's certificates.
+func (cp *ControlPlane) PKI() PKI { return cp.pki }
 
 // APIServerURL is kube-apiserver's URL.
 func (cp *ControlPlane) APIServerURL() string { return secureURL(cp.ports.APIServer) }
@@ -367,7 +377,7 @@ func (cp *ControlPlane) identities() []Identity {
 func (cp *ControlPlane) prepareStateDir() error {
 	l := cp.layout
 	if prev, err := readState(l.stateFile()); err == nil {
-		if processAlive(prev.PID) && prev.PID != os.Getpid() {
+		if prev.ownerAlive() && prev.PID != os.Getpid() {
 			return fmt.Errorf("%w: %s belongs to the running process %d; stop it first (or use another --state-dir)", ErrStateInUse, l.dir, prev.PID)
 		}
 		killStaleChildren(prev, l.dir)
@@ -427,12 +437,18 @@ options:
 `
 
 func (cp *ControlPlane) writeState() error {
-	s := state{PID: os.Getpid(), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology}
+	s := state{PID: os.Getpid(), PIDStart: processStartTime(os.Getpid()), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(cp.layout.stateFile(), data, 0o600)
+}
+
+// ownerAlive reports whether the process that wrote s still runs: its PID
+// is alive and started when s says. `cafe dev down` signals nothing else.
+func (s state) ownerAlive() bool {
+	return processAlive(s.PID) && s.PIDStart != 0 && processStartTime(s.PID) == s.PIDStart
 }
 
 func readState(path string) (state, error) {
@@ -476,7 +492,7 @@ func Down(ctx context.Context, dir string) (int, error) {
 	l := layout{dir: dir}
 	stopped := 0
 	if prev, err := readState(l.stateFile()); err == nil {
-		if processAlive(prev.PID) && prev.PID != os.Getpid() {
+		if prev.ownerAlive() && prev.PID != os.Getpid() {
 			if err := syscall.Kill(prev.PID, syscall.SIGTERM); err != nil {
 				return 0, fmt.Errorf("stopping process %d: %w", prev.PID, err)
 			}

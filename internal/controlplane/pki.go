@@ -6,9 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -53,6 +55,14 @@ func (p PKI) CAKey() string             { return filepath.Join(p.Dir, "ca.key") 
 func (p PKI) ServingCert() string       { return filepath.Join(p.Dir, "apiserver.crt") }
 func (p PKI) ServingKey() string        { return filepath.Join(p.Dir, "apiserver.key") }
 func (p PKI) ServiceAccountKey() string { return filepath.Join(p.Dir, "sa.key") }
+
+// EtcdCert and EtcdKey are etcd's certificate, for serving its clients and
+// its (single) peer; EtcdClientCert and EtcdClientKey the API server's
+// client certificate for etcd, which accepts no client without one.
+func (p PKI) EtcdCert() string          { return filepath.Join(p.Dir, "etcd.crt") }
+func (p PKI) EtcdKey() string           { return filepath.Join(p.Dir, "etcd.key") }
+func (p PKI) EtcdClientCert() string    { return filepath.Join(p.Dir, "apiserver-etcd-client.crt") }
+func (p PKI) EtcdClientKey() string     { return filepath.Join(p.Dir, "apiserver-etcd-client.key") }
 func (p PKI) ServiceAccountPub() string { return filepath.Join(p.Dir, "sa.pub") }
 func (p PKI) ClientCert(id Identity) string {
 	return filepath.Join(p.Dir, id.Name+".crt")
@@ -95,6 +105,9 @@ func GeneratePKI(dir string, identities ...Identity) (PKI, error) {
 			return p, fmt.Errorf("issuing apiserver serving certificate: %w", err)
 		}
 	}
+	if err := issueEtcdCerts(p, caCert, caKey); err != nil {
+		return p, err
+	}
 	if !exists(p.ServiceAccountKey()) {
 		if err := writeServiceAccountKeys(p); err != nil {
 			return p, err
@@ -111,6 +124,47 @@ func GeneratePKI(dir string, identities ...Identity) (PKI, error) {
 		}
 	}
 	return p, nil
+}
+
+// EtcdClientTLS is the TLS configuration of a client of etcd: the API
+// server's client certificate, the control plane's CA as the only root.
+func (p PKI) EtcdClientTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(p.EtcdClientCert(), p.EtcdClientKey())
+	if err != nil {
+		return nil, fmt.Errorf("loading the etcd client certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(p.CACert())
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no certificate", p.CACert())
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// issueEtcdCerts issues what etcd's mutual TLS needs, unless present:
+// without it any local user could read and write the cluster's data
+// through etcd's loopback port.
+func issueEtcdCerts(p PKI, caCert *x509.Certificate, caKey crypto.Signer) error {
+	if !exists(p.EtcdCert()) {
+		tmpl := leafTemplate("etcd", nil)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		if err := issue(tmpl, caCert, caKey, p.EtcdCert(), p.EtcdKey()); err != nil {
+			return fmt.Errorf("issuing etcd's certificate: %w", err)
+		}
+	}
+	if !exists(p.EtcdClientCert()) {
+		tmpl := leafTemplate("kube-apiserver-etcd-client", nil)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		if err := issue(tmpl, caCert, caKey, p.EtcdClientCert(), p.EtcdClientKey()); err != nil {
+			return fmt.Errorf("issuing the API server's etcd client certificate: %w", err)
+		}
+	}
+	return nil
 }
 
 func loadOrCreateCA(p PKI) (*x509.Certificate, crypto.Signer, error) {
@@ -170,7 +224,35 @@ func loadCA(p PKI) (*x509.Certificate, crypto.Signer, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("CA key is not a signing key")
 	}
+	if err := checkCA(p, cert, signer, time.Now()); err != nil {
+		return nil, nil, fmt.Errorf("the CA in %s cannot be reused (remove the state directory or run without --keep-state): %w", p.Dir, err)
+	}
 	return cert, signer, nil
+}
+
+// checkCA refuses a CA found in a kept state directory unless it is one
+// this code would have made and nobody else could have: a CA certificate,
+// valid now, whose key is the one on disk and readable by its owner only.
+// Anyone who can plant a CA there can mint cluster-admin certificates.
+func checkCA(p PKI, cert *x509.Certificate, key crypto.Signer, now time.Time) error {
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return errors.New("ca.crt is not a CA certificate")
+	}
+	if now.Before(cert.NotBefore) || !now.Before(cert.NotAfter) {
+		return fmt.Errorf("ca.crt is valid from %s to %s, not now", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return errors.New("ca.key does not belong to ca.crt")
+	}
+	info, err := os.Stat(p.CAKey())
+	if err != nil {
+		return err
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("ca.key is accessible to others (mode %v)", info.Mode().Perm())
+	}
+	return nil
 }
 
 func leafTemplate(commonName string, orgs []string) *x509.Certificate {

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -40,6 +43,12 @@ import (
 type Options struct {
 	// MetricsAddr is the Prometheus metrics listen address; "0" or "" disables it.
 	MetricsAddr string
+	// MetricsInsecure serves metrics over plain HTTP to anyone who can
+	// connect; by default they are served over TLS to callers the API
+	// server authenticates and authorizes (get on the non-resource URL
+	// /metrics: the cafe-metrics-reader ClusterRole). Only for a manager
+	// listening on loopback, e.g. the benchmark's.
+	MetricsInsecure bool
 	// ProbeAddr serves /healthz and /readyz; "" disables it.
 	ProbeAddr string
 	// PprofAddr serves net/http/pprof for profiling; "" or "0" disables it.
@@ -125,12 +134,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		webhookServer = webhook.NewServer(webhook.Options{Host: opts.Webhook.Host, Port: opts.Webhook.Port, CertDir: opts.Webhook.Certs.CertDir})
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		WebhookServer: webhookServer,
-		// No controller reads managedFields; dropping them from the cache
-		// halves what each cached pod weighs and what a copy of it costs.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		WebhookServer:           webhookServer,
+		Cache:                   cacheOptions(),
 		Scheme:                  scheme.New(),
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 metricsOptions(metricsAddr, opts.MetricsInsecure),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
@@ -172,8 +179,35 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update;patch
+// The webhook certificate Secret is in CAFE's namespace (a Role there);
+// only CAFE's own webhook configurations get their caBundle patched, by
+// name (install.MutatingWebhookName and install.ValidatingWebhookName).
+// cacheOptions: no controller reads managedFields, and dropping them from
+// the cache halves what each cached pod weighs and what a copy of it costs.
+// Leases are watched in kube-node-lease only (node heartbeats): the
+// manager may read Leases nowhere else.
+func cacheOptions() cache.Options {
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}}},
+		},
+	}
+}
+
+// metricsOptions serves metrics over TLS (a self-signed certificate) to
+// callers the API server authenticates (TokenReview) and authorizes for
+// get on /metrics (SubjectAccessReview), unless insecure.
+func metricsOptions(addr string, insecure bool) metricsserver.Options {
+	if insecure {
+		return metricsserver.Options{BindAddress: addr}
+	}
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
+}
+
+// +kubebuilder:rbac:groups="",namespace=cafe-system,resources=secrets,verbs=get;create;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=cafe-mutating-webhook,verbs=get;patch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=cafe-validating-webhook,verbs=get;patch
 
 func ensureWebhookCerts(cfg *rest.Config, o certs.Options) error {
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
@@ -208,6 +242,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionPath, &webhook.Admission{Handler: appwebhook.RevisionGuard{CAFE: &admit.Self{Client: mgr.GetClient()}}})
+	srv.Register(nhrwebhook.MutatePath, &webhook.Admission{Handler: nhrwebhook.Stamper{}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	registerReleaseOrderWebhooks(srv, mgr, c, opts.namespace(), opts.Approval)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {

@@ -42,7 +42,7 @@ const (
 	keySize = 32
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=cafe-system,resources=secrets,verbs=get;create
 
 // Key seals and verifies stamped identities.
 type Key struct{ secret []byte }

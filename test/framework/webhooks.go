@@ -2,15 +2,11 @@ package framework
 
 import (
 	"context"
-	"net"
-	"os"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
-	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
 // ServeWebhooks installs CAFE (namespace, CRDs, RBAC with the example
@@ -21,35 +17,22 @@ import (
 // cfg's user, which is therefore CAFE's identity. Use it as the start
 // function of EnvtestWithWebhooksMain.
 func ServeWebhooks(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
-	if err := install.CAFE(ctx, cfg); err != nil {
+	// The certificate directory lives as long as the manager does.
+	ctx, cancel := context.WithCancel(ctx)
+	opts, err := ServeWebhooksOptions(ctx, env, cfg)
+	if err != nil {
+		cancel()
 		return nil, err
 	}
-	certDir, err := os.MkdirTemp("", "cafe-webhook-certs-")
+	mgr, err := manager.New(cfg, manager.Options{WebhooksOnly: true, Webhook: opts})
 	if err != nil {
-		return nil, err
-	}
-	removeCerts := func() { _ = os.RemoveAll(certDir) }
-	wo := env.WebhookInstallOptions
-	mgr, err := manager.New(cfg, manager.Options{WebhooksOnly: true, Webhook: &manager.WebhookOptions{
-		Host: wo.LocalServingHost,
-		Port: wo.LocalServingPort,
-		Certs: certs.Options{
-			Namespace:                       install.Namespace,
-			SecretName:                      install.WebhookSecretName,
-			IPAddresses:                     []net.IP{net.ParseIP(wo.LocalServingHost)},
-			CertDir:                         certDir,
-			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
-			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
-		},
-	}})
-	if err != nil {
-		removeCerts()
+		cancel()
 		return nil, err
 	}
 	stopManager, err := RunWebhookManager(ctx, mgr)
 	if err != nil {
-		removeCerts()
+		cancel()
 		return nil, err
 	}
-	return func() { stopManager(); removeCerts() }, nil
+	return func() { stopManager(); cancel() }, nil
 }

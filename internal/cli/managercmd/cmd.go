@@ -74,7 +74,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: in-cluster, then $KUBECONFIG)")
-	f.StringVar(&o.MetricsAddr, "metrics-bind-address", "0", "Prometheus metrics address, e.g. :8080 (0 disables)")
+	f.StringVar(&o.MetricsAddr, "metrics-bind-address", "0", "Prometheus metrics address, e.g. :8443 (0 disables)")
+	f.BoolVar(&o.MetricsInsecure, "metrics-insecure", false, "serve metrics over plain HTTP to anyone (default: TLS, callers authenticated and authorized for get on /metrics); only for a loopback address")
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "health probe address")
 	f.StringVar(&o.PprofAddr, "pprof-bind-address", "", "net/http/pprof address for profiling, e.g. 127.0.0.1:6060 (empty disables it)")
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")

@@ -31,7 +31,9 @@ import (
 // +kubebuilder:rbac:groups=cafe.io,resources=apprevisions/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=cafedeployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch
+// Config ConfigMaps are created once and never updated; patch only adds a
+// revision sharing the config to the ConfigMap's owners.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;patch
 
 const (
 	// fieldOwner is the field manager of the app's CafeDeployment and

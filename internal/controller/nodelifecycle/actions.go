@@ -18,6 +18,8 @@ type nodeState struct {
 	Name      string
 	Zone      string
 	Judgement nodeJudgement
+	// Previous is the verdict recorded before this judgement.
+	Previous cafev1alpha1.NodeVerdict
 	// VerdictSince is when the node reached its current verdict.
 	VerdictSince time.Time
 	// UnhealthySince is when it last turned Suspect or Failed (zero while
@@ -45,14 +47,25 @@ type nodeActions struct {
 	// pods (not part of Held: it changes with every grant).
 	Held        string
 	RateLimited bool
+	// TaintRateLimited says the taint rate limit held a new taint;
+	// addsNoSchedule and addsNoExecute are the taints the plan adds.
+	TaintRateLimited              bool
+	addsNoSchedule, addsNoExecute bool
+}
+
+// budget is what the global rate limits allow now.
+type budget struct {
+	Migrations, Taints int
 }
 
 // actionPlan is the outcome of planActions.
 type actionPlan struct {
 	// Nodes[i] is what to do to the i-th judged node.
 	Nodes []nodeActions
-	// Granted is how many migrations start.
-	Granted int
+	// Granted is how many migrations start; TaintsGranted how many taints
+	// are added.
+	Granted       int
+	TaintsGranted int
 	// RequeueAfter is when a timed action (the NoExecute taint) comes due.
 	RequeueAfter time.Duration
 }
@@ -69,8 +82,10 @@ type actionPlan struct {
 //   - a guarded zone gets no new taint and no migration (taints already on
 //     stay);
 //   - a node whose Lease is fresh is not migrated, unless the policy accepts
-//     an external report as evidence enough and one is among the signals.
-func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens int, now time.Time) actionPlan {
+//     an external report as evidence enough and one is among the signals;
+//   - no more than taint tokens taints are added in all (the taint rate
+//     limit), oldest verdict first: the others wait for the next window.
+func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens budget, now time.Time) actionPlan {
 	guarded := map[string]cafev1alpha1.ZoneHealth{}
 	for _, z := range zones {
 		if z.Guarded {
@@ -104,21 +119,50 @@ func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1al
 		default:
 			a.NoSchedule = true
 			if verdict == cafev1alpha1.NodeVerdictFailed {
-				out.failed(&a, n, p, &tokens, now)
+				out.failed(&a, n, p, &tokens.Migrations, now)
 			}
+			out.limitNewTaints(&a, n, p, &tokens.Taints)
 		}
 		out.Nodes[i] = a
 	}
 	return out
 }
 
-// withdrawMigrations takes back every migration the plan starts, as if
-// the rate limit had held them: what happens when their grant could not be
-// recorded.
-func (out *actionPlan) withdrawMigrations() {
+// limitNewTaints lets the taints a node gets (not those it has) through
+// while taint tokens last, and holds the rest.
+func (out *actionPlan) limitNewTaints(a *nodeActions, n nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, tokens *int) {
+	grant := func(want *bool, have bool, adds *bool) {
+		if !*want || have {
+			return
+		}
+		if *tokens <= 0 {
+			*want, a.TaintRateLimited = false, true
+			return
+		}
+		*tokens--
+		out.TaintsGranted++
+		*adds = true
+	}
+	grant(&a.NoSchedule, n.NoSchedule, &a.addsNoSchedule)
+	grant(&a.NoExecute, n.NoExecute, &a.addsNoExecute)
+	if a.TaintRateLimited && a.Held == "" {
+		a.Held = fmt.Sprintf("taint rate limit: at most %d %s taints are added per minute (spec.migration.maxNewTaintsPerMinute)", p.Migration.MaxNewTaintsPerMinute, cafev1alpha1.UnhealthyTaintKey)
+	}
+}
+
+// withdrawGrants takes back every migration the plan starts and every
+// taint it adds, as if the rate limits had held them: what happens when
+// their grants could not be recorded.
+func (out *actionPlan) withdrawGrants() {
 	for i := range out.Nodes {
-		if len(out.Nodes[i].Migrate) > 0 {
-			out.Nodes[i].Migrate, out.Nodes[i].RateLimited = nil, true
+		a := &out.Nodes[i]
+		if len(a.Migrate) > 0 {
+			a.Migrate, a.RateLimited = nil, true
+		}
+		if a.addsNoSchedule || a.addsNoExecute {
+			a.NoSchedule = a.NoSchedule && !a.addsNoSchedule
+			a.NoExecute = a.NoExecute && !a.addsNoExecute
+			a.addsNoSchedule, a.addsNoExecute, a.TaintRateLimited = false, false, true
 		}
 	}
 }

@@ -23,11 +23,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ownwrites"
 )
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+// Node heartbeats are read in kube-node-lease only (the manager's cache
+// watches Leases in that namespace alone).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-node-lease,resources=leases,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=nodehealthreports,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=nodelifecyclepolicies,verbs=get;list;watch;create
@@ -65,7 +68,16 @@ type Reconciler struct {
 	migratedFrom map[string]bool
 	// held: the last hold reported per node (an event when it changes).
 	held map[string]string
+	// nodeWrites: the controller's last write to each node, so that a
+	// reconcile does not judge from a cache that has not seen it.
+	nodeWrites ownwrites.Tracker
+	// policyWrites: the same for the policy, whose status holds the
+	// previous verdicts and the rate limits' grants.
+	policyWrites ownwrites.Tracker
 }
+
+// errCacheBehind: the cache has not yet seen one of our own node writes.
+var errCacheBehind = errors.New("the cache has not seen the last node write yet")
 
 var _ reconcile.Reconciler = &Reconciler{}
 
@@ -134,12 +146,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if r.policyWrites.Behind(client.ObjectKeyFromObject(policy), policy.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	p := policy.Spec.DeepCopy()
 	r.policyMu.Lock()
 	r.policy = *policy.Spec.DeepCopy()
 	r.policyMu.Unlock()
 
-	states, requeue, err := r.judge(ctx, p, now)
+	states, requeue, err := r.judge(ctx, p, policy.Status.UnhealthyNodes, now)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -147,23 +165,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	for i, st := range states {
 		members[i] = zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
 	}
-	wasGuarded := map[string]bool{}
-	for _, z := range policy.Status.Zones {
-		wasGuarded[z.Name] = z.Guarded
-	}
-	zones := zoneHealth(members, p.ZoneGuard, wasGuarded, now)
+	zones := zoneHealth(members, p.ZoneGuard, now)
 	window := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentMigrations}
 	tokens, wait := window.available(now, int(p.Migration.MaxPodsPerMinute))
-	plan := planActions(states, zones, p, tokens, now)
+	taintWindow := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentTaints}
+	taintTokens, taintWait := taintWindow.available(now, int(p.Migration.MaxNewTaintsPerMinute))
+	plan := planActions(states, zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
 	requeue = minPositive(requeue, plan.RequeueAfter)
 
 	var errs []error
-	if plan.Granted > 0 {
-		// The grant is recorded before any pod is asked to migrate: a
-		// controller that crashes in between has used up slots, never
-		// exceeded the limit.
-		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted)); err != nil {
-			plan.withdrawMigrations()
+	if plan.Granted > 0 || plan.TaintsGranted > 0 {
+		// The grants are recorded before any pod is asked to migrate or
+		// any taint is added: a controller that crashes in between has
+		// used up slots, never exceeded a limit.
+		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted), taintWindow.take(now, plan.TaintsGranted)); err != nil {
+			plan.withdrawGrants()
 			if apierrors.IsConflict(err) {
 				requeue = minPositive(requeue, time.Second)
 			} else {
@@ -178,6 +194,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 		if a.RateLimited {
 			requeue = minPositive(requeue, wait)
+		}
+		if a.TaintRateLimited {
+			requeue = minPositive(requeue, taintWait)
 		}
 	}
 	errs = append(errs, r.updatePolicyStatus(ctx, policy, policyStatus(policy, states, zones, now)))
@@ -209,10 +228,15 @@ func (r *Reconciler) readPolicy(ctx context.Context) (*cafev1alpha1.NodeLifecycl
 
 // judge gathers every node's signals and decides its verdict. The states
 // are in node name order.
-func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) ([]nodeState, time.Duration, error) {
+func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.NodeVerdictRecord, now time.Time) ([]nodeState, time.Duration, error) {
 	nodeList := &corev1.NodeList{}
 	if err := r.Client.List(ctx, nodeList); err != nil {
 		return nil, 0, fmt.Errorf("listing nodes: %w", err)
+	}
+	for i := range nodeList.Items {
+		if r.nodeWrites.Behind(types.NamespacedName{Name: nodeList.Items[i].Name}, nodeList.Items[i].ResourceVersion) {
+			return nil, 0, errCacheBehind
+		}
 	}
 	leases := &coordinationv1.LeaseList{}
 	if err := r.Client.List(ctx, leases, client.InNamespace(corev1.NamespaceNodeLease)); err != nil {
@@ -231,6 +255,10 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		reportsOf[rep.Spec.NodeName] = append(reportsOf[rep.Spec.NodeName], rep)
 	}
 	sort.Slice(nodeList.Items, func(i, j int) bool { return nodeList.Items[i].Name < nodeList.Items[j].Name })
+	recorded := map[string]cafev1alpha1.NodeVerdictRecord{}
+	for _, rec := range records {
+		recorded[rec.Node] = rec
+	}
 
 	var requeue time.Duration
 	states := make([]nodeState, 0, len(nodeList.Items))
@@ -239,10 +267,10 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		node := &nodeList.Items[i]
 		present[node.Name] = true
 		ev := nodeEvidence{Node: node, Lease: leaseOf[node.Name], Reports: reportsOf[node.Name], Probe: r.Prober.Result(node.Name)}
-		prev, prevSince := recordedVerdict(node)
+		prev, prevSince := recordedVerdict(node, recorded)
 		d := judgeNode(verdictInput{Policy: p, Signals: signalsOf(ev, p, now), Previous: prev, CleanSince: r.cleanSince(node.Name, ev, p, now), Now: now})
 		requeue = minPositive(requeue, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now)))
-		st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
+		st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, Previous: prev, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
 		if prev != d.Verdict {
 			st.VerdictSince = now
 		}
@@ -263,6 +291,7 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 	for name := range r.cleanStart {
 		if !present[name] {
 			delete(r.cleanStart, name)
+			r.nodeWrites.Forget(types.NamespacedName{Name: name})
 		}
 	}
 	return states, requeue, nil
@@ -309,13 +338,24 @@ func (r *Reconciler) podsOf(ctx context.Context, st *nodeState) error {
 	return nil
 }
 
-// recordedVerdict reads the verdict CAFE last wrote on the node and since
-// when it holds.
-func recordedVerdict(node *corev1.Node) (cafev1alpha1.NodeVerdict, time.Time) {
+// recordedVerdict is the node's previous verdict and since when it holds.
+// An unhealthy one comes only from the policy's status.unhealthyNodes,
+// which only CAFE writes: a cafe.io/NodeHealthy condition saying Suspect or
+// Failed that CAFE has not recorded there was written by someone else (a
+// kubelet, node-problem-detector) and counts as Healthy. A Healthy
+// verdict and its time come from the condition.
+func recordedVerdict(node *corev1.Node, recorded map[string]cafev1alpha1.NodeVerdictRecord) (cafev1alpha1.NodeVerdict, time.Time) {
+	if rec, ok := recorded[node.Name]; ok {
+		return rec.Verdict, rec.Since.Time
+	}
 	for _, c := range node.Status.Conditions {
-		if string(c.Type) == cafev1alpha1.NodeHealthyCondition {
-			return cafev1alpha1.NodeVerdict(c.Reason), c.LastTransitionTime.Time
+		if string(c.Type) != cafev1alpha1.NodeHealthyCondition {
+			continue
 		}
+		if unhealthy(cafev1alpha1.NodeVerdict(c.Reason)) {
+			return cafev1alpha1.NodeVerdictHealthy, time.Time{}
+		}
+		return cafev1alpha1.NodeVerdict(c.Reason), c.LastTransitionTime.Time
 	}
 	return "", time.Time{}
 }
@@ -343,7 +383,7 @@ func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now
 	node := st.Node
 	log := ctrl.LoggerFrom(ctx).WithValues("Node", klog.KObj(node))
 	d := st.Judgement
-	prev, _ := recordedVerdict(node)
+	prev := st.Previous
 	message := d.Message
 	if a.Held != "" {
 		message += ". Held: " + a.Held

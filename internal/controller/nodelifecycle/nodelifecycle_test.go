@@ -52,6 +52,7 @@ func fastPolicy(ctx context.Context, c client.Client) error {
 		policy.Spec.Probe = cafev1alpha1.KubeletProbeSpec{PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}
 		policy.Spec.Migration.OtherPodsAfterSeconds = 0
 		policy.Spec.Migration.MaxPodsPerMinute = 1000
+		policy.Spec.Migration.MaxNewTaintsPerMinute = 1000
 		return nil
 	})
 	return err
@@ -321,4 +322,25 @@ func TestReportsForUnknownNodesAreRefused(t *testing.T) {
 	denied := review("no-such-node-" + strconv.Itoa(os.Getpid()))
 	g.Expect(denied.Allowed).To(BeFalse())
 	g.Expect(denied.Result.Message).To(ContainSubstring("spec.nodeName: Not found"))
+}
+
+// Review finding 7: whoever writes node status (node-problem-detector, a
+// kubelet) cannot keep a node Failed by writing CAFE's own condition: the
+// previous verdict comes from the policy's status, which only CAFE writes.
+// One bad signal (a report) makes the node Suspect; a forged
+// "cafe.io/NodeHealthy: Failed" is overwritten with Suspect, not kept.
+func TestSecurityF7_NodeStatusWritersCannotKeepANodeFailed(t *testing.T) {
+	ctx, g, _ := suite.Setup(t)
+	name := zone(t, ctx, g, "forged", 3)[0].name
+	g.Eventually(func() string { return verdictOf(ctx, name) }).Should(Equal("Healthy"))
+	reportOn(t, ctx, g, name)
+	g.Eventually(func() string { return verdictOf(ctx, name) }).Should(Equal("Suspect"))
+
+	forged, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+		Type: corev1.NodeConditionType(cafev1alpha1.NodeHealthyCondition), Status: corev1.ConditionFalse, Reason: "Failed", Message: "forged",
+		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+	}}}})
+	g.Expect(suite.Client.Status().Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.StrategicMergePatchType, forged))).To(Succeed())
+	g.Eventually(func() nodeView { return viewOf(ctx, name) }).Should(And(HaveField("Verdict", "Suspect"), HaveField("Message", ContainSubstring("ExternalReport"))))
+	g.Consistently(func() string { return verdictOf(ctx, name) }, 3*time.Second).Should(Equal("Suspect"))
 }

@@ -164,13 +164,19 @@ func kubeletEndpoint(node *corev1.Node) string {
 	return ""
 }
 
-var probeClient = &http.Client{Transport: &http.Transport{
-	// Liveness only: the kubelet's serving certificate is not verified and
-	// no credentials are sent.
-	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // liveness probe, nothing is trusted
-	DisableKeepAlives: true,
-	Proxy:             nil,
-}}
+var probeClient = &http.Client{
+	Transport: &http.Transport{
+		// Liveness only: the kubelet's serving certificate is not verified
+		// and no credentials are sent.
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // liveness probe, nothing is trusted
+		DisableKeepAlives: true,
+		Proxy:             nil,
+	},
+	// A redirect is an answer, so the node is alive; following it would
+	// let whoever writes a node's status make CAFE send requests to any
+	// address (review finding 13).
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 func httpProbe(ctx context.Context, endpoint string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -23,17 +23,15 @@ func unhealthy(v cafev1alpha1.NodeVerdict) bool {
 }
 
 // zoneHealth counts the nodes of every zone and says which zones the guard
-// holds. Many nodes of one zone turning bad together is more likely a
-// partition between CAFE and the zone, or a monitoring fault, than that
-// many machines dying at once; acting on it would move a zone's worth of
-// pods on doubtful evidence. So the guard trips when more than
-// maxUnhealthyPercent of a zone's nodes turned Suspect or Failed within
-// windowSeconds of now (and still are); nodes that turned bad earlier,
-// one by one, are independent failures and do not trip it. A zone the
-// guard held before (wasGuarded, from the policy's status) stays held as
-// long as more than that share of its nodes is Suspect or Failed at all,
-// however long ago they turned. Sorted by zone name.
-func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, wasGuarded map[string]bool, now time.Time) []cafev1alpha1.ZoneHealth {
+// holds. Many nodes of one zone bad at once is more likely a partition
+// between CAFE and the zone, or a monitoring fault, than that many machines
+// dying; acting on it would move a zone's worth of pods on doubtful
+// evidence. So the guard holds a zone while more than maxUnhealthyPercent
+// of its nodes are Suspect or Failed, however long ago each turned so:
+// counting only the nodes that turned bad within a window let reports turn
+// a zone bad a few nodes per window (review finding 7). recentlyUnhealthy
+// (within windowSeconds) is reported, not counted. Sorted by zone name.
+func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, now time.Time) []cafev1alpha1.ZoneHealth {
 	byZone := map[string]*cafev1alpha1.ZoneHealth{}
 	recentFrom := now.Add(-seconds(guard.WindowSeconds))
 	for _, m := range members {
@@ -55,7 +53,7 @@ func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, wasGuard
 	}
 	out := make([]cafev1alpha1.ZoneHealth, 0, len(byZone))
 	for _, z := range byZone {
-		z.Guarded = above(z.RecentlyUnhealthy, z.Nodes) || (wasGuarded[z.Name] && above(z.Unhealthy, z.Nodes))
+		z.Guarded = above(z.Unhealthy, z.Nodes)
 		out = append(out, *z)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

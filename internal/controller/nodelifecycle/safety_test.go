@@ -18,50 +18,37 @@ func turned(zone string, v cafev1alpha1.NodeVerdict, d time.Duration) zoneMember
 
 func fine(zone string) zoneMember { return zoneMember{Zone: zone, Verdict: healthy} }
 
-func TestZoneGuardTripsWhenTooManyNodesTurnBadWithinTheWindow(t *testing.T) {
+func TestZoneGuardHoldsAZoneWhileTooManyOfItsNodesAreBad(t *testing.T) {
 	guard := cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 50, WindowSeconds: 120}
 	tests := []struct {
-		name       string
-		members    []zoneMember
-		guard      cafev1alpha1.ZoneGuardSpec
-		wasGuarded []string
-		guarded    []string
-		recent     map[string]int32
+		name    string
+		members []zoneMember
+		guard   cafev1alpha1.ZoneGuardSpec
+		guarded []string
+		recent  map[string]int32
 	}{
 		{name: "one failed node of two (50%) is not above 50%",
 			members: []zoneMember{turned("a", failed, time.Second), fine("a")}, guard: guard, recent: map[string]int32{"a": 1}},
-		{name: "two of two turning bad together trip it",
+		{name: "two of two trip it",
 			members: []zoneMember{turned("a", failed, 10*time.Second), turned("a", suspect, time.Second)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
 		{name: "two of three, per zone",
 			members: []zoneMember{turned("a", failed, 0), turned("a", suspect, 0), fine("a"), turned("b", failed, 0), fine("b"), fine("b")}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2, "b": 1}},
-		{name: "the window's first second counts",
-			members: []zoneMember{turned("a", failed, 120*time.Second), turned("a", failed, 0)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
-		{name: "nodes that turned bad one by one, further apart than the window, do not trip it",
-			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 121*time.Second), turned("a", failed, 0), fine("a")}, guard: guard, recent: map[string]int32{"a": 1}},
-		{name: "an old failure and two fresh ones of four: 2 of 4 recent is not above 50%",
-			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 5*time.Second), turned("a", suspect, 0), fine("a")}, guard: guard, recent: map[string]int32{"a": 2}},
-		{name: "three fresh ones of four are",
-			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 5*time.Second), turned("a", suspect, 0), turned("a", suspect, 0)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 3}},
-		{name: "a guarded zone stays guarded after the window while most of it is still bad",
-			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, time.Hour), fine("a")}, guard: guard, wasGuarded: []string{"a"}, guarded: []string{"a"}, recent: map[string]int32{"a": 0}},
-		{name: "and clears once no more than the share is bad",
-			members: []zoneMember{turned("a", failed, time.Hour), fine("a")}, guard: guard, wasGuarded: []string{"a"}, recent: map[string]int32{"a": 0}},
-		{name: "a longer window catches slower outages",
-			members: []zoneMember{turned("a", failed, 10*time.Minute), turned("a", failed, 0), fine("a")}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 50, WindowSeconds: 900}, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
+		{name: "nodes that turned bad one by one, further apart than the window, count too (review finding 7)",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", failed, 121*time.Second), turned("a", failed, 0), fine("a")}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 1}},
+		{name: "half a zone bad long ago and half now: every node counts",
+			members: []zoneMember{turned("a", suspect, time.Hour), turned("a", suspect, time.Hour), turned("a", suspect, 0), turned("a", suspect, 0)}, guard: guard, guarded: []string{"a"}, recent: map[string]int32{"a": 2}},
+		{name: "2 of 4 is not above 50%",
+			members: []zoneMember{turned("a", failed, time.Hour), turned("a", suspect, 0), fine("a"), fine("a")}, guard: guard, recent: map[string]int32{"a": 1}},
 		{name: "0% guards a zone at its first unhealthy node",
 			members: []zoneMember{turned("a", suspect, 0), fine("a"), fine("b")}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 0, WindowSeconds: 120}, guarded: []string{"a"}, recent: map[string]int32{"a": 1, "b": 0}},
 		{name: "100% never guards",
-			members: []zoneMember{turned("a", failed, 0)}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 100, WindowSeconds: 120}, wasGuarded: []string{"a"}, recent: map[string]int32{"a": 1}},
+			members: []zoneMember{turned("a", failed, 0)}, guard: cafev1alpha1.ZoneGuardSpec{MaxUnhealthyPercent: 100, WindowSeconds: 120}, recent: map[string]int32{"a": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			was := map[string]bool{}
-			for _, z := range tt.wasGuarded {
-				was[z] = true
-			}
 			var got []string
-			for _, z := range zoneHealth(tt.members, tt.guard, was, now) {
+			for _, z := range zoneHealth(tt.members, tt.guard, now) {
 				if z.Guarded {
 					got = append(got, z.Name)
 				}
@@ -130,6 +117,7 @@ func TestPlanActions(t *testing.T) {
 		migrate               []string
 		held                  bool
 		rateLimited           bool
+		taintRateLimited      bool
 	}
 	tests := []struct {
 		name   string
@@ -137,6 +125,8 @@ func TestPlanActions(t *testing.T) {
 		nodes  []nodeState
 		zones  []cafev1alpha1.ZoneHealth
 		tokens int
+		// taints is the taint budget; 0 means plenty.
+		taints int
 		want   []want
 	}{
 		{name: "a healthy node carries no CAFE taint", nodes: []nodeState{{Name: "n1", Judgement: nodeJudgement{Verdict: healthy}, NoSchedule: true, NoExecute: true}}, tokens: 10, want: []want{{}}},
@@ -166,6 +156,18 @@ func TestPlanActions(t *testing.T) {
 		{name: "a fresh Lease with an external report migrates when the policy trusts reports", policy: trustReports, nodes: []nodeState{withReport}, tokens: 10, want: []want{{noSchedule: true, migrate: []string{"p1"}}}},
 		{name: "a fresh Lease without an external report is held even then", policy: trustReports, nodes: []nodeState{fresh}, tokens: 10, want: []want{{noSchedule: true, held: true}}},
 		{name: "Observe mode neither taints nor migrates", policy: observe, nodes: []nodeState{judged("n1", "a", failed, time.Hour, "p1")}, tokens: 10, want: []want{{}}},
+		{
+			name:   "new taints are rate-limited, oldest verdict first; taints already on stay",
+			nodes:  []nodeState{judged("n3", "c", suspect, time.Second), judged("n1", "a", suspect, time.Minute), func() nodeState { n := judged("n2", "b", suspect, 30*time.Second); n.NoSchedule = true; return n }()},
+			tokens: 10, taints: 1,
+			want: []want{{held: true, taintRateLimited: true}, {noSchedule: true}, {noSchedule: true}},
+		},
+		{
+			name:   "NoExecute needs a taint token too",
+			nodes:  []nodeState{func() nodeState { n := judged("n1", "a", failed, time.Hour); n.NoSchedule = true; return n }()},
+			tokens: 10, taints: -1,
+			want: []want{{noSchedule: true, held: true, taintRateLimited: true}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +176,14 @@ func TestPlanActions(t *testing.T) {
 			if p == nil {
 				p = defaults()
 			}
-			out := planActions(tt.nodes, tt.zones, p, tt.tokens, now)
+			taints := tt.taints
+			switch taints {
+			case 0:
+				taints = 100
+			case -1:
+				taints = 0
+			}
+			out := planActions(tt.nodes, tt.zones, p, budget{Migrations: tt.tokens, Taints: taints}, now)
 			g.Expect(out.Nodes).To(HaveLen(len(tt.want)))
 			granted := 0
 			for i, w := range tt.want {
@@ -189,6 +198,7 @@ func TestPlanActions(t *testing.T) {
 				g.Expect(migrate).To(Equal(w.migrate), "%s migrate", a.Node)
 				g.Expect(a.Held != "").To(Equal(w.held), "%s held: %q", a.Node, a.Held)
 				g.Expect(a.RateLimited).To(Equal(w.rateLimited), "%s rate limited", a.Node)
+				g.Expect(a.TaintRateLimited).To(Equal(w.taintRateLimited), "%s taint rate limited", a.Node)
 				granted += len(migrate)
 			}
 			g.Expect(out.Granted).To(Equal(granted))
@@ -196,13 +206,18 @@ func TestPlanActions(t *testing.T) {
 	}
 }
 
-func TestWithdrawMigrationsHoldsEveryMigrationAsTheRateLimitWould(t *testing.T) {
+func TestWithdrawGrantsHoldsEveryMigrationAndNewTaintAsTheRateLimitsWould(t *testing.T) {
 	g := NewWithT(t)
-	plan := planActions([]nodeState{judged("n1", "a", failed, time.Minute, "p1", "p2"), judged("n2", "b", suspect, time.Minute)}, nil, defaults(), 10, now)
+	cordoned := judged("n3", "c", suspect, time.Minute)
+	cordoned.NoSchedule = true
+	plan := planActions([]nodeState{judged("n1", "a", failed, time.Minute, "p1", "p2"), judged("n2", "b", suspect, time.Minute), cordoned}, nil, defaults(), budget{Migrations: 10, Taints: 10}, now)
 	g.Expect(plan.Nodes[0].Migrate).To(HaveLen(2))
-	plan.withdrawMigrations()
+	g.Expect(plan.TaintsGranted).To(Equal(2))
+	plan.withdrawGrants()
 	g.Expect(plan.Nodes[0].Migrate).To(BeEmpty())
 	g.Expect(plan.Nodes[0].RateLimited).To(BeTrue(), "the node with migrations waits for the next grant")
-	g.Expect(plan.Nodes[0].NoSchedule).To(BeTrue(), "its taints stay planned")
-	g.Expect(plan.Nodes[1].RateLimited).To(BeFalse(), "a node without migrations is not held")
+	g.Expect(plan.Nodes[0].NoSchedule).To(BeFalse(), "its new taint waits for the next grant too")
+	g.Expect(plan.Nodes[1].TaintRateLimited).To(BeTrue())
+	g.Expect(plan.Nodes[2].NoSchedule).To(BeTrue(), "a taint already on stays")
+	g.Expect(plan.Nodes[2].TaintRateLimited).To(BeFalse())
 }

@@ -110,17 +110,20 @@ func reportSignal(reports []cafev1alpha1.NodeHealthReport, now time.Time) Signal
 		if !r.ActiveAt(metav1.NewTime(now)) {
 			continue
 		}
-		if !s.Bad || r.CreationTimestamp.Time.Before(s.Since) {
-			s.Since = r.CreationTimestamp.Time
+		// Since the report's state last changed: a report flipped to
+		// Unhealthy has not been bad since its creation.
+		if since := r.UnhealthySince(); !s.Bad || since.Before(s.Since) {
+			s.Since = since
 		}
 		s.Bad = true
 		e := r.Spec.Source + "/" + r.Spec.Reason
+		if r.Spec.ReportedBy != "" {
+			e += " by " + r.Spec.ReportedBy
+		}
 		if r.Spec.Message != "" {
 			e += " (" + r.Spec.Message + ")"
 		}
-		if r.Spec.Until != nil {
-			e += " until " + stamp(r.Spec.Until.Time)
-		}
+		e += " until " + stamp(r.ExpiresAt())
 		seen = append(seen, e)
 	}
 	sort.Strings(seen)
@@ -143,11 +146,10 @@ func probeSignal(r *ProbeResult, p *cafev1alpha1.NodeLifecyclePolicySpec) Signal
 func reportExpiry(reports []cafev1alpha1.NodeHealthReport, now time.Time) time.Duration {
 	var next time.Duration
 	for i := range reports {
-		u := reports[i].Spec.Until
-		if u == nil || !reports[i].ActiveAt(metav1.NewTime(now)) {
+		if !reports[i].ActiveAt(metav1.NewTime(now)) {
 			continue
 		}
-		if d := u.Sub(now); d > 0 && (next == 0 || d < next) {
+		if d := reports[i].ExpiresAt().Sub(now); d > 0 && (next == 0 || d < next) {
 			next = d
 		}
 	}

@@ -18,6 +18,7 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 	st := policy.Status.DeepCopy()
 	st.ObservedGeneration = policy.Generation
 	st.RecentMigrations = rateWindow{window: rateLimitWindow, grants: st.RecentMigrations}.current(now)
+	st.RecentTaints = rateWindow{window: rateLimitWindow, grants: st.RecentTaints}.current(now)
 	st.Healthy, st.Suspect, st.Failed = 0, 0, 0
 	for _, s := range states {
 		switch s.Judgement.Verdict {
@@ -30,6 +31,12 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 		}
 	}
 	st.Zones = zones
+	st.UnhealthyNodes = nil
+	for _, s := range states {
+		if unhealthy(s.Judgement.Verdict) {
+			st.UnhealthyNodes = append(st.UnhealthyNodes, cafev1alpha1.NodeVerdictRecord{Node: s.Name, Verdict: s.Judgement.Verdict, Since: metav1.NewTime(s.VerdictSince.Truncate(time.Second))})
+		}
+	}
 	var guarded []string
 	for _, z := range zones {
 		if z.Guarded {
@@ -39,7 +46,7 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 	cond := metav1.Condition{Type: cafev1alpha1.NodeLifecycleZoneGuardCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.NodeLifecycleZoneGuardClearReason, Message: "no zone is guarded", ObservedGeneration: policy.Generation}
 	if len(guarded) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionTrue, cafev1alpha1.NodeLifecycleZoneGuardTrippedReason
-		cond.Message = fmt.Sprintf("more than %d%% of the nodes turned Suspect or Failed together in zone(s) %s: CAFE assumes a partition or a monitoring fault and migrates nothing there; check the zone's network and monitoring", policy.Spec.ZoneGuard.MaxUnhealthyPercent, strings.Join(guarded, ", "))
+		cond.Message = fmt.Sprintf("more than %d%% of the nodes are Suspect or Failed in zone(s) %s: CAFE assumes a partition or a monitoring fault and migrates nothing there; check the zone's network and monitoring", policy.Spec.ZoneGuard.MaxUnhealthyPercent, strings.Join(guarded, ", "))
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	return st

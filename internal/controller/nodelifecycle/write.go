@@ -19,6 +19,14 @@ import (
 
 // The writers: each makes one object say what the reconcile decided.
 
+// wroteNode records the node's resourceVersion after a write: the next
+// reconcile waits until the cache has it, or it would see the node
+// without the taint just added and spend a second grant of the taint
+// rate limit on it.
+func (r *Reconciler) wroteNode(node *corev1.Node) {
+	r.nodeWrites.Wrote(types.NamespacedName{Name: node.Name}, node.ResourceVersion)
+}
+
 // writeUnhealthySince keeps the node's cafe.io/unhealthy-since annotation
 // in step with its verdict. It is written before the verdict's condition,
 // so a node recorded as unhealthy always carries it.
@@ -35,6 +43,7 @@ func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node,
 	if err := r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("annotating node %s with %s: %w", node.Name, cafev1alpha1.UnhealthySinceAnnotation, err)
 	}
+	r.wroteNode(node)
 	return nil
 }
 
@@ -61,6 +70,7 @@ func (r *Reconciler) writeCondition(ctx context.Context, node *corev1.Node, v ca
 	if err := r.Client.Status().Patch(ctx, node, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("writing condition %s on node %s: %w", cafev1alpha1.NodeHealthyCondition, node.Name, err)
 	}
+	r.wroteNode(node)
 	return nil
 }
 
@@ -102,6 +112,7 @@ func (r *Reconciler) writeTaints(ctx context.Context, node *corev1.Node, a *node
 		}
 		return fmt.Errorf("tainting node %s: %w", node.Name, err)
 	}
+	r.wroteNode(updated)
 	if removed {
 		r.Recorder.Eventf(node, nil, corev1.EventTypeNormal, "Untainted", "Untaint", "Removed %s taints", cafev1alpha1.UnhealthyTaintKey)
 	} else {
@@ -130,12 +141,14 @@ func (r *Reconciler) requestMigration(ctx context.Context, node *corev1.Node, po
 // an optimistic lock (the cache may not have our last grant yet: then this
 // conflicts and nothing migrates until the next reconcile), and updates
 // policy to what the API server stored.
-func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, grants []cafev1alpha1.MigrationGrant) error {
+func (r *Reconciler) recordGrant(ctx context.Context, policy *cafev1alpha1.NodeLifecyclePolicy, migrations, taints []cafev1alpha1.MigrationGrant) error {
 	updated := policy.DeepCopy()
-	updated.Status.RecentMigrations = grants
+	updated.Status.RecentMigrations = migrations
+	updated.Status.RecentTaints = taints
 	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("recording %d migration grant(s) in NodeLifecyclePolicy %s: %w", len(grants), policy.Name, err)
+		return fmt.Errorf("recording %d migration and %d taint grant(s) in NodeLifecyclePolicy %s: %w", len(migrations), len(taints), policy.Name, err)
 	}
+	r.policyWrites.Wrote(client.ObjectKeyFromObject(updated), updated.ResourceVersion)
 	updated.Spec.Default()
 	*policy = *updated
 	return nil
@@ -151,12 +164,18 @@ func (r *Reconciler) updatePolicyStatus(ctx context.Context, policy *cafev1alpha
 	}
 	updated := policy.DeepCopy()
 	updated.Status = *st
-	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsConflict(err) {
-			return nil // written at the next reconcile, from a fresher read
-		}
+	err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(policy, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		// Someone edited the spec since the read (only CAFE writes the
+		// status, and the reconcile started from a cache that had seen
+		// CAFE's last status write): the status diff still holds. Losing
+		// it would lose the previous verdicts in status.unhealthyNodes.
+		err = r.Client.Status().Patch(ctx, updated, client.MergeFrom(policy))
+	}
+	if err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	r.policyWrites.Wrote(client.ObjectKeyFromObject(updated), updated.ResourceVersion)
 	wasGuarded := meta.IsStatusConditionTrue(policy.Status.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
 	guard := meta.FindStatusCondition(st.Conditions, cafev1alpha1.NodeLifecycleZoneGuardCondition)
 	switch guarded := guard.Status == metav1.ConditionTrue; {

@@ -61,6 +61,8 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		"--kubeconfig=" + o.ControlPlane.KubeconfigFor(controlplane.CafeIdentity),
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[0]),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
+		// The benchmark scrapes the loopback endpoint without a token.
+		"--metrics-insecure",
 	}, o.Args...)
 	logPath := o.LogPath
 	if logPath == "" {
