@@ -45,19 +45,28 @@ func IsReservedAnnotation(key string) bool {
 }
 
 // ReleaseGroupsUpperBound is how many release groups a spec with replicas
-// pods, an integer batch size of batch pods and units units may need at
-// most: the beta group, one group per batch, and in UnitByUnit order one
-// more per unit (a batch stops at the end of its unit). It is the bound the
-// CRD's CEL rule on spec.strategy.batchSize computes; the planner never
-// needs more. Custom groups (at most 64, each split at most once per unit)
-// and percentages (at most 100 batches) always fit in MaxReleaseGroups.
-func ReleaseGroupsUpperBound(replicas, batch int64, unitByUnit bool, units int) int64 {
-	if batch < 1 {
-		batch = 1
+// pods and an integer batch size of batch pods may need at most: the beta
+// group (when beta) takes at least one pod, the rest go in batches, and in
+// UnitByUnit order over units units a batch stops at the end of its unit,
+// which adds at most one group per unit but the last (a sum of ceilings
+// exceeds the ceiling of the sum by less than the number of terms). The
+// CRD's CEL rule on spec.strategy.batchSize computes the same; the planner
+// never needs more. Custom groups (at most 64, each split at most once per
+// unit) and percentages (at most 100 batches) always fit in
+// MaxReleaseGroups.
+func ReleaseGroupsUpperBound(replicas, batch int64, beta, unitByUnit bool, units int) int64 {
+	if replicas <= 0 {
+		return 0
 	}
-	n := 1 + (max(replicas, 0)+batch-1)/batch
-	if unitByUnit {
-		n += int64(units)
+	batch = max(batch, 1)
+	var n int64
+	if beta {
+		n = 1 + (replicas-1+batch-1)/batch
+	} else {
+		n = (replicas + batch - 1) / batch
+	}
+	if unitByUnit && units > 1 {
+		n += int64(units - 1)
 	}
 	return n
 }

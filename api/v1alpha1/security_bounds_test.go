@@ -88,13 +88,14 @@ func TestSecurityF11b_TooManyReleaseGroupsRefused(t *testing.T) {
 	cd.Spec.Strategy.MinAvailable = nil
 	expectInvalid(g, k8sClient.Create(ctx, cd), "spec.strategy.batchSize")
 
-	// 1 beta group + 511 batches of one pod: exactly 512.
-	cd.Spec.Replicas = ptr.To[int32](cafev1alpha1.MaxReleaseGroups - 1)
+	// The beta group + 511 batches of one pod: exactly 512.
+	cd.Spec.Replicas = ptr.To[int32](cafev1alpha1.MaxReleaseGroups)
 	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
 	t.Cleanup(func() { _ = k8sClient.Delete(ctx, cd) })
-	expectInvalid(g, scaleTo(ctx, cd, cafev1alpha1.MaxReleaseGroups), "spec.strategy.batchSize")
+	expectInvalid(g, scaleTo(ctx, cd, cafev1alpha1.MaxReleaseGroups+1), "spec.strategy.batchSize")
 
-	// UnitByUnit may split a batch at each unit's end: one more per unit.
+	// UnitByUnit may split a batch at each unit's end: one more per unit
+	// after the first.
 	ubu := validCafeDeployment("f11b-unitbyunit")
 	ubu.Spec.Strategy.BatchSize = ptr.To(intstr.FromInt32(1))
 	ubu.Spec.Strategy.GroupOrder = cafev1alpha1.GroupOrderUnitByUnit
