@@ -47,6 +47,11 @@ const (
 	// InPlaceSetScalingDownReason surfaces while pods are being deleted.
 	InPlaceSetScalingDownReason = "ScalingDown"
 
+	// InPlaceSetInvalidSpecReason surfaces when the spec asks for more than
+	// CAFE supports (an object admitted without the CRD's bounds): the
+	// controller leaves its pods as they are.
+	InPlaceSetInvalidSpecReason = "InvalidSpec"
+
 	// InPlaceSetNotScalingReason surfaces when the number of pods matches
 	// spec.replicas.
 	InPlaceSetNotScalingReason = "NotScaling"
