@@ -52,8 +52,20 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is unform
 ##@ Test
 
 .PHONY: test
-test: verify tools ## Unit, envtest and e2e tests (all go test; binaries built once into bin/).
+test: verify tools ## Unit, envtest and e2e tests (all go test; binaries built once into bin/), then each fuzz target for FUZZ_TIME.
 	go test $(GO_TEST_FLAGS) -timeout $(GO_TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+# Fuzz targets (package:target): admitted-by-the-CRD objects through the
+# planners. -short: their packages' envtest TestMain is not needed.
+FUZZ_TARGETS := ./internal/release/plan:FuzzNewOnAdmittedSpecs ./internal/controller/inplaceset:FuzzPlanOnAdmittedSets
+FUZZ_TIME ?= 20s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZ_TIME (seeds in each package's testdata/fuzz).
+	@for t in $(FUZZ_TARGETS); do \
+	  go test -short -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}" || exit 1; \
+	done
 
 .PHONY: test-unit
 test-unit: ## Only the tests that need no API server.

@@ -76,6 +76,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Releasing",type=string,JSONPath=`.status.conditions[?(@.type=="Releasing")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.workload) || !has(self.spec.workload.topology) || !has(self.spec.workload.topology.values) || self.spec.workload.topology.values.all(u, size(self.metadata.name) + 1 + size(u) <= (has(self.spec.workload.podSetType) && self.spec.workload.podSetType == 'StatefulSet' ? 52 : 63))",message="metadata.name and spec.workload.topology.values: each unit's pod set is named <metadata.name>-<unit>, a label value of at most 63 characters (52 with podSetType StatefulSet); shorten the name or the unit",fieldPath=".spec.workload.topology.values"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label of at most 40 characters (it names the app's Service and prefixes its revisions and ConfigMaps)"
 type CafeAppService struct {
 	metav1.TypeMeta `json:",inline"`
@@ -98,6 +99,7 @@ type CafeAppServiceSpec struct {
 	// template describes the app's pods. Editing it records a new
 	// AppRevision; it does not release anything by itself.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.metadata) || !has(self.metadata.annotations) || self.metadata.annotations.all(k, !k.startsWith('cafe.io/'))",message="spec.template.metadata.annotations: the cafe.io/ prefix is reserved for CAFE's control annotations (drain, migration, force delete); a template may not set them",fieldPath=".metadata.annotations"
 	Template corev1.PodTemplateSpec `json:"template,omitzero"`
 
 	// service describes the Service that carries the app's north-south
@@ -252,6 +254,7 @@ type AppConfig struct {
 
 // AppWorkload is what the app passes to the CafeDeployment it owns.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas == 0 || !has(self.strategy) || !has(self.strategy.batchSize) || (has(self.strategy.groups) && size(self.strategy.groups) > 0) || type(self.strategy.batchSize) != int || int(self.strategy.batchSize) < 1 || (has(self.strategy.upgradeType) && self.strategy.upgradeType == 'Batch' ? (self.replicas + int(self.strategy.batchSize) - 1) / int(self.strategy.batchSize) : 1 + (self.replicas + int(self.strategy.batchSize) - 2) / int(self.strategy.batchSize)) + (has(self.strategy.groupOrder) && self.strategy.groupOrder == 'UnitByUnit' && has(self.topology) && has(self.topology.values) ? size(self.topology.values) - 1 : 0) <= 512",message="spec.workload.strategy.batchSize: the release would need more than 512 groups, all that status.release.groups can hold (the beta group, then replicas / batchSize batches, and with groupOrder UnitByUnit one more per unit after the first); raise batchSize, use a percentage, or lower spec.workload.replicas",fieldPath=".strategy.batchSize"
 // +kubebuilder:validation:XValidation:rule="!has(self.topology.unitReplicas) || !has(self.replicas) || self.topology.unitReplicas.filter(u, type(self.topology.unitReplicas[u]) in [int]).map(u, int(self.topology.unitReplicas[u])).sum() <= self.replicas",message="spec.workload.topology.unitReplicas: the integer entries add up to more than spec.workload.replicas",fieldPath=".topology.unitReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.minAvailable) || !has(self.replicas) || !(type(self.strategy.minAvailable) in [int]) || int(self.strategy.minAvailable) <= self.replicas",message="spec.workload.strategy.minAvailable must not exceed spec.workload.replicas",fieldPath=".strategy.minAvailable"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.workload.strategy.groups[].units: unknown unit; every unit must be listed in spec.workload.topology.values",fieldPath=".strategy.groups"
@@ -260,6 +263,7 @@ type AppWorkload struct {
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
 	Replicas *int32 `json:"replicas,omitempty"`
 
 	// podSetType is the kind of pod set run in each unit; it cannot change

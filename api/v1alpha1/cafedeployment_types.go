@@ -188,11 +188,13 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.topology) || !has(self.topology.unitReplicas) || !has(self.replicas) || !self.topology.values.all(u, u in self.topology.unitReplicas && type(self.topology.unitReplicas[u]) in [int]) || self.topology.unitReplicas.filter(u, type(self.topology.unitReplicas[u]) in [int]).map(u, int(self.topology.unitReplicas[u])).sum() >= self.replicas",message="spec.topology.unitReplicas: when every unit has an integer entry, the entries must add up to spec.replicas",fieldPath=".topology.unitReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.minAvailable) || !has(self.replicas) || !(type(self.strategy.minAvailable) in [int]) || int(self.strategy.minAvailable) <= self.replicas",message="spec.strategy.minAvailable must not exceed spec.replicas",fieldPath=".strategy.minAvailable"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || !has(self.topology) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.strategy.groups[].units: unknown unit; every unit must be listed in spec.topology.values",fieldPath=".strategy.groups"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas == 0 || !has(self.strategy) || !has(self.strategy.batchSize) || (has(self.strategy.groups) && size(self.strategy.groups) > 0) || type(self.strategy.batchSize) != int || int(self.strategy.batchSize) < 1 || (has(self.strategy.upgradeType) && self.strategy.upgradeType == 'Batch' ? (self.replicas + int(self.strategy.batchSize) - 1) / int(self.strategy.batchSize) : 1 + (self.replicas + int(self.strategy.batchSize) - 2) / int(self.strategy.batchSize)) + (has(self.strategy.groupOrder) && self.strategy.groupOrder == 'UnitByUnit' && has(self.topology) && has(self.topology.values) ? size(self.topology.values) - 1 : 0) <= 512",message="spec.strategy.batchSize: the release would need more than 512 groups, all that status.release.groups can hold (the beta group, then spec.replicas / batchSize batches, and with groupOrder UnitByUnit one more per unit after the first); raise batchSize, use a percentage, or lower spec.replicas",fieldPath=".strategy.batchSize"
 type CafeDeploymentSpec struct {
 	// replicas is the desired number of pods over all units.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
 	Replicas *int32 `json:"replicas,omitempty"` // A pointer, or 0 would be omitted and defaulted to 1.
 
 	// selector selects the pods of this CafeDeployment. It must match the
@@ -201,8 +203,11 @@ type CafeDeploymentSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.selector is immutable"
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 
-	// template describes the pods to create in every unit.
+	// template describes the pods to create in every unit. Its annotations
+	// may not use the cafe.io/ prefix, which CAFE keeps for the annotations
+	// it acts on.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.metadata) || !has(self.metadata.annotations) || self.metadata.annotations.all(k, !k.startsWith('cafe.io/'))",message="spec.template.metadata.annotations: the cafe.io/ prefix is reserved for CAFE's control annotations (drain, migration, force delete); a template may not set them",fieldPath=".metadata.annotations"
 	Template corev1.PodTemplateSpec `json:"template,omitzero"`
 
 	// revisionHistoryLimit is the number of old revisions to keep for
@@ -210,6 +215,7 @@ type CafeDeploymentSpec struct {
 	// +optional
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 
 	// volumeClaimTemplates are the claims every pod gets, as in apps/v1
@@ -253,7 +259,8 @@ type Topology struct {
 	UnitType UnitType `json:"unitType,omitempty"`
 
 	// values are the units, as values of the unitType node label (for
-	// example zone-a, zone-b). Their order decides which units get the
+	// example zone-a, zone-b). Each is a DNS-1123 label (lower case letters,
+	// digits and '-'): it is part of the names of the unit's pod sets. Their order decides which units get the
 	// remainder of an even split and the order of UnitByUnit releases.
 	// +required
 	// +listType=set
@@ -261,7 +268,7 @@ type Topology struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
-	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Values []string `json:"values,omitempty"`
 
 	// unitReplicas pins the number of pods of some units, as an integer or
@@ -294,6 +301,7 @@ type AutoReschedule struct {
 	// +optional
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
 	InitialDelaySeconds *int32 `json:"initialDelaySeconds,omitempty"` // A pointer, or 0 would be defaulted to 10.
 }
 
@@ -343,6 +351,7 @@ type CafeDeploymentStrategy struct {
 	// crashing, to count as available.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
 	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
 
 	// maxUnavailable is the number of pods of one unit that may be
@@ -384,6 +393,7 @@ type ReleaseGroup struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Units []string `json:"units,omitempty"`
 }
 
@@ -560,6 +570,8 @@ type ReleaseGroupStatus struct {
 // +kubebuilder:printcolumn:name="Groups",type=integer,JSONPath=`.status.release.totalGroups`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.updateRevision`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1123 label of at most 63 characters: it is the value of the cafe.io/cafedeployment label on every pod and the start of its pod sets' names"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.topology) || !has(self.spec.topology.values) || self.spec.topology.values.all(u, size(self.metadata.name) + 1 + size(u) <= (has(self.spec.podSetType) && self.spec.podSetType == 'StatefulSet' ? 52 : 63))",message="metadata.name and spec.topology.values: each unit's pod set is named <metadata.name>-<unit>, a label value of at most 63 characters (52 with podSetType StatefulSet, whose pods carry <name>-<unit>-<hash>); shorten the name or the unit",fieldPath=".spec.topology.values"
 type CafeDeployment struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -47,6 +47,11 @@ const (
 	// InPlaceSetScalingDownReason surfaces while pods are being deleted.
 	InPlaceSetScalingDownReason = "ScalingDown"
 
+	// InPlaceSetInvalidSpecReason surfaces when the spec asks for more than
+	// CAFE supports (an object admitted without the CRD's bounds): the
+	// controller leaves its pods as they are.
+	InPlaceSetInvalidSpecReason = "InvalidSpec"
+
 	// InPlaceSetNotScalingReason surfaces when the number of pods matches
 	// spec.replicas.
 	InPlaceSetNotScalingReason = "NotScaling"
@@ -60,6 +65,7 @@ type InPlaceSetSpec struct {
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
 	Replicas *int32 `json:"replicas,omitempty"` // A pointer, or 0 would be omitted and defaulted to 1.
 
 	// selector selects the pods of this InPlaceSet. It must match the labels
@@ -72,6 +78,7 @@ type InPlaceSetSpec struct {
 	// can take in place (such as container images and metadata) updates the
 	// pods in place; any other change recreates them.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.metadata) || !has(self.metadata.annotations) || self.metadata.annotations.all(k, !k.startsWith('cafe.io/'))",message="spec.template.metadata.annotations: the cafe.io/ prefix is reserved for CAFE's control annotations (drain, migration, force delete); a template may not set them",fieldPath=".metadata.annotations"
 	Template corev1.PodTemplateSpec `json:"template,omitzero"`
 
 	// unit is the topology unit the pods are pinned to. It cannot change
@@ -112,6 +119,7 @@ type InPlaceSetUpdateStrategy struct {
 	// group by group.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
 	Partition *int32 `json:"partition,omitempty"`
 
 	// maxUnavailable is the number of pods that may be unavailable during an
@@ -125,6 +133,7 @@ type InPlaceSetUpdateStrategy struct {
 	// crashing, to count as available.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
 	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
 
 	// paused stops updates before the next pod operation. Scaling goes on.
@@ -205,6 +214,7 @@ type InPlaceSetStatus struct {
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
 // +kubebuilder:printcolumn:name="Unit",type=string,JSONPath=`.spec.unit.value`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is the value of the cafe.io/inplaceset label on every pod"
 type InPlaceSet struct {
 	metav1.TypeMeta `json:",inline"`
 

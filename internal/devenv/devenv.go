@@ -15,6 +15,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
@@ -180,12 +181,24 @@ func (e *Env) Wait(ctx context.Context) error {
 	}
 }
 
-// Stop stops the manager, then the control plane. Safe to call twice.
+// ManagerShutdownTimeout bounds how long Stop waits for the in-process
+// manager to finish its reconciles: a controller busy with a huge or
+// hostile object (or an API server too loaded to answer) must not keep
+// `cafe dev up` from stopping on Ctrl-C.
+const ManagerShutdownTimeout = 30 * time.Second
+
+// Stop stops the manager, waiting at most ManagerShutdownTimeout for it,
+// then the control plane (whose children get SIGKILL after their own
+// grace). Safe to call twice.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
 		if e.cancelManager != nil {
 			e.cancelManager()
-			<-e.managerDone
+			select {
+			case <-e.managerDone:
+			case <-time.After(ManagerShutdownTimeout):
+				e.opts.Logger.Info("CAFE manager did not stop in time; stopping the control plane under it", "timeout", ManagerShutdownTimeout)
+			}
 		}
 		e.ControlPlane.Stop()
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -109,7 +110,7 @@ func (o *upOptions) run(parent context.Context) error {
 		}
 		return err
 	}
-	defer env.Stop()
+	defer stopWithin(env, o.streams.ErrOut)
 
 	kubeconfig := env.ControlPlane.KubeconfigPath()
 	kubectl := filepath.Join(o.BinDir, "kubectl")
@@ -120,8 +121,27 @@ func (o *upOptions) run(parent context.Context) error {
 	if err := env.Wait(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintln(o.streams.ErrOut, "stopping")
+	fmt.Fprintf(o.streams.ErrOut, "stopping (at most %s for CAFE's controllers; Ctrl-C again stops at once)\n", devenv.ManagerShutdownTimeout)
 	return nil
+}
+
+// stopWithin stops env, and stops waiting for it on a second Ctrl-C or
+// SIGTERM: the process then exits, and the kernel kills the control-plane
+// children (they run with a parent-death signal), so nothing is left.
+func stopWithin(env *devenv.Env, out io.Writer) {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		env.Stop()
+	}()
+	select {
+	case <-done:
+	case <-again:
+		fmt.Fprintln(out, "stopping at once")
+	}
 }
 
 // lazyFile opens path for appending on first write, so the manager's log

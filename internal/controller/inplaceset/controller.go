@@ -131,6 +131,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	set.Default()
+	if why := specOutOfBounds(set); why != "" {
+		return ctrl.Result{}, r.reportOutOfBounds(ctx, set, why)
+	}
 
 	s, err := r.gather(ctx, set)
 	if err != nil {
@@ -306,8 +309,7 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 			return ignoreGone(err)
 		})
 	}
-	r.addCreates(&w, ctx, set, s, p)
-	return w.run(writeConcurrency)
+	return errors.Join(w.run(writeConcurrency), r.createPods(ctx, set, s, p))
 }
 
 // writeConcurrency bounds the concurrent writes of one reconcile.
@@ -333,26 +335,6 @@ func (w writes) run(n int) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func (r *Reconciler) addCreates(w *writes, ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) {
-	n := p.CreateUpdated + p.CreateCurrent
-	for i, slot := range freeSlots(set, s.pods, n) {
-		hash, template := s.updateHash, &set.Spec.Template
-		if i >= p.CreateUpdated && s.currentTemplate != nil {
-			hash, template = s.currentHash, s.currentTemplate
-		}
-		w.add(func() error {
-			pod, err := newPod(set, template, hash, slot, r.Scheme)
-			if err != nil {
-				return err
-			}
-			if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("creating pod %s: %w", pod.Name, err)
-			}
-			return nil
-		})
-	}
 }
 
 func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, pod *corev1.Pod) error {

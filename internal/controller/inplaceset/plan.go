@@ -86,7 +86,11 @@ type planResult struct {
 //   - a pod whose operation is done, or no longer wanted, gets its gate
 //     opened once its containers have been ready for minReadySeconds;
 //   - paused starts no drain and no operation; drains not yet acted on are
-//     cancelled so a pause does not hold capacity down.
+//     cancelled so a pause does not hold capacity down;
+//   - one reconcile creates at most maxCreatesPerSync pods, and never so many
+//     that the set would hold more than twice its replicas: migrating pods
+//     are replaced first, but a set whose every pod asks to migrate (a
+//     template-copied annotation, a buggy reporter) cannot multiply.
 func plan(in planInput) planResult {
 	var out planResult
 	active := make([]podState, 0, len(in.Pods))
@@ -122,14 +126,18 @@ func plan(in planInput) planResult {
 		}
 	}
 	missing := replicas - len(kept)
+	var createUpdated, createCurrent int
 	if missing > 0 {
-		out.CreateUpdated = min(missing, max(targetUpdated-updated, 0))
-		out.CreateCurrent = missing - out.CreateUpdated
+		createUpdated = min(missing, max(targetUpdated-updated, 0))
+		createCurrent = missing - createUpdated
 	}
 	var toUpdate []podState
 	if !in.Paused {
-		toUpdate = chooseUpdates(kept, targetUpdated-out.CreateUpdated)
+		toUpdate = chooseUpdates(kept, targetUpdated-createUpdated)
 	}
+	room := min(maxCreatesPerSync, 2*replicas-len(active)-len(migrating))
+	out.CreateUpdated = min(createUpdated, max(room, 0))
+	out.CreateCurrent = min(createCurrent, max(room-out.CreateUpdated, 0))
 	updating := map[*corev1.Pod]bool{}
 	for _, p := range toUpdate {
 		updating[p.Pod] = true

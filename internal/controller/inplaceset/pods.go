@@ -58,6 +58,10 @@ func newPod(set *cafev1alpha1.InPlaceSet, template *corev1.PodTemplateSpec, hash
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
+	// A pod is never born asking for a drain, a migration or a force
+	// delete: the CRD refuses such templates, and one admitted before that
+	// rule must not make every new pod ask to be replaced.
+	maps.DeleteFunc(pod.Annotations, isReserved)
 	pod.Labels[cafev1alpha1.RevisionHashLabel] = hash
 	pod.Labels[setNameLabel] = set.Name
 	if set.Spec.Unit != nil {
@@ -88,7 +92,9 @@ func inPlacePatch(pod *corev1.Pod, from, to *corev1.PodTemplateSpec, hash string
 	labels := map[string]any{}
 	annotations := map[string]any{}
 	diffMeta(labels, from.Labels, to.Labels)
-	diffMeta(annotations, from.Annotations, to.Annotations)
+	// CAFE's own annotations on the pod (a drain or migration request) are
+	// the pod's, never the template's: an update neither sets nor clears them.
+	diffMeta(annotations, withoutReserved(from.Annotations), withoutReserved(to.Annotations))
 	// The labels that make the pod CAFE's never change (the pod webhook
 	// refuses it), whatever a template says.
 	delete(labels, setNameLabel)
@@ -104,6 +110,15 @@ func inPlacePatch(pod *corev1.Pod, from, to *corev1.PodTemplateSpec, hash string
 		"metadata": map[string]any{"labels": labels, "annotations": annotations, "resourceVersion": pod.ResourceVersion},
 		"spec":     map[string]any{"containers": containers},
 	})
+}
+
+func isReserved(key, _ string) bool { return cafev1alpha1.IsReservedAnnotation(key) }
+
+// withoutReserved is a copy of annotations without CAFE's own keys.
+func withoutReserved(annotations map[string]string) map[string]string {
+	out := maps.Clone(annotations)
+	maps.DeleteFunc(out, isReserved)
+	return out
 }
 
 // diffMeta writes into patch what turns from into to (nil deletes a key).

@@ -59,6 +59,12 @@ func New(spec cafev1alpha1.CafeDeploymentSpec) (Plan, error) {
 	if replicas < 0 {
 		return Plan{}, specErrorf("spec.replicas", "%d is negative", replicas)
 	}
+	// The CRD refuses both; an object admitted without that validation must
+	// not make the planner (which runs in the webhooks too) allocate in
+	// proportion to a number nobody checked.
+	if replicas > cafev1alpha1.MaxReplicas {
+		return Plan{}, specErrorf("spec.replicas", "%d is more than the %d CAFE supports", replicas, cafev1alpha1.MaxReplicas)
+	}
 	split, err := cafev1alpha1.SplitReplicas(replicas, s.Topology)
 	if err != nil {
 		return Plan{}, specErrorf("spec.topology", "%v", err)
@@ -78,6 +84,10 @@ func New(spec cafev1alpha1.CafeDeploymentSpec) (Plan, error) {
 			return Plan{}, specErrorf("spec.strategy.batchSize", "%v", err)
 		}
 		batch = max(batch, 1)
+		unitByUnit := st.GroupOrder == cafev1alpha1.GroupOrderUnitByUnit
+		if len(st.Groups) == 0 && cafev1alpha1.ReleaseGroupsUpperBound(int64(replicas), int64(batch), st.UpgradeType == cafev1alpha1.UpgradeTypeBeta, unitByUnit, len(s.Topology.Values)) > cafev1alpha1.MaxReleaseGroups {
+			return Plan{}, specErrorf("spec.strategy.batchSize", "%d replicas in batches of %d need more than the %d release groups status.release.groups can hold", replicas, batch, cafev1alpha1.MaxReleaseGroups)
+		}
 	}
 	custom := make([]customGroup, len(st.Groups))
 	for i, cg := range st.Groups {
@@ -109,6 +119,9 @@ func New(spec cafev1alpha1.CafeDeploymentSpec) (Plan, error) {
 			p.batches(p.left(p.units))
 		}
 	}
+	if p.full {
+		return Plan{}, specErrorf("spec.strategy", "the release needs more than the %d groups status.release.groups can hold", cafev1alpha1.MaxReleaseGroups)
+	}
 	return Plan{Units: slices.Clone(s.Topology.Values), UnitReplicas: split, Groups: p.groups}, nil
 }
 
@@ -126,6 +139,9 @@ type planner struct {
 	remaining  map[string]int32
 	updated    map[string]int32
 	groups     []Group
+	// full is set when a group was refused because the plan already had
+	// MaxReleaseGroups: the spec needs more than the status can record.
+	full bool
 }
 
 func newPlanner(units []string, split map[string]int32, unitByUnit bool) *planner {
@@ -142,11 +158,18 @@ func newPlanner(units []string, split map[string]int32, unitByUnit bool) *planne
 	return p
 }
 
-// emit appends a group taking pods from the units.
+// emit appends a group taking pods from the units, unless the plan is
+// full; then it only takes the pods, so that the loops calling it end.
 func (p *planner) emit(pods map[string]int32, beta bool) {
+	if len(p.groups) >= cafev1alpha1.MaxReleaseGroups {
+		p.full = true
+	}
 	for u, n := range pods {
 		p.remaining[u] -= n
 		p.updated[u] += n
+	}
+	if p.full {
+		return
 	}
 	cum := make(map[string]int32, len(p.updated))
 	for u, n := range p.updated {

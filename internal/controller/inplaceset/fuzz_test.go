@@ -1,0 +1,116 @@
+package inplaceset
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/test/framework/crdcheck"
+)
+
+// FuzzPlanOnAdmittedSets builds InPlaceSets from the fuzzer's values, keeps
+// those the CRD admits (crdcheck: the API server's schema and CEL
+// validation, in-process), and plans them over fuzzed pods the way the
+// reconciler does: never a panic, at most maxCreatesPerSync creates, never
+// more than twice the replicas alive, and no write for more pods than
+// exist. Seeds are in testdata/fuzz/FuzzPlanOnAdmittedSets.
+func FuzzPlanOnAdmittedSets(f *testing.F) {
+	v, err := crdcheck.For("InPlaceSet")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(int32(3), int32(0), int32(1), uint8(0), int32(0), false, []byte{0xff, 0xff, 0x0f})
+	f.Add(int32(100000), int32(40000), int32(0), uint8(25), int32(5), false, []byte{})
+	f.Add(int32(2), int32(0), int32(1), uint8(0), int32(0), true, []byte{0x81, 0x81, 0x81, 0x81})
+	f.Fuzz(func(t *testing.T, replicas, partition, maxUnavailable int32, percent uint8, minReady int32, paused bool, pods []byte) {
+		set := &cafev1alpha1.InPlaceSet{
+			TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"},
+			Spec: cafev1alpha1.InPlaceSetSpec{
+				Replicas: ptr.To(replicas),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "fuzz"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fuzz"}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+				},
+				UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{
+					Partition: ptr.To(partition), MinReadySeconds: minReady, Paused: paused,
+					MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable)),
+				},
+			},
+		}
+		if percent > 0 {
+			set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errs := v.Admit(context.Background(), u); len(errs) > 0 {
+			return
+		}
+		admitted := &cafev1alpha1.InPlaceSet{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, admitted); err != nil {
+			t.Fatalf("admitted object does not decode: %v", err)
+		}
+		in := fuzzedPlanInput(t, admitted, pods)
+		out := plan(in)
+
+		creates := out.CreateUpdated + out.CreateCurrent
+		alive := 0
+		for _, p := range in.Pods {
+			if !p.Terminating {
+				alive++
+			}
+		}
+		if creates < 0 || creates > maxCreatesPerSync || (creates > 0 && alive+creates > 2*in.Replicas) {
+			t.Fatalf("replicas %d, %d alive: creates %d", in.Replicas, alive, creates)
+		}
+		for name, n := range map[string]int{"CloseGate": len(out.CloseGate), "UpdateInPlace": len(out.UpdateInPlace), "Delete": len(out.Delete), "OpenGate": len(out.OpenGate)} {
+			if n > len(in.Pods) {
+				t.Fatalf("%s lists %d pods of %d", name, n, len(in.Pods))
+			}
+		}
+	})
+}
+
+// fuzzedPlanInput is what gather would pass plan for set, with one pod per
+// byte of pods (at most 256), each bit a fact about the pod.
+func fuzzedPlanInput(t *testing.T, set *cafev1alpha1.InPlaceSet, pods []byte) planInput {
+	replicas := int(ptr.Deref(set.Spec.Replicas, 1))
+	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(set.Spec.UpdateStrategy.MaxUnavailable, replicas, false)
+	if err != nil {
+		t.Fatalf("admitted maxUnavailable does not resolve: %v", err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	in := planInput{
+		Replicas: replicas, Partition: int(ptr.Deref(set.Spec.UpdateStrategy.Partition, 0)), MaxUnavailable: maxUnavailable,
+		MinReadySeconds: time.Duration(set.Spec.UpdateStrategy.MinReadySeconds) * time.Second, Paused: set.Spec.UpdateStrategy.Paused, Now: now,
+	}
+	for i, b := range pods[:min(len(pods), 256)] {
+		bit := func(n uint) bool { return b&(1<<n) != 0 }
+		st := podState{
+			Pod:     &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fuzz-%d", i)}},
+			Updated: bit(0), Terminating: bit(1), Ready: bit(2), ContainersReady: bit(2) || bit(3), GateOpen: bit(4),
+			Drained: bit(5), InPlaceEligible: bit(6), MigrateRequested: bit(7), DeleteRequested: bit(3) && bit(6),
+			ReadySince: now.Add(-time.Duration(b) * time.Second),
+		}
+		if !st.GateOpen {
+			st.DrainReason = lossless.ReasonDrainForUpdate
+			if bit(3) {
+				st.DrainReason = lossless.ReasonDrainForDelete
+			}
+		}
+		in.Pods = append(in.Pods, st)
+	}
+	return in
+}
