@@ -41,6 +41,11 @@ const (
 	OrderAppIndex = "spec.apps.name"
 )
 
+// conflictRetry is when a reconcile whose locked status write lost a race
+// runs again: soon, and without the rate limiter's growing backoff, which a
+// burst of actions would otherwise push to minutes.
+const conflictRetry = 100 * time.Millisecond
+
 // Reconciler drives ReleaseOrders: it processes their actions, releases
 // their apps in dependency order through each app's spec.publishedRevision,
 // follows the releases, applies the failure policy and keeps the signed
@@ -234,7 +239,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// losing its audit entries.
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
 		}
@@ -390,7 +395,7 @@ func (r *Reconciler) refuseToSign(ctx context.Context, order *cafev1alpha1.Relea
 		log.Info("Not signing the audit trail of the release order", "cause", cause.Error())
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing the AuditIntact condition of ReleaseOrder %s: %w", klog.KObj(order), err)
 		}
