@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -24,6 +26,19 @@ func (p ReleaseOrderPhase) IsFinished() bool {
 
 // IsFinished reports whether the order has ended.
 func (o *ReleaseOrder) IsFinished() bool { return o.Status.Phase.IsFinished() }
+
+// TrailTampered reports whether CAFE stopped the order because its audit
+// trail no longer matches the head CAFE signed. Such an order never
+// progresses again (not even a Cancel can be chained onto the trail); it
+// stays as evidence, and it no longer holds its apps against other orders.
+func (o *ReleaseOrder) TrailTampered() bool {
+	c := meta.FindStatusCondition(o.Status.Conditions, OrderAuditIntactCondition)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == AuditReasonTrailTampered
+}
+
+// HoldsApps reports whether the order still claims its apps: it is open and
+// can still progress.
+func (o *ReleaseOrder) HoldsApps() bool { return !o.IsFinished() && !o.TrailTampered() }
 
 // EffectivePhase is the phase, PendingApproval for an order the controller
 // has not seen yet.

@@ -273,7 +273,7 @@ func ValidateOrder(o *cafev1alpha1.ReleaseOrder, w OrderWorld) error {
 			}
 		}
 		for _, other := range w.Orders {
-			if other.Name == o.Name || other.IsFinished() || other.Spec.App(a.Name) == nil {
+			if other.Name == o.Name || !other.HoldsApps() || other.Spec.App(a.Name) == nil {
 				continue
 			}
 			errs = append(errs, fmt.Sprintf("spec.apps[%d].name: app %s is changed by the open ReleaseOrder %s (%s); finish or cancel it first (cafe release get %s -n %s)",
@@ -337,21 +337,9 @@ func (v ActionValidator) mayAct(ctx context.Context, req admission.Request, a *c
 // authorize asks the API server's authorizer whether the requesting user
 // may use verb on the order named.
 func authorize(ctx context.Context, c client.Client, req admission.Request, namespace, verb, order string) (bool, string, error) {
-	extra := map[string]authorizationv1.ExtraValue{}
-	for k, val := range req.UserInfo.Extra {
-		extra[k] = authorizationv1.ExtraValue(val)
-	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: req.UserInfo.Username, Groups: req.UserInfo.Groups, UID: req.UserInfo.UID, Extra: extra,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: namespace, Verb: verb, Group: cafev1alpha1.GroupVersion.Group,
-			Resource: "releaseorders", Name: order,
-		},
-	}}
-	if err := c.Create(ctx, sar); err != nil {
-		return false, "", fmt.Errorf("asking whether %s may %s: %w", req.UserInfo.Username, verb, err)
-	}
-	return sar.Status.Allowed, sar.Status.Reason, nil
+	return admit.MayUser(ctx, c, req.UserInfo, authorizationv1.ResourceAttributes{
+		Namespace: namespace, Verb: verb, Group: cafev1alpha1.GroupVersion.Group, Resource: "releaseorders", Name: order,
+	})
 }
 
 // ValidateAction returns why the (stamped) action may not be taken on the

@@ -42,6 +42,8 @@ func TestValidateOrder(t *testing.T) {
 	open.Name, open.Status.Phase = "other", cafev1alpha1.OrderRunning
 	done := open
 	done.Status.Phase = cafev1alpha1.OrderSucceeded
+	tampered := *open.DeepCopy()
+	tampered.Status.Conditions = []metav1.Condition{{Type: cafev1alpha1.OrderAuditIntactCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.AuditReasonTrailTampered}}
 	tests := []struct {
 		name   string
 		o      *cafev1alpha1.ReleaseOrder
@@ -53,6 +55,9 @@ func TestValidateOrder(t *testing.T) {
 		{"an unknown app is named", order(cafev1alpha1.ReleaseOrderApp{Name: "zz", Revision: "zz-r1"}), nil, "spec.apps[0].name: CafeAppService shop/zz does not exist"},
 		{"an unknown revision is named", order(a, cafev1alpha1.ReleaseOrderApp{Name: "b", Revision: "b-r7"}), nil, "spec.apps[1].revision: AppRevision shop/b-r7 does not exist"},
 		{"an app of an open order is refused", order(a, b), []cafev1alpha1.ReleaseOrder{open}, "spec.apps[1].name: app b is changed by the open ReleaseOrder other (Running)"},
+		// Review F3/F4: an order whose trail was tampered with never
+		// progresses again; it must not lock its apps for good.
+		{"an order stopped by a tampered trail holds no app", order(a, b), []cafev1alpha1.ReleaseOrder{tampered}, ""},
 		{"a strategy override that cannot be planned is refused", order(cafev1alpha1.ReleaseOrderApp{Name: "a", Revision: "a-r2", Strategy: &cafev1alpha1.ReleaseOrderAppStrategy{
 			Groups: []cafev1alpha1.ReleaseGroup{{Replicas: intstr.FromInt32(1)}}}}), nil, "spec.apps[0].strategy"},
 	}
