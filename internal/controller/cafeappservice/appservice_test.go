@@ -173,7 +173,9 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 		g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.FastReleaseAnnotation, "shop-r2"),
 			"the fast-release request names the app revision the template renders")
 	}).Should(Succeed())
-	g.Expect(getRevision(ctx, g, ns, "shop-r3").Status.Outcome).To(Equal(cafev1alpha1.ReleaseOutcomeRolledBack))
+	// The revisions' outcomes are written after the CafeDeployment, in the
+	// same reconcile or the next.
+	waitForOutcome(ctx, g, ns, "shop-r3", cafev1alpha1.ReleaseOutcomeRolledBack)
 	r2 := waitForOutcome(ctx, g, ns, "shop-r2", cafev1alpha1.ReleaseOutcomeSucceeded)
 	g.Expect(r2.Status.Message).To(ContainSubstring("pods run shop-r2"))
 	done := &cafev1alpha1.CafeDeployment{}
