@@ -22,31 +22,46 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// Options says who writes and how.
+type Options struct {
+	// Owner is the field manager of the write.
+	Owner client.FieldOwner
+	// Drop names annotations removed unless desired sets them.
+	Drop []string
+	// Locked makes the write fail with a Conflict when the object changed
+	// since existing was read. Needed where others write fields of the
+	// spec too (a pause an order or a person set on a CafeDeployment): a
+	// spec rendered from a stale read would otherwise put back what they
+	// changed. Kept off where CAFE alone writes the spec, so that status
+	// writes by the object's own controller cost no retries.
+	Locked bool
+}
+
 // Write creates desired when existing is nil. Otherwise it replaces
 // existing's spec with desired's, sets desired's labels and annotations
-// (others' keys stay) and removes the annotations named in drop, in one
-// JSON patch that fails if existing was deleted and recreated meanwhile.
-func Write(ctx context.Context, c client.Client, desired, existing client.Object, owner client.FieldOwner, drop ...string) error {
+// (others' keys stay) and removes the annotations named in opts.Drop, in
+// one JSON patch that fails if existing was deleted and recreated
+// meanwhile (or, when opts.Locked, changed in any way).
+func Write(ctx context.Context, c client.Client, desired, existing client.Object, opts Options) error {
 	kind := desired.GetObjectKind().GroupVersionKind().Kind
 	if existing == nil {
-		if err := c.Create(ctx, desired, owner); err != nil {
+		if err := c.Create(ctx, desired, opts.Owner); err != nil {
 			return fmt.Errorf("creating %s %s: %w", kind, desired.GetName(), err)
 		}
 		return nil
 	}
-	patch, err := replacePatch(desired, existing, drop)
+	patch, err := replacePatch(desired, existing, opts)
 	if err != nil {
 		return fmt.Errorf("building the patch of %s %s: %w", kind, desired.GetName(), err)
 	}
 	// Patch decodes the answer into its object: never into the cache's.
 	target := existing.DeepCopyObject().(client.Object)
-	if err := c.Patch(ctx, target, client.RawPatch(types.JSONPatchType, patch), owner); err != nil {
+	if err := c.Patch(ctx, target, client.RawPatch(types.JSONPatchType, patch), opts.Owner); err != nil {
 		return fmt.Errorf("writing %s %s: %w", kind, desired.GetName(), err)
 	}
 	return nil
 }
 
-// jsonOp is one RFC 6902 operation.
 type jsonOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
@@ -55,14 +70,19 @@ type jsonOp struct {
 
 // replacePatch is the JSON patch that turns existing into desired: a UID
 // test, the whole spec, and the metadata keys desired sets or drop names.
-func replacePatch(desired, existing client.Object, drop []string) ([]byte, error) {
+func replacePatch(desired, existing client.Object, opts Options) ([]byte, error) {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
 		return nil, err
 	}
 	ops := []jsonOp{{Op: "test", Path: "/metadata/uid", Value: string(existing.GetUID())}}
+	if opts.Locked {
+		// The API server refuses, as a Conflict, a patched object whose
+		// resourceVersion is not the stored one.
+		ops = append(ops, jsonOp{Op: "replace", Path: "/metadata/resourceVersion", Value: existing.GetResourceVersion()})
+	}
 	ops = append(ops, metadataOps("labels", desired.GetLabels(), existing.GetLabels(), nil)...)
-	ops = append(ops, metadataOps("annotations", desired.GetAnnotations(), existing.GetAnnotations(), drop)...)
+	ops = append(ops, metadataOps("annotations", desired.GetAnnotations(), existing.GetAnnotations(), opts.Drop)...)
 	if spec, ok := u["spec"]; ok {
 		ops = append(ops, jsonOp{Op: "replace", Path: "/spec", Value: spec})
 	}

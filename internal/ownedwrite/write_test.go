@@ -19,7 +19,7 @@ func TestReplacePatchReplacesTheSpecAndSetsOnlyDesiredMetadataKeys(t *testing.T)
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "a", "cafe.io/unit": "zone-a"}, Annotations: map[string]string{"hash": "h2"}},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "a"}},
 	}
-	data, err := replacePatch(desired, existing, []string{"cafe.io/fast-release", "absent"})
+	data, err := replacePatch(desired, existing, Options{Drop: []string{"cafe.io/fast-release", "absent"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	var ops []map[string]any
 	g.Expect(json.Unmarshal(data, &ops)).To(Succeed())
@@ -32,7 +32,7 @@ func TestReplacePatchReplacesTheSpecAndSetsOnlyDesiredMetadataKeys(t *testing.T)
 	), "labels and annotations of others stay; the spec is replaced whole")
 
 	existing.Annotations = nil
-	data, err = replacePatch(desired, existing, nil)
+	data, err = replacePatch(desired, existing, Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(data)).To(ContainSubstring(`{"op":"add","path":"/metadata/annotations","value":{"hash":"h2"}}`), "a missing map is added whole")
 }

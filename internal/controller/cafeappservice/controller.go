@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/conflict"
 	"github.com/cafe-io/cafe/internal/ownedwrite"
 	"github.com/cafe-io/cafe/internal/statuspatch"
 )
@@ -106,7 +107,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	serviceName, serviceErr := r.reconcileService(ctx, o.app, pub.service)
 	cd, err := r.publish(ctx, o.app, pub)
 	if err != nil {
-		return ctrl.Result{}, err
+		// A CafeDeployment changed since read (an order paused it) is
+		// rendered again from the fresh one.
+		return conflict.Requeue(ctrl.Result{}, err)
 	}
 	plan := decideApp(o, pub, cd)
 	if err := r.writeRevisionStatuses(ctx, o.revs, plan.revisions); err != nil {
@@ -337,7 +340,9 @@ func (r *Reconciler) publish(ctx context.Context, app *cafev1alpha1.CafeAppServi
 		desired.Spec.Strategy.Pause = resolvePause(current, desired.Spec.Strategy.Pause)
 		existing = current
 	}
-	if err := ownedwrite.Write(ctx, r.Client, desired, existing, fieldOwner, cafev1alpha1.FastReleaseAnnotation); err != nil {
+	if err := ownedwrite.Write(ctx, r.Client, desired, existing, ownedwrite.Options{
+		Owner: fieldOwner, Drop: []string{cafev1alpha1.FastReleaseAnnotation}, Locked: true,
+	}); err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", rev.Name, err)
 	}
 	return desired, nil

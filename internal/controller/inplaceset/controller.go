@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/conflict"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/podutil"
@@ -148,13 +149,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, errors.Join(execErr, err)
 	}
 	if execErr != nil {
-		if onlyConflicts(execErr) {
-			// A pod changed under a write (the kubelet reported status):
-			// decide again from the fresh object soon, without the
-			// exponential backoff an error would earn.
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
-		}
-		return ctrl.Result{}, execErr
+		// A pod changed under a write (the kubelet reported status).
+		return conflict.Requeue(ctrl.Result{}, execErr)
 	}
 	return ctrl.Result{RequeueAfter: result.RequeueAfter}, nil
 }
@@ -350,23 +346,6 @@ func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlac
 	r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Revision = s.updateHash })
 	ctrl.LoggerFrom(ctx).V(1).Info("Updated pod in place", "pod", klog.KObj(pod), "revision", s.updateHash)
 	return nil
-}
-
-// conflictRetry is how soon a reconcile whose writes hit conflicts runs again.
-const conflictRetry = 100 * time.Millisecond
-
-// onlyConflicts reports whether every error joined in err is a conflict.
-func onlyConflicts(err error) bool {
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return apierrors.IsConflict(err)
-	}
-	for _, e := range joined.Unwrap() {
-		if e != nil && !onlyConflicts(e) {
-			return false
-		}
-	}
-	return true
 }
 
 func operationOf(reason string) string {

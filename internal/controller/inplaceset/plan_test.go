@@ -1,16 +1,12 @@
 package inplaceset
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/lossless/losslesstest"
@@ -226,14 +222,6 @@ func TestInPlacePendingUntilTheKubeletReportsTheRestart(t *testing.T) {
 			NewWithT(t).Expect(inPlacePending(tt.pod)).To(Equal(tt.pending))
 		})
 	}
-}
-
-func TestOnlyConflictsLooksThroughJoinedErrors(t *testing.T) {
-	g := NewWithT(t)
-	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, "p", errors.New("changed"))
-	g.Expect(onlyConflicts(errors.Join(conflict, fmt.Errorf("wrapped: %w", conflict)))).To(BeTrue())
-	g.Expect(onlyConflicts(errors.Join(conflict, errors.New("boom")))).To(BeFalse())
-	g.Expect(onlyConflicts(errors.New("boom"))).To(BeFalse())
 }
 
 func TestCheaperFirstPrefersAPodDrainingForTheOperationThenANotReadyOne(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
+	"github.com/cafe-io/cafe/internal/conflict"
 	"github.com/cafe-io/cafe/internal/seal"
 )
 
@@ -40,11 +41,6 @@ const (
 	// OrderAppIndex indexes ReleaseOrders by the names of their apps.
 	OrderAppIndex = "spec.apps.name"
 )
-
-// conflictRetry is when a reconcile whose locked status write lost a race
-// runs again: soon, and without the rate limiter's growing backoff, which a
-// burst of actions would otherwise push to minutes.
-const conflictRetry = 100 * time.Millisecond
 
 // Reconciler drives ReleaseOrders: it processes their actions, releases
 // their apps in dependency order through each app's spec.publishedRevision,
@@ -239,7 +235,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// losing its audit entries.
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+				return ctrl.Result{RequeueAfter: conflict.Retry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing the status of ReleaseOrder %s: %w", req, err)
 		}
@@ -395,7 +391,7 @@ func (r *Reconciler) refuseToSign(ctx context.Context, order *cafev1alpha1.Relea
 		log.Info("Not signing the audit trail of the release order", "cause", cause.Error())
 		if err := r.Client.Status().Update(ctx, order); err != nil {
 			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+				return ctrl.Result{RequeueAfter: conflict.Retry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing the AuditIntact condition of ReleaseOrder %s: %w", klog.KObj(order), err)
 		}

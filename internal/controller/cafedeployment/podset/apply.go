@@ -31,7 +31,7 @@ func (env Env) applyOwned(ctx context.Context, cd *cafev1alpha1.CafeDeployment, 
 	if stampAppliedHash(desired, existing) && !replicasDrifted(desired, existing) {
 		return nil
 	}
-	return ownedwrite.Write(ctx, env.Client, desired, existing, fieldOwner)
+	return ownedwrite.Write(ctx, env.Client, desired, existing, ownedwrite.Options{Owner: fieldOwner})
 }
 
 // stampAppliedHash sets the desired object's applied-hash annotation and
