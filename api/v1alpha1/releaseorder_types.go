@@ -117,6 +117,11 @@ const (
 	// OrderReasonNoProgress: an app's publish or rollback made no progress
 	// within the progress deadline.
 	OrderReasonNoProgress = "NoProgress"
+	// OrderReasonExpired: the order changed no app and nobody acted on it
+	// for the cluster's idle timeout (cafe manager
+	// --release-order-idle-timeout); CAFE cancelled it so that it no longer
+	// holds its apps against other orders.
+	OrderReasonExpired = "Expired"
 )
 
 // Defaults of a ReleaseOrder's spec (also the CRD defaults).

@@ -75,6 +75,10 @@ type Options struct {
 	// release orders: CAFE deletes one this long after it finished (longer
 	// if its spec.retentionDays says so). Zero keeps them forever.
 	ReleaseOrderRetention time.Duration
+	// ReleaseOrderIdleTimeout cancels an order that changed no app once
+	// nobody acted on it for this long (releaseorder.Reconciler.IdleTimeout).
+	// Zero never expires orders.
+	ReleaseOrderIdleTimeout time.Duration
 	// WebhooksOnly builds a manager that serves the admission webhooks
 	// (Webhook must be set) and runs no controller: the controllers run in
 	// another process, e.g. the `cafe manager` child the release-order e2e

@@ -30,7 +30,7 @@ func setupReleaseOrders(ctx context.Context, mgr ctrl.Manager, opts Options) err
 		return err
 	}
 	ro := &releaseorder.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), KeyClient: keys, Recorder: mgr.GetEventRecorder("releaseorder"),
-		Namespace: opts.namespace(), Retention: opts.ReleaseOrderRetention,
+		Namespace: opts.namespace(), Retention: opts.ReleaseOrderRetention, IdleTimeout: opts.ReleaseOrderIdleTimeout,
 		Seals: &seal.Loader{Client: keys, Namespace: opts.namespace()}, Approval: opts.Approval}
 	if err := ro.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the ReleaseOrder controller: %w", err)

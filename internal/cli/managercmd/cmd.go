@@ -5,6 +5,7 @@ package managercmd
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -85,6 +86,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
+	f.DurationVar(&o.ReleaseOrderIdleTimeout, "release-order-idle-timeout", 72*time.Hour, "cancel, reason Expired, a release order that changed no app and that nobody acted on for this long (pending approval, approved but not started, paused before its first app), so that it stops holding its apps against other orders; 0 never expires orders")
 	f.DurationVar(&o.ReleaseOrderRetention, "release-order-retention", 0, "how long finished release orders (the audit record) are kept before CAFE deletes them, e.g. 87600h; 0 keeps them forever. An order's spec.retentionDays can only lengthen it")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a

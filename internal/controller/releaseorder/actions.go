@@ -38,6 +38,9 @@ type IdentityVerifier interface {
 type orderRules struct {
 	Identity IdentityVerifier
 	Approval cafev1alpha1.ApprovalPolicy
+	// IdleTimeout cancels an order that changed no app once nobody acted
+	// on it for this long (zero: never).
+	IdleTimeout time.Duration
 }
 
 // pendingAction is an action to process with what decide knows of it.

@@ -68,6 +68,12 @@ type Reconciler struct {
 	// deletes a finished order once Retention (and its spec.retentionDays,
 	// which can only lengthen it) has passed. Zero keeps orders forever.
 	Retention time.Duration
+	// IdleTimeout is the cluster's limit on an order that changed no app
+	// (pending approval, approved but not started, held before its first
+	// app): once nobody acted on it for this long CAFE cancels it, reason
+	// Expired, so that an order cannot hold its apps against others
+	// forever. Zero never expires orders.
+	IdleTimeout time.Duration
 	// KeyRecheck is how often the signing key is checked against the
 	// published one, so that a rotation is picked up and a replaced Secret
 	// stops signing without a restart. Zero means audit.DefaultKeyRecheck.
@@ -227,7 +233,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	subject := audit.SubjectOf(order)
 	decision := decide(order, actions, apps, now, func(trail []cafev1alpha1.AuditEntry, e cafev1alpha1.AuditEntry) []cafev1alpha1.AuditEntry {
 		return keys.signer.Append(subject, trail, e)
-	}, orderRules{Identity: seals, Approval: r.Approval})
+	}, orderRules{Identity: seals, Approval: r.Approval, IdleTimeout: r.IdleTimeout})
 	sealAudit(order, before, keys.signer)
 	if !equality.Semantic.DeepEqual(before.Status, order.Status) {
 		// Locked on the resourceVersion read: a status written meanwhile

@@ -116,6 +116,7 @@ func decide(o *cafev1alpha1.ReleaseOrder, actions []cafev1alpha1.ReleaseAction, 
 	}
 	d.compactActions()
 	d.enforceWindow()
+	d.expireIdle()
 	d.observeApps()
 	d.startApps()
 	d.applyFailurePolicy()
@@ -358,6 +359,53 @@ func (d *decider) apply(a *cafev1alpha1.ReleaseAction) error {
 		d.rollbackAll(actor, fmt.Sprintf("rollback asked by %s%s", actor, commentSuffix(a.Spec.Comment)))
 	}
 	return nil
+}
+
+// expireIdle cancels an order that changed no app and that nobody acted
+// on for the idle timeout: waiting for an approval, a start or a resume
+// that does not come, it would otherwise hold its apps against every other
+// order for ever. An order that changed an app is never expired: a held
+// release waits for a person's decision by design (resume, rollback,
+// cancel). A scheduled order waits for its window, not for a person.
+func (d *decider) expireIdle() {
+	st := &d.o.Status
+	timeout := d.rules.IdleTimeout
+	if timeout <= 0 || d.touchedAnApp() {
+		return
+	}
+	switch st.Phase {
+	case cafev1alpha1.OrderPendingApproval, cafev1alpha1.OrderApproved, cafev1alpha1.OrderPaused:
+	default:
+		return
+	}
+	since := lastActivity(d.o)
+	expires := since.Add(timeout)
+	if d.now.Before(expires) {
+		d.requeueAt(expires)
+		return
+	}
+	d.setPhase(cafev1alpha1.OrderCancelled, "", cafev1alpha1.OrderReasonExpired,
+		fmt.Sprintf("expired: nobody acted on the order (%s) since %s, the cluster's idle timeout is %s; no app was changed: create a new order",
+			st.Phase, since.UTC().Format(time.RFC3339), timeout))
+}
+
+// touchedAnApp reports whether the order started any of its apps.
+func (d *decider) touchedAnApp() bool {
+	return slices.ContainsFunc(d.o.Status.Apps, func(a cafev1alpha1.ReleaseOrderAppStatus) bool { return a.StartedAt != nil })
+}
+
+// lastActivity is when the order was last created, acted on or changed
+// phase: the latest of its creation, its last action and its last audit
+// entry (every phase change and accepted action has one).
+func lastActivity(o *cafev1alpha1.ReleaseOrder) time.Time {
+	last := o.CreationTimestamp.Time
+	if n := len(o.Status.Audit); n > 0 && o.Status.Audit[n-1].Time.After(last) {
+		last = o.Status.Audit[n-1].Time.Time
+	}
+	if n := len(o.Status.Actions); n > 0 && o.Status.Actions[n-1].Time.After(last) {
+		last = o.Status.Actions[n-1].Time.Time
+	}
+	return last
 }
 
 // hold pauses the order: no app starts and the apps under way are held
