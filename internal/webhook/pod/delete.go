@@ -69,6 +69,9 @@ type Guard struct {
 	// Client reads EndpointSlices (from the cache), writes drain requests
 	// and creates SubjectAccessReviews.
 	Client client.Client
+	// CAFE names the identity that alone may record a drain request
+	// (cafe.io/drain-requested-by) on a pod.
+	CAFE *admit.Self
 }
 
 // Handle implements admission.Handler.

@@ -116,6 +116,29 @@ func TestSecurityF2c_LabelRemovalRefused(t *testing.T) {
 	g.Expect(mallory.Delete(ctx, current)).To(MatchError(ContainSubstring("a drain was requested")), "the pod is still guarded")
 }
 
+// The drain request names who asked for a pod's drain, in the record: only
+// CAFE's webhook writes it, from the authenticated identity of the delete.
+// An editor can neither forge it (a drain in someone else's name) nor
+// rewrite or remove a recorded one.
+func TestSecurityF2c_DrainRequestRecordedOnlyByCAFE(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	servingSet(ctx, t, g, ns, "web", 2)
+	mallory := as(ctx, t, g, ns, "mallory", editor)
+	victim := pods(ctx, g, ns, "web")[0]
+	annotate := func(value string) error {
+		patch := `{"metadata":{"annotations":{"` + cafev1alpha1.DrainRequestedByAnnotation + `":` + value + `}}}`
+		return mallory.Patch(ctx, victim.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch)))
+	}
+	g.Expect(annotate(`"bob"`)).To(MatchError(ContainSubstring("metadata.annotations[" + cafev1alpha1.DrainRequestedByAnnotation + "]: only CAFE records")))
+	g.Expect(drainRequestedBy(ctx, g, &victim)).To(BeEmpty())
+
+	g.Expect(mallory.Delete(ctx, victim.DeepCopy())).To(MatchError(ContainSubstring("a drain was requested")))
+	g.Expect(drainRequestedBy(ctx, g, &victim)).To(Equal("mallory"), "CAFE records the authenticated deleter")
+	g.Expect(annotate(`"bob"`)).To(MatchError(ContainSubstring("only CAFE records")), "a recorded request cannot be rewritten")
+	g.Expect(annotate(`null`)).To(MatchError(ContainSubstring("only CAFE records")), "nor removed")
+	g.Expect(drainRequestedBy(ctx, g, &victim)).To(Equal("mallory"))
+}
+
 // Review finding 2d: deletes by the garbage collector and the ReplicaSet
 // and StatefulSet controllers always passed, so deleting an InPlaceSet (or
 // scaling a CafeDeployment's native ReplicaSet down) dropped serving pods.

@@ -35,10 +35,34 @@ func (h *Guard) handleUpdate(ctx context.Context, req admission.Request) admissi
 			return admission.Denied(fmt.Sprintf("metadata.labels[%s]: pod %s is managed by CAFE: the label cannot be removed or changed (it was %q)", key, old.Name, was))
 		}
 	}
+	if denied := h.drainRequestUnchangedByOthers(ctx, req, old, pod); denied != nil {
+		return *denied
+	}
 	if managedBy(old) && !sameController(old, pod) && mayGo(ctx, h.Client, old) == "" {
 		return admission.Denied(fmt.Sprintf("metadata.ownerReferences: pod %s is managed by CAFE and still takes traffic: it cannot be released from its controller %s until drained", old.Name, metav1.GetControllerOf(old).Name))
 	}
 	return admission.Allowed("")
+}
+
+// drainRequestUnchangedByOthers refuses anyone but CAFE setting, changing
+// or removing a pod's cafe.io/drain-requested-by: the annotation names who
+// asked for the drain in the record, so it is written only by CAFE's
+// webhook from the authenticated identity of the delete or eviction.
+func (h *Guard) drainRequestUnchangedByOthers(ctx context.Context, req admission.Request, old, pod *corev1.Pod) *admission.Response {
+	key := cafev1alpha1.DrainRequestedByAnnotation
+	if old.Annotations[key] == pod.Annotations[key] {
+		return nil
+	}
+	self, err := h.CAFE.Username(ctx)
+	if err != nil {
+		resp := admission.Errored(http.StatusInternalServerError, err)
+		return &resp
+	}
+	if req.UserInfo.Username == self {
+		return nil
+	}
+	resp := admission.Denied(fmt.Sprintf("metadata.annotations[%s]: only CAFE records who asked for a pod's drain; to drain pod %s, delete or evict it (kubectl delete pod / kubectl drain)", key, old.Name))
+	return &resp
 }
 
 // sameController: both pods have the same controlling owner.
