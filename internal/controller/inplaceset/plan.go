@@ -192,7 +192,9 @@ func plan(in planInput) planResult {
 // the set's availability below its replicas: a migrating pod that still
 // serves is drained only once replicas other pods are available (its
 // replacement is up); one that serves nobody (its node failed, so it was
-// marked not ready) costs nothing and is drained at once. Pause does not
+// marked not ready) costs nothing and is drained at once. A pod that is
+// Ready with its gate open serves even before minReadySeconds have made it
+// available, so it waits for its replacement too. Pause does not
 // hold a migration: a failed node does not wait for a release.
 func (out *planResult) planMigrations(migrating, kept []podState, replicas int, in planInput) {
 	availableOthers := 0
@@ -204,7 +206,7 @@ func (out *planResult) planMigrations(migrating, kept []podState, replicas int, 
 	for _, p := range migrating {
 		switch {
 		case p.DrainReason != lossless.ReasonDrainForDelete:
-			if in.available(p) && availableOthers < replicas {
+			if p.Ready && p.GateOpen && availableOthers < replicas {
 				if out.Blocked == "" {
 					out.Blocked = "migration: waiting for the replacement pods to be available before draining the migrating ones"
 				}

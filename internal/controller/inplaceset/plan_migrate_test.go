@@ -2,6 +2,7 @@ package inplaceset
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -50,6 +51,13 @@ func TestPlanMigration(t *testing.T) {
 			in:            planInput{Replicas: 2, MaxUnavailable: 0, Now: now, Pods: []podState{serving("a").updated().migrating().notReady(), serving("b").updated()}},
 			createUpdated: 1,
 			closeGate:     []string{"a:DrainForDelete"},
+		},
+		{
+			name: "a migrating pod that serves but is not yet available (minReadySeconds) waits for its replacement too",
+			in: planInput{Replicas: 2, MaxUnavailable: 0, MinReadySeconds: 30 * time.Second, Now: now,
+				Pods: []podState{serving("a").updated().migrating().readySince(now.Add(-5 * time.Second)), serving("b").updated()}},
+			createUpdated: 1,
+			blocked:       true,
 		},
 		{
 			name:          "a pause does not hold a migration",
