@@ -42,6 +42,17 @@ func requireAPIServer(t *testing.T) context.Context {
 	return ctx
 }
 
+// webTest is requireAPIServer, a Gomega, a namespace of the test's own and
+// in it the CafeDeployment web (newCafeDeployment, image app:v1) as the
+// server stored it.
+func webTest(t *testing.T) (context.Context, *WithT, string, *cafev1alpha1.CafeDeployment) {
+	t.Helper()
+	ctx := requireAPIServer(t)
+	g := NewWithT(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	return ctx, g, ns, create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+}
+
 // result is what one command printed and returned.
 type result struct {
 	Out, ErrOut string
