@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -45,6 +46,15 @@ func (s *WebhookSuite) Main(m *testing.M) int {
 		s.Env, s.Admin = env, admin
 		return ServeWebhooks(ctx, env, cfg)
 	})
+}
+
+// Setup skips the test in -short mode and returns the test's context, a
+// Gomega, and a namespace of the test's own (created by Admin). Unlike
+// ControllerSuite.Setup it does not run the test in parallel.
+func (s *WebhookSuite) Setup(t *testing.T) (context.Context, *WithT, string) {
+	t.Helper()
+	RequireAPIServer(t)
+	return t.Context(), NewWithT(t), CreateNamespace(t, s.Admin)
 }
 
 // ServeWebhooks installs CAFE (namespace, CRDs, RBAC with the example

@@ -51,6 +51,13 @@ func node(t *testing.T, g Gomega, name string) {
 	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), n) })
 }
 
+// createReport creates r as c and deletes it, as CAFE, when the test ends.
+func createReport(t *testing.T, g Gomega, c client.Client, r *cafev1alpha1.NodeHealthReport) {
+	t.Helper()
+	g.ExpectWithOffset(1, c.Create(t.Context(), r)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), r) })
+}
+
 func report(name, nodeName string) *cafev1alpha1.NodeHealthReport {
 	return &cafev1alpha1.NodeHealthReport{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -74,8 +81,7 @@ func TestSecurityF7_ReporterIdentityRecorded(t *testing.T) {
 
 	r := report("identity", "identity-0")
 	r.Spec.ReportedBy = "the-sre-team"
-	g.Expect(zabbix.Create(ctx, r)).To(Succeed())
-	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), r) })
+	createReport(t, g, zabbix, r)
 	g.Expect(r.Spec.ReportedBy).To(Equal("zabbix-agent"), "the stamp, not the declared name")
 
 	r.Spec.ReportedBy = "zabbix-agent"
@@ -89,28 +95,24 @@ func TestSecurityF7_ReporterIdentityRecorded(t *testing.T) {
 func TestSecurityF7_ReportsExpire(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
-	ctx := t.Context()
 	node(t, g, "expire-0")
 	zabbix := reporter(t, g, "zabbix-expire", true)
 	latest := func() time.Time { return time.Now().Add(cafev1alpha1.NodeHealthReportMaxLifetime).Add(time.Second) }
 
 	forever := report("expire-forever", "expire-0")
-	g.Expect(zabbix.Create(ctx, forever)).To(Succeed())
-	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), forever) })
+	createReport(t, g, zabbix, forever)
 	g.Expect(forever.Spec.Until).NotTo(BeNil(), "a report without until gets one")
 	g.Expect(forever.Spec.Until.Time).To(BeTemporally("<=", latest()))
 
 	farAway := report("expire-far", "expire-0")
 	farAway.Spec.Until = &metav1.Time{Time: time.Now().Add(30 * 24 * time.Hour)}
-	g.Expect(zabbix.Create(ctx, farAway)).To(Succeed())
-	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), farAway) })
+	createReport(t, g, zabbix, farAway)
 	g.Expect(farAway.Spec.Until.Time).To(BeTemporally("<=", latest()), "a far until is shortened")
 
 	soon := report("expire-soon", "expire-0")
 	soon.Spec.Until = &metav1.Time{Time: time.Now().Add(10 * time.Minute).Truncate(time.Second)}
 	want := soon.Spec.Until.Time
-	g.Expect(zabbix.Create(ctx, soon)).To(Succeed())
-	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), soon) })
+	createReport(t, g, zabbix, soon)
 	g.Expect(soon.Spec.Until.Time).To(BeTemporally("==", want), "a nearer until is kept")
 
 	g.Expect(forever.ActiveAt(metav1.NewTime(latest()))).To(BeFalse(), "the controller no longer counts it then")
@@ -128,8 +130,7 @@ func TestSecurityF7_StateFlipResetsSince(t *testing.T) {
 
 	r := report("flip", "flip-0")
 	r.Spec.State = cafev1alpha1.NodeReportHealthy
-	g.Expect(zabbix.Create(ctx, r)).To(Succeed())
-	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), r) })
+	createReport(t, g, zabbix, r)
 	g.Expect(r.Spec.StateSince).NotTo(BeNil())
 	created := r.CreationTimestamp.Time
 

@@ -76,10 +76,7 @@ func appWithRevisions(ctx context.Context, g Gomega, ns, name string, revisions 
 }
 
 func TestOrdersAreJudgedAtAdmissionNamingTheField(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, suite.Admin)
+	ctx, g, ns := suite.Setup(t)
 	for _, name := range []string{"a", "b", "c"} {
 		appWithRevisions(ctx, g, ns, name, 2)
 	}
@@ -153,10 +150,7 @@ func TestOrdersAreJudgedAtAdmissionNamingTheField(t *testing.T) {
 }
 
 func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, suite.Admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	// alice requests and may approve (others' orders); bob and eve approve,
 	// eve outside the order's approver groups; oscar operates.
@@ -257,10 +251,7 @@ func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
 // trail with it. Now deleting a finished order needs the verb purge (CAFE's
 // retention has it), whatever else RBAC grants.
 func TestSecurityF4_RequesterCannotDeleteRecord(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, suite.Admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	alice := person(t, g, ns, "alice", nil, "requester")
 	// alice also edits the namespace: RBAC lets her delete orders.

@@ -16,7 +16,6 @@ import (
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/seal"
-	"github.com/cafe-io/cafe/test/framework"
 )
 
 // editor is a user the API server authenticates, who may edit
@@ -46,10 +45,7 @@ func editor(t *testing.T, g Gomega, ns, name string) client.Client {
 // for is refused (the review's probe: kubectl annotate cd X
 // cafe.io/fast-release=<status.updateRevision> while WaitingForConfirm).
 func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, suite.Admin)
+	ctx, g, ns := suite.Setup(t)
 	dev := editor(t, g, ns, "dev")
 
 	labels := map[string]string{"app": "pay"}
@@ -110,10 +106,7 @@ func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
 // F5: what the webhook stamps verifies with the key CAFE keeps: the seal
 // covers the spec as the API server stores it (defaults applied).
 func TestSecurityF5_WebhookSealsWhatTheControllerVerifies(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, suite.Admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	alice := person(t, g, ns, "alice", nil, "requester")
 	bob := person(t, g, ns, "bob", nil, "approver")
