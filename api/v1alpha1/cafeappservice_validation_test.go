@@ -36,8 +36,7 @@ func TestCafeAppServiceDefaultsAreAppliedByTheAPIServer(t *testing.T) {
 	requireAPIServer(t)
 	g := NewWithT(t)
 	app := validApp("app-defaults")
-	g.Expect(k8sClient.Create(context.Background(), app)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), app) })
+	create(t, g, app)
 
 	local := validApp("app-defaults")
 	local.Default()
@@ -100,12 +99,8 @@ func TestCafeAppServiceInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			g := NewWithT(t)
 			app := validApp("invalid")
 			tt.mutate(app)
-			err := k8sClient.Create(context.Background(), app)
-			if err == nil {
-				_ = k8sClient.Delete(context.Background(), app)
-			}
-			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
-			g.Expect(err.Error()).To(ContainSubstring(tt.field))
+			err := tryCreate(app)
+			expectInvalid(g, err, tt.field)
 		})
 	}
 }
@@ -153,6 +148,5 @@ func TestAppRevisionNameMustMatchAppAndNumber(t *testing.T) {
 	rev := validRevision("named", 3)
 	rev.Name = "other-r3"
 	err := k8sClient.Create(context.Background(), rev)
-	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
-	g.Expect(err.Error()).To(ContainSubstring("metadata.name must be <spec.app>-r<N>"))
+	expectInvalid(g, err, "metadata.name must be <spec.app>-r<N>")
 }

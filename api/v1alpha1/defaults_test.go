@@ -20,10 +20,7 @@ import (
 // changed without its Go copy (or the reverse) fails here.
 
 func TestCafeDeploymentDefaultMatchesCRD(t *testing.T) {
-	tests := []struct {
-		name string
-		obj  CafeDeployment
-	}{
+	expectDefaultsMatchCRD(t, "cafe.io_cafedeployments.yaml", []defaultsCase[CafeDeployment]{
 		{name: "a minimal CafeDeployment gets the CRD's defaults", obj: CafeDeployment{Spec: CafeDeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}},
 			Template: podTemplate(),
@@ -48,25 +45,11 @@ func TestCafeDeploymentDefaultMatchesCRD(t *testing.T) {
 				UpgradeType: UpgradeTypeBatch, GroupOrder: GroupOrderUnitByUnit, MaxUnavailable: ptr.To(intstr.FromInt32(0)),
 			},
 		}}},
-	}
-	crd := loadCRD(t, "cafe.io_cafedeployments.yaml")
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			byCRD := toMap(g, &tt.obj)
-			applySchemaDefaults(byCRD, crd)
-			byGo := tt.obj.DeepCopy()
-			byGo.Default()
-			g.Expect(toMap(g, byGo)).To(Equal(byCRD))
-		})
-	}
+	})
 }
 
 func TestInPlaceSetDefaultMatchesCRD(t *testing.T) {
-	tests := []struct {
-		name string
-		obj  InPlaceSet
-	}{
+	expectDefaultsMatchCRD(t, "cafe.io_inplacesets.yaml", []defaultsCase[InPlaceSet]{
 		{name: "a minimal InPlaceSet gets the CRD's defaults", obj: InPlaceSet{Spec: InPlaceSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}},
 			Template: podTemplate(),
@@ -77,15 +60,29 @@ func TestInPlaceSetDefaultMatchesCRD(t *testing.T) {
 			Template:       podTemplate(),
 			UpdateStrategy: InPlaceSetUpdateStrategy{Partition: ptr.To[int32](2), MaxUnavailable: ptr.To(intstr.FromString("0%"))},
 		}}},
-	}
-	crd := loadCRD(t, "cafe.io_inplacesets.yaml")
+	})
+}
+
+type defaultsCase[T any] struct {
+	name string
+	obj  T
+}
+
+// expectDefaultsMatchCRD checks that Go's Default sets on each case's
+// object what the defaults of the CRD in crdFile set.
+func expectDefaultsMatchCRD[T any, PT interface {
+	*T
+	Default()
+	DeepCopy() *T
+}](t *testing.T, crdFile string, tests []defaultsCase[T]) {
+	crd := loadCRD(t, crdFile)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			byCRD := toMap(g, &tt.obj)
 			applySchemaDefaults(byCRD, crd)
-			byGo := tt.obj.DeepCopy()
-			byGo.Default()
+			byGo := PT(&tt.obj).DeepCopy()
+			PT(byGo).Default()
 			g.Expect(toMap(g, byGo)).To(Equal(byCRD))
 		})
 	}

@@ -86,12 +86,8 @@ func TestNodeLifecyclePolicyInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := k8sClient.Create(context.Background(), tt.obj)
-			if err == nil {
-				_ = k8sClient.Delete(context.Background(), tt.obj)
-			}
-			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
-			g.Expect(err.Error()).To(ContainSubstring(tt.field))
+			err := tryCreate(tt.obj)
+			expectInvalid(g, err, tt.field)
 			g.Expect(err.Error()).To(ContainSubstring(tt.reason))
 		})
 	}
@@ -124,12 +120,8 @@ func TestNodeHealthReportInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := k8sClient.Create(context.Background(), tt.obj)
-			if err == nil {
-				_ = k8sClient.Delete(context.Background(), tt.obj)
-			}
-			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
-			g.Expect(err.Error()).To(ContainSubstring(tt.field))
+			err := tryCreate(tt.obj)
+			expectInvalid(g, err, tt.field)
 		})
 	}
 }

@@ -29,8 +29,7 @@ func TestReleaseOrderDefaultsAreAppliedByTheAPIServer(t *testing.T) {
 	requireAPIServer(t)
 	g := NewWithT(t)
 	o := validOrder("ro-defaults")
-	g.Expect(k8sClient.Create(context.Background(), o)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), o) })
+	create(t, g, o)
 	g.Expect(o.Spec.FailurePolicy).To(Equal(cafev1alpha1.FailurePause))
 	g.Expect(o.Spec.Approval.Required).To(HaveValue(Equal(cafev1alpha1.DefaultRequiredApprovals)))
 	g.Expect(o.Spec.ProgressDeadlineSeconds).To(HaveValue(Equal(cafev1alpha1.DefaultProgressDeadlineSeconds)))
@@ -69,10 +68,7 @@ func TestReleaseOrderInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			g := NewWithT(t)
 			o := validOrder("ro-invalid")
 			tt.mutate(o)
-			err := k8sClient.Create(context.Background(), o)
-			if err == nil {
-				_ = k8sClient.Delete(context.Background(), o)
-			}
+			err := tryCreate(o)
 			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
 		})
 	}
@@ -85,8 +81,7 @@ func TestReleaseActionSpecIsImmutable(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "act-immutable"},
 		Spec:       cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionApprove, Comment: "lgtm"},
 	}
-	g.Expect(k8sClient.Create(context.Background(), a)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), a) })
+	create(t, g, a)
 	a.Spec.Action = cafev1alpha1.ActionReject
 	g.Expect(k8sClient.Update(context.Background(), a)).To(MatchError(ContainSubstring("spec is immutable")))
 	bad := &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "act-bad"}, Spec: cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: "Approve-ish"}}

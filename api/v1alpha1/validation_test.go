@@ -39,8 +39,7 @@ func TestCafeDeploymentDefaultsAreAppliedByTheAPIServer(t *testing.T) {
 	requireAPIServer(t)
 	g := NewWithT(t)
 	cd := validCafeDeployment("defaults")
-	g.Expect(k8sClient.Create(context.Background(), cd)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), cd) })
+	create(t, g, cd)
 
 	g.Expect(cd.Spec.PodSetType).To(Equal(cafev1alpha1.PodSetTypeInPlaceSet))
 	g.Expect(cd.Spec.Topology.UnitType).To(Equal(cafev1alpha1.UnitTypeZone))
@@ -99,12 +98,8 @@ func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			g := NewWithT(t)
 			cd := validCafeDeployment("invalid")
 			tt.mutate(cd)
-			err := k8sClient.Create(context.Background(), cd)
-			if err == nil {
-				_ = k8sClient.Delete(context.Background(), cd)
-			}
-			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
-			g.Expect(err.Error()).To(ContainSubstring(tt.field))
+			err := tryCreate(cd)
+			expectInvalid(g, err, tt.field)
 		})
 	}
 }

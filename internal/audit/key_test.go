@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"os"
 	"testing"
 	"time"
@@ -8,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -18,11 +18,19 @@ import (
 
 var k8sClient client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
-		k8sClient, err = framework.NewClient(cfg)
-		return err
-	}))
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
+
+// signerTest skips without an API server and returns a namespace of the
+// test's own with CAFE's signer created there.
+func signerTest(t *testing.T) (context.Context, *WithT, string, audit.Signer) {
+	t.Helper()
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := framework.CreateNamespace(t, k8sClient)
+	signer, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	return ctx, g, ns, signer
 }
 
 var subject = audit.Subject{Namespace: "shop", Name: "weekly", UID: "uid-1"}
@@ -32,13 +40,7 @@ func entry() cafev1alpha1.AuditEntry {
 }
 
 func TestTheSigningKeyIsCreatedOnceAndItsPublicKeyVerifiesTrails(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, k8sClient)
-
-	first, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
-	g.Expect(err).NotTo(HaveOccurred())
+	ctx, g, ns, first := signerTest(t)
 	again, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(again.Key.Equal(first.Key)).To(BeTrue(), "a restarted controller signs with the same key")
@@ -55,12 +57,7 @@ func TestTheSigningKeyIsCreatedOnceAndItsPublicKeyVerifiesTrails(t *testing.T) {
 // the bundle does not publish as current, says which keys differ, and
 // publishes nothing.
 func TestSecurityF4_ReplacedKeyDetected(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, k8sClient)
-	original, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
-	g.Expect(err).NotTo(HaveOccurred())
+	ctx, g, ns, original := signerTest(t)
 	published := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: audit.PublicKeyConfig}, published)).To(Succeed())
 
@@ -71,7 +68,7 @@ func TestSecurityF4_ReplacedKeyDetected(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.SigningKeySecret},
 		Data:       map[string][]byte{"ed25519.seed": []byte("0123456789abcdef0123456789abcdef")},
 	})).To(Succeed())
-	_, _, err = audit.EnsureSigner(ctx, k8sClient, ns)
+	_, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
 	g.Expect(err).To(MatchError(audit.ErrKeyNotPublished))
 	g.Expect(err.Error()).To(ContainSubstring("publishes " + original.ID() + " as current (it was never published): the Secret was replaced"))
 
@@ -89,12 +86,7 @@ func TestSecurityF4_ReplacedKeyDetected(t *testing.T) {
 
 // Finding 4: rotating the key kept no old key: every earlier trail failed.
 func TestSecurityF4_KeyRotationKeepsOldTrailsVerifiable(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, k8sClient)
-	before, _, err := audit.EnsureSigner(ctx, k8sClient, ns)
-	g.Expect(err).NotTo(HaveOccurred())
+	ctx, g, ns, before := signerTest(t)
 	trail := before.Append(subject, nil, entry())
 
 	newID, err := audit.Rotate(ctx, k8sClient, ns)

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,14 +17,9 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-var k8sClient client.Client
+var k8sClient client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
-		k8sClient, err = framework.NewClient(cfg)
-		return err
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
 
 func cafeDeployment(ns string) *cafev1alpha1.CafeDeployment {
 	labels := map[string]string{"app": "web"}

@@ -82,6 +82,40 @@ func releasedRevision(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppSe
 	return out
 }
 
+// publishedApp creates an app of replicas pods over three zones (pods of
+// appTemplate, grace period 1s, service port 80) released with strategy,
+// publishes r1 as the admin and waits until it runs on every pod.
+func publishedApp(ctx context.Context, g Gomega, ns, name string, replicas int32, strategy cafev1alpha1.CafeDeploymentStrategy) *cafev1alpha1.CafeAppService {
+	template := appTemplate(map[string]string{"tier": name})
+	template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template: template,
+			Service:  cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80}}},
+			Workload: cafev1alpha1.AppWorkload{
+				Replicas: ptr.To(replicas),
+				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
+				Strategy: strategy,
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(name+"-r1"))
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = name + "-r1" })).To(Succeed())
+	releasedRevision(ctx, g, app, name+"-r1")
+	return app
+}
+
+// recordR2 changes app's image to image and waits until the app records
+// the change as r2 (not published).
+func recordR2(ctx context.Context, g Gomega, app *cafev1alpha1.CafeAppService, image string) {
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = image
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(app.Name+"-r2"))
+}
+
 // configOf returns, for each pod, the ConfigMap its GREETING comes from
 // and that ConfigMap's GREETING: what the pod reads.
 func greetingsOf(ctx context.Context, g Gomega, pods []*corev1.Pod) map[string]string {

@@ -13,7 +13,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -369,30 +368,10 @@ func TestChaosEtcdRestartedMidRelease(t *testing.T) {
 // strategy, publishes r1 and waits until it runs everywhere, then records
 // r2 (image v2) without publishing it. It returns the pods' identities.
 func chaosApp(ctx context.Context, g Gomega, ns, name string) (map[string]string, map[string]podIdentity) {
-	template := appTemplate(map[string]string{"tier": name})
-	template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
-	app := &cafev1alpha1.CafeAppService{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: cafev1alpha1.CafeAppServiceSpec{
-			Template: template,
-			Service:  cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80}}},
-			Workload: cafev1alpha1.AppWorkload{
-				Replicas: ptr.To[int32](chaosReplicas),
-				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
-				Strategy: chaosStrategy(5),
-			},
-		},
-	}
-	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r1"))
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = name + "-r1" })).To(Succeed())
-	releasedRevision(ctx, g, app, name+"-r1")
+	app := publishedApp(ctx, g, ns, name, chaosReplicas, chaosStrategy(5))
 	podLabels := map[string]string{cafev1alpha1.AppLabel: name}
 	before := identities(waitForSetRollout(ctx, g, ns, podLabels, chaosReplicas, "example.com/app:v1"))
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
-		a.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
-	})).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r2"))
+	recordR2(ctx, g, app, "example.com/app:v2")
 	return podLabels, before
 }
 

@@ -69,31 +69,12 @@ func cafeCLI(ctx context.Context, t *testing.T, ns, kubeconfig string, args ...s
 // group, publishes r1 as the admin and waits until it runs, then records
 // r2 (image v2) without publishing it.
 func orderApp(ctx context.Context, g Gomega, ns, name string, strategy func(*cafev1alpha1.CafeDeploymentStrategy)) *cafev1alpha1.CafeAppService {
-	template := appTemplate(map[string]string{"tier": name})
-	template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
-	app := &cafev1alpha1.CafeAppService{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: cafev1alpha1.CafeAppServiceSpec{
-			Template: template,
-			Service:  cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80}}},
-			Workload: cafev1alpha1.AppWorkload{
-				Replicas: ptr.To[int32](3),
-				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
-				Strategy: cafev1alpha1.CafeDeploymentStrategy{UpgradeType: cafev1alpha1.UpgradeTypeBatch, BatchSize: ptr.To(intstr.FromInt32(1))},
-			},
-		},
-	}
+	s := cafev1alpha1.CafeDeploymentStrategy{UpgradeType: cafev1alpha1.UpgradeTypeBatch, BatchSize: ptr.To(intstr.FromInt32(1))}
 	if strategy != nil {
-		strategy(&app.Spec.Workload.Strategy)
+		strategy(&s)
 	}
-	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r1"))
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = name + "-r1" })).To(Succeed())
-	releasedRevision(ctx, g, app, name+"-r1")
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
-		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
-	})).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r2"))
+	app := publishedApp(ctx, g, ns, name, 3, s)
+	recordR2(ctx, g, app, "example.com/"+name+":v2")
 	return app
 }
 

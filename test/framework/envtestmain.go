@@ -29,6 +29,16 @@ func EnvtestMain(m *testing.M, setup func(cfg *rest.Config) error) int {
 	})
 }
 
+// EnvtestClientMain is EnvtestMain for a package whose tests need only a
+// client of the API server: it sets *c to one (NewClient) before the tests
+// run; in -short mode *c stays nil.
+func EnvtestClientMain(m *testing.M, c *client.WithWatch) int {
+	return EnvtestMain(m, func(cfg *rest.Config) (err error) {
+		*c, err = NewClient(cfg)
+		return err
+	})
+}
+
 // EnvtestWithWebhooksMain is EnvtestMain on StartEnvtestWithWebhooks: start
 // builds what the tests use (a manager serving the webhooks, say) and
 // returns how to stop it, which runs after the tests and before the API

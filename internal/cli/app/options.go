@@ -35,12 +35,7 @@ var appKind = kubeflags.Kind{
 // getApp reads the app named name in the namespace of the flags. It
 // returns the client, for the verb's further calls.
 func (o *Options) getApp(ctx context.Context, name string) (client.Client, *cafev1alpha1.CafeAppService, error) {
-	app := &cafev1alpha1.CafeAppService{}
-	c, err := o.Get(ctx, appKind, app, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, app, nil
+	return kubeflags.GetObject[cafev1alpha1.CafeAppService](ctx, &o.Options, appKind, name)
 }
 
 // getAppAndRevisions reads the app named name and its revisions, oldest

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -26,12 +25,7 @@ import (
 // would, runs a command and checks what it left on the server.
 var k8sClient client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
-		k8sClient, err = framework.NewClient(cfg)
-		return err
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
 
 func apiTest(t *testing.T) (context.Context, *WithT, string) {
 	t.Helper()

@@ -18,10 +18,7 @@ import (
 )
 
 func TestConfirmRefusesAReleaseNotWaitingForConfirmation(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) {
 		st.Release = cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To[int32](1), TotalGroups: ptr.To[int32](3)}
 	})
@@ -33,10 +30,7 @@ func TestConfirmRefusesAReleaseNotWaitingForConfirmation(t *testing.T) {
 }
 
 func TestConfirmSetsTheAwaitedGroupWithoutAUserName(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	writeStatus(ctx, g, cd, waitingAt(cd, 1, 3))
 
 	res := run(ctx, k8sClient, ns, "confirm", "web")
@@ -51,10 +45,7 @@ func TestConfirmSetsTheAwaitedGroupWithoutAUserName(t *testing.T) {
 }
 
 func TestConfirmWithAnExplicitGroupSetsThatGroup(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 
 	res := run(ctx, k8sClient, ns, "confirm", "web", "--group", "2")
 
@@ -64,10 +55,7 @@ func TestConfirmWithAnExplicitGroupSetsThatGroup(t *testing.T) {
 }
 
 func TestConfirmDecidesAgainWhenTheReleaseMovedOnMeanwhile(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	writeStatus(ctx, g, cd, waitingAt(cd, 1, 3))
 	// Between the command's read and its patch, the release goes on (say,
 	// someone else confirmed and the controller advanced).
@@ -85,10 +73,7 @@ func TestConfirmDecidesAgainWhenTheReleaseMovedOnMeanwhile(t *testing.T) {
 }
 
 func TestConfirmRetriesWhenAnUnrelatedChangeConflicts(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	writeStatus(ctx, g, cd, waitingAt(cd, 0, 3))
 	c := &interferingClient{Client: k8sClient, interfere: func() {
 		current := get(ctx, g, cd)
@@ -107,10 +92,7 @@ func TestConfirmRetriesWhenAnUnrelatedChangeConflicts(t *testing.T) {
 }
 
 func TestPauseAndResumeFlipSpecStrategyPause(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	ref := "CafeDeployment " + ns + "/web"
 
 	res := run(ctx, k8sClient, ns, "pause", "web")
@@ -196,10 +178,7 @@ func TestRollbackRefusesTheUpdateRevision(t *testing.T) {
 }
 
 func TestRollbackRefusesWithoutAnEarlierRevision(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	h1 := recordRevision(ctx, g, cd, 1)
 	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) { st.CurrentRevision, st.UpdateRevision = h1, h1 })
 
@@ -224,10 +203,7 @@ func TestHistoryListsRevisionsWithTheirImagesAndMarks(t *testing.T) {
 }
 
 func TestStatusShowsTheGroupTableWithWhoConfirmed(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	at := metav1.NewTime(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
 	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) {
 		waitingAt(cd, 1, 3)(st)
@@ -248,10 +224,7 @@ func TestStatusShowsTheGroupTableWithWhoConfirmed(t *testing.T) {
 }
 
 func TestStatusWarnsWhenTheControllerHasNotSeenTheSpec(t *testing.T) {
-	ctx := requireAPIServer(t)
-	g := NewWithT(t)
-	ns := framework.CreateNamespace(t, k8sClient)
-	cd := create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
+	ctx, g, ns, cd := webTest(t)
 	writeStatus(ctx, g, cd, waitingAt(cd, 0, 3))
 	setImage(ctx, g, cd, "app:v2")
 

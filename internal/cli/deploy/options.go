@@ -32,12 +32,7 @@ var cafeDeploymentKind = kubeflags.Kind{
 // getCafeDeployment reads the CafeDeployment named name in the namespace
 // of the flags. It returns the client, for the verb's further calls.
 func (o *Options) getCafeDeployment(ctx context.Context, name string) (client.Client, *cafev1alpha1.CafeDeployment, error) {
-	cd := &cafev1alpha1.CafeDeployment{}
-	c, err := o.Get(ctx, cafeDeploymentKind, cd, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, cd, nil
+	return kubeflags.GetObject[cafev1alpha1.CafeDeployment](ctx, &o.Options, cafeDeploymentKind, name)
 }
 
 // stampedBy returns the user CAFE's admission webhook recorded under byKey

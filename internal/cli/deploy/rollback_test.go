@@ -49,6 +49,10 @@ func TestRollbackTarget(t *testing.T) {
 	broken := controllerRevision(4, "ddd444", "app:v4")
 	broken.Data = runtime.RawExtension{}
 	digits := controllerRevision(5, "2", "app:v5")
+	all := []appsv1.ControllerRevision{r1, r2, r3}
+	// updating is on its way from bbb222 to ccc333; updated is done.
+	updating := newCD().revisions("bbb222", "ccc333").build()
+	updated := newCD().revisions("ccc333", "ccc333").build()
 
 	tests := []struct {
 		name     string
@@ -60,57 +64,57 @@ func TestRollbackTarget(t *testing.T) {
 	}{
 		{
 			name: "by default the newest revision other than the update revision is restored",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r3, r2},
+			cd:   updating, crs: []appsv1.ControllerRevision{r1, r3, r2},
 			wantHash: "bbb222",
 		},
 		{
 			name: "by default the update revision is skipped even when it is not the newest",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, controllerRevision(9, "ccc333", "app:v3")},
+			cd:   updating, crs: []appsv1.ControllerRevision{r1, r2, controllerRevision(9, "ccc333", "app:v3")},
 			wantHash: "bbb222",
 		},
 		{
 			name: "a revision number picks that revision",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "1",
+			cd:   updating, crs: all, to: "1",
 			wantHash: "aaa111",
 		},
 		{
 			name: "a hash picks that revision",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "aaa111",
+			cd:   updating, crs: all, to: "aaa111",
 			wantHash: "aaa111",
 		},
 		{
 			name: "a ControllerRevision name picks that revision",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "web-aaa111",
+			cd:   updating, crs: all, to: "web-aaa111",
 			wantHash: "aaa111",
 		},
 		{
 			name: "the update revision is refused when asked for by number",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "3",
+			cd:   updating, crs: all, to: "3",
 			wantErr: "revision 3 (ccc333) is already the update revision of CafeDeployment shop/web: nothing to roll back to",
 		},
 		{
 			name: "an unknown revision is refused with where to look",
-			cd:   newCD().revisions("bbb222", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3}, to: "42",
+			cd:   updating, crs: all, to: "42",
 			wantErr: `CafeDeployment shop/web has no revision "42" in its history (a revision number or hash); see ` + "`cafe deploy history web -n shop`",
 		},
 		{
 			name: "a history holding only the update revision is refused",
-			cd:   newCD().revisions("ccc333", "ccc333").build(), crs: []appsv1.ControllerRevision{r3},
+			cd:   updated, crs: []appsv1.ControllerRevision{r3},
 			wantErr: "CafeDeployment shop/web has no revision to roll back to: its history (1 revisions) holds no revision other than the update revision ccc333",
 		},
 		{
 			name:    "an empty history is refused",
-			cd:      newCD().revisions("ccc333", "ccc333").build(),
+			cd:      updated,
 			wantErr: "has no revision to roll back to",
 		},
 		{
 			name: "a revision whose template cannot be decoded is refused, naming the ControllerRevision",
-			cd:   newCD().revisions("ccc333", "ccc333").build(), crs: []appsv1.ControllerRevision{r3, broken},
+			cd:   updated, crs: []appsv1.ControllerRevision{r3, broken},
 			wantErr: "revision 4 (ddd444) of CafeDeployment shop/web cannot be restored: ControllerRevision web-ddd444: .data.raw is empty",
 		},
 		{
 			name: "a value that is one revision's number and another's hash is refused as ambiguous",
-			cd:   newCD().revisions("ccc333", "ccc333").build(), crs: []appsv1.ControllerRevision{r1, r2, r3, digits}, to: "2",
+			cd:   updated, crs: []appsv1.ControllerRevision{r1, r2, r3, digits}, to: "2",
 			wantErr: "--to-revision 2 matches both revision 2 (bbb222) and revision 5 (2)",
 		},
 	}

@@ -9,11 +9,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -21,6 +19,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/revision"
+	"github.com/cafe-io/cafe/test/builders"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -31,12 +30,7 @@ import (
 // server.
 var k8sClient client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
-		k8sClient, err = framework.NewClient(cfg)
-		return err
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
 
 // requireAPIServer skips a test in -short mode, where no API server runs,
 // and returns a context bounded for one test.
@@ -46,6 +40,17 @@ func requireAPIServer(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// webTest is requireAPIServer, a Gomega, a namespace of the test's own and
+// in it the CafeDeployment web (newCafeDeployment, image app:v1) as the
+// server stored it.
+func webTest(t *testing.T) (context.Context, *WithT, string, *cafev1alpha1.CafeDeployment) {
+	t.Helper()
+	ctx := requireAPIServer(t)
+	g := NewWithT(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	return ctx, g, ns, create(ctx, g, newCafeDeployment(ns, "web", "app:v1"))
 }
 
 // result is what one command printed and returned.
@@ -70,24 +75,9 @@ func run(ctx context.Context, c client.Client, ns, verb string, args ...string) 
 }
 
 // newCafeDeployment is a valid CafeDeployment of 6 pods over three zones
-// running image.
+// running image, each group waiting for a confirmation.
 func newCafeDeployment(ns, name, image string) *cafev1alpha1.CafeDeployment {
-	labels := map[string]string{"app": name}
-	return &cafev1alpha1.CafeDeployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: cafev1alpha1.CafeDeploymentSpec{
-			Replicas: ptr.To[int32](6),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					{Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
-				}},
-			},
-			Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
-			Strategy: cafev1alpha1.CafeDeploymentStrategy{NeedWaitingForConfirm: ptr.To(true)},
-		},
-	}
+	return builders.CafeDeployment(ns, name, image, cafev1alpha1.CafeDeploymentStrategy{NeedWaitingForConfirm: ptr.To(true)})
 }
 
 // create creates cd and returns it as the server stored it.

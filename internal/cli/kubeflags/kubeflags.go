@@ -114,6 +114,21 @@ func (o *Options) Get(ctx context.Context, kind Kind, obj client.Object, name st
 	return c, kind.Get(ctx, c, obj, ns, name)
 }
 
+// GetObject reads the object of kind named name, in the namespace of the
+// flags, into a new *T, and returns the client, for the verb's further
+// calls, and the object. On an error it returns neither.
+func GetObject[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, o *Options, kind Kind, name string) (client.Client, PT, error) {
+	obj := PT(new(T))
+	c, err := o.Get(ctx, kind, obj, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, obj, nil
+}
+
 // List lists the objects of kind in the namespace of the flags into list.
 // It returns the namespace, for messages.
 func (o *Options) List(ctx context.Context, kind Kind, list client.ObjectList) (string, error) {

@@ -97,3 +97,18 @@ func TestListReadsTheNamespaceOfTheFlags(t *testing.T) {
 	g.Expect(list.Items).To(HaveLen(1))
 	g.Expect(list.Items[0].Name).To(Equal("web"))
 }
+
+func TestGetObjectReturnsTheClientAndANewObject(t *testing.T) {
+	g := NewWithT(t)
+	o := options("shop", cafeDeployment("shop", "web"))
+
+	c, cd, err := GetObject[cafev1alpha1.CafeDeployment](context.Background(), o, cafeDeployments, "web")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c).To(BeIdenticalTo(o.Client))
+	g.Expect(cd.Namespace + "/" + cd.Name).To(Equal("shop/web"))
+
+	c, cd, err = GetObject[cafev1alpha1.CafeDeployment](context.Background(), o, cafeDeployments, "api")
+	g.Expect(err).To(MatchError(ContainSubstring("CafeDeployment shop/api not found")))
+	g.Expect(c).To(BeNil())
+	g.Expect(cd).To(BeNil())
+}

@@ -42,10 +42,5 @@ var orderKind = kubeflags.Kind{
 // getOrder reads the order named name in the namespace of the flags. It
 // returns the client, for the verb's further calls.
 func (o *Options) getOrder(ctx context.Context, name string) (client.Client, *cafev1alpha1.ReleaseOrder, error) {
-	ro := &cafev1alpha1.ReleaseOrder{}
-	c, err := o.Get(ctx, orderKind, ro, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, ro, nil
+	return kubeflags.GetObject[cafev1alpha1.ReleaseOrder](ctx, &o.Options, orderKind, name)
 }

@@ -9,12 +9,12 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/test/builders"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -24,26 +24,11 @@ var zones = []string{"zone-a", "zone-b", "zone-c"}
 // image, released with a beta group then groups of 2, each group waiting
 // for a confirmation.
 func newCafeDeployment(ns, name, image string) *cafev1alpha1.CafeDeployment {
-	labels := map[string]string{"app": name}
-	return &cafev1alpha1.CafeDeployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: cafev1alpha1.CafeDeploymentSpec{
-			Replicas: ptr.To[int32](6),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					{Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}}},
-				}},
-			},
-			Topology: cafev1alpha1.Topology{Values: zones},
-			Strategy: cafev1alpha1.CafeDeploymentStrategy{
-				UpgradeType:           cafev1alpha1.UpgradeTypeBeta,
-				BatchSize:             ptr.To(intstr.FromInt32(2)),
-				NeedWaitingForConfirm: ptr.To(true),
-			},
-		},
-	}
+	return builders.CafeDeployment(ns, name, image, cafev1alpha1.CafeDeploymentStrategy{
+		UpgradeType:           cafev1alpha1.UpgradeTypeBeta,
+		BatchSize:             ptr.To(intstr.FromInt32(2)),
+		NeedWaitingForConfirm: ptr.To(true),
+	})
 }
 
 // createDeployment creates cd and deletes it when the test ends, so its

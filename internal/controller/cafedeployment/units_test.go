@@ -21,6 +21,10 @@ func reportsOf(a, b, c podset.UnitReport) map[string]podset.UnitReport {
 	return map[string]podset.UnitReport{"a": a, "b": b, "c": c}
 }
 
+func settingsOf(a, b, c podset.UnitSettings) map[string]podset.UnitSettings {
+	return map[string]podset.UnitSettings{"a": a, "b": b, "c": c}
+}
+
 func atGroup(k int32) cafev1alpha1.ReleaseStatus {
 	return cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To(k)}
 }
@@ -36,6 +40,7 @@ func intOrString(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v
 func TestUnitSettingsFor(t *testing.T) {
 	p := twelveOverThreeZones(t)
 	unavailable := func(v podset.UnitReport, n int32) podset.UnitReport { v.Available -= n; return v }
+	oneUpdatedEach := reportsOf(serving(1), serving(1), serving(1))
 	tests := []struct {
 		name     string
 		strategy cafev1alpha1.CafeDeploymentStrategy
@@ -46,74 +51,74 @@ func TestUnitSettingsFor(t *testing.T) {
 		{
 			name:    "every releasing unit gets the current group's partition and its own maxUnavailable",
 			release: atGroup(1),
-			reports: reportsOf(serving(1), serving(1), serving(1)),
-			want:    map[string]podset.UnitSettings{"a": settings(2, 1, 0), "b": settings(2, 1, 0), "c": settings(2, 1, 0)},
+			reports: oneUpdatedEach,
+			want:    settingsOf(settings(2, 1, 0), settings(2, 1, 0), settings(2, 1, 0)),
 		},
 		{
 			name:     "a unit that reached the group's target is inactive: no budget share and no surge",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxSurgeSizeInGroup: intOrString("1")},
 			release:  atGroup(1),
 			reports:  reportsOf(serving(2), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 1, 1), "c": settings(2, 1, 1)},
+			want:     settingsOf(settings(2, 0, 0), settings(2, 1, 1), settings(2, 1, 1)),
 		},
 		{
 			name:    "a unit whose pod set does not exist yet is active",
 			release: atGroup(0),
 			reports: reportsOf(podset.UnitReport{}, serving(1), serving(1)),
-			want:    map[string]podset.UnitSettings{"a": settings(3, 1, 0), "b": settings(3, 0, 0), "c": settings(3, 0, 0)},
+			want:    settingsOf(settings(3, 1, 0), settings(3, 0, 0), settings(3, 0, 0)),
 		},
 		{
 			name:    "a unit that scales is active",
 			release: atGroup(0),
 			reports: reportsOf(serving(1), func() podset.UnitReport { v := serving(1); v.SpecReplicas = 3; return v }(), serving(1)),
-			want:    map[string]podset.UnitSettings{"a": settings(3, 0, 0), "b": settings(3, 1, 0), "c": settings(3, 0, 0)},
+			want:    settingsOf(settings(3, 0, 0), settings(3, 1, 0), settings(3, 0, 0)),
 		},
 		{
 			name:    "a unit with a pod whose deletion was requested is active, to drain it",
 			release: atGroup(0),
 			reports: reportsOf(serving(1), serving(1), func() podset.UnitReport { v := serving(1); v.DeleteRequested = 1; return v }()),
-			want:    map[string]podset.UnitSettings{"a": settings(3, 0, 0), "b": settings(3, 0, 0), "c": settings(3, 1, 0)},
+			want:    settingsOf(settings(3, 0, 0), settings(3, 0, 0), settings(3, 1, 0)),
 		},
 		{
 			name:     "minAvailable shares the water level among the active units in unit order",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2"), MinAvailable: intOrString("9")},
 			release:  atGroup(1),
-			reports:  reportsOf(serving(1), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 2, 0), "b": settings(2, 1, 0), "c": settings(2, 0, 0)},
+			reports:  oneUpdatedEach,
+			want:     settingsOf(settings(2, 2, 0), settings(2, 1, 0), settings(2, 0, 0)),
 		},
 		{
 			name:     "pods unavailable in an inactive unit count against the water level",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2"), MinAvailable: intOrString("9")},
 			release:  atGroup(1),
 			reports:  reportsOf(unavailable(serving(2), 2), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 1, 0), "c": settings(2, 0, 0)},
+			want:     settingsOf(settings(2, 0, 0), settings(2, 1, 0), settings(2, 0, 0)),
 		},
 		{
 			name:     "a water level already crossed gives no unit a share",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("100%")},
 			release:  atGroup(1),
-			reports:  reportsOf(serving(1), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 0, 0), "b": settings(2, 0, 0), "c": settings(2, 0, 0)},
+			reports:  oneUpdatedEach,
+			want:     settingsOf(settings(2, 0, 0), settings(2, 0, 0), settings(2, 0, 0)),
 		},
 		{
 			name:     "maxUnavailable as a percentage rounds down, but to no less than one pod",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("10%")},
 			release:  atGroup(1),
-			reports:  reportsOf(serving(1), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 1, 0), "b": settings(2, 1, 0), "c": settings(2, 1, 0)},
+			reports:  oneUpdatedEach,
+			want:     settingsOf(settings(2, 1, 0), settings(2, 1, 0), settings(2, 1, 0)),
 		},
 		{
 			name:     "maxSurgeSizeInGroup as a percentage of the unit rounds up",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxSurgeSizeInGroup: intOrString("30%")},
 			release:  atGroup(1),
-			reports:  reportsOf(serving(1), serving(1), serving(1)),
-			want:     map[string]podset.UnitSettings{"a": settings(2, 1, 2), "b": settings(2, 1, 2), "c": settings(2, 1, 2)},
+			reports:  oneUpdatedEach,
+			want:     settingsOf(settings(2, 1, 2), settings(2, 1, 2), settings(2, 1, 2)),
 		},
 		{
 			name:    "a completed release updates every pod, whatever its recorded group",
 			release: cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseCompleted, CurrentGroup: ptr.To[int32](2)},
 			reports: reportsOf(serving(4), serving(3), serving(4)),
-			want:    map[string]podset.UnitSettings{"a": settings(0, 0, 0), "b": settings(0, 1, 0), "c": settings(0, 0, 0)},
+			want:    settingsOf(settings(0, 0, 0), settings(0, 1, 0), settings(0, 0, 0)),
 		},
 	}
 	for _, tt := range tests {

@@ -125,6 +125,21 @@ func runAll(ctx context.Context, g *WithT, set *cafev1alpha1.InPlaceSet, pods []
 	}).Should(Succeed())
 }
 
+// createRunningSet creates set, of three pods named web-0 to web-2, and
+// runs them all (runAll).
+func createRunningSet(ctx context.Context, t testing.TB, g *WithT, set *cafev1alpha1.InPlaceSet) {
+	createSet(ctx, t, g, set)
+	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
+}
+
+// createServingSlice creates an EndpointSlice listing every pod of set
+// ready.
+func createServingSlice(ctx context.Context, g Gomega, set *cafev1alpha1.InPlaceSet) *discoveryv1.EndpointSlice {
+	slice := endpointSlice(set.Namespace, "app-x1", podsOf(ctx, g, set))
+	g.Expect(suite.Client.Create(ctx, slice)).To(Succeed())
+	return slice
+}
+
 // drainReasons maps each pod whose gate is closed for an operation to the
 // reason.
 func drainReasons(pods []corev1.Pod) map[string]string {

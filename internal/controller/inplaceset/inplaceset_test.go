@@ -100,10 +100,8 @@ func TestTheGateOpensOnlyOnceTheContainersHaveBeenReadyForMinReadySeconds(t *tes
 func TestAnImageChangeUpdatesAPodInPlaceOnlyOnceNoEndpointSliceListsItReady(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
-	createSet(ctx, t, g, set)
-	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
-	slice := endpointSlice(ns, "app-x1", podsOf(ctx, g, set))
-	g.Expect(suite.Client.Create(ctx, slice)).To(Succeed())
+	createRunningSet(ctx, t, g, set)
+	slice := createServingSlice(ctx, g, set)
 	oldRev := observedRevision(ctx, g, set)
 	rec := suite.Record(ctx, t, g, ns)
 
@@ -149,8 +147,7 @@ func TestAnImageChangeUpdatesAPodInPlaceOnlyOnceNoEndpointSliceListsItReady(t *t
 func TestATrafficProviderFinalizerHoldsTheOperationUntilRemoved(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
-	createSet(ctx, t, g, set)
-	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
+	createRunningSet(ctx, t, g, set)
 	finalizer := cafev1alpha1.TrafficFinalizer("test")
 	for _, p := range podsOf(ctx, g, set) {
 		patch := client.MergeFrom(p.DeepCopy())
@@ -183,8 +180,7 @@ func TestATrafficProviderFinalizerHoldsTheOperationUntilRemoved(t *testing.T) {
 func TestANonImageChangeDeletesTheDrainedPodAndReplacesIt(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
-	createSet(ctx, t, g, set)
-	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
+	createRunningSet(ctx, t, g, set)
 	before := map[types.UID]bool{}
 	for _, p := range podsOf(ctx, g, set) {
 		before[p.UID] = true
@@ -236,8 +232,7 @@ func TestAPartitionKeepsThatManyPodsOnTheOldRevision(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
 	set.Spec.UpdateStrategy.Partition = ptr.To[int32](2)
-	createSet(ctx, t, g, set)
-	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
+	createRunningSet(ctx, t, g, set)
 	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Template.Spec.Containers[0].Image = "app:v2" })
@@ -280,10 +275,8 @@ func TestAPartitionKeepsThatManyPodsOnTheOldRevision(t *testing.T) {
 func TestScaleInDrainsAPodForDeletionBeforeDeletingIt(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	set := newInPlaceSet(ns, "web", 3, "app:v1")
-	createSet(ctx, t, g, set)
-	runAll(ctx, g, set, waitForPods(ctx, g, set, "web-0", "web-1", "web-2"))
-	slice := endpointSlice(ns, "app-x1", podsOf(ctx, g, set))
-	g.Expect(suite.Client.Create(ctx, slice)).To(Succeed())
+	createRunningSet(ctx, t, g, set)
+	slice := createServingSlice(ctx, g, set)
 	rec := suite.Record(ctx, t, g, ns)
 
 	updateSet(ctx, g, set, func(s *cafev1alpha1.InPlaceSet) { s.Spec.Replicas = ptr.To[int32](2) })

@@ -92,6 +92,18 @@ func newRun(t *testing.T, policy cafev1alpha1.FailurePolicy) *run {
 	return &run{t: t, o: o, w: newWorld("a", "b", "c", "d"), now: o.CreationTimestamp.Time, signer: audit.Signer{Key: key}, seals: seals}
 }
 
+// newStartedRun is newRun with one approval required, which bob gives
+// before he starts the order, and one step more: the first apps publish.
+func newStartedRun(t *testing.T, policy cafev1alpha1.FailurePolicy) *run {
+	r := newRun(t, policy)
+	r.o.Spec.Approval.Required = ptr.To[int32](1)
+	r.reseal()
+	r.step(r.action("bob", cafev1alpha1.ActionApprove))
+	r.step(r.action("bob", cafev1alpha1.ActionStart))
+	r.step()
+	return r
+}
+
 // reseal seals the order's spec again after a test changed it, as the
 // webhook would have sealed the spec the test means.
 func (r *run) reseal() { r.o.Spec.Seal = r.seals.Order(r.o.Namespace, r.o.Spec) }
@@ -242,12 +254,7 @@ func TestDecideWindowKeepsAnOrderScheduledAndPausesItWhenItCloses(t *testing.T) 
 
 func TestDecideRollbackFailedRollsBackOnlyTheFailedAppAndFailsTheOrder(t *testing.T) {
 	g := NewWithT(t)
-	r := newRun(t, cafev1alpha1.FailureRollbackFailed)
-	r.o.Spec.Approval.Required = ptr.To[int32](1)
-	r.reseal()
-	r.step(r.action("bob", cafev1alpha1.ActionApprove))
-	r.step(r.action("bob", cafev1alpha1.ActionStart))
-	r.step()
+	r := newStartedRun(t, cafev1alpha1.FailureRollbackFailed)
 	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
 	r.step()
 	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB))
@@ -280,12 +287,7 @@ func TestDecideRefusesActionsInTheWrongPhaseAndWithoutAnActor(t *testing.T) {
 // order's trail under their authenticated name, once.
 func TestSecurityF9_OutsideChangesAreInTheOrdersTrail(t *testing.T) {
 	g := NewWithT(t)
-	r := newRun(t, cafev1alpha1.FailurePause)
-	r.o.Spec.Approval.Required = ptr.To[int32](1)
-	r.reseal()
-	r.step(r.action("bob", cafev1alpha1.ActionApprove))
-	r.step(r.action("bob", cafev1alpha1.ActionStart))
-	r.step()
+	r := newStartedRun(t, cafev1alpha1.FailurePause)
 	g.Expect(r.phases()).To(HaveKeyWithValue("a", releasing))
 	r.w.observe("a")
 	v := r.w.apps["a"]
@@ -311,12 +313,7 @@ func TestSecurityF9_OutsideChangesAreInTheOrdersTrail(t *testing.T) {
 // RollingBack for as long as anyone waits.
 func TestSecurityF3b_StalledRollbackEndsTheOrder(t *testing.T) {
 	g := NewWithT(t)
-	r := newRun(t, cafev1alpha1.FailureRollbackAll)
-	r.o.Spec.Approval.Required = ptr.To[int32](1)
-	r.reseal()
-	r.step(r.action("bob", cafev1alpha1.ActionApprove))
-	r.step(r.action("bob", cafev1alpha1.ActionStart))
-	r.step()
+	r := newStartedRun(t, cafev1alpha1.FailureRollbackAll)
 	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
 	r.step()
 	r.step()

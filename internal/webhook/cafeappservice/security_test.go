@@ -42,7 +42,7 @@ func TestSecurityF10b_ForgedRevisionRefused(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ns := framework.CreateNamespace(t, admin)
+	ns := framework.CreateNamespace(t, suite.Admin)
 	app := &cafev1alpha1.CafeAppService{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pay"},
 		Spec: cafev1alpha1.CafeAppServiceSpec{
@@ -50,9 +50,9 @@ func TestSecurityF10b_ForgedRevisionRefused(t *testing.T) {
 			Workload: cafev1alpha1.AppWorkload{Replicas: ptr.To[int32](2), Topology: cafev1alpha1.Topology{Values: []string{"zone-a"}}},
 		},
 	}
-	g.Expect(admin.Create(ctx, app)).To(Succeed())
+	g.Expect(suite.Admin.Create(ctx, app)).To(Succeed())
 	app.Default()
-	g.Expect(admin.Create(ctx, recorded(app, 1))).To(Succeed(), "CAFE records revisions")
+	g.Expect(suite.Admin.Create(ctx, recorded(app, 1))).To(Succeed(), "CAFE records revisions")
 
 	mallory := forger(t, g, ns)
 	forged := recorded(app, 2)
@@ -66,7 +66,7 @@ func TestSecurityF10b_ForgedRevisionRefused(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("alone records revisions")))
 
 	r1 := &cafev1alpha1.AppRevision{}
-	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1"}, r1)).To(Succeed())
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pay-r1"}, r1)).To(Succeed())
 	r1.OwnerReferences[0].Name = "other"
 	g.Expect(mallory.Update(ctx, r1)).To(MatchError(ContainSubstring("mallory may not change the owners of an AppRevision")))
 
@@ -74,7 +74,7 @@ func TestSecurityF10b_ForgedRevisionRefused(t *testing.T) {
 	// the hash of r1's content.
 	planted := recorded(app, 3)
 	planted.Spec.Template.Spec.Containers[0].Image = "evil.example.com/miner:v1"
-	g.Expect(admin.Create(ctx, planted)).To(Succeed())
+	g.Expect(suite.Admin.Create(ctx, planted)).To(Succeed())
 	err = mallory.Patch(ctx, app.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"publishedRevision":"pay-r3"}}`)))
 	g.Expect(err).To(MatchError(ContainSubstring("spec.publishedRevision: AppRevision " + ns + "/pay-r3: spec.hash")))
 	g.Expect(err).To(MatchError(ContainSubstring("is not the hash of its template, service and config")))
@@ -91,10 +91,10 @@ func TestSecurityF10b_ForgedRevisionRefused(t *testing.T) {
 // create and update AppRevisions, publish apps and request orders in ns.
 func forger(t *testing.T, g Gomega, ns string) client.Client {
 	t.Helper()
-	u, err := testEnv.AddUser(envtest.User{Name: "mallory"}, nil)
+	u, err := suite.Env.AddUser(envtest.User{Name: "mallory"}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()
-	g.Expect(admin.Create(ctx, &rbacv1.Role{
+	g.Expect(suite.Admin.Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forger"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"cafe.io"}, Resources: []string{"apprevisions"}, Verbs: []string{"get", "list", "create", "update", "patch"}},
@@ -105,7 +105,7 @@ func forger(t *testing.T, g Gomega, ns string) client.Client {
 		{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "forger"},
 		{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cafe-release-requester"},
 	} {
-		g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+		g.Expect(suite.Admin.Create(ctx, &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mallory-" + ref.Name},
 			RoleRef:    ref,
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "mallory"}},

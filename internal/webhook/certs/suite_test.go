@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/test/framework"
@@ -16,12 +15,7 @@ import (
 // in -short mode.
 var k8sClient client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
-		k8sClient, err = framework.NewClient(cfg)
-		return err
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
 
 // requireAPIServer skips a test in -short mode, where no API server runs.
 func requireAPIServer(t *testing.T) { framework.RequireAPIServer(t) }

@@ -14,7 +14,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -23,30 +22,18 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-var (
-	testEnv *envtest.Environment
-	admin   client.Client
-)
+var suite framework.WebhookSuite
 
-func TestMain(m *testing.M) {
-	os.Exit(framework.EnvtestWithWebhooksMain(m, func(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (func(), error) {
-		testEnv = env
-		var err error
-		if admin, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
-			return nil, err
-		}
-		return framework.ServeWebhooks(ctx, env, cfg)
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
 
 // reporter is a user the API server authenticates, bound to the shipped
 // cafe-node-health-reporter ClusterRole when bound is true.
 func reporter(t *testing.T, g Gomega, name string, bound bool) client.Client {
 	t.Helper()
-	u, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+	u, err := suite.Env.AddUser(envtest.User{Name: name}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	if bound {
-		g.Expect(admin.Create(context.Background(), &rbacv1.ClusterRoleBinding{
+		g.Expect(suite.Admin.Create(context.Background(), &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "cafe-node-health-reporter-" + name},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cafe-node-health-reporter"},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
@@ -60,8 +47,15 @@ func reporter(t *testing.T, g Gomega, name string, bound bool) client.Client {
 func node(t *testing.T, g Gomega, name string) {
 	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	g.Expect(admin.Create(context.Background(), n)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), n) })
+	g.Expect(suite.Admin.Create(context.Background(), n)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), n) })
+}
+
+// createReport creates r as c and deletes it, as CAFE, when the test ends.
+func createReport(t *testing.T, g Gomega, c client.Client, r *cafev1alpha1.NodeHealthReport) {
+	t.Helper()
+	g.ExpectWithOffset(1, c.Create(t.Context(), r)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Admin.Delete(context.Background(), r) })
 }
 
 func report(name, nodeName string) *cafev1alpha1.NodeHealthReport {
@@ -87,8 +81,7 @@ func TestSecurityF7_ReporterIdentityRecorded(t *testing.T) {
 
 	r := report("identity", "identity-0")
 	r.Spec.ReportedBy = "the-sre-team"
-	g.Expect(zabbix.Create(ctx, r)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), r) })
+	createReport(t, g, zabbix, r)
 	g.Expect(r.Spec.ReportedBy).To(Equal("zabbix-agent"), "the stamp, not the declared name")
 
 	r.Spec.ReportedBy = "zabbix-agent"
@@ -102,28 +95,24 @@ func TestSecurityF7_ReporterIdentityRecorded(t *testing.T) {
 func TestSecurityF7_ReportsExpire(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
-	ctx := t.Context()
 	node(t, g, "expire-0")
 	zabbix := reporter(t, g, "zabbix-expire", true)
 	latest := func() time.Time { return time.Now().Add(cafev1alpha1.NodeHealthReportMaxLifetime).Add(time.Second) }
 
 	forever := report("expire-forever", "expire-0")
-	g.Expect(zabbix.Create(ctx, forever)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), forever) })
+	createReport(t, g, zabbix, forever)
 	g.Expect(forever.Spec.Until).NotTo(BeNil(), "a report without until gets one")
 	g.Expect(forever.Spec.Until.Time).To(BeTemporally("<=", latest()))
 
 	farAway := report("expire-far", "expire-0")
 	farAway.Spec.Until = &metav1.Time{Time: time.Now().Add(30 * 24 * time.Hour)}
-	g.Expect(zabbix.Create(ctx, farAway)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), farAway) })
+	createReport(t, g, zabbix, farAway)
 	g.Expect(farAway.Spec.Until.Time).To(BeTemporally("<=", latest()), "a far until is shortened")
 
 	soon := report("expire-soon", "expire-0")
 	soon.Spec.Until = &metav1.Time{Time: time.Now().Add(10 * time.Minute).Truncate(time.Second)}
 	want := soon.Spec.Until.Time
-	g.Expect(zabbix.Create(ctx, soon)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), soon) })
+	createReport(t, g, zabbix, soon)
 	g.Expect(soon.Spec.Until.Time).To(BeTemporally("==", want), "a nearer until is kept")
 
 	g.Expect(forever.ActiveAt(metav1.NewTime(latest()))).To(BeFalse(), "the controller no longer counts it then")
@@ -141,8 +130,7 @@ func TestSecurityF7_StateFlipResetsSince(t *testing.T) {
 
 	r := report("flip", "flip-0")
 	r.Spec.State = cafev1alpha1.NodeReportHealthy
-	g.Expect(zabbix.Create(ctx, r)).To(Succeed())
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), r) })
+	createReport(t, g, zabbix, r)
 	g.Expect(r.Spec.StateSince).NotTo(BeNil())
 	created := r.CreationTimestamp.Time
 

@@ -10,7 +10,6 @@ package releaseorder_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"testing"
 
@@ -19,77 +18,29 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/install"
-	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/scheme"
-	"github.com/cafe-io/cafe/internal/webhook/certs"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-var (
-	testEnv *envtest.Environment
-	// admin is envtest's administrator (system:masters): it plays CAFE's
-	// controller where a test needs an order in some state.
-	admin client.Client
-)
+// suite.Admin is envtest's administrator (system:masters): it plays CAFE's
+// controller where a test needs an order in some state.
+var suite framework.WebhookSuite
 
-func TestMain(m *testing.M) { os.Exit(framework.EnvtestWithWebhooksMain(m, serveWebhooks)) }
-
-// serveWebhooks installs CAFE (its namespace holds the webhook certificate;
-// its RBAC includes the example release ClusterRoles the tests bind) and
-// serves CAFE's admission webhooks from a manager of their own.
-func serveWebhooks(ctx context.Context, env *envtest.Environment, cfg *rest.Config) (stop func(), err error) {
-	testEnv = env
-	if admin, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err != nil {
-		return nil, err
-	}
-	if err := install.CAFE(ctx, cfg); err != nil {
-		return nil, err
-	}
-	certDir, err := os.MkdirTemp("", "cafe-webhook-certs-")
-	if err != nil {
-		return nil, err
-	}
-	removeCerts := func() { _ = os.RemoveAll(certDir) }
-	wo := env.WebhookInstallOptions
-	mgr, err := manager.New(cfg, manager.Options{WebhooksOnly: true, Webhook: &manager.WebhookOptions{
-		Host: wo.LocalServingHost,
-		Port: wo.LocalServingPort,
-		Certs: certs.Options{
-			Namespace:                       install.Namespace,
-			SecretName:                      install.WebhookSecretName,
-			IPAddresses:                     []net.IP{net.ParseIP(wo.LocalServingHost)},
-			CertDir:                         certDir,
-			MutatingWebhookConfigurations:   []string{install.MutatingWebhookName},
-			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
-		},
-	}})
-	if err != nil {
-		removeCerts()
-		return nil, err
-	}
-	stopManager, err := framework.RunWebhookManager(ctx, mgr)
-	if err != nil {
-		removeCerts()
-		return nil, err
-	}
-	return func() { stopManager(); removeCerts() }, nil
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
 
 // person is a user the API server authenticates by a client certificate,
 // bound in ns to the example ClusterRoles cafe-release-<role>.
 func person(t *testing.T, g Gomega, ns, name string, groups []string, roles ...string) client.Client {
 	t.Helper()
-	u, err := testEnv.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	u, err := suite.Env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, role := range roles {
-		g.Expect(admin.Create(context.Background(), &rbacv1.RoleBinding{
+		g.Expect(suite.Admin.Create(context.Background(), &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role + "-" + name},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cafe-release-" + role},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
@@ -111,7 +62,7 @@ func appWithRevisions(ctx context.Context, g Gomega, ns, name string, revisions 
 			Workload: cafev1alpha1.AppWorkload{Replicas: ptr.To[int32](4), Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b"}}},
 		},
 	}
-	g.Expect(admin.Create(ctx, app)).To(Succeed())
+	g.Expect(suite.Admin.Create(ctx, app)).To(Succeed())
 	for n := 1; n <= revisions; n++ {
 		rev := &cafev1alpha1.AppRevision{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-r%d", name, n), OwnerReferences: []metav1.OwnerReference{{
@@ -120,15 +71,12 @@ func appWithRevisions(ctx context.Context, g Gomega, ns, name string, revisions 
 			Spec: cafev1alpha1.AppRevisionSpec{App: name, Number: int64(n), Template: app.Spec.Template},
 		}
 		rev.Spec.Hash = rev.ContentHash()
-		g.Expect(admin.Create(ctx, rev)).To(Succeed())
+		g.Expect(suite.Admin.Create(ctx, rev)).To(Succeed())
 	}
 }
 
 func TestOrdersAreJudgedAtAdmissionNamingTheField(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, admin)
+	ctx, g, ns := suite.Setup(t)
 	for _, name := range []string{"a", "b", "c"} {
 		appWithRevisions(ctx, g, ns, name, 2)
 	}
@@ -190,22 +138,19 @@ func TestOrdersAreJudgedAtAdmissionNamingTheField(t *testing.T) {
 		})
 	}
 	orders := &cafev1alpha1.ReleaseOrderList{}
-	g.Expect(admin.List(ctx, orders, client.InNamespace(ns))).To(Succeed())
+	g.Expect(suite.Admin.List(ctx, orders, client.InNamespace(ns))).To(Succeed())
 	g.Expect(orders.Items).To(HaveLen(1), "only the valid order exists")
 
 	// An open order cannot be deleted, not even by an administrator; a
 	// finished one can.
-	g.Expect(admin.Delete(ctx, first)).To(MatchError(ContainSubstring("is PendingApproval: an open order cannot be deleted")))
+	g.Expect(suite.Admin.Delete(ctx, first)).To(MatchError(ContainSubstring("is PendingApproval: an open order cannot be deleted")))
 	first.Status.Phase = cafev1alpha1.OrderCancelled
-	g.Expect(admin.Status().Update(ctx, first)).To(Succeed())
-	g.Expect(admin.Delete(ctx, first)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, first)).To(Succeed())
+	g.Expect(suite.Admin.Delete(ctx, first)).To(Succeed())
 }
 
 func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	// alice requests and may approve (others' orders); bob and eve approve,
 	// eve outside the order's approver groups; oscar operates.
@@ -278,16 +223,16 @@ func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
 
 	// The controller records bob's approval (played by the admin here);
 	// the webhook reads the order as it stands.
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(order), order)).To(Succeed())
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKeyFromObject(order), order)).To(Succeed())
 	order.Status.Phase = cafev1alpha1.OrderPendingApproval
 	order.Status.Approvals = []cafev1alpha1.ReleaseApprovalRecord{{User: "bob", Time: metav1.Now()}}
-	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, order)).To(Succeed())
 	check([]row{
 		{name: "a second approval by the same person", as: bob, spec: approve, want: "spec.action: bob already approved this order"},
 	})
 
 	order.Status.Phase = cafev1alpha1.OrderRunning
-	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, order)).To(Succeed())
 	confirm := cafev1alpha1.ReleaseActionSpec{Order: "weekly", Action: cafev1alpha1.ActionConfirm}
 	check([]row{
 		{name: "an approval while running", as: bob, spec: approve,
@@ -306,19 +251,16 @@ func TestActionsAreJudgedAsTheAuthenticatedUser(t *testing.T) {
 // trail with it. Now deleting a finished order needs the verb purge (CAFE's
 // retention has it), whatever else RBAC grants.
 func TestSecurityF4_RequesterCannotDeleteRecord(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	alice := person(t, g, ns, "alice", nil, "requester")
 	// alice also edits the namespace: RBAC lets her delete orders.
 	grant := func(user, name string, verbs ...string) {
-		g.Expect(admin.Create(ctx, &rbacv1.Role{
+		g.Expect(suite.Admin.Create(ctx, &rbacv1.Role{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"cafe.io"}, Resources: []string{"releaseorders"}, Verbs: verbs}},
 		})).To(Succeed())
-		g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+		g.Expect(suite.Admin.Create(ctx, &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
@@ -330,11 +272,11 @@ func TestSecurityF4_RequesterCannotDeleteRecord(t *testing.T) {
 	}}
 	g.Expect(alice.Create(ctx, order)).To(Succeed())
 	order.Status.Phase = cafev1alpha1.OrderSucceeded
-	g.Expect(admin.Status().Update(ctx, order)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, order)).To(Succeed())
 
 	g.Expect(alice.Delete(ctx, order)).To(MatchError(ContainSubstring(
 		`ReleaseOrder ` + ns + `/weekly is the record of a finished release: CAFE deletes it under the cluster's retention policy; alice may not delete it: RBAC grants no verb "purge"`)))
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(order), &cafev1alpha1.ReleaseOrder{})).To(Succeed(), "the record is kept")
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKeyFromObject(order), &cafev1alpha1.ReleaseOrder{})).To(Succeed(), "the record is kept")
 
 	// An identity granted the dedicated verb may (the shipped example role).
 	rita := person(t, g, ns, "rita", nil, "records-admin")

@@ -16,7 +16,6 @@ import (
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/seal"
-	"github.com/cafe-io/cafe/test/framework"
 )
 
 // editor is a user the API server authenticates, who may edit
@@ -24,13 +23,13 @@ import (
 func editor(t *testing.T, g Gomega, ns, name string) client.Client {
 	t.Helper()
 	ctx := t.Context()
-	u, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+	u, err := suite.Env.AddUser(envtest.User{Name: name}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(admin.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cafe-editor"}, Rules: []rbacv1.PolicyRule{{
+	g.Expect(suite.Admin.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cafe-editor"}, Rules: []rbacv1.PolicyRule{{
 		APIGroups: []string{cafev1alpha1.GroupVersion.Group}, Resources: []string{"cafedeployments", "cafeappservices"},
 		Verbs: []string{"get", "list", "watch", "create", "update", "patch"},
 	}}})).To(Succeed())
-	g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+	g.Expect(suite.Admin.Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cafe-editor-" + name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cafe-editor"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
@@ -46,10 +45,7 @@ func editor(t *testing.T, g Gomega, ns, name string) client.Client {
 // for is refused (the review's probe: kubectl annotate cd X
 // cafe.io/fast-release=<status.updateRevision> while WaitingForConfirm).
 func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, admin)
+	ctx, g, ns := suite.Setup(t)
 	dev := editor(t, g, ns, "dev")
 
 	labels := map[string]string{"app": "pay"}
@@ -61,10 +57,10 @@ func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
 	}}
 	g.Expect(dev.Create(ctx, cd)).To(Succeed())
 	// The release waits for a confirmation of group 1 (the controller's
-	// status, played by the admin).
+	// status, played by the suite.Admin).
 	cd.Status.UpdateRevision = "rev-2"
 	cd.Status.Release = cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseWaitingForConfirm, CurrentGroup: ptr.To[int32](1), TotalGroups: ptr.To[int32](4)}
-	g.Expect(admin.Status().Update(ctx, cd)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, cd)).To(Succeed())
 
 	patch := func(c client.Client, obj client.Object, f func()) error {
 		p := client.MergeFrom(obj.DeepCopyObject().(client.Object))
@@ -74,7 +70,7 @@ func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
 	// The probe: refused, naming the annotation and what to do instead.
 	err := patch(dev, cd, func() { metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, "rev-2") })
 	g.Expect(err).To(MatchError(ContainSubstring("metadata.annotations[cafe.io/fast-release]: the release of rev-2 waits for a confirmation of group 1")))
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(cd), cd)).To(Succeed())
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKeyFromObject(cd), cd)).To(Succeed())
 	g.Expect(cd.Annotations).NotTo(HaveKey(cafev1alpha1.FastReleaseAnnotation))
 
 	// Water level and confirmations: stamped with the authenticated user.
@@ -90,7 +86,7 @@ func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
 	// Once the release no longer waits, a fast release may be asked for,
 	// and who asked is recorded.
 	cd.Status.Release.Phase = cafev1alpha1.ReleasePhaseProgressing
-	g.Expect(admin.Status().Update(ctx, cd)).To(Succeed())
+	g.Expect(suite.Admin.Status().Update(ctx, cd)).To(Succeed())
 	g.Expect(patch(dev, cd, func() { metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, "rev-2") })).To(Succeed())
 	g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.FastReleaseByAnnotation, "dev"))
 
@@ -110,10 +106,7 @@ func TestSecurityF9_FastReleaseStampedAndRecorded(t *testing.T) {
 // F5: what the webhook stamps verifies with the key CAFE keeps: the seal
 // covers the spec as the API server stores it (defaults applied).
 func TestSecurityF5_WebhookSealsWhatTheControllerVerifies(t *testing.T) {
-	framework.RequireAPIServer(t)
-	g := NewWithT(t)
-	ctx := t.Context()
-	ns := framework.CreateNamespace(t, admin)
+	ctx, g, ns := suite.Setup(t)
 	appWithRevisions(ctx, g, ns, "a", 2)
 	alice := person(t, g, ns, "alice", nil, "requester")
 	bob := person(t, g, ns, "bob", nil, "approver")
@@ -125,13 +118,13 @@ func TestSecurityF5_WebhookSealsWhatTheControllerVerifies(t *testing.T) {
 		Spec: cafev1alpha1.ReleaseActionSpec{Order: "sealed", Action: cafev1alpha1.ActionApprove, Comment: "ok"}}
 	g.Expect(bob.Create(ctx, a)).To(Succeed())
 
-	key, err := seal.Ensure(ctx, admin, install.Namespace)
+	key, err := seal.Ensure(ctx, suite.Admin, install.Namespace)
 	g.Expect(err).NotTo(HaveOccurred())
 	stored := &cafev1alpha1.ReleaseOrder{}
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(o), stored)).To(Succeed())
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKeyFromObject(o), stored)).To(Succeed())
 	g.Expect(key.VerifyOrder(ns, stored.Spec)).To(Succeed())
 	storedAction := &cafev1alpha1.ReleaseAction{}
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(a), storedAction)).To(Succeed())
+	g.Expect(suite.Admin.Get(ctx, client.ObjectKeyFromObject(a), storedAction)).To(Succeed())
 	g.Expect(storedAction.Spec.AdmittedAt).NotTo(BeNil())
 	g.Expect(key.VerifyAction(ns, storedAction.Spec)).To(Succeed())
 	// A client cannot bring its own seal.
