@@ -40,6 +40,8 @@ func FuzzDecideOnAdmittedApps(f *testing.F) {
 	f.Add("pay", "pay-r1", int32(1), true, "", int64(0), uint8(0), uint8(0), uint8(0x01), []byte{1, 2, 0, 2, 1, 2, 3, 3, 2, 4, 0, 4})
 	f.Add("web", "web-r9", int32(2), false, "bob", int64(9), uint8(4), uint8(4), uint8(0x21), []byte{4, 0, 8, 5, 0, 16, 6, 0, 32, 9, 4, 1})
 	f.Add("pay", "other-r1", int32(100), false, "alice", int64(0), uint8(0), uint8(0), uint8(0), []byte{1, 0, 1})
+	// The published revision's release done: it succeeds.
+	f.Add("pay", "pay-r1", int32(0), false, "alice", int64(1), uint8(0), uint8(0), uint8(0xcb), []byte{1, 1, 1})
 	f.Fuzz(func(t *testing.T, name, published string, limit int32, fast bool, by string, counter int64, statusPublished, lastSuccessful, cdState uint8, revs []byte) {
 		ctx := context.Background()
 		app, refused, err := crdcheck.Admitted(ctx, appV, fuzzedApp(name, published, limit, fast, by))
