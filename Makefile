@@ -57,8 +57,14 @@ test: verify tools ## Unit, envtest and e2e tests (all go test; binaries built o
 	$(MAKE) fuzz
 
 # Fuzz targets (package:target): admitted-by-the-CRD objects through the
-# planners. -short: their packages' envtest TestMain is not needed.
-FUZZ_TARGETS := ./internal/release/plan:FuzzNewOnAdmittedSpecs ./internal/controller/inplaceset:FuzzPlanOnAdmittedSets
+# planners and controllers' decisions, one target per CRD pair. -short:
+# their packages' envtest TestMain is not needed. The step takes
+# targets x FUZZ_TIME (5 x 20 s); above 5 targets, lower FUZZ_TIME to 15s.
+FUZZ_TARGETS := ./internal/release/plan:FuzzNewOnAdmittedSpecs \
+	./internal/controller/inplaceset:FuzzPlanOnAdmittedSets \
+	./internal/controller/cafeappservice:FuzzDecideOnAdmittedApps \
+	./internal/controller/releaseorder:FuzzDecideOnAdmittedOrders \
+	./internal/controller/nodelifecycle:FuzzPlanOnAdmittedPolicies
 FUZZ_TIME ?= 20s
 
 .PHONY: fuzz

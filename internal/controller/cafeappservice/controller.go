@@ -142,18 +142,29 @@ func (r *Reconciler) observe(ctx context.Context, key client.ObjectKey) (*observ
 	if err != nil {
 		return nil, err
 	}
-	o := &observed{app: app, now: r.Now(), forged: map[string]string{}}
+	return observedOf(app, revs, r.Now()), nil
+}
+
+// observedOf is what a reconcile at now observes of app (as read,
+// defaulted) and its revisions.
+func observedOf(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRevision, now time.Time) *observed {
+	o := &observed{app: app, now: now, forged: map[string]string{}}
 	for _, rev := range revs {
 		// Only CAFE records revisions (admission); one whose content is not
 		// its hash got past that (no webhook then): never adopted nor run.
 		if err := rev.VerifyContent(); err != nil {
 			o.forged[rev.Name] = err.Error()
 			o.topForged = max(o.topForged, rev.Spec.Number)
+			// Its name takes a number too, which may not be spec.number:
+			// the next revision must not be named after it.
+			if n, ok := cafev1alpha1.ParseAppRevisionName(app.Name, rev.Name); ok {
+				o.topForged = max(o.topForged, n)
+			}
 			continue
 		}
 		o.revs = append(o.revs, rev)
 	}
-	return o, nil
+	return o
 }
 
 // revisions lists the app's AppRevisions (labelled with the app and

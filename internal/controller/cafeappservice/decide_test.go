@@ -193,3 +193,16 @@ func TestRenderPodTemplateIsDeterministicAndReadsTheRevisionsConfigMap(t *testin
 	g.Expect(first.Spec.Volumes[0].ConfigMap.Name).To(Equal("pay-r1-config"))
 	g.Expect(first.Spec.Volumes[0].ConfigMap.Items).To(Equal([]corev1.KeyToPath{{Key: "a.yaml", Path: "a.yaml"}, {Key: "z.yaml", Path: "z.yaml"}}))
 }
+
+// A forged revision (content not its hash) named after another number
+// than its spec.number must not take the next revision's name: the create
+// would fail with AlreadyExists on every reconcile.
+func TestObservedOfCountsTheNumberInAForgedRevisionsName(t *testing.T) {
+	g := NewWithT(t)
+	app := &cafev1alpha1.CafeAppService{ObjectMeta: metav1.ObjectMeta{Name: "pay"}}
+	forged := rev(48, "h", cafev1alpha1.AppConfig{}, "")
+	forged.Name = "pay-r49"
+	o := observedOf(app, []cafev1alpha1.AppRevision{forged}, decideNow)
+	g.Expect(o.forged).To(HaveKey("pay-r49"))
+	g.Expect(decideRevision("pay", o.revs, "new", cafev1alpha1.AppConfig{}, o.topForged).Name).To(Equal("pay-r50"))
+}

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -51,16 +50,12 @@ func FuzzPlanOnAdmittedSets(f *testing.F) {
 		if percent > 0 {
 			set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
 		}
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(set)
+		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if errs := v.Admit(context.Background(), u); len(errs) > 0 {
+		if refused != nil {
 			return
-		}
-		admitted := &cafev1alpha1.InPlaceSet{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, admitted); err != nil {
-			t.Fatalf("admitted object does not decode: %v", err)
 		}
 		in := fuzzedPlanInput(t, admitted, pods)
 		out := plan(in)

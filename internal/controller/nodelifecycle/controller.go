@@ -267,21 +267,9 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		node := &nodeList.Items[i]
 		present[node.Name] = true
 		ev := nodeEvidence{Node: node, Lease: leaseOf[node.Name], Reports: reportsOf[node.Name], Probe: r.Prober.Result(node.Name)}
-		prev, prevSince := recordedVerdict(node, recorded)
-		d := judgeNode(verdictInput{Policy: p, Signals: signalsOf(ev, p, now), Previous: prev, CleanSince: r.cleanSince(node.Name, ev, p, now), Now: now})
-		requeue = minPositive(requeue, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now)))
-		st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, Previous: prev, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
-		if prev != d.Verdict {
-			st.VerdictSince = now
-		}
-		st.UnhealthySince = unhealthySince(node, prev, prevSince, d.Verdict, now)
-		for _, t := range node.Spec.Taints {
-			if t.Key == cafev1alpha1.UnhealthyTaintKey {
-				st.NoSchedule = st.NoSchedule || t.Effect == corev1.TaintEffectNoSchedule
-				st.NoExecute = st.NoExecute || t.Effect == corev1.TaintEffectNoExecute
-			}
-		}
-		if d.Verdict == cafev1alpha1.NodeVerdictFailed {
+		st, after := judgedState(ev, p, recorded, r.cleanSince(node.Name, ev, p, now), now)
+		requeue = minPositive(requeue, after)
+		if st.Judgement.Verdict == cafev1alpha1.NodeVerdictFailed {
 			if err := r.podsOf(ctx, &st); err != nil {
 				return nil, 0, err
 			}
@@ -295,6 +283,28 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		}
 	}
 	return states, requeue, nil
+}
+
+// judgedState judges one node at now from its evidence, the verdicts
+// recorded in the policy's status and since when it has had no bad signal;
+// it returns the node's state (without its pods) and when the verdict could
+// change by time alone (0: nothing pends).
+func judgedState(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, recorded map[string]cafev1alpha1.NodeVerdictRecord, cleanSince, now time.Time) (nodeState, time.Duration) {
+	node := ev.Node
+	prev, prevSince := recordedVerdict(node, recorded)
+	d := judgeNode(verdictInput{Policy: p, Signals: signalsOf(ev, p, now), Previous: prev, CleanSince: cleanSince, Now: now})
+	st := nodeState{Node: node, Name: node.Name, Zone: node.Labels[cafev1alpha1.ZoneNodeLabel], Judgement: d, Previous: prev, VerdictSince: prevSince, LeaseFresh: leaseFresh(ev.Lease, p, now)}
+	if prev != d.Verdict {
+		st.VerdictSince = now
+	}
+	st.UnhealthySince = unhealthySince(node, prev, prevSince, d.Verdict, now)
+	for _, t := range node.Spec.Taints {
+		if t.Key == cafev1alpha1.UnhealthyTaintKey {
+			st.NoSchedule = st.NoSchedule || t.Effect == corev1.TaintEffectNoSchedule
+			st.NoExecute = st.NoExecute || t.Effect == corev1.TaintEffectNoExecute
+		}
+	}
+	return st, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now))
 }
 
 // cleanSince returns since when the node has had no bad signal, starting

@@ -247,11 +247,13 @@ func (d *decider) checkRequester() {
 
 // process applies one action, exactly once: its record in status.actions
 // is written with its effect, and its audit entry while the trail takes
-// actions (a Cancel that ends the order always has one).
+// actions (a Cancel that ends the order always has one; a refused one,
+// past that, only its record: else a burst of refused Cancels would fill
+// the trail the cap protects).
 func (d *decider) process(a pendingAction) {
 	st := &d.o.Status
 	before := st.Phase
-	audited := d.auditsActions() || (a.Spec.Action == cafev1alpha1.ActionCancel && cafev1alpha1.ActionAllowedIn(a.Spec.Action, st.Phase) == nil)
+	audited := d.auditsActions()
 	err := d.refusal(a)
 	if err == nil {
 		err = d.apply(a.ReleaseAction)

@@ -329,3 +329,33 @@ func TestSecurityF3b_StalledRollbackEndsTheOrder(t *testing.T) {
 	g.Expect(r.o.Status.AppStatus("a").Message).To(ContainSubstring("rolling back to a-r1: no progress for 10m0s"))
 	g.Expect(r.o.Status.Phase.IsFinished()).To(BeTrue(), "phase %s", r.o.Status.Phase)
 }
+
+// Past MaxAuditedActions a refused Cancel is recorded in status.actions
+// only (a burst of them must not fill the trail); the Cancel that ends
+// the order is still audited.
+func TestDecidePastTheActionCapOnlyTheCancelThatEndsTheOrderIsAudited(t *testing.T) {
+	g := NewWithT(t)
+	r := newRun(t, cafev1alpha1.FailurePause)
+	r.step()
+	var acts []cafev1alpha1.ReleaseAction
+	for range cafev1alpha1.MaxAuditedActions {
+		acts = append(acts, r.action("bob", cafev1alpha1.ActionStart))
+	}
+	for r.o.Status.ActionsProcessed() < len(acts) {
+		r.step(acts...)
+	}
+	n := len(r.o.Status.Audit)
+	forged := r.action("carol", cafev1alpha1.ActionCancel)
+	forged.Spec.Seal = "forged"
+	acts = append(acts, forged)
+	r.step(acts...)
+	last := r.o.Status.Actions[len(r.o.Status.Actions)-1]
+	g.Expect(last.Name).To(Equal(forged.Name))
+	g.Expect(last.Result).To(Equal(cafev1alpha1.ActionRefused))
+	g.Expect(r.o.Status.Audit).To(HaveLen(n))
+
+	acts = append(acts, r.action("alice", cafev1alpha1.ActionCancel))
+	r.step(acts...)
+	g.Expect(r.o.Status.Phase).To(Equal(cafev1alpha1.OrderCancelled))
+	g.Expect(len(r.o.Status.Audit)).To(BeNumerically(">", n))
+}

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -34,16 +33,12 @@ func FuzzNewOnAdmittedSpecs(f *testing.F) {
 	f.Add(int32(600), int32(0), uint8(0), uint8(5), true, false, []byte{10, 1, 130, 2, 255, 0}, []byte{})
 	f.Fuzz(func(t *testing.T, replicas, batch int32, percent, units uint8, unitByUnit, batchType bool, groups, pins []byte) {
 		obj := fuzzedCafeDeployment(replicas, batch, percent, units, unitByUnit, batchType, groups, pins)
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		admitted, refused, err := crdcheck.Admitted(context.Background(), v, obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if errs := v.Admit(context.Background(), u); len(errs) > 0 {
+		if refused != nil {
 			return
-		}
-		admitted := &cafev1alpha1.CafeDeployment{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, admitted); err != nil {
-			t.Fatalf("admitted object does not decode: %v", err)
 		}
 		p, err := New(admitted.Spec)
 		if err != nil {

@@ -106,3 +106,22 @@ func (v *Validator) Admit(ctx context.Context, obj map[string]any) field.ErrorLi
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	return append(errs, celErrs...)
 }
+
+// Admitted admits obj the way [Validator.Admit] does and decodes what the
+// API server would store into a new object of obj's type: nil and the
+// refusals when it would refuse obj, and an error only when obj does not
+// convert (a bug in the caller, not a refusal). obj is not modified.
+func Admitted[T any](ctx context.Context, v *Validator, obj *T) (*T, field.ErrorList, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting %T: %w", obj, err)
+	}
+	if errs := v.Admit(ctx, u); len(errs) > 0 {
+		return nil, errs, nil
+	}
+	admitted := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, admitted); err != nil {
+		return nil, nil, fmt.Errorf("the admitted %T does not decode: %w", obj, err)
+	}
+	return admitted, nil, nil
+}
