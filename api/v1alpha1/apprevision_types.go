@@ -74,6 +74,7 @@ type AppRevisionSpec struct {
 	// number is N in <app>-r<N>; numbers of an app only increase.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
 	Number int64 `json:"number,omitempty"`
 
 	// hash is the hash of template, service and config; two revisions of

@@ -31,6 +31,11 @@ const (
 	// value of at most 63 characters.
 	MaxStatefulSetNameLength = 52
 
+	// MaxRevisionNumber bounds an AppRevision's spec.number: a billion
+	// revisions is beyond any app's life, and a forged revision cannot push
+	// the next number past what an int64 (and a name) holds.
+	MaxRevisionNumber = 1000000000
+
 	// ReservedAnnotationPrefix is the prefix of the annotations CAFE acts on
 	// (drain, migration, force delete, in-place update state). A pod
 	// template may not carry them: every pod would be born asking for an

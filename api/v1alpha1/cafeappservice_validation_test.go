@@ -150,3 +150,12 @@ func TestAppRevisionNameMustMatchAppAndNumber(t *testing.T) {
 	err := k8sClient.Create(context.Background(), rev)
 	expectInvalid(g, err, "metadata.name must be <spec.app>-r<N>")
 }
+
+// A revision number beyond MaxRevisionNumber is refused: no revision can
+// push the next one past what a number and a name hold.
+func TestAppRevisionNumberIsBounded(t *testing.T) {
+	requireAPIServer(t)
+	g := NewWithT(t)
+	g.Expect(tryCreate(validRevision("bounded", cafev1alpha1.MaxRevisionNumber))).To(Succeed(), "the bound itself is allowed")
+	expectInvalid(g, tryCreate(validRevision("bounded", cafev1alpha1.MaxRevisionNumber+1)), "spec.number")
+}

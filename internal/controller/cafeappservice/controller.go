@@ -156,8 +156,9 @@ func observedOf(app *cafev1alpha1.CafeAppService, revs []cafev1alpha1.AppRevisio
 			o.forged[rev.Name] = err.Error()
 			o.topForged = max(o.topForged, rev.Spec.Number)
 			// Its name takes a number too, which may not be spec.number:
-			// the next revision must not be named after it.
-			if n, ok := cafev1alpha1.ParseAppRevisionName(app.Name, rev.Name); ok {
+			// the next revision must not be named after it. One beyond
+			// the numbers a revision may have can never be reached.
+			if n, ok := cafev1alpha1.ParseAppRevisionName(app.Name, rev.Name); ok && n <= cafev1alpha1.MaxRevisionNumber {
 				o.topForged = max(o.topForged, n)
 			}
 			continue

@@ -205,4 +205,12 @@ func TestObservedOfCountsTheNumberInAForgedRevisionsName(t *testing.T) {
 	o := observedOf(app, []cafev1alpha1.AppRevision{forged}, decideNow)
 	g.Expect(o.forged).To(HaveKey("pay-r49"))
 	g.Expect(decideRevision("pay", o.revs, "new", cafev1alpha1.AppConfig{}, o.topForged).Name).To(Equal("pay-r50"))
+
+	// A name beyond any number a revision may have can never be reached:
+	// it must not push the next number past the CRD's bound.
+	huge := rev(3, "h2", cafev1alpha1.AppConfig{}, "")
+	huge.Name = "pay-r9223372036854775807"
+	o = observedOf(app, []cafev1alpha1.AppRevision{forged, huge}, decideNow)
+	g.Expect(o.forged).To(HaveKey(huge.Name))
+	g.Expect(decideRevision("pay", o.revs, "new", cafev1alpha1.AppConfig{}, o.topForged).Name).To(Equal("pay-r50"))
 }

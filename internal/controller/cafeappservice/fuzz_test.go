@@ -75,7 +75,7 @@ func FuzzDecideOnAdmittedApps(f *testing.F) {
 			}
 			seen[r.Name] = true
 			top = max(top, r.Spec.Number)
-			if n, ok := cafev1alpha1.ParseAppRevisionName(app.Name, r.Name); ok {
+			if n, ok := cafev1alpha1.ParseAppRevisionName(app.Name, r.Name); ok && n <= cafev1alpha1.MaxRevisionNumber {
 				top = max(top, n)
 			}
 			if revs[i+2]&0x40 != 0 {
@@ -90,7 +90,7 @@ func FuzzDecideOnAdmittedApps(f *testing.F) {
 		if d.Existing != nil {
 			o.latest = d.Existing.Name
 		} else {
-			if d.Number <= max(top, app.Status.RevisionCount) || seen[d.Name] {
+			if d.Number <= max(top, app.Status.RevisionCount) || seen[d.Name] || d.Number > cafev1alpha1.MaxRevisionNumber+1 {
 				t.Fatalf("new revision %s (number %d) with revisions up to %d and counter %d", d.Name, d.Number, top, app.Status.RevisionCount)
 			}
 			r := &cafev1alpha1.AppRevision{
