@@ -6,14 +6,12 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/ownedwrite"
+	"github.com/cafe-io/cafe/test/builders"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -22,20 +20,7 @@ var k8sClient client.WithWatch
 func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &k8sClient)) }
 
 func cafeDeployment(ns string) *cafev1alpha1.CafeDeployment {
-	labels := map[string]string{"app": "web"}
-	return &cafev1alpha1.CafeDeployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "CafeDeployment"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: cafev1alpha1.CafeDeploymentSpec{
-			Replicas: ptr.To[int32](3),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}}},
-			},
-			Topology: cafev1alpha1.Topology{Values: []string{"zone-a"}},
-		},
-	}
+	return builders.CafeDeployment(ns, "web", "example.com/app:v1", cafev1alpha1.CafeDeploymentStrategy{})
 }
 
 // A spec rendered from a read that someone else's write has since

@@ -130,6 +130,37 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Complete(r)
 }
 
+// actionDecision is what one pass decides from the judged nodes.
+type actionDecision struct {
+	zones []cafev1alpha1.ZoneHealth
+	plan  actionPlan
+	// wait and taintWait are when the migration and taint rate windows
+	// next free a token (zero: not exhausted).
+	wait, taintWait time.Duration
+	// migrationGrants and taintGrants are the windows' grants with the
+	// plan's taken: what the policy's status records before any action.
+	migrationGrants, taintGrants []cafev1alpha1.MigrationGrant
+}
+
+// decideActions weighs the judged nodes' zones and plans their taints and
+// migrations within what the policy's rate windows (the grants recorded in
+// its status) still allow at now. Pure: the reconciler writes the result.
+func decideActions(states []nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, status cafev1alpha1.NodeLifecyclePolicyStatus, now time.Time) actionDecision {
+	members := make([]zoneMember, len(states))
+	for i, st := range states {
+		members[i] = zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
+	}
+	d := actionDecision{zones: zoneHealth(members, p.ZoneGuard, now)}
+	migrations := rateWindow{window: rateLimitWindow, grants: status.RecentMigrations}
+	taints := rateWindow{window: rateLimitWindow, grants: status.RecentTaints}
+	var tokens, taintTokens int
+	tokens, d.wait = migrations.available(now, int(p.Migration.MaxPodsPerMinute))
+	taintTokens, d.taintWait = taints.available(now, int(p.Migration.MaxNewTaintsPerMinute))
+	d.plan = planActions(states, d.zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
+	d.migrationGrants, d.taintGrants = migrations.take(now, d.plan.Granted), taints.take(now, d.plan.TaintsGranted)
+	return d
+}
+
 func (r *Reconciler) currentPolicy() cafev1alpha1.NodeLifecyclePolicySpec {
 	r.policyMu.Lock()
 	defer r.policyMu.Unlock()
@@ -161,16 +192,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	members := make([]zoneMember, len(states))
-	for i, st := range states {
-		members[i] = zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
-	}
-	zones := zoneHealth(members, p.ZoneGuard, now)
-	window := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentMigrations}
-	tokens, wait := window.available(now, int(p.Migration.MaxPodsPerMinute))
-	taintWindow := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentTaints}
-	taintTokens, taintWait := taintWindow.available(now, int(p.Migration.MaxNewTaintsPerMinute))
-	plan := planActions(states, zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
+	d := decideActions(states, p, policy.Status, now)
+	zones, plan, wait, taintWait := d.zones, d.plan, d.wait, d.taintWait
 	requeue = minPositive(requeue, plan.RequeueAfter)
 
 	var errs []error
@@ -178,7 +201,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		// The grants are recorded before any pod is asked to migrate or
 		// any taint is added: a controller that crashes in between has
 		// used up slots, never exceeded a limit.
-		if err := r.recordGrant(ctx, policy, window.take(now, plan.Granted), taintWindow.take(now, plan.TaintsGranted)); err != nil {
+		if err := r.recordGrant(ctx, policy, d.migrationGrants, d.taintGrants); err != nil {
 			plan.withdrawGrants()
 			if apierrors.IsConflict(err) {
 				requeue = minPositive(requeue, time.Second)

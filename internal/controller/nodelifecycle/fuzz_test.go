@@ -101,7 +101,6 @@ func FuzzPlanOnAdmittedPolicies(f *testing.F) {
 				recorded[rec.Node] = rec
 			}
 			states := make([]nodeState, 0, len(nodes))
-			members := make([]zoneMember, 0, len(nodes))
 			for _, node := range nodes {
 				ev := nodeEvidence{Node: node, Lease: leases[node.Name], Reports: reports[node.Name]}
 				st, _ := judgedState(ev, p, recorded, r.cleanSince(node.Name, ev, p, now), now)
@@ -115,14 +114,9 @@ func FuzzPlanOnAdmittedPolicies(f *testing.F) {
 					}
 				}
 				states = append(states, st)
-				members = append(members, zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince})
 			}
-			zones := zoneHealth(members, p.ZoneGuard, now)
-			window := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentMigrations}
-			tokens, _ := window.available(now, int(p.Migration.MaxPodsPerMinute))
-			taintWindow := rateWindow{window: rateLimitWindow, grants: policy.Status.RecentTaints}
-			taintTokens, _ := taintWindow.available(now, int(p.Migration.MaxNewTaintsPerMinute))
-			plan := planActions(states, zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
+			d := decideActions(states, p, policy.Status, now)
+			zones, plan := d.zones, d.plan
 
 			checkPlan(t, states, zones, p, plan)
 			migrations = append(migrations, fuzzGrant{now, plan.Granted})
@@ -136,8 +130,7 @@ func FuzzPlanOnAdmittedPolicies(f *testing.F) {
 
 			// recordGrant, then act: the grants first, then the writes.
 			if plan.Granted > 0 || plan.TaintsGranted > 0 {
-				policy.Status.RecentMigrations = window.take(now, plan.Granted)
-				policy.Status.RecentTaints = taintWindow.take(now, plan.TaintsGranted)
+				policy.Status.RecentMigrations, policy.Status.RecentTaints = d.migrationGrants, d.taintGrants
 			}
 			for i, a := range plan.Nodes {
 				setTaints(states[i].Node, a.NoSchedule, a.NoExecute)
