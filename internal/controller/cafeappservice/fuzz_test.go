@@ -28,14 +28,8 @@ import (
 // status it writes (each revision's, the app's) admitted by the CRDs.
 // Seeds are in testdata/fuzz/FuzzDecideOnAdmittedApps.
 func FuzzDecideOnAdmittedApps(f *testing.F) {
-	appV, err := crdcheck.For("CafeAppService")
-	if err != nil {
-		f.Fatal(err)
-	}
-	revV, err := crdcheck.For("AppRevision")
-	if err != nil {
-		f.Fatal(err)
-	}
+	appV := crdcheck.MustFor(f, "CafeAppService")
+	revV := crdcheck.MustFor(f, "AppRevision")
 	f.Add("pay", "pay-r2", int32(0), false, "alice", int64(3), uint8(2), uint8(1), uint8(0x13), []byte{1, 1, 0, 2, 2, 1, 3, 0, 3})
 	f.Add("pay", "pay-r1", int32(1), true, "", int64(0), uint8(0), uint8(0), uint8(0x01), []byte{1, 2, 0, 2, 1, 2, 3, 3, 2, 4, 0, 4})
 	f.Add("web", "web-r9", int32(2), false, "bob", int64(9), uint8(4), uint8(4), uint8(0x21), []byte{4, 0, 8, 5, 0, 16, 6, 0, 32, 9, 4, 1})

@@ -23,10 +23,7 @@ import (
 // more than twice the replicas alive, and no write for more pods than
 // exist. Seeds are in testdata/fuzz/FuzzPlanOnAdmittedSets.
 func FuzzPlanOnAdmittedSets(f *testing.F) {
-	v, err := crdcheck.For("InPlaceSet")
-	if err != nil {
-		f.Fatal(err)
-	}
+	v := crdcheck.MustFor(f, "InPlaceSet")
 	f.Add(int32(3), int32(0), int32(1), uint8(0), int32(0), false, []byte{0xff, 0xff, 0x0f})
 	f.Add(int32(100000), int32(40000), int32(0), uint8(25), int32(5), false, []byte{})
 	f.Add(int32(2), int32(0), int32(1), uint8(0), int32(0), true, []byte{0x81, 0x81, 0x81, 0x81})

@@ -37,14 +37,8 @@ type fuzzGrant struct {
 // policy's status admitted by the CRD. Seeds are in
 // testdata/fuzz/FuzzPlanOnAdmittedPolicies.
 func FuzzPlanOnAdmittedPolicies(f *testing.F) {
-	policyV, err := crdcheck.For("NodeLifecyclePolicy")
-	if err != nil {
-		f.Fatal(err)
-	}
-	reportV, err := crdcheck.For("NodeHealthReport")
-	if err != nil {
-		f.Fatal(err)
-	}
+	policyV := crdcheck.MustFor(f, "NodeLifecyclePolicy")
+	reportV := crdcheck.MustFor(f, "NodeHealthReport")
 	// Enforce, defaults otherwise: failing nodes over zones.
 	f.Add(uint8(1), uint8(0), int32(0), int32(0), int32(0), uint8(80), []byte{0x03, 0x13, 0x23, 0x30, 0x40}, []byte{}, []byte{20, 20, 20})
 	// Tight rate limits, many failed nodes over zones, reports.

@@ -42,14 +42,8 @@ var fuzzActionTypes = []cafev1alpha1.ReleaseActionType{cafev1alpha1.ActionApprov
 // the trail at 2048 entries, the approvals at 16, every message). Seeds
 // are in testdata/fuzz/FuzzDecideOnAdmittedOrders.
 func FuzzDecideOnAdmittedOrders(f *testing.F) {
-	orderV, err := crdcheck.For("ReleaseOrder")
-	if err != nil {
-		f.Fatal(err)
-	}
-	actionV, err := crdcheck.For("ReleaseAction")
-	if err != nil {
-		f.Fatal(err)
-	}
+	orderV := crdcheck.MustFor(f, "ReleaseOrder")
+	actionV := crdcheck.MustFor(f, "ReleaseAction")
 	// A chain a <- b, approved twice, started, released, one failure.
 	f.Add([]byte{0, 0, 1, 1, 0, 2}, uint8(2), uint8(2), uint8(0), "alice", []byte{0x08, 0x10, 0x12, 0x18}, uint16(1), uint8(4), []byte{0x00, 0x20, 0x01, 0x21, 0x42, 0x60})
 	// A burst of approvals and pauses past the audited actions.

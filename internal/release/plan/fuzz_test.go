@@ -23,10 +23,7 @@ import (
 // Seeds are in testdata/fuzz/FuzzNewOnAdmittedSpecs; `make test` runs it for
 // a bounded time.
 func FuzzNewOnAdmittedSpecs(f *testing.F) {
-	v, err := crdcheck.For("CafeDeployment")
-	if err != nil {
-		f.Fatal(err)
-	}
+	v := crdcheck.MustFor(f, "CafeDeployment")
 	f.Add(int32(6), int32(0), uint8(0), uint8(3), false, false, []byte{}, []byte{})
 	f.Add(int32(512), int32(1), uint8(0), uint8(3), false, true, []byte{}, []byte{})
 	f.Add(int32(100000), int32(0), uint8(1), uint8(32), true, false, []byte{}, []byte{1, 2, 200})

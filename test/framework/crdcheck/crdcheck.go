@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"testing"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -51,6 +52,17 @@ func For(kind string) (*Validator, error) {
 		return nil, fmt.Errorf("no CRD for kind %s", kind)
 	}
 	return v, nil
+}
+
+// MustFor is For in a test or fuzz target: it fails tb when kind has no
+// validator.
+func MustFor(tb testing.TB, kind string) *Validator {
+	tb.Helper()
+	v, err := For(kind)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
 }
 
 func load() (map[string]*Validator, error) {
