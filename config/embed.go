@@ -18,12 +18,23 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml manager/namespace.yaml webhook/webhooks.yaml
+//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml manager/namespace.yaml webhook/webhooks.yaml gateway-api/*.yaml
 var manifests embed.FS
 
 // CRDPaths is where the CRD manifests are, relative to the repository root
 // (for envtest, which installs CRDs from files).
 const CRDPaths = "config/crd/bases"
+
+// GatewayAPICRDPaths is where the Gateway API CRDs (standard channel, the
+// version go.mod pins; hack/update-gateway-api-crds.sh copies them) are,
+// relative to the repository root. They are not CAFE's: a cluster with a
+// gateway has them already; the local control plane installs them.
+const GatewayAPICRDPaths = "config/gateway-api"
+
+// GatewayAPICRDs returns the Gateway API CustomResourceDefinitions.
+func GatewayAPICRDs() ([]*unstructured.Unstructured, error) {
+	return decodeGlob("gateway-api/*.yaml")
+}
 
 // CRDs returns CAFE's CustomResourceDefinitions.
 func CRDs() ([]*unstructured.Unstructured, error) {

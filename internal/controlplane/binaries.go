@@ -46,7 +46,12 @@ var Binaries = []Binary{
 	{Name: "kube-controller-manager", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-controller-manager", LDFlags: kubeVersionLDFlags},
 	{Name: "kube-scheduler", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-scheduler", LDFlags: kubeVersionLDFlags},
 	{Name: "kubectl", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kubectl", LDFlags: kubeVersionLDFlags},
+	// The Gateway API implementation in front of the simulated pods (docs/traffic.md).
+	{Name: "traefik", Module: "hack/tools/traefik", Package: "github.com/traefik/traefik/v3/cmd/traefik", LDFlags: traefikVersionLDFlags},
 }
+
+// traefikVersionLDFlags stamps Traefik's version so its API and logs name it.
+const traefikVersionLDFlags = "-X github.com/traefik/traefik/v3/pkg/version.Version=v3.6.12"
 
 // BuildOptions say where the sources and the cached binaries are.
 type BuildOptions struct {
