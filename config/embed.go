@@ -18,7 +18,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml manager/namespace.yaml webhook/webhooks.yaml gateway-api/*.yaml
+//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml manager/namespace.yaml webhook/webhooks.yaml gateway-api/gateway.networking.k8s.io_*.yaml
 var manifests embed.FS
 
 // CRDPaths is where the CRD manifests are, relative to the repository root
@@ -33,7 +33,7 @@ const GatewayAPICRDPaths = "config/gateway-api"
 
 // GatewayAPICRDs returns the Gateway API CustomResourceDefinitions.
 func GatewayAPICRDs() ([]*unstructured.Unstructured, error) {
-	return decodeGlob("gateway-api/*.yaml")
+	return decodeGlob("gateway-api/gateway.networking.k8s.io_*.yaml")
 }
 
 // CRDs returns CAFE's CustomResourceDefinitions.

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 )
@@ -14,14 +15,20 @@ type Ports struct {
 	ControllerManager int `json:"controllerManager"`
 	Scheduler         int `json:"scheduler"`
 	Kwok              int `json:"kwok"`
+	// Gateway, GatewayAdmin and PodEmulator are used with Config.Traffic:
+	// Traefik's web and API entry points and the emulator's health server.
+	Gateway      int `json:"gateway,omitempty"`
+	GatewayAdmin int `json:"gatewayAdmin,omitempty"`
+	PodEmulator  int `json:"podEmulator,omitempty"`
 }
 
 func pickPorts() (Ports, error) {
-	p, err := FreePorts(6)
+	p, err := FreePorts(9)
 	if err != nil {
 		return Ports{}, err
 	}
-	return Ports{EtcdClient: p[0], EtcdPeer: p[1], APIServer: p[2], ControllerManager: p[3], Scheduler: p[4], Kwok: p[5]}, nil
+	return Ports{EtcdClient: p[0], EtcdPeer: p[1], APIServer: p[2], ControllerManager: p[3], Scheduler: p[4], Kwok: p[5],
+		Gateway: p[6], GatewayAdmin: p[7], PodEmulator: p[8]}, nil
 }
 
 // layout names every file of one control plane under its state directory.
@@ -102,7 +109,7 @@ func apiServerArgs(l layout, p Ports, pki PKI) []string {
 // with per-controller service-account credentials, as a real cluster does.
 // The client QPS is raised: at the default 20 a 1,000-pod rollout on this
 // machine takes twice as long (shared/notes/local-control-plane.md).
-func controllerManagerArgs(l layout, p Ports, pki PKI, qps int) []string {
+func controllerManagerArgs(l layout, p Ports, pki PKI, qps int, podCIDR netip.Prefix) []string {
 	kc := l.kubeconfig(ControllerManagerIdentity)
 	return []string{
 		"--kubeconfig=" + kc,
@@ -117,7 +124,7 @@ func controllerManagerArgs(l layout, p Ports, pki PKI, qps int) []string {
 		"--cluster-signing-key-file=" + pki.CAKey(),
 		"--use-service-account-credentials=true",
 		"--service-cluster-ip-range=" + serviceCIDR,
-		"--cluster-cidr=" + podCIDR,
+		"--cluster-cidr=" + podCIDR.String(),
 		"--leader-elect=false",
 		"--controllers=*",
 		"--kube-api-qps=" + strconv.Itoa(qps),
@@ -165,14 +172,14 @@ const (
 // (InternalIP 127.0.0.1, daemonEndpoints.kubeletEndpoint.Port the kwok
 // port), so CAFE's node lifecycle controller can probe it as it probes a
 // real kubelet. One server answers for every node.
-func kwokArgs(l layout, p Ports) []string {
+func kwokArgs(l layout, p Ports, podCIDR netip.Prefix) []string {
 	return []string{
 		"--kubeconfig=" + l.kubeconfig(KwokIdentity),
 		"--config=" + l.kwokConfig(),
 		"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=" + KwokNodeValue,
 		"--server-address=127.0.0.1:" + strconv.Itoa(p.Kwok),
 		"--node-port=" + strconv.Itoa(p.Kwok),
-		"--cidr=" + podCIDR,
+		"--cidr=" + podCIDR.String(),
 		"--node-ip=127.0.0.1",
 	}
 }

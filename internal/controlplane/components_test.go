@@ -1,6 +1,8 @@
 package controlplane
 
 import (
+	"github.com/cafe-io/cafe/internal/podnet"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -16,24 +18,27 @@ import (
 func TestComponentsListenOnLoopbackOnly(t *testing.T) {
 	g := NewWithT(t)
 	l := layout{dir: "/state"}
-	p := Ports{EtcdClient: 1, EtcdPeer: 2, APIServer: 3, ControllerManager: 4, Scheduler: 5, Kwok: 6}
+	p := Ports{EtcdClient: 1, EtcdPeer: 2, APIServer: 3, ControllerManager: 4, Scheduler: 5, Kwok: 6, Gateway: 7, GatewayAdmin: 8, PodEmulator: 9}
 	pki := PKI{Dir: "/state/pki"}
-	all := [][]string{etcdArgs(l, p, pki), apiServerArgs(l, p, pki), controllerManagerArgs(l, p, pki, 100), schedulerArgs(l, p), kwokArgs(l, p)}
+	cidr := podnet.UnroutedCIDR
+	all := [][]string{etcdArgs(l, p, pki), apiServerArgs(l, p, pki), controllerManagerArgs(l, p, pki, 100, cidr), schedulerArgs(l, p), kwokArgs(l, p, cidr), traefikArgs(l, p)}
 	for _, args := range all {
 		for _, a := range args {
 			if strings.Contains(a, "://") && !strings.Contains(a, "kubernetes.default.svc") {
 				g.Expect(a).To(ContainSubstring("://127.0.0.1:"), a)
 			}
-			if strings.HasPrefix(a, "--bind-address=") || strings.HasPrefix(a, "--server-address=") {
+			if strings.HasPrefix(a, "--bind-address=") || strings.HasPrefix(a, "--server-address=") || strings.HasPrefix(a, "--entrypoints.") {
 				g.Expect(a).To(ContainSubstring("127.0.0.1"), a)
 			}
 		}
 	}
+	// Traefik would otherwise call home (version check, anonymous usage).
+	g.Expect(traefikArgs(l, p)).To(ContainElements("--global.checknewversion=false", "--global.sendanonymoususage=false"))
 }
 
 func TestControllerManagerAndSchedulerGetTheRaisedClientQPS(t *testing.T) {
 	g := NewWithT(t)
-	args := controllerManagerArgs(layout{dir: "/s"}, Ports{}, PKI{}, 100)
+	args := controllerManagerArgs(layout{dir: "/s"}, Ports{}, PKI{}, 100, podnet.UnroutedCIDR)
 	g.Expect(args).To(ContainElements("--kube-api-qps=100", "--kube-api-burst=200", "--use-service-account-credentials=true", "--controllers=*"))
 
 	var cfg struct {

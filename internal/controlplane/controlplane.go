@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
+	"github.com/cafe-io/cafe/internal/podnet"
 )
 
 // Config describes one local control plane.
@@ -36,6 +37,13 @@ type Config struct {
 	ClientQPS int
 	// WithoutKwok starts only etcd and kube-apiserver (what envtest needs).
 	WithoutKwok bool
+	// Traffic gives the simulated pods IPs that answer: a pod network (a
+	// network namespace the pod CIDR is routed into; needs root), the pod
+	// emulator (cafe dev emulate-pods, run from CafeBinary) and a real
+	// Gateway API gateway (Traefik) on loopback. See docs/traffic.md.
+	Traffic bool
+	// CafeBinary is the cafe executable the pod emulator runs from.
+	CafeBinary string
 	// Out receives progress lines; nil discards them.
 	Out io.Writer
 }
@@ -50,6 +58,8 @@ type ControlPlane struct {
 	layout layout
 	pki    PKI
 	ports  Ports
+	// network is the pod network (Traffic only).
+	network *podnet.Network
 
 	mu    sync.Mutex
 	procs []*process
@@ -74,6 +84,9 @@ type state struct {
 	Ports    Ports    `json:"ports"`
 	Started  string   `json:"started"`
 	Topology Topology `json:"topology"`
+	// PodNetwork is the pod network this run created, for `cafe dev down`
+	// after a crash.
+	PodNetwork *podnet.Network `json:"podNetwork,omitempty"`
 }
 
 // ErrStateInUse is returned when another live process owns the state directory.
@@ -105,6 +118,11 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 			cp.Stop()
 		}
 	}()
+	if cfg.Traffic && !cfg.WithoutKwok {
+		if err := cp.createPodNetwork(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	// A port can be taken between picking it and the child binding it; retry
 	// the whole start with fresh ports rather than fail.
@@ -161,7 +179,7 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	if cp.cfg.WithoutKwok {
 		return cp.writeState()
 	}
-	if err := cp.run(ctx, "kube-controller-manager", controllerManagerArgs(l, ports, cp.pki, cp.cfg.ClientQPS), func(ctx context.Context) error {
+	if err := cp.run(ctx, "kube-controller-manager", controllerManagerArgs(l, ports, cp.pki, cp.cfg.ClientQPS, cp.podCIDR()), func(ctx context.Context) error {
 		return waitHTTP(ctx, secureURL(ports.ControllerManager)+"/healthz", insecureTLS)
 	}); err != nil {
 		return err
@@ -171,10 +189,15 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := cp.run(ctx, "kwok", kwokArgs(l, ports), func(ctx context.Context) error {
+	if err := cp.run(ctx, "kwok", kwokArgs(l, ports, cp.podCIDR()), func(ctx context.Context) error {
 		return waitHTTP(ctx, url(ports.Kwok)+"/healthz", nil)
 	}); err != nil {
 		return err
+	}
+	if cp.network != nil {
+		if err := cp.startTraffic(ctx, admin); err != nil {
+			return err
+		}
 	}
 	if err := cp.writeState(); err != nil {
 		return err
@@ -207,22 +230,31 @@ func (cp *ControlPlane) run(ctx context.Context, name string, args []string, rea
 	return err
 }
 
+// binary is the path of one of the control plane's binaries.
+func (cp *ControlPlane) binary(name string) string { return filepath.Join(cp.cfg.BinDir, name) }
+
 // runBinary is run for a component named other than its binary (a second
 // kube-apiserver).
 func (cp *ControlPlane) runBinary(ctx context.Context, name, binary string, args []string, ready func(context.Context) error) (*process, error) {
 	fmt.Fprintf(cp.cfg.Out, "starting %s\n", name)
-	p, err := startProcess(name, filepath.Join(cp.cfg.BinDir, binary), args, cp.layout.log(name))
+	p, err := startProcess(name, cp.binary(binary), args, nil, cp.layout.log(name))
 	if err != nil {
 		return nil, err
 	}
+	return p, cp.adopt(ctx, p, ready)
+}
+
+// adopt makes p one of the control plane's children and waits for its
+// readiness check.
+func (cp *ControlPlane) adopt(ctx context.Context, p *process, ready func(context.Context) error) error {
 	p.ready = ready
 	cp.mu.Lock()
 	cp.procs = append(cp.procs, p)
 	cp.mu.Unlock()
 	if err := cp.waitOrFail(ctx, ready); err != nil {
-		return p, fmt.Errorf("waiting for %s to become ready: %w", name, err)
+		return fmt.Errorf("waiting for %s to become ready: %w", p.name, err)
 	}
-	return p, nil
+	return nil
 }
 
 // waitOrFail runs wait until it succeeds, ctx ends, a minute passes, or a
@@ -301,6 +333,9 @@ func (cp *ControlPlane) Stop() {
 	cp.stopOnce.Do(func() {
 		close(cp.done)
 		cp.stopProcesses()
+		if cp.network != nil {
+			podnet.Release(context.Background(), *cp.network)
+		}
 		_ = os.Remove(cp.layout.stateFile())
 	})
 }
@@ -368,7 +403,7 @@ func (cp *ControlPlane) PIDs() []int {
 }
 
 func (cp *ControlPlane) identities() []Identity {
-	return []Identity{AdminIdentity, ControllerManagerIdentity, SchedulerIdentity, KwokIdentity, CafeIdentity}
+	return []Identity{AdminIdentity, ControllerManagerIdentity, SchedulerIdentity, KwokIdentity, CafeIdentity, GatewayIdentity, PodEmulatorIdentity}
 }
 
 // prepareStateDir refuses a directory owned by a live run, cleans up after a
@@ -381,6 +416,9 @@ func (cp *ControlPlane) prepareStateDir() error {
 			return fmt.Errorf("%w: %s belongs to the running process %d; stop it first (or use another --state-dir)", ErrStateInUse, l.dir, prev.PID)
 		}
 		killStaleChildren(prev, l.dir)
+		if prev.PodNetwork != nil {
+			podnet.Release(context.Background(), *prev.PodNetwork)
+		}
 		fmt.Fprintf(cp.cfg.Out, "found state of a run that did not stop cleanly in %s\n", l.dir)
 	}
 	if !cp.cfg.KeepState {
@@ -437,7 +475,7 @@ options:
 `
 
 func (cp *ControlPlane) writeState() error {
-	s := state{PID: os.Getpid(), PIDStart: processStartTime(os.Getpid()), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology}
+	s := state{PID: os.Getpid(), PIDStart: processStartTime(os.Getpid()), Children: cp.PIDs(), Ports: cp.ports, Started: time.Now().Format(time.RFC3339), Topology: cp.cfg.Topology, PodNetwork: cp.network}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -505,6 +543,9 @@ func Down(ctx context.Context, dir string) (int, error) {
 			stopped = prev.PID
 		}
 		killStaleChildren(prev, dir)
+		if prev.PodNetwork != nil {
+			podnet.Release(ctx, *prev.PodNetwork)
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return stopped, fmt.Errorf("removing %s: %w", dir, err)

@@ -80,7 +80,6 @@ var apiServerSANs = []string{"localhost", "kubernetes", "kubernetes.default", "k
 const (
 	serviceCIDR       = "10.96.0.0/16"
 	kubernetesService = "10.96.0.1"
-	podCIDR           = "10.244.0.0/16"
 )
 
 // GeneratePKI writes a fresh CA, the API server's serving certificate, the

@@ -19,6 +19,8 @@ type process struct {
 	name    string
 	binary  string
 	args    []string
+	// env is added to this process's environment.
+	env     []string
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
@@ -49,20 +51,23 @@ func (e *ExitError) Error() string {
 // child is in its own process group (so a terminal's Ctrl-C reaches only us
 // and we stop children in order) and receives SIGKILL from the kernel should
 // this process die without stopping it.
-func startProcess(name, binary string, args []string, logPath string) (*process, error) {
+func startProcess(name, binary string, args, env []string, logPath string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s log: %w", name, err)
 	}
 	fmt.Fprintf(logFile, "=== %s starting at %s: %s %s\n", name, time.Now().Format(time.RFC3339), binary, strings.Join(args, " "))
 	cmd := exec.Command(binary, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, binary: binary, args: args, cmd: cmd, logPath: logPath, logFile: logFile, exited: make(chan struct{})}
+	p := &process{name: name, binary: binary, args: args, env: env, cmd: cmd, logPath: logPath, logFile: logFile, exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.mu.Lock()
@@ -107,6 +112,16 @@ func (p *process) stop(grace time.Duration) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.exited
 	}
+}
+
+// kill sends SIGKILL to the process group at once, as a crash would, and
+// waits for the exit.
+func (p *process) kill() {
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }

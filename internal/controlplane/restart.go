@@ -30,7 +30,7 @@ func (cp *ControlPlane) Restart(ctx context.Context, component string) error {
 		return err
 	}
 	old.stop(restartGrace)
-	p, err := startProcess(old.name, old.binary, old.args, old.logPath)
+	p, err := startProcess(old.name, old.binary, old.args, old.env, old.logPath)
 	if err != nil {
 		return fmt.Errorf("restarting %s: %w", component, err)
 	}
@@ -44,6 +44,20 @@ func (cp *ControlPlane) Restart(ctx context.Context, component string) error {
 		return fmt.Errorf("waiting for the restarted %s to become ready: %w", component, err)
 	}
 	return cp.writeState()
+}
+
+// Kill SIGKILLs one component, as a crash would, and leaves it stopped
+// until Restart starts it again. The exit is not reported on Failed: the
+// test that kills a component is watching what the others do meanwhile.
+func (cp *ControlPlane) Kill(component string) error {
+	cp.restartMu.Lock()
+	defer cp.restartMu.Unlock()
+	p, err := cp.component(component)
+	if err != nil {
+		return err
+	}
+	p.kill()
+	return nil
 }
 
 // AddAPIServer starts one more kube-apiserver on the same etcd and

@@ -42,6 +42,11 @@ func CAFE(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading embedded manifests: %w", err)
 	}
+	return applyCRDs(ctx, cfg, objs)
+}
+
+// applyCRDs applies objs and waits for the CRDs among them to be Established.
+func applyCRDs(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
 	scheme := runtime.NewScheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		return err
@@ -54,6 +59,17 @@ func CAFE(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	return WaitEstablished(ctx, c, crdNames(objs))
+}
+
+// GatewayAPI applies the Gateway API CRDs (standard channel) and waits until
+// they are Established. Only for a cluster without a gateway: the local
+// control plane, whose gateway (Traefik) does not install them.
+func GatewayAPI(ctx context.Context, cfg *rest.Config) error {
+	objs, err := config.GatewayAPICRDs()
+	if err != nil {
+		return fmt.Errorf("reading embedded Gateway API CRDs: %w", err)
+	}
+	return applyCRDs(ctx, cfg, objs)
 }
 
 // Apply server-side-applies objs in order, forcing ownership of the fields
