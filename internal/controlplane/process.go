@@ -16,9 +16,9 @@ import (
 
 // process is one child of the control plane with its log file.
 type process struct {
-	name    string
-	binary  string
-	args    []string
+	name   string
+	binary string
+	args   []string
 	// env is added to this process's environment.
 	env     []string
 	cmd     *exec.Cmd
