@@ -219,25 +219,13 @@ func kubectl(t *testing.T, kubeconfig string, args ...string) string {
 	return string(out)
 }
 
-var cafeBin string
-
-// cafeBinary builds cmd/cafe once per test binary.
+// cafeBinary is cmd/cafe, built once per test binary.
 func cafeBinary(t *testing.T) string {
 	t.Helper()
-	if cafeBin != "" {
-		return cafeBin
-	}
-	dir, err := os.MkdirTemp("", "cafe-bin-")
+	bin, err := framework.CafeBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "cafe")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cafe")
-	cmd.Dir = framework.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building cafe: %v\n%s", err, out)
-	}
-	cafeBin = bin
 	return bin
 }
 

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
@@ -36,6 +38,34 @@ func RepoRoot() string {
 
 // BinDir is where the control-plane binaries are cached (the repository's bin/).
 func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
+
+var (
+	cafeBinaryOnce sync.Once
+	cafeBinaryPath string
+	cafeBinaryErr  error
+)
+
+// CafeBinary builds cmd/cafe from the source tree once per test binary and
+// returns its path: the tests run what a user runs (`cafe dev emulate-pods`,
+// `cafe manager`, the CLI).
+func CafeBinary() (string, error) {
+	cafeBinaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cafe-bin-")
+		if err != nil {
+			cafeBinaryErr = err
+			return
+		}
+		bin := filepath.Join(dir, "cafe")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/cafe")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cafeBinaryErr = fmt.Errorf("building cafe: %w\n%s", err, out)
+			return
+		}
+		cafeBinaryPath = bin
+	})
+	return cafeBinaryPath, cafeBinaryErr
+}
 
 // EnsureBinaries builds the control-plane binaries unless they are current.
 // `make test` builds them first; this makes a bare `go test` work too.
@@ -93,6 +123,9 @@ type EnvOptions struct {
 	Out      io.Writer
 	// Logger receives CAFE's controller logs; by default they go to Out.
 	Logger logr.Logger
+	// Traffic runs the pod network, the pod emulator (from CafeBinary) and
+	// the gateway (controlplane.Config.Traffic).
+	Traffic bool
 }
 
 // StartEnv starts the full local control plane with kwok nodes and CAFE,
@@ -119,12 +152,21 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 		logger = zap.New(zap.WriteTo(out), zap.Level(zapcore.InfoLevel))
 	}
 	ctrllog.SetLogger(logger)
+	cafe := ""
+	if opts.Traffic {
+		var err error
+		if cafe, err = CafeBinary(); err != nil {
+			return nil, err
+		}
+	}
 	return devenv.Up(ctx, devenv.Options{
 		ControlPlane: controlplane.Config{
-			StateDir: stateDir,
-			BinDir:   BinDir(),
-			Topology: topology,
-			Out:      out,
+			StateDir:   stateDir,
+			BinDir:     BinDir(),
+			Topology:   topology,
+			Traffic:    opts.Traffic,
+			CafeBinary: cafe,
+			Out:        out,
 		},
 		SourceDir:   RepoRoot(),
 		WithoutCAFE: opts.WithoutCAFE,

@@ -35,6 +35,7 @@ type upOptions struct {
 	KeepState bool
 	ClientQPS int
 	NoCAFE    bool
+	Traffic   bool
 
 	streams genericiooptions.IOStreams
 }
@@ -72,6 +73,7 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
 	cmd.Flags().BoolVar(&o.KeepState, "keep-state", false, "reuse the state directory (etcd data included) of an earlier run instead of starting fresh")
 	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
 	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
+	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator and a real gateway (Traefik) on loopback; see docs/traffic.md")
 	return cmd
 }
 
@@ -84,6 +86,10 @@ func (o *upOptions) run(parent context.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating the cafe binary (it runs the pod emulator): %w", err)
+	}
 
 	stateDir, err := filepath.Abs(o.StateDir)
 	if err != nil {
@@ -93,12 +99,14 @@ func (o *upOptions) run(parent context.Context) error {
 	ctrl.SetLogger(logger)
 	env, err := devenv.Up(ctx, devenv.Options{
 		ControlPlane: controlplane.Config{
-			StateDir:  stateDir,
-			BinDir:    o.BinDir,
-			KeepState: o.KeepState,
-			Topology:  controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones, Cells: o.Cells},
-			ClientQPS: o.ClientQPS,
-			Out:       o.streams.ErrOut,
+			StateDir:   stateDir,
+			BinDir:     o.BinDir,
+			KeepState:  o.KeepState,
+			Topology:   controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones, Cells: o.Cells},
+			ClientQPS:  o.ClientQPS,
+			Traffic:    o.Traffic,
+			CafeBinary: self,
+			Out:        o.streams.ErrOut,
 		},
 		SourceDir:   o.SourceDir,
 		WithoutCAFE: o.NoCAFE,
@@ -115,8 +123,12 @@ func (o *upOptions) run(parent context.Context) error {
 	kubeconfig := env.ControlPlane.KubeconfigPath()
 	kubectl := filepath.Join(o.BinDir, "kubectl")
 	fmt.Fprintf(o.streams.ErrOut, "logs of every component are in %s\n", filepath.Join(stateDir, "logs"))
-	fmt.Fprintf(o.streams.Out, "%s kubeconfig %s; try: %s --kubeconfig %s get nodes -L %s\n",
-		ReadyPrefix, kubeconfig, kubectl, kubeconfig, strings.Join([]string{controlplane.ZoneLabel, controlplane.CellLabel}, ","))
+	gateway := ""
+	if url := env.ControlPlane.GatewayURL(); url != "" {
+		gateway = fmt.Sprintf("; gateway %s (Traefik API %s)", url, env.ControlPlane.GatewayAdminURL())
+	}
+	fmt.Fprintf(o.streams.Out, "%s kubeconfig %s%s; try: %s --kubeconfig %s get nodes -L %s\n",
+		ReadyPrefix, kubeconfig, gateway, kubectl, kubeconfig, strings.Join([]string{controlplane.ZoneLabel, controlplane.CellLabel}, ","))
 
 	if err := env.Wait(ctx); err != nil {
 		return err
