@@ -22,7 +22,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:   "dev",
 		Short: "Run a local Kubernetes control plane with simulated nodes and CAFE",
 	}
-	cmd.AddCommand(newUpCmd(streams), newDownCmd(streams), newBuildCmd(streams), newLoadCmd(streams))
+	cmd.AddCommand(newUpCmd(streams), newDownCmd(streams), newBuildCmd(streams), newLoadCmd(streams), newEmulateCmd(streams))
 	return cmd
 }
 
