@@ -29,8 +29,11 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
+	"github.com/cafe-io/cafe/internal/controller/trafficprovider"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/internal/traffic"
+	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
@@ -89,6 +92,12 @@ type Options struct {
 	// to approve); the zero value adds nothing to the orders' own rules
 	// and lets no ServiceAccount approve.
 	Approval cafev1alpha1.ApprovalPolicy
+	// GatewayProvider, when set, runs the Gateway API traffic provider
+	// (finalizer traffic.cafe.io/gateway): a pod behind an HTTPRoute of a
+	// Gateway of GatewayProvider.ControllerName is released only once the
+	// gateway itself no longer lists it. It needs the Gateway API CRDs;
+	// nil (the default) reads none of their kinds.
+	GatewayProvider *gateway.Options
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -172,6 +181,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 		if err := setupReleaseOrders(context.Background(), mgr, opts); err != nil {
+			return nil, err
+		}
+		if err := setupTrafficProviders(context.Background(), mgr, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -278,6 +290,27 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
 	nl := &nodelifecycle.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("nodelifecycle")}
 	if err := nl.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the node lifecycle controller: %w", err)
+	}
+	return nil
+}
+
+// setupTrafficProviders runs one trafficprovider controller per traffic
+// provider configured. A provider that is off registers nothing: its
+// kinds' CRDs may not exist.
+func setupTrafficProviders(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	var providers []traffic.Provider
+	if opts.GatewayProvider != nil {
+		gw, err := gateway.New(ctx, mgr, *opts.GatewayProvider)
+		if err != nil {
+			return err
+		}
+		providers = append(providers, gw)
+	}
+	for _, p := range providers {
+		r := &trafficprovider.Reconciler{Client: mgr.GetClient(), Provider: p, Recorder: mgr.GetEventRecorder("traffic-" + p.Name())}
+		if err := r.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up the %s traffic provider: %w", p.Name(), err)
+		}
 	}
 	return nil
 }

@@ -51,6 +51,14 @@ type ControllerSuite struct {
 	// suite's manager serves the webhooks too, as in a cluster.
 	Webhooks bool
 
+	// GatewayAPI installs the Gateway API CRDs (config/gateway-api) too.
+	GatewayAPI bool
+
+	// Options are the options the suite's manager is built with
+	// (Webhook is set by the suite when Webhooks is); the zero value is
+	// what every suite without traffic providers uses.
+	Options manager.Options
+
 	// Main sets these before the tests run; in -short mode they stay zero.
 	Client  client.WithWatch
 	Config  *rest.Config
@@ -63,10 +71,13 @@ type ControllerSuite struct {
 // and returns the exit code for os.Exit. In -short mode nothing starts and
 // tests that need the API server skip (see Setup).
 func (s *ControllerSuite) Main(m *testing.M) int {
+	var webhooks envtest.WebhookInstallOptions
 	if s.Webhooks {
-		return runEnvtest(m, StartEnvtestWithWebhooks, s.start)
+		webhooks = webhookInstallOptions()
 	}
-	return runEnvtest(m, StartEnvtest, s.start)
+	return runEnvtest(m, func(ctx context.Context) (*envtest.Environment, *rest.Config, error) {
+		return startEnvtest(ctx, webhooks, s.GatewayAPI)
+	}, s.start)
 }
 
 // start runs the manager and GateKubelet against the API server at cfg,
@@ -76,7 +87,7 @@ func (s *ControllerSuite) start(ctx context.Context, env *envtest.Environment, c
 	if err != nil {
 		return nil, err
 	}
-	opts := manager.Options{}
+	opts := s.Options
 	if s.Webhooks {
 		if opts.Webhook, err = ServeWebhooksOptions(ctx, env, cfg); err != nil {
 			return nil, err
@@ -120,6 +131,23 @@ func (s *ControllerSuite) Setup(t *testing.T) (context.Context, *WithT, string) 
 		t.Skip("needs the API server (not started in -short mode)")
 	}
 	t.Parallel()
+	return s.setup(t)
+}
+
+// SetupAlone is Setup for a test that changes what the package's tests
+// share (the answers of a fake the manager was built with) and so must
+// run alone: it does not call t.Parallel, and Go runs such a test to its
+// end before any parallel test of the package goes past Setup.
+func (s *ControllerSuite) SetupAlone(t *testing.T) (context.Context, *WithT, string) {
+	t.Helper()
+	if s.Client == nil {
+		t.Skip("needs the API server (not started in -short mode)")
+	}
+	return s.setup(t)
+}
+
+func (s *ControllerSuite) setup(t *testing.T) (context.Context, *WithT, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	g := NewWithT(t)

@@ -76,7 +76,7 @@ func EnsureBinaries(ctx context.Context, out io.Writer) error {
 // StartEnvtest starts etcd and kube-apiserver through controller-runtime's
 // envtest, pointed at the project's own binaries, with CAFE's CRDs installed.
 func StartEnvtest(ctx context.Context) (*envtest.Environment, *rest.Config, error) {
-	return startEnvtest(ctx, envtest.WebhookInstallOptions{})
+	return startEnvtest(ctx, envtest.WebhookInstallOptions{}, false)
 }
 
 // StartEnvtestWithWebhooks is StartEnvtest that also installs CAFE's
@@ -86,19 +86,29 @@ func StartEnvtest(ctx context.Context) (*envtest.Environment, *rest.Config, erro
 // server calls the webhooks a test serves there (manager.New with
 // Webhook options, which also puts its own CA into the caBundles).
 func StartEnvtestWithWebhooks(ctx context.Context) (*envtest.Environment, *rest.Config, error) {
-	return startEnvtest(ctx, envtest.WebhookInstallOptions{
-		Paths:            []string{filepath.Join(RepoRoot(), "config", "webhook", "webhooks.yaml")},
-		LocalServingHost: "127.0.0.1",
-	})
+	return startEnvtest(ctx, webhookInstallOptions(), false)
 }
 
-func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions) (*envtest.Environment, *rest.Config, error) {
+func webhookInstallOptions() envtest.WebhookInstallOptions {
+	return envtest.WebhookInstallOptions{
+		Paths:            []string{filepath.Join(RepoRoot(), "config", "webhook", "webhooks.yaml")},
+		LocalServingHost: "127.0.0.1",
+	}
+}
+
+// startEnvtest starts envtest with CAFE's CRDs, and the Gateway API's
+// (config.GatewayAPICRDPaths) when gatewayAPI is set.
+func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions, gatewayAPI bool) (*envtest.Environment, *rest.Config, error) {
 	if err := EnsureBinaries(ctx, os.Stderr); err != nil {
 		return nil, nil, err
 	}
+	crds := []string{filepath.Join(RepoRoot(), config.CRDPaths)}
+	if gatewayAPI {
+		crds = append(crds, filepath.Join(RepoRoot(), config.GatewayAPICRDPaths))
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: BinDir(),
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), config.CRDPaths)},
+		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.New(),
 		WebhookInstallOptions: webhooks,

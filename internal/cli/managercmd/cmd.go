@@ -16,6 +16,7 @@ import (
 
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
@@ -27,6 +28,23 @@ type options struct {
 	WebhookCertDir string
 	WebhookService string
 	Namespace      string
+	// GatewayAPIURL and GatewayControllerName configure the gateway
+	// traffic provider (off while the URL is empty).
+	GatewayAPIURL         string
+	GatewayControllerName string
+}
+
+// gatewayProvider is the gateway traffic provider's configuration, nil
+// when it is off. Traefik is the one implementation CAFE reads today.
+func (o *options) gatewayProvider() (*gateway.Options, error) {
+	if o.GatewayAPIURL == "" {
+		return nil, nil
+	}
+	obs, err := gateway.NewTraefik(o.GatewayAPIURL)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-api-url: %w", err)
+	}
+	return &gateway.Options{ControllerName: o.GatewayControllerName, Observer: obs}, nil
 }
 
 // webhookOptions serves the webhooks behind the in-cluster Service, with a
@@ -64,6 +82,9 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 				return err
 			}
 			o.Webhook = o.webhookOptions()
+			if o.GatewayProvider, err = o.gatewayProvider(); err != nil {
+				return err
+			}
 			o.Options.Namespace = o.Namespace
 			mgr, err := manager.New(cfg, o.Options)
 			if err != nil {
@@ -88,6 +109,8 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
 	f.DurationVar(&o.ReleaseOrderIdleTimeout, "release-order-idle-timeout", 72*time.Hour, "cancel, reason Expired, a release order that changed no app and that nobody acted on for this long (pending approval, approved but not started, paused before its first app), so that it stops holding its apps against other orders; 0 never expires orders")
 	f.DurationVar(&o.ReleaseOrderRetention, "release-order-retention", 0, "how long finished release orders (the audit record) are kept before CAFE deletes them, e.g. 87600h; 0 keeps them forever. An order's spec.retentionDays can only lengthen it")
+	f.StringVar(&o.GatewayAPIURL, "gateway-api-url", "", "base URL of the Traefik API (its --api on a loopback address, e.g. http://127.0.0.1:9000) that the gateway traffic provider asks which pods the gateway still sends to; empty turns the provider off (finalizer traffic.cafe.io/gateway)")
+	f.StringVar(&o.GatewayControllerName, "gateway-controller-name", gateway.DefaultControllerName, "spec.controllerName of the GatewayClasses whose Gateways' HTTPRoutes the gateway traffic provider guards")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.

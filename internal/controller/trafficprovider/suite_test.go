@@ -1,0 +1,111 @@
+package trafficprovider_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/traffic/gateway"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// The controller name of the gateway the suite's provider guards, and of
+// another one it must ignore.
+const (
+	ourController   = "cafe.io/test-gateway-controller"
+	otherController = "example.com/other-gateway-controller"
+	// ourClass and otherClass are GatewayClasses of each, created once.
+	ourClass   = "cafe-test-gateway"
+	otherClass = "other-gateway"
+)
+
+// observer is the gateway the suite's manager asks: the tests decide what
+// it answers (see testObserver).
+var observer = &testObserver{routed: map[netip.Addr]bool{}}
+
+// The API tests share one real kube-apiserver, with the Gateway API CRDs,
+// and one CAFE manager built by manager.New with the gateway traffic
+// provider on, as `cafe manager --gateway-api-url=...` builds it, but
+// asking observer rather than a Traefik.
+var suite = framework.ControllerSuite{
+	GatewayAPI: true,
+	Options: manager.Options{GatewayProvider: &gateway.Options{
+		ControllerName: ourController,
+		Observer:       observer,
+	}},
+	Prepare: createClasses,
+}
+
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
+
+func createClasses(ctx context.Context, c client.Client) error {
+	for name, controller := range map[string]string{ourClass: ourController, otherClass: otherController} {
+		class := &gatewayv1.GatewayClass{}
+		class.Name = name
+		class.Spec.ControllerName = gatewayv1.GatewayController(controller)
+		if err := c.Create(ctx, class); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// testObserver is a gateway whose backends the tests set: the IPs routed
+// (on port 8080), or an error (the gateway does not answer), or, while
+// delegate is set, whatever a real gateway (a Traefik) answers. Parallel
+// tests only route and unroute their own IPs; a test that sets the error
+// or the delegate runs alone (SetupAlone).
+type testObserver struct {
+	mu       sync.Mutex
+	routed   map[netip.Addr]bool
+	err      error
+	delegate gateway.Observer
+}
+
+func (o *testObserver) Backends(ctx context.Context) ([]netip.AddrPort, error) {
+	o.mu.Lock()
+	delegate, err := o.delegate, o.err
+	var addrs []netip.AddrPort
+	for ip, routed := range o.routed {
+		if routed {
+			addrs = append(addrs, netip.AddrPortFrom(ip, 8080))
+		}
+	}
+	o.mu.Unlock()
+	switch {
+	case delegate != nil:
+		return delegate.Backends(ctx)
+	case err != nil:
+		return nil, err
+	}
+	return addrs, nil
+}
+
+func (o *testObserver) String() string { return "the test gateway" }
+
+func (o *testObserver) route(ip string, routed bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.routed[netip.MustParseAddr(ip)] = routed
+}
+
+func (o *testObserver) fail(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.err = err
+}
+
+func (o *testObserver) use(delegate gateway.Observer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.delegate = delegate
+}
+
+var errUnreachable = errors.New("connection refused (the test gateway is down)")
