@@ -23,6 +23,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
 
@@ -34,6 +35,11 @@ type Options struct {
 	SourceDir string
 	// WithoutCAFE starts a bare Kubernetes control plane: no CRDs, no manager.
 	WithoutCAFE bool
+	// WithoutGatewayProvider leaves the gateway traffic provider off even
+	// when the control plane runs a gateway: pods behind its routes are
+	// operated on without the gateway's confirmation (a test-only switch
+	// that shows what the confirmation prevents).
+	WithoutGatewayProvider bool
 	// Manager configures the in-process controller manager.
 	Manager manager.Options
 	// Logger receives the manager's logs.
@@ -84,11 +90,27 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 	if err := install.CAFE(ctx, env.Admin); err != nil {
 		return env, fmt.Errorf("installing CAFE: %w", err)
 	}
+	if opts.Manager.GatewayProvider, err = gatewayProvider(cp, opts); err != nil {
+		return env, err
+	}
 	fmt.Fprintln(out, "starting CAFE controllers")
 	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
 	}
 	return env, nil
+}
+
+// gatewayProvider guards the routes of the control plane's gateway unless
+// the caller configured a provider or turned it off.
+func gatewayProvider(cp *controlplane.ControlPlane, opts Options) (*gateway.Options, error) {
+	if opts.Manager.GatewayProvider != nil || opts.WithoutGatewayProvider || cp.GatewayAdminURL() == "" {
+		return opts.Manager.GatewayProvider, nil
+	}
+	p, err := gateway.TraefikOptions(cp.GatewayAdminURL(), "")
+	if err != nil {
+		return nil, fmt.Errorf("the gateway traffic provider: %w", err)
+	}
+	return p, nil
 }
 
 func (e *Env) startManager(ctx context.Context, opts Options) error {

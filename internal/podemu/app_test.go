@@ -13,7 +13,7 @@ import (
 )
 
 func appEndpoint(image string) Endpoint {
-	return Endpoint{Namespace: "shop", Pod: "web-0", UID: "u1", Container: "app", Image: image, Address: netip.MustParseAddrPort("198.18.64.2:8080")}
+	return Endpoint{Namespace: "shop", Pod: "web-0", UID: "u1", Container: "app", Image: image, Address: netip.MustParseAddrPort("198.19.64.2:8080")}
 }
 
 func serve(h http.Handler, path string) *httptest.ResponseRecorder {

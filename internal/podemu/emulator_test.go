@@ -347,7 +347,7 @@ func TestNoListenerOutsideThePodCIDR(t *testing.T) {
 		return network.Listen(proto, address)
 	}})
 
-	createRunning(ctx, g, builders.Pod(ns, "outside", "example.com/demo:v1", 8080), netip.MustParseAddr("198.18.99.5"))
+	createRunning(ctx, g, builders.Pod(ns, "outside", "example.com/demo:v1", 8080), netip.MustParseAddr("198.19.99.5"))
 	inside := nextIP()
 	createRunning(ctx, g, builders.Pod(ns, "inside", "example.com/demo:v1", 8080), inside)
 	waitServing(ctx, g, netip.AddrPortFrom(inside, 8080), "inside", "v1")

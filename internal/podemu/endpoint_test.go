@@ -22,7 +22,7 @@ func runningPod(image, ip string, ports ...int32) *corev1.Pod {
 }
 
 func TestWanted(t *testing.T) {
-	const ip = "198.18.64.7"
+	const ip = "198.19.64.7"
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(ip), port) }
 	for _, tc := range []struct {
 		name   string
@@ -85,7 +85,7 @@ func TestStopReason(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			pod := runningPod("demo:v1", "198.18.64.7", 8080)
+			pod := runningPod("demo:v1", "198.19.64.7", 8080)
 			eps := wanted(pod)
 			g.Expect(eps).To(HaveLen(1))
 			g.Expect(stopReason(eps[0], tc.mutate(pod))).To(ContainSubstring(tc.reason))
@@ -107,7 +107,7 @@ func TestGracePeriod(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			pod := runningPod("demo:v1", "198.18.64.7")
+			pod := runningPod("demo:v1", "198.19.64.7")
 			pod.Spec.TerminationGracePeriodSeconds, pod.DeletionGracePeriodSeconds = tc.spec, tc.deletion
 			g.Expect(gracePeriod(pod, tc.limit)).To(Equal(tc.wantGrace))
 		})

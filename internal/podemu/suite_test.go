@@ -32,7 +32,7 @@ var (
 
 // podCIDR is outside the local control plane's default range, so the tests
 // run beside a `cafe dev up`.
-var podCIDR = netip.MustParsePrefix("198.18.64.0/24")
+var podCIDR = netip.MustParsePrefix("198.19.64.0/24")
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 

@@ -42,7 +42,7 @@ var (
 
 // podCIDR is outside the local control plane's default range and the
 // podemu package tests' one.
-const podCIDR = "198.18.65.0/24"
+const podCIDR = "198.19.65.0/24"
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -111,7 +111,7 @@ func TestEmulatePodsRefusesFlags(t *testing.T) {
 	}{
 		{"a kubeconfig is needed", []string{"--pod-cidr", podCIDR}, `"kubeconfig" not set`},
 		{"a pod CIDR is needed", []string{"--kubeconfig", "k"}, `"pod-cidr" not set`},
-		{"the pod CIDR must parse", []string{"--kubeconfig", "k", "--pod-cidr", "198.18.65.0"}, "--pod-cidr"},
+		{"the pod CIDR must parse", []string{"--kubeconfig", "k", "--pod-cidr", "198.19.65.0"}, "--pod-cidr"},
 		{"a loopback pod CIDR is refused", []string{"--kubeconfig", "k", "--pod-cidr", "127.1.0.0/16"}, "outside 127.0.0.0/8"},
 		{"a health address on every interface is refused", []string{"--kubeconfig", "k", "--pod-cidr", podCIDR, "--health-addr", ":9440"}, "loopback"},
 		{"a health address off loopback is refused", []string{"--kubeconfig", "k", "--pod-cidr", podCIDR, "--health-addr", "0.0.0.0:9440"}, "loopback"},
@@ -166,10 +166,10 @@ func TestEmulatePodsServesRunningPods(t *testing.T) {
 	ns := framework.CreateNamespace(t, k8sClient)
 	pod := builders.Pod(ns, "web", "example.com/demo:v7", 8080)
 	g.Expect(k8sClient.Create(ctx, pod)).To(Succeed())
-	builders.SetPodRunning(pod, "198.18.65.20")
+	builders.SetPodRunning(pod, "198.19.65.20")
 	g.Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
 
-	addr := "198.18.65.20:8080"
+	addr := "198.19.65.20:8080"
 	g.Eventually(func(g Gomega) {
 		h, _, err := getOK("http://" + addr + "/")
 		g.Expect(err).NotTo(HaveOccurred())

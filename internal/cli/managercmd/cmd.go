@@ -40,11 +40,11 @@ func (o *options) gatewayProvider() (*gateway.Options, error) {
 	if o.GatewayAPIURL == "" {
 		return nil, nil
 	}
-	obs, err := gateway.NewTraefik(o.GatewayAPIURL)
+	opts, err := gateway.TraefikOptions(o.GatewayAPIURL, o.GatewayControllerName)
 	if err != nil {
 		return nil, fmt.Errorf("--gateway-api-url: %w", err)
 	}
-	return &gateway.Options{ControllerName: o.GatewayControllerName, Observer: obs}, nil
+	return opts, nil
 }
 
 // webhookOptions serves the webhooks behind the in-cluster Service, with a

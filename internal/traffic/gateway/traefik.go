@@ -204,3 +204,17 @@ func serverAddr(raw string) (ap netip.AddrPort, ok bool, err error) {
 	}
 	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), true, nil
 }
+
+// TraefikOptions configure the provider for a Traefik whose API answers at
+// apiURL and whose GatewayClasses name controllerName (DefaultControllerName
+// when empty).
+func TraefikOptions(apiURL, controllerName string) (*Options, error) {
+	obs, err := NewTraefik(apiURL)
+	if err != nil {
+		return nil, err
+	}
+	if controllerName == "" {
+		controllerName = DefaultControllerName
+	}
+	return &Options{ControllerName: controllerName, Observer: obs}, nil
+}
