@@ -37,6 +37,12 @@ const (
 	// spec.
 	CafeDeploymentNotProgressingReason = "NotProgressing"
 
+	// CafeDeploymentWaitingForTrafficReason surfaces while the release
+	// waits for a traffic system to let go of a draining pod for longer
+	// than a normal drain takes (e.g. the gateway cannot confirm the pod
+	// left its routes). The message names the unit, the pod and the holder.
+	CafeDeploymentWaitingForTrafficReason = "WaitingForTraffic"
+
 	// CafeDeploymentRollingBackReason surfaces while the pods are being
 	// returned to the previous revision.
 	CafeDeploymentRollingBackReason = "RollingBack"

@@ -31,6 +31,12 @@ const (
 	// place or recreated.
 	InPlaceSetPodsUpdatingReason = "Updating"
 
+	// InPlaceSetWaitingForTrafficReason surfaces when a pod's drain has
+	// been held by a traffic system (an EndpointSlice, a traffic provider's
+	// finalizer) for longer than a normal drain takes: no pod is operated on
+	// until it lets go. The message names the pod and what holds it.
+	InPlaceSetWaitingForTrafficReason = "WaitingForTraffic"
+
 	// InPlaceSetPodsUpdatePausedReason surfaces when pods are out of date and
 	// spec.updateStrategy.paused holds them.
 	InPlaceSetPodsUpdatePausedReason = "UpdatePaused"

@@ -55,6 +55,9 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentReleaseFailedReason, applyErr.Error())
 	case rel.Phase == cafev1alpha1.ReleasePhaseCompleted:
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotProgressingReason, "release of "+st.UpdateRevision+" completed")
+	case heldDrain(p.Units, reports) != "":
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentWaitingForTrafficReason,
+			"releasing "+st.UpdateRevision+": "+group+"; waiting for traffic to leave a pod, "+heldDrain(p.Units, reports))
 	default:
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentProgressingReason, "releasing "+st.UpdateRevision+": "+group)
 	}
@@ -72,4 +75,15 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]
 	if applyErr == nil {
 		st.ObservedGeneration = cd.Generation
 	}
+}
+
+// heldDrain is the first unit (in plan order) whose pod set reports a drain
+// held by traffic, as "unit <name>: <why>", or "".
+func heldDrain(units []string, reports map[string]podset.UnitReport) string {
+	for _, u := range units {
+		if why := reports[u].HeldDrain; why != "" {
+			return "unit " + u + ": " + why
+		}
+	}
+	return ""
 }

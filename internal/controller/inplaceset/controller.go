@@ -260,6 +260,7 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope, in
 			return st, err
 		}
 		st.Drained = lossless.Drained(pod, slices)
+		st.TrafficHolders = lossless.TrafficHolders(pod, slices)
 	}
 	return st, nil
 }

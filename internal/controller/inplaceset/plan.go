@@ -29,6 +29,9 @@ type podState struct {
 	DrainReason string
 	// Drained: gate closed and nothing routes traffic to it.
 	Drained bool
+	// TrafficHolders, while the pod drains, say what still routes to it
+	// (lossless.TrafficHolders).
+	TrafficHolders []string
 	// InPlacePending: an in-place update was applied and the kubelet has not
 	// yet reported the new images.
 	InPlacePending bool
@@ -72,6 +75,9 @@ type planResult struct {
 	RequeueAfter time.Duration
 	// Blocked explains why an update cannot proceed now (for status).
 	Blocked string
+	// HeldDrain names a drain the traffic systems have held for longer
+	// than lossless.SlowDrain (for status: the release waits on it).
+	HeldDrain string
 }
 
 // plan decides the next writes for an InPlaceSet. The rules:
@@ -151,6 +157,8 @@ func plan(in planInput) planResult {
 			out.CloseGate = append(out.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForDelete})
 		case p.Drained:
 			out.Delete = append(out.Delete, p.Pod)
+		default:
+			out.noteHeldDrain(p, in)
 		}
 	}
 
@@ -179,6 +187,7 @@ func plan(in planInput) planResult {
 			out.CloseGate = append(out.CloseGate, lossless.GateChange{Pod: p.Pod, Reason: lossless.ReasonDrainForUpdate})
 		case !p.Drained:
 			// Waiting for EndpointSlices and traffic providers to let go.
+			out.noteHeldDrain(p, in)
 		case p.InPlaceEligible:
 			out.UpdateInPlace = append(out.UpdateInPlace, p.Pod)
 		default:
@@ -217,6 +226,16 @@ func (out *planResult) planMigrations(migrating, kept []podState, replicas int, 
 			out.Delete = append(out.Delete, p.Pod)
 		}
 	}
+}
+
+// noteHeldDrain reports the first drain held by traffic for longer than
+// lossless.SlowDrain, and asks to be woken when a younger one would be.
+func (out *planResult) noteHeldDrain(p podState, in planInput) {
+	held, wait := lossless.HeldDrain(p.Pod, p.TrafficHolders, in.Now)
+	if held != "" && out.HeldDrain == "" {
+		out.HeldDrain = held
+	}
+	out.requeueIn(wait)
 }
 
 // maybeOpen opens the gate of a pod that is not (or no longer) to be

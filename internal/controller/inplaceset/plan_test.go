@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/lossless/losslesstest"
 )
@@ -246,4 +247,30 @@ func TestCheaperFirstPrefersAPodDrainingForTheOperationThenANotReadyOne(t *testi
 			g.Expect(less).To(Equal(tt.less), "less")
 		})
 	}
+}
+
+// withGateClosedAt gives the pod the closed gate its drain started with.
+func (p podState) withGateClosedAt(t time.Time, holders ...string) podState {
+	pod := p.Pod.DeepCopy()
+	pod.Status.Conditions = []corev1.PodCondition{{Type: cafev1alpha1.TrafficReadyCondition, Status: corev1.ConditionFalse, Reason: p.DrainReason, LastTransitionTime: metav1.NewTime(t)}}
+	p.Pod, p.TrafficHolders = pod, holders
+	return p
+}
+
+// A drain the traffic systems hold for longer than a normal one is named
+// for the status (the release waits on it), nothing is operated on, and a
+// younger held drain asks for a reconcile when it would count as held.
+func TestPlanReportsADrainHeldByTraffic(t *testing.T) {
+	g := NewWithT(t)
+	finalizer := "traffic provider finalizer traffic.cafe.io/gateway"
+	old := serving("a").draining(lossless.ReasonDrainForUpdate, false).withGateClosedAt(now.Add(-time.Minute), finalizer)
+	young := serving("b").draining(lossless.ReasonDrainForUpdate, false).withGateClosedAt(now.Add(-time.Second), finalizer)
+	out := plan(planInput{Replicas: 2, MaxUnavailable: 2, Now: now, Pods: []podState{young, old}})
+	g.Expect(out.HeldDrain).To(And(HavePrefix("pod a has been draining since"), HaveSuffix(finalizer)))
+	g.Expect(out.UpdateInPlace).To(BeEmpty())
+	g.Expect(out.Delete).To(BeEmpty())
+	g.Expect(out.RequeueAfter).To(Equal(lossless.SlowDrain - time.Second))
+
+	out = plan(planInput{Replicas: 2, MaxUnavailable: 2, Now: now, Pods: []podState{young}})
+	g.Expect(out.HeldDrain).To(BeEmpty(), "a drain younger than lossless.SlowDrain is not reported")
 }

@@ -47,7 +47,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 	}
 	desired := int32(s.input.Replicas)
 	setAvailableCondition(set, available, desired, int32(s.input.MaxUnavailable))
-	setUpToDateCondition(set, updated, desired, int32(s.input.Partition), p.Blocked)
+	setUpToDateCondition(set, updated, desired, int32(s.input.Partition), p)
 	setScalingCondition(set, replicas, desired)
 	if execErr == nil {
 		st.ObservedGeneration = set.Generation
@@ -84,7 +84,7 @@ func setAvailableCondition(set *cafev1alpha1.InPlaceSet, available, desired, max
 	meta.SetStatusCondition(&set.Status.Conditions, c)
 }
 
-func setUpToDateCondition(set *cafev1alpha1.InPlaceSet, updated, desired, partition int32, blocked string) {
+func setUpToDateCondition(set *cafev1alpha1.InPlaceSet, updated, desired, partition int32, p planResult) {
 	c := metav1.Condition{Type: cafev1alpha1.InPlaceSetPodsUpToDateCondition, ObservedGeneration: set.Generation}
 	target := desired - min(max(partition, 0), desired)
 	switch {
@@ -94,11 +94,14 @@ func setUpToDateCondition(set *cafev1alpha1.InPlaceSet, updated, desired, partit
 	case set.Spec.UpdateStrategy.Paused:
 		c.Status, c.Reason = metav1.ConditionFalse, cafev1alpha1.InPlaceSetPodsUpdatePausedReason
 		c.Message = fmt.Sprintf("paused with %d of %d pods updated", updated, target)
+	case p.HeldDrain != "":
+		c.Status, c.Reason = metav1.ConditionFalse, cafev1alpha1.InPlaceSetWaitingForTrafficReason
+		c.Message = fmt.Sprintf("%d of %d pods updated; %s", updated, target, p.HeldDrain)
 	default:
 		c.Status, c.Reason = metav1.ConditionFalse, cafev1alpha1.InPlaceSetPodsUpdatingReason
 		c.Message = fmt.Sprintf("%d of %d pods updated", updated, target)
-		if blocked != "" {
-			c.Message += "; " + blocked
+		if p.Blocked != "" {
+			c.Message += "; " + p.Blocked
 		}
 	}
 	meta.SetStatusCondition(&set.Status.Conditions, c)

@@ -2,6 +2,7 @@ package podset
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +45,9 @@ func (p *inPlaceSets) Reports() map[string]UnitReport {
 			Ready:        ptr.Deref(s.Status.ReadyReplicas, 0),
 			Available:    ptr.Deref(s.Status.AvailableReplicas, 0),
 			Observed:     s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == p.rev,
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition); c != nil && c.Reason == cafev1alpha1.InPlaceSetWaitingForTrafficReason {
+			v.HeldDrain = c.Message
 		}
 		if s.Status.UpdateRevision == p.rev {
 			v.Updated = ptr.Deref(s.Status.UpdatedReplicas, 0)

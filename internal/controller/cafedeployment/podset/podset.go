@@ -43,6 +43,9 @@ type UnitReport struct {
 	// DeleteRequested counts pods of a native pod set whose deletion was
 	// requested: the unit needs a share of the budget to drain them.
 	DeleteRequested int32
+	// HeldDrain, when set, says which pod's drain a traffic system has held
+	// for longer than a normal drain takes (the unit's operations wait).
+	HeldDrain string
 }
 
 // Sets is one reconcile's reading of a CafeDeployment's pod sets, and the
