@@ -42,7 +42,7 @@ spec:
 // and no process is left.
 func TestDevUpStopsOnCtrlCUnderLoad(t *testing.T) {
 	g := NewWithT(t)
-	up := startDevUp(t, "--nodes", "3")
+	up := startDevUp(t, "--nodes", "3", "--traffic=false")
 	manifest := filepath.Join(t.TempDir(), "load.yaml")
 	g.Expect(os.WriteFile(manifest, []byte(loadManifest), 0o600)).To(Succeed())
 	kubectl(t, up.kubeconfig, "apply", "-f", manifest)

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,11 +27,14 @@ import (
 // These tests run the cafe binary itself, as `make run` does, each on its own
 // state directory and ports, next to the shared control plane.
 
-// `cafe dev up` prints its ready line; kubectl then sees the nodes over the
-// zones; Ctrl-C stops every child.
+// `cafe dev up` prints its ready line with the gateway's URL; kubectl then
+// sees the nodes over the zones; the samples apply, and curl through the
+// gateway reaches the pay app's pods (emulated containers) and gets their
+// version; Ctrl-C stops every child and releases the pod network.
 func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	g := NewWithT(t)
-	up := startDevUp(t, "--nodes", "3")
+	up := startDevUp(t, "--nodes", "3", "--traffic")
+	g.Expect(up.gateway).To(HavePrefix("http://127.0.0."), "the ready line names the gateway on loopback")
 
 	out := kubectl(t, up.kubeconfig, "get", "nodes", "-L", "topology.kubernetes.io/zone", "--no-headers")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -40,11 +45,47 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 
 	g.Expect(kubectl(t, up.kubeconfig, "get", "crd", "inplacesets.cafe.io", "-o", "name")).To(ContainSubstring("inplacesets.cafe.io"))
 
+	kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "samples"))
+	g.Expect(curlGateway(t, up.gateway, "pay.example")).To(MatchRegexp(`"version":"v1"`), "curl through the gateway to the pay sample")
+
 	children := up.children(t)
-	g.Expect(children).To(HaveLen(5), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
+	g.Expect(children).To(HaveLen(7), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, traefik, the pod emulator")
 	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
 	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
 	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind")
+}
+
+// curlGateway GETs / for host through the gateway until a pod answers 200
+// (the route and its servers reach Traefik a moment after the pods are
+// Ready: its configuration is the state waited on, read through requests
+// as curl would), and returns the body.
+func curlGateway(t *testing.T, gatewayURL, host string) string {
+	t.Helper()
+	ctx := testContext(t)
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(body)
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, body)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no answer through the gateway %s for %s: last %s", gatewayURL, host, last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // On a bare control plane (--without-cafe) `kubectl apply -k config/default`
@@ -53,7 +94,7 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 // of hanging.
 func TestDevUpInstallsWithKustomizeAndReportsAChildThatDies(t *testing.T) {
 	g := NewWithT(t)
-	up := startDevUp(t, "--nodes", "1", "--zones", "zone-a", "--without-cafe")
+	up := startDevUp(t, "--nodes", "1", "--zones", "zone-a", "--without-cafe", "--traffic=false")
 
 	applied := kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "default"))
 	g.Expect(applied).To(ContainSubstring("customresourcedefinition.apiextensions.k8s.io/cafedeployments.cafe.io created"))
@@ -77,13 +118,13 @@ func TestDevUpInstallsWithKustomizeAndReportsAChildThatDies(t *testing.T) {
 // --keep-state detects the crashed run and reuses its data.
 func TestDevUpRecoversFromACrashedRunWithKeepState(t *testing.T) {
 	g := NewWithT(t)
-	first := startDevUp(t, "--nodes", "2", "--zones", "zone-a,zone-b")
+	first := startDevUp(t, "--nodes", "2", "--zones", "zone-a,zone-b", "--traffic=false")
 	kubectl(t, first.kubeconfig, "create", "configmap", "survivor", "--from-literal=k=v")
 	g.Expect(first.cmd.Process.Kill()).To(Succeed())
 	_ = first.wait(t)
 	g.Eventually(func() []int { return processesUsing(first.stateDir) }).WithTimeout(10 * time.Second).Should(BeEmpty())
 
-	second := startDevUpIn(t, first.stateDir, "--nodes", "2", "--zones", "zone-a,zone-b", "--keep-state")
+	second := startDevUpIn(t, first.stateDir, "--nodes", "2", "--zones", "zone-a,zone-b", "--keep-state", "--traffic=false")
 	g.Expect(second.stderr.String()).To(ContainSubstring("did not stop cleanly"))
 	g.Expect(kubectl(t, second.kubeconfig, "get", "configmap", "survivor", "-o", "jsonpath={.data.k}")).To(Equal("v"))
 	g.Expect(second.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
@@ -96,7 +137,9 @@ type devUp struct {
 	cmd        *exec.Cmd
 	stateDir   string
 	kubeconfig string
-	stderr     *syncBuffer
+	// gateway is the gateway URL of the ready line ("" without --traffic).
+	gateway string
+	stderr  *syncBuffer
 	// done is closed once the process has exited with exitErr.
 	done    chan struct{}
 	exitErr error
@@ -142,6 +185,9 @@ func startDevUpIn(t *testing.T, stateDir string, args ...string) *devUp {
 			t.Fatalf("unexpected ready line %q", line)
 		}
 		up.kubeconfig = strings.TrimSuffix(fields[1], ";")
+		if m := regexp.MustCompile(`; gateway (http://\S+) `).FindStringSubmatch(line); m != nil {
+			up.gateway = m[1]
+		}
 	case <-up.done:
 		t.Fatalf("cafe dev up exited before it was ready: %v\n%s", up.exitErr, up.stderr.String())
 	case <-time.After(5 * time.Minute):

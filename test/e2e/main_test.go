@@ -16,7 +16,8 @@ import (
 )
 
 // Shared by every test of the package: one control plane with 6 kwok nodes
-// over zone-a, zone-b and zone-c; each test works in its own namespace.
+// over zone-a, zone-b and zone-c, the gateway and the pod emulator; each
+// test works in its own namespace.
 var (
 	env       *devenv.Env
 	k8sClient client.WithWatch
@@ -36,7 +37,9 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var err error
-	env, err = framework.StartEnv(ctx, framework.EnvOptions{})
+	// Traffic: the pod emulator answers on the simulated pods' IPs and a
+	// real gateway (Traefik) routes to them; see traffic_test.go.
+	env, err = framework.StartEnv(ctx, framework.EnvOptions{Traffic: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
 		return 1

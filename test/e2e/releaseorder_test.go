@@ -352,18 +352,27 @@ func TestReleaseOrderChangeWindow(t *testing.T) {
 type controllerProcess struct {
 	t     *testing.T
 	bin   string
+	args  []string
 	proc  *managerproc.Process
 	logs  []string
 	kills int
 }
 
 // runControllersInChild hands CAFE's controllers to a child process until
-// the test ends, then takes them back in-process for the next tests.
+// the test ends, then takes them back in-process for the next tests. The
+// child runs the gateway traffic provider against the control plane's
+// gateway, as the in-process manager does.
 func runControllersInChild(ctx context.Context, t *testing.T, g Gomega) *controllerProcess {
+	return runControllersInChildWith(ctx, t, g, "--gateway-api-url="+env.ControlPlane.GatewayAdminURL())
+}
+
+// runControllersInChildWith is runControllersInChild with the child's
+// manager flags.
+func runControllersInChildWith(ctx context.Context, t *testing.T, g Gomega, args ...string) *controllerProcess {
 	t.Helper()
 	bin := cafeBinary(t)
 	g.Expect(env.StopControllers(ctx)).To(Succeed())
-	c := &controllerProcess{t: t, bin: bin}
+	c := &controllerProcess{t: t, bin: bin, args: args}
 	t.Cleanup(func() {
 		if c.proc != nil {
 			c.proc.Stop()
@@ -383,6 +392,7 @@ func (c *controllerProcess) start(ctx context.Context, g Gomega) {
 	p, err := managerproc.Start(ctx, managerproc.Options{
 		Binary:       c.bin,
 		ControlPlane: env.ControlPlane,
+		Args:         c.args,
 		LogPath:      filepath.Join(env.ControlPlane.StateDir(), "logs", fmt.Sprintf("cafe-manager-%d.log", len(c.logs)+1)),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
