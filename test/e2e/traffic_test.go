@@ -369,16 +369,23 @@ func (a *trafficApp) waitForHeldDrain(ctx context.Context, g Gomega) *corev1.Pod
 	return held
 }
 
-// The gateway process is SIGKILLed while a pod drains. Its removal from the
-// gateway can no longer be confirmed, so no pod is operated on while it
-// carries the gateway's finalizer (watch-checked), the release waits and
-// says why in its status, and it continues once the gateway is back.
+// The gateway process is SIGKILLed while a pod drains, in each mode. Its
+// removal from the gateway can no longer be confirmed, so no pod is
+// operated on while it carries the gateway's finalizer (watch-checked), the
+// release waits and says why in its status, and it continues once the
+// gateway is back.
 func TestTrafficGatewayKilledMidRelease(t *testing.T) {
+	for _, kind := range []cafev1alpha1.PodSetType{cafev1alpha1.PodSetTypeInPlaceSet, cafev1alpha1.PodSetTypeReplicaSet} {
+		t.Run(string(kind), func(t *testing.T) { gatewayKilledMidRelease(t, kind) })
+	}
+}
+
+func gatewayKilledMidRelease(t *testing.T, kind cafev1alpha1.PodSetType) {
 	g := NewWithT(t)
 	ctx := testContext(t)
 	a := newTrafficApp(ctx, t, g, "outage")
 	rec := framework.Record(ctx, t, g, env.Admin, a.ns)
-	cd := a.runCafeDeployment(ctx, g, cafev1alpha1.PodSetTypeInPlaceSet)
+	cd := a.runCafeDeployment(ctx, g, kind)
 	a.expectGatewayGuards(ctx, g)
 
 	setImage(ctx, g, cd, a.image("v2"))
@@ -400,6 +407,7 @@ func TestTrafficGatewayKilledMidRelease(t *testing.T) {
 	g.Expect(progressing.Message).To(ContainSubstring(gatewayFinalizer), "the status names what holds the release")
 	for _, p := range listPods(ctx, g, a.ns, a.labels) {
 		if lossless.DrainReason(p) != "" && slices.Contains(p.Finalizers, gatewayFinalizer) {
+			g.Expect(p.DeletionTimestamp).To(BeNil(), "pod %s is being deleted while the gateway could not confirm it left", p.Name)
 			g.Expect(p.Spec.Containers[0].Image).To(Equal(a.image("v1")), "pod %s was operated on while the gateway could not confirm it left", p.Name)
 		}
 	}

@@ -110,11 +110,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if fast {
 		p = p.SingleGroup()
 	}
-	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Scheme: r.Scheme}, cd, updateRevision)
+	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Scheme: r.Scheme, Now: r.Now()}, cd, updateRevision)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	reports := sets.Reports()
+	requeue = soonest(requeue, heldDrainRecheck(reports))
 
 	// Decide, writing nothing yet. Settings the spec cannot be resolved to
 	// fail the release like a pod set that cannot be applied.

@@ -2,6 +2,7 @@ package cafedeployment
 
 import (
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -75,6 +76,24 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]
 	if applyErr == nil {
 		st.ObservedGeneration = cd.Generation
 	}
+}
+
+// heldDrainRecheck is how soon a unit's drain would count as held (0: no
+// such drain), for the status to say so on time.
+func heldDrainRecheck(reports map[string]podset.UnitReport) time.Duration {
+	var d time.Duration
+	for _, r := range reports {
+		d = soonest(d, r.HeldDrainIn)
+	}
+	return d
+}
+
+// soonest is the earlier of two wake-ups, 0 meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // heldDrain is the first unit (in plan order) whose pod set reports a drain

@@ -3,6 +3,7 @@ package podset
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -268,4 +269,23 @@ func TestOrdinalOf(t *testing.T) {
 	g.Expect(ordinalOf("web-zone-a", "web-zone-a-x")).To(Equal(-1))
 	g.Expect(ordinalOf("web-zone-a", "web-zone-a-01")).To(Equal(-1))
 	g.Expect(ordinalOf("web", "web")).To(Equal(-1))
+}
+
+// A unit's report names the first held drain of its pods and wakes the
+// release when the youngest drain still waiting would count as held.
+func TestNativeReportHeldDrain(t *testing.T) {
+	g := NewWithT(t)
+	a := np("a", "rs", false).draining(lossless.ReasonDrainForUpdate, false)
+	a.HeldDrainIn = 3 * time.Second
+	b := np("b", "rs", false).draining(lossless.ReasonDrainForUpdate, false)
+	b.HeldDrain = "pod b has been draining since … and is still held by: traffic provider finalizer traffic.cafe.io/gateway"
+	c := np("c", "rs", false).draining(lossless.ReasonDrainForUpdate, false)
+	c.HeldDrainIn = time.Second
+	v := nativeReport([]nativePod{a, b, c, np("d", "rs", false)})
+	g.Expect(v.HeldDrain).To(Equal(b.HeldDrain))
+	g.Expect(v.HeldDrainIn).To(Equal(time.Second))
+
+	v = nativeReport([]nativePod{np("d", "rs", false)})
+	g.Expect(v.HeldDrain).To(BeEmpty())
+	g.Expect(v.HeldDrainIn).To(BeZero())
 }

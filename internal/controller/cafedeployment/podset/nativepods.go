@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -89,6 +90,9 @@ type nativePod struct {
 	// once nothing routes traffic to the pod any more.
 	DrainReason string
 	Drained     bool
+	// HeldDrain and HeldDrainIn: see lossless.HeldDrain.
+	HeldDrain   string
+	HeldDrainIn time.Duration
 	// Marked: drained and given the lowest deletion cost, so its ReplicaSet
 	// deletes it first when scaled down; the pod is committed to go.
 	Marked bool
@@ -176,6 +180,9 @@ func (env Env) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, 
 				return nil, err
 			}
 			np.Drained = lossless.Drained(pod, slices)
+			if !np.Drained && !env.Now.IsZero() {
+				np.HeldDrain, np.HeldDrainIn = lossless.HeldDrain(pod, lossless.TrafficHolders(pod, slices), env.Now)
+			}
 		}
 		unit := pod.Labels[cafev1alpha1.UnitLabel]
 		out[unit] = append(out[unit], np)
@@ -203,6 +210,12 @@ func nativeReport(pods []nativePod) UnitReport {
 			continue
 		}
 		v.Replicas++
+		if v.HeldDrain == "" {
+			v.HeldDrain = p.HeldDrain
+		}
+		if p.HeldDrainIn > 0 && (v.HeldDrainIn == 0 || p.HeldDrainIn < v.HeldDrainIn) {
+			v.HeldDrainIn = p.HeldDrainIn
+		}
 		if p.DeleteRequested {
 			v.DeleteRequested++
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -45,7 +46,10 @@ type UnitReport struct {
 	DeleteRequested int32
 	// HeldDrain, when set, says which pod's drain a traffic system has held
 	// for longer than a normal drain takes (the unit's operations wait).
-	HeldDrain string
+	// HeldDrainIn, when positive, is how soon a younger drain would count
+	// as held: the report should be read again then.
+	HeldDrain   string
+	HeldDrainIn time.Duration
 }
 
 // Sets is one reconcile's reading of a CafeDeployment's pod sets, and the
@@ -65,6 +69,9 @@ type Sets interface {
 type Env struct {
 	Client client.Client
 	Scheme *runtime.Scheme
+	// Now is the reconcile's clock: how long a drain has been held is
+	// measured against it.
+	Now time.Time
 }
 
 // driver is one podSetType: how to read a CafeDeployment's pod sets of
