@@ -1,20 +1,19 @@
 package podemu_test
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/podnet"
+	"github.com/cafe-io/cafe/internal/podnet/podnettest"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -39,24 +38,13 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 func run(m *testing.M) int {
 	flag.Parse()
 	if !testing.Short() {
-		if os.Geteuid() != 0 {
-			fmt.Fprintln(os.Stderr, "podemu's tests need root for their pod network (CAP_NET_ADMIN, CAP_SYS_ADMIN): run them as root, as .ci/run does")
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "podemu-test-")
-		if err != nil {
+		var cleanup func()
+		var err error
+		if network, _, cleanup, err = podnettest.Create("podemu's tests", podCIDR); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		network = podnet.For(dir, podCIDR)
-		if err := network.Create(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer network.Delete(context.Background())
+		defer cleanup()
 	}
 	return framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
 		if k8sClient, err = framework.NewClient(cfg); err != nil {

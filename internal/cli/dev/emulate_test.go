@@ -26,7 +26,7 @@ import (
 	"github.com/cafe-io/cafe/internal/cli/dev"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/podemu"
-	"github.com/cafe-io/cafe/internal/podnet"
+	"github.com/cafe-io/cafe/internal/podnet/podnettest"
 	"github.com/cafe-io/cafe/test/builders"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -49,25 +49,13 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 func run(m *testing.M) int {
 	flag.Parse()
 	if !testing.Short() {
-		if os.Geteuid() != 0 {
-			fmt.Fprintln(os.Stderr, "these tests need root for their pod network (CAP_NET_ADMIN, CAP_SYS_ADMIN): run them as root, as .ci/run does")
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "cafe-emulate-test-")
+		_, dir, cleanup, err := podnettest.Create("the emulate-pods tests", netip.MustParsePrefix(podCIDR))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
+		defer cleanup()
 		stateDir, kubeconfig = dir, filepath.Join(dir, "kubeconfig")
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		network := podnet.For(stateDir, netip.MustParsePrefix(podCIDR))
-		if err := network.Create(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer network.Delete(context.Background())
 	}
 	return framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
 		if k8sClient, err = framework.NewClient(cfg); err != nil {
