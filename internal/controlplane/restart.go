@@ -101,6 +101,16 @@ func (cp *ControlPlane) AddAPIServer(ctx context.Context) (cfg *rest.Config, sto
 	return admin, stop, nil
 }
 
+// PID is the process id of a running component ("traefik",
+// "pod-emulator", "kube-apiserver" …), e.g. to read its CPU time from /proc.
+func (cp *ControlPlane) PID(component string) (int, error) {
+	p, err := cp.component(component)
+	if err != nil {
+		return 0, err
+	}
+	return p.pid(), nil
+}
+
 // component returns the running process of a component.
 func (cp *ControlPlane) component(name string) (*process, error) {
 	cp.mu.Lock()

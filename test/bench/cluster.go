@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -46,6 +47,10 @@ type clusterOptions struct {
 	// ManagerArgs are appended to cafe manager's command line.
 	ManagerArgs []string
 	Out         io.Writer
+	// Traffic starts the pod network, the gateway (Traefik) and the pod
+	// emulator with the control plane, and runs cafe manager with the
+	// gateway traffic provider on (--gateway-api-url). Needs root.
+	Traffic bool
 }
 
 // startCluster builds the Kubernetes binaries if needed, starts a control
@@ -60,12 +65,16 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 	if err := controlplane.EnsureBinaries(ctx, controlplane.BuildOptions{RepoRoot: o.RepoRoot, BinDir: binDir, Out: o.Out}); err != nil {
 		return nil, fmt.Errorf("building the control-plane binaries: %w", err)
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Config{
+	cfg := controlplane.Config{
 		StateDir: o.StateDir,
 		BinDir:   binDir,
 		Topology: controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones},
 		Out:      o.Out,
-	})
+	}
+	if o.Traffic {
+		cfg.Traffic, cfg.CafeBinary = true, filepath.Join(binDir, "cafe")
+	}
+	cp, err := controlplane.Start(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
@@ -83,7 +92,11 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		return nil, fmt.Errorf("installing CAFE: %w", err)
 	}
 	fmt.Fprintln(o.Out, "starting cafe manager")
-	if c.manager, err = startManager(ctx, cp, binDir, o.ManagerArgs); err != nil {
+	managerArgs := o.ManagerArgs
+	if o.Traffic {
+		managerArgs = append(slices.Clone(managerArgs), "--gateway-api-url="+cp.GatewayAdminURL())
+	}
+	if c.manager, err = startManager(ctx, cp, binDir, managerArgs); err != nil {
 		return nil, err
 	}
 	return c, nil

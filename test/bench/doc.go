@@ -43,6 +43,21 @@
 // the page is written by nodefailure_report.go; the upstream baseline takes
 // about six minutes, fixed by kube-controller-manager's defaults.
 //
+// The traffic scenario (issue 13, traffic.go) runs last, on a control plane
+// of its own started with the pod network, the gateway (Traefik, Gateway
+// API) and the pod emulator, and cafe manager with the gateway traffic
+// provider on (--gateway-api-url); it needs root. For each kind (InPlaceSet
+// mode, native Deployment, ReplicaSet mode) an app of -traffic-replicas
+// pods behind an HTTPRoute is released from v1 to v2 while internal/loadgen
+// sends -traffic-rate requests/s through the gateway (lowered, after a
+// short calibration, if Traefik would use more than half a core). It
+// reports failed requests, p99 latency before and during the release, the
+// wall time and the gateway's CPU (traffic_report.go). The other scenarios
+// run on a control plane without traffic, as before.
+//
+// When only some parts of the page ran (the releases, node failure,
+// traffic) and -out exists, only their sections are replaced (mergeParts).
+//
 // A snapshot holds the apiserver's apiserver_request_total (successful
 // writes: verbs POST, PUT, PATCH, DELETE, APPLY with a 2xx code, by
 // resource; failed ones apart), each component's own client counters

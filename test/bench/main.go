@@ -20,6 +20,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/loadgen"
 )
 
 // options are the command-line flags.
@@ -36,6 +37,11 @@ type options struct {
 	ManagerArgs    string
 	// NodeFailureVariants are the node-failure scenario's variants.
 	NodeFailureVariants string
+	// TrafficRate, TrafficReplicas and TrafficBaseline shape the traffic
+	// scenario.
+	TrafficRate     int
+	TrafficReplicas int
+	TrafficBaseline time.Duration
 }
 
 func parseFlags() options {
@@ -46,9 +52,12 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback,node-failure", "comma-separated scenarios to run, in this order (node-failure takes about 9 minutes, 6 of them the upstream baseline)")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback,node-failure,traffic", "comma-separated scenarios to run, in this order (node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic runs last whatever its place, on a control plane of its own with the gateway, and needs root)")
 	flag.StringVar(&o.NodeFailureVariants, "node-failure-variants", "cafe,upstream,cafe-node-down", "variants of the node-failure scenario to run, in this order: cafe (CAFE's node lifecycle, default policy), upstream (the upstream controller alone: CAFE in Observe mode; about 6 minutes), cafe-node-down (heartbeats and kubelet endpoint stop)")
-	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only)")
+	flag.IntVar(&o.TrafficRate, "traffic-rate", 500, "traffic scenario: requests per second through the gateway, lowered (and said so) if the gateway would use more than half a core at it")
+	flag.IntVar(&o.TrafficReplicas, "traffic-replicas", 300, "traffic scenario: pods per workload")
+	flag.DurationVar(&o.TrafficBaseline, "traffic-baseline", 10*time.Second, "traffic scenario: load before each release (the baseline latency)")
+	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only); when only some parts of the page ran (the releases, node failure, traffic) and the file exists, only their sections are replaced")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
 	flag.Parse()
@@ -73,6 +82,7 @@ func catalog(s shape) []scenario {
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
 		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
 		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
+		{Key: trafficKey, Title: "traffic through the gateway", Traffic: true},
 	}
 }
 
@@ -101,6 +111,9 @@ func run(o options) error {
 	if o.Runs < 1 || o.Replicas < 1 || o.BatchSize < 1 || o.MaxUnavailable < 1 {
 		return errors.New("-runs, -replicas, -batch-size and -max-unavailable must be at least 1")
 	}
+	if o.TrafficRate < 1 || o.TrafficRate > loadgen.MaxRate || o.TrafficReplicas < 3 || o.TrafficBaseline < time.Second {
+		return fmt.Errorf("-traffic-rate must be 1 to %d, -traffic-replicas at least 3 and -traffic-baseline at least 1s", loadgen.MaxRate)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cwd, err := os.Getwd()
@@ -120,6 +133,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	scenarios, traffic := withoutTraffic(scenarios)
+	if traffic && os.Geteuid() != 0 {
+		return errors.New("the traffic scenario needs root (it creates a network namespace for the simulated pods' IPs); run the benchmark as root, or leave traffic out of -scenarios")
+	}
 	stateDir, err := os.MkdirTemp("", "cafe-bench-")
 	if err != nil {
 		return fmt.Errorf("creating the state directory: %w", err)
@@ -127,7 +144,13 @@ func run(o options) error {
 	started := time.Now()
 	// Described before the run: bin/cafe is what was built for it.
 	m := describeMachine(repoRoot)
-	rep, err := benchmark(ctx, o, repoRoot, stateDir, sh, scenarios, variants)
+	rep := report{Runs: o.Runs}
+	if len(scenarios) > 0 {
+		rep, err = benchmark(ctx, o, repoRoot, filepath.Join(stateDir, "releases"), sh, scenarios, variants)
+	}
+	if err == nil && traffic {
+		rep.Traffic, err = benchmarkTraffic(ctx, o, repoRoot, filepath.Join(stateDir, trafficKey))
+	}
 	if err != nil || o.KeepState {
 		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
 	} else {
@@ -142,11 +165,31 @@ func run(o options) error {
 		return nil
 	}
 	path := filepath.Join(repoRoot, o.Out)
-	if err := os.WriteFile(path, []byte(rep.markdown()), 0o644); err != nil {
+	page, ran := rep.markdown(), partsRan(scenarios, traffic)
+	if old, err := os.ReadFile(path); err == nil && len(ran) < len(allParts) {
+		page = mergeParts(string(old), page, ran, rep.partNote(o.Scenarios, ran))
+		fmt.Printf("only the sections of %s are replaced\n", strings.Join(ran, ", "))
+	}
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	fmt.Printf("report written to %s\n", path)
 	return nil
+}
+
+// withoutTraffic takes the traffic scenario out of the list (it runs last,
+// on a control plane of its own) and says whether it was there.
+func withoutTraffic(scenarios []scenario) ([]scenario, bool) {
+	var out []scenario
+	traffic := false
+	for _, s := range scenarios {
+		if s.Traffic {
+			traffic = true
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, traffic
 }
 
 // benchmark starts the cluster, runs every scenario o.Runs times

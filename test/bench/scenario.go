@@ -22,6 +22,9 @@ type scenario struct {
 	// NodeFailure marks the node-failure scenario, which releases nothing
 	// (runNodeFailure).
 	NodeFailure bool
+	// Traffic marks the traffic scenario, which runs on a control plane of
+	// its own, with the gateway (runTraffic).
+	Traffic bool
 }
 
 // runResult is one release of one scenario.
