@@ -96,26 +96,34 @@ func (r *runner) run(ctx context.Context, s scenario, run int) (runResult, error
 // waits until every pod is Ready, listed ready by the EndpointSlices, and
 // the workload's controller is done.
 func (r *runner) setUp(ctx context.Context, w workload, ns string) error {
-	c := r.cluster.client
+	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return setUpApp(waitCtx, r.cluster.client, w, ns, int(r.shape.Replicas))
+}
+
+// setUpApp creates the namespace, the Service, the extra objects (an
+// HTTPRoute, say) and the workload at v1 with n replicas, and waits until
+// every pod is Ready, the workload's controller is done and the
+// EndpointSlices list every pod.
+func setUpApp(ctx context.Context, c client.WithWatch, w workload, ns string, n int, extra ...client.Object) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", ns, err)
 	}
-	if err := c.Create(ctx, service(ns)); err != nil {
-		return fmt.Errorf("creating the Service: %w", err)
+	for _, obj := range append([]client.Object{service(ns)}, extra...) {
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
+		}
 	}
 	if err := w.Create(ctx, c, ns, imageV1); err != nil {
 		return err
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	n := int(r.shape.Replicas)
-	if _, _, err := waitPodsSettled(waitCtx, c, ns, n, imageV1, nil); err != nil {
+	if _, _, err := waitPodsSettled(ctx, c, ns, n, imageV1, nil); err != nil {
 		return err
 	}
-	if err := w.WaitDone(waitCtx, c, ns); err != nil {
+	if err := w.WaitDone(ctx, c, ns); err != nil {
 		return err
 	}
-	return waitEndpoints(waitCtx, c, ns, appName, n)
+	return waitEndpoints(ctx, c, ns, appName, n)
 }
 
 // release changes the image to v2 between two snapshots and records how

@@ -249,29 +249,9 @@ func (r *trafficRunner) runKind(ctx context.Context, k trafficKind, run int, rat
 // at v1, and waits until every pod is Ready, the workload's controller is
 // done, the EndpointSlices list every pod and the gateway serves them all.
 func (r *trafficRunner) setUp(ctx context.Context, w workload, ns, host string) error {
-	c := r.cluster.client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", ns, err)
-	}
-	if err := c.Create(ctx, service(ns)); err != nil {
-		return fmt.Errorf("creating the Service: %w", err)
-	}
-	if err := c.Create(ctx, httpRoute(ns, host)); err != nil {
-		return fmt.Errorf("creating the HTTPRoute: %w", err)
-	}
-	if err := w.Create(ctx, c, ns, imageV1); err != nil {
-		return err
-	}
 	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	n := int(r.shape.Replicas)
-	if _, _, err := waitPodsSettled(waitCtx, c, ns, n, imageV1, nil); err != nil {
-		return err
-	}
-	if err := w.WaitDone(waitCtx, c, ns); err != nil {
-		return err
-	}
-	if err := waitEndpoints(waitCtx, c, ns, appName, n); err != nil {
+	if err := setUpApp(waitCtx, r.cluster.client, w, ns, int(r.shape.Replicas), httpRoute(ns, host)); err != nil {
 		return err
 	}
 	return r.waitServed(waitCtx, ns, imageV1)
