@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/cafe-io/cafe/internal/flock"
 )
 
 // Binary is one executable of the local control plane and how to build it
@@ -89,7 +90,7 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) error {
 	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
 		return fmt.Errorf("creating bin directory: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(opts.BinDir, ".build.lock"))
+	unlock, err := flock.Lock(filepath.Join(opts.BinDir, ".build.lock"))
 	if err != nil {
 		return err
 	}
@@ -163,22 +164,6 @@ func binaryStamp(repoRoot string, b Binary) (string, error) {
 	}
 	fmt.Fprintf(h, "%s\n%s\n", b.Package, b.LDFlags)
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// lockFile takes an exclusive advisory lock, blocking until it is free.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening build lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("taking build lock %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // FindRepoRoot walks up from dir to the directory holding hack/tools, which is

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/cafe-io/cafe/internal/flock"
 )
 
 // Pool is where the local control planes of one machine take their pod
@@ -39,7 +41,7 @@ func Allocate(ctx context.Context, stateDir string) (Network, error) {
 	if err := os.MkdirAll(ownersDir, 0o755); err != nil {
 		return Network{}, fmt.Errorf("pod network: %w", err)
 	}
-	unlock, err := lock(filepath.Join(ownersDir, ".lock"))
+	unlock, err := flock.Lock(filepath.Join(ownersDir, ".lock"))
 	if err != nil {
 		return Network{}, err
 	}
@@ -112,20 +114,4 @@ func reclaimIfOrphaned(ctx context.Context, slot netip.Prefix) {
 		return // alive (or not ours to judge)
 	}
 	Release(ctx, For(stateDir, slot))
-}
-
-// lock takes an exclusive advisory lock on path until the returned func runs.
-func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening pod network lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("taking pod network lock %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
