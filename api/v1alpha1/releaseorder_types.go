@@ -429,6 +429,12 @@ type ReleaseOrderStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	ActionsCompacted int32 `json:"actionsCompacted,omitempty"`
 
+	// actionsCompactedThrough is the latest place, in the order actions
+	// are processed by, of the records compacted away: an action at or
+	// before it that has no record in status.actions was processed.
+	// +optional
+	ActionsCompactedThrough *ReleaseActionMark `json:"actionsCompactedThrough,omitempty"`
+
 	// audit is the order's signed, hash-chained audit trail: one entry per
 	// state change and per action (`cafe audit verify`).
 	// +optional
@@ -586,6 +592,20 @@ type ReleaseActionRecord struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+}
+
+// ReleaseActionMark is a place in the order actions are processed by:
+// admission time, then name.
+type ReleaseActionMark struct {
+	// admittedAt is the action's admission time (its creation time when it
+	// carried no valid seal).
+	// +required
+	AdmittedAt metav1.MicroTime `json:"admittedAt"`
+	// name of the ReleaseAction, which orders actions admitted at the same
+	// time.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // Results of a processed action.

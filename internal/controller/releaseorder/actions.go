@@ -73,27 +73,42 @@ func recordKey(r cafev1alpha1.ReleaseActionRecord) pendingAction {
 	return pendingAction{ReleaseAction: &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Name: r.Name}}, at: at}
 }
 
+// compactedThrough is the latest place of the records compacted away
+// (nil: none were). Orders compacted before status.actionsCompactedThrough
+// existed fall back to the oldest record kept.
+func compactedThrough(st *cafev1alpha1.ReleaseOrderStatus) *pendingAction {
+	if m := st.ActionsCompactedThrough; m != nil {
+		return &pendingAction{ReleaseAction: &cafev1alpha1.ReleaseAction{ObjectMeta: metav1.ObjectMeta{Name: m.Name}}, at: m.AdmittedAt}
+	}
+	if st.ActionsCompacted == 0 {
+		return nil
+	}
+	var oldest *pendingAction
+	for _, r := range st.Actions {
+		if k := recordKey(r); oldest == nil || k.before(*oldest) {
+			oldest = &k
+		}
+	}
+	return oldest
+}
+
 // pendingActions returns the actions of list still to process, in the order
 // they were admitted, at most actionsPerReconcile of them, and whether more
 // wait. An action is processed once: after the last processed one it is
-// new; before it but within the records kept (or when none were
-// compacted) it came late and is refused; before every record kept, once
-// records were compacted, it was processed and compacted away. (An action
-// that reaches the cache after 64 later ones were processed is taken for
-// a compacted one: with sealed, microsecond admission times that needs a
-// race far longer than a request.)
+// new; at or before the place of the records compacted away it was
+// processed; in between it came late and is refused. (An action that
+// reaches the cache after 64 later ones were processed and compacted is
+// taken for a compacted one: with sealed, microsecond admission times that
+// needs a race far longer than a request.)
 func pendingActions(o *cafev1alpha1.ReleaseOrder, list []cafev1alpha1.ReleaseAction, id IdentityVerifier) ([]pendingAction, bool) {
 	recs := o.Status.Actions
-	var oldest, last *pendingAction
+	var last *pendingAction
 	for _, r := range recs {
-		k := recordKey(r)
-		if oldest == nil || k.before(*oldest) {
-			oldest = &k
-		}
-		if last == nil || last.before(k) {
+		if k := recordKey(r); last == nil || last.before(k) {
 			last = &k
 		}
 	}
+	compacted := compactedThrough(&o.Status)
 	var out []pendingAction
 	for i := range list {
 		a := &list[i]
@@ -106,12 +121,10 @@ func pendingActions(o *cafev1alpha1.ReleaseOrder, list []cafev1alpha1.ReleaseAct
 		}
 		switch {
 		case last == nil || last.before(p):
-		case oldest.before(p) || o.Status.ActionsCompacted == 0:
-			// Nothing before the records kept was processed unless
-			// records were compacted.
-			p.late = last.Name
-		default:
+		case compacted != nil && !compacted.before(p):
 			continue
+		default:
+			p.late = last.Name
 		}
 		out = append(out, p)
 	}
@@ -150,12 +163,23 @@ func (d *decider) auditsActions() bool {
 	return st.ActionsProcessed() < cafev1alpha1.MaxAuditedActions && len(st.Audit) < auditCeiling
 }
 
-// compactActions keeps the newest keptActionRecords records and counts the
-// others.
+// compactActions keeps the newest keptActionRecords records, counts the
+// others and moves status.actionsCompactedThrough past them. Records are
+// kept in the order they were processed, which is not the order of
+// admission when an action came late: the place is the latest of all.
 func (d *decider) compactActions() {
 	st := &d.o.Status
-	if n := len(st.Actions) - keptActionRecords; n > 0 {
-		st.Actions = slices.Clone(st.Actions[n:])
-		st.ActionsCompacted += int32(n)
+	n := len(st.Actions) - keptActionRecords
+	if n <= 0 {
+		return
 	}
+	through := compactedThrough(st)
+	for _, r := range st.Actions[:n] {
+		if k := recordKey(r); through == nil || through.before(k) {
+			through = &k
+		}
+	}
+	st.ActionsCompactedThrough = &cafev1alpha1.ReleaseActionMark{AdmittedAt: through.at, Name: through.Name}
+	st.Actions = slices.Clone(st.Actions[n:])
+	st.ActionsCompacted += int32(n)
 }
