@@ -69,9 +69,7 @@ FUZZ_TIME ?= 20s
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME (seeds in each package's testdata/fuzz).
-	@for t in $(FUZZ_TARGETS); do \
-	  go test -short -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}" || exit 1; \
-	done
+	FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh $(FUZZ_TARGETS)
 
 .PHONY: test-unit
 test-unit: ## Only the tests that need no API server.
