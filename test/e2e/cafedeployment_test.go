@@ -145,6 +145,9 @@ func TestCafeDeploymentBetaReleaseWaitsForAuthenticatedConfirmation(t *testing.T
 
 	events := framework.ExpectLossless(ctx, g, rec)
 	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 10))).To(BeEmpty())
+	// A confirmation awaited is a barrier: no pod of the next group drains
+	// before the last pod of the group is back (issue 14).
+	expectGroupBoundaries(g, events, labels.SelectorFromSet(podLabels), "example.com/app:v2", []int{3, 6, 9, 12}, false)
 }
 
 func listPods(ctx context.Context, g Gomega, ns string, podLabels map[string]string) []*corev1.Pod {

@@ -120,7 +120,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// Decide, writing nothing yet. Settings the spec cannot be resolved to
 	// fail the release like a pod set that cannot be applied.
 	revs := advanceRelease(cd, p, reports, updateRevision, fast, metav1.NewTime(r.Now()))
-	settings, applyErr := unitSettingsFor(cd, p, reports)
+	settings, applyErr := unitSettingsFor(cd, p, reports, fast)
 
 	// Write. The new revision goes into the history before a status names
 	// it the update revision: `cafe deploy rollback` restores from there.

@@ -117,7 +117,8 @@ type confirmation struct {
 
 // stepRelease advances the release record as far as the pod sets allow:
 //
-//	Progressing(k) --group k done--> Progressing(k+1)            (no confirm)
+//	Progressing(k) --group k done--> Progressing(k+1)            (no confirm;
+//	                                   group k+1 started with k where it flows)
 //	               --group k done--> WaitingForConfirm(k) --confirmed(k)--> Progressing(k+1)
 //	               --last group done--> Completed
 //
@@ -165,10 +166,30 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 		r.CurrentGroup = ptr.To(k + 1)
 		groupStatus(&r, k+1, in.Now)
 	}
+	if k := *r.CurrentGroup; r.Phase == cafev1alpha1.ReleasePhaseProgressing {
+		// The next group starts as soon as the current one does when
+		// nothing stands between them.
+		if next := operatedThrough(in.Plan, k, in.WaitForConfirm); next > k {
+			groupStatus(&r, next, in.Now)
+		}
+	}
 	if in.Paused && r.Phase != cafev1alpha1.ReleasePhaseCompleted {
 		r.Phase = cafev1alpha1.ReleasePhasePaused
 	}
 	return r
+}
+
+// operatedThrough is the last group whose pods the pod sets operate on
+// while group k is the current one: k+1 when the release flows past k (no
+// barrier of the plan, Plan.FlowsPast, and no confirmation awaited), so
+// that the next group's pods start draining as soon as the budget allows
+// instead of when the last pod of group k is back; else k. A group
+// boundary is a barrier only where a person or a check looks.
+func operatedThrough(p plan.Plan, k int32, waitForConfirm bool) int32 {
+	if !waitForConfirm && p.FlowsPast(int(k)) {
+		return k + 1
+	}
+	return k
 }
 
 // groupDone: every unit runs at least the group's cumulative number of

@@ -154,3 +154,36 @@ func TestAdvanceReleaseKeepsTheRevisionsStraight(t *testing.T) {
 		})
 	}
 }
+
+// Where the release flows past a group, the next group starts with it (its
+// record says so); where a confirmation is awaited it does not.
+func TestStepReleaseStartsTheNextGroupWhereItFlows(t *testing.T) {
+	g := NewWithT(t)
+	p := twelveOverThreeZones(t)
+	// g0(beta) a=1 b=1 c=1 | g1 a=1 b=1 c=1 | g2 … | g3 …
+	started := func(r cafev1alpha1.ReleaseStatus) []int32 {
+		var out []int32
+		for _, gr := range r.Groups {
+			if gr.StartTime != nil {
+				out = append(out, gr.Index)
+			}
+		}
+		return out
+	}
+	beta := stepRelease(releaseInput{Plan: p, NewRelease: true, Progress: progress(0, 0, 0), Now: t0})
+	g.Expect(started(beta)).To(Equal([]int32{0}), "the end of the beta group is a barrier")
+
+	flowing := stepRelease(releaseInput{Plan: p, Release: beta, Progress: progress(1, 1, 1), Now: t0})
+	g.Expect(flowing.CurrentGroup).To(HaveValue(Equal(int32(1))))
+	g.Expect(started(flowing)).To(Equal([]int32{0, 1, 2}))
+	g.Expect(operatedThrough(p, 1, false)).To(Equal(int32(2)))
+
+	gated := stepRelease(releaseInput{Plan: p, Release: beta, Progress: progress(1, 1, 1), WaitForConfirm: true, Now: t0})
+	g.Expect(gated.Phase).To(Equal(cafev1alpha1.ReleasePhaseWaitingForConfirm))
+	g.Expect(started(gated)).To(Equal([]int32{0}))
+	g.Expect(operatedThrough(p, 1, true)).To(Equal(int32(1)))
+
+	last := stepRelease(releaseInput{Plan: p, Release: flowing, Progress: progress(3, 3, 3), Now: t0})
+	g.Expect(last.CurrentGroup).To(HaveValue(Equal(int32(3))))
+	g.Expect(started(last)).To(Equal([]int32{0, 1, 2, 3}), "the last group flows nowhere")
+}

@@ -17,16 +17,25 @@ import (
 var defaultMaxUnavailable = intstr.FromInt32(1)
 
 // unitSettingsFor decides every unit's pod-set settings: the partition of
-// the release's current group (all groups once it completed), its replicas,
-// its share of the unavailability budget and its surge.
-func unitSettingsFor(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport) (map[string]podset.UnitSettings, error) {
-	group := int(ptr.Deref(cd.Status.Release.CurrentGroup, 0))
+// the groups the release operates on (the current one, and the next where
+// the release flows into it; all groups once it completed), its replicas,
+// its share of the unavailability budget and its surge. A fast release
+// (one group) is bounded by the water level alone.
+func unitSettingsFor(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, fast bool) (map[string]podset.UnitSettings, error) {
+	current := ptr.Deref(cd.Status.Release.CurrentGroup, 0)
+	through := int(operatedThrough(p, current, cd.Spec.Strategy.WaitsForConfirm()))
 	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
-		group = len(p.Groups)
+		through = len(p.Groups)
 	}
-	partitions := plan.Partition(p, group)
-	active := activeUnits(p, reports, p.UpdatedTarget(group))
-	shares, err := budgetShares(cd, p, reports, active)
+	partitions := plan.Partition(p, through)
+	active := activeUnits(p, reports, p.UpdatedTarget(through))
+	// Two groups at once still have at most a group's worth of pods in
+	// flight.
+	var inFlight int32
+	if through > int(current) {
+		inFlight = max(p.Size(int(current)), p.Size(through))
+	}
+	shares, err := budgetShares(cd, p, reports, active, budgetBounds{fast: fast, inFlight: inFlight})
 	if err != nil {
 		return nil, err
 	}
@@ -56,19 +65,33 @@ func activeUnits(p plan.Plan, reports map[string]podset.UnitReport, target map[s
 	return active
 }
 
+// budgetBounds are what bounds the unavailability budget beyond the spec.
+type budgetBounds struct {
+	// fast: the water level is the only bound (a fast release or
+	// rollback): no unit's maxUnavailable applies, and without
+	// minAvailable every pod may be in flight.
+	fast bool
+	// inFlight, when positive, is the most pods the budget allows in
+	// flight at once (a release flowing through two groups).
+	inFlight int32
+}
+
 // budgetShares gives each active unit its share of the unavailability
 // budget. Without minAvailable the budget is the sum of the units'
 // maxUnavailable (at least 1 each); with it, the pods that may be
 // unavailable above the water level, less those already unavailable in
 // inactive units (they are not draining on the release's account, but they
 // count against the level all the same).
-func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, active map[string]bool) (map[string]int32, error) {
+func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, active map[string]bool, bounds budgetBounds) (map[string]int32, error) {
 	perUnit := map[string]int32{}
 	var budget, inactiveUnavailable int32
 	for _, u := range p.Units {
 		m, err := cafev1alpha1.ResolveIntOrPercent(ptr.Deref(cd.Spec.Strategy.MaxUnavailable, defaultMaxUnavailable), p.UnitReplicas[u], false)
 		if err != nil {
 			return nil, fmt.Errorf("spec.strategy.maxUnavailable: %w", err)
+		}
+		if bounds.fast {
+			m = p.UnitReplicas[u]
 		}
 		perUnit[u] = max(m, 1)
 		budget += perUnit[u]
@@ -82,6 +105,9 @@ func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[stri
 			return nil, fmt.Errorf("spec.strategy.minAvailable: %w", err)
 		}
 		budget = p.Total() - minAvailable - inactiveUnavailable
+	}
+	if bounds.inFlight > 0 {
+		budget = min(budget, bounds.inFlight)
 	}
 	return splitBudget(p.Units, active, perUnit, budget), nil
 }

@@ -44,10 +44,35 @@ func TestUnitSettingsFor(t *testing.T) {
 	tests := []struct {
 		name     string
 		strategy cafev1alpha1.CafeDeploymentStrategy
-		release  cafev1alpha1.ReleaseStatus
-		reports  map[string]podset.UnitReport
-		want     map[string]podset.UnitSettings
+		// flows: no confirmation is awaited, so the release runs into the
+		// next group (the other cases look at one group alone).
+		flows   bool
+		release cafev1alpha1.ReleaseStatus
+		reports map[string]podset.UnitReport
+		want    map[string]podset.UnitSettings
 	}{
+		{
+			name:    "without a gate the release operates on the next group too",
+			flows:   true,
+			release: atGroup(1),
+			reports: oneUpdatedEach,
+			want:    settingsOf(settings(1, 1, 0), settings(1, 1, 0), settings(1, 1, 0)),
+		},
+		{
+			name:     "two groups at once keep at most a group's worth of pods in flight",
+			flows:    true,
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2")},
+			release:  atGroup(1),
+			reports:  oneUpdatedEach,
+			want:     settingsOf(settings(1, 2, 0), settings(1, 1, 0), settings(1, 0, 0)),
+		},
+		{
+			name:    "the end of the beta group is a barrier",
+			flows:   true,
+			release: atGroup(0),
+			reports: reportsOf(serving(0), serving(0), serving(0)),
+			want:    settingsOf(settings(3, 1, 0), settings(3, 1, 0), settings(3, 1, 0)),
+		},
 		{
 			name:    "every releasing unit gets the current group's partition and its own maxUnavailable",
 			release: atGroup(1),
@@ -124,8 +149,35 @@ func TestUnitSettingsFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: tt.strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: tt.release}}
-			got, err := unitSettingsFor(cd, p, tt.reports)
+			strategy := tt.strategy
+			strategy.NeedWaitingForConfirm = ptr.To(!tt.flows)
+			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: tt.release}}
+			got, err := unitSettingsFor(cd, p, tt.reports, false)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tt.want))
+		})
+	}
+}
+
+// A fast release (or rollback) is one group bounded by the water level
+// alone: no unit's maxUnavailable holds it back.
+func TestUnitSettingsForFastRelease(t *testing.T) {
+	p := twelveOverThreeZones(t).SingleGroup()
+	tests := []struct {
+		name     string
+		strategy cafev1alpha1.CafeDeploymentStrategy
+		want     map[string]podset.UnitSettings
+	}{
+		{"minAvailable is the only bound", cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("50%")},
+			settingsOf(settings(0, 4, 0), settings(0, 2, 0), settings(0, 0, 0))},
+		{"without minAvailable every pod may be in flight", cafev1alpha1.CafeDeploymentStrategy{},
+			settingsOf(settings(0, 4, 0), settings(0, 4, 0), settings(0, 4, 0))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: tt.strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: atGroup(0)}}
+			got, err := unitSettingsFor(cd, p, reportsOf(serving(0), serving(0), serving(0)), true)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(got).To(Equal(tt.want))
 		})
@@ -146,7 +198,7 @@ func TestUnitSettingsForNamesTheFieldItCannotResolve(t *testing.T) {
 		t.Run(tt.field, func(t *testing.T) {
 			g := NewWithT(t)
 			cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: tt.strategy}, Status: cafev1alpha1.CafeDeploymentStatus{Release: atGroup(0)}}
-			_, err := unitSettingsFor(cd, p, reportsOf(serving(0), serving(0), serving(0)))
+			_, err := unitSettingsFor(cd, p, reportsOf(serving(0), serving(0), serving(0)), false)
 			g.Expect(err).To(MatchError(ContainSubstring(tt.field)))
 		})
 	}

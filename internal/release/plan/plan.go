@@ -17,6 +17,9 @@ type Plan struct {
 	UnitReplicas map[string]int32
 	// Groups are the release groups, in release order.
 	Groups []Group
+	// UnitByUnit is set when spec.strategy.groupOrder is UnitByUnit: no
+	// two units may release at once.
+	UnitByUnit bool
 }
 
 // Group is one release group.
@@ -122,7 +125,7 @@ func New(spec cafev1alpha1.CafeDeploymentSpec) (Plan, error) {
 	if p.full {
 		return Plan{}, specErrorf("spec.strategy", "the release needs more than the %d groups status.release.groups can hold", cafev1alpha1.MaxReleaseGroups)
 	}
-	return Plan{Units: slices.Clone(s.Topology.Values), UnitReplicas: split, Groups: p.groups}, nil
+	return Plan{Units: slices.Clone(s.Topology.Values), UnitReplicas: split, Groups: p.groups, UnitByUnit: p.unitByUnit}, nil
 }
 
 // customGroup is a resolved entry of spec.strategy.groups.
@@ -336,6 +339,40 @@ func (p Plan) UpdatedTarget(groupIndex int) map[string]int32 {
 	return target
 }
 
+// FlowsPast reports whether a release may start on group k+1's pods while
+// group k is still in progress, as a Deployment rolls: the boundary is no
+// barrier of the plan's own. Two are: the end of the beta group (people
+// and checks look at it before anything else moves) and, in UnitByUnit
+// order, a boundary where the next group is in another unit (two units
+// at once is what UnitByUnit forbids). The last group flows nowhere. The
+// release adds the barriers of its own: a confirmation awaited, a pause.
+func (p Plan) FlowsPast(k int) bool {
+	if k < 0 || k+1 >= len(p.Groups) || p.Groups[k].Beta {
+		return false
+	}
+	if !p.UnitByUnit {
+		return true
+	}
+	for u := range p.Groups[k+1].Pods {
+		if _, ok := p.Groups[k].Pods[u]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Size is the number of pods group k releases (0 past the groups).
+func (p Plan) Size(k int) int32 {
+	if k < 0 || k >= len(p.Groups) {
+		return 0
+	}
+	var n int32
+	for _, c := range p.Groups[k].Pods {
+		n += c
+	}
+	return n
+}
+
 // Partition returns, for every unit, the number of its pods that stay on the
 // old revision once group groupIndex is done: the unit's replicas less
 // [Plan.UpdatedTarget]. It is the value of the unit's
@@ -376,7 +413,7 @@ func (p Plan) String() string {
 // every pod in one group. The water level still bounds how many pods are
 // operated on at once; only the pauses between groups go.
 func (p Plan) SingleGroup() Plan {
-	out := Plan{Units: p.Units, UnitReplicas: p.UnitReplicas}
+	out := Plan{Units: p.Units, UnitReplicas: p.UnitReplicas, UnitByUnit: p.UnitByUnit}
 	if p.Total() == 0 {
 		return out
 	}

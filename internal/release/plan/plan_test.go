@@ -595,3 +595,26 @@ func TestSingleGroupReleasesEveryPodAtOnce(t *testing.T) {
 	g.Expect(fast.Total()).To(Equal(int32(7)))
 	g.Expect(Partition(fast, 0)).To(Equal(map[string]int32{"a": 0, "b": 0, "c": 0}))
 }
+
+func TestFlowsPastOnlyWhereThePlanSetsNoBarrier(t *testing.T) {
+	g := NewWithT(t)
+	interleaved, err := New(newSpec(12, abc, batchSize(n(3))))
+	g.Expect(err).NotTo(HaveOccurred())
+	// g0(beta) a=1 b=1 c=1 | g1 a=1 b=1 c=1 | g2 … | g3 …
+	g.Expect(interleaved.FlowsPast(0)).To(BeFalse(), "the end of the beta group is a barrier")
+	g.Expect(interleaved.FlowsPast(1)).To(BeTrue())
+	g.Expect(interleaved.FlowsPast(2)).To(BeTrue())
+	g.Expect(interleaved.FlowsPast(3)).To(BeFalse(), "the last group flows nowhere")
+	g.Expect(interleaved.FlowsPast(-1)).To(BeFalse())
+	g.Expect(interleaved.Size(1)).To(Equal(int32(3)))
+	g.Expect(interleaved.Size(4)).To(BeZero())
+
+	byUnit, err := New(newSpec(12, abc, unitByUnit, batchSize(n(3))))
+	g.Expect(err).NotTo(HaveOccurred())
+	// g0(beta) a=1 | g1 a=3 | g2 b=3 | g3 b=1 | g4 c=3 | g5 c=1
+	g.Expect(byUnit.UnitByUnit).To(BeTrue())
+	g.Expect(byUnit.FlowsPast(1)).To(BeFalse(), "UnitByUnit: the next group is in another unit")
+	g.Expect(byUnit.FlowsPast(2)).To(BeTrue(), "UnitByUnit: the next group is in the same unit")
+	g.Expect(byUnit.FlowsPast(3)).To(BeFalse())
+	g.Expect(byUnit.SingleGroup().UnitByUnit).To(BeTrue())
+}
