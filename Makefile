@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 CONTROLLER_GEN_VERSION := v0.23.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GO_TEST_FLAGS ?= -count=1
-# e2e tests start several control planes one after the other.
+# e2e tests start several control planes one after the other (per shard).
 GO_TEST_TIMEOUT ?= 60m
 
 .PHONY: all
@@ -52,8 +52,8 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is unform
 ##@ Test
 
 .PHONY: test
-test: verify tools ## Unit, envtest and e2e tests (all go test; binaries built once into bin/), then each fuzz target for FUZZ_TIME.
-	go test $(GO_TEST_FLAGS) -timeout $(GO_TEST_TIMEOUT) ./...
+test: verify tools ## Unit, envtest and e2e tests (all go test, e2e in two shards at once; binaries built once into bin/), then each fuzz target for FUZZ_TIME.
+	GO_TEST_FLAGS="$(GO_TEST_FLAGS)" GO_TEST_TIMEOUT=$(GO_TEST_TIMEOUT) hack/test.sh
 	$(MAKE) fuzz
 
 # Fuzz targets (package:target): admitted-by-the-CRD objects through the

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every package's tests (make test). The e2e package runs in two
+# processes at once, each on its own local control plane, so that the tests
+# that disrupt a whole control plane (restarted etcd and API server, killed
+# controllers, failed nodes: minutes of waiting on recovery) do not hold up
+# the others; within a process the tests share its control plane, as before.
+# Both shards and the other packages run side by side.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+read -r -a flags <<<"${GO_TEST_FLAGS:--count=1}"
+flags+=(-timeout "${GO_TEST_TIMEOUT:-60m}")
+e2e=github.com/cafe-io/cafe/test/e2e
+# The shard of tests that disrupt their control plane for long.
+disruptive='^(TestChaos|TestNodeLifecycle)'
+
+mapfile -t packages < <(go list ./... | grep -vx "$e2e")
+go build ./... || exit 1
+
+pids=()
+go test "${flags[@]}" "${packages[@]}" &
+pids+=($!)
+echo "e2e shard 1 of 2: tests matching $disruptive"
+go test "${flags[@]}" -run "$disruptive" "$e2e" &
+pids+=($!)
+echo "e2e shard 2 of 2: the other tests"
+go test "${flags[@]}" -skip "$disruptive" "$e2e" &
+pids+=($!)
+
+rc=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || rc=1
+done
+exit "$rc"
