@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -77,14 +78,16 @@ type budgetBounds struct {
 }
 
 // budgetShares gives each active unit its share of the unavailability
-// budget. Without minAvailable the budget is the sum of the units'
-// maxUnavailable (at least 1 each); with it, the pods that may be
-// unavailable above the water level, less those already unavailable in
-// inactive units (they are not draining on the release's account, but they
-// count against the level all the same).
+// budget: each unit's maxUnavailable (at least 1) at most, and with
+// minAvailable the pods that may be unavailable above the water level,
+// less every pod unavailable now (in units not operated on, they are not
+// draining on the release's account but count against the level all the
+// same; in units operated on, their drains are in flight). While a release
+// flows through two groups, at most bounds.inFlight pods of the units
+// operated on are unavailable. Shares then pass through handOff.
 func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, active map[string]bool, bounds budgetBounds) (map[string]int32, error) {
-	perUnit := map[string]int32{}
-	var budget, inactiveUnavailable int32
+	perUnit, unavailable := map[string]int32{}, map[string]int32{}
+	var allUnavailable, activeUnavailable int32
 	for _, u := range p.Units {
 		m, err := cafev1alpha1.ResolveIntOrPercent(ptr.Deref(cd.Spec.Strategy.MaxUnavailable, defaultMaxUnavailable), p.UnitReplicas[u], false)
 		if err != nil {
@@ -94,42 +97,70 @@ func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[stri
 			m = p.UnitReplicas[u]
 		}
 		perUnit[u] = max(m, 1)
-		budget += perUnit[u]
-		if v := reports[u]; !active[u] {
-			inactiveUnavailable += max(v.Replicas-v.Available, 0)
+		v := reports[u]
+		unavailable[u] = max(v.Replicas-v.Available, 0)
+		allUnavailable += unavailable[u]
+		if active[u] {
+			activeUnavailable += unavailable[u]
 		}
 	}
+	free := int32(math.MaxInt32)
 	if cd.Spec.Strategy.MinAvailable != nil {
 		minAvailable, err := cafev1alpha1.ResolveIntOrPercent(*cd.Spec.Strategy.MinAvailable, p.Total(), true)
 		if err != nil {
 			return nil, fmt.Errorf("spec.strategy.minAvailable: %w", err)
 		}
-		budget = p.Total() - minAvailable - inactiveUnavailable
+		free = p.Total() - minAvailable - allUnavailable
 	}
 	if bounds.inFlight > 0 {
-		budget = min(budget, bounds.inFlight)
+		free = min(free, bounds.inFlight-activeUnavailable)
 	}
-	return splitBudget(p.Units, active, perUnit, budget), nil
+	return handOff(splitBudget(p.Units, active, perUnit, unavailable, free), reports), nil
 }
 
-// splitBudget shares the water level among the units an operation runs in:
-// the whole CafeDeployment may have at most replicas − minAvailable pods
-// unavailable, less those already unavailable in units not being operated
-// on. Each active unit gets, in unit order, up to its own maxUnavailable;
-// an inactive unit gets 0, so it starts no drain. The sum of the shares
-// never exceeds the budget, so no interleaving of the pod sets can take
-// ready pods below minAvailable.
-func splitBudget(units []string, active map[string]bool, perUnit map[string]int32, budget int32) map[string]int32 {
+// splitBudget shares the water level among the units an operation runs in.
+// Each active unit keeps what it has unavailable now (up to its own
+// maxUnavailable) and gets, in unit order, what is free of the budget on
+// top, up to its maxUnavailable; an inactive unit gets 0, so it starts no
+// drain. The shares never let more pods be unavailable than free allows
+// beyond the ones unavailable now, so no interleaving of the pod sets can
+// take ready pods below minAvailable.
+func splitBudget(units []string, active map[string]bool, perUnit, unavailable map[string]int32, free int32) map[string]int32 {
 	out := make(map[string]int32, len(units))
 	for _, u := range units {
 		if !active[u] {
 			continue
 		}
-		share := min(perUnit[u], max(budget, 0))
-		out[u] = share
-		budget -= share
+		held := min(unavailable[u], perUnit[u])
+		extra := min(perUnit[u]-held, max(free, 0))
+		out[u] = held + extra
+		free -= extra
 	}
 	return out
+}
+
+// handOff keeps the shares from growing in a reconcile in which a pod set
+// runs under a share it has not acted on yet, or whose share shrinks now:
+// a pod set drains on its own, so until it has seen its smaller share it
+// may still start drains under the larger one, and the budget it gives up
+// may go to another unit only after that (the next reconcile). Shrinking
+// is always safe and happens at once.
+func handOff(want map[string]int32, reports map[string]podset.UnitReport) map[string]int32 {
+	settled := true
+	for u, v := range reports {
+		if v.Share != nil && (!v.ShareObserved || want[u] < *v.Share) {
+			settled = false
+		}
+	}
+	if settled {
+		return want
+	}
+	for u, share := range want {
+		if v := reports[u]; v.Share != nil && share > *v.Share {
+			want[u] = *v.Share
+		}
+	}
+	return want
 }
 
 // applyUnits moves every unit's pod set to its settings, in unit order. A

@@ -207,27 +207,51 @@ func TestUnitSettingsForNamesTheFieldItCannotResolve(t *testing.T) {
 func TestSplitBudgetNeverExceedsTheWaterLevel(t *testing.T) {
 	units := []string{"a", "b", "c"}
 	per := map[string]int32{"a": 2, "b": 2, "c": 2}
+	none := map[string]int32{}
 	tests := []struct {
-		name   string
-		active map[string]bool
-		budget int32
-		want   map[string]int32
+		name        string
+		active      map[string]bool
+		unavailable map[string]int32
+		free        int32
+		want        map[string]int32
 	}{
-		{"every active unit gets its own maxUnavailable when the budget allows", map[string]bool{"a": true, "b": true, "c": true}, 6, map[string]int32{"a": 2, "b": 2, "c": 2}},
-		{"a tight budget goes to the first units in order", map[string]bool{"a": true, "b": true, "c": true}, 3, map[string]int32{"a": 2, "b": 1, "c": 0}},
-		{"inactive units get nothing", map[string]bool{"b": true}, 6, map[string]int32{"b": 2}},
-		{"a negative budget gives nothing", map[string]bool{"a": true}, -1, map[string]int32{"a": 0}},
+		{"every active unit gets its own maxUnavailable when the budget allows", map[string]bool{"a": true, "b": true, "c": true}, none, 6, map[string]int32{"a": 2, "b": 2, "c": 2}},
+		{"a tight budget goes to the first units in order", map[string]bool{"a": true, "b": true, "c": true}, none, 3, map[string]int32{"a": 2, "b": 1, "c": 0}},
+		{"inactive units get nothing", map[string]bool{"b": true}, none, 6, map[string]int32{"b": 2}},
+		{"a negative budget gives nothing", map[string]bool{"a": true}, none, -1, map[string]int32{"a": 0}},
+		// c has a drain in flight that a's and b's shares must not come on
+		// top of: c keeps a share covering it, a gets what is free.
+		{"a unit keeps the share its drains in flight hold", map[string]bool{"a": true, "b": true, "c": true}, map[string]int32{"c": 1}, 1, map[string]int32{"a": 1, "b": 0, "c": 1}},
+		{"what is unavailable beyond a unit's maxUnavailable gives it no more", map[string]bool{"a": true}, map[string]int32{"a": 3}, 4, map[string]int32{"a": 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got := splitBudget(units, tt.active, per, tt.budget)
+			got := splitBudget(units, tt.active, per, tt.unavailable, tt.free)
 			g.Expect(got).To(Equal(tt.want))
-			var sum int32
-			for _, v := range got {
-				sum += v
+			var beyond int32
+			for u, v := range got {
+				beyond += max(v-tt.unavailable[u], 0)
 			}
-			g.Expect(sum).To(BeNumerically("<=", max(tt.budget, 0)))
+			g.Expect(beyond).To(BeNumerically("<=", max(tt.free, 0)), "shares beyond what is unavailable now")
 		})
 	}
+}
+
+// A pod set drains on its own: a share given up is handed to another unit
+// only once the pod set that gave it up has seen its smaller share (the
+// water-level violation e2e caught when a flowing release moved budget
+// from one zone to another in one step).
+func TestHandOffRaisesSharesOnlyOnceEveryPodSetSawItsShare(t *testing.T) {
+	g := NewWithT(t)
+	share := func(n int32, seen bool) podset.UnitReport {
+		return podset.UnitReport{Exists: true, Share: ptr.To(n), ShareObserved: seen}
+	}
+	settled := map[string]podset.UnitReport{"a": share(0, true), "b": share(1, true), "c": share(1, true)}
+	g.Expect(handOff(map[string]int32{"a": 1, "b": 1, "c": 1}, settled)).To(Equal(map[string]int32{"a": 1, "b": 1, "c": 1}), "settled: raised at once")
+	g.Expect(handOff(map[string]int32{"a": 1, "b": 1, "c": 0}, settled)).To(Equal(map[string]int32{"a": 0, "b": 1, "c": 0}), "c shrinks now, a grows next time")
+	unseen := map[string]podset.UnitReport{"a": share(0, true), "b": share(1, true), "c": share(0, false)}
+	g.Expect(handOff(map[string]int32{"a": 1, "b": 1, "c": 0}, unseen)).To(Equal(map[string]int32{"a": 0, "b": 1, "c": 0}), "c has not seen its smaller share yet")
+	native := map[string]podset.UnitReport{"a": {Exists: true}, "b": {Exists: true}}
+	g.Expect(handOff(map[string]int32{"a": 2, "b": 0}, native)).To(Equal(map[string]int32{"a": 2, "b": 0}), "native pod sets: the controller drains under the share it decides")
 }

@@ -45,6 +45,9 @@ func (p *inPlaceSets) Reports() map[string]UnitReport {
 			Ready:        ptr.Deref(s.Status.ReadyReplicas, 0),
 			Available:    ptr.Deref(s.Status.AvailableReplicas, 0),
 			Observed:     s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == p.rev,
+			Share:        ptr.To(writtenShare(s)),
+			// The share is in the spec: any reconcile of it saw the share.
+			ShareObserved: s.Status.ObservedGeneration == s.Generation,
 		}
 		if c := meta.FindStatusCondition(s.Status.Conditions, cafev1alpha1.InPlaceSetPodsUpToDateCondition); c != nil && c.Reason == cafev1alpha1.InPlaceSetWaitingForTrafficReason {
 			v.HeldDrain = c.Message
@@ -56,6 +59,13 @@ func (p *inPlaceSets) Reports() map[string]UnitReport {
 		out[unit] = v
 	}
 	return out
+}
+
+// writtenShare is the share of the unavailability budget the controller
+// wrote into the set (desiredInPlaceSet writes an integer).
+func writtenShare(s *cafev1alpha1.InPlaceSet) int32 {
+	share := ptr.Deref(s.Spec.UpdateStrategy.MaxUnavailable, intstr.FromInt32(0))
+	return int32(share.IntValue())
 }
 
 func (p *inPlaceSets) Apply(ctx context.Context, unit string, s UnitSettings) error {

@@ -50,6 +50,14 @@ type UnitReport struct {
 	// as held: the report should be read again then.
 	HeldDrain   string
 	HeldDrainIn time.Duration
+	// Share, when set, is the share of the unavailability budget the pod
+	// set runs under now (an InPlaceSet's spec.updateStrategy.maxUnavailable)
+	// and ShareObserved whether it has acted on it: a pod set drains on its
+	// own, so the budget one gives up may be handed to another only once it
+	// saw its smaller share. Nil for the native pod sets, whose drains the
+	// controller runs itself under the share it decides.
+	Share         *int32
+	ShareObserved bool
 }
 
 // Sets is one reconcile's reading of a CafeDeployment's pod sets, and the
