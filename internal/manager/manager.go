@@ -12,6 +12,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -201,15 +203,31 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // cacheOptions: no controller reads managedFields, and dropping them from
 // the cache halves what each cached pod weighs and what a copy of it costs.
 // Leases are watched in kube-node-lease only (node heartbeats): the
-// manager may read Leases nowhere else.
+// manager may read Leases nowhere else. Pods are watched only where CAFE
+// manages them (managedPods): a release of another controller's 1,000
+// pods sends CAFE no pod event at all.
 func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}}},
+			&corev1.Pod{}:           {Label: managedPods},
 		},
 	}
 }
+
+// managedPods selects the pods CAFE creates, in place (InPlaceSet) and
+// through its native pod sets (ReplicaSet, StatefulSet templates): all carry
+// cafe.io/revision-hash. Every controller that reads pods reads only these
+// (the webhooks decode the pod from the request, and the eviction guard
+// reads the API server).
+var managedPods = func() labels.Selector {
+	exists, err := labels.NewRequirement(cafev1alpha1.RevisionHashLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*exists)
+}()
 
 // metricsOptions serves metrics over TLS (a self-signed certificate) to
 // callers the API server authenticates (TokenReview) and authorizes for

@@ -48,7 +48,7 @@ func TestSecurityF6_MetricsNeedAuth(t *testing.T) {
 	ports, err := controlplane.FreePorts(1)
 	g.Expect(err).NotTo(HaveOccurred())
 	url := "https://127.0.0.1:" + strconv.Itoa(ports[0]) + "/metrics"
-	mgr, err := manager.New(cfg, manager.Options{MetricsAddr: "127.0.0.1:" + strconv.Itoa(ports[0])})
+	mgr, err := manager.New(cfg, manager.Options{MetricsAddr: "127.0.0.1:" + strconv.Itoa(ports[0]), SkipControllerNameValidation: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

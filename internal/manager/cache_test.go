@@ -1,0 +1,56 @@
+package manager_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// The manager caches only the pods CAFE manages: another controller's pods
+// (a Deployment's, a CloneSet's) never reach it, so their releases cost
+// CAFE nothing (issue 14).
+func TestManagerCachesOnlyThePodsCAFEManages(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Another test of the package runs a manager in this process too.
+	mgr, err := manager.New(cfg, manager.Options{SkipControllerNameValidation: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	mgrCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	defer func() { stop(); <-done }()
+
+	c := mustClient(t)
+	ns := framework.CreateNamespace(t, c)
+	pod := func(name string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}}}}
+	}
+	ours := pod("ours", map[string]string{cafev1alpha1.RevisionHashLabel: "abc"})
+	theirs := pod("theirs", map[string]string{"app": "someone-else"})
+	g.Expect(c.Create(ctx, theirs)).To(Succeed())
+	g.Expect(c.Create(ctx, ours)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(mgr.GetClient().Get(ctx, client.ObjectKeyFromObject(ours), &corev1.Pod{})).To(Succeed())
+	}, "30s").Should(Succeed())
+	// The cache saw the later write, so it would have seen the earlier one.
+	err = mgr.GetClient().Get(ctx, client.ObjectKeyFromObject(theirs), &corev1.Pod{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a pod CAFE does not manage is not cached: %v", err)
+	list := &corev1.PodList{}
+	g.Expect(mgr.GetClient().List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	g.Expect(list.Items[0].Name).To(Equal("ours"))
+}
