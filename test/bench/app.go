@@ -8,7 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -39,6 +41,8 @@ func (w appRollback) cd() cafeDeployment {
 
 func (w appRollback) object(ns, image string) *cafev1alpha1.CafeAppService {
 	cd := w.cd().object(ns, image)
+	// Issue 14's fast rollback: the water level is its only bound.
+	cd.Spec.Strategy.MinAvailable = ptr.To(intstr.FromString(appMinAvailable))
 	return &cafev1alpha1.CafeAppService{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: appServiceName},
 		Spec: cafev1alpha1.CafeAppServiceSpec{
@@ -54,12 +58,16 @@ func (w appRollback) object(ns, image string) *cafev1alpha1.CafeAppService {
 	}
 }
 
+// appMinAvailable is the rollback app's water level.
+const appMinAvailable = "50%"
+
 func (w appRollback) Settings() []string {
 	s := w.cd().Settings()
 	s[0] = "CafeAppService " + appServiceName + " owning CafeDeployment " + appServiceName + ": " + s[0]
+	s[1] = strings.Replace(s[1], "no minAvailable", "minAvailable "+appMinAvailable, 1)
 	return append(s,
 		"set-up: r1 at "+imageV2+" published and complete, then r2 at "+imageV1+" published and complete (same config, so both revisions' pods read one ConfigMap and the rollback is in place)",
-		"release: `cafe app rollback --fast` (spec.publishedRevision r1 and cafe.io/fast-release r1: one group, within maxUnavailable per unit)")
+		"release: `cafe app rollback --fast` (spec.publishedRevision r1 and cafe.io/fast-release r1: one group, bound by the water level alone: up to "+appMinAvailable+" of the pods in operation at once)")
 }
 
 // Create runs the set-up releases: r1 at imageV2, then r2 at image.

@@ -176,8 +176,8 @@ func (s *hopSummary) lines() []string {
 		s.Pods, strings.Join(steps, "; "), secs(s.Cycle.P50), secs(s.Cycle.P90))}
 	if s.Groups > 1 {
 		slowest, handOver := s.meanSlowest(), s.meanHandOver()
-		out = append(out, fmt.Sprintf("A group lasts as long as its slowest pod's cycle (%s on average over %d groups), and the next group starts once the CafeDeployment has seen the group available and lowered the partitions: %s on average from a group's last pod Ready to the next group's first gate closed. %d × (%s + %s) = %s of the wall time is the groups one after the other.",
-			secs(slowest), s.Groups, secs(handOver), s.Groups, secs(slowest), secs(handOver), seconds(time.Duration(s.Groups)*(slowest+handOver))))
+		out = append(out, fmt.Sprintf("A group's slowest pod cycle is %s on average over %d groups; from a group's last pod Ready to the next group's first gate closed: %s on average (negative: the next group began before the group's last pod was back, the release flowing between groups; positive: a barrier's hand-over).",
+			secs(slowest), s.Groups, secs(handOver)))
 	}
 	return out
 }
@@ -198,8 +198,8 @@ func (s *hopSummary) meanHandOver() time.Duration {
 	return sum / time.Duration(max(len(s.HandOvers), 1))
 }
 
-// barrierLine says whether the wall-time limit is reachable at all under
-// the group barrier: every group takes at least a pod's cycle.
+// barrierLine says how the wall-time limit compares with groups that do
+// not overlap: each would take at least a pod's cycle.
 func (s *hopSummary) barrierLine(limit time.Duration) string {
 	if s.Groups < 2 {
 		return ""
@@ -208,7 +208,7 @@ func (s *hopSummary) barrierLine(limit time.Duration) string {
 	if perGroup >= s.Cycle.P50 {
 		return fmt.Sprintf("The limit, %s, leaves %s per group, more than the median pod's cycle (%s): the stragglers and the hand-overs are what stand in the way.", seconds(limit), secs(perGroup), secs(s.Cycle.P50))
 	}
-	return fmt.Sprintf("The limit, %s, would leave %s per group, less than the median pod's cycle (%s): even with no straggler and no hand-over, %d groups one after the other take %s. On this machine the target is out of reach with a barrier between groups, whatever CAFE writes; only overlapping groups (a change of the release's semantics) could meet it.",
+	return fmt.Sprintf("The limit, %s, would leave %s per group, less than the median pod's cycle (%s): %d groups that did not overlap would take %s; only more of the release in flight at once (groups overlapping further, more pods per group) could meet it.",
 		seconds(limit), secs(perGroup), secs(s.Cycle.P50), s.Groups, seconds(time.Duration(s.Groups)*s.Cycle.P50))
 }
 

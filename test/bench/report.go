@@ -94,7 +94,7 @@ func (r report) writeMethod(b *strings.Builder) {
 		}
 	}
 	w := cafeDeployment{shape: r.Shape, mode: cafev1alpha1.PodSetTypeInPlaceSet}
-	fmt.Fprintf(b, "\nWhy maxUnavailable %d per unit for the CafeDeployment: CAFE's maxUnavailable is per unit (zone), the Deployment's over all pods. The release plan splits each group of %d over the zones in proportion to their pods (%s in the first group), and a group starts only when the one before is available again. A per-unit value of the largest share of a group lets every zone drain its whole share at once, and the group size then bounds the pods unavailable at any time to %d (the Deployment's maxUnavailable is %d). A smaller value (10%% of a zone rounded down, say) would hold a zone's last pods of each group for a second round.\n\n",
+	fmt.Fprintf(b, "\nWhy maxUnavailable %d per unit for the CafeDeployment: CAFE's maxUnavailable is per unit (zone), the Deployment's over all pods. The release plan splits each group of %d over the zones in proportion to their pods (%s in the first group); with no gate the release flows from group to group (the next group's pods start draining as soon as the budget allows) and the group size bounds the pods in operation at once. A per-unit value of the largest share of a group lets every zone drain its whole share at once, and the group size then bounds the pods unavailable at any time to %d (the Deployment's maxUnavailable is %d). A smaller value (10%% of a zone rounded down, say) would hold a zone's last pods of each group for a second round.\n\n",
 		w.maxUnavailablePerUnit(), s.BatchSize, w.firstGroupSplit(), s.BatchSize, s.MaxUnavailable)
 }
 
@@ -155,7 +155,7 @@ func (r report) writeRuns(b *strings.Builder) {
 }
 
 func (r report) writeTargets(b *strings.Builder) {
-	fmt.Fprintf(b, "## Targets (issue 3)\n\n| scenario | target | measured | result |\n|---|---|---|---|\n")
+	fmt.Fprintf(b, "## Targets (issue 14)\n\n| scenario | target | measured | result |\n|---|---|---|---|\n")
 	for _, v := range r.Verdicts {
 		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", v.Scenario, v.Target, v.Measured, v.result())
 	}

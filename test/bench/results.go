@@ -124,10 +124,20 @@ func (a aggregate) isCafe() bool {
 	return ok
 }
 
-// isInPlaceSet: the scenario the targets are about.
+// isInPlaceSet: the scenario most of the targets are about.
 func (a aggregate) isInPlaceSet() bool {
 	w, ok := a.Scenario.Workload.(cafeDeployment)
 	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet
+}
+
+func (a aggregate) isReplicaSetMode() bool {
+	w, ok := a.Scenario.Workload.(cafeDeployment)
+	return ok && w.mode == cafev1alpha1.PodSetTypeReplicaSet
+}
+
+func (a aggregate) isAppRollback() bool {
+	_, ok := a.Scenario.Workload.(appRollback)
+	return ok
 }
 
 func (a aggregate) isDeployment() bool {

@@ -176,7 +176,7 @@ func (t *trafficReport) writeMeaning(b *strings.Builder) {
 		}
 	}
 	if walls := t.wallTimes(); walls != "" {
-		lines = append(lines, "Wall time: "+walls+". CAFE releases its groups one after the other and holds each pod until the gateway itself confirms it no longer sends to it (Traefik applies configuration changes at most every 2 s, so no group is quicker than that); the Deployment replaces pods continuously and waits for nobody, which is what costs it the failed requests.")
+		lines = append(lines, "Wall time: "+walls+". CAFE holds each pod until the gateway itself confirms it no longer sends to it (Traefik applies configuration changes at most every 2 s, so no group is quicker than that); the Deployment replaces pods continuously and waits for nobody, which is what costs it the failed requests.")
 	}
 	var most float64
 	for _, res := range t.Results {

@@ -30,7 +30,7 @@ func wallReasons(a aggregate, native *aggregate) []string {
 	t := a.Typical
 	groups := groupCount(a)
 	perGroup := a.Wall / time.Duration(max(groups, 1))
-	line := fmt.Sprintf("Wall time: %s against the Deployment's %s. The release runs %d groups one after the other (a group starts only once the one before is available again): %s per group of %d pods on average, where the Deployment replaces pods continuously.",
+	line := fmt.Sprintf("Wall time: %s against the Deployment's %s. The release runs %d groups, flowing from one to the next (no gate: the next group's pods start draining as soon as the budget allows, a group's worth in operation at most): %s per group of %d pods on average.",
 		seconds(a.Wall), seconds(native.Wall), groups, seconds(perGroup), a.Scenario.Workload.(cafeDeployment).shape.BatchSize)
 	if len(t.Groups) > 0 {
 		line += fmt.Sprintf(" The CafeDeployment's release record (to the second) has the groups taking %s.", durationSpread(t.Groups))

@@ -138,8 +138,8 @@ func (w cafeDeployment) object(ns, image string) *cafev1alpha1.CafeDeployment {
 // maxUnavailablePerUnit is the largest number of pods one release group
 // takes from one unit (34 for 1,000 replicas in groups of 100 over 3
 // zones: the plan splits each group 34/33/33). With it every unit drains
-// its whole share of a group at once, and since a group starts only when
-// the one before is available again, at most batchSize (100) pods are
+// its whole share of a group at once, and since a release holds at most a
+// group's worth of pods in operation, at most batchSize (100) pods are
 // unavailable at any time: the Deployment's maxUnavailable.
 func (w cafeDeployment) maxUnavailablePerUnit() int32 {
 	p, err := w.plan()

@@ -100,13 +100,14 @@ func TestStatefulSetModeRunsOneOnDeleteStatefulSetPerUnit(t *testing.T) {
 	}
 }
 
-// nativePod is a pod as a ReplicaSet would create it for a CafeDeployment
+// nativePod is a pod as a ReplicaSet would create it for a CafeDeployment,
+// labelled like every pod CAFE creates (the manager caches no other)
 // ("ghost": none exists, so only the gate keeper acts on it).
 func nativePod(ns, name string, owner *appsv1.ReplicaSet) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ns, Name: name,
-			Labels:          map[string]string{cafev1alpha1.DeploymentLabel: "ghost", cafev1alpha1.UnitLabel: "zone-a"},
+			Labels:          map[string]string{cafev1alpha1.DeploymentLabel: "ghost", cafev1alpha1.UnitLabel: "zone-a", cafev1alpha1.RevisionHashLabel: "v1"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)}},
 		},
 		Spec: corev1.PodSpec{

@@ -132,10 +132,11 @@ func reportOn(t *testing.T, ctx context.Context, g *WithT, node string) *cafev1a
 	return r
 }
 
-// inPlaceSetPod is a running pod an InPlaceSet controls, bound to node.
+// inPlaceSetPod is a running pod an InPlaceSet controls, bound to node,
+// labelled like every pod CAFE creates (the manager caches no other).
 func inPlaceSetPod(t *testing.T, ctx context.Context, g *WithT, ns, name, node string) *corev1.Pod {
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: []metav1.OwnerReference{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{cafev1alpha1.RevisionHashLabel: "v1"}, OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet", Name: "gone", UID: uuid.NewUUID(), Controller: ptr.To(true),
 		}}},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}}},

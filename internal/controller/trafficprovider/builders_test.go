@@ -2,6 +2,7 @@ package trafficprovider_test
 
 import (
 	"context"
+	"maps"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -56,14 +57,20 @@ func routeOf(ns, name, gw string, services ...string) *gatewayv1.HTTPRoute {
 	}
 }
 
-// podOf is a pod with the labels, and CAFE's readiness gate when gated.
+// podOf is a pod with the labels; when gated, a pod CAFE manages: its
+// readiness gate and the label every pod CAFE creates carries (the manager
+// caches no other pod).
 func podOf(ns, name string, labels map[string]string, gated bool) *corev1.Pod {
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: maps.Clone(labels)},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
 	}
 	if gated {
 		pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: cafev1alpha1.TrafficReadyCondition}}
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		pod.Labels[cafev1alpha1.RevisionHashLabel] = "v1"
 	}
 	return pod
 }

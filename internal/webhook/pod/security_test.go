@@ -213,7 +213,7 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 		return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &policyv1.PodDisruptionBudget{})
 	}).Should(Succeed(), "each InPlaceSet has a PodDisruptionBudget")
 	stray := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stray", Labels: map[string]string{cafev1alpha1.InPlaceSetLabel: "web"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stray", Labels: map[string]string{cafev1alpha1.InPlaceSetLabel: "web", cafev1alpha1.RevisionHashLabel: "v1"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
 	}
 	g.Expect(suite.Client.Create(ctx, stray)).To(Succeed())
