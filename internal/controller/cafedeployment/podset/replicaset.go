@@ -146,8 +146,9 @@ func markForDeletion(ctx context.Context, c client.Client, pod *corev1.Pod) erro
 	if err != nil {
 		return err
 	}
-	if err := c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("marking drained pod %s for deletion: %w", client.ObjectKeyFromObject(pod), client.IgnoreNotFound(err))
+	// A pod already gone needs no mark.
+	if err := client.IgnoreNotFound(c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch))); err != nil {
+		return fmt.Errorf("marking drained pod %s for deletion: %w", client.ObjectKeyFromObject(pod), err)
 	}
 	return nil
 }
