@@ -124,7 +124,7 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 		return err
 	}
 	webhookURL := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
-	if err := installWebhooks(ctx, e.Admin, webhookURL); err != nil {
+	if err := InstallWebhooks(ctx, e.Admin, webhookURL); err != nil {
 		return err
 	}
 	mgrOpts := opts.Manager
@@ -152,7 +152,7 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 		e.managerErr = mgr.Start(ctx)
 	}()
 	// Webhooks fail closed: wait until the server answers before returning.
-	return waitWebhookServer(ctx, webhookURL, e.managerDone)
+	return WaitWebhookServer(ctx, webhookURL, e.managerDone)
 }
 
 // StopControllers replaces CAFE's in-process manager with one that only

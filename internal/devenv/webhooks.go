@@ -16,10 +16,10 @@ import (
 	"github.com/cafe-io/cafe/internal/install"
 )
 
-// installWebhooks applies config/webhook's configurations with each
+// InstallWebhooks applies config/webhook's configurations with each
 // webhook's service reference replaced by a URL on the in-process server:
 // locally the manager runs on the host, not behind a Service.
-func installWebhooks(ctx context.Context, admin *rest.Config, baseURL string) error {
+func InstallWebhooks(ctx context.Context, admin *rest.Config, baseURL string) error {
 	objs, err := config.Webhooks()
 	if err != nil {
 		return err
@@ -50,9 +50,9 @@ func pointWebhooksAt(obj *unstructured.Unstructured, baseURL string) error {
 	return unstructured.SetNestedSlice(obj.Object, hooks, "webhooks")
 }
 
-// waitWebhookServer polls the webhook server until it completes a TLS
+// WaitWebhookServer polls the webhook server until it completes a TLS
 // handshake and answers, or fails if the manager stops first.
-func waitWebhookServer(ctx context.Context, baseURL string, managerDone <-chan struct{}) error {
+func WaitWebhookServer(ctx context.Context, baseURL string, managerDone <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	err := controlplane.WaitHTTP(ctx, controlplane.HTTPProbe{

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/scheme"
 )
@@ -93,13 +94,42 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 	}
 	fmt.Fprintln(o.Out, "starting cafe manager")
 	managerArgs := o.ManagerArgs
+	var webhookURL string
 	if o.Traffic {
 		managerArgs = append(slices.Clone(managerArgs), "--gateway-api-url="+cp.GatewayAdminURL())
+		// Requests count what a user's install loses, and an install runs
+		// CAFE's admission webhooks: in the native modes they are what
+		// keeps the ReplicaSet controller from deleting a pod still being
+		// drained (it ranks not-ready pods first, before deletion cost).
+		webhookArgs, url, err := c.installWebhooks(ctx, cp.StateDir())
+		if err != nil {
+			return nil, err
+		}
+		managerArgs, webhookURL = append(managerArgs, webhookArgs...), url
 	}
 	if c.manager, err = startManager(ctx, cp, binDir, managerArgs); err != nil {
 		return nil, err
 	}
+	if webhookURL != "" {
+		if err := devenv.WaitWebhookServer(ctx, webhookURL, c.manager.exited); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// installWebhooks points CAFE's webhook configurations at a free loopback
+// port and returns the manager arguments that serve them there.
+func (c *cluster) installWebhooks(ctx context.Context, stateDir string) ([]string, string, error) {
+	ports, err := controlplane.FreePorts(1)
+	if err != nil {
+		return nil, "", err
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	if err := devenv.InstallWebhooks(ctx, c.admin, url); err != nil {
+		return nil, "", fmt.Errorf("installing CAFE's webhook configurations: %w", err)
+	}
+	return []string{fmt.Sprintf("--webhook-port=%d", ports[0]), "--webhook-host=127.0.0.1", "--webhook-cert-dir=" + filepath.Join(stateDir, "webhook-certs")}, url, nil
 }
 
 // connect builds the admin clients.

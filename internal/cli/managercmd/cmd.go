@@ -4,6 +4,7 @@ package managercmd
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -25,6 +26,7 @@ type options struct {
 	Kubeconfig     string
 	Zap            zap.Options
 	WebhookPort    int
+	WebhookHost    string
 	WebhookCertDir string
 	WebhookService string
 	Namespace      string
@@ -54,7 +56,8 @@ func (o *options) webhookOptions() *manager.WebhookOptions {
 		return nil
 	}
 	svc, ns := o.WebhookService, o.Namespace
-	return &manager.WebhookOptions{
+	opts := &manager.WebhookOptions{
+		Host: o.WebhookHost,
 		Port: o.WebhookPort,
 		Certs: certs.Options{
 			Namespace:                       ns,
@@ -65,6 +68,12 @@ func (o *options) webhookOptions() *manager.WebhookOptions {
 			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
 		},
 	}
+	// Out of a cluster the API server calls the webhooks by URL at that
+	// address: the certificate must name it.
+	if ip := net.ParseIP(o.WebhookHost); ip != nil {
+		opts.Certs.IPAddresses = []net.IP{ip}
+	}
+	return opts
 }
 
 // NewCmd returns `cafe manager`.
@@ -105,6 +114,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.Float32Var(&o.ClientQPS, "kube-api-qps", manager.DefaultClientQPS, "QPS of CAFE's client to the API server")
 	f.IntVar(&o.ClientBurst, "kube-api-burst", 2*manager.DefaultClientQPS, "burst of CAFE's client to the API server")
 	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
+	f.StringVar(&o.WebhookHost, "webhook-host", "", "address the admission webhook server listens on (empty: every address); an IP address also goes into its certificate, for an API server that calls the webhooks by URL (`cafe manager` run outside the cluster)")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
 	f.StringVar(&o.WebhookService, "webhook-service", "cafe-webhook-service", "Service in front of the webhook server (its DNS names go into the certificate)")
 	f.DurationVar(&o.ReleaseOrderIdleTimeout, "release-order-idle-timeout", 72*time.Hour, "cancel, reason Expired, a release order that changed no app and that nobody acted on for this long (pending approval, approved but not started, paused before its first app), so that it stops holding its apps against other orders; 0 never expires orders")
