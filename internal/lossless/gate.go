@@ -84,6 +84,14 @@ func EnsureGate(spec *corev1.PodSpec) {
 // of the pod's status (conditions merge by type, so other conditions are
 // untouched). The transition time moves only when the status changes.
 func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev1.ConditionStatus, reason, message string) error {
+	_, err := SetGateVersion(ctx, c, pod, status, reason, message)
+	return err
+}
+
+// SetGateVersion is SetGate that also returns the pod's resourceVersion
+// after the write, for a controller that must not decide from a cache
+// older than its own write (internal/ownwrites).
+func SetGateVersion(ctx context.Context, c client.Client, pod *corev1.Pod, status corev1.ConditionStatus, reason, message string) (string, error) {
 	now := metav1.Now()
 	cond := corev1.PodCondition{Type: cafev1alpha1.TrafficReadyCondition, Status: status, Reason: reason, Message: message, LastTransitionTime: now}
 	if old := Gate(pod); old != nil && old.Status == status {
@@ -91,11 +99,11 @@ func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev
 	}
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{cond}}})
 	if err != nil {
-		return err
+		return "", err
 	}
 	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
 	if err := c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-		return fmt.Errorf("setting %s=%s (%s) on pod %s: %w", cafev1alpha1.TrafficReadyCondition, status, reason, client.ObjectKeyFromObject(pod), err)
+		return "", fmt.Errorf("setting %s=%s (%s) on pod %s: %w", cafev1alpha1.TrafficReadyCondition, status, reason, client.ObjectKeyFromObject(pod), err)
 	}
-	return nil
+	return target.ResourceVersion, nil
 }

@@ -43,6 +43,8 @@ type Reconciler struct {
 	// statusWrites tells a reconcile that its cached CafeDeployment does not
 	// yet show the status the previous reconcile wrote.
 	statusWrites ownwrites.Tracker
+	// podWrites: the same for the gates it sets on native pods.
+	podWrites ownwrites.Tracker
 }
 
 // staleRetry is how soon a reconcile that found its cache behind its own
@@ -110,7 +112,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if fast {
 		p = p.SingleGroup()
 	}
-	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Scheme: r.Scheme, Now: r.Now()}, cd, updateRevision)
+	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Scheme: r.Scheme, Now: r.Now(), PodWrites: &r.podWrites}, cd, updateRevision)
+	if errors.Is(err, podset.ErrPodCacheBehind) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -160,6 +160,9 @@ func (env Env) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, 
 		if owner == nil || (owner.Kind != "ReplicaSet" && owner.Kind != "StatefulSet") {
 			continue
 		}
+		if env.PodWrites != nil && env.PodWrites.Behind(client.ObjectKeyFromObject(pod), pod.ResourceVersion) {
+			return nil, fmt.Errorf("pod %s: %w", client.ObjectKeyFromObject(pod), ErrPodCacheBehind)
+		}
 		np := nativePod{
 			Pod:             pod,
 			Owner:           owner.Name,
@@ -250,6 +253,13 @@ func nativeTemplate(cd *cafev1alpha1.CafeDeployment, unit, revision string) core
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: t.Annotations}, Spec: t.Spec}
 }
 
+// wrote records a gate write to pod (rv: its resourceVersion after it).
+func (env Env) wrote(pod *corev1.Pod, rv string) {
+	if env.PodWrites != nil && rv != "" {
+		env.PodWrites.Wrote(client.ObjectKeyFromObject(pod), rv)
+	}
+}
+
 // setGates closes and reopens gates as planned.
 func (env Env) setGates(ctx context.Context, closeGates []lossless.GateChange, reopen []*corev1.Pod, revision string) error {
 	var errs []error
@@ -258,14 +268,14 @@ func (env Env) setGates(ctx context.Context, closeGates []lossless.GateChange, r
 		if c.Reason == lossless.ReasonDrainForDelete {
 			msg = "draining to delete it"
 		}
-		if err := lossless.SetGate(ctx, env.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg); err != nil {
-			errs = append(errs, err)
-		}
+		rv, err := lossless.SetGateVersion(ctx, env.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg)
+		errs = append(errs, err)
+		env.wrote(c.Pod, rv)
 	}
 	for _, pod := range reopen {
-		if err := lossless.SetGate(ctx, env.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go"); err != nil {
-			errs = append(errs, err)
-		}
+		rv, err := lossless.SetGateVersion(ctx, env.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go")
+		errs = append(errs, err)
+		env.wrote(pod, rv)
 	}
 	return errors.Join(errs...)
 }

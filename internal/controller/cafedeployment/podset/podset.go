@@ -2,6 +2,7 @@ package podset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ownwrites"
 )
 
 // UnitSettings is what the release decides for one unit's pod set.
@@ -60,6 +62,10 @@ type UnitReport struct {
 	ShareObserved bool
 }
 
+// ErrPodCacheBehind is returned by Load when the cache does not yet show a
+// pod write the controller made: decide again shortly, not from it.
+var ErrPodCacheBehind = errors.New("the pod cache has not caught up with the controller's own gate writes")
+
 // Sets is one reconcile's reading of a CafeDeployment's pod sets, and the
 // way to move each unit's towards its settings. There is one implementation
 // per spec.podSetType.
@@ -77,6 +83,11 @@ type Sets interface {
 type Env struct {
 	Client client.Client
 	Scheme *runtime.Scheme
+	// PodWrites remembers the gate writes the controller made to native
+	// pods: a reconcile whose cache has not caught up with them would count
+	// a pod it just closed as available and give its budget away twice
+	// (ErrPodCacheBehind). Nil: not tracked.
+	PodWrites *ownwrites.Tracker
 	// Now is the reconcile's clock: how long a drain has been held is
 	// measured against it.
 	Now time.Time
