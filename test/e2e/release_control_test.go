@@ -20,22 +20,30 @@ import (
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
 
-// inOperation reads, from the watch stream, which pods were closed for an
-// operation at each point, and returns the largest set of units that had
-// pods in operation at the same time.
-func unitsInOperationAtOnce(events []watchrec.Event) []string {
+// walkOperations replays the watch stream's pod events (of the pods
+// selector matches; nil: all) and calls visit after each with the pods
+// then closed for an operation, by name, with their unit.
+func walkOperations(events []watchrec.Event, selector labels.Selector, visit func(operating map[string]string)) {
 	operating := map[string]string{} // pod -> unit
-	var widest []string
 	for _, e := range events {
-		if e.Pod == nil {
+		p := e.Pod
+		if p == nil || (selector != nil && !selector.Matches(labels.Set(p.Labels))) {
 			continue
 		}
-		p := e.Pod
 		if e.Type == watchrec.Deleted || lossless.DrainReason(p) == "" {
 			delete(operating, p.Name)
 		} else {
 			operating[p.Name] = p.Labels[cafev1alpha1.UnitLabel]
 		}
+		visit(operating)
+	}
+}
+
+// unitsInOperationAtOnce returns the largest set of units that had pods in
+// operation at the same time.
+func unitsInOperationAtOnce(events []watchrec.Event) []string {
+	var widest []string
+	walkOperations(events, nil, func(operating map[string]string) {
 		units := map[string]bool{}
 		for _, u := range operating {
 			units[u] = true
@@ -47,7 +55,7 @@ func unitsInOperationAtOnce(events []watchrec.Event) []string {
 			}
 			sort.Strings(widest)
 		}
-	}
+	})
 	return widest
 }
 

@@ -44,20 +44,8 @@ func releaseTimeline(events []watchrec.Event, selector labels.Selector, image st
 // mostInOperationAtOnce is the largest number of pods the watch stream
 // shows closed for an operation at the same time.
 func mostInOperationAtOnce(events []watchrec.Event, selector labels.Selector) int {
-	operating := map[string]bool{}
 	most := 0
-	for _, e := range events {
-		p := e.Pod
-		if p == nil || !selector.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		if e.Type == watchrec.Deleted || lossless.DrainReason(p) == "" {
-			delete(operating, p.Name)
-		} else {
-			operating[p.Name] = true
-		}
-		most = max(most, len(operating))
-	}
+	walkOperations(events, selector, func(operating map[string]string) { most = max(most, len(operating)) })
 	return most
 }
 
