@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -102,6 +103,21 @@ func apiServerArgs(l layout, p Ports, pki PKI) []string {
 		"--profiling=false",
 		"--v=1",
 	}
+}
+
+// profiled turns a component's --profiling=false on when Config.Profiling
+// asks for it.
+func (cp *ControlPlane) profiled(args []string) []string {
+	if !cp.cfg.Profiling {
+		return args
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--profiling=false" {
+			out[i] = "--profiling=true"
+		}
+	}
+	return out
 }
 
 // controllerManagerArgs runs every default controller (node lifecycle,

@@ -44,6 +44,10 @@ type Config struct {
 	Traffic bool
 	// CafeBinary is the cafe executable the pod emulator runs from.
 	CafeBinary string
+	// Profiling serves /debug/pprof on kube-apiserver and
+	// kube-controller-manager (off otherwise, as in a hardened cluster), for
+	// the benchmark's -profile-dir.
+	Profiling bool
 	// Out receives progress lines; nil discards them.
 	Out io.Writer
 }
@@ -171,7 +175,7 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := cp.run(ctx, "kube-apiserver", apiServerArgs(l, ports, cp.pki), func(ctx context.Context) error {
+	if err := cp.run(ctx, "kube-apiserver", cp.profiled(apiServerArgs(l, ports, cp.pki)), func(ctx context.Context) error {
 		return waitAPIServerReady(ctx, admin)
 	}); err != nil {
 		return err
@@ -179,7 +183,7 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	if cp.cfg.WithoutKwok {
 		return cp.writeState()
 	}
-	if err := cp.run(ctx, "kube-controller-manager", controllerManagerArgs(l, ports, cp.pki, cp.cfg.ClientQPS, cp.podCIDR()), func(ctx context.Context) error {
+	if err := cp.run(ctx, "kube-controller-manager", cp.profiled(controllerManagerArgs(l, ports, cp.pki, cp.cfg.ClientQPS, cp.podCIDR())), func(ctx context.Context) error {
 		return waitHTTP(ctx, secureURL(ports.ControllerManager)+"/healthz", insecureTLS)
 	}); err != nil {
 		return err

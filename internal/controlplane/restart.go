@@ -82,7 +82,7 @@ func (cp *ControlPlane) AddAPIServer(ctx context.Context) (cfg *rest.Config, sto
 	p.APIServer = ports[0]
 	cp.apiServers++
 	name := "kube-apiserver-" + strconv.Itoa(cp.apiServers+1)
-	proc, err := cp.runBinary(ctx, name, "kube-apiserver", apiServerArgs(cp.layout, p, cp.pki), func(ctx context.Context) error {
+	proc, err := cp.runBinary(ctx, name, "kube-apiserver", cp.profiled(apiServerArgs(cp.layout, p, cp.pki)), func(ctx context.Context) error {
 		return waitAPIServerReady(ctx, admin)
 	})
 	if proc != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -37,6 +38,8 @@ type cluster struct {
 	componentHTTP *http.Client
 
 	manager *managerProcess
+	// managerPprofAddr is cafe manager's --pprof-bind-address ("" if none).
+	managerPprofAddr string
 }
 
 // clusterOptions say what to start.
@@ -48,6 +51,8 @@ type clusterOptions struct {
 	// ManagerArgs are appended to cafe manager's command line.
 	ManagerArgs []string
 	Out         io.Writer
+	// Profiling serves /debug/pprof on the apiserver and controller-manager.
+	Profiling bool
 	// Traffic starts the pod network, the gateway (Traefik) and the pod
 	// emulator with the control plane, and runs cafe manager with the
 	// gateway traffic provider on (--gateway-api-url). Needs root.
@@ -67,10 +72,11 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		return nil, fmt.Errorf("building the control-plane binaries: %w", err)
 	}
 	cfg := controlplane.Config{
-		StateDir: o.StateDir,
-		BinDir:   binDir,
-		Topology: controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones},
-		Out:      o.Out,
+		StateDir:  o.StateDir,
+		BinDir:    binDir,
+		Topology:  controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones},
+		Profiling: o.Profiling,
+		Out:       o.Out,
 	}
 	if o.Traffic {
 		cfg.Traffic, cfg.CafeBinary = true, filepath.Join(binDir, "cafe")
@@ -106,6 +112,11 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 			return nil, err
 		}
 		managerArgs, webhookURL = append(managerArgs, webhookArgs...), url
+	}
+	for _, a := range managerArgs {
+		if addr, ok := strings.CutPrefix(a, "--pprof-bind-address="); ok {
+			c.managerPprofAddr = addr
+		}
 	}
 	if c.manager, err = startManager(ctx, cp, binDir, managerArgs); err != nil {
 		return nil, err

@@ -42,6 +42,10 @@ type options struct {
 	TrafficRate     int
 	TrafficReplicas int
 	TrafficBaseline time.Duration
+	// ProfileDir and ProfileSeconds: CPU profiles of the apiserver and the
+	// controller-manager during each release.
+	ProfileDir     string
+	ProfileSeconds int
 }
 
 func parseFlags() options {
@@ -60,6 +64,8 @@ func parseFlags() options {
 	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only); when only some parts of the page ran (the releases, node failure, traffic) and the file exists, only their sections are replaced")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
+	flag.StringVar(&o.ProfileDir, "profile-dir", "", "write CPU profiles of kube-apiserver and kube-controller-manager, taken during each release, to this directory (go tool pprof reads them)")
+	flag.IntVar(&o.ProfileSeconds, "profile-seconds", 20, "length of each -profile-dir profile, from the image change")
 	flag.Parse()
 	return o
 }
@@ -197,12 +203,12 @@ func withoutTraffic(scenarios []scenario) ([]scenario, bool) {
 func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario, variants []nodeFailureVariant) (report, error) {
 	out := io.Writer(os.Stdout)
 	managerArgs := strings.Fields(o.ManagerArgs)
-	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Out: out})
+	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Profiling: o.ProfileDir != "", Out: out})
 	if err != nil {
 		return report{}, err
 	}
 	defer c.stop()
-	r := &runner{cluster: c, shape: sh, timeout: o.Timeout}
+	r := &runner{cluster: c, shape: sh, timeout: o.Timeout, profiler: profiler{dir: o.ProfileDir, seconds: o.ProfileSeconds}}
 	results := map[string][]runResult{}
 	var nodeFailures []nodeFailureResult
 	for run := 1; run <= o.Runs; run++ {

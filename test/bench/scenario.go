@@ -59,6 +59,7 @@ type runner struct {
 	timeout time.Duration
 	// lifetimePeakRSS is the largest VmHWM of cafe manager seen so far.
 	lifetimePeakRSS int64
+	profiler        profiler
 }
 
 // run releases the scenario's workload once in a fresh namespace, which it
@@ -144,12 +145,14 @@ func (r *runner) release(ctx context.Context, w workload, ns string, res *runRes
 	}
 	fmt.Fprintf(r.cluster.out, "[%s run %d] releasing %s\n", res.Scenario, res.Run, imageV2)
 	start := time.Now()
+	waitProfiles := r.profiler.start(ctx, r.cluster, fmt.Sprintf("%s-%d", res.Scenario, res.Run))
 	if err := w.SetImage(ctx, c, ns, imageV2); err != nil {
 		return err
 	}
 	if err := r.waitReleased(ctx, w, ns, start, res); err != nil {
 		return err
 	}
+	waitProfiles()
 	after, err := r.cluster.takeSnapshot(ctx, true)
 	if err != nil {
 		return err
