@@ -44,6 +44,8 @@ type Config struct {
 	Traffic bool
 	// CafeBinary is the cafe executable the pod emulator runs from.
 	CafeBinary string
+	// PodDelays simulate kubelet latencies (kwok stage delays); zero: none.
+	PodDelays kwokstages.Delays
 	// Profiling serves /debug/pprof on kube-apiserver and
 	// kube-controller-manager (off otherwise, as in a hardened cluster), for
 	// the benchmark's -profile-dir.
@@ -443,7 +445,7 @@ func (cp *ControlPlane) prepareStateDir() error {
 	if err := os.WriteFile(l.schedulerConfig(), []byte(schedulerConfig(l.kubeconfig(SchedulerIdentity), cp.cfg.ClientQPS)), 0o600); err != nil {
 		return fmt.Errorf("writing scheduler configuration: %w", err)
 	}
-	stages, err := kwokstages.All()
+	stages, err := kwokstages.WithDelays(cp.cfg.PodDelays)
 	if err != nil {
 		return fmt.Errorf("reading kwok stages: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
 	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/scheme"
@@ -53,6 +54,8 @@ type clusterOptions struct {
 	Out         io.Writer
 	// Profiling serves /debug/pprof on the apiserver and controller-manager.
 	Profiling bool
+	// PodDelays simulate kubelet latencies.
+	PodDelays kwokstages.Delays
 	// Traffic starts the pod network, the gateway (Traefik) and the pod
 	// emulator with the control plane, and runs cafe manager with the
 	// gateway traffic provider on (--gateway-api-url). Needs root.
@@ -76,6 +79,7 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		BinDir:    binDir,
 		Topology:  controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones},
 		Profiling: o.Profiling,
+		PodDelays: o.PodDelays,
 		Out:       o.Out,
 	}
 	if o.Traffic {

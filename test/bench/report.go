@@ -8,6 +8,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
 )
 
 // report is everything docs/benchmarks.md says.
@@ -21,6 +22,8 @@ type report struct {
 	Aggregates []aggregate
 	// ManagerArgs were appended to cafe manager's command line.
 	ManagerArgs []string
+	// PodDelays are the simulated kubelet latencies of the run.
+	PodDelays kwokstages.Delays
 	// LifetimePeakRSS is the largest VmHWM of cafe manager over the whole
 	// benchmark (creating the pods at v1 included).
 	LifetimePeakRSS int64
@@ -29,6 +32,14 @@ type report struct {
 	NodeFailures []nodeFailureResult
 	// Traffic is the traffic scenario's outcome (nil when it did not run).
 	Traffic *trafficReport
+}
+
+// describeDelays says what the simulated kubelets wait before they report.
+func describeDelays(d kwokstages.Delays) string {
+	if d == (kwokstages.Delays{}) {
+		return "no simulated pod start or delete delay (the control plane is the only limit)"
+	}
+	return fmt.Sprintf("simulated kubelet delays, the same for every workload: a new pod is reported started %s after it is scheduled (scheduling, image pull, container start), a container changed in place is reported restarted %s after the image change (kwok stage delays, `-pod-start-delay` / `-pod-restart-delay`)", d.PodStart, d.InPlaceRestart)
 }
 
 // topKeys is how many resources the per-resource table lists.
@@ -70,7 +81,7 @@ func (r report) writeMethod(b *strings.Builder) {
 	s := r.Shape
 	fmt.Fprintf(b, "## Method\n\n")
 	lines := []string{
-		fmt.Sprintf("One local control plane (`internal/controlplane`, the same as `cafe dev up`) on a fresh state directory, so etcd starts empty: %d simulated kwok nodes round-robin over %s, no simulated pod start or delete delay (the control plane is the only limit), kube-controller-manager and kube-scheduler at client QPS %d / burst %d. CAFE's CRDs and RBAC are installed with `install.CAFE`.", r.Nodes, strings.Join(s.Zones, ", "), controlplane.DefaultClientQPS, 2*controlplane.DefaultClientQPS),
+		fmt.Sprintf("One local control plane (`internal/controlplane`, the same as `cafe dev up`) on a fresh state directory, so etcd starts empty: %d simulated kwok nodes round-robin over %s, %s, kube-controller-manager and kube-scheduler at client QPS %d / burst %d. CAFE's CRDs and RBAC are installed with `install.CAFE`.", r.Nodes, strings.Join(s.Zones, ", "), describeDelays(r.PodDelays), controlplane.DefaultClientQPS, 2*controlplane.DefaultClientQPS),
 		fmt.Sprintf("CAFE's controllers run as a separate process, `%s`, as the `cafe-controller-manager` ServiceAccount, webhooks off, so that its CPU time (utime + stime of `/proc/<pid>/stat`) and peak RSS (`VmHWM` of `/proc/<pid>/status`, reset through `clear_refs` before each release) can be read. Its metrics listener is on (loopback) so its own request counts can be read; it also runs during the Deployment scenario, as it would in a cluster.", r.managerCommand()),
 		fmt.Sprintf("Every scenario runs in its own namespace, with a Service selecting the pods: the workload is created at `%s` with %d replicas and the benchmark waits (watching, never sleeping) until every pod is Ready, the workload's controller reports it done and the EndpointSlices list %d ready endpoints. Then it snapshots the counters, changes the image to `%s` and waits again.", imageV1, s.Replicas, s.Replicas, imageV2),
 		fmt.Sprintf("**Wall time** runs from the image change until the release is complete, defined the same way for every workload: exactly %d pods of the app exist, none terminating, all Ready (readiness gates included), and each one's container status — what the simulated kubelet reports after a start or an in-place restart — says `%s`. The benchmark then also waits for the workload's own status (CafeDeployment: release phase Completed, every replica updated and available; Deployment: updated = available = replicas) and for %d ready endpoints, and takes the second snapshot; the time the status said so is shown too.", s.Replicas, imageV2, s.Replicas),
