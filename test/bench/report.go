@@ -192,7 +192,7 @@ func (r report) writeWhy(b *strings.Builder) {
 			continue
 		}
 		fmt.Fprintf(b, "### %s\n\n", a.Scenario.Title)
-		for _, line := range whyLines(a, native) {
+		for _, line := range whyLines(a, native, inPlaceWallRatio(r.PodDelays)) {
 			fmt.Fprintf(b, "- %s\n", line)
 		}
 		fmt.Fprintln(b)

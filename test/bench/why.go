@@ -9,10 +9,11 @@ import (
 
 // whyLines explains, with this run's numbers only, what a CafeDeployment
 // scenario's missed targets come from.
-func whyLines(a aggregate, native *aggregate) []string {
+// ratio is the wall-time target against the Deployment.
+func whyLines(a aggregate, native *aggregate, ratio float64) []string {
 	var lines []string
-	if native != nil && a.Wall.Seconds() > targetWallRatio*native.Wall.Seconds() {
-		lines = append(lines, wallReasons(a, native)...)
+	if native != nil && a.Wall.Seconds() > ratio*native.Wall.Seconds() {
+		lines = append(lines, wallReasons(a, native, ratio)...)
 	}
 	if a.WritesPerPod > targetWritesPerPod {
 		lines = append(lines, writeReasons(a, native)...)
@@ -26,7 +27,7 @@ func whyLines(a aggregate, native *aggregate) []string {
 	return lines
 }
 
-func wallReasons(a aggregate, native *aggregate) []string {
+func wallReasons(a aggregate, native *aggregate, ratio float64) []string {
 	t := a.Typical
 	groups := groupCount(a)
 	perGroup := a.Wall / time.Duration(max(groups, 1))
@@ -38,7 +39,7 @@ func wallReasons(a aggregate, native *aggregate) []string {
 	lines := []string{line}
 	if t.Hops != nil {
 		lines = append(lines, t.Hops.lines()...)
-		limit := time.Duration(targetWallRatio * float64(native.Wall))
+		limit := time.Duration(ratio * float64(native.Wall))
 		if l := t.Hops.barrierLine(limit); l != "" {
 			lines = append(lines, l)
 		}
