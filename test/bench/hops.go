@@ -107,11 +107,11 @@ func (h *hopRecorder) summary(groupSize int) *hopSummary {
 		from, to func(*podHops) time.Time
 	}
 	steps := []step{
-		{"gate closed → Ready False", "kubelet (kwok)", func(p *podHops) time.Time { return p.gateClosed }, func(p *podHops) time.Time { return p.notReady }},
+		{"gate closed → Ready False", "CAFE, in the gate write; else the kubelet (kwok)", func(p *podHops) time.Time { return p.gateClosed }, func(p *podHops) time.Time { return p.notReady }},
 		{"Ready False → image patched", "EndpointSlice controller, then CAFE", func(p *podHops) time.Time { return p.notReady }, func(p *podHops) time.Time { return p.patched }},
 		{"image patched → container restarted", "kubelet (kwok)", func(p *podHops) time.Time { return p.patched }, func(p *podHops) time.Time { return p.restarted }},
 		{"restarted → gate reopened", "CAFE", func(p *podHops) time.Time { return p.restarted }, func(p *podHops) time.Time { return p.gateOpened }},
-		{"gate reopened → Ready True", "kubelet (kwok)", func(p *podHops) time.Time { return p.gateOpened }, func(p *podHops) time.Time { return p.ready }},
+		{"gate reopened → Ready True", "CAFE, in the gate write when nothing else holds it; else the kubelet (kwok)", func(p *podHops) time.Time { return p.gateOpened }, func(p *podHops) time.Time { return p.ready }},
 	}
 	s := &hopSummary{Pods: len(done)}
 	for _, st := range steps {
