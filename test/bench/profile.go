@@ -27,19 +27,17 @@ func (p profiler) start(ctx context.Context, c *cluster, release string) (wait f
 	if p.dir == "" {
 		return func() {}
 	}
-	ports := c.cp.Ports()
-	targets := map[string]struct {
+	type target struct {
 		hc  *http.Client
 		url string
-	}{
+	}
+	ports := c.cp.Ports()
+	targets := map[string]target{
 		"kube-apiserver":          {c.apiHTTP, c.admin.Host},
 		"kube-controller-manager": {c.componentHTTP, "https://127.0.0.1:" + strconv.Itoa(ports.ControllerManager)},
 	}
 	if addr := c.managerPprofAddr; addr != "" {
-		targets[cafeProcess] = struct {
-			hc  *http.Client
-			url string
-		}{http.DefaultClient, "http://" + addr}
+		targets[cafeProcess] = target{http.DefaultClient, "http://" + addr}
 	}
 	var wg sync.WaitGroup
 	for name, t := range targets {
