@@ -51,6 +51,12 @@ var Binaries = []Binary{
 	{Name: "traefik", Module: "hack/tools/traefik", Package: "github.com/traefik/traefik/v3/cmd/traefik", LDFlags: traefikVersionLDFlags},
 }
 
+// KruiseManager is OpenKruise's controller manager (v1.8.2, the module
+// hack/tools/kruise pins), the peer `make bench` releases a CloneSet with
+// beside CAFE. Only the benchmark builds it (EnsureBinary): neither the
+// tests nor `cafe dev up` need it.
+var KruiseManager = Binary{Name: "kruise-manager", Module: "hack/tools/kruise", Package: "github.com/openkruise/kruise"}
+
 // traefikVersionLDFlags stamps Traefik's version so its API and logs name it.
 const traefikVersionLDFlags = "-X github.com/traefik/traefik/v3/pkg/version.Version=v3.6.12"
 
@@ -87,6 +93,17 @@ func (e *BuildError) Unwrap() error { return e.Err }
 // tools module (go.mod, go.sum, package and flags). Concurrent callers (test
 // packages run in parallel) serialise on a file lock.
 func EnsureBinaries(ctx context.Context, opts BuildOptions) error {
+	return ensureLocked(ctx, opts, Binaries)
+}
+
+// EnsureBinary builds b into BinDir unless an up-to-date build is there,
+// like EnsureBinaries, for a binary outside Binaries (KruiseManager).
+func EnsureBinary(ctx context.Context, opts BuildOptions, b Binary) error {
+	return ensureLocked(ctx, opts, []Binary{b})
+}
+
+// ensureLocked builds what bins need, holding the bin directory's lock.
+func ensureLocked(ctx context.Context, opts BuildOptions, bins []Binary) error {
 	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
 		return fmt.Errorf("creating bin directory: %w", err)
 	}
@@ -95,8 +112,7 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) error {
 		return err
 	}
 	defer unlock()
-
-	for _, b := range Binaries {
+	for _, b := range bins {
 		if err := ensureBinary(ctx, opts, b); err != nil {
 			return err
 		}

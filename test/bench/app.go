@@ -70,6 +70,15 @@ func (w appRollback) Settings() []string {
 		"release: `cafe app rollback --fast` (spec.publishedRevision r1 and cafe.io/fast-release r1: one group, bound by the water level alone: up to "+appMinAvailable+" of the pods in operation at once)")
 }
 
+// WaterLevel is minAvailable (appMinAvailable) of the replicas.
+func (w appRollback) WaterLevel() int {
+	n, err := intstr.GetScaledValueFromIntOrPercent(ptr.To(intstr.FromString(appMinAvailable)), int(w.shape.Replicas), true)
+	if err != nil {
+		return int(w.shape.Replicas)
+	}
+	return n
+}
+
 // Create runs the set-up releases: r1 at imageV2, then r2 at image.
 func (w appRollback) Create(ctx context.Context, c client.Client, ns, image string) error {
 	if err := create(ctx, c, "the CafeAppService", w.object(ns, imageV2)); err != nil {

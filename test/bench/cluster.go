@@ -20,6 +20,7 @@ import (
 	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/test/framework/managerproc"
 )
 
 // cluster is the one local control plane of a benchmark run, with CAFE
@@ -39,6 +40,9 @@ type cluster struct {
 	componentHTTP *http.Client
 
 	manager *managerProcess
+	// kruise is OpenKruise's kruise-manager, started only when the CloneSet
+	// scenario runs (nil otherwise).
+	kruise *managerproc.Process
 	// managerPprofAddr is cafe manager's --pprof-bind-address ("" if none).
 	managerPprofAddr string
 }
@@ -171,10 +175,13 @@ func (c *cluster) connect() error {
 	return nil
 }
 
-// stop stops the manager, then the control plane. Safe to call twice.
+// stop stops the managers, then the control plane. Safe to call twice.
 func (c *cluster) stop() {
 	if c.manager != nil {
 		c.manager.stop()
+	}
+	if c.kruise != nil {
+		c.kruise.Stop()
 	}
 	c.cp.Stop()
 }
@@ -185,12 +192,19 @@ func (c *cluster) stop() {
 func (c *cluster) watchFailures(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	m := c.manager
+	// A nil channel never fires: no peer, nothing to watch.
+	var peerExited <-chan struct{}
+	if c.kruise != nil {
+		peerExited = c.kruise.Exited()
+	}
 	go func() {
 		select {
 		case err := <-c.cp.Failed():
 			cancel(fmt.Errorf("control plane: %w", err))
 		case <-m.exited:
 			cancel(m.exitError())
+		case <-peerExited:
+			cancel(c.kruise.ExitError())
 		case <-ctx.Done():
 		}
 	}()
@@ -215,6 +229,11 @@ func (c *cluster) cpuSeconds() (counts[string], error) {
 	if out[cafeProcess], err = c.clock.cpuSeconds(c.manager.pid()); err != nil {
 		return nil, err
 	}
+	if c.kruise != nil {
+		if out[kruiseProcess], err = c.clock.cpuSeconds(c.kruise.Pid()); err != nil {
+			return nil, err
+		}
+	}
 	if out[benchProcess], err = c.clock.cpuSeconds(os.Getpid()); err != nil {
 		return nil, err
 	}
@@ -229,6 +248,8 @@ func (c *cluster) cpuSeconds() (counts[string], error) {
 const (
 	cafeProcess  = "cafe"
 	benchProcess = "bench"
+	// kruiseProcess is the peer controller (the CloneSet scenario).
+	kruiseProcess = "kruise-manager"
 	// machineBusy is not a process: it is every CPU's non-idle time, so
 	// that what other processes on the machine used can be told apart.
 	machineBusy = "machine"
@@ -238,10 +259,14 @@ const (
 // own write counts are scraped, by component.
 func (c *cluster) componentMetricsURLs() map[string]string {
 	p := c.cp.Ports()
-	return map[string]string{
+	urls := map[string]string{
 		cafeProcess:               c.manager.metricsURL,
 		"kube-controller-manager": "https://127.0.0.1:" + strconv.Itoa(p.ControllerManager) + "/metrics",
 		"kube-scheduler":          "https://127.0.0.1:" + strconv.Itoa(p.Scheduler) + "/metrics",
 		"kwok":                    "http://127.0.0.1:" + strconv.Itoa(p.Kwok) + "/metrics",
 	}
+	if c.kruise != nil {
+		urls[kruiseProcess] = c.kruise.MetricsURL()
+	}
+	return urls
 }

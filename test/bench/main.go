@@ -60,7 +60,7 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,replicaset,app-rollback,node-failure,traffic", "comma-separated scenarios to run, in this order (node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic runs last whatever its place, on a control plane of its own with the gateway, and needs root)")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,cloneset,replicaset,app-rollback,node-failure,traffic", "comma-separated scenarios to run, in this order (cloneset builds OpenKruise's kruise-manager into bin/ the first time, a few minutes; node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic runs last whatever its place, on a control plane of its own with the gateway, and needs root)")
 	flag.StringVar(&o.NodeFailureVariants, "node-failure-variants", "cafe,upstream,cafe-node-down", "variants of the node-failure scenario to run, in this order: cafe (CAFE's node lifecycle, default policy), upstream (the upstream controller alone: CAFE in Observe mode; about 6 minutes), cafe-node-down (heartbeats and kubelet endpoint stop)")
 	flag.IntVar(&o.TrafficRate, "traffic-rate", 500, "traffic scenario: requests per second through the gateway, lowered (and said so) if the gateway would use more than half a core at it")
 	flag.IntVar(&o.TrafficReplicas, "traffic-replicas", 300, "traffic scenario: pods per workload")
@@ -91,6 +91,7 @@ func catalog(s shape) []scenario {
 	return []scenario{
 		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}},
 		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
+		{Key: cloneSetKey, Title: "OpenKruise CloneSet", Workload: cloneSet{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
 		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
 		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
@@ -234,7 +235,7 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 			if s.Workload == nil {
 				continue
 			}
-			res, err := r.run(ctx, s, run)
+			res, err := r.runWithPeer(ctx, s, run, repoRoot, stateDir)
 			if err != nil {
 				return report{}, err
 			}

@@ -54,6 +54,7 @@ func (r report) markdown() string {
 		r.writeTargets(&b)
 		r.writeWhy(&b)
 		r.writeBreakdowns(&b)
+		r.writeViolations(&b)
 		r.writeProblems(&b)
 	}
 	r.writeNodeFailures(&b)
@@ -120,22 +121,24 @@ const disturbedAbove = 0.2
 
 func (r report) writeResults(b *strings.Builder) {
 	fmt.Fprintf(b, "## Results\n\n")
-	fmt.Fprintf(b, "| scenario | wall time | status says done | writes/pod (all-in) | writes/pod without node heartbeats | CAFE CPU | control-plane CPU | CAFE share | CAFE peak RSS | other load on the machine |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "| scenario | wall time | status says done | pods changed or deleted while listed ready / water-level dips (watch stream) | writes/pod (all-in) | writes/pod without node heartbeats | CAFE CPU | control-plane CPU | CAFE share | CAFE peak RSS | other load on the machine |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range r.Aggregates {
 		switch {
 		case a.Scenario.Workload == nil:
-			fmt.Fprintf(b, "| %s | %s | | | | | | | | |\n", a.Scenario.Title, a.Scenario.NotImplemented)
+			fmt.Fprintf(b, "| %s | %s | | | | | | | | | |\n", a.Scenario.Title, a.Scenario.NotImplemented)
 		case !a.completed():
-			fmt.Fprintf(b, "| %s | did not finish (see below) | | | | | | | | |\n", a.Scenario.Title)
+			fmt.Fprintf(b, "| %s | did not finish (see below) | | | | | | | | | |\n", a.Scenario.Title)
 		default:
 			t := a.Typical
-			fmt.Fprintf(b, "| %s | %s | %s | %.2f | %.2f | %.1f s | %.1f s | %.1f%% | %s | %.2f cores |\n",
-				a.Scenario.Title, seconds(a.Wall), seconds(a.ControllerDone), a.WritesPerPod, a.WritesPerPodWithoutBackground,
+			inv := a.worstInvariants()
+			fmt.Fprintf(b, "| %s | %s | %s | %d / %d (≥ %d Ready) | %.2f | %.2f | %.1f s | %.1f s | %.1f%% | %s | %.2f cores |\n",
+				a.Scenario.Title, seconds(a.Wall), seconds(a.ControllerDone), len(inv.Lossless), len(inv.WaterLevel), inv.MinReady, a.WritesPerPod, a.WritesPerPodWithoutBackground,
 				a.CafeCPU, a.ControlPlaneCPU, 100*a.CafeShare, mib(a.PeakRSS), t.otherCPU()/t.Delta.Window.Seconds())
 		}
 	}
-	fmt.Fprintf(b, "\nCAFE's peak RSS over the whole benchmark (creating the pods included): %s. "+
+	fmt.Fprintf(b, "\nThe invariants column counts, in the worst run, what the API server's watch stream of the release (pods and EndpointSlices, recorded from before the image change; `test/framework/watchrec`, the e2e tests' checkers) shows: pods whose spec changed or whose deletion began while an EndpointSlice listed them ready or serving (the lossless protocol's violations: each is a pod that could still receive a request as it was stopped), and the times the number of Ready pods fell below the water level the workload's settings promise. "+
+		"CAFE's peak RSS over the whole benchmark (creating the pods included): %s. "+
 		"\"Other load\" is CPU the machine spent outside the benchmark's processes during the release (other work on a shared machine), in cores on average; it competes with the control plane for the %d CPUs, so a release measured under load is slower than on an idle machine.\n\n",
 		mib(r.LifetimePeakRSS), r.Machine.CPUs)
 	for _, a := range r.Aggregates {
@@ -215,10 +218,38 @@ func (r report) writeBreakdowns(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "## Breakdowns (median-wall-time run of each scenario)\n\n")
 	writeResourceTable(b, done)
+	writeSequences(b, done)
 	writeClientTable(b, done)
 	writeRejectedTable(b, done)
 	writeCPUTable(b, done)
 	writeReconcileTable(b, done)
+}
+
+// violationSamples is how many violations of each kind the page quotes
+// per scenario.
+const violationSamples = 3
+
+// writeViolations quotes the first violations the watch stream showed, per
+// scenario (the worst run).
+func (r report) writeViolations(b *strings.Builder) {
+	first := true
+	for _, a := range r.Aggregates {
+		inv := a.worstInvariants()
+		if !inv.Checked || inv.held() {
+			continue
+		}
+		if first {
+			fmt.Fprintf(b, "## Invariant violations seen on the watch stream\n\n")
+			first = false
+		}
+		fmt.Fprintf(b, "%s: %s; the first of each:\n\n```\n", a.Scenario.Title, inv.summary())
+		for _, vs := range [][]string{inv.Lossless, inv.WaterLevel} {
+			for _, v := range vs[:min(len(vs), violationSamples)] {
+				fmt.Fprintln(b, v)
+			}
+		}
+		fmt.Fprintf(b, "```\n\n")
+	}
 }
 
 func (r report) writeProblems(b *strings.Builder) {
@@ -401,7 +432,7 @@ func writeCPUTable(b *strings.Builder, aggs []aggregate) {
 		}
 		fmt.Fprintln(b)
 	}
-	fmt.Fprintf(b, "| **control plane** (all but cafe and bench) |")
+	fmt.Fprintf(b, "| **control plane** (all but cafe, kruise-manager and bench) |")
 	for _, a := range aggs {
 		fmt.Fprintf(b, " **%.1f** |", a.Typical.controlPlaneCPU())
 	}
@@ -448,4 +479,22 @@ func (r report) summary() string {
 	r.writeNodeFailureTable(&b)
 	r.trafficSummary(&b)
 	return b.String()
+}
+
+// writeSequences shows, per scenario, the writes to one released pod as the
+// watch stream showed them: the protocol each controller really follows.
+func writeSequences(b *strings.Builder, aggs []aggregate) {
+	fmt.Fprintf(b, "### The writes to one pod, as the watch stream shows them\n\n")
+	fmt.Fprintf(b, "The first pod released in each scenario (updated in place, or for a workload that replaces pods the first old pod deleted; its replacement is a new pod, created, bound and started, not shown): every version of it the API server's watch stream delivered during the release, what changed from the version before, and who wrote it — the field managers whose `managedFields` entry the write changed.\n\n")
+	for _, a := range aggs {
+		seq := a.Typical.Sequence
+		if seq.Pod == "" {
+			continue
+		}
+		fmt.Fprintf(b, "**%s** (pod `%s`, %d writes):\n\n| # | writer (field manager, operation, subresource) | what changed |\n|---:|---|---|\n", a.Scenario.Title, seq.Pod, len(seq.Writes))
+		for i, w := range seq.Writes {
+			fmt.Fprintf(b, "| %d | %s | %s |\n", i+1, strings.Join(w.Writers, "; "), strings.Join(w.Changes, "; "))
+		}
+		fmt.Fprintln(b)
+	}
 }

@@ -33,11 +33,12 @@ func (r runResult) writesPerPodWithoutBackground() float64 {
 }
 
 // controlPlaneCPU is the CPU time of etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler and kwok.
+// kube-controller-manager, kube-scheduler and kwok: not the workload
+// controllers that run beside them (CAFE, kruise-manager).
 func (r runResult) controlPlaneCPU() float64 {
 	var n float64
 	for name, v := range r.Delta.CPU {
-		if name != cafeProcess && name != benchProcess && name != machineBusy {
+		if name != cafeProcess && name != kruiseProcess && name != benchProcess && name != machineBusy {
 			n += v
 		}
 	}
@@ -47,7 +48,7 @@ func (r runResult) controlPlaneCPU() float64 {
 // otherCPU is the CPU time the machine spent on processes outside the
 // benchmark (other work on a shared machine), which competes with it.
 func (r runResult) otherCPU() float64 {
-	ours := r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[benchProcess]
+	ours := r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[kruiseProcess] + r.Delta.CPU[benchProcess]
 	return max(r.Delta.CPU[machineBusy]-ours, 0)
 }
 
@@ -117,6 +118,22 @@ func median(runs []runResult, f func(runResult) float64) float64 {
 	return (vs[n/2-1] + vs[n/2]) / 2
 }
 
+// worstInvariants is the invariants of the completed run with the most
+// violations (the first run when none was checked).
+func (a aggregate) worstInvariants() invariants {
+	var worst invariants
+	for _, r := range a.Runs {
+		inv := r.Invariants
+		if !inv.Checked {
+			continue
+		}
+		if !worst.Checked || len(inv.Lossless)+len(inv.WaterLevel) > len(worst.Lossless)+len(worst.WaterLevel) {
+			worst = inv
+		}
+	}
+	return worst
+}
+
 func (a aggregate) completed() bool { return a.Typical != nil }
 
 func (a aggregate) isCafe() bool {
@@ -140,7 +157,16 @@ func (a aggregate) isAppRollback() bool {
 	return ok
 }
 
+// isForeign: a workload another controller releases (the Deployment, the
+// CloneSet), whose pods CAFE does not manage.
+func (a aggregate) isForeign() bool { return a.isDeployment() || a.isCloneSet() }
+
 func (a aggregate) isDeployment() bool {
 	_, ok := a.Scenario.Workload.(deployment)
+	return ok
+}
+
+func (a aggregate) isCloneSet() bool {
+	_, ok := a.Scenario.Workload.(cloneSet)
 	return ok
 }

@@ -50,6 +50,11 @@ type runResult struct {
 	Hops *hopSummary
 	// CafePeakRSS is cafe manager's VmHWM over the release.
 	CafePeakRSS int64
+	// Invariants are the lossless protocol and the water level as the
+	// watch stream of the release shows them.
+	Invariants invariants
+	// Sequence is the writes to one released pod, from the same stream.
+	Sequence podSequence
 }
 
 // runner runs scenarios on one cluster.
@@ -139,6 +144,11 @@ func (r *runner) release(ctx context.Context, w workload, ns string, res *runRes
 	if err := resetPeakRSS(pid); err != nil {
 		return err
 	}
+	recording, err := r.recordInvariants(ctx, ns, w.WaterLevel())
+	if err != nil {
+		return err
+	}
+	defer recording.rec.Stop()
 	before, err := r.cluster.takeSnapshot(ctx, false)
 	if err != nil {
 		return err
@@ -162,9 +172,10 @@ func (r *runner) release(ctx context.Context, w workload, ns string, res *runRes
 	}
 	r.lifetimePeakRSS = max(r.lifetimePeakRSS, res.CafePeakRSS)
 	res.Delta = after.since(before)
+	res.Invariants, res.Sequence = recording.check(imageV2)
 	if res.Completed {
-		fmt.Fprintf(r.cluster.out, "[%s run %d] pods settled on %s after %s (controller done after %s), %.2f successful writes per pod\n",
-			res.Scenario, res.Run, imageV2, res.Wall.Round(time.Millisecond), res.ControllerDone.Round(time.Millisecond), res.Delta.API.OK.total()/float64(res.Pods))
+		fmt.Fprintf(r.cluster.out, "[%s run %d] pods settled on %s after %s (controller done after %s), %.2f successful writes per pod; watch stream: %s\n",
+			res.Scenario, res.Run, imageV2, res.Wall.Round(time.Millisecond), res.ControllerDone.Round(time.Millisecond), res.Delta.API.OK.total()/float64(res.Pods), res.Invariants.summary())
 	}
 	return nil
 }

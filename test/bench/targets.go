@@ -17,10 +17,16 @@ const (
 	// simulates kubelet delays (a new pod takes longer than a restart).
 	targetRealisticWallRatio  = 0.5
 	targetReplicaSetWallRatio = 1.5
+	// targetCloneSetWallRatio: the InPlaceSet release against OpenKruise's
+	// CloneSet updating the same pods in place.
+	targetCloneSetWallRatio = 0.4
 	targetFastRollbackRatio   = 0.5
 	targetWritesPerPod        = 7.0
 	targetCafeShare           = 0.12
 	targetRSSBytes            = 150 << 20
+	// targetForeignCPUSeconds bounds CAFE's CPU while another controller
+	// releases pods CAFE does not manage.
+	targetForeignCPUSeconds = 0.5
 )
 
 // inPlaceWallRatio is the InPlaceSet release's wall-time target against the
@@ -58,6 +64,7 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, delays kwokstages.Del
 	inPlaceRatio := inPlaceWallRatio(delays)
 	native := findCompleted(aggs, aggregate.isDeployment)
 	grouped := findCompleted(aggs, aggregate.isInPlaceSet)
+	kruise := findCompleted(aggs, aggregate.isCloneSet)
 	var out []verdict
 	for _, a := range aggs {
 		key := a.Scenario.Key
@@ -71,6 +78,9 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, delays kwokstages.Del
 			against, ratio, baseline = native, targetReplicaSetWallRatio, "the Deployment's"
 		case a.isAppRollback():
 			against, ratio, baseline = grouped, targetFastRollbackRatio, "the grouped InPlaceSet release's"
+		case a.isForeign() && a.completed():
+			out = append(out, foreignCPUVerdict(key, a))
+			continue
 		default:
 			continue
 		}
@@ -81,8 +91,11 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, delays kwokstages.Del
 		if against != nil {
 			out = append(out, wallVerdict(key, a.Wall, against.Wall, ratio, baseline))
 		}
+		if a.isInPlaceSet() && kruise != nil {
+			out = append(out, wallVerdict(key, a.Wall, kruise.Wall, targetCloneSetWallRatio, "OpenKruise CloneSet's"))
+		}
 		if a.isInPlaceSet() {
-			out = append(out, writesVerdict(key, a.WritesPerPod), shareVerdict(key, a), rssVerdict(key, max(a.PeakRSS, lifetimePeakRSS)))
+			out = append(out, invariantsVerdict(key, a), writesVerdict(key, a.WritesPerPod), shareVerdict(key, a), rssVerdict(key, max(a.PeakRSS, lifetimePeakRSS)))
 		}
 	}
 	return out
@@ -117,6 +130,29 @@ func writesVerdict(key string, perPod float64) verdict {
 		Measured: fmt.Sprintf("%.2f", perPod),
 		Pass:     perPod <= targetWritesPerPod,
 		Gap:      fmt.Sprintf("%.2f writes per pod over (+%.0f%%)", perPod-targetWritesPerPod, 100*(perPod/targetWritesPerPod-1)),
+	}
+}
+
+func invariantsVerdict(key string, a aggregate) verdict {
+	inv := a.worstInvariants()
+	return verdict{
+		Scenario: key,
+		Target:   "lossless and water level held in every run (watch stream)",
+		Measured: inv.summary() + " (worst run)",
+		Pass:     inv.held(),
+		Gap:      "violations (quoted below)",
+	}
+}
+
+// foreignCPUVerdict: CAFE caches and handles only its own pods, so another
+// controller's release costs it (almost) nothing.
+func foreignCPUVerdict(key string, a aggregate) verdict {
+	return verdict{
+		Scenario: key,
+		Target:   fmt.Sprintf("CAFE's CPU while another controller releases pods CAFE does not manage ≤ %.1f s", targetForeignCPUSeconds),
+		Measured: fmt.Sprintf("%.2f s", a.CafeCPU),
+		Pass:     a.CafeCPU <= targetForeignCPUSeconds,
+		Gap:      fmt.Sprintf("%.2f s over", a.CafeCPU-targetForeignCPUSeconds),
 	}
 }
 

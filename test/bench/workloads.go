@@ -57,6 +57,9 @@ type workload interface {
 	Describe(ctx context.Context, c client.Client, ns string) string
 	// Settings lists the release settings used, for the report.
 	Settings() []string
+	// WaterLevel is the fewest Ready pods its settings promise during the
+	// release, which the watch stream is checked against.
+	WaterLevel() int
 }
 
 // groupedRelease is a workload that releases in groups and records them.
@@ -210,6 +213,10 @@ func (w cafeDeployment) protocol() string {
 	return "lossless protocol on (always, for every pod CAFE manages): readiness gate cafe.io/traffic-ready closed, EndpointSlices drop the pod, image patched in place, gate reopened"
 }
 
+// WaterLevel: with no minAvailable, at most a group's worth of pods is in
+// operation at once.
+func (w cafeDeployment) WaterLevel() int { return int(w.shape.Replicas - w.shape.BatchSize) }
+
 func (w cafeDeployment) Create(ctx context.Context, c client.Client, ns, image string) error {
 	return create(ctx, c, "the CafeDeployment", w.object(ns, image))
 }
@@ -317,6 +324,8 @@ func (w deployment) Settings() []string {
 		fmt.Sprintf("strategy: RollingUpdate, maxUnavailable %d, maxSurge 0 (integers)", w.shape.MaxUnavailable),
 	}
 }
+
+func (w deployment) WaterLevel() int { return int(w.shape.Replicas - w.shape.MaxUnavailable) }
 
 func (w deployment) Create(ctx context.Context, c client.Client, ns, image string) error {
 	return create(ctx, c, "the Deployment", w.object(ns, image))

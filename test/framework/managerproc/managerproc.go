@@ -37,8 +37,10 @@ type Options struct {
 	LogPath string
 }
 
-// Process is one `cafe manager` child.
+// Process is one controller child: `cafe manager`, or a peer controller
+// the benchmark runs beside it (StartController).
 type Process struct {
+	name       string
 	cmd        *exec.Cmd
 	logPath    string
 	metricsURL string
@@ -56,36 +58,64 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("picking ports for cafe manager: %w", err)
 	}
-	args := append([]string{
-		"manager",
-		"--kubeconfig=" + o.ControlPlane.KubeconfigFor(controlplane.CafeIdentity),
-		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[0]),
-		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
-		// The benchmark scrapes the loopback endpoint without a token.
-		"--metrics-insecure",
-	}, o.Args...)
 	logPath := o.LogPath
 	if logPath == "" {
 		logPath = filepath.Join(o.ControlPlane.StateDir(), "logs", "cafe-manager.log")
 	}
-	logFile, err := os.Create(logPath)
+	return StartController(ctx, Controller{
+		Name:   "cafe manager",
+		Binary: o.Binary,
+		Args: append([]string{
+			"manager",
+			"--kubeconfig=" + o.ControlPlane.KubeconfigFor(controlplane.CafeIdentity),
+			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[0]),
+			"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
+			// The benchmark scrapes the loopback endpoint without a token.
+			"--metrics-insecure",
+		}, o.Args...),
+		LogPath:    logPath,
+		ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[0]),
+		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
+	})
+}
+
+// Controller is any controller binary to run as a child.
+type Controller struct {
+	// Name names it in errors ("cafe manager", "kruise-manager").
+	Name   string
+	Binary string
+	Args   []string
+	// Env is added to this process's environment.
+	Env []string
+	// LogPath receives its output (truncated first).
+	LogPath string
+	// ReadyURL answers 200 once it is up; MetricsURL is its Prometheus
+	// endpoint.
+	ReadyURL, MetricsURL string
+}
+
+// StartController runs c in its own process group (SIGKILLed should this
+// process die first) and waits until it answers c.ReadyURL.
+func StartController(ctx context.Context, c Controller) (*Process, error) {
+	logFile, err := os.Create(c.LogPath)
 	if err != nil {
-		return nil, fmt.Errorf("creating the cafe manager log: %w", err)
+		return nil, fmt.Errorf("creating the %s log: %w", c.Name, err)
 	}
-	cmd := exec.Command(o.Binary, args...)
+	cmd := exec.Command(c.Binary, c.Args...)
+	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("starting cafe manager: %w", err)
+		return nil, fmt.Errorf("starting %s: %w", c.Name, err)
 	}
-	p := &Process{cmd: cmd, logPath: logPath, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]), exited: make(chan struct{})}
+	p := &Process{name: c.Name, cmd: cmd, logPath: c.LogPath, metricsURL: c.MetricsURL, exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
 		close(p.exited)
 	}()
-	if err := p.waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[0])); err != nil {
+	if err := p.waitReady(ctx, c.ReadyURL); err != nil {
 		p.Stop()
 		return nil, err
 	}
@@ -108,7 +138,7 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 func (p *Process) ExitError() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("cafe manager exited (%v); see %s", p.err, p.logPath)
+		return fmt.Errorf("%s exited (%v); see %s", p.name, p.err, p.logPath)
 	default:
 		return nil
 	}
@@ -120,7 +150,7 @@ func (p *Process) waitReady(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := controlplane.WaitHTTP(ctx, controlplane.HTTPProbe{URL: url, Stopped: p.ExitError}); err != nil {
-		return fmt.Errorf("waiting for cafe manager to answer %s (log: %s): %w", url, p.logPath, err)
+		return fmt.Errorf("waiting for %s to answer %s (log: %s): %w", p.name, url, p.logPath, err)
 	}
 	return nil
 }
@@ -133,12 +163,12 @@ func (p *Process) Kill() error {
 		return fmt.Errorf("not killed, it had already ended: %w", err)
 	}
 	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
-		return fmt.Errorf("killing cafe manager (pid %d): %w", p.Pid(), err)
+		return fmt.Errorf("killing %s (pid %d): %w", p.name, p.Pid(), err)
 	}
 	<-p.exited
 	var exit *exec.ExitError
 	if !errors.As(p.err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		return fmt.Errorf("cafe manager (pid %d) did not end by SIGKILL: %v; see %s", p.Pid(), p.err, p.logPath)
+		return fmt.Errorf("%s (pid %d) did not end by SIGKILL: %v; see %s", p.name, p.Pid(), p.err, p.logPath)
 	}
 	return nil
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	klabels "k8s.io/apimachinery/pkg/labels"
+
+	"github.com/cafe-io/cafe/test/framework/watchrec"
+)
+
+// invariants are what the API server's watch stream of one release shows
+// about the guarantees every workload is judged by, with the e2e tests'
+// checkers (test/framework/watchrec): the lossless protocol (no pod deleted
+// or changed while an EndpointSlice lists it ready or serving) and the
+// workload's own water level.
+type invariants struct {
+	// Checked is false when no stream was recorded (a release that did not
+	// start).
+	Checked bool
+	// MinReady is the water level checked: the fewest Ready pods the
+	// workload's settings promise during the release.
+	MinReady int
+	// Lossless and WaterLevel are the violations found, one line each.
+	Lossless, WaterLevel []string
+}
+
+// invariantRecording records a release's pod and EndpointSlice events from
+// before the image changes until the pods are settled.
+type invariantRecording struct {
+	rec      *watchrec.Recorder
+	minReady int
+}
+
+// recordInvariants starts recording ns and returns once the recorder has
+// the namespace's current state, so every event of the release is in it.
+func (r *runner) recordInvariants(ctx context.Context, ns string, minReady int) (*invariantRecording, error) {
+	rec, err := watchrec.Start(ctx, r.cluster.admin, ns, watchrec.WithPodSelector(klabels.SelectorFromSet(appLabels())))
+	if err != nil {
+		return nil, fmt.Errorf("starting the watch recorder of %s: %w", ns, err)
+	}
+	if err := rec.WaitForSync(ctx); err != nil {
+		rec.Stop()
+		return nil, fmt.Errorf("waiting for the watch recorder of %s: %w", ns, err)
+	}
+	return &invariantRecording{rec: rec, minReady: minReady}, nil
+}
+
+// check stops the recording and checks what it saw; the sequence of
+// writes to one released pod (to image) comes with it.
+func (ir *invariantRecording) check(image string) (invariants, podSequence) {
+	ir.rec.Stop()
+	events := ir.rec.Events()
+	var seq podSequence
+	seq.Pod, seq.Writes = releasedPodSequence(events, image)
+	return invariants{
+		Checked:    true,
+		MinReady:   ir.minReady,
+		Lossless:   violations(watchrec.CheckLossless(events)),
+		WaterLevel: violations(watchrec.CheckWaterLevel(events, klabels.SelectorFromSet(appLabels()), ir.minReady)),
+	}, seq
+}
+
+// held says whether both invariants held.
+func (inv invariants) held() bool {
+	return inv.Checked && len(inv.Lossless) == 0 && len(inv.WaterLevel) == 0
+}
+
+// summary is one line for the console and the report's table.
+func (inv invariants) summary() string {
+	if !inv.Checked {
+		return "not checked"
+	}
+	return fmt.Sprintf("%d lossless, %d water-level (≥ %d Ready) violations", len(inv.Lossless), len(inv.WaterLevel), inv.MinReady)
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
+)
+
+// completedRun is a finished release of wall seconds, with CAFE's CPU and
+// the watch stream's findings.
+func completedRun(wall, cafeCPU float64, inv invariants) runResult {
+	return runResult{
+		Completed:  true,
+		Pods:       1000,
+		Wall:       time.Duration(wall * float64(time.Second)),
+		Delta:      delta{CPU: counts[string]{cafeProcess: cafeCPU, "kube-apiserver": 40}, API: apiWrites{OK: counts[writeKey]{}}},
+		Invariants: inv,
+	}
+}
+
+func verdictsOf(vs []verdict) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range vs {
+		out[v.Scenario+": "+v.Target] = v.Pass
+	}
+	return out
+}
+
+func TestTargetsCompareTheInPlaceReleaseWithCloneSetAndBoundCAFEDuringOthersReleases(t *testing.T) {
+	g := NewWithT(t)
+	s := shape{Replicas: 1000, BatchSize: 100, MaxUnavailable: 100, Zones: []string{"zone-a"}}
+	held := invariants{Checked: true, MinReady: 900}
+	broken := invariants{Checked: true, MinReady: 900, Lossless: []string{"[lossless] deleted while listed ready"}}
+	aggs := []aggregate{
+		aggregateRuns(scenario{Key: "inplaceset", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}}, []runResult{completedRun(40, 4, held)}),
+		aggregateRuns(scenario{Key: "deployment", Workload: deployment{shape: s}}, []runResult{completedRun(30, 0.3, broken)}),
+		aggregateRuns(scenario{Key: cloneSetKey, Workload: cloneSet{shape: s}}, []runResult{completedRun(110, 0.9, broken)}),
+	}
+	got := verdictsOf(checkTargets(aggs, 100<<20, kwokstages.Delays{}))
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: wall time ≤ 0.4× OpenKruise CloneSet's", true), "40 s against 110 s is 0.36×")
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: wall time ≤ 0.8× the Deployment's", false), "40 s against 30 s")
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", true))
+	foreign := "CAFE's CPU while another controller releases pods CAFE does not manage ≤ 0.5 s"
+	g.Expect(got).To(HaveKeyWithValue("deployment: "+foreign, true), "0.3 s")
+	g.Expect(got).To(HaveKeyWithValue(cloneSetKey+": "+foreign, false), "0.9 s")
+
+	// A violation in any run fails the invariant target.
+	aggs[0] = aggregateRuns(aggs[0].Scenario, []runResult{completedRun(40, 4, held), completedRun(41, 4, broken)})
+	got = verdictsOf(checkTargets(aggs, 100<<20, kwokstages.Delays{}))
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", false))
+}
