@@ -20,10 +20,10 @@ const (
 	// targetCloneSetWallRatio: the InPlaceSet release against OpenKruise's
 	// CloneSet updating the same pods in place.
 	targetCloneSetWallRatio = 0.4
-	targetFastRollbackRatio   = 0.5
-	targetWritesPerPod        = 7.0
-	targetCafeShare           = 0.12
-	targetRSSBytes            = 150 << 20
+	targetFastRollbackRatio = 0.5
+	targetWritesPerPod      = 7.0
+	targetCafeShare         = 0.12
+	targetRSSBytes          = 150 << 20
 	// targetForeignCPUSeconds bounds CAFE's CPU while another controller
 	// releases pods CAFE does not manage.
 	targetForeignCPUSeconds = 0.5
