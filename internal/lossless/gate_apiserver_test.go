@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -15,9 +16,18 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-var apiClient client.WithWatch
+var (
+	apiConfig *rest.Config
+	apiClient client.WithWatch
+)
 
-func TestMain(m *testing.M) { os.Exit(framework.EnvtestClientMain(m, &apiClient)) }
+func TestMain(m *testing.M) {
+	os.Exit(framework.EnvtestMain(m, func(cfg *rest.Config) (err error) {
+		apiConfig = cfg
+		apiClient, err = framework.NewClient(cfg)
+		return err
+	}))
+}
 
 // servingPod creates a running, Ready pod with the traffic-ready gate open
 // and its one container ready, as the kubelet would have reported it.

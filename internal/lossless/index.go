@@ -59,7 +59,7 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []string) func(context.Context, client.Object) []reconcile.Request {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
 		slice, ok := obj.(*discoveryv1.EndpointSlice)
-		if !ok {
+		if !ok || !holdsPodsIn(ctx, r, slice.Namespace) {
 			return nil
 		}
 		seen := map[string]bool{}
@@ -83,4 +83,17 @@ func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []str
 		}
 		return reqs
 	}
+}
+
+// holdsPodsIn says whether r (CAFE's cache, which holds only the pods CAFE
+// manages) has any pod in ns. Another controller's release changes its
+// EndpointSlices hundreds of times; where CAFE manages no pod, one cheap
+// look saves a lookup per endpoint. On error it answers yes: the lookups
+// decide.
+func holdsPodsIn(ctx context.Context, r client.Reader, ns string) bool {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(ns), client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
+		return true
+	}
+	return len(pods.Items) > 0
 }

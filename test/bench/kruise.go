@@ -352,7 +352,7 @@ func (w cloneSet) Settings() []string {
 		fmt.Sprintf("%d replicas, the Deployment's pod template (topologySpreadConstraints: zone maxSkew 1 DoNotSchedule, hostname maxSkew 1 ScheduleAnyway)", w.shape.Replicas),
 		fmt.Sprintf("updateStrategy: InPlaceIfPossible, maxUnavailable %d, maxSurge 0, inPlaceUpdateStrategy.gracePeriodSeconds 0 (Kruise's default)", w.shape.MaxUnavailable),
 		fmt.Sprintf("kruise-manager %s built from its Go module (hack/tools/kruise), a separate process with the admin kubeconfig, client QPS %d / burst %d (its defaults are 30 / 50), leader election off, every Kruise CRD installed, the CloneSet's admission webhooks only (on loopback, its own certificates)", kruiseVersion, kruiseQPS, kruiseBurst),
-		"in-place update: Kruise sets its readiness gate InPlaceUpdateReady False and patches the image in the same pod update, then waits for the container's imageID to change and sets the gate True; it does not wait for the EndpointSlices to drop the pod first (with gracePeriodSeconds > 0 it waits that long instead)",
+		"in-place update: Kruise writes its readiness gate InPlaceUpdateReady False, patches the image in the next write, waits for the container's imageID to change and sets the gate True; it does not wait for the EndpointSlices to drop the pod before the image changes (with gracePeriodSeconds > 0 it waits that long instead)",
 	}
 }
 
