@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/internal/podutil"
 )
@@ -38,28 +37,25 @@ func newHopRecorder(image string) *hopRecorder {
 	return &hopRecorder{image: image, pods: map[string]*podHops{}}
 }
 
-// observe records the steps the pods show at time at.
-func (h *hopRecorder) observe(at time.Time, objs []client.Object) {
-	for _, o := range objs {
-		pod, ok := o.(*corev1.Pod)
-		if !ok || len(pod.Spec.Containers) == 0 {
-			continue
-		}
-		p := h.pods[pod.Name]
-		if p == nil {
-			p = &podHops{}
-			h.pods[pod.Name] = p
-		}
-		specNew := pod.Spec.Containers[0].Image == h.image
-		statusNew := runsImage(pod, h.image)
-		closed, ready := gateClosed(pod), podutil.Ready(pod)
-		firstAt(&p.gateClosed, at, closed && !specNew)
-		firstAt(&p.notReady, at, !p.gateClosed.IsZero() && !ready && !specNew)
-		firstAt(&p.patched, at, specNew)
-		firstAt(&p.restarted, at, statusNew)
-		firstAt(&p.gateOpened, at, statusNew && !closed)
-		firstAt(&p.ready, at, statusNew && ready)
+// observePod records the steps one pod shows at time at.
+func (h *hopRecorder) observePod(at time.Time, pod *corev1.Pod) {
+	if len(pod.Spec.Containers) == 0 {
+		return
 	}
+	p := h.pods[pod.Name]
+	if p == nil {
+		p = &podHops{}
+		h.pods[pod.Name] = p
+	}
+	specNew := pod.Spec.Containers[0].Image == h.image
+	statusNew := runsImage(pod, h.image)
+	closed, ready := gateClosed(pod), podutil.Ready(pod)
+	firstAt(&p.gateClosed, at, closed && !specNew)
+	firstAt(&p.notReady, at, !p.gateClosed.IsZero() && !ready && !specNew)
+	firstAt(&p.patched, at, specNew)
+	firstAt(&p.restarted, at, statusNew)
+	firstAt(&p.gateOpened, at, statusNew && !closed)
+	firstAt(&p.ready, at, statusNew && ready)
 }
 
 func firstAt(t *time.Time, at time.Time, now bool) {

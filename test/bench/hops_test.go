@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -48,11 +47,9 @@ func TestHopRecorderTimesEachStepAndTheHandOverBetweenGroups(t *testing.T) {
 	// Two groups of two pods: each step of group 0 takes 100 ms (pod b 200
 	// ms), group 1 starts 500 ms after group 0's last pod is Ready.
 	see := func(at time.Duration, pods ...*corev1.Pod) {
-		objs := make([]client.Object, len(pods))
-		for i, p := range pods {
-			objs[i] = p
+		for _, p := range pods {
+			h.observePod(t0.Add(at), p)
 		}
-		h.observe(t0.Add(at), objs)
 	}
 	for step := 0; step <= 6; step++ {
 		see(time.Duration(step)*100*time.Millisecond, stagedPod("a", step))
@@ -101,7 +98,7 @@ func TestBarrierLineSaysWhetherTheLimitLeavesAPodCyclePerGroup(t *testing.T) {
 func TestHopRecorderIgnoresPodsNotUpdatedInPlace(t *testing.T) {
 	h := newHopRecorder(imageV2)
 	// A replacement pod is created at v2: it never closed its gate at v1.
-	h.observe(time.Now(), []client.Object{stagedPod("new", 6)})
+	h.observePod(time.Now(), stagedPod("new", 6))
 	if s := h.summary(100); s != nil {
 		t.Fatalf("summary = %+v, want none", s)
 	}

@@ -24,6 +24,9 @@ import (
 	"github.com/cafe-io/cafe/internal/loadgen"
 )
 
+// defaultOut is the page a default run writes.
+const defaultOut = "docs/benchmarks.md"
+
 // options are the command-line flags.
 type options struct {
 	Runs           int
@@ -50,6 +53,8 @@ type options struct {
 	// PodDelays simulate kubelet latencies for the whole run (the
 	// realistic-delay variant).
 	PodDelays kwokstages.Delays
+	// Scale runs the scale variant (applyScale).
+	Scale bool
 }
 
 func parseFlags() options {
@@ -65,14 +70,18 @@ func parseFlags() options {
 	flag.IntVar(&o.TrafficRate, "traffic-rate", 500, "traffic scenario: requests per second through the gateway, lowered (and said so) if the gateway would use more than half a core at it")
 	flag.IntVar(&o.TrafficReplicas, "traffic-replicas", 300, "traffic scenario: pods per workload")
 	flag.DurationVar(&o.TrafficBaseline, "traffic-baseline", 10*time.Second, "traffic scenario: load before each release (the baseline latency)")
-	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "report to write, relative to the repository root (empty: print only); when only some parts of the page ran (the releases, node failure, traffic) and the file exists, only their sections are replaced")
+	flag.StringVar(&o.Out, "out", defaultOut, "report to write, relative to the repository root (empty: print only); when only some parts of the page ran (the releases, node failure, traffic) and the file exists, only their sections are replaced")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "write CPU profiles of kube-apiserver and kube-controller-manager, taken during each release, to this directory (go tool pprof reads them)")
 	flag.IntVar(&o.ProfileSeconds, "profile-seconds", 20, "length of each -profile-dir profile, from the image change")
 	flag.DurationVar(&o.PodDelays.PodStart, "pod-start-delay", 0, "simulated start of a new pod (scheduling, image pull, container start) for every workload: the realistic-delay variant uses 3s; write it to its own page (-out docs/benchmarks-realistic-delays.md)")
 	flag.DurationVar(&o.PodDelays.InPlaceRestart, "pod-restart-delay", 0, "simulated in-place container restart after an image change: the realistic-delay variant uses 1s")
+	flag.BoolVar(&o.Scale, "scale", false, fmt.Sprintf("the scale variant: %d pods on %d nodes in groups of %d, the InPlaceSet release only, written to %s (overrides -replicas, -nodes, -batch-size, -max-unavailable, -scenarios and the default -out)", scaleReplicas, scaleNodes, scaleBatch, scalePage))
 	flag.Parse()
+	if o.Scale {
+		o.applyScale()
+	}
 	return o
 }
 
@@ -252,6 +261,14 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 		}
 		rep.Aggregates = append(rep.Aggregates, aggregateRuns(s, results[s.Key]))
 	}
-	rep.Verdicts = checkTargets(rep.Aggregates, rep.LifetimePeakRSS, rep.PodDelays)
+	if len(rep.Aggregates) > 0 {
+		floor, err := r.measureWriteFloor(ctx)
+		if err != nil {
+			return report{}, fmt.Errorf("measuring the write floor: %w", err)
+		}
+		rep.WriteFloor = &floor
+	}
+	rep.Scale = o.Scale
+	rep.Verdicts = checkTargets(rep.Aggregates, rep.LifetimePeakRSS, limitsFor(rep.PodDelays, o.Scale))
 	return rep, nil
 }

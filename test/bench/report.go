@@ -32,6 +32,11 @@ type report struct {
 	NodeFailures []nodeFailureResult
 	// Traffic is the traffic scenario's outcome (nil when it did not run).
 	Traffic *trafficReport
+	// WriteFloor is the API server's pod-write rate with nothing else
+	// asked of it, measured after the releases (nil when none ran).
+	WriteFloor *writeFloor
+	// Scale marks the scale variant's run.
+	Scale bool
 }
 
 // describeDelays says what the simulated kubelets wait before they report.
@@ -52,6 +57,7 @@ func (r report) markdown() string {
 		r.writeMethod(&b)
 		r.writeResults(&b)
 		r.writeTargets(&b)
+		r.writeFloor(&b)
 		r.writeKruise(&b)
 		r.writeWhy(&b)
 		r.writeBreakdowns(&b)
@@ -82,6 +88,9 @@ func (r report) writeHeader(b *strings.Builder) {
 func (r report) writeMethod(b *strings.Builder) {
 	s := r.Shape
 	fmt.Fprintf(b, "## Method\n\n")
+	if r.Scale {
+		fmt.Fprintf(b, "The scale variant (`go run ./test/bench -scale`): %d pods on %d nodes, released in groups of %d, the InPlaceSet release alone; its limits are CAFE ≤ %.0f%% of the control plane's CPU and ≤ %s peak RSS. It is not part of the default run.\n\n", s.Replicas, r.Nodes, s.BatchSize, 100*scaleTargetCafeShare, mib(scaleTargetRSSBytes))
+	}
 	lines := []string{
 		fmt.Sprintf("One local control plane (`internal/controlplane`, the same as `cafe dev up`) on a fresh state directory, so etcd starts empty: %d simulated kwok nodes round-robin over %s, %s, kube-controller-manager and kube-scheduler at client QPS %d / burst %d. CAFE's CRDs and RBAC are installed with `install.CAFE`.", r.Nodes, strings.Join(s.Zones, ", "), describeDelays(r.PodDelays), controlplane.DefaultClientQPS, 2*controlplane.DefaultClientQPS),
 		fmt.Sprintf("CAFE's controllers run as a separate process, `%s`, as the `cafe-controller-manager` ServiceAccount, webhooks off, so that its CPU time (utime + stime of `/proc/<pid>/stat`) and peak RSS (`VmHWM` of `/proc/<pid>/status`, reset through `clear_refs` before each release) can be read. Its metrics listener is on (loopback) so its own request counts can be read; it also runs during the Deployment scenario, as it would in a cluster.", r.managerCommand()),
@@ -524,4 +533,25 @@ func (r report) writeKruise(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", row[0], row[1], row[2])
 	}
 	fmt.Fprintf(b, "\nWhy they differ, from the writes to one pod (breakdowns below): Kruise writes its readiness gate `InPlaceUpdateReady` False and, in the very next write, the new image (`inplaceupdate.realControl.Update`), without waiting for the EndpointSlices to drop the pod: the container restarts while they still list it ready, and a request routed to it then meets a restarting container (with `gracePeriodSeconds` > 0 Kruise waits that long before the image instead, a fixed guess rather than a confirmation). CAFE closes its gate, waits until every EndpointSlice has dropped the pod, and only then patches the image: the lossless protocol costs one more pod write and no violation.\n\n")
+}
+
+// writeFloor sets each release's write rate against the API server's write
+// floor.
+func (r report) writeFloor(b *strings.Builder) {
+	f := r.WriteFloor
+	if f == nil {
+		return
+	}
+	fmt.Fprintf(b, "## The API server's write floor\n\n")
+	fmt.Fprintf(b, "After the releases, on the same control plane, %d writers patched a status condition of %d unscheduled pods (no scheduler and no kubelet works on them; every write changes the pod) as fast as the API server answered, for %s: %d writes, **%.0f writes/s** (%d failed). That is about the most pod writes per second this control plane takes on this machine with nothing else to do; during a release the same cores also run the controllers, kwok and the watches that every write feeds. Each release's successful writes per second, all-in, against it:\n\n",
+		f.Workers, f.Pods, f.Window.Round(time.Second), f.Writes, f.perSecond(), f.Failed)
+	fmt.Fprintf(b, "| scenario | writes/s during the release | of the floor |\n|---|---:|---:|\n")
+	for _, a := range r.Aggregates {
+		if !a.completed() {
+			continue
+		}
+		rate := a.Typical.Delta.API.OK.total() / a.Typical.Delta.Window.Seconds()
+		fmt.Fprintf(b, "| %s | %.0f | %.0f%% |\n", a.Scenario.Title, rate, 100*rate/f.perSecond())
+	}
+	fmt.Fprintln(b)
 }

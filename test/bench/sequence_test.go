@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
@@ -84,4 +85,33 @@ func TestReleasedPodSequenceIsEmptyWhenNoPodWasReleased(t *testing.T) {
 	name, writes := releasedPodSequence([]watchrec.Event{{Seq: 1, ResourceVersion: 1, Type: watchrec.Added, Pod: pod, Synthetic: true}}, imageV2)
 	g.Expect(name).To(BeEmpty())
 	g.Expect(writes).To(BeEmpty())
+}
+
+// The tally kept pod by pod equals the tally of the whole set after every
+// change, deletions included.
+func TestPodTalliesFollowEachPodLikeAFullCount(t *testing.T) {
+	g := NewWithT(t)
+	tallies := newPodTallies(imageV2)
+	pods := map[string]*corev1.Pod{}
+	full := func() podTally {
+		var objs []client.Object
+		for _, p := range pods {
+			objs = append(objs, p)
+		}
+		return tallyPods(objs, imageV2)
+	}
+	steps := []struct {
+		name string
+		step int
+	}{{"a", 0}, {"b", 0}, {"a", 1}, {"a", 3}, {"b", 4}, {"a", 6}, {"b", 6}}
+	for _, s := range steps {
+		pods[s.name] = stagedPod(s.name, s.step)
+		tallies.set(pods[s.name])
+		g.Expect(tallies.total).To(Equal(full()), "after %s reached step %d", s.name, s.step)
+	}
+	g.Expect(tallies.total.settled(2)).To(BeTrue())
+	delete(pods, "a")
+	tallies.remove("a")
+	g.Expect(tallies.total).To(Equal(full()))
+	g.Expect(tallies.total.settled(2)).To(BeFalse())
 }

@@ -40,7 +40,7 @@ func TestTargetsCompareTheInPlaceReleaseWithCloneSetAndBoundCAFEDuringOthersRele
 		aggregateRuns(scenario{Key: "deployment", Workload: deployment{shape: s}}, []runResult{completedRun(30, 0.3, broken)}),
 		aggregateRuns(scenario{Key: cloneSetKey, Workload: cloneSet{shape: s}}, []runResult{completedRun(110, 0.9, broken)}),
 	}
-	got := verdictsOf(checkTargets(aggs, 100<<20, kwokstages.Delays{}))
+	got := verdictsOf(checkTargets(aggs, 100<<20, limitsFor(kwokstages.Delays{}, false)))
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: wall time ≤ 0.4× OpenKruise CloneSet's", true), "40 s against 110 s is 0.36×")
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: wall time ≤ 0.8× the Deployment's", false), "40 s against 30 s")
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", true))
@@ -50,6 +50,6 @@ func TestTargetsCompareTheInPlaceReleaseWithCloneSetAndBoundCAFEDuringOthersRele
 
 	// A violation in any run fails the invariant target.
 	aggs[0] = aggregateRuns(aggs[0].Scenario, []runResult{completedRun(40, 4, held), completedRun(41, 4, broken)})
-	got = verdictsOf(checkTargets(aggs, 100<<20, kwokstages.Delays{}))
+	got = verdictsOf(checkTargets(aggs, 100<<20, limitsFor(kwokstages.Delays{}, false)))
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", false))
 }

@@ -24,6 +24,13 @@ import (
 // cond sees the informer's store, which is never behind the event being
 // handled, so it always judges a state the objects really were in.
 func watchUntil[L client.ObjectList](ctx context.Context, c client.WithWatch, list L, cond func([]client.Object) bool, opts ...client.ListOption) (time.Time, error) {
+	return watchEvents(ctx, c, list, cond, func(_ watch.Event, s cache.Store) bool { return cond(storeObjects(s)) }, opts...)
+}
+
+// watchEvents is watchUntil for a condition kept up to date event by event
+// (cost per event independent of how many objects there are): initial sees
+// the first list, next each event after it with the store as it is then.
+func watchEvents[L client.ObjectList](ctx context.Context, c client.WithWatch, list L, initial func([]client.Object) bool, next func(watch.Event, cache.Store) bool, opts ...client.ListOption) (time.Time, error) {
 	lo := (&client.ListOptions{}).ApplyOptions(opts)
 	listOptions := func(raw metav1.ListOptions) *client.ListOptions {
 		return &client.ListOptions{Namespace: lo.Namespace, LabelSelector: lo.LabelSelector, FieldSelector: lo.FieldSelector, Raw: &raw}
@@ -39,31 +46,35 @@ func watchUntil[L client.ObjectList](ctx context.Context, c client.WithWatch, li
 	}
 	var store cache.Store
 	var at time.Time
-	check := func() bool {
-		items := store.List()
-		objs := make([]client.Object, 0, len(items))
-		for _, o := range items {
-			if obj, ok := o.(client.Object); ok {
-				objs = append(objs, obj)
-			}
-		}
-		if cond(objs) {
+	held := func(ok bool) bool {
+		if ok {
 			at = time.Now()
-			return true
 		}
-		return false
+		return ok
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, nil, func(s cache.Store) (bool, error) {
 		// The initial list is in: the condition may hold already.
 		store = s
-		return check(), nil
-	}, func(watch.Event) (bool, error) {
-		return check(), nil
+		return held(initial(storeObjects(s))), nil
+	}, func(ev watch.Event) (bool, error) {
+		return held(next(ev, store)), nil
 	})
 	if err != nil {
 		return at, fmt.Errorf("watching %T: %w", list, err)
 	}
 	return at, nil
+}
+
+// storeObjects is what the store holds.
+func storeObjects(s cache.Store) []client.Object {
+	items := s.List()
+	objs := make([]client.Object, 0, len(items))
+	for _, o := range items {
+		if obj, ok := o.(client.Object); ok {
+			objs = append(objs, obj)
+		}
+	}
+	return objs
 }
 
 // find returns the object named name, if objs hold it.
@@ -165,21 +176,73 @@ func runsImage(pod *corev1.Pod, image string) bool {
 }
 
 // waitPodsSettled waits until the app's pods in ns are settled on image and
-// returns when that was first seen, with the last tally.
+// returns when that was first seen, with the last tally. The tally is kept
+// pod by pod, so an event costs the same at 10,000 pods as at 10.
 // hops, when not nil, is shown every state the watch sees.
 func waitPodsSettled(ctx context.Context, c client.WithWatch, ns string, n int, image string, hops *hopRecorder) (time.Time, podTally, error) {
-	var last podTally
-	at, err := watchUntil(ctx, c, &corev1.PodList{}, func(objs []client.Object) bool {
+	tally := newPodTallies(image)
+	see := func(pod *corev1.Pod) {
+		tally.set(pod)
 		if hops != nil {
-			hops.observe(time.Now(), objs)
+			hops.observePod(time.Now(), pod)
 		}
-		last = tallyPods(objs, image)
-		return last.settled(n)
+	}
+	at, err := watchEvents(ctx, c, &corev1.PodList{}, func(objs []client.Object) bool {
+		for _, o := range objs {
+			see(o.(*corev1.Pod))
+		}
+		return tally.total.settled(n)
+	}, func(ev watch.Event, _ cache.Store) bool {
+		if pod, ok := ev.Object.(*corev1.Pod); ok {
+			if ev.Type == watch.Deleted {
+				tally.remove(pod.Name)
+			} else {
+				see(pod)
+			}
+		}
+		return tally.total.settled(n)
 	}, client.InNamespace(ns), client.MatchingLabels{appLabel: appName})
 	if err != nil {
-		return at, last, fmt.Errorf("waiting for %d Ready pods on %s in %s (last seen: %s): %w", n, image, ns, last, err)
+		return at, tally.total, fmt.Errorf("waiting for %d Ready pods on %s in %s (last seen: %s): %w", n, image, ns, tally.total, err)
 	}
-	return at, last, nil
+	return at, tally.total, nil
+}
+
+// podTallies keeps the tally of a set of pods as each one changes.
+type podTallies struct {
+	image string
+	total podTally
+	each  map[string]podTally
+}
+
+func newPodTallies(image string) *podTallies {
+	return &podTallies{image: image, each: map[string]podTally{}}
+}
+
+// set counts pod as it is now instead of as it was.
+func (t *podTallies) set(pod *corev1.Pod) {
+	t.remove(pod.Name)
+	one := tallyPods([]client.Object{pod}, t.image)
+	t.each[pod.Name] = one
+	t.total = t.total.plus(one, 1)
+}
+
+func (t *podTallies) remove(name string) {
+	if old, ok := t.each[name]; ok {
+		t.total = t.total.plus(old, -1)
+		delete(t.each, name)
+	}
+}
+
+// plus adds sign times o.
+func (t podTally) plus(o podTally, sign int) podTally {
+	t.Total += sign * o.Total
+	t.Terminating += sign * o.Terminating
+	t.Ready += sign * o.Ready
+	t.OnImage += sign * o.OnImage
+	t.ReadyOnImage += sign * o.ReadyOnImage
+	t.GateClosed += sign * o.GateClosed
+	return t
 }
 
 // waitEndpoints waits until the Service's EndpointSlices list exactly n

@@ -88,7 +88,7 @@ func (p *Prober) round(ctx context.Context) {
 	now := p.Now()
 	period := seconds(policy.Probe.PeriodSeconds)
 	timeout := seconds(policy.Probe.TimeoutSeconds)
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, probeConcurrency)
 	var wg sync.WaitGroup
 	seen := map[string]bool{}
 	for i := range nodes.Items {
@@ -172,6 +172,9 @@ func kubeletEndpoint(node *corev1.Node) string {
 // within the timeout, and a connection the kubelet or the network has
 // dropped fails the request (the transport redials only when nothing was
 // sent yet), so a dead or partitioned kubelet still fails its probe.
+// probeConcurrency is how many probes run at once.
+const probeConcurrency = 16
+
 var probeClient = &http.Client{
 	Transport: &http.Transport{
 		// Liveness only: the kubelet's serving certificate is not verified
@@ -179,9 +182,11 @@ var probeClient = &http.Client{
 		// and costs a fraction of the post-quantum hybrid's CPU on the
 		// handshakes that remain.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, CurvePreferences: []tls.CurveID{tls.X25519}}, //nolint:gosec // liveness probe, nothing is trusted
-		// One idle connection per node, closed if unused for longer than
-		// any probe period plausibly is.
-		MaxIdleConnsPerHost: 1,
+		// An idle connection per probe in flight (at most 16 at a time):
+		// one per node where each node has its own kubelet, enough for
+		// all where they share one address (kwok's). Closed if unused for
+		// longer than any probe period plausibly is.
+		MaxIdleConnsPerHost: probeConcurrency,
 		IdleConnTimeout:     2 * time.Minute,
 		Proxy:               nil,
 	},
