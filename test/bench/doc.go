@@ -34,6 +34,21 @@
 // wall time runs from that write until every pod is back on v2 (see
 // appRollback).
 //
+// The cloneset scenario (kruise.go) releases the same pods with OpenKruise's
+// CloneSet (InPlaceIfPossible): kruise-manager, built from the Go module
+// hack/tools/kruise pins (controlplane.KruiseManager, into bin/ the first
+// time), runs as a child process only around that scenario, with Kruise's
+// CRDs and the CloneSet's webhooks installed from its own manifests.
+//
+// Every release is recorded on the watch stream (test/framework/watchrec)
+// from before the image change until the pods settle: the report counts the
+// lossless protocol's violations and water-level dips (invariants.go) and
+// shows the writes to one released pod with their field managers
+// (sequence.go). After the releases the API server's write floor is
+// measured (floor.go): unscheduled pods' status patched as fast as it
+// answers. `-scale` runs 10,000 pods on 1,000 nodes, the InPlaceSet release
+// alone, onto docs/benchmarks-scale.md.
+//
 // The node-failure scenario (issue 6, nodefailure.go) releases nothing: on
 // kwok nodes of its own in three zones it runs a CafeDeployment, stops one
 // node's heartbeats and measures how long until all the replicas are Ready
