@@ -42,11 +42,12 @@ func CAFE(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading embedded manifests: %w", err)
 	}
-	return applyCRDs(ctx, cfg, objs)
+	return ApplyAndWait(ctx, cfg, objs)
 }
 
-// applyCRDs applies objs and waits for the CRDs among them to be Established.
-func applyCRDs(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
+// ApplyAndWait applies objs and waits for the CRDs among them to be
+// Established.
+func ApplyAndWait(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
 	scheme := runtime.NewScheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		return err
@@ -69,7 +70,7 @@ func GatewayAPI(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading embedded Gateway API CRDs: %w", err)
 	}
-	return applyCRDs(ctx, cfg, objs)
+	return ApplyAndWait(ctx, cfg, objs)
 }
 
 // Apply server-side-applies objs in order, forcing ownership of the fields

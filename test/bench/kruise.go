@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,17 +12,16 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/cafe-io/cafe/config"
 	"github.com/cafe-io/cafe/internal/controlplane"
-	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/test/framework/managerproc"
 )
 
@@ -168,38 +165,20 @@ func (c *cluster) installKruise(ctx context.Context, src string) error {
 	if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kruiseNamespace}}); client.IgnoreAlreadyExists(err) != nil {
 		return fmt.Errorf("creating namespace %s: %w", kruiseNamespace, err)
 	}
-	// CAFE's scheme has no CRD type; this client's has.
-	sch := scheme.New()
-	if err := apiextensionsv1.AddToScheme(sch); err != nil {
-		return fmt.Errorf("registering the CRD types: %w", err)
-	}
-	crdClient, err := client.NewWithWatch(c.admin, client.Options{Scheme: sch})
-	if err != nil {
-		return fmt.Errorf("building a client for CRDs: %w", err)
-	}
 	paths, err := kruiseCRDs(src)
 	if err != nil {
 		return err
 	}
+	var crds []*unstructured.Unstructured
 	for _, path := range paths {
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := decodeManifests(path, func(dec *utilyaml.YAMLOrJSONDecoder) error { return dec.Decode(crd) }); err != nil {
+		objs, err := decodeManifests(path)
+		if err != nil {
 			return err
 		}
-		if err := crdClient.Create(ctx, crd); client.IgnoreAlreadyExists(err) != nil {
-			return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
-		}
-		err := waitForObject(ctx, crdClient, &apiextensionsv1.CustomResourceDefinitionList{}, "", crd.Name, func(crd *apiextensionsv1.CustomResourceDefinition) bool {
-			for _, cond := range crd.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true
-				}
-			}
-			return false
-		})
-		if err != nil {
-			return fmt.Errorf("waiting for CRD %s to be established: %w", crd.Name, err)
-		}
+		crds = append(crds, objs...)
+	}
+	if err := install.ApplyAndWait(ctx, c.admin, crds); err != nil {
+		return fmt.Errorf("installing Kruise's CRDs: %w", err)
 	}
 	mutating, validating, err := kruiseWebhookConfigurations(filepath.Join(src, "config", "webhook", "manifests.yaml"))
 	if err != nil {
@@ -218,26 +197,20 @@ func (c *cluster) installKruise(ctx context.Context, src string) error {
 func kruiseWebhookConfigurations(path string) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	err := decodeManifests(path, func(dec *utilyaml.YAMLOrJSONDecoder) error {
-		for {
-			var doc unstructured.Unstructured
-			if err := dec.Decode(&doc.Object); err != nil {
-				return err
-			}
-			switch doc.GetKind() {
-			case "MutatingWebhookConfiguration":
-				if err := fromUnstructured(&doc, mutating); err != nil {
-					return err
-				}
-			case "ValidatingWebhookConfiguration":
-				if err := fromUnstructured(&doc, validating); err != nil {
-					return err
-				}
-			}
-		}
-	})
+	docs, err := decodeManifests(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, doc := range docs {
+		switch doc.GetKind() {
+		case "MutatingWebhookConfiguration":
+			err = fromUnstructured(doc, mutating)
+		case "ValidatingWebhookConfiguration":
+			err = fromUnstructured(doc, validating)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	mutating.ObjectMeta = metav1.ObjectMeta{Name: kruiseMutatingWebhooks}
 	mutating.Webhooks = keepWebhooks(mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) admissionregistrationv1.WebhookClientConfig {
@@ -264,18 +237,17 @@ func keepWebhooks[W any](all []W, config func(W) admissionregistrationv1.Webhook
 	return out
 }
 
-// decodeManifests opens a YAML file and hands its decoder to read; the end
-// of the file is not an error.
-func decodeManifests(path string, read func(*utilyaml.YAMLOrJSONDecoder) error) error {
-	f, err := os.Open(path)
+// decodeManifests reads the objects of one of Kruise's YAML files.
+func decodeManifests(path string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("reading kruise's manifests: %w", err)
+		return nil, fmt.Errorf("reading kruise's manifests: %w", err)
 	}
-	defer f.Close()
-	if err := read(utilyaml.NewYAMLOrJSONDecoder(f, 4096)); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("decoding %s: %w", path, err)
+	objs, err := config.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return nil
+	return objs, nil
 }
 
 // waitKruiseWebhooks waits until kruise-manager has pointed its webhook
