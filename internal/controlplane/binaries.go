@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,15 @@ type Binary struct {
 	Package string
 	// LDFlags are extra linker flags (version stamping).
 	LDFlags string
+	// Overlay replaces files of a dependency at build time: each entry's
+	// File, relative to the directory of its Module, is built from With,
+	// relative to the repository root (patchModules).
+	Overlay []OverlayFile
+}
+
+// OverlayFile is one file of a dependency that a build replaces.
+type OverlayFile struct {
+	Module, File, With string
 }
 
 // kubeVersionLDFlags stamps the Kubernetes binaries with the version the tools
@@ -42,7 +53,10 @@ const kubeVersionLDFlags = "-X k8s.io/component-base/version.gitVersion=v1.37.2 
 // build order (smallest first, so a broken toolchain fails fast).
 var Binaries = []Binary{
 	{Name: "etcd", Module: "hack/tools/etcd", Package: "go.etcd.io/etcd/server/v3"},
-	{Name: "kwok", Module: "hack/tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok"},
+	{Name: "kwok", Module: "hack/tools/kwok", Package: "sigs.k8s.io/kwok/cmd/kwok", Overlay: []OverlayFile{
+		// Deletes with the pod's UID, as the kubelet does (hack/tools/kwok/overlay/README.md).
+		{Module: "sigs.k8s.io/kwok", File: "pkg/kwok/controllers/pod_controller.go", With: "hack/tools/kwok/overlay/pod_controller.go.overlay"},
+	}},
 	{Name: "kube-apiserver", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-apiserver", LDFlags: kubeVersionLDFlags},
 	{Name: "kube-controller-manager", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-controller-manager", LDFlags: kubeVersionLDFlags},
 	{Name: "kube-scheduler", Module: "hack/tools/kube", Package: "k8s.io/kubernetes/cmd/kube-scheduler", LDFlags: kubeVersionLDFlags},
@@ -144,9 +158,18 @@ func ensureBinary(ctx context.Context, opts BuildOptions, b Binary) error {
 		fmt.Fprintf(opts.Out, "building %s (cached under %s afterwards)\n", b.Name, opts.BinDir)
 	}
 	tmp := target + ".tmp"
-	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", strings.TrimSpace("-s -w "+b.LDFlags), "-o", tmp, b.Package)
+	args := []string{"build", "-ldflags", strings.TrimSpace("-s -w " + b.LDFlags), "-o", tmp}
+	if len(b.Overlay) > 0 {
+		flags, cleanup, err := patchModules(ctx, opts, b)
+		if err != nil {
+			return &BuildError{Binary: b.Name, Step: "patch modules", Err: err}
+		}
+		defer cleanup()
+		args = append(args, flags...)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, b.Package)...)
 	cmd.Dir = filepath.Join(opts.RepoRoot, b.Module)
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = toolsModuleEnv()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -168,6 +191,101 @@ func ensureBinary(ctx context.Context, opts BuildOptions, b Binary) error {
 	return nil
 }
 
+// toolsModuleEnv is the environment of the go commands run in a tools
+// module: that module alone, its dependencies fetched as go.sum pins them.
+func toolsModuleEnv() []string {
+	return append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+}
+
+// patchModules prepares a build of b with its Overlay files in place: each
+// module named there is copied from where the go command keeps it (which it
+// does not let a build overlay) into a temporary directory, its files are
+// replaced, and a copy of the tools module's go.mod replaces the module
+// with that directory. It returns the go build flags that use the copy and
+// a function that removes the temporary files.
+func patchModules(ctx context.Context, opts BuildOptions, b Binary) ([]string, func(), error) {
+	work, err := os.MkdirTemp("", b.Name+"-build-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(work) }
+	toolsDir := filepath.Join(opts.RepoRoot, b.Module)
+	gomod, err := os.ReadFile(filepath.Join(toolsDir, "go.mod"))
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	copied := map[string]string{}
+	for _, o := range b.Overlay {
+		dir, ok := copied[o.Module]
+		if !ok {
+			if dir, err = copyModule(ctx, toolsDir, o.Module, filepath.Join(work, "mod", strings.ReplaceAll(o.Module, "/", "_"))); err != nil {
+				cleanup()
+				return nil, nil, err
+			}
+			copied[o.Module] = dir
+			gomod = fmt.Appendf(gomod, "\nreplace %s => %s\n", o.Module, dir)
+		}
+		if err := copyFile(filepath.Join(opts.RepoRoot, o.With), filepath.Join(dir, o.File)); err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("putting %s in place of %s/%s: %w", o.With, o.Module, o.File, err)
+		}
+	}
+	gosum, err := os.ReadFile(filepath.Join(toolsDir, "go.sum"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(work, "build.sum"), gosum, 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(work, "build.mod"), gomod, 0o644)
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return []string{"-modfile", filepath.Join(work, "build.mod")}, cleanup, nil
+}
+
+// copyModule copies the module the tools module in toolsDir requires into
+// dst (writable, unlike the module cache) and returns dst.
+func copyModule(ctx context.Context, toolsDir, module, dst string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module)
+	cmd.Dir = toolsDir
+	cmd.Env = toolsModuleEnv()
+	data, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating module %s: %w", module, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(data, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("locating module %s: no directory in %q", module, data)
+	}
+	err = filepath.WalkDir(mod.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(mod.Dir, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		return copyFile(path, filepath.Join(dst, rel))
+	})
+	if err != nil {
+		return "", fmt.Errorf("copying module %s: %w", module, err)
+	}
+	return dst, nil
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o644)
+}
+
 // binaryStamp identifies the exact inputs of a build.
 func binaryStamp(repoRoot string, b Binary) (string, error) {
 	h := sha256.New()
@@ -179,6 +297,14 @@ func binaryStamp(repoRoot string, b Binary) (string, error) {
 		h.Write(data)
 	}
 	fmt.Fprintf(h, "%s\n%s\n", b.Package, b.LDFlags)
+	for _, o := range b.Overlay {
+		data, err := os.ReadFile(filepath.Join(repoRoot, o.With))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s/%s\n", o.Module, o.File)
+		h.Write(data)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

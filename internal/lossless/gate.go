@@ -3,6 +3,7 @@ package lossless
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -97,6 +98,14 @@ func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev
 // SetGateVersion is SetGate that also returns the pod's resourceVersion
 // after the write, for a controller that must not decide from a cache
 // older than its own write (internal/ownwrites).
+//
+// Every write names the pod's UID: a StatefulSet recreates a pod under the
+// same name, and a decision about the old pod must not land on the new one
+// (such a write fails with NotFound). Opening the gate is written only on
+// the pod's resourceVersion as read: an open decided from a read that an
+// operation's close (or a drain request) has overtaken must fail with a
+// conflict and be decided again, or it would undo a drain under way.
+// Closing needs no such guard: it is safe on any version of the pod.
 func SetGateVersion(ctx context.Context, c client.Client, pod *corev1.Pod, status corev1.ConditionStatus, reason, message string) (string, error) {
 	now := metav1.Now()
 	gate := corev1.PodCondition{Type: cafev1alpha1.TrafficReadyCondition, Status: status, Reason: reason, Message: message, LastTransitionTime: now}
@@ -105,11 +114,6 @@ func SetGateVersion(ctx context.Context, c client.Client, pod *corev1.Pod, statu
 	}
 	ready, withReady := ReadyFollowingGate(pod, status, now)
 	rv, err := patchConditions(ctx, c, pod, gate, ready, withReady)
-	if withReady && ready.Status == corev1.ConditionTrue && apierrors.IsConflict(err) {
-		// The pod changed since it was read: write the gate alone and let
-		// the kubelet judge Ready.
-		rv, err = patchConditions(ctx, c, pod, gate, ready, false)
-	}
 	if err != nil {
 		return "", fmt.Errorf("setting %s=%s (%s) on pod %s: %w", cafev1alpha1.TrafficReadyCondition, status, reason, client.ObjectKeyFromObject(pod), err)
 	}
@@ -117,28 +121,51 @@ func SetGateVersion(ctx context.Context, c client.Client, pod *corev1.Pod, statu
 }
 
 // patchConditions writes the gate, and Ready with it when withReady, in one
-// strategic-merge patch of the pod's status. Ready True is written only on
-// the pod's resourceVersion as read: a container that turned unready since
-// must fail the write, not be hidden.
+// strategic-merge patch of the pod's status, on the pod's UID, and when the
+// gate opens on its resourceVersion as read (SetGateVersion says why; it
+// also keeps a container that turned unready since from being hidden by
+// the Ready True written with it).
 func patchConditions(ctx context.Context, c client.Client, pod *corev1.Pod, gate, ready corev1.PodCondition, withReady bool) (string, error) {
-	patch := map[string]any{}
 	conditions := []any{gate}
 	if withReady {
 		conditions = append(conditions, readyPatch(ready))
-		if ready.Status == corev1.ConditionTrue {
-			patch["metadata"] = map[string]any{"resourceVersion": pod.ResourceVersion}
-		}
 	}
-	patch["status"] = map[string]any{"conditions": conditions}
-	body, err := json.Marshal(patch)
+	meta := map[string]any{}
+	if pod.UID != "" {
+		meta["uid"] = pod.UID
+	}
+	if gate.Status == corev1.ConditionTrue && pod.ResourceVersion != "" {
+		meta["resourceVersion"] = pod.ResourceVersion
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta, "status": map[string]any{"conditions": conditions}})
 	if err != nil {
 		return "", err
 	}
 	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
-	if err := c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+	err = c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body))
+	if isUIDMismatch(err) {
+		return "", apierrors.NewNotFound(corev1.Resource("pods"), pod.Name)
+	}
+	if err != nil {
 		return "", err
 	}
 	return target.ResourceVersion, nil
+}
+
+// isUIDMismatch: the API server refuses a patch whose metadata.uid is not
+// the object's as an invalid change of an immutable field. For a patch that
+// names the UID it read, that means the pod it read is gone.
+func isUIDMismatch(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, cause := range status.Status().Details.Causes {
+		if cause.Field == "metadata.uid" {
+			return true
+		}
+	}
+	return false
 }
 
 // readyPatch is a Ready condition as a strategic-merge patch entry: an empty

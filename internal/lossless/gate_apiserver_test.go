@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -90,7 +91,7 @@ func TestSetGateWritesTheReadyConditionTheKubeletWouldInTheSameWrite(t *testing.
 	g.Expect(condition(opened, corev1.PodReady).Message).To(BeEmpty())
 }
 
-func TestSetGateLeavesReadyToTheKubeletWhenThePodChangedSinceItWasRead(t *testing.T) {
+func TestSetGateDoesNotOpenFromAReadThePodHasChangedSince(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -104,11 +105,43 @@ func TestSetGateLeavesReadyToTheKubeletWhenThePodChangedSinceItWasRead(t *testin
 	unready := read.DeepCopy()
 	unready.Status.ContainerStatuses[0].Ready = false
 	g.Expect(apiClient.Status().Update(ctx, unready)).To(Succeed())
+	err := lossless.SetGate(ctx, apiClient, read, corev1.ConditionTrue, lossless.ReasonServing, "")
+	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "got %v", err)
 
-	g.Expect(lossless.SetGate(ctx, apiClient, read, corev1.ConditionTrue, lossless.ReasonServing, "")).To(Succeed())
+	// Another controller closes the gate for a deletion after this one read
+	// the pod: opening from the read would undo that drain.
+	read = &corev1.Pod{}
+	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(pod), read)).To(Succeed())
+	g.Expect(lossless.SetGate(ctx, apiClient, read.DeepCopy(), corev1.ConditionFalse, lossless.ReasonDrainForDelete, "draining to delete it")).To(Succeed())
+	err = lossless.SetGate(ctx, apiClient, read, corev1.ConditionTrue, lossless.ReasonServing, "")
+	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "got %v", err)
+
 	after := &corev1.Pod{}
 	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(pod), after)).To(Succeed())
-	g.Expect(condition(after, cafev1alpha1.TrafficReadyCondition).Status).To(Equal(corev1.ConditionTrue), "the gate is written alone")
+	g.Expect(condition(after, cafev1alpha1.TrafficReadyCondition).Status).To(Equal(corev1.ConditionFalse))
+	g.Expect(condition(after, cafev1alpha1.TrafficReadyCondition).Reason).To(Equal(lossless.ReasonDrainForDelete))
 	g.Expect(condition(after, corev1.PodReady).Status).To(Equal(corev1.ConditionFalse))
-	g.Expect(after.Status.ContainerStatuses[0].Ready).To(BeFalse())
+}
+
+// A StatefulSet recreates a pod under the same name: a gate write decided
+// on the pod that is gone must not land on its successor.
+func TestSetGateDoesNotWriteToAPodRecreatedUnderTheSameName(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	old := servingPod(ctx, g, "recreated")
+	g.Expect(apiClient.Delete(ctx, old, client.GracePeriodSeconds(0))).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(apiClient.Get(ctx, client.ObjectKeyFromObject(old), &corev1.Pod{}))
+	}).Should(BeTrue())
+	successor := servingPod(ctx, g, "recreated")
+	g.Expect(successor.UID).NotTo(Equal(old.UID))
+
+	err := lossless.SetGate(ctx, apiClient, old, corev1.ConditionFalse, lossless.ReasonDrainForUpdate, "draining")
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "got %v", err)
+
+	after := &corev1.Pod{}
+	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(successor), after)).To(Succeed())
+	g.Expect(after.ResourceVersion).To(Equal(successor.ResourceVersion), "the successor is untouched")
+	g.Expect(condition(after, cafev1alpha1.TrafficReadyCondition).Status).To(Equal(corev1.ConditionTrue))
 }

@@ -107,20 +107,19 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		return nil, fmt.Errorf("installing CAFE: %w", err)
 	}
 	fmt.Fprintln(o.Out, "starting cafe manager")
-	managerArgs := o.ManagerArgs
-	var webhookURL string
+	managerArgs := slices.Clone(o.ManagerArgs)
 	if o.Traffic {
-		managerArgs = append(slices.Clone(managerArgs), "--gateway-api-url="+cp.GatewayAdminURL())
-		// Requests count what a user's install loses, and an install runs
-		// CAFE's admission webhooks: in the native modes they are what
-		// keeps the ReplicaSet controller from deleting a pod still being
-		// drained (it ranks not-ready pods first, before deletion cost).
-		webhookArgs, url, err := c.installWebhooks(ctx, cp.StateDir())
-		if err != nil {
-			return nil, err
-		}
-		managerArgs, webhookURL = append(managerArgs, webhookArgs...), url
+		managerArgs = append(managerArgs, "--gateway-api-url="+cp.GatewayAdminURL())
 	}
+	// CAFE runs as an install runs it, with its admission webhooks: in the
+	// native modes they are what keeps the ReplicaSet controller from
+	// deleting a pod still being drained (it ranks not-ready pods first,
+	// before deletion cost), and their cost is part of CAFE's.
+	webhookArgs, webhookURL, err := c.installWebhooks(ctx, cp.StateDir())
+	if err != nil {
+		return nil, err
+	}
+	managerArgs = append(managerArgs, webhookArgs...)
 	for _, a := range managerArgs {
 		if addr, ok := strings.CutPrefix(a, "--pprof-bind-address="); ok {
 			c.managerPprofAddr = addr
@@ -129,10 +128,8 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 	if c.manager, err = startManager(ctx, cp, binDir, managerArgs); err != nil {
 		return nil, err
 	}
-	if webhookURL != "" {
-		if err := devenv.WaitWebhookServer(ctx, webhookURL, c.manager.exited); err != nil {
-			return nil, err
-		}
+	if err := devenv.WaitWebhookServer(ctx, webhookURL, c.manager.exited); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

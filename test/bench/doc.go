@@ -10,8 +10,8 @@
 // zone-a, zone-b and zone-c and no simulated pod start or delete delay: the
 // control plane is the only limit. CAFE's CRDs and RBAC are installed with
 // install.CAFE, and CAFE's controllers run as a separate process, `bin/cafe
-// manager`, under the cafe-controller-manager ServiceAccount with webhooks
-// off, so that its CPU time (utime+stime, /proc/<pid>/stat) and peak RSS
+// manager`, under the cafe-controller-manager ServiceAccount with its admission
+// webhooks (as an install runs them), so that its CPU time (utime+stime, /proc/<pid>/stat) and peak RSS
 // (VmHWM, /proc/<pid>/status, reset through clear_refs before a release) can
 // be read apart from the control plane's processes (cp.PIDs()).
 //

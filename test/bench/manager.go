@@ -19,8 +19,8 @@ type managerProcess struct {
 
 // startManager runs CAFE's controllers against the control plane as the
 // cafe-controller-manager ServiceAccount (`cafe manager --kubeconfig`),
-// webhooks off, health probes and metrics on free loopback ports, with
-// extraArgs appended, and waits until it answers /readyz.
+// health probes and metrics on free loopback ports, with extraArgs (the
+// webhook server's among them) appended, and waits until it answers /readyz.
 func startManager(ctx context.Context, cp *controlplane.ControlPlane, binDir string, extraArgs []string) (*managerProcess, error) {
 	p, err := managerproc.Start(ctx, managerproc.Options{Binary: filepath.Join(binDir, "cafe"), ControlPlane: cp, Args: extraArgs})
 	if err != nil {

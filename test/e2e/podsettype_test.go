@@ -96,7 +96,7 @@ func TestCafeDeploymentReplicaSetModeReleasesGroupByGroup(t *testing.T) {
 	})
 	pods := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	// `kubectl delete pod` drains first here too; the ReplicaSet replaces it.
-	deleteDrainsFirst(ctx, g, ns, podLabels, pods[0], 6)
+	deleteDrainsFirst(ctx, g, rec, ns, podLabels, pods[0], 6)
 	pods = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	checkInvariants(ctx, g, rec, podLabels, 5)
 
@@ -165,7 +165,7 @@ func TestCafeDeploymentStatefulSetModeKeepsOrdinalsAndClaims(t *testing.T) {
 	after := waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	// `kubectl delete pod` drains first; the StatefulSet recreates the
 	// ordinal with its claim (checked below with the others).
-	deleteDrainsFirst(ctx, g, ns, podLabels, after[0], 6)
+	deleteDrainsFirst(ctx, g, rec, ns, podLabels, after[0], 6)
 	after = waitForSetRollout(ctx, g, ns, podLabels, 6, "example.com/app:v2")
 	checkInvariants(ctx, g, rec, podLabels, 5)
 

@@ -98,7 +98,9 @@ func budgetShares(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[stri
 		}
 		perUnit[u] = max(m, 1)
 		v := reports[u]
-		unavailable[u] = max(v.Replicas-v.Available, 0)
+		// A pod the unit should run but has not (a native pod deleted and
+		// not yet recreated) is unavailable too.
+		unavailable[u] = max(max(v.Replicas, p.UnitReplicas[u])-v.Available, 0)
 		allUnavailable += unavailable[u]
 		if active[u] {
 			activeUnavailable += unavailable[u]

@@ -119,6 +119,16 @@ func TestUnitSettingsFor(t *testing.T) {
 			want:     settingsOf(settings(2, 0, 0), settings(2, 1, 0), settings(2, 0, 0)),
 		},
 		{
+			// A StatefulSet's or ReplicaSet's pod between its deletion and its
+			// recreation is in no count of the unit: it is unavailable all
+			// the same.
+			name:     "a pod missing from its unit counts against the water level",
+			strategy: cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("11")},
+			release:  atGroup(1),
+			reports:  reportsOf(serving(1), serving(1), func() podset.UnitReport { v := serving(1); v.Replicas, v.Ready, v.Available = 3, 3, 3; return v }()),
+			want:     settingsOf(settings(2, 0, 0), settings(2, 0, 0), settings(2, 1, 0)),
+		},
+		{
 			name:     "a water level already crossed gives no unit a share",
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MinAvailable: intOrString("100%")},
 			release:  atGroup(1),

@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -97,7 +98,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if wait := since.Add(minReady).Sub(r.Now()); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	return ctrl.Result{}, lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "containers ready for minReadySeconds")
+	err = lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "containers ready for minReadySeconds")
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		// The pod changed (or was replaced) since this read: the change's
+		// event brings it back if its gate still waits.
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // minReadySeconds is the pod's controller's minReadySeconds (0 without one).

@@ -303,6 +303,11 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 			if err == nil {
 				r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Gate, x.Reason = corev1.ConditionTrue, lossless.ReasonServing })
 			}
+			if apierrors.IsConflict(err) {
+				// The pod changed since it was read (the gate opens only on
+				// the version read): its event plans it again.
+				return nil
+			}
 			return ignoreGone(err)
 		})
 	}

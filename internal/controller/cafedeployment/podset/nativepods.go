@@ -269,13 +269,23 @@ func (env Env) setGates(ctx context.Context, closeGates []lossless.GateChange, r
 			msg = "draining to delete it"
 		}
 		rv, err := lossless.SetGateVersion(ctx, env.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg)
-		errs = append(errs, err)
+		errs = append(errs, ignoreChanged(err))
 		env.wrote(c.Pod, rv)
 	}
 	for _, pod := range reopen {
 		rv, err := lossless.SetGateVersion(ctx, env.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go")
-		errs = append(errs, err)
+		errs = append(errs, ignoreChanged(err))
 		env.wrote(pod, rv)
 	}
 	return errors.Join(errs...)
+}
+
+// ignoreChanged drops the errors of a gate write to a pod that was replaced
+// (NotFound) or changed (Conflict) since the cache read it: the pod's own
+// event brings the unit back to be decided on what it is now.
+func ignoreChanged(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
