@@ -3,6 +3,7 @@ package nodelifecycle
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -220,7 +221,10 @@ func httpProbe(ctx context.Context, endpoint string, timeout time.Duration) erro
 	return err
 }
 
-// get sends one GET; any HTTP answer is success.
+// get sends one GET; any HTTP answer is success. The answer is read to its
+// end (a short one: a kubelet's /healthz or 401): a body closed unread
+// makes the transport drop the connection, and the next probe would pay a
+// new TLS handshake.
 func get(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -230,6 +234,11 @@ func get(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
 	_ = resp.Body.Close()
 	return nil
 }
+
+// maxProbeBody is the most of an answer the probe reads to keep its
+// connection; a longer answer still counts, its connection is dropped.
+const maxProbeBody = 64 << 10

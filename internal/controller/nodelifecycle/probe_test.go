@@ -25,7 +25,9 @@ func TestProbeReusesItsConnectionAndStillSeesTheKubeletGo(t *testing.T) {
 		if hang.Load() {
 			<-release
 		}
-		w.WriteHeader(http.StatusUnauthorized) // a real kubelet wants credentials
+		// A real kubelet wants credentials, and says so in a body, which
+		// the probe must read for its connection to be kept.
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 	}))
 	var handshakes atomic.Int32
 	kubelet.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -58,7 +60,7 @@ func TestProbeReusesItsConnectionAndStillSeesTheKubeletGo(t *testing.T) {
 func TestProbeRemembersAPlainHTTPKubelet(t *testing.T) {
 	g := NewWithT(t)
 	var conns atomic.Int32
-	kubelet := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	kubelet := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	kubelet.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
