@@ -61,12 +61,21 @@ func TestSecurityF10a_PrecreatedConfigMapRefused(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 	waitForOutcome(ctx, g, ns, "shop-r1", cafev1alpha1.ReleaseOutcomeSucceeded)
 
-	// Replaced after the release (mutable this time): refused again.
-	g.Expect(suite.Client.Delete(ctx, cm)).To(Succeed())
+	// Replaced after the release (mutable this time): refused again. CAFE
+	// may recreate its own between the delete and the create: replace
+	// until ours is the one there.
 	replaced := planted.DeepCopy()
 	replaced.ResourceVersion, replaced.Immutable = "", nil
 	replaced.Data = map[string]string{"GREETING": "hello", "app.yaml": "limit: 10\n"}
-	g.Expect(suite.Client.Create(ctx, replaced)).To(Succeed())
+	g.Eventually(func() error {
+		current := &corev1.ConfigMap{}
+		if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(planted), current); err == nil {
+			if err := suite.Client.Delete(ctx, current); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+		return suite.Client.Create(ctx, replaced.DeepCopy())
+	}).Should(Succeed())
 	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) {
 		metav1.SetMetaDataAnnotation(&a.ObjectMeta, "example.com/nudge", "1")
 	})
