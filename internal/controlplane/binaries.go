@@ -203,16 +203,20 @@ func toolsModuleEnv() []string {
 // replaced, and a copy of the tools module's go.mod replaces the module
 // with that directory. It returns the go build flags that use the copy and
 // a function that removes the temporary files.
-func patchModules(ctx context.Context, opts BuildOptions, b Binary) ([]string, func(), error) {
+func patchModules(ctx context.Context, opts BuildOptions, b Binary) (flags []string, cleanup func(), err error) {
 	work, err := os.MkdirTemp("", b.Name+"-build-")
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() { _ = os.RemoveAll(work) }
+	cleanup = func() { _ = os.RemoveAll(work) }
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	toolsDir := filepath.Join(opts.RepoRoot, b.Module)
 	gomod, err := os.ReadFile(filepath.Join(toolsDir, "go.mod"))
 	if err != nil {
-		cleanup()
 		return nil, nil, err
 	}
 	copied := map[string]string{}
@@ -220,26 +224,19 @@ func patchModules(ctx context.Context, opts BuildOptions, b Binary) ([]string, f
 		dir, ok := copied[o.Module]
 		if !ok {
 			if dir, err = copyModule(ctx, toolsDir, o.Module, filepath.Join(work, "mod", strings.ReplaceAll(o.Module, "/", "_"))); err != nil {
-				cleanup()
 				return nil, nil, err
 			}
 			copied[o.Module] = dir
 			gomod = fmt.Appendf(gomod, "\nreplace %s => %s\n", o.Module, dir)
 		}
 		if err := copyFile(filepath.Join(opts.RepoRoot, o.With), filepath.Join(dir, o.File)); err != nil {
-			cleanup()
 			return nil, nil, fmt.Errorf("putting %s in place of %s/%s: %w", o.With, o.Module, o.File, err)
 		}
 	}
-	gosum, err := os.ReadFile(filepath.Join(toolsDir, "go.sum"))
-	if err == nil {
-		err = os.WriteFile(filepath.Join(work, "build.sum"), gosum, 0o644)
+	if err := copyFile(filepath.Join(toolsDir, "go.sum"), filepath.Join(work, "build.sum")); err != nil {
+		return nil, nil, err
 	}
-	if err == nil {
-		err = os.WriteFile(filepath.Join(work, "build.mod"), gomod, 0o644)
-	}
-	if err != nil {
-		cleanup()
+	if err := os.WriteFile(filepath.Join(work, "build.mod"), gomod, 0o644); err != nil {
 		return nil, nil, err
 	}
 	return []string{"-modfile", filepath.Join(work, "build.mod")}, cleanup, nil
