@@ -6,6 +6,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,10 +17,11 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// The manager caches only the pods CAFE manages: another controller's pods
-// (a Deployment's, a CloneSet's) never reach it, so their releases cost
+// The manager caches only the pods and pod sets CAFE manages: another
+// controller's pods and ReplicaSets (a Deployment's, a CloneSet's) never
+// reach it, so their releases cost
 // CAFE nothing (issue 14).
-func TestManagerCachesOnlyThePodsCAFEManages(t *testing.T) {
+func TestManagerCachesOnlyThePodsAndPodSetsCAFEManages(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -53,4 +55,53 @@ func TestManagerCachesOnlyThePodsCAFEManages(t *testing.T) {
 	g.Expect(mgr.GetClient().List(ctx, list, client.InNamespace(ns))).To(Succeed())
 	g.Expect(list.Items).To(HaveLen(1))
 	g.Expect(list.Items[0].Name).To(Equal("ours"))
+
+	// The same for the pod sets: a CafeDeployment's ReplicaSets and
+	// StatefulSets are cached, another controller's (a Deployment's
+	// ReplicaSets) are not.
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}}, Spec: pod("t", nil).Spec}
+	ownedLabels := map[string]string{cafev1alpha1.DeploymentLabel: "web"}
+	for _, tc := range []struct {
+		kind         string
+		ours, theirs client.Object
+		emptyList    func() client.ObjectList
+		listedNames  func(client.ObjectList) []string
+	}{
+		{
+			kind:      "ReplicaSet",
+			ours:      &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
+			theirs:    &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
+			emptyList: func() client.ObjectList { return &appsv1.ReplicaSetList{} },
+			listedNames: func(l client.ObjectList) (names []string) {
+				for _, rs := range l.(*appsv1.ReplicaSetList).Items {
+					names = append(names, rs.Name)
+				}
+				return names
+			},
+		},
+		{
+			kind:      "StatefulSet",
+			ours:      &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
+			theirs:    &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
+			emptyList: func() client.ObjectList { return &appsv1.StatefulSetList{} },
+			listedNames: func(l client.ObjectList) (names []string) {
+				for _, sts := range l.(*appsv1.StatefulSetList).Items {
+					names = append(names, sts.Name)
+				}
+				return names
+			},
+		},
+	} {
+		g.Expect(c.Create(ctx, tc.theirs)).To(Succeed(), tc.kind)
+		g.Expect(c.Create(ctx, tc.ours)).To(Succeed(), tc.kind)
+		g.Eventually(func(g Gomega) {
+			g.Expect(mgr.GetClient().Get(ctx, client.ObjectKeyFromObject(tc.ours), tc.ours.DeepCopyObject().(client.Object))).To(Succeed())
+		}, "30s").Should(Succeed(), tc.kind)
+		err := mgr.GetClient().Get(ctx, client.ObjectKeyFromObject(tc.theirs), tc.theirs.DeepCopyObject().(client.Object))
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a %s no CafeDeployment made is not cached: %v", tc.kind, err)
+		l := tc.emptyList()
+		g.Expect(mgr.GetClient().List(ctx, l, client.InNamespace(ns))).To(Succeed(), tc.kind)
+		g.Expect(tc.listedNames(l)).To(Equal([]string{"ours"}), tc.kind)
+	}
 }

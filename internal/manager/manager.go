@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -204,14 +205,17 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // the cache halves what each cached pod weighs and what a copy of it costs.
 // Leases are watched in kube-node-lease only (node heartbeats): the
 // manager may read Leases nowhere else. Pods are watched only where CAFE
-// manages them (managedPods): a release of another controller's 1,000
-// pods sends CAFE no pod event at all.
+// manages them (managedPods), ReplicaSets and StatefulSets only where a
+// CafeDeployment made them (ownedPodSets): a release of another
+// controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
 func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}}},
 			&corev1.Pod{}:           {Label: managedPods},
+			&appsv1.ReplicaSet{}:    {Label: ownedPodSets},
+			&appsv1.StatefulSet{}:   {Label: ownedPodSets},
 		},
 	}
 }
@@ -221,13 +225,21 @@ func cacheOptions() cache.Options {
 // cafe.io/revision-hash. Every controller that reads pods reads only these
 // (the webhooks decode the pod from the request, and the eviction guard
 // reads the API server).
-var managedPods = func() labels.Selector {
-	exists, err := labels.NewRequirement(cafev1alpha1.RevisionHashLabel, selection.Exists, nil)
+var managedPods = labelExists(cafev1alpha1.RevisionHashLabel)
+
+// labelExists selects the objects that carry key, whatever its value.
+func labelExists(key string) labels.Selector {
+	exists, err := labels.NewRequirement(key, selection.Exists, nil)
 	if err != nil {
 		panic(err)
 	}
 	return labels.NewSelector().Add(*exists)
-}()
+}
+
+// ownedPodSets selects the ReplicaSets and StatefulSets a CafeDeployment
+// creates: all carry cafe.io/deployment, and every read of them (the
+// pod-set drivers, the gate keeper's minReadySeconds) is of CAFE's own.
+var ownedPodSets = labelExists(cafev1alpha1.DeploymentLabel)
 
 // metricsOptions serves metrics over TLS (a self-signed certificate) to
 // callers the API server authenticates (TokenReview) and authorizes for
