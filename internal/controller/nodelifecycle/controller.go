@@ -18,9 +18,11 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/ownwrites"
@@ -38,9 +40,8 @@ import (
 
 // Reconciler judges every node and acts on the verdicts. It reconciles the
 // cluster as one: the zone guard and the rate limit are decisions over all
-// nodes, so one key ("cluster") is reconciled, on node, report and policy
-// changes and every resync period (Lease ages and probe results change
-// without an event).
+// nodes, so one key ("cluster") is reconciled when a signal can have
+// changed (triggers.go) and when a verdict could change by time alone.
 type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
@@ -48,8 +49,16 @@ type Reconciler struct {
 	Prober *Prober
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
-	// Resync is how often the cluster is judged without an event (default 2 s).
+	// Resync is how often the cluster is judged without an event while any
+	// node has a bad signal or is not Healthy (default 2 s): migrations,
+	// rate windows and recoveries move on it.
 	Resync time.Duration
+	// IdleResync is the same while every node is Healthy with no bad
+	// signal (default 30 s): a safety net only, every change that can turn
+	// a verdict starts a pass itself (triggers.go). At 100 nodes a pass
+	// lists and copies every node, which every 2 s was most of CAFE's CPU
+	// while nothing happened.
+	IdleResync time.Duration
 
 	// policy is the spec in force, shared with the prober.
 	policyMu sync.Mutex
@@ -100,6 +109,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Resync == 0 {
 		r.Resync = 2 * time.Second
 	}
+	if r.IdleResync == 0 {
+		r.IdleResync = 30 * time.Second
+	}
 	r.policy = cafev1alpha1.DefaultNodeLifecyclePolicySpec()
 	r.cleanStart, r.firstBad, r.migratedFrom, r.held = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}, map[string]string{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, PodNodeIndex, func(o client.Object) []string {
@@ -114,16 +126,27 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		r.Prober = &Prober{Reader: mgr.GetClient()}
 	}
 	r.Prober.Policy = r.currentPolicy
+	probes := make(probeChanged, 1)
+	r.Prober.Changed = probes.notify
 	if err := mgr.Add(r.Prober); err != nil {
 		return fmt.Errorf("adding the kubelet prober: %w", err)
 	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: clusterKey}}}
 	})
+	staleAfter := func() time.Duration {
+		p := r.currentPolicy()
+		return seconds(p.LeaseStaleSeconds)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodelifecycle").
-		// A node's conditions, addresses and taints are signals and state.
-		Watches(&corev1.Node{}, all).
+		// A node's conditions, addresses and taints are signals and state;
+		// its heartbeats alone are not.
+		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeSignalsChanged)).
+		// A heartbeat that returns after going stale.
+		Watches(&coordinationv1.Lease{}, all, builder.WithPredicates(leaseReturned(r.Now, staleAfter))).
+		// A kubelet endpoint that stops or starts answering.
+		WatchesRawSource(source.Channel(probes, all)).
 		// Reports are signals; the policy is the rules.
 		Watches(&cafev1alpha1.NodeHealthReport{}, all).
 		Watches(&cafev1alpha1.NodeLifecyclePolicy{}, all).
@@ -224,7 +247,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 	errs = append(errs, r.updatePolicyStatus(ctx, policy, policyStatus(policy, states, zones, now)))
 	r.recordMetrics(states, zones)
-	return ctrl.Result{RequeueAfter: minPositive(requeue, r.Resync)}, errors.Join(errs...)
+	resync := r.IdleResync
+	if !allCalm(states) {
+		resync = r.Resync
+	}
+	return ctrl.Result{RequeueAfter: minPositive(requeue, resync)}, errors.Join(errs...)
 }
 
 // readPolicy reads the default policy, creating it with the defaults when
@@ -261,12 +288,13 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 			return nil, 0, errCacheBehind
 		}
 	}
+	// Leases and reports are only read: the cache's own copies.
 	leases := &coordinationv1.LeaseList{}
-	if err := r.Client.List(ctx, leases, client.InNamespace(corev1.NamespaceNodeLease)); err != nil {
+	if err := r.Client.List(ctx, leases, client.InNamespace(corev1.NamespaceNodeLease), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, 0, fmt.Errorf("listing node leases: %w", err)
 	}
 	reports := &cafev1alpha1.NodeHealthReportList{}
-	if err := r.Client.List(ctx, reports); err != nil {
+	if err := r.Client.List(ctx, reports, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, 0, fmt.Errorf("listing NodeHealthReports: %w", err)
 	}
 	leaseOf := map[string]*coordinationv1.Lease{}
@@ -327,7 +355,28 @@ func judgedState(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, recor
 			st.NoExecute = st.NoExecute || t.Effect == corev1.TaintEffectNoExecute
 		}
 	}
-	return st, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now))
+	return st, minPositive(minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now)), leaseStaleIn(ev.Lease, p, now))
+}
+
+// leaseStaleIn is how long until a fresh Lease goes stale if not renewed
+// (zero for a stale or missing one, or when the Lease signal is off): no
+// event marks that moment, so the pass is scheduled for it.
+func leaseStaleIn(lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) time.Duration {
+	if !p.SignalEnabled(cafev1alpha1.SignalLease) || !leaseFresh(lease, p, now) {
+		return 0
+	}
+	return lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds)).Sub(now)
+}
+
+// allCalm: every node Healthy with no bad signal, so nothing moves by time
+// but the deadlines the judgement returned.
+func allCalm(states []nodeState) bool {
+	for i := range states {
+		if states[i].Judgement.Verdict != cafev1alpha1.NodeVerdictHealthy || len(states[i].Judgement.Bad) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanSince returns since when the node has had no bad signal, starting

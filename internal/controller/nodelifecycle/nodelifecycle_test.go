@@ -200,7 +200,12 @@ func TestVerdictFromSignalCombinations(t *testing.T) {
 	live, reported, reportedAndProbe := nodes[0].name, nodes[1].name, nodes[2].name
 	pod := inPlaceSetPod(t, ctx, g, ns, "on-probe-node", reportedAndProbe)
 
-	g.Eventually(func() string { return verdictOf(ctx, live) }).Should(Equal("Healthy"))
+	// Every node starts Healthy: judged before its Ready condition and Lease
+	// arrived it was Failed, and a verdict never softens while a signal
+	// (the report below) is bad.
+	for _, n := range nodes {
+		g.Eventually(func() string { return verdictOf(ctx, n.name) }).Should(Equal("Healthy"), n.name)
+	}
 
 	By := func(string) {}
 	By("an external report alone: Suspect, cordoned, nothing migrated")

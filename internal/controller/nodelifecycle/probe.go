@@ -32,6 +32,10 @@ type Prober struct {
 	// Probe performs one probe; nil means an HTTP GET as described above.
 	Probe func(ctx context.Context, endpoint string, timeout time.Duration) error
 	Now   func() time.Time
+	// Changed, when set, is called when a node's probe signal turns bad or
+	// good (its failures reach the policy's threshold or end), so that the
+	// verdict is reconsidered at once rather than at the next resync.
+	Changed func()
 
 	mu      sync.Mutex
 	results map[string]*ProbeResult
@@ -89,6 +93,7 @@ func (p *Prober) round(ctx context.Context) {
 	now := p.Now()
 	period := seconds(policy.Probe.PeriodSeconds)
 	timeout := seconds(policy.Probe.TimeoutSeconds)
+	threshold := int(policy.Probe.FailureThreshold)
 	sem := make(chan struct{}, probeConcurrency)
 	var wg sync.WaitGroup
 	seen := map[string]bool{}
@@ -106,7 +111,7 @@ func (p *Prober) round(ctx context.Context) {
 		p.last[node.Name] = now
 		p.mu.Unlock()
 		if endpoint == "" {
-			p.record(node.Name, "", now, nil)
+			p.record(node.Name, "", now, nil, threshold)
 			continue
 		}
 		wg.Add(1)
@@ -115,7 +120,7 @@ func (p *Prober) round(ctx context.Context) {
 			defer func() { <-sem; wg.Done() }()
 			err := p.Probe(ctx, endpoint, timeout)
 			if ctx.Err() == nil {
-				p.record(node.Name, endpoint, now, err)
+				p.record(node.Name, endpoint, now, err, threshold)
 			}
 		}()
 	}
@@ -130,23 +135,30 @@ func (p *Prober) round(ctx context.Context) {
 	p.mu.Unlock()
 }
 
-func (p *Prober) record(node, endpoint string, at time.Time, err error) {
+// record updates the node's run of failures with one probe's outcome and
+// calls Changed when the run crosses threshold either way.
+func (p *Prober) record(node, endpoint string, at time.Time, err error, threshold int) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	r := p.results[node]
 	if r == nil || r.Endpoint != endpoint {
 		r = &ProbeResult{Endpoint: endpoint}
 		p.results[node] = r
 	}
+	wasBad := r.ConsecutiveFailures >= threshold
 	if endpoint == "" || err == nil {
 		r.ConsecutiveFailures, r.FailingSince, r.LastError = 0, time.Time{}, ""
-		return
+	} else {
+		if r.ConsecutiveFailures == 0 {
+			r.FailingSince = at
+		}
+		r.ConsecutiveFailures++
+		r.LastError = err.Error()
 	}
-	if r.ConsecutiveFailures == 0 {
-		r.FailingSince = at
+	turned := wasBad != (r.ConsecutiveFailures >= threshold)
+	p.mu.Unlock()
+	if turned && p.Changed != nil {
+		p.Changed()
 	}
-	r.ConsecutiveFailures++
-	r.LastError = err.Error()
 }
 
 // kubeletEndpoint is host:port of the node's kubelet ("" when the node
