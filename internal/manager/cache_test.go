@@ -105,3 +105,17 @@ func TestManagerCachesOnlyThePodsAndPodSetsCAFEManages(t *testing.T) {
 		g.Expect(tc.listedNames(l)).To(Equal([]string{"ours"}), tc.kind)
 	}
 }
+
+// CAFE's client does not ask for gzip unless told to: on the way from a
+// near API server, compressing every watch event costs both ends CPU and
+// saves nothing (issue 14).
+func TestManagerClientAsksForCompressionOnlyWhenTold(t *testing.T) {
+	framework.RequireAPIServer(t)
+	g := NewWithT(t)
+	for _, compress := range []bool{false, true} {
+		mgr, err := manager.New(cfg, manager.Options{SkipControllerNameValidation: true, ClientCompression: compress})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(mgr.GetConfig().DisableCompression).To(Equal(!compress), "ClientCompression=%v", compress)
+	}
+	g.Expect(cfg.DisableCompression).To(BeFalse(), "the caller's config is not changed")
+}

@@ -70,6 +70,11 @@ type Options struct {
 	// zero means DefaultClientQPS and twice that.
 	ClientQPS   float32
 	ClientBurst int
+	// ClientCompression asks the API server to gzip its answers. Off, every
+	// watch event CAFE receives is neither compressed by the API server nor
+	// decompressed by CAFE: a fifth of CAFE's CPU while other controllers
+	// released their pods (issue 14), for traffic that stays in the cluster.
+	ClientCompression bool
 	// Namespace is the namespace CAFE runs in (it holds the audit signing
 	// key); empty means install.Namespace (internal/install).
 	Namespace string
@@ -136,6 +141,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if cfg.Burst == 0 {
 		cfg.Burst = int(2 * cfg.QPS)
 	}
+	cfg.DisableCompression = !opts.ClientCompression
 	metricsAddr := opts.MetricsAddr
 	if metricsAddr == "" {
 		metricsAddr = "0"

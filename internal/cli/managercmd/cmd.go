@@ -113,6 +113,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
 	f.Float32Var(&o.ClientQPS, "kube-api-qps", manager.DefaultClientQPS, "QPS of CAFE's client to the API server")
 	f.IntVar(&o.ClientBurst, "kube-api-burst", 2*manager.DefaultClientQPS, "burst of CAFE's client to the API server")
+	f.BoolVar(&o.ClientCompression, "kube-api-compression", false, "ask the API server to gzip its answers (lists and watch streams): less traffic over a slow link, more CPU on both ends; off by default, the API server being near")
 	f.IntVar(&o.WebhookPort, "webhook-port", 0, "port of the admission webhook server (0 disables it)")
 	f.StringVar(&o.WebhookHost, "webhook-host", "", "address the admission webhook server listens on (empty: every address); an IP address also goes into its certificate, for an API server that calls the webhooks by URL (`cafe manager` run outside the cluster)")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/cafe-webhook-certs", "directory CAFE writes its webhook serving certificate to")
