@@ -120,8 +120,10 @@ func nativePod(ns, name string, owner *appsv1.ReplicaSet) *corev1.Pod {
 func TestGateKeeperOpensNativePodsAfterMinReadySecondsAndLeavesDrainsAlone(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	labels := map[string]string{"app": "ghost"}
+	// Labelled like a CafeDeployment's ReplicaSet: the manager caches no
+	// other, and the gate keeper reads minReadySeconds from the cache.
 	rs := &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost-zone-a-1"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost-zone-a-1", Labels: map[string]string{cafev1alpha1.DeploymentLabel: "ghost", cafev1alpha1.UnitLabel: "zone-a"}},
 		Spec: appsv1.ReplicaSetSpec{
 			Replicas: ptr.To[int32](0), MinReadySeconds: 2,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
