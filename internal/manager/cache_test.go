@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,32 +66,19 @@ func TestManagerCachesOnlyThePodsAndPodSetsCAFEManages(t *testing.T) {
 	for _, tc := range []struct {
 		kind         string
 		ours, theirs client.Object
-		emptyList    func() client.ObjectList
-		listedNames  func(client.ObjectList) []string
+		list         client.ObjectList
 	}{
 		{
-			kind:      "ReplicaSet",
-			ours:      &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
-			theirs:    &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
-			emptyList: func() client.ObjectList { return &appsv1.ReplicaSetList{} },
-			listedNames: func(l client.ObjectList) (names []string) {
-				for _, rs := range l.(*appsv1.ReplicaSetList).Items {
-					names = append(names, rs.Name)
-				}
-				return names
-			},
+			kind:   "ReplicaSet",
+			ours:   &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
+			theirs: &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.ReplicaSetSpec{Selector: selector, Template: template}},
+			list:   &appsv1.ReplicaSetList{},
 		},
 		{
-			kind:      "StatefulSet",
-			ours:      &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
-			theirs:    &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
-			emptyList: func() client.ObjectList { return &appsv1.StatefulSetList{} },
-			listedNames: func(l client.ObjectList) (names []string) {
-				for _, sts := range l.(*appsv1.StatefulSetList).Items {
-					names = append(names, sts.Name)
-				}
-				return names
-			},
+			kind:   "StatefulSet",
+			ours:   &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ours", Labels: ownedLabels}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
+			theirs: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "theirs"}, Spec: appsv1.StatefulSetSpec{Selector: selector, Template: template}},
+			list:   &appsv1.StatefulSetList{},
 		},
 	} {
 		g.Expect(c.Create(ctx, tc.theirs)).To(Succeed(), tc.kind)
@@ -100,9 +88,8 @@ func TestManagerCachesOnlyThePodsAndPodSetsCAFEManages(t *testing.T) {
 		}, "30s").Should(Succeed(), tc.kind)
 		err := mgr.GetClient().Get(ctx, client.ObjectKeyFromObject(tc.theirs), tc.theirs.DeepCopyObject().(client.Object))
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a %s no CafeDeployment made is not cached: %v", tc.kind, err)
-		l := tc.emptyList()
-		g.Expect(mgr.GetClient().List(ctx, l, client.InNamespace(ns))).To(Succeed(), tc.kind)
-		g.Expect(tc.listedNames(l)).To(Equal([]string{"ours"}), tc.kind)
+		g.Expect(mgr.GetClient().List(ctx, tc.list, client.InNamespace(ns))).To(Succeed(), tc.kind)
+		g.Expect(names(g, tc.list)).To(Equal([]string{"ours"}), tc.kind)
 	}
 }
 
@@ -118,4 +105,17 @@ func TestManagerClientAsksForCompressionOnlyWhenTold(t *testing.T) {
 		g.Expect(mgr.GetConfig().DisableCompression).To(Equal(!compress), "ClientCompression=%v", compress)
 	}
 	g.Expect(cfg.DisableCompression).To(BeFalse(), "the caller's config is not changed")
+}
+
+// names are the names of a list's items.
+func names(g Gomega, list client.ObjectList) []string {
+	items, err := meta.ExtractList(list)
+	g.Expect(err).NotTo(HaveOccurred())
+	out := make([]string, 0, len(items))
+	for _, item := range items {
+		obj, err := meta.Accessor(item)
+		g.Expect(err).NotTo(HaveOccurred())
+		out = append(out, obj.GetName())
+	}
+	return out
 }
