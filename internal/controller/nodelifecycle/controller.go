@@ -134,17 +134,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: clusterKey}}}
 	})
-	staleAfter := func() time.Duration {
-		p := r.currentPolicy()
-		return seconds(p.LeaseStaleSeconds)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodelifecycle").
 		// A node's conditions, addresses and taints are signals and state;
 		// its heartbeats alone are not.
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeSignalsChanged)).
 		// A heartbeat that returns after going stale.
-		Watches(&coordinationv1.Lease{}, all, builder.WithPredicates(leaseReturned(r.Now, staleAfter))).
+		Watches(&coordinationv1.Lease{}, all, builder.WithPredicates(leaseReturned(r.Now, r.leaseStaleAfter))).
 		// A kubelet endpoint that stops or starts answering.
 		WatchesRawSource(source.Channel(probes, all)).
 		// Reports are signals; the policy is the rules.
@@ -182,6 +178,14 @@ func decideActions(states []nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, 
 	d.plan = planActions(states, d.zones, p, budget{Migrations: tokens, Taints: taintTokens}, now)
 	d.migrationGrants, d.taintGrants = migrations.take(now, d.plan.Granted), taints.take(now, d.plan.TaintsGranted)
 	return d
+}
+
+// leaseStaleAfter is the policy's leaseStaleSeconds, read on every Lease
+// event without copying the policy.
+func (r *Reconciler) leaseStaleAfter() time.Duration {
+	r.policyMu.Lock()
+	defer r.policyMu.Unlock()
+	return seconds(r.policy.LeaseStaleSeconds)
 }
 
 func (r *Reconciler) currentPolicy() cafev1alpha1.NodeLifecyclePolicySpec {
