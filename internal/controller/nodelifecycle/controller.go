@@ -359,7 +359,7 @@ func judgedState(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, recor
 			st.NoExecute = st.NoExecute || t.Effect == corev1.TaintEffectNoExecute
 		}
 	}
-	return st, minPositive(minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now)), leaseStaleIn(ev.Lease, p, now))
+	return st, minPositive(d.RequeueAfter, reportExpiry(ev.Reports, now), leaseStaleIn(ev.Lease, p, now))
 }
 
 // leaseStaleIn is how long until a fresh Lease goes stale if not renewed
@@ -547,8 +547,9 @@ func (r *Reconciler) observeMigrated(node string, st *nodeState, now time.Time) 
 	delete(r.firstBad, node)
 }
 
-func minPositive(a, b time.Duration) time.Duration {
-	ds := slices.DeleteFunc([]time.Duration{a, b}, func(d time.Duration) bool { return d <= 0 })
+// minPositive is the smallest positive duration of ds (0 when none is).
+func minPositive(ds ...time.Duration) time.Duration {
+	ds = slices.DeleteFunc(slices.Clone(ds), func(d time.Duration) bool { return d <= 0 })
 	if len(ds) == 0 {
 		return 0
 	}
