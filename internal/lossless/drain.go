@@ -1,11 +1,13 @@
 package lossless
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -25,13 +27,8 @@ func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []strin
 		holders = append(holders, "its Ready condition is still True (the kubelet has not yet seen the gate closed)")
 	}
 	for i := range slices {
-		for _, ep := range slices[i].Endpoints {
-			if !refersTo(ep, pod) {
-				continue
-			}
-			if nilOrTrue(ep.Conditions.Ready) || nilOrTrue(ep.Conditions.Serving) {
-				holders = append(holders, fmt.Sprintf("EndpointSlice %s lists it ready or serving", slices[i].Name))
-			}
+		if sliceHolds(&slices[i], pod) {
+			holders = append(holders, fmt.Sprintf("EndpointSlice %s lists it ready or serving", slices[i].Name))
 		}
 	}
 	var finalizers []string
@@ -52,6 +49,26 @@ func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []strin
 func Drained(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) bool {
 	g := Gate(pod)
 	return g != nil && g.Status == corev1.ConditionFalse && len(TrafficHolders(pod, slices)) == 0
+}
+
+// heldBySlices: one of the slices lists the pod ready or serving.
+func heldBySlices(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) bool {
+	for i := range slices {
+		if sliceHolds(&slices[i], pod) {
+			return true
+		}
+	}
+	return false
+}
+
+// sliceHolds: the slice lists the pod ready or serving.
+func sliceHolds(slice *discoveryv1.EndpointSlice, pod *corev1.Pod) bool {
+	for _, ep := range slice.Endpoints {
+		if refersTo(ep, pod) && (nilOrTrue(ep.Conditions.Ready) || nilOrTrue(ep.Conditions.Serving)) {
+			return true
+		}
+	}
+	return false
 }
 
 func readyTrue(pod *corev1.Pod) bool {
@@ -75,4 +92,14 @@ func refersTo(ep discoveryv1.Endpoint, pod *corev1.Pod) bool {
 // ready or serving is to be taken as true, as kube-proxy does.
 func nilOrTrue(b *bool) bool {
 	return b == nil || *b
+}
+
+// DeleteDrained deletes the pod exactly as it was judged drained: on its
+// UID (never a recreated pod of the same name) and its resourceVersion. A
+// write since the read — a kubelet turning Ready True again from a stale
+// view of the gate, a provider's finalizer put back — makes the delete fail
+// with a conflict, and the next reconcile judges the pod again. The
+// in-place update patch carries the same resourceVersion for that reason.
+func DeleteDrained(ctx context.Context, c client.Writer, pod *corev1.Pod) error {
+	return c.Delete(ctx, pod, client.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion})
 }

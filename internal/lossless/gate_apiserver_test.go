@@ -33,8 +33,13 @@ func TestMain(m *testing.M) {
 // servingPod creates a running, Ready pod with the traffic-ready gate open
 // and its one container ready, as the kubelet would have reported it.
 func servingPod(ctx context.Context, g Gomega, name string) *corev1.Pod {
+	return servingPodIn(ctx, g, "default", name)
+}
+
+// servingPodIn is servingPod in namespace ns.
+func servingPodIn(ctx context.Context, g Gomega, ns, name string) *corev1.Pod {
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: corev1.PodSpec{
 			Containers:     []corev1.Container{{Name: "app", Image: "example.com/app:v1"}},
 			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: cafev1alpha1.TrafficReadyCondition}},

@@ -30,25 +30,16 @@ func IndexEndpointSlicesByPod(obj client.Object) []string {
 	return pods
 }
 
-// SlicesForPod returns the EndpointSlices (from the cache, through the index)
-// that list the pod. They are the cache's own objects, not copies (a slice
+// cachedSlicesForPod returns the EndpointSlices (from the cache, through the
+// index) that list the pod. They are the cache's own objects, not copies (a slice
 // holds a hundred endpoints, and every draining pod is checked each
 // reconcile): read them, never modify them.
-func SlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]discoveryv1.EndpointSlice, error) {
+func cachedSlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
 	if err := r.List(ctx, list, client.InNamespace(pod.Namespace), client.MatchingFields{EndpointSlicePodIndex: pod.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing EndpointSlices of pod %s: %w", client.ObjectKeyFromObject(pod), err)
 	}
 	return list.Items, nil
-}
-
-// SetupIndexes registers the cache index SlicesForPod reads. Call it once
-// per manager, before the controllers and webhooks that drain pods start.
-func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &discoveryv1.EndpointSlice{}, EndpointSlicePodIndex, IndexEndpointSlicesByPod); err != nil {
-		return fmt.Errorf("indexing EndpointSlices by pod: %w", err)
-	}
-	return nil
 }
 
 // EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice

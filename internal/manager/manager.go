@@ -182,11 +182,12 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		}
 	}
 	// The controllers and the pod webhooks both read EndpointSlices by pod.
-	if err := lossless.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	slices, err := lossless.SetupSlices(context.Background(), mgr.GetCache(), mgr.GetClient(), mgr.GetAPIReader())
+	if err != nil {
 		return nil, err
 	}
 	if !opts.WebhooksOnly {
-		if err := setupControllers(context.Background(), mgr); err != nil {
+		if err := setupControllers(context.Background(), mgr, slices); err != nil {
 			return nil, err
 		}
 		if err := setupReleaseOrders(context.Background(), mgr, opts); err != nil {
@@ -197,7 +198,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		}
 	}
 	if opts.Webhook != nil {
-		if err := setupWebhooks(mgr, cfg, opts); err != nil {
+		if err := setupWebhooks(mgr, cfg, opts, slices); err != nil {
 			return nil, err
 		}
 	}
@@ -274,7 +275,7 @@ func ensureWebhookCerts(cfg *rest.Config, o certs.Options) error {
 	return nil
 }
 
-func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
+func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *lossless.Slices) error {
 	o := opts.Webhook.Certs
 	// The Rotator reads the API server directly: the Secret must not wait
 	// for a cache that the webhook's own readiness may hold up.
@@ -289,8 +290,8 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
 	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
 	self := &admit.Self{Client: mgr.GetClient()}
-	srv.Register(podwebhook.GuardPath, &webhook.Admission{Handler: &podwebhook.Guard{Client: mgr.GetClient(), CAFE: self}})
-	srv.Register(podwebhook.EvictionPath, &webhook.Admission{Handler: &podwebhook.EvictionGuard{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
+	srv.Register(podwebhook.GuardPath, &webhook.Admission{Handler: &podwebhook.Guard{Client: mgr.GetClient(), Slices: slices, CAFE: self}})
+	srv.Register(podwebhook.EvictionPath, &webhook.Admission{Handler: &podwebhook.EvictionGuard{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Slices: slices}})
 	srv.Register(appwebhook.MutatePath, &webhook.Admission{Handler: &appwebhook.IdentityStamper{}})
 	srv.Register(appwebhook.ValidatePath, &webhook.Admission{Handler: appwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(appwebhook.RevisionDeletePath, &webhook.Admission{Handler: appwebhook.RevisionDeleteGuard{Reader: mgr.GetAPIReader()}})
@@ -306,12 +307,12 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
-func setupControllers(ctx context.Context, mgr ctrl.Manager) error {
-	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset")}
+func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Slices) error {
+	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset"), Slices: slices}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
 	}
-	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment")}
+	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment"), Slices: slices}
 	if err := cd.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
 	}

@@ -23,6 +23,9 @@ type invariants struct {
 	MinReady int
 	// Lossless and WaterLevel are the violations found, one line each.
 	Lossless, WaterLevel []string
+	// LosslessTimeline is the stream's story of the first lossless
+	// violation's pod (losslessTimeline).
+	LosslessTimeline []string `json:",omitempty"`
 }
 
 // invariantRecording records a release's pod and EndpointSlice events from
@@ -53,12 +56,17 @@ func (ir *invariantRecording) check(image string) (invariants, podSequence) {
 	events := ir.rec.Events()
 	var seq podSequence
 	seq.Pod, seq.Writes = releasedPodSequence(events, image)
-	return invariants{
+	lossless := watchrec.CheckLossless(events)
+	inv := invariants{
 		Checked:    true,
 		MinReady:   ir.minReady,
-		Lossless:   violations(watchrec.CheckLossless(events)),
+		Lossless:   violations(lossless),
 		WaterLevel: violations(watchrec.CheckWaterLevel(events, klabels.SelectorFromSet(appLabels()), ir.minReady)),
-	}, seq
+	}
+	if len(lossless) > 0 {
+		inv.LosslessTimeline = losslessTimeline(events, lossless[0])
+	}
+	return inv, seq
 }
 
 // held says whether both invariants held.

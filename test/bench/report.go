@@ -259,6 +259,9 @@ func (r report) writeViolations(b *strings.Builder) {
 			}
 		}
 		fmt.Fprintf(b, "```\n\n")
+		if len(inv.LosslessTimeline) > 0 {
+			fmt.Fprintf(b, "The first lossless violation's pod on the watch stream, up to the violation (writes to the pod, and the EndpointSlice events that list it):\n\n```\n%s\n```\n\n", strings.Join(inv.LosslessTimeline, "\n"))
+		}
 	}
 }
 

@@ -39,6 +39,8 @@ type Reconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	Now      func() time.Time
+	// Slices reads the EndpointSlices that list a draining native pod.
+	Slices *lossless.Slices
 
 	// statusWrites tells a reconcile that its cached CafeDeployment does not
 	// yet show the status the previous reconcile wrote.
@@ -53,8 +55,8 @@ const staleRetry = 200 * time.Millisecond
 
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {
-	if r.Client == nil || r.Scheme == nil || r.Recorder == nil {
-		return errors.New("cafedeployment: Client, Scheme and Recorder are required")
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Slices == nil {
+		return errors.New("cafedeployment: Client, Scheme, Recorder and Slices are required")
 	}
 	if r.Now == nil {
 		r.Now = time.Now
@@ -112,7 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if fast {
 		p = p.SingleGroup()
 	}
-	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Scheme: r.Scheme, Now: r.Now(), PodWrites: &r.podWrites}, cd, updateRevision)
+	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Slices: r.Slices, Scheme: r.Scheme, Now: r.Now(), PodWrites: &r.podWrites}, cd, updateRevision)
 	if errors.Is(err, podset.ErrPodCacheBehind) {
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}

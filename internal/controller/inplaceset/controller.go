@@ -48,6 +48,8 @@ type Reconciler struct {
 	Client   client.Client
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
+	// Slices reads the EndpointSlices that list a draining pod.
+	Slices *lossless.Slices
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 
@@ -69,8 +71,8 @@ const podOwnerIndex = "cafe.io/inplaceset-owner"
 
 // SetupWithManager registers the controller and the indexes it reads.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if r.Client == nil || r.Scheme == nil || r.Recorder == nil {
-		return errors.New("inplaceset: Client, Scheme and Recorder are required")
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Slices == nil {
+		return errors.New("inplaceset: Client, Scheme, Recorder and Slices are required")
 	}
 	if r.Now == nil {
 		r.Now = time.Now
@@ -255,7 +257,7 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope, in
 		MigrateRequested: pod.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "",
 	}
 	if st.DrainReason != "" {
-		slices, err := lossless.SlicesForPod(ctx, r.Client, pod)
+		slices, err := r.Slices.ForPod(ctx, pod)
 		if err != nil {
 			return st, err
 		}
@@ -289,7 +291,7 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 		// No event per pod: at release scale events are the largest share of
 		// API writes; the log and the set's status say it.
 		w.add(func() error {
-			err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+			err := lossless.DeleteDrained(ctx, r.Client, pod)
 			if err == nil {
 				r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Deleted = true })
 				ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod", "pod", klog.KObj(pod))

@@ -80,7 +80,7 @@ func (r *Reconciler) finalize(ctx context.Context, set *cafev1alpha1.InPlaceSet)
 	}
 	for _, pod := range deletes {
 		w.add(func() error {
-			err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+			err := lossless.DeleteDrained(ctx, r.Client, pod)
 			if err == nil {
 				ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod of a deleted InPlaceSet", "pod", klog.KObj(pod))
 			}
@@ -106,7 +106,7 @@ func (r *Reconciler) leavingPod(ctx context.Context, pod *corev1.Pod) (leavingPo
 		Serving: podutil.Ready(pod) && lossless.GateOpen(pod), DrainReason: lossless.DrainReason(pod),
 	}
 	if p.DrainReason != "" {
-		slices, err := lossless.SlicesForPod(ctx, r.Client, pod)
+		slices, err := r.Slices.ForPod(ctx, pod)
 		if err != nil {
 			return p, err
 		}

@@ -39,6 +39,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
+	"github.com/cafe-io/cafe/internal/lossless"
 )
 
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -66,9 +67,10 @@ var systemDeleters = map[string]bool{
 // a drain request on it instead, and refuses updates that would take the
 // pod out of CAFE's hands (update.go).
 type Guard struct {
-	// Client reads EndpointSlices (from the cache), writes drain requests
-	// and creates SubjectAccessReviews.
+	// Client writes drain requests and creates SubjectAccessReviews.
 	Client client.Client
+	// Slices reads the EndpointSlices that list a pod.
+	Slices *lossless.Slices
 	// CAFE names the identity that alone may record a drain request
 	// (cafe.io/drain-requested-by) on a pod.
 	CAFE *admit.Self
@@ -113,7 +115,7 @@ func (h *Guard) mayDelete(ctx context.Context, pod *corev1.Pod, user authenticat
 	if systemDeleters[user.Username] {
 		return "deleted by " + user.Username, nil
 	}
-	if reason := mayGo(ctx, h.Client, pod); reason != "" {
+	if reason := mayGo(ctx, h.Slices, pod); reason != "" {
 		return reason, nil
 	}
 	if pod.Annotations[cafev1alpha1.ForceDeleteAnnotation] != "true" {

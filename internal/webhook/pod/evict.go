@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/cafe-io/cafe/internal/lossless"
 )
 
 // EvictionPath is where the eviction guard is served.
@@ -29,8 +31,10 @@ type EvictionGuard struct {
 	// Reader reads the pod uncached: an eviction must not be judged on a
 	// stale copy.
 	Reader client.Reader
-	// Client reads EndpointSlices (from the cache) and writes the request.
+	// Client writes the request.
 	Client client.Client
+	// Slices reads the EndpointSlices that list the pod.
+	Slices *lossless.Slices
 }
 
 // Handle implements admission.Handler.
@@ -48,7 +52,7 @@ func (h *EvictionGuard) Handle(ctx context.Context, req admission.Request) admis
 	case !managedBy(pod):
 		return admission.Allowed("not managed by CAFE")
 	}
-	if reason := mayGo(ctx, h.Client, pod); reason != "" {
+	if reason := mayGo(ctx, h.Slices, pod); reason != "" {
 		return admission.Allowed(reason)
 	}
 	if err := requestDrain(ctx, h.Client, pod, req); err != nil {

@@ -32,15 +32,15 @@ func managedBy(pod *corev1.Pod) bool {
 // mayGo returns why a managed pod may leave now without a drain (it serves
 // nobody), or "": its deletion has begun, its containers have terminated,
 // or it is drained.
-func mayGo(ctx context.Context, r client.Reader, pod *corev1.Pod) string {
+func mayGo(ctx context.Context, slices *lossless.Slices, pod *corev1.Pod) string {
 	switch {
 	case !pod.DeletionTimestamp.IsZero():
 		return "deletion already under way"
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return "its containers have terminated"
 	case lossless.DrainReason(pod) != "":
-		slices, err := lossless.SlicesForPod(ctx, r, pod)
-		if err == nil && lossless.Drained(pod, slices) {
+		listing, err := slices.ForPod(ctx, pod)
+		if err == nil && lossless.Drained(pod, listing) {
 			return "drained"
 		}
 	}

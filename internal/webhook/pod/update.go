@@ -38,7 +38,7 @@ func (h *Guard) handleUpdate(ctx context.Context, req admission.Request) admissi
 	if denied := h.drainRequestUnchangedByOthers(ctx, req, old, pod); denied != nil {
 		return *denied
 	}
-	if managedBy(old) && !sameController(old, pod) && mayGo(ctx, h.Client, old) == "" {
+	if managedBy(old) && !sameController(old, pod) && mayGo(ctx, h.Slices, old) == "" {
 		return admission.Denied(fmt.Sprintf("metadata.ownerReferences: pod %s is managed by CAFE and still takes traffic: it cannot be released from its controller %s until drained", old.Name, metav1.GetControllerOf(old).Name))
 	}
 	return admission.Allowed("")

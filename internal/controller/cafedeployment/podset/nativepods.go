@@ -126,12 +126,12 @@ func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (close
 	return closeGates, deletes
 }
 
-// deleteDrained deletes drained pods; the UID precondition makes the pod
-// drained the pod deleted, never a recreated one of the same name.
+// deleteDrained deletes drained pods, each as it was judged
+// (lossless.DeleteDrained); a conflict is judged again next reconcile.
 func (env Env) deleteDrained(ctx context.Context, pods []*corev1.Pod) error {
 	var errs []error
 	for _, pod := range pods {
-		err := env.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+		err := lossless.DeleteDrained(ctx, env.Client, pod)
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
 		}
@@ -178,7 +178,7 @@ func (env Env) nativePods(ctx context.Context, cd *cafev1alpha1.CafeDeployment, 
 			np.Ordinal = ordinalOf(owner.Name, pod.Name)
 		}
 		if np.DrainReason != "" {
-			slices, err := lossless.SlicesForPod(ctx, env.Client, pod)
+			slices, err := env.Slices.ForPod(ctx, pod)
 			if err != nil {
 				return nil, err
 			}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 )
 
@@ -82,6 +83,8 @@ type Sets interface {
 // client, and the scheme that owner references are set with.
 type Env struct {
 	Client client.Client
+	// Slices reads the EndpointSlices that list a draining pod.
+	Slices *lossless.Slices
 	Scheme *runtime.Scheme
 	// PodWrites remembers the gate writes the controller made to native
 	// pods: a reconcile whose cache has not caught up with them would count

@@ -1,0 +1,18 @@
+package lossless
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// sliceAPIReads counts the EndpointSlices the drain check read from the API
+// server because CAFE's slice cache was behind the pod it judged (Slices).
+// A steady rise means the slice watch lags the pod watch.
+var sliceAPIReads = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "cafe_lossless_endpointslice_api_reads_total",
+	Help: "EndpointSlices read from the API server by the drain check because the slice cache was older than the pod it judged.",
+})
+
+func init() {
+	metrics.Registry.MustRegister(sliceAPIReads)
+}
