@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,6 +31,7 @@ import (
 	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/podutil"
 	"github.com/cafe-io/cafe/internal/revision"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // +kubebuilder:rbac:groups=cafe.io,resources=inplacesets,verbs=get;list;watch;update;patch
@@ -271,12 +271,10 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope, in
 // cache was behind and the write already happened or is moot; conflicts are
 // retried by the next reconcile.
 func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, p planResult) error {
-	// The writes of one plan are independent of each other: run them
-	// concurrently, bounded, so a group of a hundred pods is not paced by
-	// one round trip after another.
-	var w writes
+	// The writes of one plan are independent of each other.
+	var w writebatch.Batch
 	for _, g := range p.CloseGate {
-		w.add(func() error {
+		w.Add(func() error {
 			err := lossless.SetGate(ctx, r.Client, g.Pod, corev1.ConditionFalse, g.Reason, "draining traffic before "+operationOf(g.Reason))
 			if err == nil {
 				r.written.expect(g.Pod.UID, r.Now(), func(x *expectation) { x.Gate, x.Reason = corev1.ConditionFalse, g.Reason })
@@ -285,12 +283,12 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 		})
 	}
 	for _, pod := range p.UpdateInPlace {
-		w.add(func() error { return r.updateInPlace(ctx, set, s, pod) })
+		w.Add(func() error { return r.updateInPlace(ctx, set, s, pod) })
 	}
 	for _, pod := range p.Delete {
 		// No event per pod: at release scale events are the largest share of
 		// API writes; the log and the set's status say it.
-		w.add(func() error {
+		w.Add(func() error {
 			err := lossless.DeleteDrained(ctx, r.Client, pod)
 			if err == nil {
 				r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Deleted = true })
@@ -300,7 +298,7 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 		})
 	}
 	for _, pod := range p.OpenGate {
-		w.add(func() error {
+		w.Add(func() error {
 			err := lossless.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "")
 			if err == nil {
 				r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Gate, x.Reason = corev1.ConditionTrue, lossless.ReasonServing })
@@ -313,32 +311,7 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 			return ignoreGone(err)
 		})
 	}
-	return errors.Join(w.run(writeConcurrency), r.createPods(ctx, set, s, p))
-}
-
-// writeConcurrency bounds the concurrent writes of one reconcile.
-const writeConcurrency = 64
-
-// writes is a batch of independent API writes.
-type writes []func() error
-
-func (w *writes) add(f func() error) { *w = append(*w, f) }
-
-// run executes the writes with at most n in flight and joins their errors.
-func (w writes) run(n int) error {
-	errs := make([]error, len(w))
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for i, f := range w {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = f()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(w.Run(writebatch.Concurrency), r.createPods(ctx, set, s, p))
 }
 
 func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlaceSet, s *scope, pod *corev1.Pod) error {

@@ -12,6 +12,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/statuspatch"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // maxCreatesPerSync bounds the pods one reconcile creates, as the
@@ -44,19 +45,19 @@ func (r *Reconciler) createPods(ctx context.Context, set *cafev1alpha1.InPlaceSe
 }
 
 // slowStart calls create for 0..n-1 in batches that double from one, each
-// batch run concurrently (at most writeConcurrency at once), and stops after
+// batch run concurrently (at most writebatch.Concurrency at once), and stops after
 // the first batch in which a call failed. It returns how many calls were
 // made and their errors joined.
 func slowStart(n int, create func(i int) error) (int, error) {
 	done := 0
 	for batch := 1; done < n; batch *= 2 {
 		size := min(batch, n-done)
-		var w writes
+		var w writebatch.Batch
 		for i := done; i < done+size; i++ {
-			w.add(func() error { return create(i) })
+			w.Add(func() error { return create(i) })
 		}
 		done += size
-		if err := w.run(writeConcurrency); err != nil {
+		if err := w.Run(writebatch.Concurrency); err != nil {
 			return done, err
 		}
 	}

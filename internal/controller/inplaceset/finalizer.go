@@ -15,6 +15,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/podutil"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // drainFinalizer holds a deleted InPlaceSet until its controller has
@@ -72,14 +73,14 @@ func (r *Reconciler) finalize(ctx context.Context, set *cafev1alpha1.InPlaceSet)
 		}
 		return ctrl.Result{}, nil
 	}
-	var w writes
+	var w writebatch.Batch
 	for _, pod := range closeGates {
-		w.add(func() error {
+		w.Add(func() error {
 			return ignoreGone(lossless.SetGate(ctx, r.Client, pod, corev1.ConditionFalse, lossless.ReasonDrainForDelete, "draining traffic before deletion: the InPlaceSet is being deleted"))
 		})
 	}
 	for _, pod := range deletes {
-		w.add(func() error {
+		w.Add(func() error {
 			err := lossless.DeleteDrained(ctx, r.Client, pod)
 			if err == nil {
 				ctrl.LoggerFrom(ctx).V(1).Info("Deleted drained pod of a deleted InPlaceSet", "pod", klog.KObj(pod))
@@ -87,7 +88,7 @@ func (r *Reconciler) finalize(ctx context.Context, set *cafev1alpha1.InPlaceSet)
 			return ignoreGone(err)
 		})
 	}
-	return ctrl.Result{}, w.run(writeConcurrency)
+	return ctrl.Result{}, w.Run(writebatch.Concurrency)
 }
 
 // leavingPod is what planLeaving knows of a pod of a deleted set.

@@ -2,7 +2,6 @@ package podset
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -17,6 +16,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/podutil"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
@@ -129,14 +129,17 @@ func planRequestedDeletions(pods []nativePod, budget *int32, paused bool) (close
 // deleteDrained deletes drained pods, each as it was judged
 // (lossless.DeleteDrained); a conflict is judged again next reconcile.
 func (env Env) deleteDrained(ctx context.Context, pods []*corev1.Pod) error {
-	var errs []error
+	var w writebatch.Batch
 	for _, pod := range pods {
-		err := lossless.DeleteDrained(ctx, env.Client, pod)
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err))
-		}
+		w.Add(func() error {
+			err := lossless.DeleteDrained(ctx, env.Client, pod)
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return fmt.Errorf("deleting drained pod %s: %w", client.ObjectKeyFromObject(pod), err)
+			}
+			return nil
+		})
 	}
-	return errors.Join(errs...)
+	return w.Run(writebatch.Concurrency)
 }
 
 // deletionCostAnnotation ranks a ReplicaSet's pods for deletion on scale
@@ -260,24 +263,29 @@ func (env Env) wrote(pod *corev1.Pod, rv string) {
 	}
 }
 
-// setGates closes and reopens gates as planned.
+// setGates closes and reopens gates as planned, the writes concurrently.
 func (env Env) setGates(ctx context.Context, closeGates []lossless.GateChange, reopen []*corev1.Pod, revision string) error {
-	var errs []error
+	var w writebatch.Batch
 	for _, c := range closeGates {
 		msg := "draining to replace it with revision " + revision
 		if c.Reason == lossless.ReasonDrainForDelete {
 			msg = "draining to delete it"
 		}
-		rv, err := lossless.SetGateVersion(ctx, env.Client, c.Pod, corev1.ConditionFalse, c.Reason, msg)
-		errs = append(errs, ignoreChanged(err))
-		env.wrote(c.Pod, rv)
+		w.Add(func() error { return env.setGate(ctx, c.Pod, corev1.ConditionFalse, c.Reason, msg) })
 	}
 	for _, pod := range reopen {
-		rv, err := lossless.SetGateVersion(ctx, env.Client, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go")
-		errs = append(errs, ignoreChanged(err))
-		env.wrote(pod, rv)
+		w.Add(func() error {
+			return env.setGate(ctx, pod, corev1.ConditionTrue, lossless.ReasonServing, "the release no longer needs this pod to go")
+		})
 	}
-	return errors.Join(errs...)
+	return w.Run(writebatch.Concurrency)
+}
+
+// setGate writes one pod's gate and records the write (env.wrote).
+func (env Env) setGate(ctx context.Context, pod *corev1.Pod, status corev1.ConditionStatus, reason, msg string) error {
+	rv, err := lossless.SetGateVersion(ctx, env.Client, pod, status, reason, msg)
+	env.wrote(pod, rv)
+	return ignoreChanged(err)
 }
 
 // ignoreChanged drops the errors of a gate write to a pod that was replaced

@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/conflict"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;update;patch;delete
@@ -83,11 +85,18 @@ func (p *replicaSets) Apply(ctx context.Context, unit string, s UnitSettings) er
 		return err
 	}
 	// A pod is marked before its ReplicaSet shrinks: had the scale-down come
-	// first, the ReplicaSet could pick a pod still serving.
+	// first, the ReplicaSet could pick a pod still serving. Any mark that
+	// fails stops the scale-down; one refused because the pod changed since
+	// it was judged is no error: the pod's event brings the unit back.
+	var marks writebatch.Batch
 	for _, pod := range res.Mark {
-		if err := markForDeletion(ctx, p.env.Client, pod); err != nil {
-			return err
+		marks.Add(func() error { return markForDeletion(ctx, p.env.Client, pod) })
+	}
+	if err := marks.Run(writebatch.Concurrency); err != nil {
+		if conflict.Only(err) {
+			return nil
 		}
+		return err
 	}
 	var errs []error
 	for _, rs := range p.sets[unit] {
@@ -140,9 +149,14 @@ func (p *replicaSets) scaleOld(ctx context.Context, rs *appsv1.ReplicaSet, repli
 	return scaleReplicas(ctx, p.env.Client, rs, replicas)
 }
 
-// markForDeletion gives a drained pod the lowest deletion cost.
+// markForDeletion gives a drained pod the lowest deletion cost, on the
+// version of the pod judged drained (its UID and resourceVersion): a pod
+// that changed since (Ready True again) is judged again, not marked.
 func markForDeletion(ctx context.Context, c client.Client, pod *corev1.Pod) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{deletionCostAnnotation: drainedDeletionCost}}})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid": pod.UID, "resourceVersion": pod.ResourceVersion,
+		"annotations": map[string]string{deletionCostAnnotation: drainedDeletionCost},
+	}})
 	if err != nil {
 		return err
 	}
