@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -42,15 +44,34 @@ func cachedSlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) (
 	return list.Items, nil
 }
 
+// PodStore returns the store of the cache's pod informer, whose lookups
+// by key copy nothing: a slice event names up to a hundred pods, and at
+// release scale there are thousands of such events (a List or Get through
+// the cache reader copies every pod it returns, and a List sizes its
+// result by the whole namespace).
+func PodStore(ctx context.Context, c cache.Informers) (toolscache.KeyGetter, error) {
+	informer, err := c.GetInformer(ctx, &corev1.Pod{})
+	if err != nil {
+		return nil, fmt.Errorf("getting the pod informer: %w", err)
+	}
+	withStore, ok := informer.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, fmt.Errorf("the pod informer (%T) exposes no store", informer)
+	}
+	return withStore.GetStore(), nil
+}
+
 // EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice
-// watch: it reads the pods the slice lists from the cache and enqueues, once
-// each, the objects ownerOf names for them (in the slice's namespace). A
-// drained pod may be operated on only once slices let go of it, so slice
-// changes must wake whoever drains it.
-func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []string) func(context.Context, client.Object) []reconcile.Request {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+// watch: it looks up the pods the slice lists in pods (PodStore: the
+// cache's own objects, read only) and enqueues, once each, the objects
+// ownerOf names for them (in the slice's namespace). A drained pod may be
+// operated on only once slices let go of it, so slice changes must wake
+// whoever drains it. Where CAFE manages no pod (another controller's app)
+// each endpoint costs one missed map lookup.
+func EnqueueOwnersOfSlicePods(pods toolscache.KeyGetter, ownerOf func(client.Object) []string) func(context.Context, client.Object) []reconcile.Request {
+	return func(_ context.Context, obj client.Object) []reconcile.Request {
 		slice, ok := obj.(*discoveryv1.EndpointSlice)
-		if !ok || !holdsPodsIn(ctx, r, slice.Namespace) {
+		if !ok {
 			return nil
 		}
 		seen := map[string]bool{}
@@ -59,10 +80,9 @@ func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []str
 			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
 				continue
 			}
-			// Only the owner references are read: no copy of the cached pod
-			// (a slice lists up to a hundred pods, and changes often).
-			pod := &corev1.Pod{}
-			if err := r.Get(ctx, types.NamespacedName{Namespace: slice.Namespace, Name: ep.TargetRef.Name}, pod, client.UnsafeDisableDeepCopy); err != nil {
+			cached, found, err := pods.GetByKey(slice.Namespace + "/" + ep.TargetRef.Name)
+			pod, isPod := cached.(*corev1.Pod)
+			if err != nil || !found || !isPod {
 				continue
 			}
 			for _, name := range ownerOf(pod) {
@@ -74,17 +94,4 @@ func EnqueueOwnersOfSlicePods(r client.Reader, ownerOf func(client.Object) []str
 		}
 		return reqs
 	}
-}
-
-// holdsPodsIn says whether r (CAFE's cache, which holds only the pods CAFE
-// manages) has any pod in ns. Another controller's release changes its
-// EndpointSlices hundreds of times; where CAFE manages no pod, one cheap
-// look saves a lookup per endpoint. On error it answers yes: the lookups
-// decide.
-func holdsPodsIn(ctx context.Context, r client.Reader, ns string) bool {
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(ns), client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
-		return true
-	}
-	return len(pods.Items) > 0
 }

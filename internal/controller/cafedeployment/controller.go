@@ -54,12 +54,16 @@ type Reconciler struct {
 const staleRetry = 200 * time.Millisecond
 
 // SetupWithManager registers the controller.
-func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Slices == nil {
 		return errors.New("cafedeployment: Client, Scheme, Recorder and Slices are required")
 	}
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	pods, err := lossless.PodStore(ctx, mgr.GetCache())
+	if err != nil {
+		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).For(&cafev1alpha1.CafeDeployment{})
 	// Pod-set status (updated and serving pods) is what finishes a group.
@@ -71,7 +75,7 @@ func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error
 		// pod readiness and gates, and EndpointSlices letting go of drained
 		// pods, drive its steps. (InPlaceSet pods are their set's business.)
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podset.DeploymentOfNativePod), builder.WithPredicates(predicate.NewPredicateFuncs(podset.IsNativePod))).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, podset.DrainingDeployment))).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(pods, podset.DrainingDeployment))).
 		// A unit that regains a schedulable node takes its rescheduled
 		// replicas back; only schedulability changes matter, not heartbeats.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).

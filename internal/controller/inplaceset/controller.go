@@ -58,6 +58,8 @@ type Reconciler struct {
 	// statusWrites tells a reconcile that its cached InPlaceSet does not yet
 	// show the status the previous reconcile wrote.
 	statusWrites ownwrites.Tracker
+	// setPods reads a set's pods from the cache without copies.
+	setPods *setPods
 }
 
 // staleRetry is how soon a reconcile that found its cache behind its own
@@ -65,9 +67,6 @@ type Reconciler struct {
 const staleRetry = 200 * time.Millisecond
 
 var _ reconcile.Reconciler = &Reconciler{}
-
-// podOwnerIndex indexes pods by their controlling InPlaceSet.
-const podOwnerIndex = "cafe.io/inplaceset-owner"
 
 // SetupWithManager registers the controller and the indexes it reads.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
@@ -77,8 +76,14 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, podOwnerIndex, ownerIndex); err != nil {
-		return fmt.Errorf("indexing pods by InPlaceSet: %w", err)
+	setPods, err := newSetPods(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	r.setPods = setPods
+	pods, err := lossless.PodStore(ctx, mgr.GetCache())
+	if err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&cafev1alpha1.InPlaceSet{}).
@@ -89,7 +94,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&policyv1.PodDisruptionBudget{}, builder.OnlyMetadata).
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(r.Client, ownerIndex))).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(pods, ownerIndex))).
 		Named("inplaceset").
 		// Sets are independent; one per unit releases at the same time.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -192,14 +197,10 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 		s.templates[hash] = t
 	}
 
-	// The pods are the cache's own objects, not copies: a reconcile reads
-	// every pod of the set but writes a few, and copying a thousand pods per
-	// reconcile would be most of CAFE's CPU at release scale. Nothing may
-	// modify them; a write that decodes its response into the object works
-	// on a copy (updateInPlace).
-	podList := &corev1.PodList{}
-	if err := r.Client.List(ctx, podList, client.InNamespace(set.Namespace), client.MatchingFields{podOwnerIndex: set.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+	// The pods are the cache's own objects (setPods): read, never modify.
+	pods, err := r.setPods.of(set)
+	if err != nil {
+		return nil, err
 	}
 	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(set.Spec.UpdateStrategy.MaxUnavailable, int(ptr.Deref(set.Spec.Replicas, 1)), false)
 	if err != nil {
@@ -216,8 +217,7 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 	oldCount := map[string]int{}
 	inUse := map[string]bool{s.updateHash: true}
 	eligible := inPlaceEligibility(s.templates, s.updateHash)
-	for i := range podList.Items {
-		pod := &podList.Items[i]
+	for _, pod := range pods {
 		s.pods = append(s.pods, pod)
 		st, err := r.podState(ctx, pod, s, eligible)
 		if err != nil {

@@ -48,13 +48,13 @@ func (r *Reconciler) finalize(ctx context.Context, set *cafev1alpha1.InPlaceSet)
 		return ctrl.Result{}, nil
 	}
 	set.Default()
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(set.Namespace), client.MatchingFields{podOwnerIndex: set.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing pods: %w", err)
+	pods, err := r.setPods.of(set)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	leaving := make([]leavingPod, 0, len(pods.Items))
-	for i := range pods.Items {
-		p, err := r.leavingPod(ctx, &pods.Items[i])
+	leaving := make([]leavingPod, 0, len(pods))
+	for _, pod := range pods {
+		p, err := r.leavingPod(ctx, pod)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
