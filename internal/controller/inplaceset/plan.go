@@ -1,7 +1,8 @@
 package inplaceset
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -288,30 +289,41 @@ func (out *planResult) requeueIn(d time.Duration) {
 // already draining for deletion, then not ready, then old revision, then by
 // name (deterministic, so consecutive reconciles agree).
 func chooseSurplus(active []podState, replicas int) []podState {
-	var requested, others []podState
+	var requested []podState
 	for _, p := range active {
 		if p.DeleteRequested {
 			requested = append(requested, p)
-		} else {
+		}
+	}
+	surplus := len(active) - len(requested) - replicas
+	if surplus <= 0 {
+		// The usual case (no scale-in): no copy of the set's pods.
+		return requested
+	}
+	others := make([]podState, 0, len(active)-len(requested))
+	for _, p := range active {
+		if !p.DeleteRequested {
 			others = append(others, p)
 		}
 	}
-	surplus := len(others) - replicas
-	if surplus <= 0 {
-		return requested
-	}
-	sorted := others
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
+	slices.SortStableFunc(others, func(a, b podState) int {
 		if less, decided := cheaperFirst(a, b, lossless.ReasonDrainForDelete); decided {
-			return less
+			return firstIf(less)
 		}
 		if a.Updated != b.Updated {
-			return !a.Updated
+			return firstIf(!a.Updated)
 		}
-		return a.Pod.Name > b.Pod.Name
+		return strings.Compare(b.Pod.Name, a.Pod.Name)
 	})
-	return append(requested, sorted[:surplus]...)
+	return append(requested, others[:surplus]...)
+}
+
+// firstIf is a comparison result: -1 (a first) when aFirst, else 1.
+func firstIf(aFirst bool) int {
+	if aFirst {
+		return -1
+	}
+	return 1
 }
 
 // chooseUpdates picks, in the order to act on them, which old-revision pods
@@ -320,24 +332,27 @@ func chooseSurplus(active []podState, replicas int) []podState {
 // (they serve nobody), then by name.
 func chooseUpdates(kept []podState, target int) []podState {
 	updated := 0
-	var old []podState
 	for _, p := range kept {
 		if p.Updated {
 			updated++
-		} else {
-			old = append(old, p)
 		}
 	}
 	need := target - updated
 	if need <= 0 {
+		// The release is done (or paused at its partition): no copy.
 		return nil
 	}
-	sort.SliceStable(old, func(i, j int) bool {
-		a, b := old[i], old[j]
-		if less, decided := cheaperFirst(a, b, lossless.ReasonDrainForUpdate); decided {
-			return less
+	old := make([]podState, 0, len(kept)-updated)
+	for _, p := range kept {
+		if !p.Updated {
+			old = append(old, p)
 		}
-		return a.Pod.Name < b.Pod.Name
+	}
+	slices.SortStableFunc(old, func(a, b podState) int {
+		if less, decided := cheaperFirst(a, b, lossless.ReasonDrainForUpdate); decided {
+			return firstIf(less)
+		}
+		return strings.Compare(a.Pod.Name, b.Pod.Name)
 	})
 	return old[:min(need, len(old))]
 }
@@ -357,6 +372,9 @@ func cheaperFirst(a, b podState, drainReason string) (less, decided bool) {
 }
 
 func without(pods, remove []podState) []podState {
+	if len(remove) == 0 {
+		return pods
+	}
 	drop := map[*corev1.Pod]bool{}
 	for _, p := range remove {
 		drop[p.Pod] = true
