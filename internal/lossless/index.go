@@ -8,7 +8,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -44,26 +43,9 @@ func cachedSlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) (
 	return list.Items, nil
 }
 
-// PodStore returns the store of the cache's pod informer, whose lookups
-// by key copy nothing: a slice event names up to a hundred pods, and at
-// release scale there are thousands of such events (a List or Get through
-// the cache reader copies every pod it returns, and a List sizes its
-// result by the whole namespace).
-func PodStore(ctx context.Context, c cache.Informers) (toolscache.KeyGetter, error) {
-	informer, err := c.GetInformer(ctx, &corev1.Pod{})
-	if err != nil {
-		return nil, fmt.Errorf("getting the pod informer: %w", err)
-	}
-	withStore, ok := informer.(interface{ GetStore() toolscache.Store })
-	if !ok {
-		return nil, fmt.Errorf("the pod informer (%T) exposes no store", informer)
-	}
-	return withStore.GetStore(), nil
-}
-
 // EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice
-// watch: it looks up the pods the slice lists in pods (PodStore: the
-// cache's own objects, read only) and enqueues, once each, the objects
+// watch: it looks up the pods the slice lists in pods (the cache's pod
+// indexer, podutil.CachedPods: its own objects, read only) and enqueues, once each, the objects
 // ownerOf names for them (in the slice's namespace). A drained pod may be
 // operated on only once slices let go of it, so slice changes must wake
 // whoever drains it. Where CAFE manages no pod (another controller's app)

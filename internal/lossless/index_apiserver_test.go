@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podutil"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -45,7 +46,7 @@ func TestEnqueueOwnersOfSlicePodsLooksUpEachEndpointByKeyInTheCachesStore(t *tes
 	managed := labels.SelectorFromSet(labels.Set{"managed": "yes"})
 	podCache, err := cache.New(apiConfig, cache.Options{Scheme: scheme.New(), ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}})
 	g.Expect(err).NotTo(HaveOccurred())
-	store, err := lossless.PodStore(ctx, podCache)
+	_, store, err := podutil.CachedPods(ctx, podCache)
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() { _ = podCache.Start(ctx) }()
 	counting := &countingStore{KeyGetter: store}

@@ -36,6 +36,31 @@ func endpointSlice(pod *corev1.Pod, ready bool) *discoveryv1.EndpointSlice {
 	}
 }
 
+// slicesFromAStaleCache is a Slices whose progress comes from a real
+// informer but whose cached slices are a frozen snapshot (a real watch
+// cannot be held back on demand): cached is what the lagging cache shows.
+func slicesFromAStaleCache(ctx context.Context, g Gomega, cached *discoveryv1.EndpointSlice) *lossless.Slices {
+	informers, err := cache.New(apiConfig, cache.Options{Scheme: scheme.New()})
+	g.Expect(err).NotTo(HaveOccurred())
+	stale := fake.NewClientBuilder().WithScheme(scheme.New()).
+		WithIndex(&discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod).
+		WithObjects(cached).Build()
+	slices, err := lossless.SetupSlices(ctx, informers, stale, apiClient)
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = informers.Start(ctx) }()
+	g.Expect(informers.WaitForCacheSync(ctx)).To(BeTrue())
+	return slices
+}
+
+// closeGate closes the pod's gate for an update and returns the pod as
+// the API server has it then.
+func closeGate(ctx context.Context, g Gomega, pod *corev1.Pod) *corev1.Pod {
+	g.Expect(lossless.SetGate(ctx, apiClient, pod, corev1.ConditionFalse, lossless.ReasonDrainForUpdate, "draining")).To(Succeed())
+	closed := &corev1.Pod{}
+	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(pod), closed)).To(Succeed())
+	return closed
+}
+
 // sliceAPIReads is the drain check's count of slices read from the API
 // server (cafe_lossless_endpointslice_api_reads_total).
 func sliceAPIReads(g Gomega) float64 {
@@ -52,9 +77,7 @@ func sliceAPIReads(g Gomega) float64 {
 // The drain check must not judge a pod from a slice cache older than the
 // pod (issue 14, 10,000 pods: images were patched while the endpointslice
 // controller, half a second before, had listed the pods ready again, and
-// CAFE's slice watch had not delivered that yet). The lagging cache is a
-// frozen snapshot here — a real watch cannot be held back on demand — while
-// the progress Slices compares against comes from a real informer.
+// CAFE's slice watch had not delivered that yet).
 func TestSlicesRereadFromTheAPIServerWhenTheSliceCacheIsOlderThanThePod(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
@@ -67,19 +90,9 @@ func TestSlicesRereadFromTheAPIServerWhenTheSliceCacheIsOlderThanThePod(t *testi
 	// its gate: the pod's resourceVersion is newer than any slice event.
 	listed := endpointSlice(pod, true)
 	g.Expect(apiClient.Create(ctx, listed)).To(Succeed())
-	g.Expect(lossless.SetGate(ctx, apiClient, pod, corev1.ConditionFalse, lossless.ReasonDrainForUpdate, "draining")).To(Succeed())
-	closed := &corev1.Pod{}
-	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(pod), closed)).To(Succeed())
+	closed := closeGate(ctx, g, pod)
 
-	informers, err := cache.New(apiConfig, cache.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	stale := fake.NewClientBuilder().WithScheme(scheme.New()).
-		WithIndex(&discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod).
-		WithObjects(endpointSlice(pod, false)).Build()
-	slices, err := lossless.SetupSlices(ctx, informers, stale, apiClient)
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = informers.Start(ctx) }()
-	g.Expect(informers.WaitForCacheSync(ctx)).To(BeTrue())
+	slices := slicesFromAStaleCache(ctx, g, endpointSlice(pod, false))
 
 	before := sliceAPIReads(g)
 	got, err := slices.ForPod(ctx, closed)
@@ -111,19 +124,9 @@ func TestSlicesTrustACachedHoldWithoutReadingTheAPIServer(t *testing.T) {
 	defer cancel()
 	ns := framework.CreateNamespace(t, apiClient)
 	pod := servingPodIn(ctx, g, ns, "held")
-	g.Expect(lossless.SetGate(ctx, apiClient, pod, corev1.ConditionFalse, lossless.ReasonDrainForUpdate, "draining")).To(Succeed())
-	closed := &corev1.Pod{}
-	g.Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(pod), closed)).To(Succeed())
+	closed := closeGate(ctx, g, pod)
 
-	informers, err := cache.New(apiConfig, cache.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	stale := fake.NewClientBuilder().WithScheme(scheme.New()).
-		WithIndex(&discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod).
-		WithObjects(endpointSlice(pod, true)).Build()
-	slices, err := lossless.SetupSlices(ctx, informers, stale, apiClient)
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = informers.Start(ctx) }()
-	g.Expect(informers.WaitForCacheSync(ctx)).To(BeTrue())
+	slices := slicesFromAStaleCache(ctx, g, endpointSlice(pod, true))
 
 	before := sliceAPIReads(g)
 	got, err := slices.ForPod(ctx, closed)

@@ -24,6 +24,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
+	"github.com/cafe-io/cafe/internal/podutil"
 	"github.com/cafe-io/cafe/internal/release/plan"
 	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/internal/statuspatch"
@@ -61,7 +62,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	pods, err := lossless.PodStore(ctx, mgr.GetCache())
+	_, pods, err := podutil.CachedPods(ctx, mgr.GetCache())
 	if err != nil {
 		return err
 	}

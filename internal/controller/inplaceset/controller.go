@@ -76,13 +76,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	setPods, err := newSetPods(ctx, mgr.GetCache())
+	informer, pods, err := podutil.CachedPods(ctx, mgr.GetCache())
 	if err != nil {
 		return err
 	}
-	r.setPods = setPods
-	pods, err := lossless.PodStore(ctx, mgr.GetCache())
-	if err != nil {
+	if r.setPods, err = newSetPods(informer, pods); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).

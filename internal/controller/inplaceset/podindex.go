@@ -1,7 +1,6 @@
 package inplaceset
 
 import (
-	"context"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,20 +24,13 @@ type setPods struct {
 	indexer toolscache.Indexer
 }
 
-// newSetPods registers the index on c's pod informer.
-func newSetPods(ctx context.Context, c cache.Informers) (*setPods, error) {
-	informer, err := c.GetInformer(ctx, &corev1.Pod{})
-	if err != nil {
-		return nil, fmt.Errorf("getting the pod informer: %w", err)
-	}
-	withIndexer, ok := informer.(interface{ GetIndexer() toolscache.Indexer })
-	if !ok {
-		return nil, fmt.Errorf("the pod informer (%T) exposes no indexer", informer)
-	}
+// newSetPods registers the index on c's pod informer; pods is that
+// informer's indexer.
+func newSetPods(informer cache.Informer, pods toolscache.Indexer) (*setPods, error) {
 	if err := informer.AddIndexers(toolscache.Indexers{setPodsIndex: indexBySet}); err != nil {
 		return nil, fmt.Errorf("indexing pods by InPlaceSet: %w", err)
 	}
-	return &setPods{indexer: withIndexer.GetIndexer()}, nil
+	return &setPods{indexer: pods}, nil
 }
 
 func indexBySet(obj any) ([]string, error) {
