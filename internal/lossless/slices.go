@@ -19,10 +19,10 @@ import (
 // pod it judges.
 //
 // The pod and EndpointSlice watches are separate streams, and under load
-// the slice stream can lag the pod stream by seconds (measured at 10,000
-// pods: CAFE patched images while the endpointslice controller had, half a
-// second earlier, listed the pods ready again). A controller that reads its
-// own gate-close back from the pod cache, and beside it a slice cache from
+// the slice stream can lag the pod stream (a 10,000-pod run once showed
+// images patched while the endpointslice controller had, half a second
+// earlier, listed the pods ready again). A controller that reads its own
+// gate-close back from the pod cache, and beside it a slice cache from
 // before a slice write that listed the pod ready, would call the pod
 // drained. So a "drained" read from the cache counts only when the slice
 // cache has delivered an event at least as recent as the pod's
