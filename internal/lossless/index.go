@@ -45,8 +45,8 @@ func cachedSlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) (
 
 // EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice
 // watch: it looks up the pods the slice lists in pods (the cache's pod
-// indexer, podutil.CachedPods: its own objects, read only) and enqueues, once each, the objects
-// ownerOf names for them (in the slice's namespace). A drained pod may be
+// indexer, podutil.CachedPods: its own objects, read only) and enqueues,
+// once each, the objects ownerOf names for them (in the slice's namespace). A drained pod may be
 // operated on only once slices let go of it, so slice changes must wake
 // whoever drains it. Where CAFE manages no pod (another controller's app)
 // each endpoint costs one missed map lookup.
@@ -62,7 +62,7 @@ func EnqueueOwnersOfSlicePods(pods toolscache.KeyGetter, ownerOf func(client.Obj
 			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
 				continue
 			}
-			cached, found, err := pods.GetByKey(slice.Namespace + "/" + ep.TargetRef.Name)
+			cached, found, err := pods.GetByKey(toolscache.NewObjectName(slice.Namespace, ep.TargetRef.Name).String())
 			pod, isPod := cached.(*corev1.Pod)
 			if err != nil || !found || !isPod {
 				continue

@@ -41,14 +41,14 @@ func indexBySet(obj any) ([]string, error) {
 	names := ownerIndex(pod)
 	keys := make([]string, 0, len(names))
 	for _, name := range names {
-		keys = append(keys, pod.Namespace+"/"+name)
+		keys = append(keys, toolscache.NewObjectName(pod.Namespace, name).String())
 	}
 	return keys, nil
 }
 
 // of returns the pods set controls.
 func (p *setPods) of(set *cafev1alpha1.InPlaceSet) ([]*corev1.Pod, error) {
-	objs, err := p.indexer.ByIndex(setPodsIndex, set.Namespace+"/"+set.Name)
+	objs, err := p.indexer.ByIndex(setPodsIndex, toolscache.NewObjectName(set.Namespace, set.Name).String())
 	if err != nil {
 		return nil, fmt.Errorf("listing the pods of InPlaceSet %s/%s: %w", set.Namespace, set.Name, err)
 	}
