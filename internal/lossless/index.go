@@ -2,7 +2,6 @@ package lossless
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,18 +28,6 @@ func IndexEndpointSlicesByPod(obj client.Object) []string {
 		}
 	}
 	return pods
-}
-
-// cachedSlicesForPod returns the EndpointSlices (from the cache, through the
-// index) that list the pod. They are the cache's own objects, not copies (a slice
-// holds a hundred endpoints, and every draining pod is checked each
-// reconcile): read them, never modify them.
-func cachedSlicesForPod(ctx context.Context, r client.Reader, pod *corev1.Pod) ([]discoveryv1.EndpointSlice, error) {
-	list := &discoveryv1.EndpointSliceList{}
-	if err := r.List(ctx, list, client.InNamespace(pod.Namespace), client.MatchingFields{EndpointSlicePodIndex: pod.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing EndpointSlices of pod %s: %w", client.ObjectKeyFromObject(pod), err)
-	}
-	return list.Items, nil
 }
 
 // EnqueueOwnersOfSlicePods returns a map function for an EndpointSlice

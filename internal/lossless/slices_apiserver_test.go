@@ -10,14 +10,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/cafe-io/cafe/internal/lossless"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -40,15 +38,11 @@ func endpointSlice(pod *corev1.Pod, ready bool) *discoveryv1.EndpointSlice {
 // informer but whose cached slices are a frozen snapshot (a real watch
 // cannot be held back on demand): cached is what the lagging cache shows.
 func slicesFromAStaleCache(ctx context.Context, g Gomega, cached *discoveryv1.EndpointSlice) *lossless.Slices {
-	informers, err := cache.New(apiConfig, cache.Options{Scheme: scheme.New()})
+	noPods := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
+	slices, err := lossless.NewSlices(apiConfig, apiClient, noPods)
 	g.Expect(err).NotTo(HaveOccurred())
-	stale := fake.NewClientBuilder().WithScheme(scheme.New()).
-		WithIndex(&discoveryv1.EndpointSlice{}, lossless.EndpointSlicePodIndex, lossless.IndexEndpointSlicesByPod).
-		WithObjects(cached).Build()
-	slices, err := lossless.SetupSlices(ctx, informers, stale, apiClient)
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = informers.Start(ctx) }()
-	g.Expect(informers.WaitForCacheSync(ctx)).To(BeTrue())
+	g.Expect(slices.FreezeSliceCache(cached.Namespace, cached)).To(Succeed())
+	go func() { _ = slices.Start(ctx) }()
 	return slices
 }
 

@@ -182,7 +182,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		}
 	}
 	// The controllers and the pod webhooks both read EndpointSlices by pod.
-	slices, err := lossless.SetupSlices(context.Background(), mgr.GetCache(), mgr.GetClient(), mgr.GetAPIReader())
+	slices, err := lossless.SetupSlices(context.Background(), mgr)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +215,8 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // manages them (managedPods), ReplicaSets and StatefulSets only where a
 // CafeDeployment made them (ownedPodSets): a release of another
 // controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
+// EndpointSlices are not in this cache: lossless.Slices watches them only
+// in the namespaces of the managed pods.
 func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +75,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// pod readiness and gates, and EndpointSlices letting go of drained
 		// pods, drive its steps. (InPlaceSet pods are their set's business.)
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podset.DeploymentOfNativePod), builder.WithPredicates(predicate.NewPredicateFuncs(podset.IsNativePod))).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(pods, podset.DrainingDeployment))).
+		WatchesRawSource(r.Slices.Source(lossless.EnqueueOwnersOfSlicePods(pods, podset.DrainingDeployment))).
 		// A unit that regains a schedulable node takes its rescheduled
 		// replicas back; only schedulability changes matter, not heartbeats.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).

@@ -8,7 +8,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -94,7 +93,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&policyv1.PodDisruptionBudget{}, builder.OnlyMetadata).
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(lossless.EnqueueOwnersOfSlicePods(pods, ownerIndex))).
+		WatchesRawSource(r.Slices.Source(lossless.EnqueueOwnersOfSlicePods(pods, ownerIndex))).
 		Named("inplaceset").
 		// Sets are independent; one per unit releases at the same time.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
