@@ -38,8 +38,8 @@ type Prober struct {
 	Changed func()
 
 	mu      sync.Mutex
-	results map[string]*ProbeResult
-	last    map[string]time.Time
+	results map[string]*ProbeResult // by node name
+	last    map[string]time.Time    // by kubelet endpoint: when it was last probed
 }
 
 var _ manager.Runnable = &Prober{}
@@ -56,8 +56,8 @@ func (p *Prober) Result(node string) *ProbeResult {
 	return &c
 }
 
-// Start implements manager.Runnable: a loop that probes each node once per
-// probe.periodSeconds, at most 16 at a time.
+// Start implements manager.Runnable: a loop that probes each node's kubelet
+// endpoint once per probe.periodSeconds, at most 16 at a time.
 func (p *Prober) Start(ctx context.Context) error {
 	if p.Probe == nil {
 		p.Probe = httpProbe
@@ -94,45 +94,72 @@ func (p *Prober) round(ctx context.Context) {
 	period := seconds(policy.Probe.PeriodSeconds)
 	timeout := seconds(policy.Probe.TimeoutSeconds)
 	threshold := int(policy.Probe.FailureThreshold)
+	due := p.dueEndpoints(nodes.Items, now, period, threshold)
 	sem := make(chan struct{}, probeConcurrency)
 	var wg sync.WaitGroup
-	seen := map[string]bool{}
-	for i := range nodes.Items {
-		node := &nodes.Items[i]
-		seen[node.Name] = true
-		p.mu.Lock()
-		due := p.last[node.Name].Add(period)
-		p.mu.Unlock()
-		if now.Before(due) {
-			continue
-		}
-		endpoint := kubeletEndpoint(node)
-		p.mu.Lock()
-		p.last[node.Name] = now
-		p.mu.Unlock()
-		if endpoint == "" {
-			p.record(node.Name, "", now, nil, threshold)
-			continue
-		}
+	for endpoint, names := range due {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			err := p.Probe(ctx, endpoint, timeout)
-			if ctx.Err() == nil {
-				p.record(node.Name, endpoint, now, err, threshold)
+			if ctx.Err() != nil {
+				return
+			}
+			for _, name := range names {
+				p.record(name, endpoint, now, err, threshold)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// dueEndpoints groups the nodes by kubelet endpoint and returns those whose
+// probe is due at now, each with the nodes it answers for. Nodes that share
+// an address and port share a kubelet (kwok's one server answers for all
+// its nodes), so one probe per endpoint and period gives every such node
+// the same answer that a probe of its own would. Nodes without an endpoint
+// are recorded at once (no signal); records of vanished nodes and endpoints
+// are dropped.
+func (p *Prober) dueEndpoints(nodes []corev1.Node, now time.Time, period time.Duration, threshold int) map[string][]string {
+	all := map[string][]string{}
+	var noEndpoint []string
+	for i := range nodes {
+		endpoint := kubeletEndpoint(&nodes[i])
+		if endpoint == "" {
+			noEndpoint = append(noEndpoint, nodes[i].Name)
+			continue
+		}
+		all[endpoint] = append(all[endpoint], nodes[i].Name)
+	}
+	for _, name := range noEndpoint {
+		p.record(name, "", now, nil, threshold)
+	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	due := map[string][]string{}
+	for endpoint, names := range all {
+		if now.Before(p.last[endpoint].Add(period)) {
+			continue
+		}
+		p.last[endpoint] = now
+		due[endpoint] = names
+	}
+	for endpoint := range p.last {
+		if _, ok := all[endpoint]; !ok {
+			delete(p.last, endpoint)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range nodes {
+		seen[nodes[i].Name] = true
+	}
 	for name := range p.results {
 		if !seen[name] {
 			delete(p.results, name)
-			delete(p.last, name)
 		}
 	}
-	p.mu.Unlock()
+	return due
 }
 
 // record updates the node's run of failures with one probe's outcome and
@@ -195,11 +222,10 @@ var probeClient = &http.Client{
 		// and costs a fraction of the post-quantum hybrid's CPU on the
 		// handshakes that remain.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, CurvePreferences: []tls.CurveID{tls.X25519}}, //nolint:gosec // liveness probe, nothing is trusted
-		// An idle connection per probe in flight (at most 16 at a time):
-		// one per node where each node has its own kubelet, enough for
-		// all where they share one address (kwok's). Closed if unused for
-		// longer than any probe period plausibly is.
-		MaxIdleConnsPerHost: probeConcurrency,
+		// One probe per endpoint is in flight at a time, so one kept
+		// connection per kubelet is enough; closed if unused for longer
+		// than any probe period plausibly is.
+		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     2 * time.Minute,
 		Proxy:               nil,
 	},
