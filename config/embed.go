@@ -18,7 +18,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml manager/namespace.yaml webhook/webhooks.yaml gateway-api/gateway.networking.k8s.io_*.yaml
+//go:embed crd/bases/*.yaml rbac/service_account.yaml rbac/role.yaml rbac/role_binding.yaml rbac/release_roles.yaml rbac/aggregate_roles.yaml rbac/node_health_reporter_role.yaml rbac/metrics_reader_role.yaml rbac/manager_configmap_policy.yaml rbac/classic_host_agent.yaml manager/namespace.yaml webhook/webhooks.yaml gateway-api/gateway.networking.k8s.io_*.yaml
 var manifests embed.FS
 
 // CRDPaths is where the CRD manifests are, relative to the repository root
@@ -45,7 +45,7 @@ func CRDs() ([]*unstructured.Unstructured, error) {
 // of CAFE's controller manager.
 func InstallObjects() ([]*unstructured.Unstructured, error) {
 	var all []*unstructured.Unstructured
-	for _, pattern := range []string{"manager/namespace.yaml", "crd/bases/*.yaml", "rbac/service_account.yaml", "rbac/role.yaml", "rbac/role_binding.yaml", "rbac/release_roles.yaml", "rbac/aggregate_roles.yaml", "rbac/node_health_reporter_role.yaml", "rbac/metrics_reader_role.yaml", "rbac/manager_configmap_policy.yaml"} {
+	for _, pattern := range []string{"manager/namespace.yaml", "crd/bases/*.yaml", "rbac/service_account.yaml", "rbac/role.yaml", "rbac/role_binding.yaml", "rbac/release_roles.yaml", "rbac/aggregate_roles.yaml", "rbac/node_health_reporter_role.yaml", "rbac/metrics_reader_role.yaml", "rbac/manager_configmap_policy.yaml", "rbac/classic_host_agent.yaml"} {
 		objs, err := decodeGlob(pattern)
 		if err != nil {
 			return nil, err

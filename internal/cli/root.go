@@ -9,9 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/cafe-io/cafe/internal/cli/agentcmd"
 	"github.com/cafe-io/cafe/internal/cli/app"
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/cli/dev"
+	"github.com/cafe-io/cafe/internal/cli/host"
 	"github.com/cafe-io/cafe/internal/cli/managercmd"
 	"github.com/cafe-io/cafe/internal/cli/release"
 	"github.com/cafe-io/cafe/internal/version"
@@ -42,9 +44,11 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 	root.AddGroup(
 		&cobra.Group{ID: "run", Title: "Run CAFE:"},
 		&cobra.Group{ID: "release", Title: "Release:"},
+		&cobra.Group{ID: "hosts", Title: "Classic hosts:"},
 	)
 	addToGroup(root, "run", dev.NewCmd(streams), managercmd.NewCmd(streams))
 	addToGroup(root, "release", deploy.NewCmd(streams), app.NewCmd(streams), release.NewCmd(streams), release.NewAuditCmd(streams))
+	addToGroup(root, "hosts", host.NewCmd(streams), agentcmd.NewCmd(streams))
 	return root
 }
 

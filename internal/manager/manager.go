@@ -29,6 +29,7 @@ import (
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
+	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
@@ -106,6 +107,9 @@ type Options struct {
 	// gateway itself no longer lists it. It needs the Gateway API CRDs;
 	// nil (the default) reads none of their kinds.
 	GatewayProvider *gateway.Options
+	// ClassicHostStaleAfter is how long a classic host's heartbeat counts
+	// (zero: classichost.DefaultStaleAfter).
+	ClassicHostStaleAfter time.Duration
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -187,7 +191,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if !opts.WebhooksOnly {
-		if err := setupControllers(context.Background(), mgr, slices); err != nil {
+		if err := setupControllers(context.Background(), mgr, slices, opts); err != nil {
 			return nil, err
 		}
 		if err := setupReleaseOrders(context.Background(), mgr, opts); err != nil {
@@ -210,8 +214,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // name (install.MutatingWebhookName and install.ValidatingWebhookName).
 // cacheOptions: no controller reads managedFields, and dropping them from
 // the cache halves what each cached pod weighs and what a copy of it costs.
-// Leases are watched in kube-node-lease only (node heartbeats): the
-// manager may read Leases nowhere else. Pods are watched only where CAFE
+// Leases are watched in kube-node-lease and cafe-host-lease only (the
+// heartbeats of nodes and classic hosts): the manager may read Leases
+// nowhere else. Pods are watched only where CAFE
 // manages them (managedPods), ReplicaSets and StatefulSets only where a
 // CafeDeployment made them (ownedPodSets): a release of another
 // controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
@@ -221,7 +226,7 @@ func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}}},
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}, cafev1alpha1.ClassicHostLeaseNamespace: {}}},
 			&corev1.Pod{}:           {Label: managedPods},
 			&appsv1.ReplicaSet{}:    {Label: ownedPodSets},
 			&appsv1.StatefulSet{}:   {Label: ownedPodSets},
@@ -309,7 +314,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
-func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Slices) error {
+func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Slices, opts Options) error {
 	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset"), Slices: slices}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
@@ -329,6 +334,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	nl := &nodelifecycle.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("nodelifecycle")}
 	if err := nl.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the node lifecycle controller: %w", err)
+	}
+	hosts := &classichost.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("classichost"), StaleAfter: opts.ClassicHostStaleAfter}
+	if err := hosts.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the classic host controller: %w", err)
 	}
 	return nil
 }

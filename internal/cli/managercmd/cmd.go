@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
@@ -122,6 +123,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.DurationVar(&o.ReleaseOrderRetention, "release-order-retention", 0, "how long finished release orders (the audit record) are kept before CAFE deletes them, e.g. 87600h; 0 keeps them forever. An order's spec.retentionDays can only lengthen it")
 	f.StringVar(&o.GatewayAPIURL, "gateway-api-url", "", "base URL of the Traefik API (its --api on a loopback address, e.g. http://127.0.0.1:9000) that the gateway traffic provider asks which pods the gateway still sends to; empty turns the provider off (finalizer traffic.cafe.io/gateway)")
 	f.StringVar(&o.GatewayControllerName, "gateway-controller-name", gateway.DefaultControllerName, "spec.controllerName of the GatewayClasses whose Gateways' HTTPRoutes the gateway traffic provider guards")
+	f.DurationVar(&o.ClassicHostStaleAfter, "classic-host-stale-after", classichost.DefaultStaleAfter, "how long after its last renewal a classic host's heartbeat Lease still counts; a host whose agent stops renewing turns Ready=Unknown then")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.

@@ -140,7 +140,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// its heartbeats alone are not.
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeSignalsChanged)).
 		// A heartbeat that returns after going stale.
-		Watches(&coordinationv1.Lease{}, all, builder.WithPredicates(leaseReturned(r.Now, r.leaseStaleAfter))).
+		Watches(&coordinationv1.Lease{}, all, builder.WithPredicates(inNodeLeaseNamespace, leaseReturned(r.Now, r.leaseStaleAfter))).
 		// A kubelet endpoint that stops or starts answering.
 		WatchesRawSource(source.Channel(probes, all)).
 		// Reports are signals; the policy is the rules.

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
@@ -73,6 +74,12 @@ func leaseReturned(now func() time.Time, staleAfter func() time.Duration) predic
 		},
 	}
 }
+
+// inNodeLeaseNamespace passes node heartbeats only (the manager's cache
+// also holds the classic hosts' Leases).
+var inNodeLeaseNamespace = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetNamespace() == corev1.NamespaceNodeLease
+})
 
 // probeChanged is the prober's nudge: one pending event is enough, a pass
 // reads every node's probe record.

@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClassicHostLeaseNamespace holds the classic hosts' heartbeat Leases, one
+// per host and named after it, the way kube-node-lease holds the nodes'.
+const ClassicHostLeaseNamespace = "cafe-host-lease"
+
+// ClassicHostUserPrefix starts the user name of every host agent's
+// credential ("cafe:host:<host name>"); ClassicHostsGroup is their group.
+// Admission lets such a user write only the host named by the rest of its
+// user name, its Lease and its instances (config/rbac/classic_host_policy.yaml).
+const (
+	ClassicHostUserPrefix = "cafe:host:"
+	ClassicHostsGroup     = "cafe:hosts"
+)
+
+// ClassicHostUser is the user name of host's agent credential.
+func ClassicHostUser(host string) string { return ClassicHostUserPrefix + host }
+
+// Condition types of a ClassicHost.
+const (
+	// ClassicHostReadyCondition is True while the host's agent heartbeats
+	// (its Lease renewed within the host lifecycle's stale bound), Unknown
+	// once the heartbeats stop, written by CAFE's controller.
+	ClassicHostReadyCondition = "Ready"
+	// ClassicHostAgentReadyCondition is the agent's own statement that it
+	// can run instances (its work directory and process supervisor are
+	// usable), written by the agent.
+	ClassicHostAgentReadyCondition = "AgentReady"
+)
+
+// Reasons of the Ready condition.
+const (
+	ClassicHostReasonHeartbeating     = "Heartbeating"
+	ClassicHostReasonHeartbeatStale   = "HeartbeatStale"
+	ClassicHostReasonNeverHeartbeated = "NeverHeartbeated"
+	ClassicHostReasonAgentNotReady    = "AgentNotReady"
+)
+
+// ClassicHostCapacity is what a host offers to classic instances.
+type ClassicHostCapacity struct {
+	// instances is how many classic instances the host runs at most.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Instances int32 `json:"instances,omitempty"`
+}
+
+// ClassicHostSpec is where a classic host is and what it offers. Its agent
+// creates it when the host first registers; an administrator may cordon it.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.cell) || has(self.cell)",message="spec.cell cannot be removed once set"
+type ClassicHostSpec struct {
+	// zone is the failure domain the host is in (a data centre or zone),
+	// the value a CafeAppService unit's topology names; it cannot change.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.zone is immutable"
+	Zone string `json:"zone"`
+
+	// cell is the unit (cell) of a cell architecture the host belongs to,
+	// if any; it cannot change once set.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.cell is immutable"
+	Cell string `json:"cell,omitempty"`
+
+	// address is the IP address the host's instances serve on.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="spec.address must be an IPv4 or IPv6 address"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="spec.address must not be the unspecified address"
+	Address string `json:"address"`
+
+	// capacity is what the host offers.
+	// +optional
+	// +kubebuilder:default={}
+	Capacity ClassicHostCapacity `json:"capacity,omitzero"`
+
+	// unschedulable keeps new instances off the host (cordon); running
+	// ones stay.
+	// +optional
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// ClassicHostStatus is what the agent and CAFE observe of the host.
+type ClassicHostStatus struct {
+	// observedGeneration is the generation the conditions were computed
+	// for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// agentVersion is the version of the cafe agent running on the host.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	AgentVersion string `json:"agentVersion,omitempty"`
+
+	// conditions: Ready (heartbeats, written by CAFE) and AgentReady
+	// (written by the agent).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ClassicHost is a classic (virtual or physical) machine that runs apps as
+// processes from packages, managed by the cafe agent running on it. The
+// agent registers the host, heartbeats through a Lease in cafe-host-lease
+// and may write nothing but its own host, Lease and instances.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=chost
+// +kubebuilder:printcolumn:name="Zone",type=string,JSONPath=`.spec.zone`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Agent",type=string,JSONPath=`.status.agentVersion`
+// +kubebuilder:printcolumn:name="Cell",type=string,JSONPath=`.spec.cell`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClassicHost struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is where the host is and what it offers.
+	// +required
+	Spec ClassicHostSpec `json:"spec,omitzero"`
+
+	// status is what the agent and CAFE observe.
+	// +optional
+	Status ClassicHostStatus `json:"status,omitzero"`
+}
+
+// ClassicHostList is a list of ClassicHosts.
+//
+// +kubebuilder:object:root=true
+type ClassicHostList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the hosts.
+	Items []ClassicHost `json:"items"`
+}
+
+func init() {
+	objectTypes = append(objectTypes, &ClassicHost{}, &ClassicHostList{})
+}

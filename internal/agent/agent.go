@@ -1,0 +1,153 @@
+// Package agent is `cafe agent`, the process that runs on a classic host:
+// it registers the host as a ClassicHost, states that it can run instances
+// (AgentReady) and heartbeats through a Lease in cafe-host-lease, with the
+// kubelet's own Lease controller. It acts only with the host's credential
+// (user cafe:host:<name>), which admission confines to this host.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/component-helpers/apimachinery/lease"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ssa"
+)
+
+// FieldOwner is the agent's server-side-apply field manager: it owns the
+// host's spec fields it registers and its own status fields, nothing else.
+const FieldOwner = client.FieldOwner("cafe-agent")
+
+// Defaults of the heartbeat, the kubelet's: a renewal every 10 s of a
+// 40 s Lease.
+const (
+	DefaultLeaseDuration = 40 * time.Second
+	DefaultRenewInterval = 10 * time.Second
+)
+
+// Options describe the host the agent runs on.
+type Options struct {
+	// Host is the ClassicHost's name; the credential's user must be
+	// cafe:host:<Host>.
+	Host string
+	// Zone, Cell and Address go into the host's spec.
+	Zone, Cell, Address string
+	// Capacity is how many instances the host runs at most (0: the API's
+	// default).
+	Capacity int32
+	// LeaseDuration and RenewInterval shape the heartbeat.
+	LeaseDuration, RenewInterval time.Duration
+	// Version is the agent's version, reported in status.agentVersion.
+	Version string
+}
+
+// Validate names the first missing or malformed option.
+func (o *Options) Validate() error {
+	switch {
+	case o.Host == "":
+		return errors.New("--host: the ClassicHost's name is required")
+	case o.Zone == "":
+		return errors.New("--zone: the host's zone is required")
+	case o.Address == "":
+		return errors.New("--address: the address the host's instances serve on is required")
+	case o.LeaseDuration < time.Second || o.LeaseDuration%time.Second != 0:
+		return fmt.Errorf("--lease-duration %s: whole seconds, at least 1s", o.LeaseDuration)
+	case o.RenewInterval <= 0 || o.RenewInterval >= o.LeaseDuration:
+		return fmt.Errorf("--renew-interval %s: must be positive and shorter than --lease-duration %s", o.RenewInterval, o.LeaseDuration)
+	}
+	return nil
+}
+
+// Agent registers and heartbeats one classic host.
+type Agent struct {
+	Options
+	// Client writes the ClassicHost; Clientset renews the Lease. Both
+	// carry the host's credential.
+	Client    client.Client
+	Clientset kubernetes.Interface
+}
+
+// Run registers the host, then heartbeats until ctx ends. A registration
+// the API refuses (a zone that differs from the host's recorded one, a
+// credential for another host) ends it with that error.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	host, err := a.Register(ctx)
+	if err != nil {
+		return err
+	}
+	logger := log.FromContext(ctx).WithValues("host", a.Host)
+	logger.Info("host registered", "zone", host.Spec.Zone, "address", host.Spec.Address)
+	heartbeat := lease.NewController(clock.RealClock{}, a.Clientset, a.Host, int32(a.LeaseDuration/time.Second),
+		func() { logger.Info("heartbeat failing repeatedly") }, a.RenewInterval,
+		a.Host, cafev1alpha1.ClassicHostLeaseNamespace, ownedBy(host))
+	heartbeat.Run(ctx) // returns when ctx ends
+	return nil
+}
+
+// Register applies the host's spec and the agent's status (version,
+// AgentReady) and returns the host as the API server stored it.
+func (a *Agent) Register(ctx context.Context) (*cafev1alpha1.ClassicHost, error) {
+	spec := &cafev1alpha1.ClassicHost{
+		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
+		ObjectMeta: metav1.ObjectMeta{Name: a.Host},
+		Spec: cafev1alpha1.ClassicHostSpec{
+			Zone: a.Zone, Cell: a.Cell, Address: a.Address,
+			Capacity: cafev1alpha1.ClassicHostCapacity{Instances: a.Capacity},
+		},
+	}
+	body, err := ssa.Body(spec, "status")
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Client.Apply(ctx, body, FieldOwner, client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("registering host %s: %w", a.Host, err)
+	}
+	status := &cafev1alpha1.ClassicHost{
+		TypeMeta:   spec.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{Name: a.Host},
+		Status: cafev1alpha1.ClassicHostStatus{
+			AgentVersion: a.Version,
+			Conditions: []metav1.Condition{{
+				Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionTrue,
+				Reason: "AgentStarted", Message: "the agent runs and can supervise instances",
+				LastTransitionTime: metav1.Now(),
+			}},
+		},
+	}
+	if body, err = ssa.Body(status, "spec"); err != nil {
+		return nil, err
+	}
+	if err := a.Client.Status().Apply(ctx, body, FieldOwner, client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("reporting the agent's status on host %s: %w", a.Host, err)
+	}
+	host := &cafev1alpha1.ClassicHost{}
+	if err := a.Client.Get(ctx, client.ObjectKey{Name: a.Host}, host); err != nil {
+		return nil, fmt.Errorf("reading host %s back: %w", a.Host, err)
+	}
+	return host, nil
+}
+
+// ownedBy makes the host own its Lease, as a Node owns the kubelet's: the
+// Lease goes when an administrator deletes the host.
+func ownedBy(host *cafev1alpha1.ClassicHost) lease.ProcessLeaseFunc {
+	return func(l *coordinationv1.Lease) error {
+		if len(l.OwnerReferences) == 0 {
+			l.OwnerReferences = []metav1.OwnerReference{{
+				APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost", Name: host.Name, UID: host.UID,
+			}}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,68 @@
+// Package agentcmd implements `cafe agent`, run on a classic host with the
+// host's credential (see `cafe host enroll`).
+package agentcmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/internal/version"
+)
+
+// NewCmd returns `cafe agent`.
+func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	o := agent.Options{Version: version.String()}
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent of a classic host: register it and heartbeat",
+		Long: `Run on a classic (virtual or physical) host, with the kubeconfig that
+'cafe host enroll' wrote for it. The agent registers the host as a
+ClassicHost, reports itself ready and renews the host's Lease in
+cafe-host-lease until stopped. Its credential lets it write only this host.`,
+		Example: `  cafe agent --kubeconfig /etc/cafe/host.kubeconfig --host vm-a-1 --zone zone-a --address 10.0.0.11`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctrl.SetLogger(zap.New(zap.WriteTo(streams.ErrOut)))
+			if kubeconfig == "" {
+				return fmt.Errorf("--kubeconfig: the host's kubeconfig (from 'cafe host enroll') is required")
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("loading --kubeconfig: %w", err)
+			}
+			c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+			if err != nil {
+				return fmt.Errorf("creating the client: %w", err)
+			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("creating the clientset: %w", err)
+			}
+			a := &agent.Agent{Options: o, Client: c, Clientset: cs}
+			return a.Run(ctrl.LoggerInto(ctrl.SetupSignalHandler(), ctrl.Log.WithName("agent")))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "the host's kubeconfig, written by 'cafe host enroll'")
+	f.StringVar(&o.Host, "host", "", "the host's name (its ClassicHost; the credential must be this host's)")
+	f.StringVar(&o.Zone, "zone", "", "the zone the host is in")
+	f.StringVar(&o.Cell, "cell", "", "the cell the host belongs to, if any")
+	f.StringVar(&o.Address, "address", "", "the IP address the host's instances serve on")
+	f.Int32Var(&o.Capacity, "capacity", 0, "most instances the host runs (0: the API's default)")
+	f.DurationVar(&o.LeaseDuration, "lease-duration", agent.DefaultLeaseDuration, "the heartbeat Lease's duration (whole seconds)")
+	f.DurationVar(&o.RenewInterval, "renew-interval", agent.DefaultRenewInterval, "how often the Lease is renewed")
+	return cmd
+}

@@ -1,0 +1,202 @@
+package classichost_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// staleAfter is the manager's heartbeat bound in these tests: an agent
+// renewing every 500 ms stays Ready, one that stops turns Unknown soon.
+const staleAfter = 3 * time.Second
+
+// One real kube-apiserver with CAFE installed (CRDs, RBAC, the host-agent
+// admission policy) and CAFE's manager; agents run in the test process
+// with credentials the API server authenticates (client certificates).
+var suite = framework.ControllerSuite{Options: manager.Options{ClassicHostStaleAfter: staleAfter}}
+
+func TestMain(m *testing.M) {
+	suite.Prepare = func(ctx context.Context, _ client.Client) error { return install.CAFE(ctx, suite.Config) }
+	os.Exit(suite.Main(m))
+}
+
+// hostIdentity is the credential `cafe host enroll` would issue for host:
+// user cafe:host:<host> in group cafe:hosts.
+func hostIdentity(t *testing.T, g Gomega, host string) (client.Client, kubernetes.Interface) {
+	t.Helper()
+	u, err := suite.Env.AddUser(envtest.User{Name: cafev1alpha1.ClassicHostUser(host), Groups: []string{cafev1alpha1.ClassicHostsGroup}}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(u.Config(), client.Options{Scheme: scheme.New()})
+	g.Expect(err).NotTo(HaveOccurred())
+	cs, err := kubernetes.NewForConfig(u.Config())
+	g.Expect(err).NotTo(HaveOccurred())
+	return c, cs
+}
+
+// runAgent runs host's agent until the returned stop is called.
+func runAgent(t *testing.T, g Gomega, host, zone, address string) (stop func()) {
+	t.Helper()
+	c, cs := hostIdentity(t, g, host)
+	a := &agent.Agent{
+		Options: agent.Options{Host: host, Zone: zone, Address: address, Capacity: 4,
+			LeaseDuration: 2 * time.Second, RenewInterval: 500 * time.Millisecond, Version: "test-1"},
+		Client: c, Clientset: cs,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			g.Expect(<-done).To(Succeed())
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func readyOf(ctx context.Context, g Gomega, name string) func() *metav1.Condition {
+	return func() *metav1.Condition {
+		h := &cafev1alpha1.ClassicHost{}
+		if err := suite.Client.Get(ctx, client.ObjectKey{Name: name}, h); err != nil {
+			return nil
+		}
+		return meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+	}
+}
+
+func withReason(status metav1.ConditionStatus, reason string) OmegaMatcher {
+	return And(Not(BeNil()), HaveField("Status", status), HaveField("Reason", reason))
+}
+
+// An agent registers its host, heartbeats through its Lease and states
+// itself ready; the host is Ready while the heartbeats arrive, Unknown
+// once they stop, Ready again when the agent returns. The agent's and
+// CAFE's conditions live side by side (each applies only its own).
+func TestAnAgentRegistersItsHostAndItsHeartbeatsMakeItReady(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	name := "vm-" + ns
+	stop := runAgent(t, g, name, "zone-c", "127.0.42.1")
+
+	g.Eventually(readyOf(ctx, g, name)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
+	host := &cafev1alpha1.ClassicHost{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: name}, host)).To(Succeed())
+	g.Expect(host.Spec.Zone).To(Equal("zone-c"))
+	g.Expect(host.Spec.Address).To(Equal("127.0.42.1"))
+	g.Expect(host.Spec.Capacity.Instances).To(Equal(int32(4)))
+	g.Expect(host.Status.AgentVersion).To(Equal("test-1"))
+	g.Expect(meta.IsStatusConditionTrue(host.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition)).To(BeTrue())
+	g.Expect(host.Status.ObservedGeneration).To(Equal(host.Generation))
+	lease := &coordinationv1.Lease{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: name}, lease)).To(Succeed())
+	g.Expect(lease.Spec.HolderIdentity).To(Equal(ptr.To(name)))
+	g.Expect(lease.OwnerReferences).To(ConsistOf(HaveField("UID", host.UID)))
+
+	// Heartbeats keep it Ready past the stale bound.
+	g.Consistently(readyOf(ctx, g, name), staleAfter+time.Second).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
+
+	stop()
+	g.Eventually(readyOf(ctx, g, name)).Should(withReason(metav1.ConditionUnknown, cafev1alpha1.ClassicHostReasonHeartbeatStale))
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: name}, host)).To(Succeed())
+	g.Expect(meta.IsStatusConditionTrue(host.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition)).To(BeTrue(), "CAFE's write leaves the agent's condition alone")
+
+	runAgent(t, g, name, "zone-c", "127.0.42.1")
+	g.Eventually(readyOf(ctx, g, name)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
+}
+
+// A host nobody's agent ever registered for (created by an administrator
+// ahead of its agent) is Unknown, NeverHeartbeated.
+func TestAHostWithoutHeartbeatIsUnknown(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	host := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: "vm-" + ns},
+		Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.42.2"}}
+	g.Expect(suite.Client.Create(ctx, host)).To(Succeed())
+	g.Eventually(readyOf(ctx, g, host.Name)).Should(withReason(metav1.ConditionUnknown, cafev1alpha1.ClassicHostReasonNeverHeartbeated))
+}
+
+// The credential of host A writes host A and its Lease, and nothing of
+// host B: admission (the cafe-host-agent-writes policy) refuses it,
+// whatever RBAC grants the group.
+func TestAHostAgentCannotWriteAnotherHost(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	a, b := "vm-a-"+ns, "vm-b-"+ns
+	runAgent(t, g, b, "zone-b", "127.0.42.3")
+	g.Eventually(readyOf(ctx, g, b)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
+	asA, _ := hostIdentity(t, g, a)
+
+	forbiddenForA := And(Satisfy(apierrors.IsForbidden), MatchError(ContainSubstring("host agent "+a+" may write only its own ClassicHost and Lease")))
+	other := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: "vm-c-" + ns},
+		Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.42.4"}}
+	// The API server loads an admission policy a moment after it is
+	// created (its own informer): wait, with requests that store nothing,
+	// until the installed policy is in force.
+	g.Eventually(func() error { return asA.Create(ctx, other.DeepCopy(), client.DryRunAll) }).Should(forbiddenForA, "create another host")
+	g.Expect(asA.Create(ctx, other)).To(forbiddenForA, "create another host")
+
+	hostB := &cafev1alpha1.ClassicHost{}
+	g.Expect(asA.Get(ctx, client.ObjectKey{Name: b}, hostB)).To(Succeed(), "agents may read hosts")
+	hostB.Spec.Unschedulable = true
+	g.Expect(asA.Update(ctx, hostB)).To(forbiddenForA, "update host B")
+	meta.SetStatusCondition(&hostB.Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionFalse, Reason: "Forged", Message: "forged"})
+	g.Expect(asA.Status().Update(ctx, hostB)).To(forbiddenForA, "update host B's status")
+
+	leaseB := &coordinationv1.Lease{}
+	g.Expect(asA.Get(ctx, client.ObjectKey{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: b}, leaseB)).To(Succeed())
+	leaseB.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(time.Hour)}
+	g.Expect(asA.Update(ctx, leaseB)).To(forbiddenForA, "renew host B's Lease")
+	g.Expect(asA.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: "vm-c-" + ns}})).To(forbiddenForA, "create another host's Lease")
+	g.Expect(asA.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: a}})).To(Satisfy(apierrors.IsForbidden), "a Lease outside cafe-host-lease (RBAC)")
+	g.Expect(asA.Delete(ctx, hostB)).To(Satisfy(apierrors.IsForbidden), "delete host B")
+
+	// A's own host is A's to write, and B's is as it was.
+	mine := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: a}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.42.5"}}
+	g.Expect(asA.Create(ctx, mine)).To(Succeed())
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: b}, hostB)).To(Succeed())
+	g.Expect(hostB.Spec.Unschedulable).To(BeFalse())
+	g.Expect(meta.IsStatusConditionTrue(hostB.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition)).To(BeTrue())
+}
+
+// The schema refuses a malformed host with the field named, and keeps a
+// host's zone as registered.
+func TestClassicHostValidation(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	for _, tc := range []struct {
+		name    string
+		spec    cafev1alpha1.ClassicHostSpec
+		message string
+	}{
+		{"no-zone", cafev1alpha1.ClassicHostSpec{Address: "127.0.0.9"}, "spec.zone"},
+		{"bad-address", cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "vm-1.example"}, "spec.address must be an IPv4 or IPv6 address"},
+		{"unspecified", cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "0.0.0.0"}, "spec.address must not be the unspecified address"},
+		{"bad-zone", cafev1alpha1.ClassicHostSpec{Zone: "Zone A", Address: "127.0.0.9"}, "spec.zone"},
+		{"zero-capacity", cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.0.9", Capacity: cafev1alpha1.ClassicHostCapacity{Instances: -1}}, "spec.capacity.instances"},
+	} {
+		h := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: tc.name + "-" + ns}, Spec: tc.spec}
+		g.Expect(suite.Client.Create(ctx, h)).To(And(Satisfy(apierrors.IsInvalid), MatchError(ContainSubstring(tc.message))), tc.name)
+	}
+	h := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: "moves-" + ns}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.0.9"}}
+	g.Expect(suite.Client.Create(ctx, h)).To(Succeed())
+	g.Expect(h.Spec.Capacity.Instances).To(Equal(int32(10)), "defaulted")
+	g.Expect(suite.Client.Patch(ctx, h, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"zone":"zone-b"}}`)))).To(MatchError(ContainSubstring("spec.zone is immutable")))
+}

@@ -1,0 +1,157 @@
+// Package classichost keeps the Ready condition of classic hosts: True
+// while the host's agent renews its Lease in cafe-host-lease (and says it
+// can run instances), Unknown once the heartbeats stop, the way the node
+// lifecycle judges a kubelet's Lease.
+package classichost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/ssa"
+)
+
+// +kubebuilder:rbac:groups=cafe.io,resources=classichosts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cafe.io,resources=classichosts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=cafe-host-lease,resources=leases,verbs=get;list;watch
+
+// FieldOwner is the server-side-apply field manager of the Ready
+// condition: the agent applies its own (AgentReady, agentVersion) under
+// another, so neither write can undo the other's.
+const FieldOwner = client.FieldOwner("cafe-classichost-controller")
+
+// DefaultStaleAfter is how long a heartbeat counts: four renewals of the
+// agent's default 10 s interval, kube-controller-manager's node monitor
+// grace period.
+const DefaultStaleAfter = 40 * time.Second
+
+// Reconciler writes each ClassicHost's Ready condition.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+	// StaleAfter is how long after its renewTime a Lease still counts
+	// (default DefaultStaleAfter).
+	StaleAfter time.Duration
+}
+
+// SetupWithManager registers the controller: a host is reconciled when it
+// changes and when its Lease is created, renewed or deleted.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Recorder == nil {
+		return errors.New("classichost: Client and Recorder are required")
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.StaleAfter == 0 {
+		r.StaleAfter = DefaultStaleAfter
+	}
+	hostOfLease := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		return []ctrl.Request{{NamespacedName: client.ObjectKey{Name: o.GetName()}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("classichost").
+		For(&cafev1alpha1.ClassicHost{}).
+		Watches(&coordinationv1.Lease{}, hostOfLease, builder.WithPredicates(InHostLeaseNamespace)).
+		Complete(r)
+}
+
+// InHostLeaseNamespace passes the Leases of classic hosts only.
+var InHostLeaseNamespace = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetNamespace() == cafev1alpha1.ClassicHostLeaseNamespace
+})
+
+// Reconcile judges one host's heartbeat and applies its Ready condition.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	host := &cafev1alpha1.ClassicHost{}
+	if err := r.Client.Get(ctx, req.NamespacedName, host); err != nil {
+		if apierrors.IsNotFound(err) {
+			hostReady.DeletePartialMatch(map[string]string{"host": req.Name})
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("reading host %s: %w", req.Name, err)
+	}
+	lease, err := r.lease(ctx, host.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	judged := judgeReady(host, lease, r.Now(), r.StaleAfter)
+	recordReady(host, judged.Condition.Status)
+	previous := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+	if sameCondition(previous, judged.Condition) {
+		return ctrl.Result{RequeueAfter: judged.Recheck}, nil
+	}
+	if err := r.applyReady(ctx, host, judged.Condition, previous); err != nil {
+		return ctrl.Result{}, err
+	}
+	log.FromContext(ctx).Info("host readiness changed", "host", host.Name, "status", judged.Condition.Status, "reason", judged.Condition.Reason)
+	eventType := corev1.EventTypeNormal
+	if judged.Condition.Status != metav1.ConditionTrue {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(host, nil, eventType, judged.Condition.Reason, "Judge", "%s", judged.Condition.Message)
+	return ctrl.Result{RequeueAfter: judged.Recheck}, nil
+}
+
+// lease reads the host's heartbeat Lease (nil when it has none).
+func (r *Reconciler) lease(ctx context.Context, host string) (*coordinationv1.Lease, error) {
+	lease := &coordinationv1.Lease{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: host}, lease)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the Lease of host %s: %w", host, err)
+	}
+	return lease, nil
+}
+
+// sameCondition: nothing to write (the transition time is kept as long as
+// the status is).
+func sameCondition(previous *metav1.Condition, cond metav1.Condition) bool {
+	return previous != nil && previous.Status == cond.Status && previous.Reason == cond.Reason &&
+		previous.Message == cond.Message && previous.ObservedGeneration == cond.ObservedGeneration
+}
+
+// applyReady applies the Ready condition and observedGeneration under the
+// controller's field manager; the agent's fields are not in the request.
+func (r *Reconciler) applyReady(ctx context.Context, host *cafev1alpha1.ClassicHost, cond metav1.Condition, previous *metav1.Condition) error {
+	cond.LastTransitionTime = metav1.NewTime(r.Now())
+	if previous != nil && previous.Status == cond.Status {
+		cond.LastTransitionTime = previous.LastTransitionTime
+	}
+	apply := &cafev1alpha1.ClassicHost{
+		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
+		ObjectMeta: metav1.ObjectMeta{Name: host.Name, UID: host.UID},
+		Status:     cafev1alpha1.ClassicHostStatus{ObservedGeneration: host.Generation, Conditions: []metav1.Condition{cond}},
+	}
+	body, err := ssa.Body(apply, "spec")
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Status().Apply(ctx, body, FieldOwner, client.ForceOwnership); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil // gone, or replaced by a host of the same name: its own event follows
+		}
+		return fmt.Errorf("applying the Ready condition of host %s: %w", host.Name, err)
+	}
+	return nil
+}
