@@ -214,9 +214,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // name (install.MutatingWebhookName and install.ValidatingWebhookName).
 // cacheOptions: no controller reads managedFields, and dropping them from
 // the cache halves what each cached pod weighs and what a copy of it costs.
-// Leases are watched in kube-node-lease and cafe-host-lease only (the
-// heartbeats of nodes and classic hosts): the manager may read Leases
-// nowhere else. Pods are watched only where CAFE
+// Leases are watched in cafe-host-lease only (classic hosts' heartbeats;
+// the node lifecycle lists node Leases per pass instead of watching
+// their renewals): the manager may read Leases nowhere else. Pods are watched only where CAFE
 // manages them (managedPods), ReplicaSets and StatefulSets only where a
 // CafeDeployment made them (ownedPodSets): a release of another
 // controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
@@ -226,7 +226,7 @@ func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}, cafev1alpha1.ClassicHostLeaseNamespace: {}}},
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{cafev1alpha1.ClassicHostLeaseNamespace: {}}},
 			&corev1.Pod{}:           {Label: managedPods},
 			&appsv1.ReplicaSet{}:    {Label: ownedPodSets},
 			&appsv1.StatefulSet{}:   {Label: ownedPodSets},

@@ -68,7 +68,8 @@ func (p *Prober) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.results, p.last = map[string]*ProbeResult{}, map[string]time.Time{}
 	p.mu.Unlock()
-	tick := time.NewTicker(500 * time.Millisecond)
+	// A probe is at most a second late (periodSeconds is at least 1).
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -86,7 +87,7 @@ func (p *Prober) round(ctx context.Context) {
 		return
 	}
 	nodes := &corev1.NodeList{}
-	// Read only (kubeletEndpoint), twice a second: the cache's own copies.
+	// Read only (kubeletEndpoint), once a second: the cache's own copies.
 	if err := p.Reader.List(ctx, nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}

@@ -1,13 +1,10 @@
 package nodelifecycle
 
 import (
-	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
@@ -17,14 +14,16 @@ import (
 //   - a node update that changes what a signal or an action reads (its
 //     conditions other than their heartbeat times, taints and the rest of
 //     its spec, labels, annotations, addresses, kubelet endpoint);
-//   - a Lease renewed after it had gone stale (a heartbeat that returns: a
-//     fresh Lease going stale is a deadline, see judgedState);
 //   - the prober's verdict on a kubelet endpoint turning (Prober.Changed);
 //   - reports and the policy (every change);
 //   - the time at which a verdict could change by time alone (thresholds,
 //     recoveries, report expiries, Lease deadlines), and a resync: short
 //     while any node has a bad signal or is not Healthy, long when all are
 //     calm (IdleResync: a safety net, not the clock of the judgement).
+//
+// Leases are not watched (listLeases says why): a fresh Lease going stale
+// is a deadline, and a stale one renewed again is seen by the next short
+// resync, a stale Lease being a bad signal.
 
 // nodeSignalsChanged passes node updates that change what a pass reads.
 var nodeSignalsChanged = predicate.Funcs{
@@ -60,26 +59,6 @@ func sameConditionsButHeartbeats(a, b []corev1.NodeCondition) bool {
 	}
 	return true
 }
-
-// leaseReturned passes a Lease's creation and deletion, and a renewal of a
-// Lease that was stale at now (staleAfter read from the policy in force).
-func leaseReturned(now func() time.Time, staleAfter func() time.Duration) predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			old, ok := e.ObjectOld.(*coordinationv1.Lease)
-			if !ok || old.Spec.RenewTime == nil {
-				return true
-			}
-			return !now().Before(old.Spec.RenewTime.Add(staleAfter()))
-		},
-	}
-}
-
-// inNodeLeaseNamespace passes node heartbeats only (the manager's cache
-// also holds the classic hosts' Leases).
-var inNodeLeaseNamespace = predicate.NewPredicateFuncs(func(o client.Object) bool {
-	return o.GetNamespace() == corev1.NamespaceNodeLease
-})
 
 // probeChanged is the prober's nudge: one pending event is enough, a pass
 // reads every node's probe record.

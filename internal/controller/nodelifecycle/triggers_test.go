@@ -61,26 +61,6 @@ func TestNodeUpdatesThatStartAPass(t *testing.T) {
 	}
 }
 
-// A Lease renewal starts a pass only when the Lease had gone stale (the
-// heartbeat returns); a fresh Lease's renewals do not, its deadline does.
-func TestLeaseRenewalsThatStartAPass(t *testing.T) {
-	g := NewWithT(t)
-	now := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
-	pred := leaseReturned(func() time.Time { return now }, func() time.Duration { return 20 * time.Second })
-	lease := func(renewed time.Time) *coordinationv1.Lease {
-		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: renewed}}}
-	}
-	renew := func(from time.Time) bool {
-		return pred.Update(event.UpdateEvent{ObjectOld: lease(from), ObjectNew: lease(now)})
-	}
-	g.Expect(renew(now.Add(-10*time.Second))).To(BeFalse(), "fresh Lease renewed")
-	g.Expect(renew(now.Add(-20*time.Second))).To(BeTrue(), "stale Lease renewed")
-	g.Expect(renew(now.Add(-time.Hour))).To(BeTrue(), "long stale Lease renewed")
-	g.Expect(pred.Update(event.UpdateEvent{ObjectOld: &coordinationv1.Lease{}, ObjectNew: lease(now)})).To(BeTrue(), "first renewal")
-	g.Expect(pred.Create(event.CreateEvent{Object: lease(now)})).To(BeTrue())
-	g.Expect(pred.Delete(event.DeleteEvent{Object: lease(now)})).To(BeTrue())
-}
-
 // The prober nudges the reconciler when a node's probe signal turns, not on
 // every probe.
 func TestProberReportsWhenTheProbeSignalTurns(t *testing.T) {
