@@ -250,6 +250,24 @@ func (cp *ControlPlane) runBinary(ctx context.Context, name, binary string, args
 	return p, cp.adopt(ctx, p, ready)
 }
 
+// RunChild starts binary as a child of the running control plane, for
+// parts started after it (classic hosts' agents): its log is
+// logs/<name>.log, it stops with the control plane, Restart and Kill
+// address it by name, its exit is reported on Failed like a component's,
+// and `cafe dev down` finds it. RunChild returns once ready passes.
+func (cp *ControlPlane) RunChild(ctx context.Context, name, binary string, args []string, ready func(context.Context) error) error {
+	fmt.Fprintf(cp.cfg.Out, "starting %s\n", name)
+	p, err := startProcess(name, binary, args, nil, cp.layout.log(name))
+	if err != nil {
+		return err
+	}
+	if err := cp.adopt(ctx, p, ready); err != nil {
+		return err
+	}
+	cp.watchChild(p)
+	return cp.writeState()
+}
+
 // adopt makes p one of the control plane's children and waits for its
 // readiness check.
 func (cp *ControlPlane) adopt(ctx context.Context, p *process, ready func(context.Context) error) error {

@@ -44,6 +44,10 @@ type Options struct {
 	Manager manager.Options
 	// Logger receives the manager's logs.
 	Logger logr.Logger
+	// ClassicHosts are the classic hosts to enrol and run agents for
+	// (ClassicHostPlan names them); they need CAFE and
+	// ControlPlane.CafeBinary.
+	ClassicHosts []ClassicHost
 }
 
 // Env is a running local control plane with CAFE.
@@ -51,6 +55,9 @@ type Env struct {
 	ControlPlane *controlplane.ControlPlane
 	// Admin is a client configuration with cluster-admin rights.
 	Admin *rest.Config
+
+	// ClassicHosts are the classic hosts whose agents run.
+	ClassicHosts []ClassicHost
 
 	opts          Options
 	cancelManager context.CancelFunc
@@ -95,6 +102,9 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	fmt.Fprintln(out, "starting CAFE controllers")
 	if err := env.startManager(ctx, opts); err != nil {
+		return env, err
+	}
+	if err := env.startClassicHosts(ctx, opts.ControlPlane.CafeBinary, opts.ClassicHosts); err != nil {
 		return env, err
 	}
 	return env, nil

@@ -30,7 +30,8 @@ import (
 // `cafe dev up` prints its ready line with the gateway's URL; kubectl then
 // sees the nodes over the zones; the samples apply, and curl through the
 // gateway reaches the pay app's pods (emulated containers) and gets their
-// version; Ctrl-C stops every child and releases the pod network.
+// version; the default classic hosts are Ready; Ctrl-C stops every child
+// and releases the pod network.
 func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	g := NewWithT(t)
 	up := startDevUp(t, "--nodes", "3", "--traffic")
@@ -48,8 +49,16 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "samples"))
 	g.Expect(curlGateway(t, up.gateway, "pay.example")).To(MatchRegexp(`"version":"v1"`), "curl through the gateway to the pay sample")
 
+	// The default classic hosts: three agents, one per zone, each enrolled
+	// with its own credential and Ready.
+	hosts := strings.Split(strings.TrimSpace(kubectl(t, up.kubeconfig, "get", "classichosts", "--no-headers")), "\n")
+	g.Expect(hosts).To(HaveLen(3))
+	for i, zone := range []string{"zone-a", "zone-b", "zone-c"} {
+		g.Expect(hosts[i]).To(MatchRegexp(`^vm-%s-1\s+%s\s+127\.0\.100\.%d\s+True\s`, zone, zone, i+1))
+	}
+
 	children := up.children(t)
-	g.Expect(children).To(HaveLen(7), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, traefik, the pod emulator")
+	g.Expect(children).To(HaveLen(10), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, traefik, the pod emulator, three classic hosts' agents")
 	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
 	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
 	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind")

@@ -36,6 +36,8 @@ type upOptions struct {
 	ClientQPS int
 	NoCAFE    bool
 	Traffic   bool
+	// ClassicHosts is how many classic hosts (agents as processes) to run.
+	ClassicHosts int
 
 	streams genericiooptions.IOStreams
 }
@@ -60,7 +62,10 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
   cafe dev up --nodes 9 --zones zone-a,zone-b --cells cell-1,cell-2
 
   # keep etcd data between runs
-  cafe dev up --keep-state`,
+  cafe dev up --keep-state
+
+  # 6 classic hosts (VMs running cafe agent) beside the nodes
+  cafe dev up --classic-hosts 6`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context())
@@ -73,6 +78,7 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
 	cmd.Flags().BoolVar(&o.KeepState, "keep-state", false, "reuse the state directory (etcd data included) of an earlier run instead of starting fresh")
 	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
 	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
+	cmd.Flags().IntVar(&o.ClassicHosts, "classic-hosts", 3, "classic hosts (VMs) to run beside the nodes, each a cafe agent process enrolled with its own credential, round-robin over the zones, on distinct loopback addresses 127.0.100.N (not yet network namespaces of their own); 0 runs none")
 	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator and a real gateway (Traefik) on loopback; see docs/traffic.md")
 	return cmd
 }
@@ -108,9 +114,10 @@ func (o *upOptions) run(parent context.Context) error {
 			CafeBinary: self,
 			Out:        o.streams.ErrOut,
 		},
-		SourceDir:   o.SourceDir,
-		WithoutCAFE: o.NoCAFE,
-		Logger:      logger,
+		SourceDir:    o.SourceDir,
+		WithoutCAFE:  o.NoCAFE,
+		Logger:       logger,
+		ClassicHosts: devenv.ClassicHostPlan(o.classicHosts(), o.Zones),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -123,6 +130,9 @@ func (o *upOptions) run(parent context.Context) error {
 	kubeconfig := env.ControlPlane.KubeconfigPath()
 	kubectl := filepath.Join(o.BinDir, "kubectl")
 	fmt.Fprintf(o.streams.ErrOut, "logs of every component are in %s\n", filepath.Join(stateDir, "logs"))
+	for _, h := range env.ClassicHosts {
+		fmt.Fprintf(o.streams.ErrOut, "classic host %s in %s at %s (a loopback address, not its own network namespace yet); its agent's kubeconfig is %s\n", h.Name, h.Zone, h.Address, h.Kubeconfig)
+	}
 	gateway := ""
 	if url := env.ControlPlane.GatewayURL(); url != "" {
 		gateway = fmt.Sprintf("; gateway %s (Traefik API %s)", url, env.ControlPlane.GatewayAdminURL())
@@ -135,6 +145,14 @@ func (o *upOptions) run(parent context.Context) error {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "stopping (at most %s for CAFE's controllers; Ctrl-C again stops at once)\n", devenv.ManagerShutdownTimeout)
 	return nil
+}
+
+// classicHosts is how many classic hosts to run: none without CAFE.
+func (o *upOptions) classicHosts() int {
+	if o.NoCAFE {
+		return 0
+	}
+	return o.ClassicHosts
 }
 
 // stopWithin stops env, and stops waiting for it on a second Ctrl-C or

@@ -1,0 +1,110 @@
+package devenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/scheme"
+)
+
+// ClassicHost is one classic host the local control plane runs: its
+// agent is a child process (component "agent-<Name>").
+type ClassicHost struct {
+	Name, Zone, Address string
+	// Kubeconfig is the agent's credential, issued by `cafe host enroll`'s
+	// path (the cluster's client signer).
+	Kubeconfig string
+}
+
+// AgentComponent is the control-plane component name of host's agent, for
+// ControlPlane.Kill and Restart.
+func AgentComponent(host string) string { return "agent-" + host }
+
+// ClassicHostPlan names n classic hosts round-robin over zones, with
+// distinct loopback addresses 127.0.100.1, 127.0.100.2, ...: not yet
+// network namespaces of their own (docs/classic-hosts.md).
+func ClassicHostPlan(n int, zones []string) []ClassicHost {
+	hosts := make([]ClassicHost, n)
+	perZone := map[string]int{}
+	for i := range hosts {
+		zone := zones[i%len(zones)]
+		perZone[zone]++
+		hosts[i] = ClassicHost{
+			Name:    "vm-" + zone + "-" + strconv.Itoa(perZone[zone]),
+			Zone:    zone,
+			Address: fmt.Sprintf("127.0.100.%d", i+1),
+		}
+	}
+	return hosts
+}
+
+// startClassicHosts enrols each planned host (a client certificate from
+// the cluster's signer, as `cafe host enroll` does) and runs `cafe agent`
+// for it as a child of the control plane, returning once every host is
+// Ready.
+func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []ClassicHost) error {
+	if len(hosts) == 0 {
+		return nil
+	}
+	if cafeBinary == "" {
+		return fmt.Errorf("classic hosts need the cafe binary to run their agents (controlplane.Config.CafeBinary)")
+	}
+	cs, err := kubernetes.NewForConfig(e.Admin)
+	if err != nil {
+		return fmt.Errorf("building client: %w", err)
+	}
+	c, err := client.New(e.Admin, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return fmt.Errorf("building client: %w", err)
+	}
+	dir := filepath.Join(e.ControlPlane.StateDir(), "hosts")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for i := range hosts {
+		h := &hosts[i]
+		cred, err := agent.Enroll(ctx, cs, h.Name, agent.DefaultCredentialValidity)
+		if err != nil {
+			return fmt.Errorf("enrolling classic host %s: %w", h.Name, err)
+		}
+		kc, err := cred.Kubeconfig(e.Admin, h.Name)
+		if err != nil {
+			return err
+		}
+		h.Kubeconfig = filepath.Join(dir, h.Name+".kubeconfig")
+		if err := clientcmd.WriteToFile(*kc, h.Kubeconfig); err != nil {
+			return fmt.Errorf("writing %s: %w", h.Kubeconfig, err)
+		}
+		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address}
+		if err := e.ControlPlane.RunChild(ctx, AgentComponent(h.Name), cafeBinary, args, hostReady(c, h.Name)); err != nil {
+			return err
+		}
+	}
+	e.ClassicHosts = hosts
+	return nil
+}
+
+// hostReady waits until the host's Ready condition is True.
+func hostReady(c client.Client, name string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			h := &cafev1alpha1.ClassicHost{}
+			if err := c.Get(ctx, client.ObjectKey{Name: name}, h); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			return meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition), nil
+		})
+	}
+}
