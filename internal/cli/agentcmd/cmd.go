@@ -32,9 +32,6 @@ cafe-host-lease until stopped. Its credential lets it write only this host.`,
 		Example: `  cafe agent --kubeconfig /etc/cafe/host.kubeconfig --host vm-a-1 --zone zone-a --address 10.0.0.11`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
 			ctrl.SetLogger(zap.New(zap.WriteTo(streams.ErrOut)))
 			if kubeconfig == "" {
 				return fmt.Errorf("--kubeconfig: the host's kubeconfig (from 'cafe host enroll') is required")

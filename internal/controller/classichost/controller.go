@@ -70,12 +70,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("classichost").
 		For(&cafev1alpha1.ClassicHost{}).
-		Watches(&coordinationv1.Lease{}, hostOfLease, builder.WithPredicates(InHostLeaseNamespace)).
+		Watches(&coordinationv1.Lease{}, hostOfLease, builder.WithPredicates(inHostLeaseNamespace)).
 		Complete(r)
 }
 
-// InHostLeaseNamespace passes the Leases of classic hosts only.
-var InHostLeaseNamespace = predicate.NewPredicateFuncs(func(o client.Object) bool {
+// inHostLeaseNamespace passes the Leases of classic hosts only.
+var inHostLeaseNamespace = predicate.NewPredicateFuncs(func(o client.Object) bool {
 	return o.GetNamespace() == cafev1alpha1.ClassicHostLeaseNamespace
 })
 
