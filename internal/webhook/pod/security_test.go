@@ -199,8 +199,16 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 	// on dry runs (the webhooks see those too), which delete nothing.
 	g.Eventually(func() error { return suite.Client.Delete(ctx, &cafePod, client.DryRunAll) }).Should(MatchError(ContainSubstring("failed calling webhook")))
 	g.Expect(suite.Client.Delete(ctx, &cafePod)).To(MatchError(ContainSubstring("failed calling webhook")), "a CAFE pod cannot be deleted while CAFE is down")
+	// An ownership change the guard, when up, allows (a second owner that
+	// does not control the pod) is refused for want of an answer.
+	extraOwner := `[{"op":"add","path":"/metadata/ownerReferences/-","value":` +
+		`{"apiVersion":"v1","kind":"ConfigMap","name":"audit","uid":"6a3f0c1e-0000-4000-8000-000000000001"}}]`
+	g.Expect(suite.Client.Patch(ctx, cafePod.DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(extraOwner)))).
+		To(MatchError(ContainSubstring("failed calling webhook")), "an ownership change is judged, so it waits for CAFE")
+	// Releasing the serving pod from its set is refused either way: the
+	// API server reports whichever of the two webhooks answers first.
 	g.Expect(suite.Client.Patch(ctx, cafePod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"ownerReferences":null}}`)))).
-		To(MatchError(ContainSubstring("failed calling webhook")), "nor released from its set")
+		To(MatchError(Or(ContainSubstring("failed calling webhook"), ContainSubstring("cannot be released from its controller"))), "nor released from its set")
 	// Updates that change nothing the guard judges (a release's image
 	// patch, a user's label or annotation) are not sent to it at all
 	// (matchConditions): they go through while it cannot answer.
