@@ -28,6 +28,7 @@ down: build ## Remove the local control plane's state.
 build: ## Build the cafe binary (also installed as bin/kubectl-cafe).
 	go build -o $(BIN)/cafe ./cmd/cafe
 	ln -sf cafe $(BIN)/kubectl-cafe
+	go build -o $(BIN)/demo-app ./examples/demo-app
 
 .PHONY: tools
 tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once).

@@ -1,8 +1,10 @@
 // Package agent is `cafe agent`, the process that runs on a classic host:
 // it registers the host as a ClassicHost, states that it can run instances
 // (AgentReady) and heartbeats through a Lease in cafe-host-lease, with the
-// kubelet's own Lease controller. It acts only with the host's credential
-// (user cafe:host:<name>), which admission confines to this host.
+// kubelet's own Lease controller. It runs the host's ClassicInstances:
+// fetches each one's package, checks its SHA-256, runs its process and
+// health-checks it. It acts only with the host's credential (user
+// cafe:host:<name>), which admission confines to this host.
 package agent
 
 import (
@@ -13,13 +15,19 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/component-helpers/apimachinery/lease"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/ssa"
 )
 
@@ -32,6 +40,13 @@ const FieldOwner = client.FieldOwner("cafe-agent")
 const (
 	DefaultLeaseDuration = 40 * time.Second
 	DefaultRenewInterval = 10 * time.Second
+)
+
+// Defaults of instance supervision: a health check every second, and ten
+// seconds for a process to end after SIGTERM before it is killed.
+const (
+	DefaultHealthPeriod = time.Second
+	DefaultStopGrace    = 10 * time.Second
 )
 
 // Options describe the host the agent runs on.
@@ -48,6 +63,12 @@ type Options struct {
 	LeaseDuration, RenewInterval time.Duration
 	// Version is the agent's version, reported in status.agentVersion.
 	Version string
+	// WorkDir holds the unpacked packages and each instance's directory
+	// (process record, working directory, output log).
+	WorkDir string
+	// HealthPeriod is how often a running instance is health-checked;
+	// StopGrace how long a process has to end after SIGTERM.
+	HealthPeriod, StopGrace time.Duration
 }
 
 // Validate names the first missing or malformed option.
@@ -63,24 +84,45 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--lease-duration %s: whole seconds, at least 1s", o.LeaseDuration)
 	case o.RenewInterval <= 0 || o.RenewInterval >= o.LeaseDuration:
 		return fmt.Errorf("--renew-interval %s: must be positive and shorter than --lease-duration %s", o.RenewInterval, o.LeaseDuration)
+	case o.WorkDir == "":
+		return errors.New("--work-dir: the directory for packages and instances is required")
+	case o.HealthPeriod <= 0:
+		return fmt.Errorf("--health-period %s: must be positive", o.HealthPeriod)
+	case o.StopGrace <= 0:
+		return fmt.Errorf("--stop-grace %s: must be positive", o.StopGrace)
 	}
 	return nil
 }
 
-// Agent registers and heartbeats one classic host.
+// Agent registers, heartbeats and runs the instances of one classic host.
 type Agent struct {
 	Options
-	// Client writes the ClassicHost; Clientset renews the Lease. Both
-	// carry the host's credential.
-	Client    client.Client
-	Clientset kubernetes.Interface
+	// Config carries the host's credential.
+	Config *rest.Config
+	// Client writes the ClassicHost.
+	Client client.Client
 }
 
-// Run registers the host, then heartbeats until ctx ends. A registration
-// the API refuses (a zone that differs from the host's recorded one, a
-// credential for another host) ends it with that error.
+// Run registers the host, then heartbeats and runs its instances until ctx
+// ends. A registration the API refuses (a zone that differs from the
+// host's recorded one, a credential for another host) ends it with that
+// error. Ending leaves the instances' processes running, as a kubelet's
+// restart leaves containers: the next agent adopts them.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Validate(); err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(a.Config)
+	if err != nil {
+		return fmt.Errorf("creating the clientset: %w", err)
+	}
+	if a.Client == nil {
+		if a.Client, err = client.New(a.Config, client.Options{Scheme: scheme.New()}); err != nil {
+			return fmt.Errorf("creating the client: %w", err)
+		}
+	}
+	mgr, err := a.newManager()
+	if err != nil {
 		return err
 	}
 	host, err := a.Register(ctx)
@@ -89,11 +131,35 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	logger := log.FromContext(ctx).WithValues("host", a.Host)
 	logger.Info("host registered", "zone", host.Spec.Zone, "address", host.Spec.Address)
-	heartbeat := lease.NewController(clock.RealClock{}, a.Clientset, a.Host, int32(a.LeaseDuration/time.Second),
+	heartbeat := lease.NewController(clock.RealClock{}, clientset, a.Host, int32(a.LeaseDuration/time.Second),
 		func() { logger.Info("heartbeat failing repeatedly") }, a.RenewInterval,
 		a.Host, cafev1alpha1.ClassicHostLeaseNamespace, ownedBy(host))
-	heartbeat.Run(ctx) // returns when ctx ends
+	go heartbeat.Run(ctx) // returns when ctx ends
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the host's instances: %w", err)
+	}
 	return nil
+}
+
+// newManager runs the instance controller on a cache of the host's own
+// instances only (field selector spec.hostName), without metrics, probes
+// or leader election: one agent per host.
+func (a *Agent) newManager() (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(a.Config, ctrl.Options{
+		Scheme:                 scheme.New(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&cafev1alpha1.ClassicInstance{}: {Field: fields.OneTermEqualSelector(cafev1alpha1.ClassicInstanceHostField, a.Host)},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the agent's controller manager: %w", err)
+	}
+	if err := newInstances(mgr.GetClient(), a.Options).setup(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the instance controller: %w", err)
+	}
+	return mgr, nil
 }
 
 // Register applies the host's spec and the agent's status (version,

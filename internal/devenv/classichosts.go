@@ -26,6 +26,8 @@ type ClassicHost struct {
 	// Kubeconfig is the agent's credential, issued by `cafe host enroll`'s
 	// path (the cluster's client signer).
 	Kubeconfig string
+	// WorkDir is the agent's work directory (packages, instances).
+	WorkDir string
 }
 
 // AgentComponent is the control-plane component name of host's agent, for
@@ -87,7 +89,9 @@ func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []
 		if err := clientcmd.WriteToFile(*kc, h.Kubeconfig); err != nil {
 			return fmt.Errorf("writing %s: %w", h.Kubeconfig, err)
 		}
-		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address}
+		h.WorkDir = filepath.Join(dir, h.Name)
+		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address,
+			"--work-dir", h.WorkDir}
 		if err := e.ControlPlane.RunChild(ctx, AgentComponent(h.Name), cafeBinary, args, hostReady(c, h.Name)); err != nil {
 			return err
 		}
@@ -107,4 +111,29 @@ func hostReady(c client.Client, name string) func(context.Context) error {
 			return meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition), nil
 		})
 	}
+}
+
+// stopClassicInstances stops the instance processes of every host, as
+// the hosts' shutdown would: they outlive their agents by design.
+func (e *Env) stopClassicInstances() {
+	for _, h := range e.ClassicHosts {
+		if err := agent.StopInstances(h.WorkDir, 5*time.Second); err != nil {
+			e.opts.Logger.Error(err, "stopping the instances of classic host", "host", h.Name)
+		}
+	}
+}
+
+// serveDemoApp serves the demo app's packages on an artifact store on
+// loopback when the control plane runs classic hosts and the demo app's
+// binary exists.
+func (e *Env) serveDemoApp(ctx context.Context, demoBinary string) error {
+	if len(e.ClassicHosts) == 0 || demoBinary == "" {
+		return nil
+	}
+	if _, err := os.Stat(demoBinary); err != nil {
+		return fmt.Errorf("the demo app for classic hosts: %w (make build builds it)", err)
+	}
+	var err error
+	e.DemoApp, err = ServeDemoApp(ctx, demoBinary, filepath.Join(e.ControlPlane.StateDir(), "artifacts"))
+	return err
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// (ClassicHostPlan names them); they need CAFE and
 	// ControlPlane.CafeBinary.
 	ClassicHosts []ClassicHost
+	// DemoAppBinary, with classic hosts, is the demo app
+	// (examples/demo-app) whose packages an artifact store on loopback
+	// serves; empty serves none.
+	DemoAppBinary string
 }
 
 // Env is a running local control plane with CAFE.
@@ -58,6 +62,9 @@ type Env struct {
 
 	// ClassicHosts are the classic hosts whose agents run.
 	ClassicHosts []ClassicHost
+	// DemoApp is the artifact store of the demo app's packages, when
+	// served.
+	DemoApp *DemoApp
 
 	opts          Options
 	cancelManager context.CancelFunc
@@ -105,6 +112,9 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 		return env, err
 	}
 	if err := env.startClassicHosts(ctx, opts.ControlPlane.CafeBinary, opts.ClassicHosts); err != nil {
+		return env, err
+	}
+	if err := env.serveDemoApp(ctx, opts.DemoAppBinary); err != nil {
 		return env, err
 	}
 	return env, nil
@@ -233,5 +243,6 @@ func (e *Env) Stop() {
 			}
 		}
 		e.ControlPlane.Stop()
+		e.stopClassicInstances()
 	})
 }

@@ -24,11 +24,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"github.com/cafe-io/cafe/internal/appanswer"
 )
 
 // Defaults of Options.
 const (
-	DefaultSlowLatency    = 250 * time.Millisecond
+	DefaultSlowLatency    = appanswer.DefaultSlowLatency
 	DefaultMaxGracePeriod = 30 * time.Second
 )
 

@@ -40,31 +40,51 @@ func RepoRoot() string {
 func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
 
 var (
-	cafeBinaryOnce sync.Once
-	cafeBinaryPath string
-	cafeBinaryErr  error
+	goBinariesMu sync.Mutex
+	goBinaries   = map[string]*goBinary{}
 )
+
+type goBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // CafeBinary builds cmd/cafe from the source tree once per test binary and
 // returns its path: the tests run what a user runs (`cafe dev emulate-pods`,
 // `cafe manager`, the CLI).
-func CafeBinary() (string, error) {
-	cafeBinaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cafe-bin-")
+func CafeBinary() (string, error) { return GoBinary("./cmd/cafe", "cafe") }
+
+// DemoAppBinary builds the classic demo app (examples/demo-app) once per
+// test binary and returns its path.
+func DemoAppBinary() (string, error) { return GoBinary("./examples/demo-app", "demo-app") }
+
+// GoBinary builds the main package pkg of this module as name, once per
+// test binary, and returns its path.
+func GoBinary(pkg, name string) (string, error) {
+	goBinariesMu.Lock()
+	b := goBinaries[pkg]
+	if b == nil {
+		b = &goBinary{}
+		goBinaries[pkg] = b
+	}
+	goBinariesMu.Unlock()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", name+"-bin-")
 		if err != nil {
-			cafeBinaryErr = err
+			b.err = err
 			return
 		}
-		bin := filepath.Join(dir, "cafe")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/cafe")
+		bin := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			cafeBinaryErr = fmt.Errorf("building cafe: %w\n%s", err, out)
+			b.err = fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 			return
 		}
-		cafeBinaryPath = bin
+		b.path = bin
 	})
-	return cafeBinaryPath, cafeBinaryErr
+	return b.path, b.err
 }
 
 // EnsureBinaries builds the control-plane binaries unless they are current.

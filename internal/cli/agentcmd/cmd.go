@@ -7,14 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/internal/agent"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/version"
 )
 
@@ -24,11 +21,16 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the agent of a classic host: register it and heartbeat",
+		Short: "Run the agent of a classic host: register it, heartbeat, run its instances",
 		Long: `Run on a classic (virtual or physical) host, with the kubeconfig that
 'cafe host enroll' wrote for it. The agent registers the host as a
 ClassicHost, reports itself ready and renews the host's Lease in
-cafe-host-lease until stopped. Its credential lets it write only this host.`,
+cafe-host-lease until stopped. It runs the ClassicInstances placed on the
+host: fetches each package, checks its SHA-256, starts its command with
+CAFE_LISTEN=<address>:<port>, health-checks it and reports in the
+instance's status. Stopping the agent leaves the instances running; the
+next agent adopts them. Its credential lets it write only this host and the
+status of its instances.`,
 		Example: `  cafe agent --kubeconfig /etc/cafe/host.kubeconfig --host vm-a-1 --zone zone-a --address 10.0.0.11`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,15 +42,7 @@ cafe-host-lease until stopped. Its credential lets it write only this host.`,
 			if err != nil {
 				return fmt.Errorf("loading --kubeconfig: %w", err)
 			}
-			c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-			if err != nil {
-				return fmt.Errorf("creating the client: %w", err)
-			}
-			cs, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return fmt.Errorf("creating the clientset: %w", err)
-			}
-			a := &agent.Agent{Options: o, Client: c, Clientset: cs}
+			a := &agent.Agent{Options: o, Config: cfg}
 			return a.Run(ctrl.LoggerInto(ctrl.SetupSignalHandler(), ctrl.Log.WithName("agent")))
 		},
 	}
@@ -61,5 +55,8 @@ cafe-host-lease until stopped. Its credential lets it write only this host.`,
 	f.Int32Var(&o.Capacity, "capacity", 0, "most instances the host runs (0: the API's default)")
 	f.DurationVar(&o.LeaseDuration, "lease-duration", agent.DefaultLeaseDuration, "the heartbeat Lease's duration (whole seconds)")
 	f.DurationVar(&o.RenewInterval, "renew-interval", agent.DefaultRenewInterval, "how often the Lease is renewed")
+	f.StringVar(&o.WorkDir, "work-dir", "/var/lib/cafe-agent", "where packages are unpacked and instances keep their process records, working directories and output")
+	f.DurationVar(&o.HealthPeriod, "health-period", agent.DefaultHealthPeriod, "how often a running instance's health check is called")
+	f.DurationVar(&o.StopGrace, "stop-grace", agent.DefaultStopGrace, "how long a stopped instance's process has after SIGTERM before SIGKILL")
 	return cmd
 }

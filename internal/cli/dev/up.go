@@ -114,10 +114,11 @@ func (o *upOptions) run(parent context.Context) error {
 			CafeBinary: self,
 			Out:        o.streams.ErrOut,
 		},
-		SourceDir:    o.SourceDir,
-		WithoutCAFE:  o.NoCAFE,
-		Logger:       logger,
-		ClassicHosts: devenv.ClassicHostPlan(o.classicHosts(), o.Zones),
+		SourceDir:     o.SourceDir,
+		WithoutCAFE:   o.NoCAFE,
+		Logger:        logger,
+		ClassicHosts:  devenv.ClassicHostPlan(o.classicHosts(), o.Zones),
+		DemoAppBinary: filepath.Join(o.BinDir, "demo-app"),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -132,6 +133,13 @@ func (o *upOptions) run(parent context.Context) error {
 	fmt.Fprintf(o.streams.ErrOut, "logs of every component are in %s\n", filepath.Join(stateDir, "logs"))
 	for _, h := range env.ClassicHosts {
 		fmt.Fprintf(o.streams.ErrOut, "classic host %s in %s at %s (a loopback address, not its own network namespace yet); its agent's kubeconfig is %s\n", h.Name, h.Zone, h.Address, h.Kubeconfig)
+	}
+	if d := env.DemoApp; d != nil {
+		fmt.Fprintf(o.streams.ErrOut, "artifact store %s serves the demo app's packages for classic instances:", d.BaseURL)
+		for _, p := range d.Packages {
+			fmt.Fprintf(o.streams.ErrOut, " %s (sha256 %s)", filepath.Base(p.File), p.SHA256)
+		}
+		fmt.Fprintln(o.streams.ErrOut)
 	}
 	gateway := ""
 	if url := env.ControlPlane.GatewayURL(); url != "" {

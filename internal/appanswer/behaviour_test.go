@@ -1,4 +1,4 @@
-package podemu
+package appanswer
 
 import (
 	"testing"
@@ -29,5 +29,15 @@ func TestParseImage(t *testing.T) {
 			g.Expect(version).To(Equal(tc.version))
 			g.Expect(behaviour).To(Equal(tc.behaviour))
 		})
+	}
+}
+
+func TestBehaviourOf(t *testing.T) {
+	for version, want := range map[string]Behaviour{
+		"v1": Healthy, "v3-fail": Failing, "v2-slow": Slow, "fail-v2": Healthy, "": Healthy, "v1-fail-slow": Slow,
+	} {
+		if got := BehaviourOf(version); got != want {
+			t.Errorf("BehaviourOf(%q) = %s, want %s", version, got, want)
+		}
 	}
 }

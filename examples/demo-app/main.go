@@ -1,0 +1,181 @@
+// Command demo-app is CAFE's demo application as a real process: what a
+// classic host runs from a package. It answers HTTP exactly as the pod
+// emulator's emulated containers do (internal/appanswer): headers
+// X-Cafe-Pod and X-Cafe-Version, a JSON body naming the instance and its
+// version, /healthz "ok"; a version ending in -fail answers 500, one
+// ending in -slow answers late.
+//
+// Its version is the VERSION file of its package (bin/demo-app beside
+// VERSION), unless --version says otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/cafe-io/cafe/internal/appanswer"
+)
+
+// name is the app's: its image's name and its container's in the answers.
+const name = "demo-app"
+
+// shutdownTimeout bounds how long the requests in flight may take to
+// finish after SIGTERM; after it they are cut and the exit code is 1.
+const shutdownTimeout = 5 * time.Second
+
+// options are the command line's.
+type options struct {
+	listen, name, namespace, version string
+	slowLatency                      time.Duration
+	allowNonLoopback                 bool
+}
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(log, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return // the flag package printed the usage
+	} else if err != nil {
+		log.Error("Exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if o.version == "" {
+		if o.version, err = packageVersion(); err != nil {
+			return err
+		}
+	}
+	if err := checkVersion(o.version); err != nil {
+		return err
+	}
+	if err := checkListen(o.listen, o.allowNonLoopback); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, log, o)
+}
+
+// parseFlags parses args; the flags default to the environment the agent
+// starts an instance with (CAFE_LISTEN, CAFE_INSTANCE, CAFE_NAMESPACE).
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", os.Getenv("CAFE_LISTEN"), "address to serve on, host:port (env CAFE_LISTEN; required; a loopback address unless --allow-non-loopback; port 0 picks one)")
+	fs.StringVar(&o.name, "name", os.Getenv("CAFE_INSTANCE"), "instance name, in the answers' pod field and X-Cafe-Pod header (env CAFE_INSTANCE)")
+	fs.StringVar(&o.namespace, "namespace", os.Getenv("CAFE_NAMESPACE"), "namespace, in the answers (env CAFE_NAMESPACE)")
+	fs.StringVar(&o.version, "version", "", "version to report (default: the package's VERSION file, ../VERSION from the executable)")
+	fs.DurationVar(&o.slowLatency, "slow-latency", appanswer.DefaultSlowLatency, "how late a version ending in -slow answers")
+	fs.BoolVar(&o.allowNonLoopback, "allow-non-loopback", false, "allow --listen on an address that is not loopback")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.slowLatency <= 0 {
+		return o, fmt.Errorf("--slow-latency %s: must be positive", o.slowLatency)
+	}
+	return o, nil
+}
+
+// packageVersion reads the VERSION file of the package the executable
+// belongs to: <package>/VERSION for <package>/bin/demo-app.
+func packageVersion() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the package's VERSION: %w", err)
+	}
+	file := filepath.Join(filepath.Dir(filepath.Dir(exe)), "VERSION")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading the package's version (or give --version): %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// checkVersion refuses a version that cannot go into a header or an
+// image tag as is.
+func checkVersion(v string) error {
+	if v == "" {
+		return errors.New("the version is empty")
+	}
+	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return fmt.Errorf("version %q: no spaces or control characters", v)
+	}
+	return nil
+}
+
+// checkListen refuses an address that is not an IP literal on loopback
+// unless allowed: the project's traffic stays on 127.0.0.0/8 (and ::1).
+// An empty host (all interfaces) or a host name is not loopback here.
+func checkListen(listen string, allowNonLoopback bool) error {
+	if listen == "" {
+		return errors.New("--listen (or CAFE_LISTEN) is required")
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	if allowNonLoopback {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("--listen %q: not a loopback address (127.0.0.0/8 or ::1); --allow-non-loopback to listen there anyway", listen)
+	}
+	return nil
+}
+
+// serve answers on o.listen until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, log *slog.Logger, o options) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	in := appanswer.Instance{
+		Pod: o.name, Namespace: o.namespace, Container: name, Image: name + ":" + o.version,
+		Version: o.version, Behaviour: appanswer.BehaviourOf(o.version), SlowLatency: o.slowLatency,
+	}
+	srv := &http.Server{
+		Handler:           appanswer.Handler(in),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	// The address, not o.listen: with port 0 it says which port it got.
+	log.Info("Listening", "address", ln.Addr().String(), "name", in.Pod, "namespace", in.Namespace,
+		"version", in.Version, "behaviour", in.Behaviour)
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("Stopping", "reason", "signal", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("stopping: requests in flight cut after %s: %w", shutdownTimeout, err)
+	}
+	log.Info("Stopped")
+	return nil
+}
