@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -126,14 +127,31 @@ func (e *Env) stopClassicInstances() {
 // serveDemoApp serves the demo app's packages on an artifact store on
 // loopback when the control plane runs classic hosts and the demo app's
 // binary exists.
-func (e *Env) serveDemoApp(ctx context.Context, demoBinary string) error {
+func (e *Env) serveDemoApp(ctx context.Context, demoBinary, sourceDir string) error {
 	if len(e.ClassicHosts) == 0 || demoBinary == "" {
 		return nil
 	}
-	if _, err := os.Stat(demoBinary); err != nil {
-		return fmt.Errorf("the demo app for classic hosts: %w (make build builds it)", err)
+	if err := ensureDemoApp(ctx, demoBinary, sourceDir); err != nil {
+		return err
 	}
 	var err error
 	e.DemoApp, err = ServeDemoApp(ctx, demoBinary, filepath.Join(e.ControlPlane.StateDir(), "artifacts"))
 	return err
+}
+
+// ensureDemoApp builds the demo app into binary from sourceDir when it is
+// missing (`make build` builds it; this serves a bare `cafe dev up
+// --source-dir`).
+func ensureDemoApp(ctx context.Context, binary, sourceDir string) error {
+	if _, err := os.Stat(binary); err == nil {
+		return nil
+	} else if sourceDir == "" {
+		return fmt.Errorf("the demo app for classic hosts: %w (make build builds it)", err)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binary, "./examples/demo-app")
+	cmd.Dir = sourceDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the demo app: %w\n%s", err, out)
+	}
+	return nil
 }

@@ -114,7 +114,7 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 	if err := env.startClassicHosts(ctx, opts.ControlPlane.CafeBinary, opts.ClassicHosts); err != nil {
 		return env, err
 	}
-	if err := env.serveDemoApp(ctx, opts.DemoAppBinary); err != nil {
+	if err := env.serveDemoApp(ctx, opts.DemoAppBinary, opts.SourceDir); err != nil {
 		return env, err
 	}
 	return env, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,8 +20,14 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/appanswer"
 	"github.com/cafe-io/cafe/internal/cli/dev"
+	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -57,11 +64,52 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 		g.Expect(hosts[i]).To(MatchRegexp(`^vm-%s-1\s+%s\s+127\.0\.100\.%d\s+True\s`, zone, zone, i+1))
 	}
 
+	// make run serves the demo app's packages on an artifact store: an
+	// instance placed on a classic host runs one, on the host's address.
+	instanceAnswers(t, g, up)
+
 	children := up.children(t)
 	g.Expect(children).To(HaveLen(10), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, traefik, the pod emulator, three classic hosts' agents")
 	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
 	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
-	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind")
+	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind (classic instances included)")
+}
+
+// instanceAnswers runs the demo app's v1 package, from the store cafe dev
+// up printed, as a ClassicInstance on vm-zone-a-1, and asks it for its
+// version.
+func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
+	t.Helper()
+	ctx := testContext(t)
+	m := regexp.MustCompile(`artifact store (http://127\.0\.0\.1:\d+/) serves.* demo-app-v1\.tar\.gz \(sha256 ([0-9a-f]{64})\)`).FindStringSubmatch(up.stderr.String())
+	g.Expect(m).To(HaveLen(3), "cafe dev up names the artifact store and the demo packages:\n%s", up.stderr.String())
+	cfg, err := clientcmd.BuildConfigFromFlags("", up.kubeconfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ln, err := net.Listen("tcp", "127.0.100.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	port := ln.Addr().(*net.TCPAddr).Port
+	g.Expect(ln.Close()).To(Succeed())
+
+	inst := &cafev1alpha1.ClassicInstance{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo-1"},
+		Spec: cafev1alpha1.ClassicInstanceSpec{HostName: "vm-zone-a-1", Artifact: cafev1alpha1.ClassicArtifact{
+			URL: m[1] + "demo-app-v1.tar.gz", SHA256: m[2], Command: []string{"bin/demo-app"}, Port: int32(port),
+		}},
+	}
+	g.Expect(c.Create(ctx, inst)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(inst), inst)).To(Succeed())
+		g.Expect(inst.Status.Phase).To(Equal(cafev1alpha1.ClassicInstanceRunning))
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	g.Expect(inst.Status.Address).To(Equal(fmt.Sprintf("127.0.100.1:%d", port)))
+	resp, err := http.Get("http://" + inst.Status.Address + "/")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(resp.Header.Get(appanswer.VersionHeader)).To(Equal("v1"))
+	g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("demo-1"))
 }
 
 // curlGateway GETs / for host through the gateway until a pod answers 200

@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/appanswer"
+	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
