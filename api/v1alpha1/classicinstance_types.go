@@ -86,6 +86,15 @@ type ClassicArtifact struct {
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port"`
 
+	// portName names port, as a container port's name does: a Service
+	// whose targetPort is this name (or the number port) sends its traffic
+	// to the instance (CAFE lists it in the Service's EndpointSlices).
+	// +optional
+	// +kubebuilder:default=http
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	PortName string `json:"portName,omitempty"`
+
 	// healthPath is the HTTP path that answers 2xx once the instance can
 	// serve.
 	// +optional

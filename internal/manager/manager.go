@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -29,6 +30,7 @@ import (
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
+	"github.com/cafe-io/cafe/internal/controller/classicendpoints"
 	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
@@ -220,8 +222,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // manages them (managedPods), ReplicaSets and StatefulSets only where a
 // CafeDeployment made them (ownedPodSets): a release of another
 // controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
-// EndpointSlices are not in this cache: lossless.Slices watches them only
-// in the namespaces of the managed pods.
+// Of EndpointSlices only CAFE's own (those listing classic instances) are
+// in this cache: lossless.Slices watches the others only in the
+// namespaces of the managed pods.
 func cacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
@@ -230,6 +233,9 @@ func cacheOptions() cache.Options {
 			&corev1.Pod{}:           {Label: managedPods},
 			&appsv1.ReplicaSet{}:    {Label: ownedPodSets},
 			&appsv1.StatefulSet{}:   {Label: ownedPodSets},
+			&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{
+				discoveryv1.LabelManagedBy: classicendpoints.ManagedBy,
+			})},
 		},
 	}
 }
@@ -334,6 +340,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	nl := &nodelifecycle.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("nodelifecycle")}
 	if err := nl.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the node lifecycle controller: %w", err)
+	}
+	endpoints := &classicendpoints.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}
+	if err := endpoints.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the classic endpoints controller: %w", err)
 	}
 	hosts := &classichost.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("classichost"), StaleAfter: opts.ClassicHostStaleAfter}
 	if err := hosts.SetupWithManager(mgr); err != nil {
