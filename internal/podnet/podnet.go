@@ -34,6 +34,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SafetyNet covers every range the project routes into its namespaces
+// (Pool, UnroutedCIDR, HostPool: 198.18.0.0/15, reserved for benchmarks by
+// RFC 2544). Create installs a blackhole route for it, so a packet for an
+// address no namespace holds (a network deleted, a link down) is dropped
+// on the machine instead of leaving by its default route.
+var SafetyNet = netip.MustParsePrefix("198.18.0.0/15")
+
 // Network is one pod network namespace and its link to the host.
 type Network struct {
 	// Namespace is the network namespace's name (under /run/netns).
@@ -79,7 +86,14 @@ func (n Network) Create(ctx context.Context) error {
 	if err := n.cidrFree(ctx); err != nil {
 		return err
 	}
+	if err := n.linkAddressFree(ctx); err != nil {
+		return err
+	}
 	steps := [][]string{
+		// The safety net: whatever of the project's ranges is not routed
+		// into one of its namespaces is dropped, not sent by the default
+		// route (the more specific routes below win while they exist).
+		{"route", "replace", "blackhole", SafetyNet.String()},
 		{"netns", "add", n.Namespace},
 		{"link", "add", n.HostLink, "type", "veth", "peer", "name", "eth0", "netns", n.Namespace},
 		{"addr", "add", n.Host.String() + "/30", "dev", n.HostLink},
@@ -115,6 +129,20 @@ func (n Network) cidrFree(ctx context.Context) error {
 	return nil
 }
 
+// linkAddressFree fails when the machine already has the link-local
+// address of the veth pair's end (another network's pair drew the same
+// /30): two links with one address would misroute answers.
+func (n Network) linkAddressFree(ctx context.Context) error {
+	out, err := ip(ctx, "-4", "addr", "show", "to", n.Host.String()+"/32")
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "" {
+		return fmt.Errorf("network %s: its link address %s is taken already", n.Namespace, n.Host)
+	}
+	return nil
+}
+
 // Delete removes the route, the veth pair and the namespace; what does not
 // exist is skipped.
 func (n Network) Delete(ctx context.Context) {
@@ -133,7 +161,8 @@ func (n Network) CheckRoute(ctx context.Context, addr netip.Addr) error {
 	}
 	out, err := ip(ctx, "-4", "route", "get", addr.String())
 	if err != nil {
-		return err
+		// The safety net's blackhole: unreachable, so nothing leaves.
+		return fmt.Errorf("%s is routed nowhere, not into the pod network %s: CAFE sends nothing there (%w)", addr, n.Namespace, err)
 	}
 	fields := strings.Fields(out)
 	for i := 0; i+1 < len(fields); i++ {

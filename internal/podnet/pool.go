@@ -64,8 +64,10 @@ func Allocate(ctx context.Context, stateDir string) (Network, error) {
 	return Network{}, fmt.Errorf("no free pod CIDR in %s (each running local control plane with a pod network takes a /%d): %w", Pool, SlotBits, errors.Join(errs...))
 }
 
-// Release deletes the network and forgets its owner record.
+// Release deletes the network, with its classic hosts' networks, and
+// forgets its owner record.
 func Release(ctx context.Context, n Network) {
+	n.deleteHostNetworks(ctx)
 	n.Delete(ctx)
 	_ = os.Remove(ownerFile(n.CIDR))
 }
