@@ -27,6 +27,7 @@ import (
 	"unicode"
 
 	"github.com/cafe-io/cafe/internal/appanswer"
+	"github.com/cafe-io/cafe/internal/podnet"
 )
 
 // name is the app's: its image's name and its container's in the answers.
@@ -124,9 +125,11 @@ func checkVersion(v string) error {
 	return nil
 }
 
-// checkListen refuses an address that is not an IP literal on loopback
-// unless allowed: the project's traffic stays on 127.0.0.0/8 (and ::1).
-// An empty host (all interfaces) or a host name is not loopback here.
+// checkListen refuses an address that is not an IP literal on loopback or
+// in the ranges the project routes into network namespaces of its own (a
+// classic host's address on the local control plane) unless allowed: the
+// project's traffic stays there. An empty host (all interfaces) or a host
+// name is neither.
 func checkListen(listen string, allowNonLoopback bool) error {
 	if listen == "" {
 		return errors.New("--listen (or CAFE_LISTEN) is required")
@@ -138,8 +141,8 @@ func checkListen(listen string, allowNonLoopback bool) error {
 	if allowNonLoopback {
 		return nil
 	}
-	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
-		return fmt.Errorf("--listen %q: not a loopback address (127.0.0.0/8 or ::1); --allow-non-loopback to listen there anyway", listen)
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() && !podnet.SafetyNet.Contains(ip) {
+		return fmt.Errorf("--listen %q: not a loopback address (127.0.0.0/8 or ::1) nor one of the project's namespaces (%s); --allow-non-loopback to listen there anyway", listen, podnet.SafetyNet)
 	}
 	return nil
 }

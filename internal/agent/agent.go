@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -69,6 +71,11 @@ type Options struct {
 	// HealthPeriod is how often a running instance is health-checked;
 	// StopGrace how long a process has to end after SIGTERM.
 	HealthPeriod, StopGrace time.Duration
+	// NetNS, when set, is the network namespace (under /run/netns) that
+	// holds Address, where the instances' processes are started: the
+	// local control plane gives each emulated host one. Empty on a real
+	// host.
+	NetNS string
 }
 
 // Validate names the first missing or malformed option.
@@ -90,6 +97,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--health-period %s: must be positive", o.HealthPeriod)
 	case o.StopGrace <= 0:
 		return fmt.Errorf("--stop-grace %s: must be positive", o.StopGrace)
+	case o.NetNS != "" && !netnsExists(o.NetNS):
+		return fmt.Errorf("--netns %s: no such network namespace under /run/netns", o.NetNS)
 	}
 	return nil
 }
@@ -216,4 +225,9 @@ func ownedBy(host *cafev1alpha1.ClassicHost) lease.ProcessLeaseFunc {
 		}
 		return nil
 	}
+}
+
+func netnsExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
 }

@@ -60,6 +60,7 @@ type instances struct {
 	http    *http.Client
 	period  time.Duration
 	grace   time.Duration
+	netns   string
 
 	mu       sync.Mutex
 	children map[string]*child
@@ -87,6 +88,7 @@ func newInstances(c client.Client, o Options) *instances {
 		http:     &http.Client{Timeout: 2 * time.Second},
 		period:   o.HealthPeriod,
 		grace:    o.StopGrace,
+		netns:    o.NetNS,
 		children: map[string]*child{},
 		failures: map[string]int{},
 		fetching: map[string]*sync.Mutex{},
@@ -416,7 +418,7 @@ func (r *instances) launchSpec(inst *cafev1alpha1.ClassicInstance) launchSpec {
 	key := client.ObjectKeyFromObject(inst).String()
 	spec := launchSpec{
 		Key: key, Dir: r.instanceDir(key), PackageDir: filepath.Join(r.workDir, "packages", a.SHA256),
-		Command: a.Command, SHA256: a.SHA256,
+		Command: a.Command, SHA256: a.SHA256, NetNS: r.netns,
 	}
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + spec.Dir}
 	for _, e := range a.Env {
@@ -426,7 +428,7 @@ func (r *instances) launchSpec(inst *cafev1alpha1.ClassicInstance) launchSpec {
 	spec.Env = append(env, EnvListen+"="+r.instanceAddress(inst), EnvInstance+"="+inst.Name,
 		EnvNamespace+"="+inst.Namespace, EnvPackageDir+"="+spec.PackageDir)
 	sum := sha256.New()
-	_ = json.NewEncoder(sum).Encode([]any{spec.Command, spec.Env, spec.SHA256}) // strings: cannot fail
+	_ = json.NewEncoder(sum).Encode([]any{spec.Command, spec.Env, spec.SHA256, spec.NetNS}) // strings: cannot fail
 	spec.Launch = hex.EncodeToString(sum.Sum(nil))[:16]
 	return spec
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cafe-io/cafe/internal/podnet"
 )
 
 // processRecord is what the agent keeps on disk of an instance's process,
@@ -39,6 +41,9 @@ type launchSpec struct {
 	Command              []string
 	Env                  []string
 	SHA256               string
+	// NetNS, when set, is the network namespace (under /run/netns) the
+	// process is started in: the host's own on the local control plane.
+	NetNS string
 	// Launch is the hash of the fields above that a change of restarts
 	// the process for.
 	Launch string
@@ -67,7 +72,7 @@ func start(spec launchSpec, restarts int32) (*processRecord, *exec.Cmd, error) {
 	cmd.Env = spec.Env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startIn(spec.NetNS, cmd); err != nil {
 		return nil, nil, fmt.Errorf("starting %s: %w", program, err)
 	}
 	ticks, err := startTicks(cmd.Process.Pid)
@@ -84,6 +89,16 @@ func start(spec launchSpec, restarts int32) (*processRecord, *exec.Cmd, error) {
 		return nil, nil, err
 	}
 	return rec, cmd, nil
+}
+
+// startIn starts cmd in the network namespace netns, or in the agent's own
+// when netns is empty: a child is created in the namespace of the thread
+// that forks it.
+func startIn(netns string, cmd *exec.Cmd) error {
+	if netns == "" {
+		return cmd.Start()
+	}
+	return podnet.InNamespace(netns, cmd.Start)
 }
 
 // alive: the recorded process still runs (the same process, not a later

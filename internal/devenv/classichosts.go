@@ -17,6 +17,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/podnet"
 	"github.com/cafe-io/cafe/internal/scheme"
 )
 
@@ -29,6 +30,9 @@ type ClassicHost struct {
 	Kubeconfig string
 	// WorkDir is the agent's work directory (packages, instances).
 	WorkDir string
+	// Network is the host's own network namespace, holding Address, when
+	// the control plane runs a pod network; nil on a loopback address.
+	Network *podnet.Network
 }
 
 // AgentComponent is the control-plane component name of host's agent, for
@@ -36,8 +40,9 @@ type ClassicHost struct {
 func AgentComponent(host string) string { return "agent-" + host }
 
 // ClassicHostPlan names n classic hosts round-robin over zones, with
-// distinct loopback addresses 127.0.100.1, 127.0.100.2, ...: not yet
-// network namespaces of their own (docs/classic-hosts.md).
+// distinct loopback addresses 127.0.100.1, 127.0.100.2, ...; a control
+// plane with a pod network gives each a network namespace and an address
+// of its own instead when it starts them (docs/classic-hosts.md).
 func ClassicHostPlan(n int, zones []string) []ClassicHost {
 	hosts := make([]ClassicHost, n)
 	perZone := map[string]int{}
@@ -78,6 +83,9 @@ func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []
 	}
 	for i := range hosts {
 		h := &hosts[i]
+		if err := e.hostNetwork(ctx, i+1, h); err != nil {
+			return err
+		}
 		cred, err := agent.Enroll(ctx, cs, h.Name, agent.DefaultCredentialValidity)
 		if err != nil {
 			return fmt.Errorf("enrolling classic host %s: %w", h.Name, err)
@@ -93,12 +101,54 @@ func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []
 		h.WorkDir = filepath.Join(dir, h.Name)
 		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address,
 			"--work-dir", h.WorkDir}
+		if h.Network != nil {
+			args = append(args, "--netns", h.Network.Namespace)
+		}
 		if err := e.ControlPlane.RunChild(ctx, AgentComponent(h.Name), cafeBinary, args, hostReady(c, h.Name)); err != nil {
 			return err
 		}
 	}
 	e.ClassicHosts = hosts
 	return nil
+}
+
+// hostNetwork gives the i-th host a network namespace and an address of
+// its own when the control plane runs a pod network (released with it).
+// Nothing is sent to the address unless the machine routes it into the
+// namespace.
+func (e *Env) hostNetwork(ctx context.Context, i int, h *ClassicHost) error {
+	pods := e.ControlPlane.PodNetwork()
+	if pods == nil {
+		return nil
+	}
+	n, err := pods.HostNetwork(i)
+	if err != nil {
+		return fmt.Errorf("classic host %s: %w", h.Name, err)
+	}
+	if err := n.Create(ctx); err != nil {
+		return fmt.Errorf("classic host %s: %w", h.Name, err)
+	}
+	if err := n.CheckRoute(ctx, n.CIDR.Addr()); err != nil {
+		n.Delete(ctx)
+		return fmt.Errorf("classic host %s: %w", h.Name, err)
+	}
+	h.Network, h.Address = &n, n.CIDR.Addr().String()
+	return nil
+}
+
+// SetClassicHostLink cuts the named host off its network (up false), as a
+// failed link would, or restores it: the fault a test injects.
+func (e *Env) SetClassicHostLink(ctx context.Context, host string, up bool) error {
+	for _, h := range e.ClassicHosts {
+		if h.Name != host {
+			continue
+		}
+		if h.Network == nil {
+			return fmt.Errorf("classic host %s has no network namespace of its own (the control plane runs no pod network)", host)
+		}
+		return h.Network.SetLink(ctx, up)
+	}
+	return fmt.Errorf("no classic host %s", host)
 }
 
 // hostReady waits until the host's Ready condition is True.

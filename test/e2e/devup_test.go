@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,11 +56,12 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	g.Expect(curlGateway(t, up.gateway, "pay.example")).To(MatchRegexp(`"version":"v1"`), "curl through the gateway to the pay sample")
 
 	// The default classic hosts: three agents, one per zone, each enrolled
-	// with its own credential and Ready.
+	// with its own credential and Ready, each with an address of its own
+	// (a network namespace of its own beside the pod network).
 	hosts := strings.Split(strings.TrimSpace(kubectl(t, up.kubeconfig, "get", "classichosts", "--no-headers")), "\n")
 	g.Expect(hosts).To(HaveLen(3))
 	for i, zone := range []string{"zone-a", "zone-b", "zone-c"} {
-		g.Expect(hosts[i]).To(MatchRegexp(`^vm-%s-1\s+%s\s+127\.0\.100\.%d\s+True\s`, zone, zone, i+1))
+		g.Expect(hosts[i]).To(MatchRegexp(`^vm-%s-1\s+%s\s+198\.19\.2[2-5][0-9]\.%d\s+True\s`, zone, zone, i+1))
 	}
 
 	// make run serves the demo app's packages on an artifact store: an
@@ -87,15 +87,14 @@ func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
 	g.Expect(err).NotTo(HaveOccurred())
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	g.Expect(err).NotTo(HaveOccurred())
-	ln, err := net.Listen("tcp", "127.0.100.1:0")
-	g.Expect(err).NotTo(HaveOccurred())
-	port := ln.Addr().(*net.TCPAddr).Port
-	g.Expect(ln.Close()).To(Succeed())
+	host := &cafev1alpha1.ClassicHost{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Name: "vm-zone-a-1"}, host)).To(Succeed())
+	const port = 18080 // the host's namespace is the test's own: nothing else listens there
 
 	inst := &cafev1alpha1.ClassicInstance{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo-1"},
 		Spec: cafev1alpha1.ClassicInstanceSpec{HostName: "vm-zone-a-1", Artifact: cafev1alpha1.ClassicArtifact{
-			URL: m[1] + "demo-app-v1.tar.gz", SHA256: m[2], Command: []string{"bin/demo-app"}, Port: int32(port),
+			URL: m[1] + "demo-app-v1.tar.gz", SHA256: m[2], Command: []string{"bin/demo-app"}, Port: port,
 		}},
 	}
 	g.Expect(c.Create(ctx, inst)).To(Succeed())
@@ -103,7 +102,7 @@ func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(inst), inst)).To(Succeed())
 		g.Expect(inst.Status.Phase).To(Equal(cafev1alpha1.ClassicInstanceRunning))
 	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-	g.Expect(inst.Status.Address).To(Equal(fmt.Sprintf("127.0.100.1:%d", port)))
+	g.Expect(inst.Status.Address).To(Equal(fmt.Sprintf("%s:%d", host.Spec.Address, port)))
 	resp, err := http.Get("http://" + inst.Status.Address + "/")
 	g.Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()

@@ -78,7 +78,7 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
 	cmd.Flags().BoolVar(&o.KeepState, "keep-state", false, "reuse the state directory (etcd data included) of an earlier run instead of starting fresh")
 	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
 	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
-	cmd.Flags().IntVar(&o.ClassicHosts, "classic-hosts", 3, "classic hosts (VMs) to run beside the nodes, each a cafe agent process enrolled with its own credential, round-robin over the zones, on distinct loopback addresses 127.0.100.N (not yet network namespaces of their own); 0 runs none")
+	cmd.Flags().IntVar(&o.ClassicHosts, "classic-hosts", 3, "classic hosts (VMs) to run beside the nodes, each a cafe agent process enrolled with its own credential, round-robin over the zones, each in a network namespace of its own with an address from 198.19.224.0/19 when the control plane runs a pod network (--traffic), else on distinct loopback addresses 127.0.100.N; 0 runs none")
 	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator and a real gateway (Traefik) on loopback; see docs/traffic.md")
 	return cmd
 }
@@ -132,7 +132,11 @@ func (o *upOptions) run(parent context.Context) error {
 	kubectl := filepath.Join(o.BinDir, "kubectl")
 	fmt.Fprintf(o.streams.ErrOut, "logs of every component are in %s\n", filepath.Join(stateDir, "logs"))
 	for _, h := range env.ClassicHosts {
-		fmt.Fprintf(o.streams.ErrOut, "classic host %s in %s at %s (a loopback address, not its own network namespace yet); its agent's kubeconfig is %s\n", h.Name, h.Zone, h.Address, h.Kubeconfig)
+		where := "a loopback address: without a pod network (--traffic) hosts get no network namespace of their own, and their instances cannot be listed in EndpointSlices"
+		if h.Network != nil {
+			where = "network namespace " + h.Network.Namespace
+		}
+		fmt.Fprintf(o.streams.ErrOut, "classic host %s in %s at %s (%s); its agent's kubeconfig is %s\n", h.Name, h.Zone, h.Address, where, h.Kubeconfig)
 	}
 	if d := env.DemoApp; d != nil {
 		fmt.Fprintf(o.streams.ErrOut, "artifact store %s serves the demo app's packages for classic instances:", d.BaseURL)
