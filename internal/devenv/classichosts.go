@@ -184,9 +184,15 @@ func (e *Env) serveDemoApp(ctx context.Context, demoBinary, sourceDir string) er
 	if err := ensureDemoApp(ctx, demoBinary, sourceDir); err != nil {
 		return err
 	}
-	var err error
-	e.DemoApp, err = ServeDemoApp(ctx, demoBinary, filepath.Join(e.ControlPlane.StateDir(), "artifacts"))
-	return err
+	// The store serves until Stop, not until the start's context ends.
+	storeCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d, err := ServeDemoApp(storeCtx, demoBinary, filepath.Join(e.ControlPlane.StateDir(), "artifacts"))
+	if err != nil {
+		stop()
+		return err
+	}
+	e.DemoApp, e.stopDemoApp = d, stop
+	return nil
 }
 
 // ensureDemoApp builds the demo app into binary from sourceDir when it is

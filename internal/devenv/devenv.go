@@ -64,7 +64,8 @@ type Env struct {
 	ClassicHosts []ClassicHost
 	// DemoApp is the artifact store of the demo app's packages, when
 	// served.
-	DemoApp *DemoApp
+	DemoApp     *DemoApp
+	stopDemoApp context.CancelFunc
 
 	opts          Options
 	cancelManager context.CancelFunc
@@ -244,5 +245,8 @@ func (e *Env) Stop() {
 		}
 		e.ControlPlane.Stop()
 		e.stopClassicInstances()
+		if e.stopDemoApp != nil {
+			e.stopDemoApp()
+		}
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/loadgen"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/podnet"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -116,8 +117,6 @@ func (a *trafficApp) runCafeDeployment(ctx context.Context, g Gomega, kind cafev
 func (a *trafficApp) waitServed(ctx context.Context, g Gomega, version string) {
 	traefik, err := gateway.NewTraefik(env.ControlPlane.GatewayAdminURL())
 	g.Expect(err).NotTo(HaveOccurred())
-	network := env.ControlPlane.PodNetwork()
-	g.Expect(network).NotTo(BeNil(), "the control plane runs without a pod network")
 	var last string
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -138,8 +137,7 @@ func (a *trafficApp) waitServed(ctx context.Context, g Gomega, version string) {
 		g.Expect(err).NotTo(HaveOccurred(), "asking Traefik for its servers")
 		listed := 0
 		for _, s := range servers {
-			g.Expect(network.CIDR.Contains(s.Addr())).To(BeTrue(), "the gateway was handed %s, outside the pod network %s", s, network.CIDR)
-			g.Expect(network.CheckRoute(ctx, s.Addr())).To(Succeed(), "the gateway's server %s is not routed into the pod network namespace", s)
+			expectInProjectNetwork(ctx, g, s.Addr())
 			switch {
 			case want[s]:
 				listed++
@@ -157,6 +155,23 @@ func (a *trafficApp) waitServed(ctx context.Context, g Gomega, version string) {
 		case <-tick.C:
 		}
 	}
+}
+
+// expectInProjectNetwork fails unless addr is routed into one of the
+// control plane's own network namespaces: the pod network, or a classic
+// host's (the network rule: nothing is ever sent elsewhere).
+func expectInProjectNetwork(ctx context.Context, g Gomega, addr netip.Addr) {
+	networks := []*podnet.Network{env.ControlPlane.PodNetwork()}
+	for _, h := range env.ClassicHosts {
+		networks = append(networks, h.Network)
+	}
+	for _, n := range networks {
+		if n != nil && n.CIDR.Contains(addr) {
+			g.Expect(n.CheckRoute(ctx, addr)).To(Succeed(), "the gateway's server %s is not routed into network namespace %s", addr, n.Namespace)
+			return
+		}
+	}
+	g.Expect(addr).To(BeNil(), "the gateway was handed %s, in none of the control plane's networks", addr)
 }
 
 // load is a run of the load generator through the gateway to an app,

@@ -156,6 +156,10 @@ type EnvOptions struct {
 	// Traffic runs the pod network, the pod emulator (from CafeBinary) and
 	// the gateway (controlplane.Config.Traffic).
 	Traffic bool
+	// ClassicHosts runs that many classic hosts (agents from CafeBinary,
+	// in network namespaces of their own with Traffic) and the demo app's
+	// artifact store.
+	ClassicHosts int
 }
 
 // StartEnv starts the full local control plane with kwok nodes and CAFE,
@@ -182,10 +186,16 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 		logger = zap.New(zap.WriteTo(out), zap.Level(zapcore.InfoLevel))
 	}
 	ctrllog.SetLogger(logger)
-	cafe := ""
-	if opts.Traffic {
+	cafe, demo := "", ""
+	if opts.Traffic || opts.ClassicHosts > 0 {
 		var err error
 		if cafe, err = CafeBinary(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.ClassicHosts > 0 {
+		var err error
+		if demo, err = DemoAppBinary(); err != nil {
 			return nil, err
 		}
 	}
@@ -198,8 +208,10 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 			CafeBinary: cafe,
 			Out:        out,
 		},
-		SourceDir:   RepoRoot(),
-		WithoutCAFE: opts.WithoutCAFE,
-		Logger:      logger,
+		SourceDir:     RepoRoot(),
+		WithoutCAFE:   opts.WithoutCAFE,
+		Logger:        logger,
+		ClassicHosts:  devenv.ClassicHostPlan(opts.ClassicHosts, topology.Zones),
+		DemoAppBinary: demo,
 	})
 }

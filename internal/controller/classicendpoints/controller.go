@@ -193,7 +193,7 @@ func (r *Reconciler) servicesOfInstance(ctx context.Context, o client.Object) []
 	if err := r.Client.List(ctx, slices, client.InNamespace(o.GetNamespace()), client.MatchingLabels{discoveryv1.LabelManagedBy: ManagedBy}); err == nil {
 		for _, s := range slices.Items {
 			for _, ep := range s.Endpoints {
-				if ep.TargetRef != nil && ep.TargetRef.Name == o.GetName() {
+				if ep.TargetRef != nil && ep.TargetRef.Kind == "ClassicInstance" && ep.TargetRef.Name == o.GetName() {
 					add(s.Labels[discoveryv1.LabelServiceName])
 				}
 			}

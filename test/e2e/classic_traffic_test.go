@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/appanswer"
+	"github.com/cafe-io/cafe/internal/traffic/gateway"
+)
+
+// One Service, pods and a VM: a classic instance labelled like the app's
+// pods, on a classic host in its own network namespace, is listed in
+// CAFE's EndpointSlices of the app's Service, and the real gateway
+// (Traefik, which reads EndpointSlices) sends it its share of the requests
+// beside the pods. Deleted, it leaves the gateway's servers.
+func TestHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
+	ctx := testContext(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	g.Expect(env.ClassicHosts).NotTo(BeEmpty(), "the shared control plane runs classic hosts")
+	g.Expect(env.DemoApp).NotTo(BeNil(), "and the demo app's artifact store")
+	host := env.ClassicHosts[len(env.ClassicHosts)-1]
+	g.Expect(host.Network).NotTo(BeNil(), "the host has a network namespace of its own")
+
+	a := newTrafficApp(ctx, t, g, "hybrid")
+	a.runCafeDeployment(ctx, g, cafev1alpha1.PodSetTypeInPlaceSet)
+
+	vm := &cafev1alpha1.ClassicInstance{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "hybrid-vm-1", Labels: a.labels},
+		Spec:       cafev1alpha1.ClassicInstanceSpec{HostName: host.Name, Artifact: *env.DemoApp.Artifact("v1", trafficPort)},
+	}
+	g.Expect(k8sClient.Create(ctx, vm)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(vm), vm)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(vm.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition)).To(BeTrue(), "instance status %+v", vm.Status)
+	}).Should(Succeed())
+	vmServer := netip.AddrPortFrom(netip.MustParseAddr(host.Address), trafficPort)
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the gateway lists the VM beside the pods")
+
+	// Requests through the gateway are answered by pods and by the VM,
+	// all at v1, none failed.
+	answeredBy := map[string]int{}
+	for range 13 * 20 {
+		pod, version, status := askGateway(ctx, g, a.host)
+		g.Expect(status).To(Equal(http.StatusOK))
+		g.Expect(version).To(Equal("v1"))
+		answeredBy[pod]++
+	}
+	g.Expect(answeredBy).To(HaveKey(vm.Name), "the VM answers its share")
+	g.Expect(len(answeredBy)).To(BeNumerically(">", 1), "and the pods theirs")
+
+	g.Expect(k8sClient.Delete(ctx, vm)).To(Succeed())
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeFalse(), "a deleted instance leaves the gateway")
+}
+
+// gatewayServes says whether Traefik lists server among its backends;
+// every backend must be in one of the control plane's networks.
+func gatewayServes(ctx context.Context, g Gomega, server netip.AddrPort) func() bool {
+	traefik, err := gateway.NewTraefik(env.ControlPlane.GatewayAdminURL())
+	g.Expect(err).NotTo(HaveOccurred())
+	return func() bool {
+		servers, err := traefik.Backends(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		found := false
+		for _, s := range servers {
+			expectInProjectNetwork(ctx, g, s.Addr())
+			found = found || s == server
+		}
+		return found
+	}
+}
+
+// askGateway sends one request for host through the gateway and returns
+// who answered, at which version, and the status.
+func askGateway(ctx context.Context, g Gomega, host string) (pod, version string, status int) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.ControlPlane.GatewayURL()+"/", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred(), fmt.Sprintf("GET %s through the gateway", host))
+	defer resp.Body.Close()
+	return resp.Header.Get(appanswer.PodHeader), resp.Header.Get(appanswer.VersionHeader), resp.StatusCode
+}
