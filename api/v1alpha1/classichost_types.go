@@ -30,6 +30,12 @@ const (
 	// can run instances (its work directory and process supervisor are
 	// usable), written by the agent.
 	ClassicHostAgentReadyCondition = "AgentReady"
+	// ClassicHostReachableCondition is whether CAFE reaches the agent's
+	// endpoint at the host's address (the path the host's instances serve
+	// on): True while it answers, Unknown while it has failed for less
+	// than the unreachable bound, False after. Written by CAFE's
+	// controller; a False one makes the host not Ready.
+	ClassicHostReachableCondition = "Reachable"
 )
 
 // Reasons of the Ready condition.
@@ -38,7 +44,25 @@ const (
 	ClassicHostReasonHeartbeatStale   = "HeartbeatStale"
 	ClassicHostReasonNeverHeartbeated = "NeverHeartbeated"
 	ClassicHostReasonAgentNotReady    = "AgentNotReady"
+	ClassicHostReasonUnreachable      = "HostUnreachable"
 )
+
+// Reasons of the Reachable condition.
+const (
+	ClassicHostReasonAnswering    = "Answering"
+	ClassicHostReasonProbeFailing = "ProbeFailing"
+	ClassicHostReasonNoEndpoint   = "NoAgentEndpoint"
+)
+
+// ClassicHostAgentEndpoint is where the agent answers health checks.
+type ClassicHostAgentEndpoint struct {
+	// port is the TCP port of the agent's health endpoint
+	// (http://<spec.address>:<port>/healthz).
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+}
 
 // ClassicHostCapacity is what a host offers to classic instances.
 type ClassicHostCapacity struct {
@@ -101,8 +125,14 @@ type ClassicHostStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	AgentVersion string `json:"agentVersion,omitempty"`
 
-	// conditions: Ready (heartbeats, written by CAFE) and AgentReady
-	// (written by the agent).
+	// agentEndpoint is where the agent answers health checks on the
+	// host's address, written by the agent (as a kubelet writes its
+	// node's daemonEndpoints).
+	// +optional
+	AgentEndpoint *ClassicHostAgentEndpoint `json:"agentEndpoint,omitempty"`
+
+	// conditions: Ready (heartbeats and reachability, written by CAFE),
+	// Reachable (written by CAFE) and AgentReady (written by the agent).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -11,8 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -29,6 +32,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/podnet"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/ssa"
 )
@@ -51,6 +55,10 @@ const (
 	DefaultStopGrace    = 10 * time.Second
 )
 
+// DefaultHealthPort is the agent's health endpoint's port on the host's
+// address.
+const DefaultHealthPort = 10351
+
 // Options describe the host the agent runs on.
 type Options struct {
 	// Host is the ClassicHost's name; the credential's user must be
@@ -71,6 +79,9 @@ type Options struct {
 	// HealthPeriod is how often a running instance is health-checked;
 	// StopGrace how long a process has to end after SIGTERM.
 	HealthPeriod, StopGrace time.Duration
+	// HealthPort is the port of the agent's health endpoint on Address
+	// (0: any free port), which CAFE probes to tell the host reachable.
+	HealthPort int
 	// NetNS, when set, is the network namespace (under /run/netns) that
 	// holds Address, where the instances' processes are started: the
 	// local control plane gives each emulated host one. Empty on a real
@@ -97,6 +108,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--health-period %s: must be positive", o.HealthPeriod)
 	case o.StopGrace <= 0:
 		return fmt.Errorf("--stop-grace %s: must be positive", o.StopGrace)
+	case o.HealthPort < 0 || o.HealthPort > 65535:
+		return fmt.Errorf("--health-port %d: a TCP port (0 for any free one)", o.HealthPort)
 	case o.NetNS != "" && !netnsExists(o.NetNS):
 		return fmt.Errorf("--netns %s: no such network namespace under /run/netns", o.NetNS)
 	}
@@ -134,7 +147,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, err := a.Register(ctx)
+	health, err := a.listenHealth()
+	if err != nil {
+		return err
+	}
+	go serveHealth(ctx, health)
+	host, err := a.Register(ctx, int32(health.Addr().(*net.TCPAddr).Port))
 	if err != nil {
 		return err
 	}
@@ -171,9 +189,9 @@ func (a *Agent) newManager() (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// Register applies the host's spec and the agent's status (version,
-// AgentReady) and returns the host as the API server stored it.
-func (a *Agent) Register(ctx context.Context) (*cafev1alpha1.ClassicHost, error) {
+// Register applies the host's spec and the agent's status (version, health
+// endpoint, AgentReady) and returns the host as the API server stored it.
+func (a *Agent) Register(ctx context.Context, healthPort int32) (*cafev1alpha1.ClassicHost, error) {
 	spec := &cafev1alpha1.ClassicHost{
 		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.Host},
@@ -193,7 +211,8 @@ func (a *Agent) Register(ctx context.Context) (*cafev1alpha1.ClassicHost, error)
 		TypeMeta:   spec.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{Name: a.Host},
 		Status: cafev1alpha1.ClassicHostStatus{
-			AgentVersion: a.Version,
+			AgentVersion:  a.Version,
+			AgentEndpoint: &cafev1alpha1.ClassicHostAgentEndpoint{Port: healthPort},
 			Conditions: []metav1.Condition{{
 				Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionTrue,
 				Reason: "AgentStarted", Message: "the agent runs and can supervise instances",
@@ -212,6 +231,42 @@ func (a *Agent) Register(ctx context.Context) (*cafev1alpha1.ClassicHost, error)
 		return nil, fmt.Errorf("reading host %s back: %w", a.Host, err)
 	}
 	return host, nil
+}
+
+// listenHealth opens the health endpoint's socket on the host's address,
+// inside the host's network namespace when it has one: CAFE's probe takes
+// the path the instances' traffic takes.
+func (a *Agent) listenHealth() (net.Listener, error) {
+	address := net.JoinHostPort(a.Address, strconv.Itoa(a.HealthPort))
+	var ln net.Listener
+	listen := func() (err error) {
+		ln, err = net.Listen("tcp", address)
+		return err
+	}
+	var err error
+	if a.NetNS != "" {
+		err = podnet.InNamespace(a.NetNS, listen)
+	} else {
+		err = listen()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--health-port: listening on %s: %w", address, err)
+	}
+	return ln, nil
+}
+
+// serveHealth answers GET /healthz with "ok" until ctx ends.
+func serveHealth(ctx context.Context, ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.FromContext(ctx).Error(err, "the health endpoint stopped")
+	}
 }
 
 // ownedBy makes the host own its Lease, as a Node owns the kubelet's: the

@@ -24,11 +24,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -102,7 +104,10 @@ func (r *instances) setup(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("classicinstance").
-		For(&cafev1alpha1.ClassicInstance{}).
+		// Only spec changes (and creates, deletes) concern the agent: its
+		// own status writes must not wake it, or a failing fetch would
+		// loop on its own reports. Health checks requeue by time.
+		For(&cafev1alpha1.ClassicInstance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.exits, &handler.TypedEnqueueRequestForObject[*cafev1alpha1.ClassicInstance]{})).
 		// Several agents share a process in tests; a real host runs one.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)}).
@@ -253,9 +258,12 @@ func (r *instances) ensurePackage(ctx context.Context, inst *cafev1alpha1.Classi
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	if err := r.report(ctx, inst, r.recordOf(client.ObjectKeyFromObject(inst).String()), cafev1alpha1.ClassicInstanceStarting,
-		metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonFetching, "fetching "+a.URL); err != nil {
-		return err
+	retry := inst.Status.ObservedGeneration == inst.Generation && inst.Status.Phase == cafev1alpha1.ClassicInstanceFailed
+	if !retry { // a retry keeps the failure on record until it succeeds
+		if err := r.report(ctx, inst, r.recordOf(client.ObjectKeyFromObject(inst).String()), cafev1alpha1.ClassicInstanceStarting,
+			metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonFetching, "fetching "+a.URL); err != nil {
+			return err
+		}
 	}
 	archive := dir + ".tar.gz"
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {

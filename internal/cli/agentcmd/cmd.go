@@ -57,6 +57,7 @@ status of its instances.`,
 	f.DurationVar(&o.RenewInterval, "renew-interval", agent.DefaultRenewInterval, "how often the Lease is renewed")
 	f.StringVar(&o.WorkDir, "work-dir", "/var/lib/cafe-agent", "where packages are unpacked and instances keep their process records, working directories and output")
 	f.DurationVar(&o.HealthPeriod, "health-period", agent.DefaultHealthPeriod, "how often a running instance's health check is called")
+	f.IntVar(&o.HealthPort, "health-port", agent.DefaultHealthPort, "the port of the agent's health endpoint on --address, which CAFE probes to tell the host reachable (0: any free port)")
 	f.StringVar(&o.NetNS, "netns", "", "a network namespace (under /run/netns) holding --address to start the instances in (the local control plane's emulated hosts; empty on a real host)")
 	f.DurationVar(&o.StopGrace, "stop-grace", agent.DefaultStopGrace, "how long a stopped instance's process has after SIGTERM before SIGKILL")
 	return cmd

@@ -5,8 +5,10 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -31,9 +33,20 @@ func TestMain(m *testing.M) {
 	os.Exit(suite.Main(m))
 }
 
+// createHost creates a host that heartbeated just now (its Lease renewed,
+// as its agent would), so CAFE judges it Ready for the suite's stale bound.
 func createHost(ctx context.Context, g Gomega, name, zone, address string) {
 	h := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cafev1alpha1.ClassicHostSpec{Zone: zone, Address: address}}
 	g.Expect(suite.Client.Create(ctx, h)).To(Succeed())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: name},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), RenewTime: &metav1.MicroTime{Time: time.Now()}, LeaseDurationSeconds: ptr.To[int32](40)},
+	}
+	g.Expect(suite.Client.Create(ctx, lease)).To(Succeed())
+	g.Eventually(func() bool {
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: name}, h)).To(Succeed())
+		return meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+	}).Should(BeTrue())
 }
 
 func createInstance(ctx context.Context, g Gomega, ns, name, host string, port int32, labels map[string]string) *cafev1alpha1.ClassicInstance {

@@ -36,7 +36,8 @@ func instance(name, host string, port int32, ready bool) cafev1alpha1.ClassicIns
 func hostsOf(addresses map[string]string) map[string]*cafev1alpha1.ClassicHost {
 	out := map[string]*cafev1alpha1.ClassicHost{}
 	for name, addr := range addresses {
-		out[name] = &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-" + name, Address: addr}}
+		out[name] = &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-" + name, Address: addr},
+			Status: cafev1alpha1.ClassicHostStatus{Conditions: []metav1.Condition{{Type: cafev1alpha1.ClassicHostReadyCondition, Status: metav1.ConditionTrue}}}}
 	}
 	return out
 }
@@ -71,6 +72,10 @@ func TestSlicesListInstancesByHostAddressWithTheirReadiness(t *testing.T) {
 
 	g.Expect(desiredSlices(svc, []cafev1alpha1.ClassicInstance{instance("pay-2", "b", 8080, false), instance("pay-1", "a", 8080, true)}, hosts)).
 		To(Equal(got[:1]), "deterministic: the same inputs give the same slices")
+
+	hosts["a"].Status.Conditions[0] = metav1.Condition{Type: cafev1alpha1.ClassicHostReadyCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.ClassicHostReasonUnreachable}
+	ep = desiredSlices(svc, []cafev1alpha1.ClassicInstance{instance("pay-1", "a", 8080, true)}, hosts)[0].Endpoints[0]
+	g.Expect([]bool{*ep.Conditions.Ready, *ep.Conditions.Serving}).To(Equal([]bool{false, false}), "a healthy instance on a host that is not Ready leaves traffic")
 }
 
 func TestSlicesGroupByResolvedPortAndFamilyAndHoldAtMostAHundred(t *testing.T) {

@@ -2,6 +2,7 @@ package classichost_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/scheme"
@@ -93,12 +95,16 @@ func runAgentWith(t *testing.T, g Gomega, opts agent.Options) (stop func()) {
 }
 
 func readyOf(ctx context.Context, g Gomega, name string) func() *metav1.Condition {
+	return conditionOf(ctx, g, name, cafev1alpha1.ClassicHostReadyCondition)
+}
+
+func conditionOf(ctx context.Context, g Gomega, name, conditionType string) func() *metav1.Condition {
 	return func() *metav1.Condition {
 		h := &cafev1alpha1.ClassicHost{}
 		if err := suite.Client.Get(ctx, client.ObjectKey{Name: name}, h); err != nil {
 			return nil
 		}
-		return meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+		return meta.FindStatusCondition(h.Status.Conditions, conditionType)
 	}
 }
 
@@ -215,4 +221,42 @@ func TestClassicHostValidation(t *testing.T) {
 	g.Expect(suite.Client.Create(ctx, h)).To(Succeed())
 	g.Expect(h.Spec.Capacity.Instances).To(Equal(int32(10)), "defaulted")
 	g.Expect(suite.Client.Patch(ctx, h, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"zone":"zone-b"}}`)))).To(MatchError(ContainSubstring("spec.zone is immutable")))
+}
+
+// CAFE probes each host's agent at the host's address (the path its
+// instances serve on): a running agent answers, Reachable; a host whose
+// agent does not answer there (its network failed) turns Reachable
+// Unknown, then False and not Ready (HostUnreachable) once the probes have
+// failed for the unreachable bound, though its heartbeat is fresh.
+func TestAHostCafeCannotReachIsNotReady(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	up := "vm-up-" + ns
+	runAgent(t, g, up, "zone-a", "127.0.42.6")
+	g.Eventually(conditionOf(ctx, g, up, cafev1alpha1.ClassicHostReachableCondition)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonAnswering))
+	g.Eventually(readyOf(ctx, g, up)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
+
+	// A host whose agent heartbeats but whose endpoint nothing answers at
+	// the host's address: a running agent, its published endpoint moved to
+	// a port nothing listens on.
+	down := "vm-down-" + ns
+	start := time.Now()
+	runAgent(t, g, down, "zone-b", "127.0.42.7")
+	host := &cafev1alpha1.ClassicHost{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: down}, host)).To(Succeed())
+		g.Expect(host.Status.AgentEndpoint).NotTo(BeNil())
+		host.Status.AgentEndpoint.Port = 1
+		g.Expect(suite.Client.Status().Update(ctx, host)).To(Succeed())
+	}).Should(Succeed())
+	g.Eventually(readyOf(ctx, g, down)).Should(withReason(metav1.ConditionFalse, cafev1alpha1.ClassicHostReasonUnreachable), func() string {
+		h := &cafev1alpha1.ClassicHost{}
+		_ = suite.Client.Get(ctx, client.ObjectKey{Name: down}, h)
+		return fmt.Sprintf("%+v", h.Status)
+	})
+	reachable := conditionOf(ctx, g, down, cafev1alpha1.ClassicHostReachableCondition)()
+	g.Expect(reachable.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(reachable.Message).To(ContainSubstring("127.0.42.7:1"))
+	// Condition times are stored in whole seconds: the bound holds to
+	// within one.
+	g.Expect(time.Since(start)).To(BeNumerically(">=", classichost.DefaultUnreachableAfter-time.Second), "not before the probes failed for the bound")
 }

@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"strconv"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -19,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -50,7 +54,21 @@ type Reconciler struct {
 	// StaleAfter is how long after its renewTime a Lease still counts
 	// (default DefaultStaleAfter).
 	StaleAfter time.Duration
+	// ProbePeriod is how often each host's agent endpoint is probed
+	// (default DefaultProbePeriod); UnreachableAfter how long it must fail
+	// before the host is unreachable (default DefaultUnreachableAfter).
+	ProbePeriod, UnreachableAfter time.Duration
+	// Prober probes an agent's endpoint; default an HTTP GET of /healthz
+	// with a one-second timeout, through no proxy.
+	Prober func(ctx context.Context, address string, port int32) error
 }
+
+// Defaults of the reachability probe: every 2 s, unreachable after 6 s of
+// failures (three probes).
+const (
+	DefaultProbePeriod      = 2 * time.Second
+	DefaultUnreachableAfter = 6 * time.Second
+)
 
 // SetupWithManager registers the controller: a host is reconciled when it
 // changes and when its Lease is created, renewed or deleted.
@@ -64,12 +82,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.StaleAfter == 0 {
 		r.StaleAfter = DefaultStaleAfter
 	}
+	if r.ProbePeriod == 0 {
+		r.ProbePeriod = DefaultProbePeriod
+	}
+	if r.UnreachableAfter == 0 {
+		r.UnreachableAfter = DefaultUnreachableAfter
+	}
+	if r.Prober == nil {
+		r.Prober = httpProbe
+	}
 	hostOfLease := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: client.ObjectKey{Name: o.GetName()}}}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("classichost").
 		For(&cafev1alpha1.ClassicHost{}).
+		// A probe takes up to a second: a slow host must not hold up the
+		// others' judgements.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Watches(&coordinationv1.Lease{}, hostOfLease, builder.WithPredicates(inHostLeaseNamespace)).
 		Complete(r)
 }
@@ -93,14 +123,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	judged := judgeReady(host, lease, r.Now(), r.StaleAfter)
+	reachable := judgeReachable(host, r.probe(ctx, host), r.Now(), r.UnreachableAfter)
+	judged := judgeReady(host, lease, reachable, r.Now(), r.StaleAfter)
 	recordReady(host, judged.Condition.Status)
-	previous := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
-	if sameCondition(previous, judged.Condition) {
-		return ctrl.Result{RequeueAfter: judged.Recheck}, nil
+	requeue := ctrl.Result{RequeueAfter: r.ProbePeriod}
+	if judged.Recheck > 0 && judged.Recheck < r.ProbePeriod {
+		requeue.RequeueAfter = judged.Recheck
 	}
-	if err := r.applyReady(ctx, host, judged.Condition, previous); err != nil {
+	previous := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+	previousReachable := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReachableCondition)
+	if sameStatusAndReason(previousReachable, reachable) {
+		reachable.Message = previousReachable.Message // the probe's error text varies; a write per probe would not help
+	}
+	if sameCondition(previous, judged.Condition) && sameCondition(previousReachable, reachable) {
+		return requeue, nil
+	}
+	if err := r.applyConditions(ctx, host, judged.Condition, reachable); err != nil {
 		return ctrl.Result{}, err
+	}
+	if sameCondition(previous, judged.Condition) {
+		return requeue, nil
 	}
 	log.FromContext(ctx).Info("host readiness changed", "host", host.Name, "status", judged.Condition.Status, "reason", judged.Condition.Reason)
 	eventType := corev1.EventTypeNormal
@@ -108,7 +150,38 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(host, nil, eventType, judged.Condition.Reason, "Judge", "%s", judged.Condition.Message)
-	return ctrl.Result{RequeueAfter: judged.Recheck}, nil
+	return requeue, nil
+}
+
+// probe probes the host's agent endpoint; nil when it has none (the
+// judgement says so).
+func (r *Reconciler) probe(ctx context.Context, host *cafev1alpha1.ClassicHost) error {
+	if host.Status.AgentEndpoint == nil {
+		return nil
+	}
+	return r.Prober(ctx, host.Spec.Address, host.Status.AgentEndpoint.Port)
+}
+
+// probeClient sends probes straight to the host, never through a proxy
+// from the environment.
+var probeClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+
+// httpProbe GETs http://<address>:<port>/healthz and wants a 2xx answer.
+func httpProbe(ctx context.Context, address string, port int32) error {
+	url := "http://" + net.JoinHostPort(address, strconv.Itoa(int(port))) + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // lease reads the host's heartbeat Lease (nil when it has none).
@@ -124,6 +197,11 @@ func (r *Reconciler) lease(ctx context.Context, host string) (*coordinationv1.Le
 	return lease, nil
 }
 
+// sameStatusAndReason: the same judgement, whatever the message says.
+func sameStatusAndReason(previous *metav1.Condition, cond metav1.Condition) bool {
+	return previous != nil && previous.Status == cond.Status && previous.Reason == cond.Reason
+}
+
 // sameCondition: nothing to write (the transition time is kept as long as
 // the status is).
 func sameCondition(previous *metav1.Condition, cond metav1.Condition) bool {
@@ -131,17 +209,22 @@ func sameCondition(previous *metav1.Condition, cond metav1.Condition) bool {
 		previous.Message == cond.Message && previous.ObservedGeneration == cond.ObservedGeneration
 }
 
-// applyReady applies the Ready condition and observedGeneration under the
-// controller's field manager; the agent's fields are not in the request.
-func (r *Reconciler) applyReady(ctx context.Context, host *cafev1alpha1.ClassicHost, cond metav1.Condition, previous *metav1.Condition) error {
-	cond.LastTransitionTime = metav1.NewTime(r.Now())
-	if previous != nil && previous.Status == cond.Status {
-		cond.LastTransitionTime = previous.LastTransitionTime
+// applyConditions applies the controller's conditions (Ready, Reachable:
+// always both, since an applied list entry left out is dropped) and
+// observedGeneration under the controller's field manager; the agent's
+// fields are not in the request. A condition keeps its transition time
+// while its status stays.
+func (r *Reconciler) applyConditions(ctx context.Context, host *cafev1alpha1.ClassicHost, conds ...metav1.Condition) error {
+	for i := range conds {
+		conds[i].LastTransitionTime = metav1.NewTime(r.Now())
+		if previous := meta.FindStatusCondition(host.Status.Conditions, conds[i].Type); previous != nil && previous.Status == conds[i].Status {
+			conds[i].LastTransitionTime = previous.LastTransitionTime
+		}
 	}
 	apply := &cafev1alpha1.ClassicHost{
 		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
 		ObjectMeta: metav1.ObjectMeta{Name: host.Name, UID: host.UID},
-		Status:     cafev1alpha1.ClassicHostStatus{ObservedGeneration: host.Generation, Conditions: []metav1.Condition{cond}},
+		Status:     cafev1alpha1.ClassicHostStatus{ObservedGeneration: host.Generation, Conditions: conds},
 	}
 	body, err := ssa.Body(apply, "spec")
 	if err != nil {
@@ -151,7 +234,7 @@ func (r *Reconciler) applyReady(ctx context.Context, host *cafev1alpha1.ClassicH
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			return nil // gone, or replaced by a host of the same name: its own event follows
 		}
-		return fmt.Errorf("applying the Ready condition of host %s: %w", host.Name, err)
+		return fmt.Errorf("applying the conditions of host %s: %w", host.Name, err)
 	}
 	return nil
 }

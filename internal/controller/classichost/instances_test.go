@@ -172,7 +172,7 @@ func TestAnAgentRunsItsInstancesFromCheckedPackages(t *testing.T) {
 	// A deleted instance's process stops.
 	g.Expect(suite.Client.Delete(ctx, web1)).To(Succeed())
 	g.Eventually(func() error { _, _, err := answer(got.Status.Address); return err }).Should(MatchError(ContainSubstring("connection refused")))
-	g.Expect(syscall.Kill(int(v2PID), 0)).To(MatchError(syscall.ESRCH), "the process is gone")
+	g.Eventually(func() error { return syscall.Kill(int(v2PID), 0) }).Should(MatchError(syscall.ESRCH), "the process is gone (exited and reaped)")
 	g.Consistently(instanceOf(ctx, g, web2)).Should(And(runningPackage(v1.SHA256), HaveField("Status.Process.PID", other)))
 }
 

@@ -19,11 +19,13 @@ type readiness struct {
 }
 
 // judgeReady decides a host's Ready condition from its heartbeat Lease
-// (nil: none) and the agent's own AgentReady condition. A heartbeat counts
-// for staleAfter from its renewTime; an agent that heartbeats but says it
-// cannot run instances makes the host not Ready. Pure: the reconciler
-// writes the result.
-func judgeReady(host *cafev1alpha1.ClassicHost, lease *coordinationv1.Lease, now time.Time, staleAfter time.Duration) readiness {
+// (nil: none), its Reachable condition as just judged and the agent's own
+// AgentReady condition. A heartbeat counts for staleAfter from its
+// renewTime; a host CAFE cannot reach at its address (its network failed:
+// its instances cannot be reached either), or whose agent heartbeats but
+// says it cannot run instances, is not Ready. Pure: the reconciler writes
+// the result.
+func judgeReady(host *cafev1alpha1.ClassicHost, lease *coordinationv1.Lease, reachable metav1.Condition, now time.Time, staleAfter time.Duration) readiness {
 	cond := metav1.Condition{Type: cafev1alpha1.ClassicHostReadyCondition, ObservedGeneration: host.Generation}
 	switch {
 	case lease == nil || lease.Spec.RenewTime == nil:
@@ -36,6 +38,11 @@ func judgeReady(host *cafev1alpha1.ClassicHost, lease *coordinationv1.Lease, now
 		return readiness{Condition: cond}
 	}
 	recheck := lease.Spec.RenewTime.Add(staleAfter).Sub(now)
+	if reachable.Status == metav1.ConditionFalse {
+		cond.Status, cond.Reason = metav1.ConditionFalse, cafev1alpha1.ClassicHostReasonUnreachable
+		cond.Message = "the agent heartbeats but the host is unreachable at its address: " + reachable.Message
+		return readiness{Condition: cond, Recheck: recheck}
+	}
 	if agent := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition); agent != nil && agent.Status != metav1.ConditionTrue {
 		cond.Status, cond.Reason = metav1.ConditionFalse, cafev1alpha1.ClassicHostReasonAgentNotReady
 		cond.Message = fmt.Sprintf("the agent heartbeats but is not ready: %s: %s", agent.Reason, agent.Message)
