@@ -22,7 +22,8 @@ import (
 // pods, on a classic host in its own network namespace, is listed in
 // CAFE's EndpointSlices of the app's Service, and the real gateway
 // (Traefik, which reads EndpointSlices) sends it its share of the requests
-// beside the pods. Deleted, it leaves the gateway's servers.
+// beside the pods. Its host losing its link takes it out of traffic until
+// the link is back. Deleted, it leaves the gateway's servers.
 func TestHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 	ctx := testContext(t)
 	g := NewWithT(t)
@@ -60,8 +61,38 @@ func TestHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 	g.Expect(answeredBy).To(HaveKey(vm.Name), "the VM answers its share")
 	g.Expect(len(answeredBy)).To(BeNumerically(">", 1), "and the pods theirs")
 
+	// The host's network fails (its namespace loses its link): CAFE cannot
+	// reach it at its address, the host turns not Ready (HostUnreachable)
+	// though its agent still heartbeats, and its instance leaves the
+	// gateway; the pods answer everything. The link back, it returns.
+	g.Expect(env.SetClassicHostLink(ctx, host.Name, false)).To(Succeed())
+	t.Cleanup(func() { _ = env.SetClassicHostLink(context.Background(), host.Name, true) })
+	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionFalse)+"/"+cafev1alpha1.ClassicHostReasonUnreachable))
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeFalse(), "the unreachable host's instance leaves the gateway")
+	for range 50 {
+		pod, _, status := askGateway(ctx, g, a.host)
+		g.Expect(status).To(Equal(http.StatusOK))
+		g.Expect(pod).NotTo(Equal(vm.Name))
+	}
+	g.Expect(env.SetClassicHostLink(ctx, host.Name, true)).To(Succeed())
+	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionTrue) + "/" + cafev1alpha1.ClassicHostReasonHeartbeating))
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "back with its link")
+
 	g.Expect(k8sClient.Delete(ctx, vm)).To(Succeed())
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeFalse(), "a deleted instance leaves the gateway")
+}
+
+// hostReadiness is "<status>/<reason>" of the host's Ready condition.
+func hostReadiness(ctx context.Context, g Gomega, name string) func() string {
+	return func() string {
+		h := &cafev1alpha1.ClassicHost{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, h)).To(Succeed())
+		c := meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+		if c == nil {
+			return ""
+		}
+		return string(c.Status) + "/" + c.Reason
+	}
 }
 
 // gatewayServes says whether Traefik lists server among its backends;
