@@ -35,6 +35,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/artifact"
+	"github.com/cafe-io/cafe/internal/httpcheck"
 )
 
 // Environment variables the agent sets for every instance's process.
@@ -59,10 +60,12 @@ type instances struct {
 	host    string
 	address string
 	workDir string
-	http    *http.Client
-	period  time.Duration
-	grace   time.Duration
-	netns   string
+	// fetch downloads packages; checks sends health checks.
+	fetch  *http.Client
+	checks *http.Client
+	period time.Duration
+	grace  time.Duration
+	netns  string
 
 	mu       sync.Mutex
 	children map[string]*child
@@ -87,7 +90,8 @@ type child struct {
 func newInstances(c client.Client, o Options) *instances {
 	return &instances{
 		client: c, host: o.Host, address: o.Address, workDir: o.WorkDir,
-		http:     &http.Client{Timeout: 2 * time.Second},
+		fetch:    &http.Client{Timeout: 10 * time.Minute},
+		checks:   httpcheck.NewClient(2 * time.Second),
 		period:   o.HealthPeriod,
 		grace:    o.StopGrace,
 		netns:    o.NetNS,
@@ -231,20 +235,7 @@ func (r *instances) check(ctx context.Context, inst *cafev1alpha1.ClassicInstanc
 
 // probe GETs the instance's health path at its address.
 func (r *instances) probe(ctx context.Context, inst *cafev1alpha1.ClassicInstance) error {
-	url := "http://" + r.instanceAddress(inst) + inst.Spec.Artifact.HealthPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
+	return httpcheck.Get(ctx, r.checks, "http://"+r.instanceAddress(inst)+inst.Spec.Artifact.HealthPath)
 }
 
 // ensurePackage has the spec's package unpacked at dir (shared by every
@@ -269,7 +260,7 @@ func (r *instances) ensurePackage(ctx context.Context, inst *cafev1alpha1.Classi
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("creating the package directory: %w", err)
 	}
-	if err := artifact.Fetch(ctx, r.http, a.URL, a.SHA256, archive); err != nil {
+	if err := artifact.Fetch(ctx, r.fetch, a.URL, a.SHA256, archive); err != nil {
 		return err
 	}
 	defer os.Remove(archive)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/httpcheck"
 	"github.com/cafe-io/cafe/internal/ssa"
 )
 
@@ -162,26 +162,12 @@ func (r *Reconciler) probe(ctx context.Context, host *cafev1alpha1.ClassicHost) 
 	return r.Prober(ctx, host.Spec.Address, host.Status.AgentEndpoint.Port)
 }
 
-// probeClient sends probes straight to the host, never through a proxy
-// from the environment.
-var probeClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+// probeClient sends probes straight to the host, within a second.
+var probeClient = httpcheck.NewClient(time.Second)
 
 // httpProbe GETs http://<address>:<port>/healthz and wants a 2xx answer.
 func httpProbe(ctx context.Context, address string, port int32) error {
-	url := "http://" + net.JoinHostPort(address, strconv.Itoa(int(port))) + "/healthz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
+	return httpcheck.Get(ctx, probeClient, "http://"+net.JoinHostPort(address, strconv.Itoa(int(port)))+"/healthz")
 }
 
 // lease reads the host's heartbeat Lease (nil when it has none).
