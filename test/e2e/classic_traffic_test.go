@@ -67,7 +67,7 @@ func TestHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 	// gateway; the pods answer everything. The link back, it returns.
 	g.Expect(env.SetClassicHostLink(ctx, host.Name, false)).To(Succeed())
 	t.Cleanup(func() { _ = env.SetClassicHostLink(context.Background(), host.Name, true) })
-	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionFalse)+"/"+cafev1alpha1.ClassicHostReasonUnreachable))
+	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionFalse) + "/" + cafev1alpha1.ClassicHostReasonUnreachable))
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeFalse(), "the unreachable host's instance leaves the gateway")
 	for range 50 {
 		pod, _, status := askGateway(ctx, g, a.host)
