@@ -158,7 +158,11 @@ func (r *instances) launch(ctx context.Context, inst *cafev1alpha1.ClassicInstan
 		log.FromContext(ctx).Info("stopping the previous process", "pid", running.rec.PID, "sha256", running.rec.SHA256)
 		r.stopChild(spec.Key, running)
 	}
-	return r.startChild(ctx, inst, spec, 0)
+	result, err := r.startChild(ctx, inst, spec, 0)
+	if err == nil && running != nil && running.rec.SHA256 != spec.SHA256 {
+		err = r.collectPackages(ctx) // the previous package may be used no more
+	}
+	return result, err
 }
 
 // restart starts an exited process of the same package again, after a
@@ -337,6 +341,49 @@ func (r *instances) remove(ctx context.Context, key string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
+	return r.collectPackages(ctx)
+}
+
+// collectPackages removes the unpacked packages that no instance of the
+// host names in its spec and no process runs from: a host does not keep
+// every release's package forever. A package being fetched is named by
+// the spec it is fetched for, and its lock is taken before it goes.
+func (r *instances) collectPackages(ctx context.Context) error {
+	instances := &cafev1alpha1.ClassicInstanceList{}
+	if err := r.client.List(ctx, instances); err != nil {
+		return fmt.Errorf("listing the host's instances: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, inst := range instances.Items {
+		keep[inst.Spec.Artifact.SHA256] = true
+	}
+	r.mu.Lock()
+	for _, c := range r.children {
+		keep[c.rec.SHA256] = true
+	}
+	r.mu.Unlock()
+	dir := filepath.Join(r.workDir, "packages")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing packages: %w", err)
+	}
+	for _, e := range entries {
+		sha := e.Name()
+		if !e.IsDir() || keep[sha] {
+			continue
+		}
+		lock := r.packageLock(sha)
+		lock.Lock()
+		err := os.RemoveAll(filepath.Join(dir, sha))
+		lock.Unlock()
+		if err != nil {
+			return fmt.Errorf("removing package %s: %w", sha, err)
+		}
+		log.FromContext(ctx).Info("removed a package no instance uses", "sha256", sha)
+	}
 	return nil
 }
 
@@ -467,7 +514,7 @@ func (s orphanSweep) Start(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return s.r.collectPackages(ctx)
 }
 
 // NeedLeaderElection: every agent sweeps its own host.

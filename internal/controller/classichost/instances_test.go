@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -124,7 +125,8 @@ func TestAnAgentRunsItsInstancesFromCheckedPackages(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	d := demoApp(g)
 	host, address := "vm-"+ns, "127.0.43.1"
-	runAgent(t, g, host, "zone-c", address)
+	opts := agentOn(t, host, "zone-c", address)
+	runAgentWith(t, g, opts)
 	port := freePort(g, address)
 
 	web1 := newInstance(ns, "web-1", host, d.Artifact("v1", port))
@@ -174,6 +176,17 @@ func TestAnAgentRunsItsInstancesFromCheckedPackages(t *testing.T) {
 	g.Eventually(func() error { _, _, err := answer(got.Status.Address); return err }).Should(MatchError(ContainSubstring("connection refused")))
 	g.Eventually(func() error { return syscall.Kill(int(v2PID), 0) }).Should(MatchError(syscall.ESRCH), "the process is gone (exited and reaped)")
 	g.Consistently(instanceOf(ctx, g, web2)).Should(And(runningPackage(v1.SHA256), HaveField("Status.Process.PID", other)))
+	g.Eventually(func() ([]string, error) { return dirNames(filepath.Join(opts.WorkDir, "packages")) }).Should(ConsistOf(v1.SHA256),
+		"the package no instance uses any more is removed, the one web-2 runs is kept")
+}
+
+func dirNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
 }
 
 // The agent keeps no instance state only in memory: restarted, it adopts
