@@ -69,7 +69,8 @@ func TestClassicHostEnrolsRegistersAndIsConfinedToItself(t *testing.T) {
 
 	list, err := exec.CommandContext(ctx, cafeBinary(t), "host", "list", "--kubeconfig", env.ControlPlane.KubeconfigPath()).CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(list))
-	g.Expect(hostRow(string(list), name)).To(ContainElements("zone-c", "127.0.43.1", "True", cafev1alpha1.ClassicHostReasonHeartbeating))
+	g.Expect(hostRow(string(list), name)).To(ContainElements("zone-c", "127.0.43.1", "True", cafev1alpha1.ClassicHostReasonHeartbeating, "0/0/10"),
+		"no instance ready, none placed, capacity 10")
 
 	// The credential is the host's, as the API server sees it.
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)

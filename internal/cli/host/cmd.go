@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/agent"
@@ -93,7 +94,11 @@ and approve on the signer; the request records that you asked.`,
 func newListCmd(o *kubeflags.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List classic hosts with their zone, address and readiness",
+		Short: "List classic hosts with their zone, address, readiness and instances",
+		Long: `List classic hosts: zone, cell, address, readiness (Ready and its reason),
+instances (ready/placed/capacity: those whose health check passes, those
+placed on the host, the most it runs) and the agent's version. Without the
+right to list ClassicInstances the instances column shows '-'.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := o.ClientAndNamespace()
@@ -104,16 +109,43 @@ func newListCmd(o *kubeflags.Options) *cobra.Command {
 			if err := c.List(cmd.Context(), hosts); err != nil {
 				return fmt.Errorf("listing classic hosts: %w", err)
 			}
+			counts, countErr := instanceCounts(cmd.Context(), c)
 			w := table.NewWriter(o.Out)
-			fmt.Fprintln(w, "NAME\tZONE\tCELL\tADDRESS\tREADY\tREASON\tAGENT")
+			fmt.Fprintln(w, "NAME\tZONE\tCELL\tADDRESS\tREADY\tREASON\tINSTANCES\tAGENT")
 			for _, h := range hosts.Items {
 				ready, reason := "Unknown", ""
 				if c := meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition); c != nil {
 					ready, reason = string(c.Status), c.Reason
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Spec.Zone, table.OrDash(h.Spec.Cell), h.Spec.Address, ready, table.OrDash(reason), table.OrDash(h.Status.AgentVersion))
+				instances := "-"
+				if countErr == nil {
+					n := counts[h.Name]
+					instances = fmt.Sprintf("%d/%d/%d", n.ready, n.placed, h.Spec.Capacity.Instances)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Spec.Zone, table.OrDash(h.Spec.Cell), h.Spec.Address, ready, table.OrDash(reason), instances, table.OrDash(h.Status.AgentVersion))
 			}
 			return w.Flush()
 		},
 	}
+}
+
+type instanceCount struct{ ready, placed int }
+
+// instanceCounts counts the instances placed on each host, and the ready
+// ones, across all namespaces.
+func instanceCounts(ctx context.Context, c client.Client) (map[string]instanceCount, error) {
+	list := &cafev1alpha1.ClassicInstanceList{}
+	if err := c.List(ctx, list); err != nil {
+		return nil, err
+	}
+	counts := map[string]instanceCount{}
+	for _, inst := range list.Items {
+		n := counts[inst.Spec.HostName]
+		n.placed++
+		if meta.IsStatusConditionTrue(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition) {
+			n.ready++
+		}
+		counts[inst.Spec.HostName] = n
+	}
+	return counts, nil
 }
