@@ -99,7 +99,7 @@ func newListCmd(o *kubeflags.Options) *cobra.Command {
 instances (ready/placed/capacity: those whose health check passes, those
 placed on the host, the most it runs) and the agent's version. Without the
 right to list ClassicInstances the instances column shows '-'.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := o.ClientAndNamespace()
 			if err != nil {
