@@ -26,12 +26,10 @@ const (
 	ClassicInstanceReasonStartFailed      = "StartFailed"
 	ClassicInstanceReasonUnhealthy        = "Unhealthy"
 	ClassicInstanceReasonExited           = "Exited"
-	ClassicInstanceReasonHostMismatch     = "HostMismatch"
 )
 
-// Phases of a ClassicInstance.
+// Phases of a ClassicInstance (empty until its host's agent acts on it).
 const (
-	ClassicInstancePending  = "Pending"
 	ClassicInstanceStarting = "Starting"
 	ClassicInstanceRunning  = "Running"
 	ClassicInstanceFailed   = "Failed"
@@ -148,11 +146,12 @@ type ClassicInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// phase summarises the conditions: Pending (not yet acted on),
-	// Starting, Running (Ready), Failed (the spec's package cannot run:
-	// see the Ready condition's reason).
+	// phase summarises the conditions: Starting (fetching, starting, or
+	// waiting for the health check), Running (the process runs; Ready says
+	// whether it answers), Failed (the spec's package cannot run: see the
+	// Ready condition's reason). Empty until the host's agent acts on it.
 	// +optional
-	// +kubebuilder:validation:Enum=Pending;Starting;Running;Failed
+	// +kubebuilder:validation:Enum=Starting;Running;Failed
 	Phase string `json:"phase,omitempty"`
 
 	// address is where the instance serves: the host's address and the
