@@ -168,12 +168,38 @@ func sameSlice(cur, want *discoveryv1.EndpointSlice) bool {
 }
 
 // servicesOfInstance maps an instance to the Services of its namespace
-// whose selector matches its labels. A relabelled instance's old Services
-// are found through their slices, which list it.
+// that select it or list it.
 func (r *Reconciler) servicesOfInstance(ctx context.Context, o client.Object) []ctrl.Request {
+	return r.servicesOf(ctx, o.GetNamespace(), []client.Object{o})
+}
+
+// servicesOfHost maps a host to the Services of the instances on it,
+// reading each namespace's Services and slices once.
+func (r *Reconciler) servicesOfHost(ctx context.Context, o client.Object) []ctrl.Request {
+	instances := &cafev1alpha1.ClassicInstanceList{}
+	if err := r.Client.List(ctx, instances, client.MatchingFields{hostIndex: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the instances of a classic host", "host", o.GetName())
+		return nil
+	}
+	byNamespace := map[string][]client.Object{}
+	for i := range instances.Items {
+		inst := &instances.Items[i]
+		byNamespace[inst.Namespace] = append(byNamespace[inst.Namespace], inst)
+	}
+	var reqs []ctrl.Request
+	for ns, objs := range byNamespace {
+		reqs = append(reqs, r.servicesOf(ctx, ns, objs)...)
+	}
+	return reqs
+}
+
+// servicesOf are the Services of namespace ns whose selector matches one of
+// the instances' labels, and those whose CAFE slices list one of them (a
+// relabelled instance's old Services).
+func (r *Reconciler) servicesOf(ctx context.Context, ns string, instances []client.Object) []ctrl.Request {
 	services := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, services, client.InNamespace(o.GetNamespace())); err != nil {
-		log.FromContext(ctx).Error(err, "listing services for a classic instance", "instance", client.ObjectKeyFromObject(o))
+	if err := r.Client.List(ctx, services, client.InNamespace(ns)); err != nil {
+		log.FromContext(ctx).Error(err, "listing services for classic instances", "namespace", ns)
 		return nil
 	}
 	seen := map[string]bool{}
@@ -181,37 +207,27 @@ func (r *Reconciler) servicesOfInstance(ctx context.Context, o client.Object) []
 	add := func(name string) {
 		if !seen[name] {
 			seen[name] = true
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}})
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
 		}
 	}
-	for _, svc := range services.Items {
-		if len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(o.GetLabels())) {
-			add(svc.Name)
+	instanceNames := map[string]bool{}
+	for _, o := range instances {
+		instanceNames[o.GetName()] = true
+		for _, svc := range services.Items {
+			if len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(o.GetLabels())) {
+				add(svc.Name)
+			}
 		}
 	}
 	slices := &discoveryv1.EndpointSliceList{}
-	if err := r.Client.List(ctx, slices, client.InNamespace(o.GetNamespace()), client.MatchingLabels{discoveryv1.LabelManagedBy: ManagedBy}); err == nil {
+	if err := r.Client.List(ctx, slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelManagedBy: ManagedBy}); err == nil {
 		for _, s := range slices.Items {
 			for _, ep := range s.Endpoints {
-				if ep.TargetRef != nil && ep.TargetRef.Kind == "ClassicInstance" && ep.TargetRef.Name == o.GetName() {
+				if ep.TargetRef != nil && ep.TargetRef.Kind == "ClassicInstance" && instanceNames[ep.TargetRef.Name] {
 					add(s.Labels[discoveryv1.LabelServiceName])
 				}
 			}
 		}
-	}
-	return reqs
-}
-
-// servicesOfHost maps a host to the Services of the instances on it.
-func (r *Reconciler) servicesOfHost(ctx context.Context, o client.Object) []ctrl.Request {
-	instances := &cafev1alpha1.ClassicInstanceList{}
-	if err := r.Client.List(ctx, instances, client.MatchingFields{hostIndex: o.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "listing the instances of a classic host", "host", o.GetName())
-		return nil
-	}
-	var reqs []ctrl.Request
-	for i := range instances.Items {
-		reqs = append(reqs, r.servicesOfInstance(ctx, &instances.Items[i])...)
 	}
 	return reqs
 }
