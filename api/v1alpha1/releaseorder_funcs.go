@@ -161,6 +161,13 @@ func (s *ReleaseOrderStatus) ActionsProcessed() int {
 // authenticated as it, so no person's act can be recorded as CAFE's.
 const ControllerIdentity = "system:serviceaccount:cafe-system:cafe-controller-manager"
 
+// MaxRecordedUserLength bounds an authenticated user name CAFE records in
+// a status (publishedBy, confirmedBy, reportedBy; the schema's MaxLength
+// says the same): a stamping webhook refuses a longer one, and a
+// controller ignores an annotation holding one, which CAFE cannot have
+// stamped, rather than write a status the API server would refuse.
+const MaxRecordedUserLength = 512
+
 // serviceAccountPrefix starts the user names of ServiceAccounts.
 const serviceAccountPrefix = "system:serviceaccount:"
 

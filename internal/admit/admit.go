@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
 // Decode decodes raw, an object of an admission request, into obj. The
@@ -57,6 +59,9 @@ func Stamp[T any](req admission.Request, kind, unstamped string, clock func() ti
 	}
 	if clock == nil {
 		clock = time.Now
+	}
+	if n := len(req.UserInfo.Username); n > cafev1alpha1.MaxRecordedUserLength {
+		return admission.Denied(fmt.Sprintf("the authenticated user name is %d bytes long; CAFE records the user of a %s change and keeps names of at most %d bytes", n, kind, cafev1alpha1.MaxRecordedUserLength))
 	}
 	stamped, err := stamp(old, obj, req.UserInfo.Username, clock())
 	if err != nil {

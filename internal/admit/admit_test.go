@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,9 +23,13 @@ type thing struct {
 }
 
 func request(op admissionv1.Operation, object, old string) admission.Request {
+	return requestBy("alice", op, object, old)
+}
+
+func requestBy(user string, op admissionv1.Operation, object, old string) admission.Request {
 	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		Operation: op,
-		UserInfo:  authenticationv1.UserInfo{Username: "alice"},
+		UserInfo:  authenticationv1.UserInfo{Username: user},
 		Object:    runtime.RawExtension{Raw: []byte(object)},
 		OldObject: runtime.RawExtension{Raw: []byte(old)},
 	}}
@@ -89,6 +94,11 @@ func TestStamp(t *testing.T) {
 			wantResult: &metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: "stampedBy: set by CAFE"}},
 		{name: "an undecodable request is a bad request", req: request(admissionv1.Create, `{`, ""),
 			wantResult: &metav1.Status{Code: http.StatusBadRequest, Message: "decoding Thing: unexpected end of JSON input"}},
+		{name: "a user name longer than CAFE records is refused, not cut", req: requestBy(strings.Repeat("u", 513), admissionv1.Update, `{"name":"b"}`, `{"name":"a"}`),
+			wantResult: &metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden,
+				Message: "the authenticated user name is 513 bytes long; CAFE records the user of a Thing change and keeps names of at most 512 bytes"}},
+		{name: "a user name of the longest length recorded is stamped", req: requestBy(strings.Repeat("u", 512), admissionv1.Update, `{"name":"b"}`, `{"name":"a"}`),
+			wantAllowed: true, wantPatches: []string{"add /stampedBy " + strings.Repeat("u", 512) + "@2026-05-01T22:00:00Z"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

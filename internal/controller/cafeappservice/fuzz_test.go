@@ -3,6 +3,7 @@ package cafeappservice
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ func FuzzDecideOnAdmittedApps(f *testing.F) {
 	f.Add("pay", "other-r1", int32(100), false, "alice", int64(0), uint8(0), uint8(0), uint8(0), []byte{1, 0, 1})
 	// The published revision's release done: it succeeds.
 	f.Add("pay", "pay-r1", int32(0), false, "alice", int64(1), uint8(0), uint8(0), uint8(0xcb), []byte{1, 1, 1})
+	// Published by a user too long to record (not CAFE's stamp).
+	f.Add("pay", "pay-r1", int32(0), false, strings.Repeat("u", 600), int64(1), uint8(0), uint8(0), uint8(0x01), []byte{1, 1, 1})
 	f.Fuzz(func(t *testing.T, name, published string, limit int32, fast bool, by string, counter int64, statusPublished, lastSuccessful, cdState uint8, revs []byte) {
 		ctx := context.Background()
 		app, refused, err := crdcheck.Admitted(ctx, appV, fuzzedApp(name, published, limit, fast, by))

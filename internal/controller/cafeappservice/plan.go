@@ -171,7 +171,11 @@ func publicationOf(app *cafev1alpha1.CafeAppService, now time.Time) publication 
 	if t, err := time.Parse(time.RFC3339, app.Annotations[cafev1alpha1.PublishedAtAnnotation]); err == nil {
 		at = metav1.NewTime(t)
 	}
-	return publication{By: app.Annotations[cafev1alpha1.PublishedByAnnotation], At: at}
+	by := app.Annotations[cafev1alpha1.PublishedByAnnotation]
+	if len(by) > cafev1alpha1.MaxRecordedUserLength {
+		by = "" // not CAFE's stamp: its webhook refuses such a user
+	}
+	return publication{By: by, At: at}
 }
 
 // indexByName indexes revs by name, pointing into revs.

@@ -68,11 +68,12 @@ func progressOf(reports map[string]podset.UnitReport) map[string]unitProgress {
 }
 
 // confirmationOf reads the webhook-stamped confirmation, ignoring one
-// without an authenticated user.
+// without an authenticated user or with one CAFE's webhook cannot have
+// stamped (too long to record).
 func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
 	a := cd.Annotations
 	group, err := strconv.Atoi(a[cafev1alpha1.ConfirmGroupAnnotation])
-	if err != nil || a[cafev1alpha1.ConfirmedByAnnotation] == "" {
+	if by := a[cafev1alpha1.ConfirmedByAnnotation]; err != nil || by == "" || len(by) > cafev1alpha1.MaxRecordedUserLength {
 		return nil
 	}
 	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.ConfirmedAtAnnotation])

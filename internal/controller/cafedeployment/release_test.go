@@ -1,6 +1,7 @@
 package cafedeployment
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,32 @@ func TestConfirmationIsRecordedWithItsUser(t *testing.T) {
 	g.Expect(got.Groups[0].ConfirmedBy).To(Equal("alice"))
 	g.Expect(got.Groups[0].FinishTime).NotTo(BeNil())
 	g.Expect(got.Groups[1].StartTime).NotTo(BeNil())
+}
+
+func TestConfirmationOfReadsOnlyWhatTheWebhookCanHaveStamped(t *testing.T) {
+	annotated := func(group, by, at string) *cafev1alpha1.CafeDeployment {
+		return &cafev1alpha1.CafeDeployment{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+			cafev1alpha1.ConfirmGroupAnnotation: group, cafev1alpha1.ConfirmedByAnnotation: by, cafev1alpha1.ConfirmedAtAnnotation: at,
+		}}}
+	}
+	tests := []struct {
+		name string
+		cd   *cafev1alpha1.CafeDeployment
+		want *confirmation
+	}{
+		{name: "a stamped confirmation", cd: annotated("2", "alice", "2026-01-02T03:04:05Z"),
+			want: &confirmation{Group: 2, User: "alice", At: metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}},
+		{name: "an unreadable time is the zero time, which confirms nothing finished", cd: annotated("0", "alice", "soon"),
+			want: &confirmation{Group: 0, User: "alice"}},
+		{name: "no user", cd: annotated("1", "", "2026-01-02T03:04:05Z")},
+		{name: "no group", cd: annotated("one", "alice", "2026-01-02T03:04:05Z")},
+		{name: "a user too long for the webhook to have stamped", cd: annotated("1", strings.Repeat("m", cafev1alpha1.MaxRecordedUserLength+1), "2026-01-02T03:04:05Z")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(confirmationOf(tt.cd)).To(Equal(tt.want))
+		})
+	}
 }
 
 func TestAdvanceReleaseKeepsTheRevisionsStraight(t *testing.T) {
