@@ -195,6 +195,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.minAvailable) || !has(self.replicas) || !(type(self.strategy.minAvailable) in [int]) || int(self.strategy.minAvailable) <= self.replicas",message="spec.strategy.minAvailable must not exceed spec.replicas",fieldPath=".strategy.minAvailable"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || !has(self.topology) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.strategy.groups[].units: unknown unit; every unit must be listed in spec.topology.values",fieldPath=".strategy.groups"
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas == 0 || !has(self.strategy) || !has(self.strategy.batchSize) || (has(self.strategy.groups) && size(self.strategy.groups) > 0) || type(self.strategy.batchSize) != int || int(self.strategy.batchSize) < 1 || (has(self.strategy.upgradeType) && self.strategy.upgradeType == 'Batch' ? (self.replicas + int(self.strategy.batchSize) - 1) / int(self.strategy.batchSize) : 1 + (self.replicas + int(self.strategy.batchSize) - 2) / int(self.strategy.batchSize)) + (has(self.strategy.groupOrder) && self.strategy.groupOrder == 'UnitByUnit' && has(self.topology) && has(self.topology.values) ? size(self.topology.values) - 1 : 0) <= 512",message="spec.strategy.batchSize: the release would need more than 512 groups, all that status.release.groups can hold (the beta group, then spec.replicas / batchSize batches, and with groupOrder UnitByUnit one more per unit after the first); raise batchSize, use a percentage, or lower spec.replicas",fieldPath=".strategy.batchSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.classic) || self.classic.units.all(u, u in self.topology.values)",message="spec.classic.units: unknown unit; every classic unit must be listed in spec.topology.values",fieldPath=".classic.units"
+// +kubebuilder:validation:XValidation:rule="has(self.classic) == has(oldSelf.classic)",message="spec.classic cannot be added or removed after creation: a unit cannot move between pods and classic hosts in place"
 type CafeDeploymentSpec struct {
 	// replicas is the desired number of pods over all units.
 	// +optional
@@ -248,6 +250,35 @@ type CafeDeploymentSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Strategy CafeDeploymentStrategy `json:"strategy,omitzero"`
+
+	// classic runs the units it names on classic hosts (VMs) instead of
+	// pods: each is a ClassicSet of instances of classic.artifact on the
+	// Ready hosts of that zone (or cell, by topology.unitType), released in
+	// the same groups, under the same water level and lossless drain as
+	// the pod units. The artifact is part of the revision: changing it
+	// releases the classic units, and rolling back restores it.
+	// +optional
+	Classic *ClassicUnits `json:"classic,omitempty"`
+}
+
+// ClassicUnits are the units of a CafeDeployment that run on classic hosts,
+// and what they run.
+type ClassicUnits struct {
+	// units are values of spec.topology.values run as classic instances;
+	// the others run pods. They cannot change after creation.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.classic.units is immutable: a unit cannot move between pods and classic hosts in place"
+	Units []string `json:"units"`
+
+	// artifact is the package the classic instances run. The template's
+	// labels are given to the instances, so the app's Service lists them
+	// beside its pods.
+	// +required
+	Artifact ClassicArtifact `json:"artifact"`
 }
 
 // Topology is the set of units that the pods of a CafeDeployment are spread

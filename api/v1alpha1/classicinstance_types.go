@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -124,6 +125,44 @@ type ClassicInstanceSpec struct {
 	// start the new one.
 	// +required
 	Artifact ClassicArtifact `json:"artifact"`
+
+	// trafficGate is CAFE's lossless gate, the counterpart of a pod's
+	// cafe.io/traffic-ready condition: Open lets the instance be listed as
+	// ready behind its Services once it is Ready; DrainForUpdate and
+	// DrainForDelete take it out of every traffic system before CAFE
+	// changes its package or deletes it (the reason says which). It is in
+	// the spec so that only CAFE (not the host's agent) can open it.
+	// +optional
+	// +kubebuilder:default=Open
+	TrafficGate ClassicTrafficGate `json:"trafficGate,omitempty"`
+}
+
+// ClassicTrafficGate is the state of a ClassicInstance's traffic gate.
+// +kubebuilder:validation:Enum=Open;DrainForUpdate;DrainForDelete
+type ClassicTrafficGate string
+
+const (
+	// ClassicTrafficGateOpen lets a Ready instance receive traffic.
+	ClassicTrafficGateOpen ClassicTrafficGate = "Open"
+	// ClassicTrafficGateDrainForUpdate closes the gate before the
+	// instance's package changes.
+	ClassicTrafficGateDrainForUpdate ClassicTrafficGate = "DrainForUpdate"
+	// ClassicTrafficGateDrainForDelete closes the gate before the instance
+	// is deleted.
+	ClassicTrafficGateDrainForDelete ClassicTrafficGate = "DrainForDelete"
+)
+
+// GateOpen reports whether the instance's traffic gate is open (unset is
+// open: the default).
+func (i *ClassicInstance) GateOpen() bool {
+	return i.Spec.TrafficGate == "" || i.Spec.TrafficGate == ClassicTrafficGateOpen
+}
+
+// IsReady reports whether the host's agent reports the instance Ready for
+// its current spec.
+func (i *ClassicInstance) IsReady() bool {
+	c := meta.FindStatusCondition(i.Status.Conditions, ClassicInstanceReadyCondition)
+	return c != nil && c.Status == metav1.ConditionTrue && i.Status.ObservedGeneration == i.Generation
 }
 
 // ClassicProcess is the process an agent runs for an instance.
@@ -193,6 +232,7 @@ type ClassicInstanceStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.address`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Gate",type=string,JSONPath=`.spec.trafficGate`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Restarts",type=integer,JSONPath=`.status.restarts`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

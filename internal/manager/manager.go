@@ -32,6 +32,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/classicendpoints"
 	"github.com/cafe-io/cafe/internal/controller/classichost"
+	"github.com/cafe-io/cafe/internal/controller/classicset"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
@@ -321,6 +322,13 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 // setupControllers registers every controller. Each controller package
 // exposes a Reconciler with SetupWithManager.
 func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Slices, opts Options) error {
+	// The classic controllers find a host's instances by this index.
+	err := mgr.GetFieldIndexer().IndexField(ctx, &cafev1alpha1.ClassicInstance{}, cafev1alpha1.ClassicInstanceHostField, func(o client.Object) []string {
+		return []string{o.(*cafev1alpha1.ClassicInstance).Spec.HostName}
+	})
+	if err != nil {
+		return fmt.Errorf("indexing classic instances by host: %w", err)
+	}
 	ips := &inplaceset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("inplaceset"), Slices: slices}
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
@@ -344,6 +352,10 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	endpoints := &classicendpoints.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}
 	if err := endpoints.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the classic endpoints controller: %w", err)
+	}
+	sets := &classicset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("classicset")}
+	if err := sets.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the ClassicSet controller: %w", err)
 	}
 	hosts := &classichost.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("classichost"), StaleAfter: opts.ClassicHostStaleAfter}
 	if err := hosts.SetupWithManager(mgr); err != nil {

@@ -113,12 +113,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentInvalidTopologyReason, err.Error())
 		return ctrl.Result{}, r.patchStatus(ctx, before, cd)
 	}
-	updateRevision := revision.TemplateHash(&cd.Spec.Template)
+	updateRevision := revision.DeploymentHash(cd)
 	fast := cd.FastReleaseRequested(updateRevision)
 	if fast {
 		p = p.SingleGroup()
 	}
-	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Slices: r.Slices, Scheme: r.Scheme, Now: r.Now(), PodWrites: &r.podWrites}, cd, updateRevision)
+	sets, err := podset.Load(ctx, podset.Env{Client: r.Client, Slices: r.Slices, Scheme: r.Scheme, Now: r.Now(), PodWrites: &r.podWrites}, cd, revision.TemplateHash(&cd.Spec.Template))
 	if errors.Is(err, podset.ErrPodCacheBehind) {
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;update;patch;delete
@@ -45,7 +46,7 @@ func recordRevision(ctx context.Context, c client.Client, scheme *runtime.Scheme
 		existing.Revision = top + 1
 		return client.IgnoreNotFound(c.Patch(ctx, existing, patch))
 	}
-	data, err := json.Marshal(cd.Spec.Template)
+	data, err := json.Marshal(revision.DeploymentDataOf(cd))
 	if err != nil {
 		return err
 	}

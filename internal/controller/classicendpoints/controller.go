@@ -32,10 +32,6 @@ import (
 // +kubebuilder:rbac:groups=cafe.io,resources=classicinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=classichosts,verbs=get;list;watch
 
-// hostIndex indexes instances by spec.hostName, to find the Services of a
-// host's instances when the host's address or zone changes.
-const hostIndex = "spec.hostName"
-
 // Reconciler keeps each Service's CAFE-managed EndpointSlices.
 type Reconciler struct {
 	Client client.Client
@@ -45,16 +41,12 @@ type Reconciler struct {
 // SetupWithManager registers the controller: a Service is reconciled when
 // it changes, when an instance it may select (before or after the change)
 // or that instance's host changes, and when one of its CAFE slices does.
-// The manager must cache only CAFE's EndpointSlices (ManagedBy label).
+// The manager must cache only CAFE's EndpointSlices (ManagedBy label) and
+// index instances by cafev1alpha1.ClassicInstanceHostField, to find the
+// Services of a host's instances when its address or zone changes.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.Scheme == nil {
 		return errors.New("classicendpoints: Client and Scheme are required")
-	}
-	err := mgr.GetFieldIndexer().IndexField(ctx, &cafev1alpha1.ClassicInstance{}, hostIndex, func(o client.Object) []string {
-		return []string{o.(*cafev1alpha1.ClassicInstance).Spec.HostName}
-	})
-	if err != nil {
-		return fmt.Errorf("indexing classic instances by host: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("classicendpoints").
@@ -177,7 +169,7 @@ func (r *Reconciler) servicesOfInstance(ctx context.Context, o client.Object) []
 // reading each namespace's Services and slices once.
 func (r *Reconciler) servicesOfHost(ctx context.Context, o client.Object) []ctrl.Request {
 	instances := &cafev1alpha1.ClassicInstanceList{}
-	if err := r.Client.List(ctx, instances, client.MatchingFields{hostIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, instances, client.MatchingFields{cafev1alpha1.ClassicInstanceHostField: o.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the instances of a classic host", "host", o.GetName())
 		return nil
 	}

@@ -68,7 +68,8 @@ func setReady(ctx context.Context, g Gomega, i *cafev1alpha1.ClassicInstance, re
 		status = metav1.ConditionTrue
 	}
 	g.Expect(suite.Client.Get(ctx, client.ObjectKeyFromObject(i), i)).To(Succeed())
-	meta.SetStatusCondition(&i.Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicInstanceReadyCondition, Status: status, Reason: "Test"})
+	i.Status.ObservedGeneration = i.Generation
+	meta.SetStatusCondition(&i.Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicInstanceReadyCondition, Status: status, Reason: "Test", ObservedGeneration: i.Generation})
 	g.Expect(suite.Client.Status().Update(ctx, i)).To(Succeed())
 }
 

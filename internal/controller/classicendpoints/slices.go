@@ -112,13 +112,15 @@ func protocolOf(p corev1.ServicePort) corev1.Protocol {
 	return p.Protocol
 }
 
-// endpoint is inst on host: ready while its health check passes on a
-// Ready host and it is not being deleted; serving while its health check
-// passes on a Ready host. An instance on a host that is not Ready (its
-// heartbeat stale, its address unreachable) leaves traffic, as a pod on a
-// node that is not Ready does.
+// endpoint is inst on host: ready while its health check passes for its
+// current spec on a Ready host, its traffic gate is open and it is not
+// being deleted; serving while all but the last hold. An instance on a
+// host that is not Ready (its heartbeat stale, its address unreachable)
+// leaves traffic, as a pod on a node that is not Ready does; one whose
+// gate CAFE closed leaves it as a pod whose cafe.io/traffic-ready
+// condition is False does.
 func endpoint(inst *cafev1alpha1.ClassicInstance, host *cafev1alpha1.ClassicHost) discoveryv1.Endpoint {
-	healthy := meta.IsStatusConditionTrue(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition) &&
+	healthy := inst.IsReady() && inst.GateOpen() &&
 		meta.IsStatusConditionTrue(host.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
 	terminating := !inst.DeletionTimestamp.IsZero()
 	return discoveryv1.Endpoint{

@@ -31,6 +31,8 @@ func specReplicas(obj client.Object) (*int32, bool) {
 		return o.Spec.Replicas, true
 	case *cafev1alpha1.InPlaceSet:
 		return o.Spec.Replicas, true
+	case *cafev1alpha1.ClassicSet:
+		return o.Spec.Replicas, true
 	}
 	return nil, false
 }

@@ -112,13 +112,23 @@ var drivers = map[cafev1alpha1.PodSetType]driver{
 	cafev1alpha1.PodSetTypeStatefulSet: {loadStatefulSets, &appsv1.StatefulSet{}},
 }
 
-// Load reads the CafeDeployment's pod sets of its podSetType.
+// Load reads the CafeDeployment's pod sets of its podSetType, and its
+// ClassicSets when spec.classic names classic units. updateRevision is the
+// pod template's hash (the pods' revision label).
 func Load(ctx context.Context, env Env, cd *cafev1alpha1.CafeDeployment, updateRevision string) (Sets, error) {
 	d, ok := drivers[cd.Spec.PodSetType]
 	if !ok {
 		d = drivers[cafev1alpha1.PodSetTypeInPlaceSet]
 	}
-	return d.load(ctx, env, cd, updateRevision)
+	pods, err := d.load(ctx, env, cd, updateRevision)
+	if err != nil || cd.Spec.Classic == nil {
+		return pods, err
+	}
+	classic, err := loadClassicSets(ctx, env, cd)
+	if err != nil {
+		return nil, err
+	}
+	return mixedSets{pods: pods, classic: classic}, nil
 }
 
 // OwnedTypes are the kinds of object the drivers create, in a stable order,
@@ -129,11 +139,11 @@ func OwnedTypes() []client.Object {
 		types = append(types, t)
 	}
 	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
-	out := make([]client.Object, 0, len(types))
+	out := make([]client.Object, 0, len(types)+1)
 	for _, t := range types {
 		out = append(out, drivers[t].owned.DeepCopyObject().(client.Object))
 	}
-	return out
+	return append(out, &cafev1alpha1.ClassicSet{})
 }
 
 // forEachControlled lists the objects labelled with the CafeDeployment's
