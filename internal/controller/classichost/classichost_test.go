@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,17 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/agent"
 	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
-	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -42,56 +37,10 @@ func TestMain(m *testing.M) {
 	os.Exit(suite.Main(m))
 }
 
-var addUserMu sync.Mutex
-
-// hostIdentity is the credential `cafe host enroll` would issue for host:
-// user cafe:host:<host> in group cafe:hosts.
-func hostIdentity(t *testing.T, g Gomega, host string) (client.Client, *rest.Config) {
-	t.Helper()
-	// envtest's certificate authority is not safe for concurrent use (it
-	// counts serial numbers unguarded), and these tests run in parallel.
-	addUserMu.Lock()
-	defer addUserMu.Unlock()
-	u, err := suite.Env.AddUser(envtest.User{Name: cafev1alpha1.ClassicHostUser(host), Groups: []string{cafev1alpha1.ClassicHostsGroup}}, nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	c, err := client.New(u.Config(), client.Options{Scheme: scheme.New()})
-	g.Expect(err).NotTo(HaveOccurred())
-	return c, u.Config()
-}
-
-// agentOn describes host's agent in these tests: a fast heartbeat and
-// health checks, a work directory of the test's.
-func agentOn(t *testing.T, host, zone, address string) agent.Options {
-	return agent.Options{Host: host, Zone: zone, Address: address, Capacity: 4,
-		LeaseDuration: 2 * time.Second, RenewInterval: 500 * time.Millisecond, Version: "test-1",
-		WorkDir: t.TempDir(), HealthPeriod: 200 * time.Millisecond, StopGrace: 5 * time.Second}
-}
-
 // runAgent runs host's agent until the returned stop is called.
 func runAgent(t *testing.T, g Gomega, host, zone, address string) (stop func()) {
 	t.Helper()
-	return runAgentWith(t, g, agentOn(t, host, zone, address))
-}
-
-// runAgentWith runs an agent with opts, under its host's credential, until
-// the returned stop is called (or the test ends).
-func runAgentWith(t *testing.T, g Gomega, opts agent.Options) (stop func()) {
-	t.Helper()
-	_, cfg := hostIdentity(t, g, opts.Host)
-	a := &agent.Agent{Options: opts, Config: cfg}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			g.Expect(<-done).To(Succeed())
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return suite.RunAgent(t, g, framework.AgentOptions(t, host, zone, address))
 }
 
 func readyOf(ctx context.Context, g Gomega, name string) func() *metav1.Condition {
@@ -165,7 +114,7 @@ func TestAHostAgentCannotWriteAnotherHost(t *testing.T) {
 	a, b := "vm-a-"+ns, "vm-b-"+ns
 	runAgent(t, g, b, "zone-b", "127.0.42.3")
 	g.Eventually(readyOf(ctx, g, b)).Should(withReason(metav1.ConditionTrue, cafev1alpha1.ClassicHostReasonHeartbeating))
-	asA, _ := hostIdentity(t, g, a)
+	asA, _ := suite.HostIdentity(t, g, a)
 
 	forbiddenForA := And(Satisfy(apierrors.IsForbidden), MatchError(ContainSubstring("host agent "+a+" may write only its own ClassicHost and Lease")))
 	other := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: "vm-c-" + ns},

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,30 +24,8 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/appanswer"
-	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/test/framework"
 )
-
-var (
-	demoOnce sync.Once
-	demo     *devenv.DemoApp
-	demoErr  error
-)
-
-// demoApp is the demo app's packages on an artifact store on loopback,
-// built and started once for the package's tests.
-func demoApp(g Gomega) *devenv.DemoApp {
-	demoOnce.Do(func() {
-		bin, err := framework.DemoAppBinary()
-		if err != nil {
-			demoErr = err
-			return
-		}
-		demo, demoErr = devenv.ServeDemoApp(context.Background(), bin, filepath.Join(filepath.Dir(bin), "store"))
-	})
-	g.Expect(demoErr).NotTo(HaveOccurred())
-	return demo
-}
 
 // freePort is a TCP port nothing listens on at address now.
 func freePort(g Gomega, address string) int32 {
@@ -123,10 +100,10 @@ func answer(address string) (version, name string, err error) {
 // alone; a deleted instance's process stops.
 func TestAnAgentRunsItsInstancesFromCheckedPackages(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	d := demoApp(g)
+	d := framework.DemoApp(g)
 	host, address := "vm-"+ns, "127.0.43.1"
-	opts := agentOn(t, host, "zone-c", address)
-	runAgentWith(t, g, opts)
+	opts := framework.AgentOptions(t, host, "zone-c", address)
+	suite.RunAgent(t, g, opts)
 	port := freePort(g, address)
 
 	web1 := newInstance(ns, "web-1", host, d.Artifact("v1", port))
@@ -195,10 +172,10 @@ func dirNames(dir string) ([]string, error) {
 // instance deleted while it was down.
 func TestARestartedAgentAdoptsItsInstances(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	d := demoApp(g)
+	d := framework.DemoApp(g)
 	host, address := "vm-"+ns, "127.0.43.2"
-	opts := agentOn(t, host, "zone-c", address)
-	stop := runAgentWith(t, g, opts)
+	opts := framework.AgentOptions(t, host, "zone-c", address)
+	stop := suite.RunAgent(t, g, opts)
 	a := d.Artifact("v1", freePort(g, address))
 	keep, gone := newInstance(ns, "keep", host, a), newInstance(ns, "gone", host, d.Artifact("v1", freePort(g, address)))
 	g.Expect(suite.Client.Create(ctx, keep)).To(Succeed())
@@ -213,7 +190,7 @@ func TestARestartedAgentAdoptsItsInstances(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), "the instance serves while its agent is down")
 	g.Expect(suite.Client.Delete(ctx, gone)).To(Succeed())
 
-	runAgentWith(t, g, opts)
+	suite.RunAgent(t, g, opts)
 	g.Eventually(func() error { _, _, err := answer(goneAddress); return err }).Should(HaveOccurred(), "the orphan is stopped")
 	g.Consistently(instanceOf(ctx, g, keep), 2*time.Second).Should(And(
 		runningPackage(a.SHA256), HaveField("Status.Process.PID", before.Status.Process.PID), HaveField("Status.Restarts", int32(0))),
@@ -231,7 +208,7 @@ func TestARestartedAgentAdoptsItsInstances(t *testing.T) {
 func TestAHostAgentWritesOnlyItsOwnInstancesStatus(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
 	a, b := "vm-a-"+ns, "vm-b-"+ns
-	asA, _ := hostIdentity(t, g, a)
+	asA, _ := suite.HostIdentity(t, g, a)
 	art := &cafev1alpha1.ClassicArtifact{URL: "http://127.0.0.1:1/p.tar.gz", SHA256: strings.Repeat("a", 64), Command: []string{"bin/app"}, Port: 8080}
 	onA, onB := newInstance(ns, "on-a", a, art), newInstance(ns, "on-b", b, art)
 	g.Expect(suite.Client.Create(ctx, onA)).To(Succeed())
