@@ -12,9 +12,9 @@ read -r -a flags <<<"${GO_TEST_FLAGS:--count=1}"
 flags+=(-timeout "${GO_TEST_TIMEOUT:-60m}")
 e2e=github.com/cafe-io/cafe/test/e2e
 # The shard of tests that disrupt their control plane for long, and the
-# `cafe dev up` tests (each starts control planes of its own), which
-# balance the two shards.
-disruptive='^(TestChaos|TestNodeLifecycle|TestDevUp)'
+# `cafe dev up` tests (each starts control planes of its own) and the
+# classic hosts' tests, which balance the two shards.
+disruptive='^(TestChaos|TestNodeLifecycle|TestDevUp|TestClassic)'
 
 mapfile -t packages < <(go list ./... | grep -vx "$e2e")
 go build ./... || exit 1

@@ -11,10 +11,12 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/appanswer"
+	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 )
 
@@ -24,7 +26,7 @@ import (
 // (Traefik, which reads EndpointSlices) sends it its share of the requests
 // beside the pods. Its host losing its link takes it out of traffic until
 // the link is back. Deleted, it leaves the gateway's servers.
-func TestHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
+func TestClassicHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 	ctx := testContext(t)
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(time.Minute)
@@ -124,4 +126,78 @@ func askGateway(ctx context.Context, g Gomega, host string) (pod, version string
 	g.Expect(err).NotTo(HaveOccurred(), fmt.Sprintf("GET %s through the gateway", host))
 	defer resp.Body.Close()
 	return resp.Header.Get(appanswer.PodHeader), resp.Header.Get(appanswer.VersionHeader), resp.StatusCode
+}
+
+// One CafeDeployment, pods and a VM, one release: zone-a and zone-b run
+// pods (InPlaceSets), zone-c runs a classic instance of the demo app's
+// package on the zone's classic host (a ClassicSet). Changing the image and
+// the package together is one revision, released in the same groups under
+// the same water level: under load through the real gateway no request
+// fails, the VM answers its share before and after, and ends on v2 like
+// the pods.
+func TestClassicUnitsReleaseWithThePodsUnderLoad(t *testing.T) {
+	ctx := testContext(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	host := classicHostIn(g, "zone-c")
+
+	a := newTrafficApp(ctx, t, g, "mixed")
+	a.pods = trafficReplicas - 1
+	cd := a.cafeDeployment(cafev1alpha1.PodSetTypeInPlaceSet)
+	cd.Spec.Topology.UnitReplicas = map[string]intstr.IntOrString{"zone-a": intstr.FromInt32(6), "zone-b": intstr.FromInt32(5), "zone-c": intstr.FromInt32(1)}
+	cd.Spec.Classic = &cafev1alpha1.ClassicUnits{Units: []string{"zone-c"}, Artifact: *env.DemoApp.Artifact("v1", trafficPort)}
+	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
+	waitForRelease(ctx, g, cd, releaseCompleted)
+	a.waitServed(ctx, g, "v1")
+	vm := classicInstancesOf(ctx, g, a)
+	g.Expect(vm).To(HaveLen(1))
+	g.Expect(vm[0].Spec.HostName).To(Equal(host.Name), "the classic unit's instance runs on the zone's host")
+	vmServer := netip.AddrPortFrom(netip.MustParseAddr(host.Address), trafficPort)
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the gateway lists the VM beside the pods")
+
+	r := a.releaseUnderLoad(ctx, t, g,
+		func() {
+			g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
+				c.Spec.Template.Spec.Containers[0].Image = a.image("v2")
+				c.Spec.Classic.Artifact = *env.DemoApp.Artifact("v2", trafficPort)
+			})).To(Succeed())
+		},
+		func() { waitForRelease(ctx, g, cd, releaseCompleted) })
+	expectEveryRequestServed(g, r)
+	g.Expect(r.Total.Pods).To(HaveKey(vm[0].Name), "the VM answered its share during the release")
+
+	after := classicInstancesOf(ctx, g, a)
+	g.Expect(after).To(HaveLen(1))
+	g.Expect(after[0].Name).To(Equal(vm[0].Name), "the instance was updated in place, not replaced")
+	g.Expect(after[0].Spec.Artifact.SHA256).To(Equal(env.DemoApp.Artifact("v2", trafficPort).SHA256))
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the VM is back in the gateway on v2")
+	g.Eventually(func() string {
+		for range 40 {
+			if pod, version, _ := askGateway(ctx, g, a.host); pod == vm[0].Name {
+				return version
+			}
+		}
+		return ""
+	}).Should(Equal("v2"))
+}
+
+// classicHostIn is the shared control plane's classic host of zone, in a
+// network namespace of its own.
+func classicHostIn(g Gomega, zone string) devenv.ClassicHost {
+	for _, h := range env.ClassicHosts {
+		if h.Zone == zone {
+			g.Expect(h.Network).NotTo(BeNil(), "host %s has a network namespace of its own", h.Name)
+			return h
+		}
+	}
+	g.Expect(zone).To(BeEmpty(), "the shared control plane runs a classic host in %s", zone)
+	return devenv.ClassicHost{}
+}
+
+// classicInstancesOf lists the app's classic instances.
+func classicInstancesOf(ctx context.Context, g Gomega, a *trafficApp) []cafev1alpha1.ClassicInstance {
+	list := &cafev1alpha1.ClassicInstanceList{}
+	g.Expect(k8sClient.List(ctx, list, client.InNamespace(a.ns), client.MatchingLabels(a.labels))).To(Succeed())
+	return list.Items
 }

@@ -43,12 +43,15 @@ var gatewayFinalizer = cafev1alpha1.TrafficFinalizer(gateway.Name)
 type trafficApp struct {
 	ns, name, host string
 	labels         map[string]string
+	// pods is how many of the app's replicas are pods (the others run on
+	// classic hosts).
+	pods int
 }
 
 func newTrafficApp(ctx context.Context, t *testing.T, g Gomega, name string) *trafficApp {
 	t.Helper()
 	ns := framework.CreateNamespace(t, k8sClient)
-	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{"app": name}}
+	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{"app": name}, pods: trafficReplicas}
 	svc := service(ns, name, a.labels)
 	svc.Spec.Ports[0].TargetPort = intstr.FromInt32(trafficPort)
 	g.Expect(k8sClient.Create(ctx, svc)).To(Succeed())
@@ -110,7 +113,7 @@ func (a *trafficApp) runCafeDeployment(ctx context.Context, g Gomega, kind cafev
 }
 
 // waitServed waits until the gateway's own API lists exactly the app's pods
-// that run version, all 12 of them, as servers (it is polled: Traefik's API
+// that run version, all a.pods of them, as servers (it is polled: Traefik's API
 // has no watch). Every server the gateway has, of any route, must be in the
 // pod network, which is routed into the control plane's own network
 // namespace (the network rule: nothing is ever sent elsewhere).
@@ -142,10 +145,10 @@ func (a *trafficApp) waitServed(ctx context.Context, g Gomega, version string) {
 			case want[s]:
 				listed++
 			case all[s.Addr()]:
-				listed = -trafficReplicas // one of the app's other pods is still served
+				listed = -a.pods // one of the app's other pods is still served
 			}
 		}
-		if len(want) == trafficReplicas && listed == trafficReplicas {
+		if len(want) == a.pods && listed == a.pods {
 			return
 		}
 		last = fmt.Sprintf("%d of the app's pods run %s and are Ready, the gateway serves %d of them (negative: it still serves other pods of the app)", len(want), version, listed)
