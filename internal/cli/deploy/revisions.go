@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/internal/cli/table"
 )
 
@@ -31,6 +32,9 @@ type historyEntry struct {
 	Created metav1.Time
 	// Template is the pod template of the revision; nil when Err is set.
 	Template *corev1.PodTemplateSpec
+	// Classic is the classic units' artifact of the revision, when the
+	// CafeDeployment has classic units.
+	Classic *cafev1alpha1.ClassicArtifact
 	// Err says why .data.raw could not be decoded.
 	Err error
 }
@@ -58,7 +62,7 @@ func revisionsOf(cd *cafev1alpha1.CafeDeployment, items []appsv1.ControllerRevis
 		if r.Hash == "" {
 			r.Hash = strings.TrimPrefix(cr.Name, cd.Name+"-")
 		}
-		r.Template, r.Err = decodeTemplate(cr)
+		r.Template, r.Classic, r.Err = decodeRevision(cr)
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b historyEntry) int {
@@ -67,15 +71,17 @@ func revisionsOf(cd *cafev1alpha1.CafeDeployment, items []appsv1.ControllerRevis
 	return out
 }
 
-func decodeTemplate(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
+// decodeRevision reads a revision's pod template and classic artifact
+// (revision.DeploymentData).
+func decodeRevision(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, *cafev1alpha1.ClassicArtifact, error) {
 	if len(cr.Data.Raw) == 0 {
-		return nil, errors.New(".data.raw is empty")
+		return nil, nil, errors.New(".data.raw is empty")
 	}
-	t := &corev1.PodTemplateSpec{}
-	if err := json.Unmarshal(cr.Data.Raw, t); err != nil {
-		return nil, fmt.Errorf(".data.raw is not a pod template: %w", err)
+	d := &revision.DeploymentData{}
+	if err := json.Unmarshal(cr.Data.Raw, d); err != nil {
+		return nil, nil, fmt.Errorf(".data.raw is not a pod template: %w", err)
 	}
-	return t, nil
+	return &d.PodTemplateSpec, d.ClassicArtifact, nil
 }
 
 // images lists the containers of a template as name=image.

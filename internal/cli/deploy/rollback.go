@@ -88,13 +88,19 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 		if target, err = rollbackTarget(cd, revs, o.ToRevision); err != nil {
 			return err
 		}
-		if equality.Semantic.DeepEqual(*target.Template, cd.Spec.Template) {
+		restored := cd.DeepCopy()
+		restored.Spec.Template = *target.Template.DeepCopy()
+		if restored.Spec.Classic != nil && target.Classic != nil {
+			restored.Spec.Classic.Artifact = *target.Classic.DeepCopy()
+		}
+		if equality.Semantic.DeepEqual(restored.Spec, cd.Spec) {
 			return fmt.Errorf("spec.template of %s already is %s (the controller has not recorded it as the update revision yet); nothing to roll back", ref(cd), target.describe())
 		}
-		// One patch, locked on resourceVersion: the template, and the fast
-		// release request that is about this template only.
+		// One patch, locked on resourceVersion: the template (and the
+		// classic units' artifact), and the fast release request that is
+		// about this revision only.
 		patch := client.MergeFromWithOptions(cd.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		cd.Spec.Template = *target.Template.DeepCopy()
+		cd.Spec.Template, cd.Spec.Classic = restored.Spec.Template, restored.Spec.Classic
 		if o.Fast {
 			metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, target.Hash)
 		} else {
@@ -115,7 +121,7 @@ func (o *rollbackOptions) run(ctx context.Context, name string) error {
 		fmt.Fprintf(o.Out, "fast: the controller releases it in one group, without waiting for confirmation, within the water level\n")
 		// The controller honours the annotation only while it equals the
 		// hash it computes from spec.template.
-		if h := revision.TemplateHash(&cd.Spec.Template); h != target.Hash {
+		if h := revision.DeploymentHash(cd); h != target.Hash {
 			fmt.Fprintf(o.ErrOut, "Warning: the restored template hashes to %s, not %s, so the controller will not apply %s; the rollback proceeds group by group\n",
 				h, target.Hash, cafev1alpha1.FastReleaseAnnotation)
 		}
