@@ -15,14 +15,17 @@ type appContent struct {
 	Template corev1.PodTemplateSpec `json:"template"`
 	Service  AppServiceSpec         `json:"service"`
 	Config   AppConfig              `json:"config"`
+	// Classic is omitted when unset, so the hashes of apps without
+	// classic units are what they were before classic units existed.
+	Classic *ClassicArtifact `json:"classicArtifact,omitempty"`
 }
 
-// ContentHash is the revision hash of the app's template, service and
-// config (call it on the app as stored, defaulted): the spec.hash of the
+// ContentHash is the revision hash of the app's template, service,
+// config and classic artifact (call it on the app as stored, defaulted): the spec.hash of the
 // revision that snapshots them. An edit back to an earlier content yields
 // the earlier hash.
 func (app *CafeAppService) ContentHash() string {
-	return HashJSON(appContent{Template: app.Spec.Template, Service: app.Spec.Service, Config: app.Spec.Config})
+	return HashJSON(appContent{Template: app.Spec.Template, Service: app.Spec.Service, Config: app.Spec.Config, Classic: app.Spec.ClassicArtifact})
 }
 
 // VerifyContent reports why the revision is not what CAFE records, or nil:
@@ -44,7 +47,7 @@ func (r *AppRevision) VerifyContent() error {
 // ContentHash is the hash of the revision's template, service and config:
 // what spec.hash must be.
 func (r *AppRevision) ContentHash() string {
-	return HashJSON(appContent{Template: r.Spec.Template, Service: r.Spec.Service, Config: r.Spec.Config})
+	return HashJSON(appContent{Template: r.Spec.Template, Service: r.Spec.Service, Config: r.Spec.Config, Classic: r.Spec.ClassicArtifact})
 }
 
 // HashJSON is the short hash CAFE names contents by: FNV-64a of the JSON

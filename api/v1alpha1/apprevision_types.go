@@ -77,7 +77,8 @@ type AppRevisionSpec struct {
 	// +kubebuilder:validation:Maximum=1000000000
 	Number int64 `json:"number,omitempty"`
 
-	// hash is the hash of template, service and config; two revisions of
+	// hash is the hash of template, service, config and classic artifact;
+	// two revisions of
 	// an app never share it.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -96,6 +97,11 @@ type AppRevisionSpec struct {
 	// included.
 	// +optional
 	Config AppConfig `json:"config,omitzero"`
+
+	// classicArtifact is the package the app's classic units run at this
+	// revision.
+	// +optional
+	ClassicArtifact *ClassicArtifact `json:"classicArtifact,omitempty"`
 
 	// configMapName is the immutable ConfigMap holding config, which the
 	// revision's pods reference. Revisions with the same config contents

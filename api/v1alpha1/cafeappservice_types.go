@@ -95,6 +95,8 @@ type CafeAppService struct {
 }
 
 // CafeAppServiceSpec is the desired state of a CafeAppService.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.classicArtifact) == (has(self.workload.classicUnits) && size(self.workload.classicUnits) > 0)",message="spec.classicArtifact and spec.workload.classicUnits go together: classic units run the classic artifact",fieldPath=".classicArtifact"
 type CafeAppServiceSpec struct {
 	// template describes the app's pods. Editing it records a new
 	// AppRevision; it does not release anything by itself.
@@ -114,6 +116,13 @@ type CafeAppServiceSpec struct {
 	// a rollback restores the configuration too.
 	// +optional
 	Config AppConfig `json:"config,omitzero"`
+
+	// classicArtifact is the package the app's classic units run (those of
+	// workload.classicUnits, on classic hosts): part of the app's content,
+	// so editing it records a new AppRevision, and the revision's config
+	// env is given to the instances' processes.
+	// +optional
+	ClassicArtifact *ClassicArtifact `json:"classicArtifact,omitempty"`
 
 	// workload is passed to the CafeDeployment the app owns: replicas,
 	// podSetType, topology and release strategy.
@@ -258,6 +267,7 @@ type AppConfig struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.topology.unitReplicas) || !has(self.replicas) || self.topology.unitReplicas.filter(u, type(self.topology.unitReplicas[u]) in [int]).map(u, int(self.topology.unitReplicas[u])).sum() <= self.replicas",message="spec.workload.topology.unitReplicas: the integer entries add up to more than spec.workload.replicas",fieldPath=".topology.unitReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.minAvailable) || !has(self.replicas) || !(type(self.strategy.minAvailable) in [int]) || int(self.strategy.minAvailable) <= self.replicas",message="spec.workload.strategy.minAvailable must not exceed spec.workload.replicas",fieldPath=".strategy.minAvailable"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.workload.strategy.groups[].units: unknown unit; every unit must be listed in spec.workload.topology.values",fieldPath=".strategy.groups"
+// +kubebuilder:validation:XValidation:rule="!has(self.classicUnits) || self.classicUnits.all(u, u in self.topology.values)",message="spec.workload.classicUnits: unknown unit; every classic unit must be listed in spec.workload.topology.values",fieldPath=".classicUnits"
 type AppWorkload struct {
 	// replicas is the desired number of pods over all units.
 	// +optional
@@ -282,6 +292,15 @@ type AppWorkload struct {
 	// +optional
 	// +kubebuilder:default={}
 	Strategy CafeDeploymentStrategy `json:"strategy,omitzero"`
+
+	// classicUnits are units of topology.values that run the app on
+	// classic hosts (spec.classicArtifact) instead of pods: the
+	// CafeDeployment's spec.classic.units, fixed once it exists.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	ClassicUnits []string `json:"classicUnits,omitempty"`
 }
 
 // CafeAppServiceStatus is the observed state of a CafeAppService.

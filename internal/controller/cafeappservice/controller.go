@@ -205,6 +205,8 @@ func (r *Reconciler) recordLatestRevision(ctx context.Context, o *observed) erro
 			Service:       *app.Spec.Service.DeepCopy(),
 			Config:        *app.Spec.Config.DeepCopy(),
 			ConfigMapName: d.ConfigMapName,
+
+			ClassicArtifact: app.Spec.ClassicArtifact.DeepCopy(),
 		},
 	}
 	if err := controllerutil.SetControllerReference(app, rev, r.Scheme); err != nil {

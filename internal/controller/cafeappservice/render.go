@@ -90,10 +90,28 @@ func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.A
 			Strategy:   *w.Strategy.DeepCopy(),
 		},
 	}
+	if len(w.ClassicUnits) > 0 && rev.Spec.ClassicArtifact != nil {
+		cd.Spec.Classic = &cafev1alpha1.ClassicUnits{Units: slices.Clone(w.ClassicUnits), Artifact: renderClassicArtifact(rev)}
+	}
 	if fast {
 		cd.Annotations = map[string]string{cafev1alpha1.FastReleaseAnnotation: rev.Name}
 	}
 	return cd
+}
+
+// renderClassicArtifact is the revision's classic artifact with the
+// revision's config env given to the process (as the pods get it from the
+// revision's ConfigMap): the artifact's own variables, then the config's
+// in name order, a config value replacing an artifact variable of the same
+// name. Config files are not delivered to classic instances.
+func renderClassicArtifact(rev *cafev1alpha1.AppRevision) cafev1alpha1.ClassicArtifact {
+	a := *rev.Spec.ClassicArtifact.DeepCopy()
+	cfg := rev.Spec.Config.Env
+	a.Env = slices.DeleteFunc(a.Env, func(e cafev1alpha1.ClassicEnvVar) bool { _, set := cfg[e.Name]; return set })
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
+		a.Env = append(a.Env, cafev1alpha1.ClassicEnvVar{Name: k, Value: cfg[k]})
+	}
+	return a
 }
 
 // desiredConfigMap is the immutable ConfigMap holding a revision's config:
