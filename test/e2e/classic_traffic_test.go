@@ -12,12 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/appanswer"
 	"github.com/cafe-io/cafe/internal/devenv"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
+	"github.com/cafe-io/cafe/test/framework"
 )
 
 // One Service, pods and a VM: a classic instance labelled like the app's
@@ -167,19 +169,8 @@ func TestClassicUnitsReleaseWithThePodsUnderLoad(t *testing.T) {
 	expectEveryRequestServed(g, r)
 	g.Expect(r.Total.Pods).To(HaveKey(vm[0].Name), "the VM answered its share during the release")
 
-	after := classicInstancesOf(ctx, g, a)
-	g.Expect(after).To(HaveLen(1))
-	g.Expect(after[0].Name).To(Equal(vm[0].Name), "the instance was updated in place, not replaced")
-	g.Expect(after[0].Spec.Artifact.SHA256).To(Equal(env.DemoApp.Artifact("v2", trafficPort).SHA256))
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the VM is back in the gateway on v2")
-	g.Eventually(func() string {
-		for range 40 {
-			if pod, version, _ := askGateway(ctx, g, a.host); pod == vm[0].Name {
-				return version
-			}
-		}
-		return ""
-	}).Should(Equal("v2"))
+	expectVM(ctx, g, a, vm[0].Name, "v2")
 }
 
 // classicHostIn is the shared control plane's classic host of zone, in a
@@ -200,4 +191,104 @@ func classicInstancesOf(ctx context.Context, g Gomega, a *trafficApp) []cafev1al
 	list := &cafev1alpha1.ClassicInstanceList{}
 	g.Expect(k8sClient.List(ctx, list, client.InNamespace(a.ns), client.MatchingLabels(a.labels))).To(Succeed())
 	return list.Items
+}
+
+// The scenario of issue 15 north-south: a hybrid app (pods in zone-a and
+// zone-b, a classic instance in zone-c) released v1 → v2 by one ReleaseOrder
+// with an approval, under load through the real gateway: no request fails,
+// the VM answers during the release and ends on v2 beside the pods; the
+// order's rollback returns both to v1, losslessly too.
+func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
+	ctx := testContext(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	host := classicHostIn(g, "zone-c")
+	ns := framework.CreateNamespace(t, k8sClient)
+	name := "hyb"
+	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{cafev1alpha1.AppLabel: name}, pods: trafficReplicas - 1}
+	g.Expect(k8sClient.Create(ctx, a.route())).To(Succeed())
+
+	template := a.template("v1")
+	template.Labels = map[string]string{"tier": name}
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template:        template,
+			Service:         cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80, TargetPort: trafficPort}}},
+			ClassicArtifact: env.DemoApp.Artifact("v1", trafficPort),
+			Workload: cafev1alpha1.AppWorkload{
+				Replicas: ptr.To[int32](trafficReplicas),
+				Topology: cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"},
+					UnitReplicas: map[string]intstr.IntOrString{"zone-a": intstr.FromInt32(6), "zone-b": intstr.FromInt32(5), "zone-c": intstr.FromInt32(1)}},
+				ClassicUnits: []string{"zone-c"},
+				Strategy: cafev1alpha1.CafeDeploymentStrategy{UpgradeType: cafev1alpha1.UpgradeTypeBatch, BatchSize: ptr.To(intstr.FromInt32(4)),
+					MinAvailable: ptr.To(intstr.FromInt32(10)), MinReadySeconds: 1},
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(name+"-r1"))
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = name + "-r1" })).To(Succeed())
+	releasedRevision(ctx, g, app, name+"-r1")
+	a.waitServed(ctx, g, "v1")
+	vmServer := netip.AddrPortFrom(netip.MustParseAddr(host.Address), trafficPort)
+	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the gateway lists the VM beside the pods")
+	vm := classicInstancesOf(ctx, g, a)
+	g.Expect(vm).To(HaveLen(1))
+
+	// r2: the image and the package together.
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
+		a.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(name+"-r2"))
+
+	alice, _ := releaseUser(t, ctx, ns, "alice", "requester")
+	bob, _ := releaseUser(t, ctx, ns, "bob", "approver")
+	oscar, _ := releaseUser(t, ctx, ns, "oscar", "operator")
+	cli := func(user string, args ...string) {
+		out, err := cafeCLI(ctx, t, ns, user, args...)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	}
+	cli(alice, "release", "create", "hybrid-v2", "--title", "hybrid v2", "--app", name+"=r2", "--approvals", "1")
+	cli(bob, "release", "approve", "hybrid-v2", "--no-wait")
+	waitForOrder(ctx, g, ns, "hybrid-v2", phaseIs(cafev1alpha1.OrderApproved))
+	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
+	r := a.releaseUnderLoad(ctx, t, g,
+		func() { cli(oscar, "release", "start", "hybrid-v2", "--no-wait") },
+		func() {
+			o := waitForOrder(ctx, g, ns, "hybrid-v2", finished)
+			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded), "%s %+v", o.Status.Message, o.Status.Apps)
+		})
+	expectEveryRequestServed(g, r)
+	g.Expect(r.Total.Pods).To(HaveKey(vm[0].Name), "the VM answered its share during the release")
+	expectVM(ctx, g, a, vm[0].Name, "v2")
+
+	// The order's rollback returns pods and VM to v1, under load too.
+	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
+		func() { cli(oscar, "release", "rollback", "hybrid-v2", "--no-wait", "--comment", "back") },
+		func() {
+			o := waitForOrder(ctx, g, ns, "hybrid-v2", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase == cafev1alpha1.OrderRolledBack })
+			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack))
+		})
+	expectEveryRequestServed(g, r)
+	expectVM(ctx, g, a, vm[0].Name, "v1")
+}
+
+// expectVM: the app's one classic instance is still name (updated in
+// place), runs version's package, and answers version through the gateway.
+func expectVM(ctx context.Context, g Gomega, a *trafficApp, name, version string) {
+	after := classicInstancesOf(ctx, g, a)
+	g.Expect(after).To(HaveLen(1))
+	g.Expect(after[0].Name).To(Equal(name), "the instance was updated in place, not replaced")
+	g.Expect(after[0].Spec.Artifact.SHA256).To(Equal(env.DemoApp.Artifact(version, trafficPort).SHA256))
+	g.Eventually(func() string {
+		for range 40 {
+			if pod, v, _ := askGateway(ctx, g, a.host); pod == name {
+				return v
+			}
+		}
+		return ""
+	}).Should(Equal(version))
 }

@@ -253,14 +253,19 @@ func (l *load) finish(t *testing.T, g Gomega) *loadgen.Report {
 // releaseUnderLoad releases v2 while the load runs, and returns the report
 // of a run that began with v1 answering and ended with only v2 answering.
 func (a *trafficApp) releaseUnderLoad(ctx context.Context, t *testing.T, g Gomega, release func(), done func()) *loadgen.Report {
+	return a.releaseUnderLoadTo(ctx, t, g, "v2", "v1", release, done)
+}
+
+// releaseUnderLoadTo is releaseUnderLoad from version from to version to.
+func (a *trafficApp) releaseUnderLoadTo(ctx context.Context, t *testing.T, g Gomega, to, from string, release func(), done func()) *loadgen.Report {
 	l := a.startLoad(ctx, t, g)
 	release()
 	done()
-	a.waitServed(ctx, g, "v2")
-	l.waitSecond(ctx, g, "a second answered only by v2", servedOnlyBy("v2"))
+	a.waitServed(ctx, g, to)
+	l.waitSecond(ctx, g, "a second answered only by "+to, servedOnlyBy(to))
 	r := l.finish(t, g)
-	g.Expect(r.Total.Versions).To(HaveKey("v1"), "the run began on v1")
-	g.Expect(r.Total.Versions).To(HaveKey("v2"), "the run ended on v2")
+	g.Expect(r.Total.Versions).To(HaveKey(from), "the run began on "+from)
+	g.Expect(r.Total.Versions).To(HaveKey(to), "the run ended on "+to)
 	return r
 }
 
