@@ -123,7 +123,10 @@ func (r *instances) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	key := req.String()
 	inst := &cafev1alpha1.ClassicInstance{}
 	err := r.client.Get(ctx, req.NamespacedName, inst)
-	if apierrors.IsNotFound(err) || (err == nil && !inst.DeletionTimestamp.IsZero()) {
+	if apierrors.IsNotFound(err) {
+		// Only once the object is gone: an instance being deleted keeps
+		// serving while a finalizer holds it (a traffic provider's, until
+		// its traffic system no longer sends it requests).
 		return ctrl.Result{}, r.remove(ctx, key)
 	}
 	if err != nil {

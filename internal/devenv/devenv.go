@@ -108,7 +108,10 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 	if opts.Manager.GatewayProvider, err = gatewayProvider(cp, opts); err != nil {
 		return env, err
 	}
-	fmt.Fprintln(out, "starting CAFE controllers")
+	if opts.Manager.ScrapeTargetsFile == "" {
+		opts.Manager.ScrapeTargetsFile = filepath.Join(cp.StateDir(), "monitoring", "targets.json")
+	}
+	fmt.Fprintf(out, "starting CAFE controllers (Prometheus file_sd targets of every pod and classic instance: %s)\n", opts.Manager.ScrapeTargetsFile)
 	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
+	"github.com/cafe-io/cafe/internal/controller/scrapetargets"
 	"github.com/cafe-io/cafe/internal/controller/trafficprovider"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/scheme"
@@ -113,6 +114,9 @@ type Options struct {
 	// ClassicHostStaleAfter is how long a classic host's heartbeat counts
 	// (zero: classichost.DefaultStaleAfter).
 	ClassicHostStaleAfter time.Duration
+	// ScrapeTargetsFile, when set, is a Prometheus file_sd file CAFE keeps
+	// listing every pod and classic instance it runs (scrapetargets).
+	ScrapeTargetsFile string
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -357,6 +361,12 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	if err := sets.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ClassicSet controller: %w", err)
 	}
+	if opts.ScrapeTargetsFile != "" {
+		targets := &scrapetargets.Reconciler{Client: mgr.GetClient(), Path: opts.ScrapeTargetsFile}
+		if err := targets.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the scrape targets file: %w", err)
+		}
+	}
 	hosts := &classichost.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("classichost"), StaleAfter: opts.ClassicHostStaleAfter}
 	if err := hosts.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the classic host controller: %w", err)
@@ -365,8 +375,9 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 }
 
 // setupTrafficProviders runs one trafficprovider controller per traffic
-// provider configured. A provider that is off registers nothing: its
-// kinds' CRDs may not exist.
+// provider configured, and a second one over the classic instances for a
+// provider that implements traffic.InstanceProvider. A provider that is
+// off registers nothing: its kinds' CRDs may not exist.
 func setupTrafficProviders(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	var providers []traffic.Provider
 	if opts.GatewayProvider != nil {
@@ -377,9 +388,18 @@ func setupTrafficProviders(ctx context.Context, mgr ctrl.Manager, opts Options) 
 		providers = append(providers, gw)
 	}
 	for _, p := range providers {
-		r := &trafficprovider.Reconciler{Client: mgr.GetClient(), Provider: p, Recorder: mgr.GetEventRecorder("traffic-" + p.Name())}
+		opts := trafficprovider.Options{Client: mgr.GetClient(), Provider: p, Recorder: mgr.GetEventRecorder("traffic-" + p.Name())}
+		r := &trafficprovider.Reconciler{Options: opts}
 		if err := r.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up the %s traffic provider: %w", p.Name(), err)
+		}
+		// A provider whose system may also route to classic instances
+		// holds its finalizer on them too (ClassicSet waits for it).
+		if _, ok := p.(traffic.InstanceProvider); ok {
+			ri := &trafficprovider.InstanceReconciler{Options: opts}
+			if err := ri.SetupWithManager(ctx, mgr); err != nil {
+				return fmt.Errorf("setting up the %s traffic provider for classic instances: %w", p.Name(), err)
+			}
 		}
 	}
 	return nil

@@ -33,6 +33,39 @@ type Provider interface {
 	Routes(ctx context.Context, pod *corev1.Pod) (routed bool, where string, err error)
 }
 
+// InstanceProvider is implemented by a Provider whose traffic system may
+// also route to ClassicInstances (processes on classic hosts, listed
+// behind Services by CAFE's own EndpointSlices). The generic controller
+// then keeps the same finalizer, traffic.cafe.io/<Name>, on the instances
+// too, by the same rules as on pods: the instance's gate is its
+// spec.trafficGate (ClassicInstance.GateOpen), and CAFE's ClassicSet
+// waits for every traffic.cafe.io/* finalizer on an instance before it
+// changes its package or deletes it.
+type InstanceProvider interface {
+	// ServesInstance is Serves for an instance: whether the traffic
+	// system may route to it, from configuration, asked of live instances
+	// whose gate is open. It may be wrong only towards true.
+	ServesInstance(ctx context.Context, inst *cafev1alpha1.ClassicInstance) (bool, error)
+
+	// RoutesInstance is Routes for an instance: a question to the traffic
+	// system itself whether it still sends requests to the instance. An
+	// instance is an address and a port (status.address, "<host
+	// address>:<port>"): instances of other apps share the host's IP, so
+	// an answer about the IP alone says nothing about this instance. An
+	// error means no answer: the finalizer stays.
+	RoutesInstance(ctx context.Context, inst *cafev1alpha1.ClassicInstance) (routed bool, where string, err error)
+}
+
+// InstanceWatcher is implemented by an InstanceProvider whose
+// ServesInstance answer depends on objects other than the instance: the
+// counterpart of Watcher for the controller of instances.
+type InstanceWatcher interface {
+	// InstanceWatches are added to the provider's controller of
+	// instances. Each handler enqueues the ClassicInstances whose
+	// ServesInstance answer the object's change may have changed.
+	InstanceWatches() []Watch
+}
+
 // Watcher is implemented by a Provider whose Serves answer depends on
 // objects other than the pod (routes, services, registrations): their
 // changes must wake the controller for the pods they concern.
@@ -50,8 +83,8 @@ type Watch struct {
 	Handler handler.EventHandler
 }
 
-// Finalizer is the finalizer the provider holds on the pods it may route
-// to.
+// Finalizer is the finalizer the provider holds on the pods (and, for an
+// InstanceProvider, the ClassicInstances) it may route to.
 func Finalizer(p Provider) string {
 	return cafev1alpha1.TrafficFinalizer(p.Name())
 }

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/internal/cli/table"
+	"github.com/cafe-io/cafe/internal/revision"
 )
 
 // historyEntry is one entry of a CafeDeployment's revision history, decoded

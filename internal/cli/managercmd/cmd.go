@@ -124,6 +124,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.GatewayAPIURL, "gateway-api-url", "", "base URL of the Traefik API (its --api on a loopback address, e.g. http://127.0.0.1:9000) that the gateway traffic provider asks which pods the gateway still sends to; empty turns the provider off (finalizer traffic.cafe.io/gateway)")
 	f.StringVar(&o.GatewayControllerName, "gateway-controller-name", gateway.DefaultControllerName, "spec.controllerName of the GatewayClasses whose Gateways' HTTPRoutes the gateway traffic provider guards")
 	f.DurationVar(&o.ClassicHostStaleAfter, "classic-host-stale-after", classichost.DefaultStaleAfter, "how long after its last renewal a classic host's heartbeat Lease still counts; a host whose agent stops renewing turns Ready=Unknown then")
+	f.StringVar(&o.ScrapeTargetsFile, "scrape-targets-file", "", "a Prometheus file_sd file CAFE keeps listing every pod and classic instance it runs, with namespace, app, unit, zone and version labels (written atomically when it changes); empty writes none")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.

@@ -277,3 +277,30 @@ func patchArtifact(a *cafev1alpha1.ClassicArtifact) client.Patch {
 	body, _ := json.Marshal(map[string]any{"spec": map[string]any{"artifact": a}}) // plain fields: cannot fail
 	return client.RawPatch(types.MergePatchType, body)
 }
+
+// A deleted instance that a finalizer holds (a traffic provider's, while
+// its traffic system may still send it requests) keeps serving: the agent
+// stops its process only once the object is gone.
+func TestADeletedInstanceServesUntilItIsGone(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	host, address := "vm-"+ns, "127.0.43.4"
+	suite.RunAgent(t, g, framework.AgentOptions(t, host, "zone-c", address))
+	a := d.Artifact("v1", freePort(g, address))
+	inst := newInstance(ns, "held", host, a)
+	inst.Finalizers = []string{cafev1alpha1.TrafficFinalizer("test")}
+	g.Expect(suite.Client.Create(ctx, inst)).To(Succeed())
+	g.Eventually(instanceOf(ctx, g, inst)).Should(runningPackage(a.SHA256))
+	addr := instanceOf(ctx, g, inst)().Status.Address
+
+	g.Expect(suite.Client.Delete(ctx, inst)).To(Succeed())
+	// The agent has acted on the deletion: it reports on the deleting
+	// instance (the deletion is a new generation).
+	g.Eventually(instanceOf(ctx, g, inst)).Should(Satisfy(func(i *cafev1alpha1.ClassicInstance) bool {
+		return !i.DeletionTimestamp.IsZero() && i.Status.ObservedGeneration == i.Generation
+	}))
+	g.Consistently(func() error { _, _, err := answer(addr); return err }).Should(Succeed(), "stopped while a finalizer holds the instance")
+
+	g.Expect(suite.Client.Patch(ctx, inst, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
+	g.Eventually(func() error { _, _, err := answer(addr); return err }).Should(MatchError(ContainSubstring("connection refused")), "stopped once the instance is gone")
+}

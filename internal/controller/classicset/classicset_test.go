@@ -340,3 +340,30 @@ func TestClassicSetSchema(t *testing.T) {
 		})
 	}
 }
+
+// A set short of hosts is placed as soon as room frees up: another set's
+// instance leaving the host (its port was taken) wakes it, well before the
+// set's own periodic retry.
+func TestASetWaitingForRoomIsPlacedWhenAnotherSetsInstanceLeaves(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	zone := "zone-r-" + ns
+	hosts(t, g, ns, zone, 112, 1)
+	port := freePort(g, "127.0.112.1")
+	first := newSet(ns, "first", zone, 1, d.Artifact("v1", port))
+	g.Expect(suite.Client.Create(ctx, first)).To(Succeed())
+	g.Eventually(setOf(ctx, g, first)).Should(settled(1))
+	second := newSet(ns, "second", zone, 1, d.Artifact("v2", port))
+	g.Expect(suite.Client.Create(ctx, second)).To(Succeed())
+	placed := func() *metav1.Condition {
+		return meta.FindStatusCondition(setOf(ctx, g, second)().Status.Conditions, cafev1alpha1.ClassicSetPlacedCondition)
+	}
+	g.Eventually(placed).Should(And(HaveField("Reason", cafev1alpha1.ClassicSetNoHostAvailableReason),
+		HaveField("Message", ContainSubstring(fmt.Sprintf("1 have port %d taken", port)))))
+
+	scaled := setOf(ctx, g, first)()
+	scaled.Spec.Replicas = ptr.To[int32](0)
+	g.Expect(suite.Client.Update(ctx, scaled)).To(Succeed())
+	g.Eventually(setOf(ctx, g, second), 10*time.Second).Should(settled(1), "placed once the first set's instance left")
+	g.Expect(versionAt(instancesOf(ctx, g, second)[0].Status.Address)).To(Equal("v2"))
+}

@@ -21,11 +21,14 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controller/classicendpoints"
@@ -39,6 +42,17 @@ import (
 // +kubebuilder:rbac:groups=cafe.io,resources=classichosts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// placementRetry is how soon a set short of hosts looks again.
+const placementRetry = 30 * time.Second
+
+// deletedOnly passes deletions alone.
+var deletedOnly = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
+}
 
 // trafficFinalizerPrefix marks the finalizers of traffic providers: an
 // instance that carries one may still receive traffic.
@@ -69,6 +83,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&cafev1alpha1.ClassicSet{}).
 		Owns(&cafev1alpha1.ClassicInstance{}).
 		Watches(&cafev1alpha1.ClassicHost{}, handler.EnqueueRequestsFromMapFunc(r.setsOfHost)).
+		// An instance of any set leaving a host frees room (capacity, its
+		// port) that a set short of hosts waits for.
+		Watches(&cafev1alpha1.ClassicInstance{}, handler.EnqueueRequestsFromMapFunc(r.setsWaitingForRoomOn), builder.WithPredicates(deletedOnly)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.setsOfSlice)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
@@ -122,7 +139,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if _, err := statuspatch.IfChanged(ctx, r.Client, before, set, statusOf); err != nil {
 		return ctrl.Result{}, errors.Join(execErr, err)
 	}
-	return ctrl.Result{RequeueAfter: p.RequeueAfter}, execErr
+	requeue := p.RequeueAfter
+	if placed.Missing != "" && (requeue == 0 || requeue > placementRetry) {
+		// Room on a host is watched for (a host's change, an instance
+		// leaving); the retry covers what no event announces.
+		requeue = placementRetry
+	}
+	return ctrl.Result{RequeueAfter: requeue}, execErr
 }
 
 func statusOf(s *cafev1alpha1.ClassicSet) any { return s.Status }
@@ -401,6 +424,27 @@ func (r *Reconciler) setsOfHost(ctx context.Context, o client.Object) []ctrl.Req
 	for _, s := range sets.Items {
 		if inPlacement(s.Spec.Placement, h) {
 			out = append(out, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+	}
+	return out
+}
+
+// setsWaitingForRoomOn wakes the sets short of hosts that may place on the
+// host a deleted instance ran on.
+func (r *Reconciler) setsWaitingForRoomOn(ctx context.Context, o client.Object) []ctrl.Request {
+	inst, ok := o.(*cafev1alpha1.ClassicInstance)
+	if !ok {
+		return nil
+	}
+	host := &cafev1alpha1.ClassicHost{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: inst.Spec.HostName}, host); err != nil {
+		return nil
+	}
+	var out []ctrl.Request
+	for _, req := range r.setsOfHost(ctx, host) {
+		set := &cafev1alpha1.ClassicSet{}
+		if err := r.Client.Get(ctx, req.NamespacedName, set); err == nil && !meta.IsStatusConditionTrue(set.Status.Conditions, cafev1alpha1.ClassicSetPlacedCondition) {
+			out = append(out, req)
 		}
 	}
 	return out

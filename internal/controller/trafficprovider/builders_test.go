@@ -2,11 +2,14 @@ package trafficprovider_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"strings"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -113,6 +116,45 @@ func finalizers(ctx context.Context, c client.Client, pod *corev1.Pod) func(Gome
 	}
 }
 
+// instanceOf is a classic instance with the labels on host, serving on
+// port (its package is never fetched: no agent runs in these tests).
+func instanceOf(ns, name, host string, labels map[string]string, port int32) *cafev1alpha1.ClassicInstance {
+	return &cafev1alpha1.ClassicInstance{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: maps.Clone(labels)},
+		Spec: cafev1alpha1.ClassicInstanceSpec{HostName: host, Artifact: cafev1alpha1.ClassicArtifact{
+			URL: "http://127.0.0.1:1/app.tar.gz", SHA256: strings.Repeat("a", 64), Command: []string{"bin/app"}, Port: port,
+		}},
+	}
+}
+
+// startInstance creates the instance and, when address is not empty,
+// reports it as the host's agent would.
+func startInstance(ctx context.Context, g Gomega, c client.Client, inst *cafev1alpha1.ClassicInstance, address string) *cafev1alpha1.ClassicInstance {
+	g.Expect(c.Create(ctx, inst)).To(Succeed())
+	if address != "" {
+		patch := client.MergeFrom(inst.DeepCopy())
+		inst.Status.Address = address
+		g.Expect(c.Status().Patch(ctx, inst, patch)).To(Succeed())
+	}
+	return inst
+}
+
+// setInstanceGate sets the instance's traffic gate, as CAFE's ClassicSet
+// does.
+func setInstanceGate(ctx context.Context, g Gomega, c client.Client, inst *cafev1alpha1.ClassicInstance, gate cafev1alpha1.ClassicTrafficGate) {
+	patch := []byte(fmt.Sprintf(`{"spec":{"trafficGate":%q}}`, gate))
+	g.Expect(c.Patch(ctx, inst, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+}
+
+// instanceFinalizers reads the instance's finalizers from the API server.
+func instanceFinalizers(ctx context.Context, c client.Client, inst *cafev1alpha1.ClassicInstance) func(Gomega) []string {
+	return func(g Gomega) []string {
+		got := &cafev1alpha1.ClassicInstance{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(inst), got)).To(Succeed())
+		return got.Finalizers
+	}
+}
+
 // metric reads a series of the manager's metrics (the process-wide
 // controller-runtime registry the suite's manager serves): the value of
 // the series of name whose labels include labels, 0 if none.
@@ -154,4 +196,10 @@ func confirmations(g Gomega, result string) float64 {
 // waiting is cafe_traffic_provider_pods_waiting of the gateway provider.
 func waiting(g Gomega) float64 {
 	return metric(g, "cafe_traffic_provider_pods_waiting", map[string]string{"provider": gateway.Name})
+}
+
+// instanceConfirmations is cafe_traffic_provider_instance_confirmations_total
+// of the gateway provider for the result.
+func instanceConfirmations(g Gomega, result string) float64 {
+	return metric(g, "cafe_traffic_provider_instance_confirmations_total", map[string]string{"provider": gateway.Name, "result": result})
 }

@@ -29,4 +29,22 @@
 // again within the few milliseconds before the finalizer is written would
 // leave a pod the gateway may pick up from a late slice update unguarded;
 // the EndpointSlice check of the drain covers most of that window.
+//
+// # Classic instances
+//
+// For a provider that implements traffic.InstanceProvider, an
+// InstanceReconciler (controller traffic-<provider>-instances) runs the
+// same decision over ClassicInstances, with ServesInstance and
+// RoutesInstance as the questions. Every instance is in the protocol (its
+// gate is spec.trafficGate, open unless DrainForUpdate or DrainForDelete);
+// CAFE's ClassicSet waits for every traffic.cafe.io/* finalizer on an
+// instance before it changes its package or deletes it, and the host's
+// agent stops a deleted instance's process only once the object is gone.
+// Both reconcilers are one implementation (guard), given per kind what
+// the decision reads of the object (kind: its gate, whether it is in the
+// protocol, which updates matter: for instances also status.address);
+// instances count in metrics of their own
+// (cafe_traffic_provider_instance_confirmations_total,
+// cafe_traffic_provider_instances_waiting,
+// cafe_traffic_provider_instance_release_seconds).
 package trafficprovider

@@ -11,7 +11,7 @@ import (
 
 // Only what the decision reads wakes the controller: not the kubelet's
 // status reports.
-func TestDecisionInputsChanged(t *testing.T) {
+func TestPodDecisionInputsChanged(t *testing.T) {
 	const fin = "traffic.cafe.io/test"
 	base := func() *corev1.Pod {
 		return &corev1.Pod{
@@ -41,8 +41,52 @@ func TestDecisionInputsChanged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := base()
 			tt.change(pod)
-			if got := decisionInputsChanged(base(), pod, fin); got != tt.want {
-				t.Fatalf("decisionInputsChanged = %v, want %v", got, tt.want)
+			if got := podKind.inputsChanged(base(), pod, fin); got != tt.want {
+				t.Fatalf("inputsChanged = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The same for classic instances: the agent's status reports do not wake
+// the controller, except a new address (RoutesInstance asks about it).
+func TestInstanceDecisionInputsChanged(t *testing.T) {
+	const fin = "traffic.cafe.io/test"
+	base := func() *cafev1alpha1.ClassicInstance {
+		return &cafev1alpha1.ClassicInstance{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+			Spec: cafev1alpha1.ClassicInstanceSpec{HostName: "vm-1", TrafficGate: cafev1alpha1.ClassicTrafficGateOpen,
+				Artifact: cafev1alpha1.ClassicArtifact{Port: 8080, SHA256: "a"}},
+			Status: cafev1alpha1.ClassicInstanceStatus{Address: "10.0.0.1:8080", Phase: cafev1alpha1.ClassicInstanceRunning},
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(*cafev1alpha1.ClassicInstance)
+		want   bool
+	}{
+		{"an agent status report", func(i *cafev1alpha1.ClassicInstance) {
+			i.Status.Phase = cafev1alpha1.ClassicInstanceStarting
+			i.Status.Restarts = 2
+		}, false},
+		{"another package", func(i *cafev1alpha1.ClassicInstance) { i.Spec.Artifact.SHA256 = "b" }, false},
+		{"the gate unset (open by default)", func(i *cafev1alpha1.ClassicInstance) { i.Spec.TrafficGate = "" }, false},
+		{"another finalizer", func(i *cafev1alpha1.ClassicInstance) { i.Finalizers = []string{"example.com/other"} }, false},
+		{"the gate closed", func(i *cafev1alpha1.ClassicInstance) {
+			i.Spec.TrafficGate = cafev1alpha1.ClassicTrafficGateDrainForDelete
+		}, true},
+		{"a label changed", func(i *cafev1alpha1.ClassicInstance) { i.Labels["track"] = "canary" }, true},
+		{"the deletion began", func(i *cafev1alpha1.ClassicInstance) { now := metav1.Now(); i.DeletionTimestamp = &now }, true},
+		{"the provider's finalizer added", func(i *cafev1alpha1.ClassicInstance) { i.Finalizers = []string{fin} }, true},
+		{"a new address", func(i *cafev1alpha1.ClassicInstance) { i.Status.Address = "10.0.0.2:8080" }, true},
+		{"a new port", func(i *cafev1alpha1.ClassicInstance) { i.Spec.Artifact.Port = 9090 }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst := base()
+			tt.change(inst)
+			if got := instanceKind.inputsChanged(base(), inst, fin); got != tt.want {
+				t.Fatalf("inputsChanged = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -28,7 +28,7 @@ const (
 
 // observer is the gateway the suite's manager asks: the tests decide what
 // it answers (see testObserver).
-var observer = &testObserver{routed: map[netip.Addr]bool{}}
+var observer = &testObserver{routed: map[netip.AddrPort]bool{}}
 
 // The API tests share one real kube-apiserver, with the Gateway API CRDs,
 // and one CAFE manager built by manager.New with the gateway traffic
@@ -57,14 +57,15 @@ func createClasses(ctx context.Context, c client.Client) error {
 	return nil
 }
 
-// testObserver is a gateway whose backends the tests set: the IPs routed
-// (on port 8080), or an error (the gateway does not answer), or, while
-// delegate is set, whatever a real gateway (a Traefik) answers. Parallel
-// tests only route and unroute their own IPs; a test that sets the error
-// or the delegate runs alone (SetupAlone).
+// testObserver is a gateway whose backends the tests set: the addresses
+// routed (a pod's IP on port 8080, or an instance's address and port), or
+// an error (the gateway does not answer), or, while delegate is set,
+// whatever a real gateway (a Traefik) answers. Parallel tests only route
+// and unroute their own addresses; a test that sets the error or the
+// delegate runs alone (SetupAlone).
 type testObserver struct {
 	mu       sync.Mutex
-	routed   map[netip.Addr]bool
+	routed   map[netip.AddrPort]bool
 	err      error
 	delegate gateway.Observer
 }
@@ -73,9 +74,9 @@ func (o *testObserver) Backends(ctx context.Context) ([]netip.AddrPort, error) {
 	o.mu.Lock()
 	delegate, err := o.delegate, o.err
 	var addrs []netip.AddrPort
-	for ip, routed := range o.routed {
+	for addr, routed := range o.routed {
 		if routed {
-			addrs = append(addrs, netip.AddrPortFrom(ip, 8080))
+			addrs = append(addrs, addr)
 		}
 	}
 	o.mu.Unlock()
@@ -90,10 +91,17 @@ func (o *testObserver) Backends(ctx context.Context) ([]netip.AddrPort, error) {
 
 func (o *testObserver) String() string { return "the test gateway" }
 
+// route routes a pod's IP (on port 8080) or stops routing it.
 func (o *testObserver) route(ip string, routed bool) {
+	o.routeAddr(netip.AddrPortFrom(netip.MustParseAddr(ip), 8080).String(), routed)
+}
+
+// routeAddr routes an address and port ("10.0.0.1:9090") or stops routing
+// it.
+func (o *testObserver) routeAddr(addr string, routed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.routed[netip.MustParseAddr(ip)] = routed
+	o.routed[netip.MustParseAddrPort(addr)] = routed
 }
 
 func (o *testObserver) fail(err error) {

@@ -22,6 +22,26 @@
 // gateway between the pods asking at once, and never answers a question
 // with a read that began before the question was asked.
 //
+// # Classic instances
+//
+// The provider is a traffic.InstanceProvider too: the gateway reaches
+// ClassicInstances through the EndpointSlices CAFE writes for the
+// Services that select them (package classicendpoints).
+//
+// ServesInstance is Serves with the instance's namespace and labels (the
+// same code): some route of a Gateway of ours sends to a Service whose
+// selector matches them. The same watches wake the instances a Service
+// selects (Provider.InstanceWatches).
+//
+// RoutesInstance matches an address and a port, not an IP: the
+// instances of every app on a host share the host's IP, so the gateway
+// still sending to the host on another port says nothing about this
+// instance. The instance's addresses are status.address (reported by the
+// host's agent) and its host's spec.address with spec.artifact.port (what
+// CAFE's EndpointSlices list); it is routed while the gateway lists either.
+// An instance with neither (never reported, on an unknown host) cannot be
+// sent to and is not routed.
+//
 // # Plugging in another Gateway API implementation
 //
 // Serves is implementation-neutral (it reads the Gateway API objects);

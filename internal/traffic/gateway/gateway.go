@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/traffic"
 )
@@ -25,6 +26,7 @@ import (
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;gateways;gatewayclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cafe.io,resources=classicinstances;classichosts,verbs=get;list;watch
 
 // Name is the provider's name: it holds traffic.cafe.io/gateway.
 const Name = "gateway"
@@ -46,7 +48,8 @@ type Options struct {
 }
 
 // Provider is the gateway traffic provider (a traffic.Provider and a
-// traffic.Watcher).
+// traffic.Watcher, and for ClassicInstances a traffic.InstanceProvider and
+// a traffic.InstanceWatcher).
 type Provider struct {
 	reader         client.Reader
 	controllerName gatewayv1.GatewayController
@@ -54,8 +57,10 @@ type Provider struct {
 }
 
 var (
-	_ traffic.Provider = &Provider{}
-	_ traffic.Watcher  = &Provider{}
+	_ traffic.Provider         = &Provider{}
+	_ traffic.Watcher          = &Provider{}
+	_ traffic.InstanceProvider = &Provider{}
+	_ traffic.InstanceWatcher  = &Provider{}
 )
 
 // Cache indexes the provider reads through.
@@ -110,13 +115,30 @@ func (p *Provider) Name() string { return Name }
 // Serves implements traffic.Provider: some HTTPRoute of a Gateway of the
 // configured controller sends requests to a Service that selects the pod.
 func (p *Provider) Serves(ctx context.Context, pod *corev1.Pod) (bool, error) {
+	return p.servesLabels(ctx, pod.Namespace, pod.Labels)
+}
+
+// ServesInstance implements traffic.InstanceProvider: some HTTPRoute of a
+// Gateway of the configured controller sends requests to a Service that
+// selects the instance (CAFE's EndpointSlices list it behind the Service
+// as the EndpointSlice controller lists a pod).
+func (p *Provider) ServesInstance(ctx context.Context, inst *cafev1alpha1.ClassicInstance) (bool, error) {
+	return p.servesLabels(ctx, inst.Namespace, inst.Labels)
+}
+
+// servesLabels reports whether some HTTPRoute of a Gateway of the
+// configured controller sends requests to a Service of namespace ns whose
+// selector matches the labels (of a pod or an instance of ns). It errs
+// towards true: the Service's ports are not matched against the
+// backend's.
+func (p *Provider) servesLabels(ctx context.Context, ns string, objLabels map[string]string) (bool, error) {
 	services := &corev1.ServiceList{}
-	if err := p.reader.List(ctx, services, client.InNamespace(pod.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if err := p.reader.List(ctx, services, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("listing Services: %w", err)
 	}
 	for i := range services.Items {
 		svc := &services.Items[i]
-		if !selects(svc, pod) {
+		if !selects(svc, ns, objLabels) {
 			continue
 		}
 		routes, err := p.routesTo(ctx, key(svc.Namespace, svc.Name))
@@ -154,25 +176,113 @@ func (p *Provider) Routes(ctx context.Context, pod *corev1.Pod) (bool, string, e
 	return false, fmt.Sprintf("%s lists none of %v among its %d backend IPs", p.reads.observer, ips, len(backends)), nil
 }
 
+// RoutesInstance implements traffic.InstanceProvider: the gateway lists
+// the instance's address and port among its backends, in a read begun
+// after the call. The port matters: the instances of other apps on the
+// same host share its IP.
+func (p *Provider) RoutesInstance(ctx context.Context, inst *cafev1alpha1.ClassicInstance) (bool, string, error) {
+	addrs, err := p.instanceAddrs(ctx, inst)
+	if err != nil {
+		return false, "", err
+	}
+	if len(addrs) == 0 {
+		// CAFE's EndpointSlices list an instance at its host's address:
+		// one on no known host, never reported at an address, cannot
+		// be sent to.
+		return false, "the instance has no address (no status.address, no host address)", nil
+	}
+	backends, err := p.reads.get(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if ap, ok := backends.routesOne(addrs); ok {
+		return true, fmt.Sprintf("%s sends to %s", p.reads.observer, ap), nil
+	}
+	var others []string
+	for _, ap := range addrs {
+		if ports := backends[ap.Addr()]; len(ports) > 0 {
+			others = append(others, fmt.Sprintf("%s on port(s) %v", ap.Addr(), ports))
+		}
+	}
+	where := fmt.Sprintf("%s lists none of %v among its backends", p.reads.observer, addrs)
+	if len(others) > 0 {
+		where += fmt.Sprintf(" (it sends to %s: other instances of the host)", strings.Join(others, ", "))
+	}
+	return false, where, nil
+}
+
+// instanceAddrs are the addresses the gateway may know the instance by:
+// status.address, which the host's agent reports, and the host's
+// spec.address with spec.artifact.port, which CAFE's EndpointSlices list.
+// They differ only until the agent has reported a change (of the host's
+// address or the instance's port); asking about both errs towards
+// "routed". None when the instance has neither.
+func (p *Provider) instanceAddrs(ctx context.Context, inst *cafev1alpha1.ClassicInstance) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	add := func(ip netip.Addr, port uint16) {
+		if ap := netip.AddrPortFrom(ip.Unmap(), port); !slices.Contains(out, ap) {
+			out = append(out, ap)
+		}
+	}
+	if ap, err := netip.ParseAddrPort(inst.Status.Address); err == nil {
+		add(ap.Addr(), ap.Port())
+	}
+	port := inst.Spec.Artifact.Port
+	if inst.Spec.HostName == "" || port < 1 || port > 65535 {
+		return out, nil
+	}
+	host := &cafev1alpha1.ClassicHost{}
+	if err := p.reader.Get(ctx, types.NamespacedName{Name: inst.Spec.HostName}, host, client.UnsafeDisableDeepCopy); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("reading classic host %s: %w", inst.Spec.HostName, err)
+		}
+		return out, nil
+	}
+	if ip, err := netip.ParseAddr(host.Spec.Address); err == nil {
+		add(ip, uint16(port))
+	}
+	return out, nil
+}
+
 // Watches implements traffic.Watcher: every object Serves reads maps to
 // the gated pods its change may concern. An update maps both its old and
 // its new object, so a backend or selector removed wakes the pods it
 // concerned.
 func (p *Provider) Watches() []traffic.Watch {
+	return p.watches(p.gatedPods)
+}
+
+// InstanceWatches implements traffic.InstanceWatcher: the same watches as
+// Watches, mapping to the ClassicInstances a Service selects.
+func (p *Provider) InstanceWatches() []traffic.Watch {
+	return p.watches(p.instancesOf)
+}
+
+// selected maps a Service to the objects it selects that the controller
+// guards (gated pods, or instances).
+type selected func(ctx context.Context, svc *corev1.Service) []reconcile.Request
+
+// watches are the watches of every object Serves reads, each mapping to
+// the objects of the Services it concerns that of lists.
+func (p *Provider) watches(of selected) []traffic.Watch {
 	return []traffic.Watch{
-		// A route added, changed or removed: the pods of its backends.
+		// A route added, changed or removed: the objects of its backends.
 		{Object: &gatewayv1.HTTPRoute{}, Handler: handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return p.podsOfRoutes(ctx, []gatewayv1.HTTPRoute{*o.(*gatewayv1.HTTPRoute)})
+			return p.ofRoutes(ctx, []gatewayv1.HTTPRoute{*o.(*gatewayv1.HTTPRoute)}, of)
 		})},
-		// A Service's selector decides its pods; only Services some
+		// A Service's selector decides its objects; only Services some
 		// route sends to matter.
-		{Object: &corev1.Service{}, Handler: handler.EnqueueRequestsFromMapFunc(p.podsOfService)},
+		{Object: &corev1.Service{}, Handler: handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return p.ofService(ctx, o.(*corev1.Service), of)
+		})},
 		// A Gateway's class decides whether its routes are ours.
 		{Object: &gatewayv1.Gateway{}, Handler: handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return p.podsOfGateways(ctx, []gatewayv1.Gateway{*o.(*gatewayv1.Gateway)})
+			return p.ofGateways(ctx, []gatewayv1.Gateway{*o.(*gatewayv1.Gateway)}, of)
 		})},
 		// A class created or deleted decides whether its Gateways are ours.
-		{Object: &gatewayv1.GatewayClass{}, Handler: handler.EnqueueRequestsFromMapFunc(p.podsOfClass)},
+		{Object: &gatewayv1.GatewayClass{}, Handler: handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return p.ofClass(ctx, o.GetName(), of)
+		})},
 	}
 }
 
@@ -218,54 +328,52 @@ func (p *Provider) ourClass(ctx context.Context, name string) (bool, error) {
 	return class.Spec.ControllerName == p.controllerName, nil
 }
 
-// podsOfRoutes maps routes to the gated pods their backend Services select.
-func (p *Provider) podsOfRoutes(ctx context.Context, routes []gatewayv1.HTTPRoute) []reconcile.Request {
+// ofRoutes maps routes to the objects their backend Services select.
+func (p *Provider) ofRoutes(ctx context.Context, routes []gatewayv1.HTTPRoute, of selected) []reconcile.Request {
 	var reqs []reconcile.Request
 	for i := range routes {
 		for _, svcKey := range routeBackendServices(&routes[i]) {
 			ns, name, _ := strings.Cut(svcKey, "/")
 			svc := &corev1.Service{}
 			if err := p.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc, client.UnsafeDisableDeepCopy); err != nil {
-				// Gone: its deletion maps its pods (podsOfService).
+				// Gone: its deletion maps its objects (ofService).
 				continue
 			}
-			reqs = append(reqs, p.gatedPods(ctx, svc)...)
+			reqs = append(reqs, of(ctx, svc)...)
 		}
 	}
 	return dedup(reqs)
 }
 
-// podsOfService maps a Service some route sends to to the gated pods it
-// selects.
-func (p *Provider) podsOfService(ctx context.Context, o client.Object) []reconcile.Request {
-	svc := o.(*corev1.Service)
+// ofService maps a Service some route sends to to the objects it selects.
+func (p *Provider) ofService(ctx context.Context, svc *corev1.Service, of selected) []reconcile.Request {
 	routes, err := p.routesTo(ctx, key(svc.Namespace, svc.Name))
 	if err != nil || len(routes) == 0 {
 		return nil
 	}
-	return p.gatedPods(ctx, svc)
+	return of(ctx, svc)
 }
 
-// podsOfGateways maps Gateways to the pods of their routes.
-func (p *Provider) podsOfGateways(ctx context.Context, gateways []gatewayv1.Gateway) []reconcile.Request {
+// ofGateways maps Gateways to the objects of their routes.
+func (p *Provider) ofGateways(ctx context.Context, gateways []gatewayv1.Gateway, of selected) []reconcile.Request {
 	var reqs []reconcile.Request
 	for i := range gateways {
 		routes := &gatewayv1.HTTPRouteList{}
 		if err := p.reader.List(ctx, routes, client.MatchingFields{routeParentIndex: key(gateways[i].Namespace, gateways[i].Name)}); err != nil {
 			continue
 		}
-		reqs = append(reqs, p.podsOfRoutes(ctx, routes.Items)...)
+		reqs = append(reqs, p.ofRoutes(ctx, routes.Items, of)...)
 	}
 	return dedup(reqs)
 }
 
-// podsOfClass maps a GatewayClass to the pods of its Gateways' routes.
-func (p *Provider) podsOfClass(ctx context.Context, o client.Object) []reconcile.Request {
+// ofClass maps a GatewayClass to the objects of its Gateways' routes.
+func (p *Provider) ofClass(ctx context.Context, class string, of selected) []reconcile.Request {
 	gateways := &gatewayv1.GatewayList{}
-	if err := p.reader.List(ctx, gateways, client.MatchingFields{gatewayClassIndex: o.GetName()}); err != nil {
+	if err := p.reader.List(ctx, gateways, client.MatchingFields{gatewayClassIndex: class}); err != nil {
 		return nil
 	}
-	return p.podsOfGateways(ctx, gateways.Items)
+	return p.ofGateways(ctx, gateways.Items, of)
 }
 
 // gatedPods lists the pods a Service selects that carry CAFE's gate.
@@ -286,11 +394,29 @@ func (p *Provider) gatedPods(ctx context.Context, svc *corev1.Service) []reconci
 	return reqs
 }
 
-// selects reports whether the Service's selector picks the pod. A Service
-// without a selector gets its endpoints by hand and selects no pod.
-func selects(svc *corev1.Service, pod *corev1.Pod) bool {
-	return svc.Namespace == pod.Namespace && len(svc.Spec.Selector) > 0 &&
-		labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels))
+// instancesOf lists the ClassicInstances a Service selects (every
+// instance has a traffic gate: all are in the lossless protocol).
+func (p *Provider) instancesOf(ctx context.Context, svc *corev1.Service) []reconcile.Request {
+	if len(svc.Spec.Selector) == 0 {
+		return nil
+	}
+	instances := &cafev1alpha1.ClassicInstanceList{}
+	if err := p.reader.List(ctx, instances, client.InNamespace(svc.Namespace), client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(instances.Items))
+	for i := range instances.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&instances.Items[i])})
+	}
+	return reqs
+}
+
+// selects reports whether the Service's selector picks an object (a pod
+// or a classic instance) of namespace ns with the labels. A Service
+// without a selector gets its endpoints by hand and selects nothing.
+func selects(svc *corev1.Service, ns string, objLabels map[string]string) bool {
+	return svc.Namespace == ns && len(svc.Spec.Selector) > 0 &&
+		labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(labels.Set(objLabels))
 }
 
 // routeBackendServices lists the Services ("ns/name") a route sends

@@ -44,6 +44,17 @@ func newBackendSet(addrs []netip.AddrPort) backendSet {
 	return s
 }
 
+// routesOne returns the first of the addresses the gateway sends to (on
+// that IP and that port), if any.
+func (s backendSet) routesOne(addrs []netip.AddrPort) (netip.AddrPort, bool) {
+	for _, ap := range addrs {
+		if slices.Contains(s[ap.Addr().Unmap()], ap.Port()) {
+			return ap, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
 // reads shares reads of the gateway between the pods asking at once.
 // Every get returns a read that began after get was called, never an older
 // one: a read from before a pod's gate closed could predate the gateway

@@ -76,10 +76,10 @@ func TestSelects(t *testing.T) {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Spec: corev1.ServiceSpec{Selector: selector}}
 	}
 	g := NewWithT(t)
-	g.Expect(selects(svc("shop", map[string]string{"app": "web"}), pod)).To(BeTrue())
-	g.Expect(selects(svc("shop", map[string]string{"app": "web", "track": "canary"}), pod)).To(BeFalse())
-	g.Expect(selects(svc("other", map[string]string{"app": "web"}), pod)).To(BeFalse(), "another namespace")
-	g.Expect(selects(svc("shop", nil), pod)).To(BeFalse(), "a Service without a selector selects no pod")
+	g.Expect(selects(svc("shop", map[string]string{"app": "web"}), pod.Namespace, pod.Labels)).To(BeTrue())
+	g.Expect(selects(svc("shop", map[string]string{"app": "web", "track": "canary"}), pod.Namespace, pod.Labels)).To(BeFalse())
+	g.Expect(selects(svc("other", map[string]string{"app": "web"}), pod.Namespace, pod.Labels)).To(BeFalse(), "another namespace")
+	g.Expect(selects(svc("shop", nil), pod.Namespace, pod.Labels)).To(BeFalse(), "a Service without a selector selects no pod")
 }
 
 func TestPodIPs(t *testing.T) {
