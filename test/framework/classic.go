@@ -62,6 +62,14 @@ func (s *ControllerSuite) RunAgent(t *testing.T, g Gomega, opts agent.Options) (
 			g.Expect(<-done).To(Succeed())
 		}
 	}
+	// The instances' processes outlive their agent (as containers outlive
+	// a kubelet restart): stop them when the test ends, as a host's
+	// shutdown would, so no test leaves processes behind.
+	t.Cleanup(func() {
+		if err := agent.StopInstances(opts.WorkDir, opts.StopGrace); err != nil {
+			t.Errorf("stopping the instances of host %s: %v", opts.Host, err)
+		}
+	})
 	t.Cleanup(stop)
 	return stop
 }

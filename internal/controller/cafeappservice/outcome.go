@@ -39,7 +39,7 @@ func releaseProgressOf(cd *cafev1alpha1.CafeDeployment) releaseProgress {
 	return releaseProgress{
 		Exists:       true,
 		Revision:     cd.Spec.Template.Labels[cafev1alpha1.AppRevisionLabel],
-		Observed:     cd.Status.ObservedGeneration == cd.Generation && cd.Status.UpdateRevision == revision.TemplateHash(&cd.Spec.Template),
+		Observed:     cd.Status.ObservedGeneration == cd.Generation && cd.Status.UpdateRevision == revision.DeploymentHash(cd),
 		Phase:        cd.Status.Release.Phase,
 		CurrentGroup: ptr.Deref(cd.Status.Release.CurrentGroup, 0),
 		TotalGroups:  ptr.Deref(cd.Status.Release.TotalGroups, 0),
