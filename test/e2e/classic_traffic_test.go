@@ -203,12 +203,58 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(2 * time.Minute)
 	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	a, app, vm := runHybridApp(ctx, t, g, "hyb")
+	ns, name := a.ns, a.name
+
+	// r2: the image and the package together.
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
+		a.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(name+"-r2"))
+
+	alice, _ := releaseUser(t, ctx, ns, "alice", "requester")
+	bob, _ := releaseUser(t, ctx, ns, "bob", "approver")
+	oscar, _ := releaseUser(t, ctx, ns, "oscar", "operator")
+	cli := func(user string, args ...string) {
+		out, err := cafeCLI(ctx, t, ns, user, args...)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	}
+	cli(alice, "release", "create", "hybrid-v2", "--title", "hybrid v2", "--app", name+"=r2", "--approvals", "1")
+	cli(bob, "release", "approve", "hybrid-v2", "--no-wait")
+	waitForOrder(ctx, g, ns, "hybrid-v2", phaseIs(cafev1alpha1.OrderApproved))
+	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
+	r := a.releaseUnderLoad(ctx, t, g,
+		func() { cli(oscar, "release", "start", "hybrid-v2", "--no-wait") },
+		func() {
+			o := waitForOrder(ctx, g, ns, "hybrid-v2", finished)
+			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded), "%s %+v", o.Status.Message, o.Status.Apps)
+		})
+	expectEveryRequestServed(g, r)
+	g.Expect(r.Total.Pods).To(HaveKey(vm), "the VM answered its share during the release")
+	expectVM(ctx, g, a, vm, "v2")
+
+	// The order's rollback returns pods and VM to v1, under load too.
+	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
+		func() { cli(oscar, "release", "rollback", "hybrid-v2", "--no-wait", "--comment", "back") },
+		func() {
+			o := waitForOrder(ctx, g, ns, "hybrid-v2", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase == cafev1alpha1.OrderRolledBack })
+			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack))
+		})
+	expectEveryRequestServed(g, r)
+	expectVM(ctx, g, a, vm, "v1")
+}
+
+// runHybridApp publishes r1 of a hybrid app name (12 replicas: pods in
+// zone-a and zone-b, one classic instance on zone-c's host) behind a route
+// of the gateway, and returns once the gateway serves all of them at v1,
+// with the instance's name.
+func runHybridApp(ctx context.Context, t *testing.T, g Gomega, name string) (*trafficApp, *cafev1alpha1.CafeAppService, string) {
+	t.Helper()
 	host := classicHostIn(g, "zone-c")
 	ns := framework.CreateNamespace(t, k8sClient)
-	name := "hyb"
 	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{cafev1alpha1.AppLabel: name}, pods: trafficReplicas - 1}
 	g.Expect(k8sClient.Create(ctx, a.route())).To(Succeed())
-
 	template := a.template("v1")
 	template.Labels = map[string]string{"tier": name}
 	app := &cafev1alpha1.CafeAppService{
@@ -236,11 +282,28 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "the gateway lists the VM beside the pods")
 	vm := classicInstancesOf(ctx, g, a)
 	g.Expect(vm).To(HaveLen(1))
+	g.Expect(vm[0].Spec.HostName).To(Equal(host.Name))
+	return a, app, vm[0].Name
+}
 
-	// r2: the image and the package together.
+// A revision whose package does not match its checksum: the instance
+// fails with that reason (its old process left running, out of traffic),
+// the release makes no progress, and the order's failure policy
+// (RollbackAll) returns the app to r1: the instance runs v1 again and
+// serves, and no request fails throughout.
+func TestClassicChecksumMismatchRollsTheOrderBack(t *testing.T) {
+	ctx := testContext(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	a, app, vm := runHybridApp(ctx, t, g, "bad")
+	ns, name := a.ns, a.name
+
+	forged := env.DemoApp.Artifact("v2", trafficPort)
+	forged.SHA256 = env.DemoApp.Artifact("v1", trafficPort).SHA256[:60] + "0000"
 	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
 		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
-		a.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
+		a.Spec.ClassicArtifact = forged
 	})).To(Succeed())
 	waitForApp(ctx, g, app, latestIs(name+"-r2"))
 
@@ -251,29 +314,32 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 		out, err := cafeCLI(ctx, t, ns, user, args...)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 	}
-	cli(alice, "release", "create", "hybrid-v2", "--title", "hybrid v2", "--app", name+"=r2", "--approvals", "1")
-	cli(bob, "release", "approve", "hybrid-v2", "--no-wait")
-	waitForOrder(ctx, g, ns, "hybrid-v2", phaseIs(cafev1alpha1.OrderApproved))
-	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
-	r := a.releaseUnderLoad(ctx, t, g,
-		func() { cli(oscar, "release", "start", "hybrid-v2", "--no-wait") },
-		func() {
-			o := waitForOrder(ctx, g, ns, "hybrid-v2", finished)
-			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded), "%s %+v", o.Status.Message, o.Status.Apps)
-		})
-	expectEveryRequestServed(g, r)
-	g.Expect(r.Total.Pods).To(HaveKey(vm[0].Name), "the VM answered its share during the release")
-	expectVM(ctx, g, a, vm[0].Name, "v2")
+	cli(alice, "release", "create", "forged", "--title", "forged package", "--app", name+"=r2", "--approvals", "1",
+		"--failure-policy", "RollbackAll", "--progress-deadline", "20s")
+	cli(bob, "release", "approve", "forged", "--no-wait")
+	waitForOrder(ctx, g, ns, "forged", phaseIs(cafev1alpha1.OrderApproved))
 
-	// The order's rollback returns pods and VM to v1, under load too.
-	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
-		func() { cli(oscar, "release", "rollback", "hybrid-v2", "--no-wait", "--comment", "back") },
-		func() {
-			o := waitForOrder(ctx, g, ns, "hybrid-v2", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase == cafev1alpha1.OrderRolledBack })
-			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack))
-		})
+	l := a.startLoad(ctx, t, g)
+	cli(oscar, "release", "start", "forged", "--no-wait")
+	g.Eventually(func(g Gomega) {
+		inst := &cafev1alpha1.ClassicInstance{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: vm}, inst)).To(Succeed())
+		c := meta.FindStatusCondition(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(cafev1alpha1.ClassicInstanceReasonChecksumMismatch))
+		g.Expect(c.Message).To(ContainSubstring(forged.SHA256))
+		g.Expect(inst.Status.Process).NotTo(BeNil())
+		g.Expect(inst.Status.Process.SHA256).To(Equal(env.DemoApp.Artifact("v1", trafficPort).SHA256), "the old process is left running")
+		g.Expect(inst.Spec.TrafficGate).To(Equal(cafev1alpha1.ClassicTrafficGateDrainForUpdate), "and out of traffic")
+	}).Should(Succeed())
+	final := waitForOrder(ctx, g, ns, "forged", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() })
+	g.Expect(final.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack), "%s %+v", final.Status.Message, final.Status.Apps)
+	releasedRevision(ctx, g, app, name+"-r1")
+	a.waitServed(ctx, g, "v1")
+	l.waitSecond(ctx, g, "a second answered only by v1", servedOnlyBy("v1"))
+	expectVM(ctx, g, a, vm, "v1")
+	r := l.finish(t, g)
 	expectEveryRequestServed(g, r)
-	expectVM(ctx, g, a, vm[0].Name, "v1")
 }
 
 // expectVM: the app's one classic instance is still name (updated in
