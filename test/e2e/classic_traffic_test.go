@@ -358,3 +358,72 @@ func expectVM(ctx context.Context, g Gomega, a *trafficApp, name, version string
 		return ""
 	}).Should(Equal(version))
 }
+
+// The agent of the classic unit's host is SIGKILLed as a release begins:
+// CAFE no longer reaches the host (its agent answers the probe), so the host
+// turns not Ready and its instance leaves traffic and is not counted
+// available; the release moves the pods within the water level and waits
+// for the VM. Restarted, the agent adopts the running process, replaces it
+// with the new package, and the release completes: no request fails
+// throughout.
+func TestClassicAgentKilledMidRelease(t *testing.T) {
+	ctx := testContext(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	a, app, vm := runHybridApp(ctx, t, g, "kill")
+	host := classicHostIn(g, "zone-c")
+	g.Expect(editApp(ctx, app, func(x *cafev1alpha1.CafeAppService) {
+		x.Spec.Template.Spec.Containers[0].Image = a.image("v2")
+		x.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(a.name+"-r2"))
+
+	l := a.startLoad(ctx, t, g)
+	agent := devenv.AgentComponent(host.Name)
+	g.Expect(env.ControlPlane.Kill(agent)).To(Succeed())
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = env.ControlPlane.Restart(context.Background(), agent)
+		}
+	})
+	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionFalse) + "/" + cafev1alpha1.ClassicHostReasonUnreachable))
+	g.Expect(editApp(ctx, app, func(x *cafev1alpha1.CafeAppService) { x.Spec.PublishedRevision = a.name + "-r2" })).To(Succeed())
+
+	set := &cafev1alpha1.ClassicSet{}
+	setKey := client.ObjectKey{Namespace: a.ns, Name: a.name + "-zone-c"}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, setKey, set)).To(Succeed())
+		g.Expect(set.Status.AvailableReplicas).To(BeZero(), "the instance of an unreachable host is not available")
+		inst := &cafev1alpha1.ClassicInstance{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: vm}, inst)).To(Succeed())
+		g.Expect(inst.Spec.Artifact.SHA256).To(Equal(env.DemoApp.Artifact("v2", trafficPort).SHA256), "its package is changed (it serves nobody)")
+	}).Should(Succeed())
+	g.Eventually(func() int {
+		n := 0
+		for _, p := range listPods(ctx, g, a.ns, a.labels) {
+			if p.Spec.Containers[0].Image == a.image("v2") {
+				n++
+			}
+		}
+		return n
+	}).Should(BeNumerically(">", 0), "the pods' release goes on meanwhile")
+	g.Consistently(func() cafev1alpha1.ReleaseOutcome { return outcomeOf(ctx, g, a, a.name+"-r2") }, 5*time.Second).
+		ShouldNot(Equal(cafev1alpha1.ReleaseOutcomeSucceeded), "the release waits for the VM")
+
+	g.Expect(env.ControlPlane.Restart(ctx, agent)).To(Succeed())
+	restarted = true
+	releasedRevision(ctx, g, app, a.name+"-r2")
+	a.waitServed(ctx, g, "v2")
+	l.waitSecond(ctx, g, "a second answered only by v2", servedOnlyBy("v2"))
+	expectVM(ctx, g, a, vm, "v2")
+	expectEveryRequestServed(g, l.finish(t, g))
+}
+
+// outcomeOf is the outcome the app records for revision rev.
+func outcomeOf(ctx context.Context, g Gomega, a *trafficApp, rev string) cafev1alpha1.ReleaseOutcome {
+	r := &cafev1alpha1.AppRevision{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: rev}, r)).To(Succeed())
+	return r.Status.Outcome
+}
