@@ -204,28 +204,14 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	g.SetDefaultEventuallyTimeout(2 * time.Minute)
 	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
 	a, app, vm := runHybridApp(ctx, t, g, "hyb")
-	ns, name := a.ns, a.name
+	ns := a.ns
 
 	// r2: the image and the package together.
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
-		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
-		a.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
-	})).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r2"))
-
-	alice, _ := releaseUser(t, ctx, ns, "alice", "requester")
-	bob, _ := releaseUser(t, ctx, ns, "bob", "approver")
-	oscar, _ := releaseUser(t, ctx, ns, "oscar", "operator")
-	cli := func(user string, args ...string) {
-		out, err := cafeCLI(ctx, t, ns, user, args...)
-		g.Expect(err).NotTo(HaveOccurred(), out)
-	}
-	cli(alice, "release", "create", "hybrid-v2", "--title", "hybrid v2", "--app", name+"=r2", "--approvals", "1")
-	cli(bob, "release", "approve", "hybrid-v2", "--no-wait")
-	waitForOrder(ctx, g, ns, "hybrid-v2", phaseIs(cafev1alpha1.OrderApproved))
+	recordHybridR2(ctx, g, a, app, env.DemoApp.Artifact("v2", trafficPort))
+	operate := approvedOrder(ctx, t, g, a, "hybrid-v2")
 	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
 	r := a.releaseUnderLoad(ctx, t, g,
-		func() { cli(oscar, "release", "start", "hybrid-v2", "--no-wait") },
+		func() { operate("start") },
 		func() {
 			o := waitForOrder(ctx, g, ns, "hybrid-v2", finished)
 			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderSucceeded), "%s %+v", o.Status.Message, o.Status.Apps)
@@ -236,7 +222,7 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 
 	// The order's rollback returns pods and VM to v1, under load too.
 	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
-		func() { cli(oscar, "release", "rollback", "hybrid-v2", "--no-wait", "--comment", "back") },
+		func() { operate("rollback", "--comment", "back") },
 		func() {
 			o := waitForOrder(ctx, g, ns, "hybrid-v2", func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase == cafev1alpha1.OrderRolledBack })
 			g.Expect(o.Status.Phase).To(Equal(cafev1alpha1.OrderRolledBack))
@@ -286,6 +272,35 @@ func runHybridApp(ctx context.Context, t *testing.T, g Gomega, name string) (*tr
 	return a, app, vm[0].Name
 }
 
+// recordHybridR2 records r2 of the hybrid app: image v2 and artifact
+// together, one revision.
+func recordHybridR2(ctx context.Context, g Gomega, a *trafficApp, app *cafev1alpha1.CafeAppService, artifact *cafev1alpha1.ClassicArtifact) {
+	g.Expect(editApp(ctx, app, func(x *cafev1alpha1.CafeAppService) {
+		x.Spec.Template.Spec.Containers[0].Image = a.image("v2")
+		x.Spec.ClassicArtifact = artifact
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs(a.name+"-r2"))
+}
+
+// approvedOrder has alice request an order releasing r2 of the app (with
+// args), bob approve it, and returns how oscar, the operator, acts on it
+// (`cafe release <verb> <order> --no-wait <args>`).
+func approvedOrder(ctx context.Context, t *testing.T, g Gomega, a *trafficApp, order string, args ...string) (operate func(verb string, args ...string)) {
+	alice, _ := releaseUser(t, ctx, a.ns, "alice", "requester")
+	bob, _ := releaseUser(t, ctx, a.ns, "bob", "approver")
+	oscar, _ := releaseUser(t, ctx, a.ns, "oscar", "operator")
+	cli := func(user string, args ...string) {
+		out, err := cafeCLI(ctx, t, a.ns, user, args...)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	}
+	cli(alice, append([]string{"release", "create", order, "--title", order, "--app", a.name + "=r2", "--approvals", "1"}, args...)...)
+	cli(bob, "release", "approve", order, "--no-wait")
+	waitForOrder(ctx, g, a.ns, order, phaseIs(cafev1alpha1.OrderApproved))
+	return func(verb string, args ...string) {
+		cli(oscar, append([]string{"release", verb, order, "--no-wait"}, args...)...)
+	}
+}
+
 // A revision whose package does not match its checksum: the instance
 // fails with that reason (its old process left running, out of traffic),
 // the release makes no progress, and the order's failure policy
@@ -301,26 +316,11 @@ func TestClassicChecksumMismatchRollsTheOrderBack(t *testing.T) {
 
 	forged := env.DemoApp.Artifact("v2", trafficPort)
 	forged.SHA256 = env.DemoApp.Artifact("v1", trafficPort).SHA256[:60] + "0000"
-	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
-		a.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":v2"
-		a.Spec.ClassicArtifact = forged
-	})).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(name+"-r2"))
-
-	alice, _ := releaseUser(t, ctx, ns, "alice", "requester")
-	bob, _ := releaseUser(t, ctx, ns, "bob", "approver")
-	oscar, _ := releaseUser(t, ctx, ns, "oscar", "operator")
-	cli := func(user string, args ...string) {
-		out, err := cafeCLI(ctx, t, ns, user, args...)
-		g.Expect(err).NotTo(HaveOccurred(), out)
-	}
-	cli(alice, "release", "create", "forged", "--title", "forged package", "--app", name+"=r2", "--approvals", "1",
-		"--failure-policy", "RollbackAll", "--progress-deadline", "20s")
-	cli(bob, "release", "approve", "forged", "--no-wait")
-	waitForOrder(ctx, g, ns, "forged", phaseIs(cafev1alpha1.OrderApproved))
+	recordHybridR2(ctx, g, a, app, forged)
+	operate := approvedOrder(ctx, t, g, a, "forged", "--failure-policy", "RollbackAll", "--progress-deadline", "20s")
 
 	l := a.startLoad(ctx, t, g)
-	cli(oscar, "release", "start", "forged", "--no-wait")
+	operate("start")
 	g.Eventually(func(g Gomega) {
 		inst := &cafev1alpha1.ClassicInstance{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: vm}, inst)).To(Succeed())
@@ -373,11 +373,7 @@ func TestClassicAgentKilledMidRelease(t *testing.T) {
 	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
 	a, app, vm := runHybridApp(ctx, t, g, "kill")
 	host := classicHostIn(g, "zone-c")
-	g.Expect(editApp(ctx, app, func(x *cafev1alpha1.CafeAppService) {
-		x.Spec.Template.Spec.Containers[0].Image = a.image("v2")
-		x.Spec.ClassicArtifact = env.DemoApp.Artifact("v2", trafficPort)
-	})).To(Succeed())
-	waitForApp(ctx, g, app, latestIs(a.name+"-r2"))
+	recordHybridR2(ctx, g, a, app, env.DemoApp.Artifact("v2", trafficPort))
 
 	l := a.startLoad(ctx, t, g)
 	agent := devenv.AgentComponent(host.Name)
