@@ -26,6 +26,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/appanswer"
 	"github.com/cafe-io/cafe/internal/cli/dev"
+	"github.com/cafe-io/cafe/internal/controller/scrapetargets"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -109,6 +110,32 @@ func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
 	g.Expect(resp.Header.Get(appanswer.VersionHeader)).To(Equal("v1"))
 	g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("demo-1"))
+	expectScrapeTarget(g, up, "demo-1", inst.Status.Address)
+}
+
+// expectScrapeTarget: the file_sd file cafe dev up named lists the classic
+// instance name at address, and the pods of the samples beside it.
+func expectScrapeTarget(g *WithT, up *devUp, name, address string) {
+	m := regexp.MustCompile(`file_sd targets of every pod and classic instance: (\S+)\)`).FindStringSubmatch(up.stderr.String())
+	g.Expect(m).To(HaveLen(2), "cafe dev up names the scrape targets file:\n%s", up.stderr.String())
+	g.Eventually(func(g Gomega) {
+		data, err := os.ReadFile(m[1])
+		g.Expect(err).NotTo(HaveOccurred())
+		var groups []scrapetargets.Group
+		g.Expect(json.Unmarshal(data, &groups)).To(Succeed())
+		kinds := map[string]int{}
+		var instance *scrapetargets.Group
+		for i := range groups {
+			kinds[groups[i].Labels["cafe_kind"]]++
+			if groups[i].Labels["cafe_name"] == name {
+				instance = &groups[i]
+			}
+		}
+		g.Expect(instance).NotTo(BeNil(), "the classic instance is a target:\n%s", data)
+		g.Expect(instance.Targets).To(Equal([]string{address}))
+		g.Expect(instance.Labels).To(HaveKeyWithValue("zone", "zone-a"))
+		g.Expect(kinds[scrapetargets.KindPod]).To(BeNumerically(">", 0), "the samples' pods are targets too")
+	}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
 
 // curlGateway GETs / for host through the gateway until a pod answers 200
