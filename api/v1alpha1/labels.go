@@ -111,3 +111,9 @@ const InPlaceSetLabel = "cafe.io/inplaceset"
 // drained and deleted its pods, so deleting a set (or the CafeDeployment
 // above it) never drops a pod that still serves.
 const InPlaceSetDrainFinalizer = "cafe.io/drain-pods"
+
+// EndpointSliceManagedBy is the endpointslice.kubernetes.io/managed-by
+// value of the EndpointSlices CAFE writes for classic instances: the API
+// server's own EndpointSlice controller leaves slices managed by another
+// alone, and CAFE's drain of an instance reads these.
+const EndpointSliceManagedBy = "cafe.io"

@@ -19,9 +19,8 @@ import (
 )
 
 // ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
-// EndpointSlices CAFE writes: the API server's own EndpointSlice
-// controller leaves slices managed by another alone.
-const ManagedBy = "cafe.io"
+// EndpointSlices CAFE writes (cafev1alpha1.EndpointSliceManagedBy).
+const ManagedBy = cafev1alpha1.EndpointSliceManagedBy
 
 // MaxEndpointsPerSlice is the most endpoints one slice holds, as for the
 // EndpointSlice controller's default.

@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/controller/classicendpoints"
 	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/internal/statuspatch"
 )
@@ -73,7 +72,7 @@ type Reconciler struct {
 
 // SetupWithManager registers the controller. The manager must index
 // instances by cafev1alpha1.ClassicInstanceHostField and cache CAFE's
-// EndpointSlices (those of classicendpoints.ManagedBy).
+// EndpointSlices (those of cafev1alpha1.EndpointSliceManagedBy).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Scheme == nil || r.Recorder == nil {
 		return errors.New("classicset: Client, APIReader, Scheme and Recorder are required")
@@ -243,7 +242,7 @@ func cmpOr[T comparable](v, def T) T {
 // the slice that does.
 func (r *Reconciler) routedInstances(ctx context.Context, namespace string) (map[string]string, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	if err := r.APIReader.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelManagedBy: classicendpoints.ManagedBy}); err != nil {
+	if err := r.APIReader.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelManagedBy: cafev1alpha1.EndpointSliceManagedBy}); err != nil {
 		return nil, fmt.Errorf("reading the classic EndpointSlices of %s: %w", namespace, err)
 	}
 	out := map[string]string{}
@@ -454,7 +453,7 @@ func (r *Reconciler) setsWaitingForRoomOn(ctx context.Context, o client.Object) 
 // waits on the slice's change.
 func (r *Reconciler) setsOfSlice(ctx context.Context, o client.Object) []ctrl.Request {
 	slice, ok := o.(*discoveryv1.EndpointSlice)
-	if !ok || slice.Labels[discoveryv1.LabelManagedBy] != classicendpoints.ManagedBy {
+	if !ok || slice.Labels[discoveryv1.LabelManagedBy] != cafev1alpha1.EndpointSliceManagedBy {
 		return nil
 	}
 	seen := map[ctrl.Request]bool{}
