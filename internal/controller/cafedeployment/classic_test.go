@@ -84,10 +84,21 @@ func TestClassicUnitsValidation(t *testing.T) {
 	cd.Spec.Replicas = ptr.To[int32](3)
 	createDeployment(ctx, t, g, cd)
 	t.Cleanup(func() { _ = suite.Client.DeleteAllOf(ctx, &cafev1alpha1.ClassicSet{}, client.InNamespace(ns)) })
-	removed := getDeployment(ctx, g, cd)
-	removed.Spec.Classic = nil
-	g.Expect(suite.Client.Update(ctx, removed)).To(MatchError(ContainSubstring("spec.classic cannot be added or removed after creation")))
-	moved := getDeployment(ctx, g, cd)
-	moved.Spec.Classic.Units = []string{"zone-b"}
-	g.Expect(suite.Client.Update(ctx, moved)).To(MatchError(ContainSubstring("spec.classic.units is immutable")))
+	// The controller writes the status meanwhile: retry on conflicts until
+	// the API server judges the change itself.
+	update := func(mutate func(*cafev1alpha1.CafeDeployment)) error {
+		var err error
+		for range 20 {
+			c := getDeployment(ctx, g, cd)
+			mutate(c)
+			if err = suite.Client.Update(ctx, c); !apierrors.IsConflict(err) {
+				return err
+			}
+		}
+		return err
+	}
+	g.Expect(update(func(c *cafev1alpha1.CafeDeployment) { c.Spec.Classic = nil })).
+		To(MatchError(ContainSubstring("spec.classic cannot be added or removed after creation")))
+	g.Expect(update(func(c *cafev1alpha1.CafeDeployment) { c.Spec.Classic.Units = []string{"zone-b"} })).
+		To(MatchError(ContainSubstring("spec.classic.units is immutable")))
 }

@@ -93,6 +93,13 @@ func newSet(ns, name, zone string, replicas int32, a *cafev1alpha1.ClassicArtifa
 	}
 }
 
+// scale sets the set's replicas with a merge patch (the controller writes
+// its status meanwhile, so an update could conflict).
+func scale(ctx context.Context, g Gomega, set *cafev1alpha1.ClassicSet, replicas int32) {
+	patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)))
+	g.Expect(suite.Client.Patch(ctx, setOf(ctx, g, set)(), patch)).To(Succeed())
+}
+
 func setOf(ctx context.Context, g Gomega, set *cafev1alpha1.ClassicSet) func() *cafev1alpha1.ClassicSet {
 	return func() *cafev1alpha1.ClassicSet {
 		got := &cafev1alpha1.ClassicSet{}
@@ -260,18 +267,14 @@ func TestAClassicSetPlacesItsInstancesAndReleasesANewPackageLosslessly(t *testin
 	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForUpdate)).To(HaveLen(3), "each instance was drained for its update")
 
 	// A fourth instance has no host left: the set says why.
-	scaled := setOf(ctx, g, set)()
-	scaled.Spec.Replicas = ptr.To[int32](4)
-	g.Expect(suite.Client.Update(ctx, scaled)).To(Succeed())
+	scale(ctx, g, set, 4)
 	g.Eventually(func() *metav1.Condition {
 		return meta.FindStatusCondition(setOf(ctx, g, set)().Status.Conditions, cafev1alpha1.ClassicSetPlacedCondition)
 	}).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Reason", cafev1alpha1.ClassicSetNoHostAvailableReason),
 		HaveField("Message", ContainSubstring("1 of the instances wanted have no host: 3 classic hosts in zone zone-a-"+ns+" (3 already run one of this set)"))))
 
 	// Scaling in drains and deletes the surplus instance.
-	scaled = setOf(ctx, g, set)()
-	scaled.Spec.Replicas = ptr.To[int32](2)
-	g.Expect(suite.Client.Update(ctx, scaled)).To(Succeed())
+	scale(ctx, g, set, 2)
 	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
 	g.Eventually(func() []cafev1alpha1.ClassicInstance { return instancesOf(ctx, g, set) }).Should(HaveLen(2))
 	g.Expect(log.violations(1)).To(BeEmpty())
@@ -361,9 +364,7 @@ func TestASetWaitingForRoomIsPlacedWhenAnotherSetsInstanceLeaves(t *testing.T) {
 	g.Eventually(placed).Should(And(HaveField("Reason", cafev1alpha1.ClassicSetNoHostAvailableReason),
 		HaveField("Message", ContainSubstring(fmt.Sprintf("1 have port %d taken", port)))))
 
-	scaled := setOf(ctx, g, first)()
-	scaled.Spec.Replicas = ptr.To[int32](0)
-	g.Expect(suite.Client.Update(ctx, scaled)).To(Succeed())
+	scale(ctx, g, first, 0)
 	g.Eventually(setOf(ctx, g, second), 10*time.Second).Should(settled(1), "placed once the first set's instance left")
 	g.Expect(versionAt(instancesOf(ctx, g, second)[0].Status.Address)).To(Equal("v2"))
 }
