@@ -82,7 +82,7 @@ func (p *classicSets) Reports() map[string]UnitReport {
 			Ready:         s.Status.ReadyReplicas,
 			Available:     s.Status.AvailableReplicas,
 			Observed:      s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == rev,
-			Share:         ptr.To(classicShare(s)),
+			Share:         ptr.To(writtenShare(s.Spec.UpdateStrategy)),
 			ShareObserved: s.Status.ObservedGeneration == s.Generation,
 		}
 		if c := meta.FindStatusCondition(s.Status.Conditions, cafev1alpha1.ClassicSetInstancesUpToDateCondition); c != nil && c.Reason == cafev1alpha1.InPlaceSetWaitingForTrafficReason {
@@ -95,13 +95,6 @@ func (p *classicSets) Reports() map[string]UnitReport {
 		out[unit] = v
 	}
 	return out
-}
-
-// classicShare is the share of the unavailability budget the controller
-// wrote into the set (desiredClassicSet writes an integer).
-func classicShare(s *cafev1alpha1.ClassicSet) int32 {
-	share := ptr.Deref(s.Spec.UpdateStrategy.MaxUnavailable, intstr.FromInt32(0))
-	return int32(share.IntValue())
 }
 
 func (p *classicSets) Apply(ctx context.Context, unit string, s UnitSettings) error {

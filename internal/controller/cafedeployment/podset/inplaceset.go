@@ -45,7 +45,7 @@ func (p *inPlaceSets) Reports() map[string]UnitReport {
 			Ready:        ptr.Deref(s.Status.ReadyReplicas, 0),
 			Available:    ptr.Deref(s.Status.AvailableReplicas, 0),
 			Observed:     s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision == p.rev,
-			Share:        ptr.To(writtenShare(s)),
+			Share:        ptr.To(writtenShare(s.Spec.UpdateStrategy)),
 			// The share is in the spec: any reconcile of it saw the share.
 			ShareObserved: s.Status.ObservedGeneration == s.Generation,
 		}
@@ -62,9 +62,10 @@ func (p *inPlaceSets) Reports() map[string]UnitReport {
 }
 
 // writtenShare is the share of the unavailability budget the controller
-// wrote into the set (desiredInPlaceSet writes an integer).
-func writtenShare(s *cafev1alpha1.InPlaceSet) int32 {
-	share := ptr.Deref(s.Spec.UpdateStrategy.MaxUnavailable, intstr.FromInt32(0))
+// wrote into a pod set's update strategy (an InPlaceSet's or a
+// ClassicSet's; desiredInPlaceSet and desiredClassicSet write an integer).
+func writtenShare(strategy cafev1alpha1.InPlaceSetUpdateStrategy) int32 {
+	share := ptr.Deref(strategy.MaxUnavailable, intstr.FromInt32(0))
 	return int32(share.IntValue())
 }
 
