@@ -138,10 +138,7 @@ func askGateway(ctx context.Context, g Gomega, host string) (pod, version string
 // fails, the VM answers its share before and after, and ends on v2 like
 // the pods.
 func TestClassicUnitsReleaseWithThePodsUnderLoad(t *testing.T) {
-	ctx := testContext(t)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(2 * time.Minute)
-	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	ctx, g := classicTest(t)
 	host := classicHostIn(g, "zone-c")
 
 	a := newTrafficApp(ctx, t, g, "mixed")
@@ -173,6 +170,15 @@ func TestClassicUnitsReleaseWithThePodsUnderLoad(t *testing.T) {
 	expectVM(ctx, g, a, vm[0].Name, "v2")
 }
 
+// classicTest is a classic e2e test's context and assertions: eventual
+// conditions polled every 200 ms for up to two minutes.
+func classicTest(t *testing.T) (context.Context, *WithT) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	return testContext(t), g
+}
+
 // classicHostIn is the shared control plane's classic host of zone, in a
 // network namespace of its own.
 func classicHostIn(g Gomega, zone string) devenv.ClassicHost {
@@ -199,10 +205,7 @@ func classicInstancesOf(ctx context.Context, g Gomega, a *trafficApp) []cafev1al
 // the VM answers during the release and ends on v2 beside the pods; the
 // order's rollback returns both to v1, losslessly too.
 func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
-	ctx := testContext(t)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(2 * time.Minute)
-	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	ctx, g := classicTest(t)
 	a, app, vm := runHybridApp(ctx, t, g, "hyb")
 	ns := a.ns
 
@@ -307,10 +310,7 @@ func approvedOrder(ctx context.Context, t *testing.T, g Gomega, a *trafficApp, o
 // (RollbackAll) returns the app to r1: the instance runs v1 again and
 // serves, and no request fails throughout.
 func TestClassicChecksumMismatchRollsTheOrderBack(t *testing.T) {
-	ctx := testContext(t)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(2 * time.Minute)
-	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	ctx, g := classicTest(t)
 	a, app, vm := runHybridApp(ctx, t, g, "bad")
 	ns, name := a.ns, a.name
 
@@ -367,10 +367,7 @@ func expectVM(ctx context.Context, g Gomega, a *trafficApp, name, version string
 // with the new package, and the release completes: no request fails
 // throughout.
 func TestClassicAgentKilledMidRelease(t *testing.T) {
-	ctx := testContext(t)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(2 * time.Minute)
-	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	ctx, g := classicTest(t)
 	a, app, vm := runHybridApp(ctx, t, g, "kill")
 	host := classicHostIn(g, "zone-c")
 	recordHybridR2(ctx, g, a, app, env.DemoApp.Artifact("v2", trafficPort))

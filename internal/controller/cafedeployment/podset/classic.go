@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/revision"
@@ -98,11 +97,7 @@ func (p *classicSets) Reports() map[string]UnitReport {
 }
 
 func (p *classicSets) Apply(ctx context.Context, unit string, s UnitSettings) error {
-	var existing client.Object
-	if set := p.sets[unit]; set != nil {
-		existing = set
-	}
-	return p.env.applyOwned(ctx, p.cd, desiredClassicSet(p.cd, unit, s), existing)
+	return applyUnitSet(ctx, p.env, p.cd, desiredClassicSet(p.cd, unit, s), p.sets[unit])
 }
 
 // desiredClassicSet builds the ClassicSet of one classic unit: instances

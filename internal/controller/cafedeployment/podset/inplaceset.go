@@ -70,11 +70,21 @@ func writtenShare(strategy cafev1alpha1.InPlaceSetUpdateStrategy) int32 {
 }
 
 func (p *inPlaceSets) Apply(ctx context.Context, unit string, s UnitSettings) error {
+	return applyUnitSet(ctx, p.env, p.cd, desiredInPlaceSet(p.cd, unit, s), p.sets[unit])
+}
+
+// applyUnitSet applies a unit's set CAFE runs itself (an InPlaceSet, a
+// ClassicSet) over the one read, nil when the unit has none yet.
+func applyUnitSet[T interface {
+	client.Object
+	comparable
+}](ctx context.Context, env Env, cd *cafev1alpha1.CafeDeployment, desired client.Object, read T) error {
 	var existing client.Object
-	if set := p.sets[unit]; set != nil {
-		existing = set
+	var none T
+	if read != none {
+		existing = read // a nil T would be a non-nil interface
 	}
-	return p.env.applyOwned(ctx, p.cd, desiredInPlaceSet(p.cd, unit, s), existing)
+	return env.applyOwned(ctx, cd, desired, existing)
 }
 
 // desiredInPlaceSet builds the InPlaceSet of one unit: the CafeDeployment's
