@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,7 +17,6 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/traffic"
 )
 
@@ -138,7 +135,7 @@ func (p *Provider) servesLabels(ctx context.Context, ns string, objLabels map[st
 	}
 	for i := range services.Items {
 		svc := &services.Items[i]
-		if !selects(svc, ns, objLabels) {
+		if !traffic.Selects(svc, ns, objLabels) {
 			continue
 		}
 		routes, err := p.routesTo(ctx, key(svc.Namespace, svc.Name))
@@ -158,7 +155,7 @@ func (p *Provider) servesLabels(ctx context.Context, ns string, objLabels map[st
 // Routes implements traffic.Provider: the gateway lists one of the pod's
 // IPs among its backends, in a read begun after the call.
 func (p *Provider) Routes(ctx context.Context, pod *corev1.Pod) (bool, string, error) {
-	ips := podIPs(pod)
+	ips := traffic.PodIPs(pod)
 	if len(ips) == 0 {
 		// The gateway learns backends from EndpointSlices, which list
 		// the pod's IP: a pod that never had one cannot be sent to.
@@ -181,7 +178,7 @@ func (p *Provider) Routes(ctx context.Context, pod *corev1.Pod) (bool, string, e
 // after the call. The port matters: the instances of other apps on the
 // same host share its IP.
 func (p *Provider) RoutesInstance(ctx context.Context, inst *cafev1alpha1.ClassicInstance) (bool, string, error) {
-	addrs, err := p.instanceAddrs(ctx, inst)
+	addrs, err := traffic.InstanceAddrs(ctx, p.reader, inst)
 	if err != nil {
 		return false, "", err
 	}
@@ -211,51 +208,22 @@ func (p *Provider) RoutesInstance(ctx context.Context, inst *cafev1alpha1.Classi
 	return false, where, nil
 }
 
-// instanceAddrs are the addresses the gateway may know the instance by:
-// status.address, which the host's agent reports, and the host's
-// spec.address with spec.artifact.port, which CAFE's EndpointSlices list.
-// They differ only until the agent has reported a change (of the host's
-// address or the instance's port); asking about both errs towards
-// "routed". None when the instance has neither.
-func (p *Provider) instanceAddrs(ctx context.Context, inst *cafev1alpha1.ClassicInstance) ([]netip.AddrPort, error) {
-	var out []netip.AddrPort
-	add := func(ip netip.Addr, port uint16) {
-		if ap := netip.AddrPortFrom(ip.Unmap(), port); !slices.Contains(out, ap) {
-			out = append(out, ap)
-		}
-	}
-	if ap, err := netip.ParseAddrPort(inst.Status.Address); err == nil {
-		add(ap.Addr(), ap.Port())
-	}
-	port := inst.Spec.Artifact.Port
-	if inst.Spec.HostName == "" || port < 1 || port > 65535 {
-		return out, nil
-	}
-	host := &cafev1alpha1.ClassicHost{}
-	if err := p.reader.Get(ctx, types.NamespacedName{Name: inst.Spec.HostName}, host, client.UnsafeDisableDeepCopy); err != nil {
-		if client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("reading classic host %s: %w", inst.Spec.HostName, err)
-		}
-		return out, nil
-	}
-	if ip, err := netip.ParseAddr(host.Spec.Address); err == nil {
-		add(ip, uint16(port))
-	}
-	return out, nil
-}
-
 // Watches implements traffic.Watcher: every object Serves reads maps to
 // the gated pods its change may concern. An update maps both its old and
 // its new object, so a backend or selector removed wakes the pods it
 // concerned.
 func (p *Provider) Watches() []traffic.Watch {
-	return p.watches(p.gatedPods)
+	return p.watches(func(ctx context.Context, svc *corev1.Service) []reconcile.Request {
+		return traffic.GatedPodsOf(ctx, p.reader, svc)
+	})
 }
 
 // InstanceWatches implements traffic.InstanceWatcher: the same watches as
 // Watches, mapping to the ClassicInstances a Service selects.
 func (p *Provider) InstanceWatches() []traffic.Watch {
-	return p.watches(p.instancesOf)
+	return p.watches(func(ctx context.Context, svc *corev1.Service) []reconcile.Request {
+		return traffic.InstancesOf(ctx, p.reader, svc)
+	})
 }
 
 // selected maps a Service to the objects it selects that the controller
@@ -342,7 +310,7 @@ func (p *Provider) ofRoutes(ctx context.Context, routes []gatewayv1.HTTPRoute, o
 			reqs = append(reqs, of(ctx, svc)...)
 		}
 	}
-	return dedup(reqs)
+	return traffic.Dedup(reqs)
 }
 
 // ofService maps a Service some route sends to to the objects it selects.
@@ -364,7 +332,7 @@ func (p *Provider) ofGateways(ctx context.Context, gateways []gatewayv1.Gateway,
 		}
 		reqs = append(reqs, p.ofRoutes(ctx, routes.Items, of)...)
 	}
-	return dedup(reqs)
+	return traffic.Dedup(reqs)
 }
 
 // ofClass maps a GatewayClass to the objects of its Gateways' routes.
@@ -374,49 +342,6 @@ func (p *Provider) ofClass(ctx context.Context, class string, of selected) []rec
 		return nil
 	}
 	return p.ofGateways(ctx, gateways.Items, of)
-}
-
-// gatedPods lists the pods a Service selects that carry CAFE's gate.
-func (p *Provider) gatedPods(ctx context.Context, svc *corev1.Service) []reconcile.Request {
-	if len(svc.Spec.Selector) == 0 {
-		return nil
-	}
-	pods := &corev1.PodList{}
-	if err := p.reader.List(ctx, pods, client.InNamespace(svc.Namespace), client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range pods.Items {
-		if lossless.HasGate(&pods.Items[i].Spec) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pods.Items[i])})
-		}
-	}
-	return reqs
-}
-
-// instancesOf lists the ClassicInstances a Service selects (every
-// instance has a traffic gate: all are in the lossless protocol).
-func (p *Provider) instancesOf(ctx context.Context, svc *corev1.Service) []reconcile.Request {
-	if len(svc.Spec.Selector) == 0 {
-		return nil
-	}
-	instances := &cafev1alpha1.ClassicInstanceList{}
-	if err := p.reader.List(ctx, instances, client.InNamespace(svc.Namespace), client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(instances.Items))
-	for i := range instances.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&instances.Items[i])})
-	}
-	return reqs
-}
-
-// selects reports whether the Service's selector picks an object (a pod
-// or a classic instance) of namespace ns with the labels. A Service
-// without a selector gets its endpoints by hand and selects nothing.
-func selects(svc *corev1.Service, ns string, objLabels map[string]string) bool {
-	return svc.Namespace == ns && len(svc.Spec.Selector) > 0 &&
-		labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(labels.Set(objLabels))
 }
 
 // routeBackendServices lists the Services ("ns/name") a route sends
@@ -473,34 +398,4 @@ func routeParentGateways(route *gatewayv1.HTTPRoute) []string {
 	return slices.Compact(out)
 }
 
-// podIPs parses the pod's IPs (status.podIPs, else status.podIP).
-func podIPs(pod *corev1.Pod) []netip.Addr {
-	raw := []string{pod.Status.PodIP}
-	if len(pod.Status.PodIPs) > 0 {
-		raw = raw[:0]
-		for _, ip := range pod.Status.PodIPs {
-			raw = append(raw, ip.IP)
-		}
-	}
-	var ips []netip.Addr
-	for _, s := range raw {
-		if ip, err := netip.ParseAddr(s); err == nil {
-			ips = append(ips, ip.Unmap())
-		}
-	}
-	return ips
-}
-
 func key(ns, name string) string { return ns + "/" + name }
-
-func dedup(reqs []reconcile.Request) []reconcile.Request {
-	seen := make(map[reconcile.Request]bool, len(reqs))
-	out := reqs[:0]
-	for _, r := range reqs {
-		if !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	return out
-}

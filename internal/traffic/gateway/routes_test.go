@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -68,26 +67,6 @@ func TestRouteParentGateways(t *testing.T) {
 		{Name: "web", Group: ptr.To(gatewayv1.Group("")), Kind: ptr.To(gatewayv1.Kind("Service"))},
 	}}}}
 	NewWithT(t).Expect(routeParentGateways(route)).To(Equal([]string{"infra/edge", "shop/explicit", "shop/local"}))
-}
-
-func TestSelects(t *testing.T) {
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Labels: map[string]string{"app": "web", "track": "stable"}}}
-	svc := func(ns string, selector map[string]string) *corev1.Service {
-		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Spec: corev1.ServiceSpec{Selector: selector}}
-	}
-	g := NewWithT(t)
-	g.Expect(selects(svc("shop", map[string]string{"app": "web"}), pod.Namespace, pod.Labels)).To(BeTrue())
-	g.Expect(selects(svc("shop", map[string]string{"app": "web", "track": "canary"}), pod.Namespace, pod.Labels)).To(BeFalse())
-	g.Expect(selects(svc("other", map[string]string{"app": "web"}), pod.Namespace, pod.Labels)).To(BeFalse(), "another namespace")
-	g.Expect(selects(svc("shop", nil), pod.Namespace, pod.Labels)).To(BeFalse(), "a Service without a selector selects no pod")
-}
-
-func TestPodIPs(t *testing.T) {
-	g := NewWithT(t)
-	pod := &corev1.Pod{Status: corev1.PodStatus{PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}, {IP: "fd00::1"}}}}
-	g.Expect(podIPs(pod)).To(HaveLen(2))
-	g.Expect(podIPs(&corev1.Pod{Status: corev1.PodStatus{PodIP: "10.0.0.2"}})).To(HaveLen(1))
-	g.Expect(podIPs(&corev1.Pod{})).To(BeEmpty())
 }
 
 func TestServerAddr(t *testing.T) {
