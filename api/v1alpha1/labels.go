@@ -117,3 +117,10 @@ const InPlaceSetDrainFinalizer = "cafe.io/drain-pods"
 // server's own EndpointSlice controller leaves slices managed by another
 // alone, and CAFE's drain of an instance reads these.
 const EndpointSliceManagedBy = "cafe.io"
+
+// RegistryPublishLabel set to "true" on a Service publishes it in CAFE's
+// east-west service registry: CAFE registers its ready pods and classic
+// instances there (docs/classic-hosts.md, "The shared registry"), and its
+// registry traffic provider holds traffic.cafe.io/registry on them until
+// every consumer has applied their deregistration.
+const RegistryPublishLabel = "registry.cafe.io/publish"

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -36,12 +39,15 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
+	"github.com/cafe-io/cafe/internal/controller/registrar"
 	"github.com/cafe-io/cafe/internal/controller/scrapetargets"
 	"github.com/cafe-io/cafe/internal/controller/trafficprovider"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/registry"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/traffic"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
+	registryprovider "github.com/cafe-io/cafe/internal/traffic/registry"
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
@@ -117,6 +123,12 @@ type Options struct {
 	// ScrapeTargetsFile, when set, is a Prometheus file_sd file CAFE keeps
 	// listing every pod and classic instance it runs (scrapetargets).
 	ScrapeTargetsFile string
+	// RegistryEndpoints, when set, are the client URLs (loopback) of
+	// CAFE's east-west service registry (an etcd, package
+	// internal/registry): CAFE registers the pods and instances of
+	// published Services there (registrar) and runs the registry traffic
+	// provider (finalizer traffic.cafe.io/registry).
+	RegistryEndpoints []string
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -380,6 +392,21 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 // off registers nothing: its kinds' CRDs may not exist.
 func setupTrafficProviders(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	var providers []traffic.Provider
+	if len(opts.RegistryEndpoints) > 0 {
+		reg, err := dialRegistry(mgr, opts.RegistryEndpoints)
+		if err != nil {
+			return err
+		}
+		registrar := &registrar.Reconciler{Client: mgr.GetClient(), Registry: reg}
+		if err := registrar.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the registrar: %w", err)
+		}
+		p, err := registryprovider.New(mgr.GetClient(), reg)
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
 	if opts.GatewayProvider != nil {
 		gw, err := gateway.New(ctx, mgr, *opts.GatewayProvider)
 		if err != nil {
@@ -403,4 +430,23 @@ func setupTrafficProviders(ctx context.Context, mgr ctrl.Manager, opts Options) 
 		}
 	}
 	return nil
+}
+
+// dialRegistry connects to the service registry (loopback endpoints only)
+// and closes the connection when the manager stops.
+func dialRegistry(mgr ctrl.Manager, endpoints []string) (*clientv3.Client, error) {
+	if err := registry.CheckEndpoints(endpoints); err != nil {
+		return nil, err
+	}
+	reg, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the service registry at %v: %w", endpoints, err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		return reg.Close()
+	})); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
 )
@@ -22,45 +23,70 @@ type Registry struct {
 	// Client is a client of it for the test's own reads and writes.
 	Client *clientv3.Client
 
+	dir string
 	cmd *exec.Cmd
+	log *os.File
 }
 
-// StartRegistry starts a registry for the test and stops it (and closes
-// its client) when the test ends. It fails the test unless etcd answers.
+// StartRegistry starts a registry for the test and stops it when the test
+// ends. It fails the test unless etcd answers.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
-	ports, err := controlplane.FreePorts(2)
-	if err != nil {
-		t.Fatalf("picking the registry's ports: %v", err)
-	}
-	dir := t.TempDir()
-	log, err := os.Create(filepath.Join(dir, "registry.log"))
+	r, err := RunRegistry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(BinDir(), "etcd"), controlplane.RegistryArgs(filepath.Join(dir, "data"), ports[0], ports[1])...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the registry (bin/etcd; make tools builds it): %v", err)
-	}
-	r := &Registry{Endpoint: controlplane.RegistryURL(ports[0]), cmd: cmd}
-	t.Cleanup(func() {
-		if r.Client != nil {
-			_ = r.Client.Close()
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = log.Close()
-	})
-	r.Client, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Endpoint}, DialTimeout: 5 * time.Second})
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// RunRegistry starts a registry (for a whole test binary: call Stop when
+// done) and waits until it answers.
+func RunRegistry() (*Registry, error) {
+	ports, err := controlplane.FreePorts(2)
 	if err != nil {
-		t.Fatalf("registry client: %v", err)
+		return nil, fmt.Errorf("picking the registry's ports: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "cafe-registry-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Endpoint: controlplane.RegistryURL(ports[0]), dir: dir}
+	if r.log, err = os.Create(filepath.Join(dir, "registry.log")); err != nil {
+		return nil, err
+	}
+	r.cmd = exec.Command(filepath.Join(BinDir(), "etcd"), controlplane.RegistryArgs(filepath.Join(dir, "data"), ports[0], ports[1])...)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("starting the registry (bin/etcd; make tools builds it): %w", err)
+	}
+	r.Client, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("registry client: %w", err)
 	}
 	if err := r.waitReady(); err != nil {
-		out, _ := os.ReadFile(log.Name())
-		t.Fatalf("registry at %s: %v\n%s", r.Endpoint, err, out)
+		out, _ := os.ReadFile(r.log.Name())
+		r.Stop()
+		return nil, fmt.Errorf("registry at %s: %w\n%s", r.Endpoint, err, out)
 	}
-	return r
+	return r, nil
+}
+
+// Stop stops the registry and removes its data.
+func (r *Registry) Stop() {
+	if r.Client != nil {
+		_ = r.Client.Close()
+	}
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+	if r.log != nil {
+		_ = r.log.Close()
+	}
+	_ = os.RemoveAll(r.dir)
 }
 
 // waitReady waits until the registry answers a read.

@@ -125,6 +125,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.GatewayControllerName, "gateway-controller-name", gateway.DefaultControllerName, "spec.controllerName of the GatewayClasses whose Gateways' HTTPRoutes the gateway traffic provider guards")
 	f.DurationVar(&o.ClassicHostStaleAfter, "classic-host-stale-after", classichost.DefaultStaleAfter, "how long after its last renewal a classic host's heartbeat Lease still counts; a host whose agent stops renewing turns Ready=Unknown then")
 	f.StringVar(&o.ScrapeTargetsFile, "scrape-targets-file", "", "a Prometheus file_sd file CAFE keeps listing every pod and classic instance it runs, with namespace, app, unit, zone and version labels (written atomically when it changes); empty writes none")
+	f.StringSliceVar(&o.RegistryEndpoints, "registry-endpoints", nil, "client URLs of CAFE's east-west service registry (an etcd on loopback, e.g. http://127.0.0.1:2479): CAFE registers the ready pods and classic instances of Services labelled registry.cafe.io/publish=true there and holds traffic.cafe.io/registry on them until every consumer has applied their deregistration; empty turns both off")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.

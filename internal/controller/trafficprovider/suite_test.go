@@ -3,6 +3,7 @@ package trafficprovider_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"sync"
@@ -33,7 +34,8 @@ var observer = &testObserver{routed: map[netip.AddrPort]bool{}}
 // The API tests share one real kube-apiserver, with the Gateway API CRDs,
 // and one CAFE manager built by manager.New with the gateway traffic
 // provider on, as `cafe manager --gateway-api-url=...` builds it, but
-// asking observer rather than a Traefik.
+// asking observer rather than a Traefik, and with the registrar and the
+// registry provider on a real registry (--registry-endpoints).
 var suite = framework.ControllerSuite{
 	GatewayAPI: true,
 	Options: manager.Options{GatewayProvider: &gateway.Options{
@@ -43,7 +45,21 @@ var suite = framework.ControllerSuite{
 	Prepare: createClasses,
 }
 
-func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
+// registryServer is the service registry (a real etcd) the suite's manager
+// registers in and whose consumers the registry provider asks.
+var registryServer *framework.Registry
+
+func TestMain(m *testing.M) {
+	var err error
+	if registryServer, err = framework.RunRegistry(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	suite.Options.RegistryEndpoints = []string{registryServer.Endpoint}
+	code := suite.Main(m)
+	registryServer.Stop()
+	os.Exit(code)
+}
 
 func createClasses(ctx context.Context, c client.Client) error {
 	for name, controller := range map[string]string{ourClass: ourController, otherClass: otherController} {
