@@ -94,8 +94,8 @@ func (cp *ControlPlane) createPodNetwork(ctx context.Context) error {
 	return nil
 }
 
-// startTraffic installs the Gateway API, starts Traefik and the pod
-// emulator, and waits until the gateway is programmed.
+// startTraffic installs the Gateway API, starts the service registry,
+// Traefik and the pod emulator, and waits until the gateway is programmed.
 func (cp *ControlPlane) startTraffic(ctx context.Context, admin *rest.Config) error {
 	if err := install.GatewayAPI(ctx, admin); err != nil {
 		return err
@@ -105,6 +105,9 @@ func (cp *ControlPlane) startTraffic(ctx context.Context, admin *rest.Config) er
 		return fmt.Errorf("building client: %w", err)
 	}
 	if err := ensureTrafficRBAC(ctx, c); err != nil {
+		return err
+	}
+	if err := cp.startRegistry(ctx); err != nil {
 		return err
 	}
 	if err := cp.startGatewayProcess(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
@@ -112,6 +113,10 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 		opts.Manager.ScrapeTargetsFile = filepath.Join(cp.StateDir(), "monitoring", "targets.json")
 	}
 	fmt.Fprintf(out, "starting CAFE controllers (Prometheus file_sd targets of every pod and classic instance: %s)\n", opts.Manager.ScrapeTargetsFile)
+	if reg := cp.RegistryURL(); reg != "" && opts.Manager.RegistryEndpoints == nil {
+		opts.Manager.RegistryEndpoints = []string{reg}
+		fmt.Fprintf(out, "CAFE registers the pods and classic instances of Services labelled %s=true in the service registry at %s\n", cafev1alpha1.RegistryPublishLabel, reg)
+	}
 	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
 	}
