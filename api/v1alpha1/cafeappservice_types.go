@@ -198,6 +198,15 @@ type AppServiceSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=64
 	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+
+	// publishInRegistry registers the app's pods and classic instances in
+	// CAFE's east-west service registry, where other apps find them (the
+	// Service gets the label registry.cafe.io/publish: "true"; see
+	// docs/classic-hosts.md). A release then drains an instance from the
+	// registry too: it stops only once every consumer has applied its
+	// deregistration.
+	// +optional
+	PublishInRegistry bool `json:"publishInRegistry,omitempty"`
 }
 
 // AppServicePort is one port of the app's Service.

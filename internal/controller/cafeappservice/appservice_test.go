@@ -272,3 +272,24 @@ func TestPublishingAForeignOrMissingRevisionReleasesNothing(t *testing.T) {
 		return apierrors.IsNotFound(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mine"}, &cafev1alpha1.CafeDeployment{}))
 	}).WithTimeout(500 * time.Millisecond).Should(BeTrue())
 }
+
+// spec.service.publishInRegistry labels the app's Service for CAFE's
+// registrar; a revision without it takes the label off again.
+func TestPublishInRegistryLabelsTheService(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	app := newApp(ns, "api", "example.com/api:v1")
+	app.Spec.Service.PublishInRegistry = true
+	createApp(ctx, t, g, app)
+	waitForLatest(ctx, g, app)
+	labels := func(g Gomega) map[string]string {
+		svc := &corev1.Service{}
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api"}, svc)).To(Succeed())
+		return svc.Labels
+	}
+	g.Eventually(labels).Should(HaveKeyWithValue(cafev1alpha1.RegistryPublishLabel, "true"))
+
+	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.Service.PublishInRegistry = false })
+	g.Expect(waitForLatest(ctx, g, app).Name).To(Equal("api-r2"))
+	publish(ctx, g, app, "api-r2")
+	g.Eventually(labels).ShouldNot(HaveKey(cafev1alpha1.RegistryPublishLabel))
+}

@@ -421,7 +421,11 @@ func (r *Reconciler) reconcileService(ctx context.Context, app *cafev1alpha1.Caf
 		return "", nil
 	}
 	desired := desiredService(app, spec)
-	applied := hashJSON(desired.Spec)
+	// The labels count: publishing in the registry is one.
+	applied := hashJSON(struct {
+		Labels map[string]string
+		Spec   corev1.ServiceSpec
+	}{desired.Labels, desired.Spec})
 	if current != nil && current.Annotations[appliedAnnotation] == applied {
 		return app.Name, nil
 	}

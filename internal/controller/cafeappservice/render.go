@@ -150,6 +150,9 @@ func desiredService(app *cafev1alpha1.CafeAppService, s cafev1alpha1.AppServiceS
 			LoadBalancerSourceRanges: s.LoadBalancerSourceRanges,
 		},
 	}
+	if s.PublishInRegistry {
+		svc.Labels[cafev1alpha1.RegistryPublishLabel] = "true"
+	}
 	if s.SessionAffinity == corev1.ServiceAffinityClientIP && s.SessionAffinityTimeoutSeconds != nil {
 		svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: s.SessionAffinityTimeoutSeconds}}
 	}
