@@ -18,6 +18,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/appanswer"
 	"github.com/cafe-io/cafe/internal/devenv"
+	"github.com/cafe-io/cafe/internal/registry"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -209,10 +210,25 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	a, app, vm := runHybridApp(ctx, t, g, "hyb")
 	ns := a.ns
 
+	// East-west: pods and the VM are registered in the shared registry,
+	// and a consumer app calls them through it.
+	reg := registryClient(t, g)
+	svc := registry.Service{Namespace: ns, Name: a.name}
+	g.Eventually(func(g Gomega) map[string]string { return registered(ctx, g, reg, svc) }).Should(And(
+		HaveLen(trafficReplicas), HaveKeyWithValue(vm, registry.KindClassicInstance)), "every pod and the VM are registered")
+	g.Eventually(func(g Gomega) {
+		g.Expect(classicInstancesOf(ctx, g, a)[0].Finalizers).To(ContainElement(registryFinalizer))
+		for _, p := range listPods(ctx, g, ns, a.labels) {
+			g.Expect(p.Finalizers).To(ContainElement(registryFinalizer), "pod %s", p.Name)
+		}
+	}).Should(Succeed(), "the registry provider guards pods and VM")
+	c := startConsumer(ctx, t, g, a)
+
 	// r2: the image and the package together.
 	recordHybridR2(ctx, g, a, app, env.DemoApp.Artifact("v2", trafficPort))
 	operate := approvedOrder(ctx, t, g, a, "hybrid-v2")
 	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
+	ew := c.startLoad(ctx, t, g)
 	r := a.releaseUnderLoad(ctx, t, g,
 		func() { operate("start") },
 		func() {
@@ -222,8 +238,12 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	expectEveryRequestServed(g, r)
 	g.Expect(r.Total.Pods).To(HaveKey(vm), "the VM answered its share during the release")
 	expectVM(ctx, g, a, vm, "v2")
+	ew.waitSecond(ctx, g, "an east-west second answered only by v2", servedOnlyBy("v2"))
+	expectEastWestServed(t, g, ew, vm, "v1", "v2")
+	expectInstancesAudited(ctx, g, ns, "hybrid-v2", a.name+"-r2", vm)
 
 	// The order's rollback returns pods and VM to v1, under load too.
+	ew = c.startLoad(ctx, t, g)
 	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
 		func() { operate("rollback", "--comment", "back") },
 		func() {
@@ -232,6 +252,34 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 		})
 	expectEveryRequestServed(g, r)
 	expectVM(ctx, g, a, vm, "v1")
+	ew.waitSecond(ctx, g, "an east-west second answered only by v1", servedOnlyBy("v1"))
+	expectEastWestServed(t, g, ew, vm, "v2", "v1")
+	expectInstancesAudited(ctx, g, ns, "hybrid-v2", a.name+"-r1", vm)
+}
+
+// expectEastWestServed: the consumer's calls all succeeded, every second
+// had answers, began on from and ended on to, and reached the VM too.
+func expectEastWestServed(t *testing.T, g Gomega, l *load, vm, from, to string) {
+	r := l.finish(t, g)
+	expectEveryRequestServed(g, r)
+	g.Expect(r.Total.Versions).To(And(HaveKey(from), HaveKey(to)), "the east-west run spans the release")
+	g.Expect(r.Total.Pods).To(HaveKey(vm), "east-west calls reached the VM through the registry")
+}
+
+// expectInstancesAudited: the order's audit trail lists the app's pods and
+// its classic instance on rev.
+func expectInstancesAudited(ctx context.Context, g Gomega, ns, order, rev, vm string) {
+	o := waitForOrder(ctx, g, ns, order, func(*cafev1alpha1.ReleaseOrder) bool { return true })
+	var listed []string
+	for _, e := range o.Status.Audit {
+		if e.Action == "Instances" && e.After == rev {
+			listed = append(listed, e.Reason)
+		}
+	}
+	g.Expect(listed).To(ContainElement(And(
+		ContainSubstring(fmt.Sprintf("%d pods", trafficReplicas-1)),
+		ContainSubstring("classic instance "+vm+" ("+rev+" on "),
+	)), "the audit trail lists both kinds of instance on %s", rev)
 }
 
 // runHybridApp publishes r1 of a hybrid app name (12 replicas: pods in
@@ -249,8 +297,9 @@ func runHybridApp(ctx context.Context, t *testing.T, g Gomega, name string) (*tr
 	app := &cafev1alpha1.CafeAppService{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: cafev1alpha1.CafeAppServiceSpec{
-			Template:        template,
-			Service:         cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80, TargetPort: trafficPort}}},
+			Template: template,
+			Service: cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80, TargetPort: trafficPort}},
+				PublishInRegistry: true},
 			ClassicArtifact: env.DemoApp.Artifact("v1", trafficPort),
 			Workload: cafev1alpha1.AppWorkload{
 				Replicas: ptr.To[int32](trafficReplicas),

@@ -24,6 +24,7 @@ import (
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/podnet"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
+	registryprovider "github.com/cafe-io/cafe/internal/traffic/registry"
 	"github.com/cafe-io/cafe/test/framework"
 )
 
@@ -37,6 +38,9 @@ const (
 )
 
 var gatewayFinalizer = cafev1alpha1.TrafficFinalizer(gateway.Name)
+
+// registryFinalizer is the registry provider's finalizer.
+var registryFinalizer = cafev1alpha1.TrafficFinalizer(registryprovider.Name)
 
 // trafficApp is an app behind Service <name> (port 80 → 8080) and an
 // HTTPRoute of the control plane's Gateway for host <name>.<ns>.example.
@@ -180,6 +184,7 @@ func expectInProjectNetwork(ctx context.Context, g Gomega, addr netip.Addr) {
 // load is a run of the load generator through the gateway to an app,
 // started by startLoad and ended by stop.
 type load struct {
+	what    string
 	cancel  context.CancelFunc
 	done    chan struct{}
 	seconds chan loadgen.Second
@@ -191,21 +196,24 @@ type load struct {
 // gateway until stop, and returns once a first second was fully served.
 func (a *trafficApp) startLoad(ctx context.Context, t *testing.T, g Gomega) *load {
 	t.Helper()
+	return startLoadAt(ctx, t, g, "the gateway", loadgen.Config{URL: env.ControlPlane.GatewayURL() + "/", Host: a.host, Rate: trafficRate})
+}
+
+// startLoadAt runs the load generator with cfg until stop, and returns
+// once a first second was fully served; what names the target in logs.
+func startLoadAt(ctx context.Context, t *testing.T, g Gomega, what string, cfg loadgen.Config) *load {
+	t.Helper()
 	runCtx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel, done: make(chan struct{}), seconds: make(chan loadgen.Second, 4096)}
+	l := &load{what: what, cancel: cancel, done: make(chan struct{}), seconds: make(chan loadgen.Second, 4096)}
+	cfg.OnSecond = func(s loadgen.Second) {
+		select {
+		case l.seconds <- s:
+		default:
+		}
+	}
 	go func() {
 		defer close(l.done)
-		l.report, l.err = loadgen.Run(runCtx, loadgen.Config{
-			URL:  env.ControlPlane.GatewayURL() + "/",
-			Host: a.host,
-			Rate: trafficRate,
-			OnSecond: func(s loadgen.Second) {
-				select {
-				case l.seconds <- s:
-				default:
-				}
-			},
-		})
+		l.report, l.err = loadgen.Run(runCtx, cfg)
 	}()
 	t.Cleanup(func() { l.stop() })
 	l.waitSecond(ctx, g, "a first second fully served", loadgen.Second.Served)
@@ -246,7 +254,7 @@ func (l *load) finish(t *testing.T, g Gomega) *loadgen.Report {
 	r := l.stop()
 	g.Expect(l.err).NotTo(HaveOccurred())
 	g.Expect(r).NotTo(BeNil())
-	t.Logf("load through the gateway: %s over %d s; versions %v; p99 %v; max lag %v", loadgen.FormatCounts(r.Total.Counts), r.Total.Seconds, r.Total.Versions, r.Total.Latency.P99, r.MaxLag)
+	t.Logf("load through %s: %s over %d s; versions %v; p99 %v; max lag %v", l.what, loadgen.FormatCounts(r.Total.Counts), r.Total.Seconds, r.Total.Versions, r.Total.Latency.P99, r.MaxLag)
 	return r
 }
 

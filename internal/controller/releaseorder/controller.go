@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,8 @@ import (
 	"github.com/cafe-io/cafe/internal/seal"
 )
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cafe.io,resources=classicinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseorders,verbs=get;list;watch;delete;purge
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseorders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=releaseactions,verbs=get;list;watch
@@ -356,7 +359,38 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil {
 		v.WaitingGroup = ptr.To(*rel.CurrentGroup)
 	}
+	if rel.Phase == cafev1alpha1.ReleasePhaseCompleted {
+		if v.Members, err = r.readMembers(ctx, order.Namespace, name); err != nil {
+			return v, err
+		}
+	}
 	return v, nil
+}
+
+// readMembers lists the app's pods and classic instances (by the app
+// label every one carries) from the cache.
+func (r *Reconciler) readMembers(ctx context.Context, ns, app string) ([]appMember, error) {
+	selector := client.MatchingLabels{cafev1alpha1.AppLabel: app}
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(ns), selector, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing the pods of app %s: %w", app, err)
+	}
+	instances := &cafev1alpha1.ClassicInstanceList{}
+	if err := r.Client.List(ctx, instances, client.InNamespace(ns), selector, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing the classic instances of app %s: %w", app, err)
+	}
+	members := make([]appMember, 0, len(pods.Items)+len(instances.Items))
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp.IsZero() {
+			members = append(members, appMember{Kind: "pod", Name: p.Name, Revision: p.Labels[cafev1alpha1.AppRevisionLabel], Place: p.Spec.NodeName})
+		}
+	}
+	for _, in := range instances.Items {
+		if in.DeletionTimestamp.IsZero() {
+			members = append(members, appMember{Kind: "classic instance", Name: in.Name, Revision: in.Labels[cafev1alpha1.AppRevisionLabel], Place: in.Spec.HostName})
+		}
+	}
+	return members, nil
 }
 
 // report records metrics and events of what the written status changed.

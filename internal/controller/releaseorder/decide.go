@@ -53,6 +53,19 @@ type appObservation struct {
 	// OutsideChanges are the changes to the app or its CafeDeployment
 	// that CAFE's webhooks stamped with their author.
 	OutsideChanges []outsideChange
+	// Members are the app's pods and classic instances, read only once
+	// its CafeDeployment's release has completed (for the audit trail).
+	Members []appMember
+}
+
+// appMember is one pod or classic instance of an app, as the audit trail
+// lists it.
+type appMember struct {
+	// Kind is "pod" or "classic instance".
+	Kind, Name string
+	// Revision is the app revision it runs (its cafe.io/app-revision
+	// label); Place its node or classic host.
+	Revision, Place string
 }
 
 // outsideChange is a change to an app made by a person directly, as its
@@ -155,6 +168,61 @@ func (d *decider) audit(actor, action, target, before, after, reason string) {
 		Time: metav1.NewMicroTime(d.now), Actor: truncate(actor, 256), Action: action, Target: truncate(target, 256),
 		Before: truncate(before, 256), After: truncate(after, 256), Reason: truncate(reason, 1024),
 	})
+}
+
+// auditMembers records which pods and classic instances run the app once
+// its release (or rollback) to rev is done: the audit trail names every
+// kind of instance the order changed.
+func (d *decider) auditMembers(app *cafev1alpha1.ReleaseOrderAppStatus, rev string, members []appMember) {
+	d.audit(ControllerActor, "Instances", "app/"+app.Name, "", rev, membersSummary(members))
+}
+
+// membersSummary lists the members by kind, each as name (revision, place),
+// within the 1,024 characters of an entry's reason: what does not fit is
+// counted ("… and 3 more").
+func membersSummary(members []appMember) string {
+	byKind := map[string][]appMember{}
+	var kinds []string
+	for _, m := range members {
+		if byKind[m.Kind] == nil {
+			kinds = append(kinds, m.Kind)
+		}
+		byKind[m.Kind] = append(byKind[m.Kind], m)
+	}
+	slices.Sort(kinds)
+	var heads, items []string
+	for _, k := range kinds {
+		ms := byKind[k]
+		slices.SortFunc(ms, func(a, b appMember) int { return strings.Compare(a.Name, b.Name) })
+		heads = append(heads, fmt.Sprintf("%d %s", len(ms), plural(k, len(ms))))
+		for _, m := range ms {
+			items = append(items, fmt.Sprintf("%s %s (%s on %s)", k, m.Name, orDash(m.Revision), orDash(m.Place)))
+		}
+	}
+	if len(members) == 0 {
+		return "no pod or classic instance found"
+	}
+	out := strings.Join(heads, ", ") + ": "
+	const limit = 1024
+	for i, item := range items {
+		more := fmt.Sprintf(" … and %d more", len(items)-i)
+		sep := ""
+		if i > 0 {
+			sep = "; "
+		}
+		if len(out)+len(sep)+len(item)+len(more) > limit && i < len(items)-1 || len(out)+len(sep)+len(item) > limit {
+			return out + more
+		}
+		out += sep + item
+	}
+	return out
+}
+
+func plural(noun string, n int) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 func (d *decider) orderTarget() string { return "releaseorder/" + d.o.Name }
@@ -538,6 +606,7 @@ func (d *decider) observeRollback(app *cafev1alpha1.ReleaseOrderAppStatus, v app
 	case app.PublishedGeneration > 0 && v.observes(app.FromRevision, app.PublishedGeneration) && v.Ready && v.Outcomes[app.FromRevision] == cafev1alpha1.ReleaseOutcomeSucceeded:
 		app.RolledBackAt = ptr.To(d.nowTime())
 		d.setAppPhase(app, cafev1alpha1.AppRolledBack, app.FromRevision+" runs on every pod again")
+		d.auditMembers(app, app.FromRevision, v.Members)
 		return
 	}
 	since := app.RollbackStartedAt
@@ -589,6 +658,7 @@ func (d *decider) observeRelease(app *cafev1alpha1.ReleaseOrderAppStatus, v appO
 	case v.Ready && v.Outcomes[app.ToRevision] == cafev1alpha1.ReleaseOutcomeSucceeded:
 		app.FinishedAt, app.WaitingSince = ptr.To(d.nowTime()), nil
 		d.setAppPhase(app, cafev1alpha1.AppSucceeded, app.ToRevision+" runs on every pod")
+		d.auditMembers(app, app.ToRevision, v.Members)
 		return
 	case v.Outcomes[app.ToRevision] == cafev1alpha1.ReleaseOutcomeFailed:
 		d.failApp(app, "the release of "+app.ToRevision+" failed (see cafe app get "+app.Name+")")
