@@ -7,6 +7,16 @@
 //
 // Its version is the VERSION file of its package (bin/demo-app beside
 // VERSION), unless --version says otherwise.
+//
+// With --registry and --call-service it also calls a second app, east-west,
+// through CAFE's service registry (internal/registry): it runs a registry
+// Consumer of that service, and GET /call picks one of its registered
+// instances (client-side round robin), calls GET / there once (no retry:
+// a failed call shows) and answers with the upstream's status and body,
+// naming the upstream in X-Cafe-Upstream. It answers 503 while no
+// instance is registered, 502 if the call fails. It calls only loopback
+// addresses and the project's namespaces (podnet.SafetyNet). /healthz does
+// not depend on the registry.
 package main
 
 import (
@@ -28,6 +38,7 @@ import (
 
 	"github.com/cafe-io/cafe/internal/appanswer"
 	"github.com/cafe-io/cafe/internal/podnet"
+	"github.com/cafe-io/cafe/internal/registry"
 )
 
 // name is the app's: its image's name and its container's in the answers.
@@ -42,6 +53,10 @@ type options struct {
 	listen, name, namespace, version string
 	slowLatency                      time.Duration
 	allowNonLoopback                 bool
+	// registry and callService are set together, or neither is: the
+	// registry's client URLs and the service GET /call calls.
+	registry    []string
+	callService registry.Service
 }
 
 func main() {
@@ -76,9 +91,11 @@ func run(log *slog.Logger, args []string) error {
 }
 
 // parseFlags parses args; the flags default to the environment the agent
-// starts an instance with (CAFE_LISTEN, CAFE_INSTANCE, CAFE_NAMESPACE).
+// starts an instance with (CAFE_LISTEN, CAFE_INSTANCE, CAFE_NAMESPACE,
+// CAFE_REGISTRY, CAFE_CALL_SERVICE).
 func parseFlags(args []string) (options, error) {
 	var o options
+	var registryURLs, callService string
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", os.Getenv("CAFE_LISTEN"), "address to serve on, host:port (env CAFE_LISTEN; required; a loopback address unless --allow-non-loopback; port 0 picks one)")
 	fs.StringVar(&o.name, "name", os.Getenv("CAFE_INSTANCE"), "instance name, in the answers' pod field and X-Cafe-Pod header (env CAFE_INSTANCE)")
@@ -86,6 +103,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.version, "version", "", "version to report (default: the package's VERSION file, ../VERSION from the executable)")
 	fs.DurationVar(&o.slowLatency, "slow-latency", appanswer.DefaultSlowLatency, "how late a version ending in -slow answers")
 	fs.BoolVar(&o.allowNonLoopback, "allow-non-loopback", false, "allow --listen on an address that is not loopback")
+	fs.StringVar(&registryURLs, "registry", os.Getenv("CAFE_REGISTRY"), "the service registry's client URLs, comma-separated, loopback only (env CAFE_REGISTRY; with --call-service)")
+	fs.StringVar(&callService, "call-service", os.Getenv("CAFE_CALL_SERVICE"), "the service GET /call calls, <namespace>/<service>, found in --registry (env CAFE_CALL_SERVICE)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -95,7 +114,36 @@ func parseFlags(args []string) (options, error) {
 	if o.slowLatency <= 0 {
 		return o, fmt.Errorf("--slow-latency %s: must be positive", o.slowLatency)
 	}
+	if err := parseCall(&o, registryURLs, callService); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// parseCall reads --registry and --call-service into o: both or neither.
+func parseCall(o *options, registryURLs, callService string) error {
+	switch {
+	case registryURLs == "" && callService == "":
+		return nil
+	case callService == "":
+		return errors.New("--registry needs --call-service (or CAFE_CALL_SERVICE): the service to call")
+	case registryURLs == "":
+		return fmt.Errorf("--call-service %q needs --registry (or CAFE_REGISTRY): the registry to find it in", callService)
+	}
+	for _, u := range strings.Split(registryURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.registry = append(o.registry, u)
+		}
+	}
+	if err := registry.CheckEndpoints(o.registry); err != nil {
+		return fmt.Errorf("--registry: %w", err)
+	}
+	s, err := registry.ParseService(callService)
+	if err != nil {
+		return fmt.Errorf("--call-service: %w", err)
+	}
+	o.callService = s
+	return nil
 }
 
 // packageVersion reads the VERSION file of the package the executable
@@ -153,12 +201,26 @@ func serve(ctx context.Context, log *slog.Logger, o options) error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
+	return serveOn(ctx, log, o, ln)
+}
+
+// serveOn answers on ln until ctx ends, then shuts down gracefully; it
+// closes ln.
+func serveOn(ctx context.Context, log *slog.Logger, o options, ln net.Listener) error {
 	in := appanswer.Instance{
 		Pod: o.name, Namespace: o.namespace, Container: name, Image: name + ":" + o.version,
 		Version: o.version, Behaviour: appanswer.BehaviourOf(o.version), SlowLatency: o.slowLatency,
 	}
+	handler := appanswer.Handler(in)
+	if o.callService != (registry.Service{}) {
+		c := startCaller(log, o, in, ln.Addr().String())
+		// Stopped after the server: the requests in flight finish
+		// calling first.
+		defer c.stop()
+		handler = c.route(handler)
+	}
 	srv := &http.Server{
-		Handler:           appanswer.Handler(in),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

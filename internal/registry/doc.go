@@ -31,6 +31,16 @@
 // load balancer. A consumer that dies stops counting when its lease
 // expires.
 //
+// Consumer is that side: it reads the service, then applies all the
+// events of each watch response to its table before it acknowledges the
+// response's highest revision (a progress notification's header
+// revision), so an acknowledgement is never ahead of the table. It reads
+// the service again when its watch is canceled or compacted, takes a new
+// lease (and writes its acknowledgement again) when it loses one, and
+// retries failed writes with a bounded backoff: while it has not
+// acknowledged, providers wait. Close revokes its lease and empties its
+// table, so it stops counting and stops picking at once.
+//
 // # Deregistration is confirmed by the consumers
 //
 // An instance is out of east-west traffic once no registration of a
