@@ -29,6 +29,13 @@ const callPath = "/call"
 // called.
 const upstreamHeader = "X-Cafe-Upstream"
 
+// The caller's own pod and version on a relayed answer (whose X-Cafe-Pod
+// and X-Cafe-Version are the upstream's).
+const (
+	callerPodHeader     = "X-Cafe-Caller-Pod"
+	callerVersionHeader = "X-Cafe-Caller-Version"
+)
+
 // callTimeout bounds a call to an upstream, from dialing to the end of its
 // body.
 const callTimeout = 5 * time.Second
@@ -131,11 +138,17 @@ func (c *caller) route(next http.Handler) http.Handler {
 	})
 }
 
-// ServeHTTP calls GET / on the next instance of the service, once.
+// ServeHTTP calls GET / on the next instance of the service, once. A
+// relayed answer carries the upstream's X-Cafe-Pod and X-Cafe-Version (who
+// served the call: what a load generator counts) and the caller's own as
+// X-Cafe-Caller-Pod and X-Cafe-Caller-Version; an answer of the caller's
+// own (503, 502) carries the caller's as X-Cafe-Pod and X-Cafe-Version.
 func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set(appanswer.PodHeader, c.in.Pod)
 	h.Set(appanswer.VersionHeader, c.in.Version)
+	h.Set(callerPodHeader, c.in.Pod)
+	h.Set(callerVersionHeader, c.in.Version)
 	cons := c.consumer.Load()
 	if cons == nil {
 		http.Error(w, fmt.Sprintf("the registry has not been reached yet: %s", *c.lastErr.Load()), http.StatusServiceUnavailable)
@@ -147,40 +160,51 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set(upstreamHeader, inst.Address)
-	status, contentType, body, err := c.call(r.Context(), inst.Address)
+	up, err := c.call(r.Context(), inst.Address)
 	if err != nil {
 		c.log.Warn("Call failed", "service", c.service.String(), "upstream", inst.Address, "err", err)
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	if contentType != "" {
-		h.Set("Content-Type", contentType)
+	for _, name := range []string{"Content-Type", appanswer.PodHeader, appanswer.VersionHeader} {
+		if v := up.header.Get(name); v != "" {
+			h.Set(name, v)
+		} else {
+			h.Del(name)
+		}
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	w.WriteHeader(up.status)
+	_, _ = w.Write(up.body)
+}
+
+// upstreamAnswer is what a call relays of the upstream's answer.
+type upstreamAnswer struct {
+	status int
+	header http.Header
+	body   []byte
 }
 
 // call does GET http://<address>/ and reads the whole answer.
-func (c *caller) call(ctx context.Context, address string) (status int, contentType string, body []byte, err error) {
+func (c *caller) call(ctx context.Context, address string) (upstreamAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+address+"/", nil)
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("calling %s: %w", address, err)
+		return upstreamAnswer{}, fmt.Errorf("calling %s: %w", address, err)
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("calling %s: %w", address, err)
+		return upstreamAnswer{}, fmt.Errorf("calling %s: %w", address, err)
 	}
 	defer resp.Body.Close()
-	body, err = io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("reading the answer of %s: %w", address, err)
+		return upstreamAnswer{}, fmt.Errorf("reading the answer of %s: %w", address, err)
 	}
 	if len(body) > maxUpstreamBody {
-		return 0, "", nil, fmt.Errorf("the answer of %s is larger than %d bytes", address, maxUpstreamBody)
+		return upstreamAnswer{}, fmt.Errorf("the answer of %s is larger than %d bytes", address, maxUpstreamBody)
 	}
-	return resp.StatusCode, resp.Header.Get("Content-Type"), body, nil
+	return upstreamAnswer{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
 // callClient is the HTTP client of the calls: no proxy, no redirect

@@ -104,6 +104,8 @@ func upstream(t *testing.T, status int, body string) (*httptest.Server, *atomic.
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		w.Header().Set("Content-Type", "text/x-upstream")
+		w.Header().Set(appanswer.PodHeader, "pod-"+body)
+		w.Header().Set(appanswer.VersionHeader, "v-"+body)
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}))
@@ -147,7 +149,10 @@ func TestCallThroughTheRegistry(t *testing.T) {
 		g.Expect(body).To(Equal(want), "the upstream's body")
 		g.Expect(resp.StatusCode).To(Equal(map[string]int{"one": http.StatusCreated, "two": http.StatusAccepted}[body]), "the upstream's status")
 		g.Expect(resp.Header.Get("Content-Type")).To(Equal("text/x-upstream"))
-		g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("web-1"), "who called")
+		g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("pod-"+body), "who answered")
+		g.Expect(resp.Header.Get(appanswer.VersionHeader)).To(Equal("v-"+body), "who answered")
+		g.Expect(resp.Header.Get(callerPodHeader)).To(Equal("web-1"), "who called")
+		g.Expect(resp.Header.Get(callerVersionHeader)).NotTo(BeEmpty(), "who called")
 		answers[body]++
 	}
 	g.Expect(answers).To(Equal(map[string]int{"one": 2, "two": 2}))

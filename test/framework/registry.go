@@ -2,10 +2,12 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,9 +25,10 @@ type Registry struct {
 	// Client is a client of it for the test's own reads and writes.
 	Client *clientv3.Client
 
-	dir string
-	cmd *exec.Cmd
-	log *os.File
+	dir    string
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{}
 }
 
 // StartRegistry starts a registry for the test and stops it when the test
@@ -41,8 +44,23 @@ func StartRegistry(t testing.TB) *Registry {
 }
 
 // RunRegistry starts a registry (for a whole test binary: call Stop when
-// done) and waits until it answers.
+// done) and waits until it answers. Ports are picked free but may be taken
+// before etcd binds them: a start that fails so is retried on new ports.
 func RunRegistry() (*Registry, error) {
+	var err error
+	for range 3 {
+		var r *Registry
+		if r, err = runRegistry(); err == nil {
+			return r, nil
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+func runRegistry() (*Registry, error) {
 	ports, err := controlplane.FreePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("picking the registry's ports: %w", err)
@@ -51,7 +69,7 @@ func RunRegistry() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Endpoint: controlplane.RegistryURL(ports[0]), dir: dir}
+	r := &Registry{Endpoint: controlplane.RegistryURL(ports[0]), dir: dir, exited: make(chan struct{})}
 	if r.log, err = os.Create(filepath.Join(dir, "registry.log")); err != nil {
 		return nil, err
 	}
@@ -61,6 +79,10 @@ func RunRegistry() (*Registry, error) {
 		r.Stop()
 		return nil, fmt.Errorf("starting the registry (bin/etcd; make tools builds it): %w", err)
 	}
+	go func() {
+		_ = r.cmd.Wait()
+		close(r.exited)
+	}()
 	r.Client, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		r.Stop()
@@ -81,7 +103,7 @@ func (r *Registry) Stop() {
 	}
 	if r.cmd != nil && r.cmd.Process != nil {
 		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
+		<-r.exited
 	}
 	if r.log != nil {
 		_ = r.log.Close()
@@ -103,6 +125,8 @@ func (r *Registry) waitReady() error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not answering: %w", err)
+		case <-r.exited:
+			return errors.New("etcd exited")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
