@@ -70,8 +70,23 @@
 // wall time and the gateway's CPU (traffic_report.go). The other scenarios
 // run on a control plane without traffic, as before.
 //
+// The classic scenario (issue 15, classic.go) runs after it, on a control
+// plane of its own with the same traffic components, 6 simulated nodes and
+// 6 classic hosts (2 per zone), each in a network namespace of its own
+// running `cafe agent` as a child of the control plane, the demo app's
+// packages on an artifact store; it needs root. 10 CafeDeployments of 6
+// classic instances (every zone a classic unit, 2 instances each, app i on
+// port 8080+i) behind one HTTPRoute, 60 instances, 10 per host, are
+// released v1 → v2 at once while -classic-rate requests/s go through the
+// gateway; then the same 10 apps as InPlaceSet pods (60 pods, the pod
+// emulator's answers) on the same control plane. It reports failed
+// requests, p99 latency, the wall time, CAFE's and the control plane's CPU,
+// and per host the agent's CPU and peak RSS and its instance processes' CPU
+// and memory, read from /proc (classic_proc.go, classic_report.go).
+//
 // When only some parts of the page ran (the releases, node failure,
-// traffic) and -out exists, only their sections are replaced (mergeParts).
+// traffic, classic) and -out exists, only their sections are replaced
+// (mergeParts).
 //
 // A snapshot holds the apiserver's apiserver_request_total (successful
 // writes: verbs POST, PUT, PATCH, DELETE, APPLY with a 2xx code, by

@@ -46,6 +46,9 @@ type options struct {
 	TrafficRate     int
 	TrafficReplicas int
 	TrafficBaseline time.Duration
+	// ClassicRate and ClassicBaseline shape the classic scenario's load.
+	ClassicRate     int
+	ClassicBaseline time.Duration
 	// ProfileDir and ProfileSeconds: CPU profiles of the apiserver and the
 	// controller-manager during each release.
 	ProfileDir     string
@@ -65,11 +68,13 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,cloneset,replicaset,app-rollback,node-failure,traffic", "comma-separated scenarios to run, in this order (cloneset builds OpenKruise's kruise-manager into bin/ the first time, a few minutes; node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic runs last whatever its place, on a control plane of its own with the gateway, and needs root)")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,cloneset,replicaset,app-rollback,node-failure,traffic,classic", "comma-separated scenarios to run, in this order (cloneset builds OpenKruise's kruise-manager into bin/ the first time, a few minutes; node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic and then classic run last whatever their place, each on a control plane of its own with the gateway, and need root; classic (60 instances of 10 apps on 6 classic hosts released under load, then the same as pods) takes about 3 minutes and needs bin/demo-app from make build)")
 	flag.StringVar(&o.NodeFailureVariants, "node-failure-variants", "cafe,upstream,cafe-node-down", "variants of the node-failure scenario to run, in this order: cafe (CAFE's node lifecycle, default policy), upstream (the upstream controller alone: CAFE in Observe mode; about 6 minutes), cafe-node-down (heartbeats and kubelet endpoint stop)")
 	flag.IntVar(&o.TrafficRate, "traffic-rate", 500, "traffic scenario: requests per second through the gateway, lowered (and said so) if the gateway would use more than half a core at it")
 	flag.IntVar(&o.TrafficReplicas, "traffic-replicas", 300, "traffic scenario: pods per workload")
 	flag.DurationVar(&o.TrafficBaseline, "traffic-baseline", 10*time.Second, "traffic scenario: load before each release (the baseline latency)")
+	flag.IntVar(&o.ClassicRate, "classic-rate", 200, "classic scenario: requests per second through the gateway, spread over the 60 instances (then the 60 pods), lowered (and said so) if the gateway would use more than half a core at it")
+	flag.DurationVar(&o.ClassicBaseline, "classic-baseline", 5*time.Second, "classic scenario: load before each release (the baseline latency)")
 	flag.StringVar(&o.Out, "out", defaultOut, "report to write, relative to the repository root (empty: print only); when only some parts of the page ran (the releases, node failure, traffic) and the file exists, only their sections are replaced")
 	flag.BoolVar(&o.KeepState, "keep-state", false, "keep the control plane's state directory (logs) after the run")
 	flag.StringVar(&o.ManagerArgs, "manager-args", "", "extra arguments for cafe manager, space-separated (e.g. \"--kube-api-qps=200 --kube-api-burst=400\")")
@@ -105,6 +110,7 @@ func catalog(s shape) []scenario {
 		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
 		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
 		{Key: trafficKey, Title: "traffic through the gateway", Traffic: true},
+		{Key: classicKey, Title: "classic hosts under load", Classic: true},
 	}
 }
 
@@ -136,6 +142,9 @@ func run(o options) error {
 	if o.TrafficRate < 1 || o.TrafficRate > loadgen.MaxRate || o.TrafficReplicas < 3 || o.TrafficBaseline < time.Second {
 		return fmt.Errorf("-traffic-rate must be 1 to %d, -traffic-replicas at least 3 and -traffic-baseline at least 1s", loadgen.MaxRate)
 	}
+	if o.ClassicRate < 1 || o.ClassicRate > loadgen.MaxRate || o.ClassicBaseline < time.Second {
+		return fmt.Errorf("-classic-rate must be 1 to %d and -classic-baseline at least 1s", loadgen.MaxRate)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cwd, err := os.Getwd()
@@ -155,9 +164,12 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	scenarios, traffic := withoutTraffic(scenarios)
+	scenarios, traffic, classic := withoutOwnPlanes(scenarios)
 	if traffic && os.Geteuid() != 0 {
 		return errors.New("the traffic scenario needs root (it creates a network namespace for the simulated pods' IPs); run the benchmark as root, or leave traffic out of -scenarios")
+	}
+	if classic && os.Geteuid() != 0 {
+		return errors.New("the classic scenario needs root (it creates network namespaces for the pods' IPs and the classic hosts); run the benchmark as root, or leave classic out of -scenarios")
 	}
 	stateDir, err := os.MkdirTemp("", "cafe-bench-")
 	if err != nil {
@@ -173,6 +185,9 @@ func run(o options) error {
 	if err == nil && traffic {
 		rep.Traffic, err = benchmarkTraffic(ctx, o, repoRoot, filepath.Join(stateDir, trafficKey))
 	}
+	if err == nil && classic {
+		rep.Classic, err = benchmarkClassic(ctx, o, repoRoot, filepath.Join(stateDir, classicKey))
+	}
 	if err != nil || o.KeepState {
 		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
 	} else {
@@ -187,7 +202,7 @@ func run(o options) error {
 		return nil
 	}
 	path := filepath.Join(repoRoot, o.Out)
-	page, ran := rep.markdown(), partsRan(scenarios, traffic)
+	page, ran := rep.markdown(), partsRan(scenarios, traffic, classic)
 	if old, err := os.ReadFile(path); err == nil && len(ran) < len(allParts) {
 		page = mergeParts(string(old), page, ran, rep.partNote(o.Scenarios, ran))
 		fmt.Printf("only the sections of %s are replaced\n", strings.Join(ran, ", "))
@@ -199,19 +214,22 @@ func run(o options) error {
 	return nil
 }
 
-// withoutTraffic takes the traffic scenario out of the list (it runs last,
-// on a control plane of its own) and says whether it was there.
-func withoutTraffic(scenarios []scenario) ([]scenario, bool) {
+// withoutOwnPlanes takes the traffic and classic scenarios out of the list
+// (they run last, each on a control plane of its own, traffic first) and
+// says whether they were there.
+func withoutOwnPlanes(scenarios []scenario) (_ []scenario, traffic, classic bool) {
 	var out []scenario
-	traffic := false
 	for _, s := range scenarios {
-		if s.Traffic {
+		switch {
+		case s.Traffic:
 			traffic = true
-			continue
+		case s.Classic:
+			classic = true
+		default:
+			out = append(out, s)
 		}
-		out = append(out, s)
 	}
-	return out, traffic
+	return out, traffic, classic
 }
 
 // benchmark starts the cluster, runs every scenario o.Runs times

@@ -32,6 +32,8 @@ type report struct {
 	NodeFailures []nodeFailureResult
 	// Traffic is the traffic scenario's outcome (nil when it did not run).
 	Traffic *trafficReport
+	// Classic is the classic scenario's outcome (nil when it did not run).
+	Classic *classicReport
 	// WriteFloor is the API server's pod-write rate with nothing else
 	// asked of it, measured after the releases (nil when none ran).
 	WriteFloor *writeFloor
@@ -66,6 +68,7 @@ func (r report) markdown() string {
 	}
 	r.writeNodeFailures(&b)
 	r.writeTraffic(&b)
+	r.writeClassic(&b)
 	return b.String()
 }
 
@@ -491,6 +494,7 @@ func (r report) summary() string {
 	}
 	r.writeNodeFailureTable(&b)
 	r.trafficSummary(&b)
+	r.classicSummary(&b)
 	return b.String()
 }
 

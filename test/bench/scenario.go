@@ -25,6 +25,9 @@ type scenario struct {
 	// Traffic marks the traffic scenario, which runs on a control plane of
 	// its own, with the gateway (runTraffic).
 	Traffic bool
+	// Classic marks the classic scenario, which runs on a control plane of
+	// its own, with the gateway and classic hosts (benchmarkClassic).
+	Classic bool
 }
 
 // runResult is one release of one scenario.

@@ -250,15 +250,17 @@ const (
 	partReleases    = "releases"
 	partNodeFailure = "node failure"
 	partTraffic     = "traffic"
+	partClassic     = "classic"
 	partMachine     = "machine"
 )
 
 // allParts are the parts a run may replace.
-var allParts = []string{partReleases, partNodeFailure, partTraffic}
+var allParts = []string{partReleases, partNodeFailure, partTraffic, partClassic}
 
 // partsRan lists the parts of the page the run wrote (scenarios without
-// the traffic scenario, traffic whether it ran).
-func partsRan(scenarios []scenario, traffic bool) []string {
+// the traffic and classic scenarios; traffic and classic whether they
+// ran).
+func partsRan(scenarios []scenario, traffic, classic bool) []string {
 	var out []string
 	if slices.ContainsFunc(scenarios, func(s scenario) bool { return s.Workload != nil }) {
 		out = append(out, partReleases)
@@ -268,6 +270,9 @@ func partsRan(scenarios []scenario, traffic bool) []string {
 	}
 	if traffic {
 		out = append(out, partTraffic)
+	}
+	if classic {
+		out = append(out, partClassic)
 	}
 	return out
 }
@@ -281,6 +286,8 @@ func partOf(heading string) string {
 		return partNodeFailure
 	case strings.HasPrefix(heading, "## Traffic"):
 		return partTraffic
+	case strings.HasPrefix(heading, "## Classic hosts"):
+		return partClassic
 	default:
 		return partReleases
 	}
@@ -318,6 +325,9 @@ func (r report) partNote(scenariosFlag string, ran []string) string {
 	start := r.Started
 	if r.Traffic != nil && len(ran) == 1 && ran[0] == partTraffic {
 		start = r.Traffic.Started
+	}
+	if r.Classic != nil && len(ran) == 1 && ran[0] == partClassic {
+		start = r.Classic.Started
 	}
 	return fmt.Sprintf("%s: `go run ./test/bench -scenarios %s` on %s, which took %s; bin/cafe %s.",
 		partNotePrefix(ran), scenariosFlag, start.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second), strings.TrimPrefix(r.Machine.Source, "bin/cafe "))
