@@ -78,11 +78,12 @@ func startCaller(log *slog.Logger, o options, in appanswer.Instance, listen stri
 	notYet := "not tried yet"
 	c.lastErr.Store(&notYet)
 	co := registry.ConsumerOptions{
-		Endpoints: o.registry,
-		Service:   o.callService,
-		Name:      consumerName(o.name, listen),
-		Describe:  fmt.Sprintf("%s %s at %s", name, o.name, listen),
-		Log:       logr.FromSlogHandler(log.Handler()),
+		Endpoints:  o.registry,
+		Service:    o.callService,
+		Name:       consumerName(o.name, listen),
+		Describe:   fmt.Sprintf("%s %s at %s", name, o.name, listen),
+		Log:        logr.FromSlogHandler(log.Handler()),
+		ApplyDelay: o.applyDelay,
 	}
 	c.wg.Go(func() { c.connect(ctx, co) })
 	return c

@@ -57,6 +57,8 @@ type options struct {
 	// registry's client URLs and the service GET /call calls.
 	registry    []string
 	callService registry.Service
+	// applyDelay makes the registry consumer lag (a drill).
+	applyDelay time.Duration
 }
 
 func main() {
@@ -105,11 +107,15 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.allowNonLoopback, "allow-non-loopback", false, "allow --listen on an address that is not loopback")
 	fs.StringVar(&registryURLs, "registry", os.Getenv("CAFE_REGISTRY"), "the service registry's client URLs, comma-separated, loopback only (env CAFE_REGISTRY; with --call-service)")
 	fs.StringVar(&callService, "call-service", os.Getenv("CAFE_CALL_SERVICE"), "the service GET /call calls, <namespace>/<service>, found in --registry (env CAFE_CALL_SERVICE)")
+	fs.DurationVar(&o.applyDelay, "registry-apply-delay", 0, "a drill: apply (and acknowledge) every change of the registry this much later, as a lagging consumer would; CAFE must then hold a release until the consumer has caught up")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.applyDelay < 0 || o.applyDelay > time.Minute {
+		return o, fmt.Errorf("--registry-apply-delay %s: must be between 0 and 1m", o.applyDelay)
 	}
 	if o.slowLatency <= 0 {
 		return o, fmt.Errorf("--slow-latency %s: must be positive", o.slowLatency)

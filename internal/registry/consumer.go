@@ -30,11 +30,6 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
-// beforePublish, when a test sets it, runs before each table built from
-// watch events is published: slowing it shows whether an acknowledgement
-// could be written ahead of its table.
-var beforePublish func()
-
 // maxNameLen bounds a consumer's name, as Kubernetes bounds an object's.
 const maxNameLen = 253
 
@@ -56,6 +51,10 @@ type ConsumerOptions struct {
 	PortName string
 	// Log receives what the Consumer does and what goes wrong.
 	Log logr.Logger
+	// ApplyDelay makes a lagging consumer, for drills and tests: every
+	// change the watch delivers is applied (and so acknowledged) this much
+	// later. Zero applies at once.
+	ApplyDelay time.Duration
 }
 
 // Consumer is the calling side of the registry: it keeps a table of one
@@ -74,6 +73,7 @@ type Consumer struct {
 	service         Service
 	name, describe  string
 	portName        string
+	applyDelay      time.Duration
 	key             string // ConsumerKey(service, name)
 	instancesPrefix string
 	log             logr.Logger
@@ -140,6 +140,7 @@ func NewConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, error) {
 		name:            o.Name,
 		describe:        o.Describe,
 		portName:        o.PortName,
+		applyDelay:      o.ApplyDelay,
 		key:             ConsumerKey(o.Service, o.Name),
 		instancesPrefix: InstancesPrefix(o.Service),
 		log:             o.Log.WithValues("service", o.Service.String(), "consumer", o.Name),
@@ -328,10 +329,56 @@ func (c *Consumer) resync() error {
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(c.ctx))
 	c.watch = c.client.Watch(wctx, ServicePrefix(c.service),
 		clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	if c.applyDelay > 0 {
+		c.watch = delayed(wctx, c.watch, c.applyDelay)
+	}
 	c.watchCancel = wcancel
 	c.resyncNeeded = false
 	c.log.V(1).Info("Read the service", "revision", rev, "instances", len(table))
 	return nil
+}
+
+// beforePublish, when a test sets it, runs before each table built from
+// watch events is published: slowing it shows whether an acknowledgement
+// could be written ahead of its table.
+var beforePublish func()
+
+// delayed hands on each response of in d after it arrived (a lagging
+// consumer: every change reaches its table d late, however many come), and
+// closes its channel when in closes or ctx ends.
+func delayed(ctx context.Context, in clientv3.WatchChan, d time.Duration) clientv3.WatchChan {
+	type arrival struct {
+		resp clientv3.WatchResponse
+		at   time.Time
+	}
+	queue := make(chan arrival, 1024)
+	out := make(chan clientv3.WatchResponse)
+	go func() {
+		defer close(queue)
+		for resp := range in {
+			select {
+			case queue <- arrival{resp, time.Now()}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(out)
+		for a := range queue {
+			select {
+			case <-time.After(time.Until(a.at.Add(d))):
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case out <- a.resp:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // stopWatch cancels the watch, if any.

@@ -25,6 +25,12 @@ import (
 // its /call, each one call of the app under release through the registry.
 const eastWestRate = 50
 
+// consumerLag is how late the consumer applies the registry's changes
+// (demo-app --registry-apply-delay): longer than the gateway's drain, so
+// that only the registry provider's wait for the consumer's
+// acknowledgement keeps its calls off an instance being stopped.
+const consumerLag = 3 * time.Second
+
 // consumer is the demo app (v1) run as a consumer of an app through the
 // shared registry: its /call picks an instance of the app, pod or VM,
 // client-side, and forwards one request to it. It runs on loopback in the
@@ -36,8 +42,9 @@ type consumer struct {
 	svc registry.Service
 }
 
-// startConsumer starts the consumer of the app's Service and returns once
-// it has called the app through the registry; it stops at the test's end.
+// startConsumer starts the consumer of the app's Service, lagging by
+// consumerLag, and returns once it has called the app through the
+// registry; it stops at the test's end.
 func startConsumer(ctx context.Context, t *testing.T, g Gomega, a *trafficApp) *consumer {
 	t.Helper()
 	bin, err := framework.DemoAppBinary()
@@ -49,7 +56,7 @@ func startConsumer(ctx context.Context, t *testing.T, g Gomega, a *trafficApp) *
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "consumer.log"))
 	g.Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(bin, "--listen", listen, "--version", "v1", "--name", "consumer-of-"+a.name, "--namespace", a.ns,
-		"--registry", env.ControlPlane.RegistryURL(), "--call-service", svc.String())
+		"--registry", env.ControlPlane.RegistryURL(), "--call-service", svc.String(), "--registry-apply-delay", consumerLag.String())
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	g.Expect(cmd.Start()).To(Succeed())
 	t.Cleanup(func() {
