@@ -12,11 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/agent"
+	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/podnet"
 	"github.com/cafe-io/cafe/internal/scheme"
 )
@@ -58,45 +60,57 @@ func ClassicHostPlan(n int, zones []string) []ClassicHost {
 	return hosts
 }
 
-// startClassicHosts enrols each planned host (a client certificate from
-// the cluster's signer, as `cafe host enroll` does) and runs `cafe agent`
-// for it as a child of the control plane, returning once every host is
-// Ready.
+// startClassicHosts starts the planned hosts on the Env's control plane
+// (StartClassicHosts) and records them.
 func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []ClassicHost) error {
+	started, err := StartClassicHosts(ctx, e.ControlPlane, e.Admin, cafeBinary, hosts)
+	e.ClassicHosts = started
+	return err
+}
+
+// StartClassicHosts enrols each planned host (a client certificate from
+// the cluster's signer, as `cafe host enroll` does), gives it a network
+// namespace and an address of its own when the control plane runs a pod
+// network, and runs `cafe agent` for it as a child of the control plane
+// (component AgentComponent), returning once every host is Ready. It
+// returns the hosts it started, also on error: their instance processes
+// outlive the agents (StopClassicInstances).
+func StartClassicHosts(ctx context.Context, cp *controlplane.ControlPlane, admin *rest.Config, cafeBinary string, hosts []ClassicHost) ([]ClassicHost, error) {
 	if len(hosts) == 0 {
-		return nil
+		return nil, nil
 	}
 	if cafeBinary == "" {
-		return fmt.Errorf("classic hosts need the cafe binary to run their agents (controlplane.Config.CafeBinary)")
+		return nil, fmt.Errorf("classic hosts need the cafe binary to run their agents (controlplane.Config.CafeBinary)")
 	}
-	cs, err := kubernetes.NewForConfig(e.Admin)
+	cs, err := kubernetes.NewForConfig(admin)
 	if err != nil {
-		return fmt.Errorf("building client: %w", err)
+		return nil, fmt.Errorf("building client: %w", err)
 	}
-	c, err := client.New(e.Admin, client.Options{Scheme: scheme.New()})
+	c, err := client.New(admin, client.Options{Scheme: scheme.New()})
 	if err != nil {
-		return fmt.Errorf("building client: %w", err)
+		return nil, fmt.Errorf("building client: %w", err)
 	}
-	dir := filepath.Join(e.ControlPlane.StateDir(), "hosts")
+	dir := filepath.Join(cp.StateDir(), "hosts")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
+	var started []ClassicHost
 	for i := range hosts {
-		h := &hosts[i]
-		if err := e.hostNetwork(ctx, i+1, h); err != nil {
-			return err
+		h := hosts[i]
+		if err := hostNetwork(ctx, cp, i+1, &h); err != nil {
+			return started, err
 		}
 		cred, err := agent.Enroll(ctx, cs, h.Name, agent.DefaultCredentialValidity)
 		if err != nil {
-			return fmt.Errorf("enrolling classic host %s: %w", h.Name, err)
+			return started, fmt.Errorf("enrolling classic host %s: %w", h.Name, err)
 		}
-		kc, err := cred.Kubeconfig(e.Admin, h.Name)
+		kc, err := cred.Kubeconfig(admin, h.Name)
 		if err != nil {
-			return err
+			return started, err
 		}
 		h.Kubeconfig = filepath.Join(dir, h.Name+".kubeconfig")
 		if err := clientcmd.WriteToFile(*kc, h.Kubeconfig); err != nil {
-			return fmt.Errorf("writing %s: %w", h.Kubeconfig, err)
+			return started, fmt.Errorf("writing %s: %w", h.Kubeconfig, err)
 		}
 		h.WorkDir = filepath.Join(dir, h.Name)
 		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address,
@@ -104,20 +118,22 @@ func (e *Env) startClassicHosts(ctx context.Context, cafeBinary string, hosts []
 		if h.Network != nil {
 			args = append(args, "--netns", h.Network.Namespace)
 		}
-		if err := e.ControlPlane.RunChild(ctx, AgentComponent(h.Name), cafeBinary, args, hostReady(c, h.Name)); err != nil {
-			return err
+		// Recorded before it starts, so its instances are stopped even if
+		// the start fails half way.
+		started = append(started, h)
+		if err := cp.RunChild(ctx, AgentComponent(h.Name), cafeBinary, args, hostReady(c, h.Name)); err != nil {
+			return started, err
 		}
 	}
-	e.ClassicHosts = hosts
-	return nil
+	return started, nil
 }
 
 // hostNetwork gives the i-th host a network namespace and an address of
 // its own when the control plane runs a pod network (released with it).
 // Nothing is sent to the address unless the machine routes it into the
 // namespace.
-func (e *Env) hostNetwork(ctx context.Context, i int, h *ClassicHost) error {
-	pods := e.ControlPlane.PodNetwork()
+func hostNetwork(ctx context.Context, cp *controlplane.ControlPlane, i int, h *ClassicHost) error {
+	pods := cp.PodNetwork()
 	if pods == nil {
 		return nil
 	}
@@ -167,9 +183,17 @@ func hostReady(c client.Client, name string) func(context.Context) error {
 // stopClassicInstances stops the instance processes of every host, as
 // the hosts' shutdown would: they outlive their agents by design.
 func (e *Env) stopClassicInstances() {
-	for _, h := range e.ClassicHosts {
+	StopClassicInstances(e.ClassicHosts, func(h ClassicHost, err error) {
+		e.opts.Logger.Error(err, "stopping the instances of classic host", "host", h.Name)
+	})
+}
+
+// StopClassicInstances stops the instance processes of the hosts, as the
+// hosts' shutdown would, reporting each failure to failed.
+func StopClassicInstances(hosts []ClassicHost, failed func(ClassicHost, error)) {
+	for _, h := range hosts {
 		if err := agent.StopInstances(h.WorkDir, 5*time.Second); err != nil {
-			e.opts.Logger.Error(err, "stopping the instances of classic host", "host", h.Name)
+			failed(h, err)
 		}
 	}
 }

@@ -6,16 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
-	"github.com/cafe-io/cafe/internal/agent"
 	"github.com/cafe-io/cafe/internal/devenv"
 )
 
@@ -50,48 +41,10 @@ func startClassicFleet(ctx context.Context, c *cluster, n int, zones []string) (
 	if _, err := os.Stat(demoBinary); err != nil {
 		return f, fmt.Errorf("the demo app the classic hosts run: %w (make build builds it)", err)
 	}
-	cs, err := kubernetes.NewForConfig(c.admin)
+	hosts, err := devenv.StartClassicHosts(ctx, c.cp, c.admin, filepath.Join(c.binDir, "cafe"), devenv.ClassicHostPlan(n, zones))
+	f.Hosts = hosts
 	if err != nil {
-		return f, fmt.Errorf("building client: %w", err)
-	}
-	dir := filepath.Join(c.cp.StateDir(), "hosts")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return f, err
-	}
-	for i, h := range devenv.ClassicHostPlan(n, zones) {
-		network, err := pods.HostNetwork(i + 1)
-		if err != nil {
-			return f, fmt.Errorf("classic host %s: %w", h.Name, err)
-		}
-		if err := network.Create(ctx); err != nil {
-			return f, fmt.Errorf("classic host %s: %w", h.Name, err)
-		}
-		if err := network.CheckRoute(ctx, network.CIDR.Addr()); err != nil {
-			network.Delete(ctx)
-			return f, fmt.Errorf("classic host %s: %w", h.Name, err)
-		}
-		h.Network, h.Address = &network, network.CIDR.Addr().String()
-		cred, err := agent.Enroll(ctx, cs, h.Name, agent.DefaultCredentialValidity)
-		if err != nil {
-			return f, fmt.Errorf("enrolling classic host %s: %w", h.Name, err)
-		}
-		kc, err := cred.Kubeconfig(c.admin, h.Name)
-		if err != nil {
-			return f, err
-		}
-		h.Kubeconfig = filepath.Join(dir, h.Name+".kubeconfig")
-		if err := clientcmd.WriteToFile(*kc, h.Kubeconfig); err != nil {
-			return f, fmt.Errorf("writing %s: %w", h.Kubeconfig, err)
-		}
-		h.WorkDir = filepath.Join(dir, h.Name)
-		args := []string{"agent", "--kubeconfig", h.Kubeconfig, "--host", h.Name, "--zone", h.Zone, "--address", h.Address,
-			"--work-dir", h.WorkDir, "--netns", network.Namespace}
-		// Recorded before it starts, so stop finds its instances even if
-		// the start fails half way.
-		f.Hosts = append(f.Hosts, h)
-		if err := c.cp.RunChild(ctx, devenv.AgentComponent(h.Name), filepath.Join(c.binDir, "cafe"), args, classicHostReady(c.client, h.Name)); err != nil {
-			return f, err
-		}
 	}
 	// The store serves until stop, not until the start's context ends.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
@@ -109,26 +62,10 @@ func startClassicFleet(ctx context.Context, c *cluster, n int, zones []string) (
 // agents stop with the control plane, their network namespaces with its
 // pod network.
 func (f *classicFleet) stop(out func(format string, args ...any)) {
-	for _, h := range f.Hosts {
-		if err := agent.StopInstances(h.WorkDir, 5*time.Second); err != nil {
-			out("stopping the instances of classic host %s: %v\n", h.Name, err)
-		}
-	}
+	devenv.StopClassicInstances(f.Hosts, func(h devenv.ClassicHost, err error) {
+		out("stopping the instances of classic host %s: %v\n", h.Name, err)
+	})
 	if f.stopStore != nil {
 		f.stopStore()
-	}
-}
-
-// classicHostReady waits until CAFE reports the host Ready (heartbeating
-// and reachable at its address).
-func classicHostReady(c client.Client, name string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-			h := &cafev1alpha1.ClassicHost{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, h); err != nil {
-				return false, client.IgnoreNotFound(err)
-			}
-			return meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition), nil
-		})
 	}
 }
