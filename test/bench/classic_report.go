@@ -125,20 +125,7 @@ func (t *classicReport) writeHosts(b *strings.Builder) {
 }
 
 func (t *classicReport) writeCalibration(b *strings.Builder) {
-	if len(t.Calibration) == 0 {
-		return
-	}
-	fmt.Fprintf(b, "Rate calibration, before the first release (%s per rate, the instances served at v1, no release running):\n\n", calibrationStep)
-	fmt.Fprintf(b, "| requests/s | gateway CPU | failed | p99 |\n|---:|---:|---:|---:|\n")
-	for _, c := range t.Calibration {
-		fmt.Fprintf(b, "| %d | %.2f cores | %d | %s |\n", c.Rate, c.TraefikCores, c.Counts.Failed(), millis(c.P99))
-	}
-	fmt.Fprintln(b)
-	if t.Rate == t.TargetRate {
-		fmt.Fprintf(b, "The target, %d requests/s (`-classic-rate`), kept the gateway under %.0f%% of a core: every release ran at it.\n\n", t.TargetRate, 100*trafficCPULimit)
-	} else {
-		fmt.Fprintf(b, "At the target, %d requests/s (`-classic-rate`), the gateway used more than %.0f%% of a core on this machine; the releases ran at %d requests/s, the highest rate tried that stayed under it.\n\n", t.TargetRate, 100*trafficCPULimit, t.Rate)
-	}
+	writeCalibration(b, t.Calibration, "the instances", "-classic-rate", t.TargetRate, t.Rate)
 }
 
 // completed returns the completed results of a kind.

@@ -120,19 +120,27 @@ func millis(d time.Duration) string {
 }
 
 func (t *trafficReport) writeCalibration(b *strings.Builder) {
-	if len(t.Calibration) == 0 {
+	writeCalibration(b, t.Calibration, "the app", "-traffic-rate", t.TargetRate, t.Rate)
+}
+
+// writeCalibration writes the rate calibration's steps (served at v1 by
+// what, no release running) and which rate the releases ran at: target
+// (the flag's) or the highest tried that kept the gateway under its CPU
+// limit.
+func writeCalibration(b *strings.Builder, steps []calibrationStepResult, what, flag string, target, rate int) {
+	if len(steps) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "Rate calibration, before the first release (%s per rate, the app served at v1, no release running):\n\n", calibrationStep)
+	fmt.Fprintf(b, "Rate calibration, before the first release (%s per rate, %s served at v1, no release running):\n\n", calibrationStep, what)
 	fmt.Fprintf(b, "| requests/s | gateway CPU | failed | p99 |\n|---:|---:|---:|---:|\n")
-	for _, c := range t.Calibration {
+	for _, c := range steps {
 		fmt.Fprintf(b, "| %d | %.2f cores | %d | %s |\n", c.Rate, c.TraefikCores, c.Counts.Failed(), millis(c.P99))
 	}
 	fmt.Fprintln(b)
-	if t.Rate == t.TargetRate {
-		fmt.Fprintf(b, "The target, %d requests/s, kept the gateway under %.0f%% of a core: every release ran at it.\n\n", t.TargetRate, 100*trafficCPULimit)
+	if rate == target {
+		fmt.Fprintf(b, "The target, %d requests/s (`%s`), kept the gateway under %.0f%% of a core: every release ran at it.\n\n", target, flag, 100*trafficCPULimit)
 	} else {
-		fmt.Fprintf(b, "At the target, %d requests/s, the gateway used more than %.0f%% of a core on this machine; the releases ran at %d requests/s, the highest rate tried that stayed under it.\n\n", t.TargetRate, 100*trafficCPULimit, t.Rate)
+		fmt.Fprintf(b, "At the target, %d requests/s (`%s`), the gateway used more than %.0f%% of a core on this machine; the releases ran at %d requests/s, the highest rate tried that stayed under it.\n\n", target, flag, 100*trafficCPULimit, rate)
 	}
 }
 
