@@ -111,6 +111,21 @@ func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
 	g.Expect(resp.Header.Get(appanswer.VersionHeader)).To(Equal("v1"))
 	g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("demo-1"))
 	expectScrapeTarget(g, up, "demo-1", inst.Status.Address)
+	expectRegistry(g, up)
+}
+
+// expectRegistry: cafe dev up names the service registry it runs, and
+// that etcd answers healthy.
+func expectRegistry(g *WithT, up *devUp) {
+	m := regexp.MustCompile(`in the service registry at (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(up.stderr.String())
+	g.Expect(m).To(HaveLen(2), "cafe dev up names the service registry:\n%s", up.stderr.String())
+	resp, err := http.Get(m[1] + "/health")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%s", body)
+	g.Expect(string(body)).To(ContainSubstring(`"health":"true"`))
 }
 
 // expectScrapeTarget: the file_sd file cafe dev up named lists the classic
