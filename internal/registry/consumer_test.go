@@ -522,7 +522,7 @@ func TestConsumerApplyDelayLagsEveryChangeByTheDelay(t *testing.T) {
 	for i := range 3 {
 		last = change{delete: []string{addr(i)}}.apply(t, reg, svc)
 	}
-	g.Consistently(func() int { return len(c.Instances()) }).WithTimeout(lag / 2).WithPolling(20 * time.Millisecond).Should(BeNumerically(">", 0),
+	g.Consistently(func() int { return len(c.Instances()) }).WithTimeout(lag/2).WithPolling(20*time.Millisecond).Should(BeNumerically(">", 0),
 		"a lagging consumer still picks the deregistered instances")
 	g.Expect(c.Acked()).To(BeNumerically("<", last), "nor has it acknowledged their deregistration")
 	g.Eventually(c.Instances).WithTimeout(deadline).WithPolling(poll).Should(BeEmpty())
