@@ -631,6 +631,8 @@ func TestReleaseOrderSurvivesControllerKills(t *testing.T) {
 		for _, tr := range []string{"Pending>Publishing", "Publishing>Releasing", "Releasing>Succeeded"} {
 			want["AppPhase app/"+name+" "+tr] = 1
 		}
+		// The pods the release left running, listed once.
+		want["Instances app/"+name+" >"+name+"-r2"] = 1
 		rev := &cafev1alpha1.AppRevision{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-r2"}, rev)).To(Succeed())
 		g.Expect(rev.Status.Outcome).To(Equal(cafev1alpha1.ReleaseOutcomeSucceeded))
