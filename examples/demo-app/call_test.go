@@ -288,12 +288,21 @@ func TestParseFlagsCall(t *testing.T) {
 		err      string // "" when accepted
 		registry []string
 		service  registry.Service
+		delay    time.Duration
 	}{
 		{name: "neither"},
 		{name: "both", args: []string{"--registry", reg, "--call-service", "shop/backend"},
 			registry: []string{reg}, service: called},
 		{name: "both from the environment", env: map[string]string{"CAFE_REGISTRY": reg + ", http://127.0.0.1:2380", "CAFE_CALL_SERVICE": "shop/backend"},
 			registry: []string{reg, "http://127.0.0.1:2380"}, service: called},
+		{name: "a classic host's relay", env: map[string]string{"CAFE_REGISTRY": "http://198.19.224.1:10352", "CAFE_CALL_SERVICE": "shop/backend"},
+			registry: []string{"http://198.19.224.1:10352"}, service: called},
+		{name: "apply delay from the environment", args: []string{"--registry", reg, "--call-service", "shop/backend"},
+			env: map[string]string{"CAFE_REGISTRY_APPLY_DELAY": "3s"}, registry: []string{reg}, service: called, delay: 3 * time.Second},
+		{name: "the flag overrides the environment's delay", args: []string{"--registry", reg, "--call-service", "shop/backend", "--registry-apply-delay", "1s"},
+			env: map[string]string{"CAFE_REGISTRY_APPLY_DELAY": "3s"}, registry: []string{reg}, service: called, delay: time.Second},
+		{name: "malformed delay in the environment", env: map[string]string{"CAFE_REGISTRY_APPLY_DELAY": "soon"}, err: "CAFE_REGISTRY_APPLY_DELAY"},
+		{name: "delay too long", args: []string{"--registry-apply-delay", "2m"}, err: "--registry-apply-delay"},
 		{name: "only --registry", args: []string{"--registry", reg}, err: "--call-service"},
 		{name: "only CAFE_REGISTRY", env: map[string]string{"CAFE_REGISTRY": reg}, err: "--call-service"},
 		{name: "only --call-service", args: []string{"--call-service", "shop/backend"}, err: "--registry"},
@@ -303,7 +312,7 @@ func TestParseFlagsCall(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			for _, k := range []string{"CAFE_REGISTRY", "CAFE_CALL_SERVICE"} {
+			for _, k := range []string{"CAFE_REGISTRY", "CAFE_CALL_SERVICE", "CAFE_REGISTRY_APPLY_DELAY"} {
 				t.Setenv(k, tc.env[k])
 			}
 			o, err := parseFlags(append([]string{"--listen", "127.0.0.1:0"}, tc.args...))
@@ -314,6 +323,7 @@ func TestParseFlagsCall(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(o.registry).To(Equal(tc.registry))
 			g.Expect(o.callService).To(Equal(tc.service))
+			g.Expect(o.applyDelay).To(Equal(tc.delay))
 		})
 	}
 }

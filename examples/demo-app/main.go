@@ -94,7 +94,8 @@ func run(log *slog.Logger, args []string) error {
 
 // parseFlags parses args; the flags default to the environment the agent
 // starts an instance with (CAFE_LISTEN, CAFE_INSTANCE, CAFE_NAMESPACE,
-// CAFE_REGISTRY, CAFE_CALL_SERVICE).
+// CAFE_REGISTRY) and the artifact's (CAFE_CALL_SERVICE,
+// CAFE_REGISTRY_APPLY_DELAY).
 func parseFlags(args []string) (options, error) {
 	var o options
 	var registryURLs, callService string
@@ -107,7 +108,17 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.allowNonLoopback, "allow-non-loopback", false, "allow --listen on an address that is not loopback")
 	fs.StringVar(&registryURLs, "registry", os.Getenv("CAFE_REGISTRY"), "the service registry's client URLs, comma-separated, loopback only (env CAFE_REGISTRY; with --call-service)")
 	fs.StringVar(&callService, "call-service", os.Getenv("CAFE_CALL_SERVICE"), "the service GET /call calls, <namespace>/<service>, found in --registry (env CAFE_CALL_SERVICE)")
-	fs.DurationVar(&o.applyDelay, "registry-apply-delay", 0, "a drill: apply (and acknowledge) every change of the registry this much later, as a lagging consumer would; CAFE must then hold a release until the consumer has caught up")
+	fs.Func("registry-apply-delay", "a drill: apply (and acknowledge) every change of the registry this much later, as a lagging consumer would; CAFE must then hold a release until the consumer has caught up (env CAFE_REGISTRY_APPLY_DELAY)", func(v string) (err error) {
+		o.applyDelay, err = time.ParseDuration(v)
+		return err
+	})
+	if v := os.Getenv("CAFE_REGISTRY_APPLY_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return o, fmt.Errorf("CAFE_REGISTRY_APPLY_DELAY %q: %w", v, err)
+		}
+		o.applyDelay = d // the flag, when given, overrides it
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -87,6 +87,12 @@ type Options struct {
 	// local control plane gives each emulated host one. Empty on a real
 	// host.
 	NetNS string
+	// Registry, when set, is the shared service registry's client URL,
+	// given to every instance as CAFE_REGISTRY (through a relay on the
+	// host's address when the host has a network namespace of its own).
+	Registry string
+	// RegistryRelayPort is the relay's port on Address (0: any free port).
+	RegistryRelayPort int
 }
 
 // Validate names the first missing or malformed option.
@@ -113,7 +119,7 @@ func (o *Options) Validate() error {
 	case o.NetNS != "" && !netnsExists(o.NetNS):
 		return fmt.Errorf("--netns %s: no such network namespace under /run/netns", o.NetNS)
 	}
-	return nil
+	return o.checkRegistry()
 }
 
 // Agent registers, heartbeats and runs the instances of one classic host.
@@ -143,7 +149,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("creating the client: %w", err)
 		}
 	}
-	mgr, err := a.newManager()
+	registryURL, err := a.instancesRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	mgr, err := a.newManager(registryURL)
 	if err != nil {
 		return err
 	}
@@ -170,8 +180,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // newManager runs the instance controller on a cache of the host's own
 // instances only (field selector spec.hostName), without metrics, probes
-// or leader election: one agent per host.
-func (a *Agent) newManager() (ctrl.Manager, error) {
+// or leader election: one agent per host. registryURL is the shared
+// registry as the instances reach it ("" for none).
+func (a *Agent) newManager(registryURL string) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(a.Config, ctrl.Options{
 		Scheme:                 scheme.New(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -183,7 +194,7 @@ func (a *Agent) newManager() (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the agent's controller manager: %w", err)
 	}
-	if err := newInstances(mgr.GetClient(), a.Options).setup(mgr); err != nil {
+	if err := newInstances(mgr.GetClient(), a.Options, registryURL).setup(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the instance controller: %w", err)
 	}
 	return mgr, nil

@@ -66,6 +66,9 @@ type instances struct {
 	period time.Duration
 	grace  time.Duration
 	netns  string
+	// registry is the shared registry's URL as the instances reach it
+	// ("" for none).
+	registry string
 
 	mu       sync.Mutex
 	children map[string]*child
@@ -87,7 +90,7 @@ type child struct {
 	exitedAt time.Time
 }
 
-func newInstances(c client.Client, o Options) *instances {
+func newInstances(c client.Client, o Options, registryURL string) *instances {
 	return &instances{
 		client: c, host: o.Host, address: o.Address, workDir: o.WorkDir,
 		fetch:    &http.Client{Timeout: 10 * time.Minute},
@@ -95,6 +98,7 @@ func newInstances(c client.Client, o Options) *instances {
 		period:   o.HealthPeriod,
 		grace:    o.StopGrace,
 		netns:    o.NetNS,
+		registry: registryURL,
 		children: map[string]*child{},
 		failures: map[string]int{},
 		fetching: map[string]*sync.Mutex{},
@@ -479,6 +483,13 @@ func (r *instances) launchSpec(inst *cafev1alpha1.ClassicInstance) launchSpec {
 	sum := sha256.New()
 	_ = json.NewEncoder(sum).Encode([]any{spec.Command, spec.Env, spec.SHA256, spec.NetNS}) // strings: cannot fail
 	spec.Launch = hex.EncodeToString(sum.Sum(nil))[:16]
+	if r.registry != "" {
+		// Not in Launch: the registry's URL is the agent's wiring, not the
+		// instance's spec, and reaches an instance at its next start,
+		// never by restarting one that serves. First, so that an artifact
+		// may name another registry.
+		spec.Env = append([]string{EnvRegistry + "=" + r.registry}, spec.Env...)
+	}
 	return spec
 }
 

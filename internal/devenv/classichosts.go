@@ -118,6 +118,9 @@ func StartClassicHosts(ctx context.Context, cp *controlplane.ControlPlane, admin
 		if h.Network != nil {
 			args = append(args, "--netns", h.Network.Namespace)
 		}
+		if cp.RegistryURL() != "" {
+			args = append(args, "--registry", cp.RegistryURL())
+		}
 		// Recorded before it starts, so its instances are stopped even if
 		// the start fails half way.
 		started = append(started, h)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/cafe-io/cafe/internal/podnet"
 )
 
 // Prefix is the root of every key CAFE reads or writes in the registry.
@@ -134,7 +136,9 @@ func DecodeAck(key string, value []byte) (Ack, error) {
 }
 
 // CheckEndpoints refuses registry endpoints that are not http(s) URLs on
-// loopback: the project sends nothing anywhere else.
+// loopback or in the ranges the project routes into network namespaces of
+// its own (a classic host's relay to the registry on the local control
+// plane): the project sends nothing anywhere else.
 func CheckEndpoints(endpoints []string) error {
 	if len(endpoints) == 0 {
 		return fmt.Errorf("no registry endpoints")
@@ -150,8 +154,8 @@ func CheckEndpoints(endpoints []string) error {
 		if err != nil {
 			return fmt.Errorf("registry endpoint %q: %w", e, err)
 		}
-		if !ap.Addr().IsLoopback() {
-			return fmt.Errorf("registry endpoint %q: not a loopback address (the project sends nothing elsewhere)", e)
+		if !ap.Addr().IsLoopback() && !podnet.SafetyNet.Contains(ap.Addr()) {
+			return fmt.Errorf("registry endpoint %q: not a loopback address nor one of the project's namespaces (%s): the project sends nothing elsewhere", e, podnet.SafetyNet)
 		}
 	}
 	return nil

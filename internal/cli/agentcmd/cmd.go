@@ -59,6 +59,8 @@ status of its instances.`,
 	f.DurationVar(&o.HealthPeriod, "health-period", agent.DefaultHealthPeriod, "how often a running instance's health check is called")
 	f.IntVar(&o.HealthPort, "health-port", agent.DefaultHealthPort, "the port of the agent's health endpoint on --address, which CAFE probes to tell the host reachable (0: any free port)")
 	f.StringVar(&o.NetNS, "netns", "", "a network namespace (under /run/netns) holding --address to start the instances in (the local control plane's emulated hosts; empty on a real host)")
+	f.StringVar(&o.Registry, "registry", "", "the shared service registry's client URL, given to every instance as CAFE_REGISTRY (relayed on --address when --netns is set)")
+	f.IntVar(&o.RegistryRelayPort, "registry-relay-port", agent.DefaultRegistryRelayPort, "with --registry and --netns: the port on --address where the agent relays the registry to the instances (0: any free port)")
 	f.DurationVar(&o.StopGrace, "stop-grace", agent.DefaultStopGrace, "how long a stopped instance's process has after SIGTERM before SIGKILL")
 	return cmd
 }
