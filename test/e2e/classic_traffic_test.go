@@ -223,6 +223,7 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 		}
 	}).Should(Succeed(), "the registry provider guards pods and VM")
 	c := startConsumer(ctx, t, g, a)
+	c.expectAcknowledging(ctx, g, reg)
 
 	// r2: the image and the package together.
 	recordHybridR2(ctx, g, a, app, env.DemoApp.Artifact("v2", trafficPort))

@@ -4,21 +4,21 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cafe-io/cafe/internal/controlplane"
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/loadgen"
 	"github.com/cafe-io/cafe/internal/registry"
-	"github.com/cafe-io/cafe/test/framework"
 )
 
 // eastWestRate is the steady call rate of the consumer app: requests/s to
@@ -31,44 +31,59 @@ const eastWestRate = 50
 // acknowledgement keeps its calls off an instance being stopped.
 const consumerLag = 3 * time.Second
 
-// consumer is the demo app (v1) run as a consumer of an app through the
-// shared registry: its /call picks an instance of the app, pod or VM,
-// client-side, and forwards one request to it. It runs on loopback in the
-// machine's own network namespace: from a classic host's namespace only
-// the host's end of its link is reachable, not the registry on loopback
-// (docs/classic-hosts.md).
+// consumerPort is the consumer instance's port on its host.
+const consumerPort = 8081
+
+// consumerZone is where the consumer runs: a classic host of its own,
+// apart from the app's VM (zone-c).
+const consumerZone = "zone-a"
+
+// consumer is the demo app (v1) run by CAFE as a classic instance (a
+// ClassicSet of one) in a classic host's network namespace, a consumer of
+// an app through the shared registry: its /call picks an instance of the
+// app, pod or VM, client-side, and forwards one request to it. It reaches
+// the registry through its host agent's relay (CAFE_REGISTRY), as a VM
+// reaches the bank's registry over the network.
 type consumer struct {
-	url string
-	svc registry.Service
+	url  string
+	name string
+	svc  registry.Service
 }
 
-// startConsumer starts the consumer of the app's Service, lagging by
+// startConsumer runs the consumer of the app's Service, lagging by
 // consumerLag, and returns once it has called the app through the
-// registry; it stops at the test's end.
+// registry; it goes with the test's namespace.
 func startConsumer(ctx context.Context, t *testing.T, g Gomega, a *trafficApp) *consumer {
 	t.Helper()
-	bin, err := framework.DemoAppBinary()
-	g.Expect(err).NotTo(HaveOccurred())
-	ports, err := controlplane.FreePorts(1)
-	g.Expect(err).NotTo(HaveOccurred())
-	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	svc := registry.Service{Namespace: a.ns, Name: a.name}
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "consumer.log"))
-	g.Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(bin, "--listen", listen, "--version", "v1", "--name", "consumer-of-"+a.name, "--namespace", a.ns,
-		"--registry", env.ControlPlane.RegistryURL(), "--call-service", svc.String(), "--registry-apply-delay", consumerLag.String())
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	g.Expect(cmd.Start()).To(Succeed())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logFile.Name())
-			t.Logf("consumer log:\n%s", out)
-		}
-	})
-	c := &consumer{url: "http://" + listen, svc: svc}
+	labels := map[string]string{"app": a.name + "-caller"}
+	artifact := env.DemoApp.Artifact("v1", consumerPort)
+	artifact.Env = []cafev1alpha1.ClassicEnvVar{
+		{Name: "CAFE_CALL_SERVICE", Value: svc.String()},
+		{Name: "CAFE_REGISTRY_APPLY_DELAY", Value: consumerLag.String()},
+	}
+	set := &cafev1alpha1.ClassicSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: a.name + "-caller"},
+		Spec: cafev1alpha1.ClassicSetSpec{
+			Replicas:  ptr.To[int32](1),
+			Selector:  &metav1.LabelSelector{MatchLabels: labels},
+			Template:  cafev1alpha1.ClassicInstanceTemplate{Metadata: cafev1alpha1.ClassicInstanceTemplateMeta{Labels: labels}, Artifact: *artifact},
+			Placement: cafev1alpha1.ClassicPlacement{Zone: consumerZone},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, set)).To(Succeed())
+	inst := &cafev1alpha1.ClassicInstance{}
+	g.Eventually(func(g Gomega) {
+		list := &cafev1alpha1.ClassicInstanceList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(a.ns), client.MatchingLabels(labels))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		*inst = list.Items[0]
+		g.Expect(meta.IsStatusConditionTrue(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition)).To(BeTrue(), "consumer status %+v", inst.Status)
+	}).Should(Succeed(), "the consumer runs on a classic host of %s", consumerZone)
+	host := classicHostIn(g, consumerZone)
+	g.Expect(inst.Spec.HostName).To(Equal(host.Name))
+	g.Expect(host.Network).NotTo(BeNil(), "the consumer's host has a network namespace of its own: it reaches the registry only through the relay")
+	c := &consumer{url: fmt.Sprintf("http://%s:%d", host.Address, consumerPort), name: inst.Name, svc: svc}
 	g.Eventually(func() int {
 		resp, err := http.Get(c.url + "/call")
 		if err != nil {
@@ -78,6 +93,23 @@ func startConsumer(ctx context.Context, t *testing.T, g Gomega, a *trafficApp) *
 		return resp.StatusCode
 	}).Should(Equal(http.StatusOK), "the consumer calls %s through the registry", svc)
 	return c
+}
+
+// expectAcknowledging: the consumer keeps an acknowledgement of the
+// service's revisions in the registry, so the registry provider waits for
+// it before an instance stops.
+func (c *consumer) expectAcknowledging(ctx context.Context, g Gomega, reg *clientv3.Client) {
+	resp, err := reg.Get(ctx, registry.ConsumersPrefix(c.svc), clientv3.WithPrefix())
+	g.Expect(err).NotTo(HaveOccurred())
+	var consumers []string
+	for _, kv := range resp.Kvs {
+		ack, err := registry.DecodeAck(string(kv.Key), kv.Value)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(kv.Lease).NotTo(BeZero(), "an acknowledgement lives under its consumer's lease")
+		g.Expect(ack.Revision).To(BeNumerically(">", 0))
+		consumers = append(consumers, strings.TrimPrefix(string(kv.Key), registry.ConsumersPrefix(c.svc)))
+	}
+	g.Expect(consumers).To(ContainElement(HavePrefix(c.name+"_")), "the consumer instance %s acknowledges %s", c.name, c.svc)
 }
 
 // startLoad calls the app through the consumer at eastWestRate until stop.
