@@ -304,7 +304,7 @@ func TestParseFlagsCall(t *testing.T) {
 		{name: "malformed delay in the environment", env: map[string]string{"CAFE_REGISTRY_APPLY_DELAY": "soon"}, err: "CAFE_REGISTRY_APPLY_DELAY"},
 		{name: "delay too long", args: []string{"--registry-apply-delay", "2m"}, err: "--registry-apply-delay"},
 		{name: "only --registry", args: []string{"--registry", reg}, err: "--call-service"},
-		{name: "only CAFE_REGISTRY", env: map[string]string{"CAFE_REGISTRY": reg}, err: "--call-service"},
+		{name: "only CAFE_REGISTRY (an agent gives it every instance): ignored", env: map[string]string{"CAFE_REGISTRY": reg}},
 		{name: "only --call-service", args: []string{"--call-service", "shop/backend"}, err: "--registry"},
 		{name: "only CAFE_CALL_SERVICE", env: map[string]string{"CAFE_CALL_SERVICE": "shop/backend"}, err: "--registry"},
 		{name: "non-loopback registry", args: []string{"--registry", "http://10.0.0.1:2379", "--call-service", "shop/backend"}, err: "--registry"},

@@ -131,10 +131,22 @@ func parseFlags(args []string) (options, error) {
 	if o.slowLatency <= 0 {
 		return o, fmt.Errorf("--slow-latency %s: must be positive", o.slowLatency)
 	}
+	if callService == "" && !flagSet(fs, "registry") {
+		// An agent started with --registry gives every instance
+		// CAFE_REGISTRY; an app that calls nobody ignores it.
+		registryURLs = ""
+	}
 	if err := parseCall(&o, registryURLs, callService); err != nil {
 		return o, err
 	}
 	return o, nil
+}
+
+// flagSet says whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parseCall reads --registry and --call-service into o: both or neither.
