@@ -3,9 +3,11 @@ package podnet
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -112,4 +114,68 @@ func netnsOf(g Gomega, path string) uint64 {
 	var st unix.Stat_t
 	g.Expect(unix.Stat(path, &st)).To(Succeed())
 	return st.Ino
+}
+
+// A classic host calls pods and another host through the machine, which
+// forwards what arrives on the project's links only: the callee sees the
+// host's address; nothing outside the project's ranges is routed from
+// inside; the machine's own forwarding is left as it was.
+func TestHostsReachThePodsAndEachOtherThroughTheMachine(t *testing.T) {
+	requireRoot(t)
+	g := NewWithT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	globalBefore := readSysctl(g, "/proc/sys/net/ipv4/ip_forward")
+	pods := create(t, g, "198.19.128.0/20")
+	var hosts []Network
+	for i := range 2 {
+		h := For(t.TempDir(), netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("198.19.232.%d", 201+i)), 32))
+		h.Namespace = fmt.Sprintf("cafe-host-test-%d", i)
+		h.HostLink = fmt.Sprintf("chtest%d", i)
+		g.Expect(h.Create(ctx)).To(Succeed())
+		t.Cleanup(func() { h.Delete(context.Background()) })
+		hosts = append(hosts, h)
+	}
+	caller := hosts[0]
+
+	// Servers in the pod network and in the second host say who called.
+	whoCalled := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
+	targets := []string{"198.19.131.9:18090", hosts[1].CIDR.Addr().String() + ":18091"}
+	for i, n := range []Network{pods, hosts[1]} {
+		l, err := n.Listen("tcp", targets[i])
+		g.Expect(err).NotTo(HaveOccurred())
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: whoCalled}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+	for _, target := range targets {
+		var answer string
+		g.Expect(InNamespace(caller.Namespace, func() error {
+			conn, err := net.DialTimeout("tcp", target, 2*time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if _, err := fmt.Fprintf(conn, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+				return err
+			}
+			b, err := io.ReadAll(conn)
+			answer = string(b)
+			return err
+		})).To(Succeed(), "the host reaches %s", target)
+		g.Expect(answer).To(ContainSubstring("\r\n\r\n"+caller.CIDR.Addr().String()+":"), "%s sees the host's own address", target)
+	}
+
+	// From inside, nothing but the link and the project's ranges has a
+	// route: no packet for elsewhere can be sent.
+	out, err := ip(ctx, "-n", caller.Namespace, "-4", "route", "get", "192.0.2.1")
+	g.Expect(err).To(HaveOccurred(), "no route out of the project's ranges: %s", out)
+	g.Expect(readSysctl(g, "/proc/sys/net/ipv4/ip_forward")).To(Equal(globalBefore), "the machine's own forwarding is untouched")
+	g.Expect(readSysctl(g, "/proc/sys/net/ipv4/conf/"+caller.HostLink+"/forwarding")).To(Equal("1"))
+}
+
+func readSysctl(g Gomega, path string) string {
+	b, err := os.ReadFile(path)
+	g.Expect(err).NotTo(HaveOccurred())
+	return strings.TrimSpace(string(b))
 }

@@ -13,7 +13,9 @@
 // inside the namespace on a pod's IP (Network.Listen) then answers what the
 // host sends to that IP, and the packets never go anywhere but into a
 // namespace the project created. Route checks before any traffic
-// (Network.CheckRoute) make sure of it.
+// (Network.CheckRoute) make sure of it. From inside, the project's other
+// namespaces (the classic hosts', the pods') are reachable through the
+// machine, which forwards only what arrives on the project's links.
 //
 // It needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and iproute2's `ip`.
 package podnet
@@ -28,6 +30,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -102,9 +105,16 @@ func (n Network) Create(ctx context.Context) error {
 		{"-n", n.Namespace, "addr", "add", n.Peer.String() + "/30", "dev", "eth0"},
 		{"-n", n.Namespace, "link", "set", "eth0", "up"},
 		// Every pod IP is an address of the namespace itself. No default
-		// route: from inside, only the host's end of the pair is reachable
-		// (answers go to it: the host sends from that address).
+		// route: from inside, only the machine's end of the pair (answers
+		// go to it: the machine sends from that address) and the project's
+		// other namespaces are reachable, the latter through the machine,
+		// which forwards what arrives on this link and nothing else
+		// (forwarding is per link: the machine's own stays off), along its
+		// routes into the namespaces or into the blackhole. A namespace of
+		// one address (a classic host's) sends from that address, so that
+		// whoever it calls can answer it.
 		{"-n", n.Namespace, "route", "add", "local", n.CIDR.String(), "dev", "lo", "table", "local"},
+		append([]string{"-n", n.Namespace, "route", "add", SafetyNet.String(), "via", n.Host.String(), "dev", "eth0"}, n.source()...),
 		{"route", "add", n.CIDR.String(), "via", n.Peer.String(), "dev", n.HostLink},
 	}
 	for _, args := range steps {
@@ -112,6 +122,19 @@ func (n Network) Create(ctx context.Context) error {
 			n.Delete(ctx)
 			return fmt.Errorf("creating pod network %s: %w", n.Namespace, err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", n.HostLink, "forwarding"), []byte("1"), 0o644); err != nil {
+		n.Delete(ctx)
+		return fmt.Errorf("creating pod network %s: letting the machine forward what arrives on %s: %w", n.Namespace, n.HostLink, err)
+	}
+	return nil
+}
+
+// source is the route option that makes a namespace of one address send
+// from it (none for a pod network: pods only answer).
+func (n Network) source() []string {
+	if n.CIDR.IsSingleIP() {
+		return []string{"src", n.CIDR.Addr().String()}
 	}
 	return nil
 }
