@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cafe-io/cafe/internal/podnet"
 )
 
 // Bounds and defaults of [Config].
@@ -113,23 +116,31 @@ func checkURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("loadgen: URL %q: no host", raw)
 	}
 	if !loopbackHost(host) {
-		return nil, fmt.Errorf("loadgen: URL %q: host %q is not loopback: only 127.0.0.0/8, ::1 and localhost may be load-tested", raw, host)
+		return nil, fmt.Errorf("loadgen: URL %q: host %q is not loopback nor in the project's namespaces: only 127.0.0.0/8, ::1, localhost and %s may be load-tested", raw, host, podnet.SafetyNet)
 	}
 	return u, nil
 }
 
-// loopbackHost reports whether host (no port) is "localhost" or a loopback
+// loopbackHost reports whether host (no port) is "localhost" or an allowed
 // IP literal. No name is resolved.
 func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+	return strings.EqualFold(host, "localhost") || allowedIP(host)
+}
+
+// allowedIP reports whether host is an IP literal on loopback or in the
+// ranges the project routes into network namespaces of its own (the
+// simulated pods, the classic hosts): the only places load may go.
+func allowedIP(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip = ip.Unmap()
+	return ip.IsLoopback() || podnet.SafetyNet.Contains(ip)
 }
 
 // errNotLoopback is what the dialer returns for any other address.
-var errNotLoopback = errors.New("loadgen: refusing to connect to a non-loopback address")
+var errNotLoopback = errors.New("loadgen: refusing to connect to an address neither on loopback nor in the project's namespaces")
 
 // dialAddress maps the transport's "host:port" to the address to dial:
 // "localhost" becomes 127.0.0.1, so no resolver (and no DNS packet) is ever
@@ -142,7 +153,7 @@ func dialAddress(addr string) (string, error) {
 	if strings.EqualFold(host, "localhost") {
 		host = "127.0.0.1"
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !allowedIP(host) {
 		return "", fmt.Errorf("%w: %s", errNotLoopback, addr)
 	}
 	return net.JoinHostPort(host, port), nil
@@ -156,7 +167,7 @@ func controlLoopback(_ context.Context, _, address string, _ syscall.RawConn) er
 	if err != nil {
 		return fmt.Errorf("%w: %s", errNotLoopback, address)
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !allowedIP(host) {
 		return fmt.Errorf("%w: %s", errNotLoopback, address)
 	}
 	return nil
