@@ -230,6 +230,7 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	operate := approvedOrder(ctx, t, g, a, "hybrid-v2")
 	finished := func(o *cafev1alpha1.ReleaseOrder) bool { return o.Status.Phase.IsFinished() }
 	ew := c.startLoad(ctx, t, g)
+	drain := watchEastWestDrain(ctx, g, a, c, reg)
 	r := a.releaseUnderLoad(ctx, t, g,
 		func() { operate("start") },
 		func() {
@@ -240,11 +241,13 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	g.Expect(r.Total.Pods).To(HaveKey(vm), "the VM answered its share during the release")
 	expectVM(ctx, g, a, vm, "v2")
 	ew.waitSecond(ctx, g, "an east-west second answered only by v2", servedOnlyBy("v2"))
+	drain.finish(g, vm)
 	expectEastWestServed(t, g, ew, vm, "v1", "v2")
 	expectInstancesAudited(ctx, g, ns, "hybrid-v2", a.name+"-r2", vm)
 
 	// The order's rollback returns pods and VM to v1, under load too.
 	ew = c.startLoad(ctx, t, g)
+	drain = watchEastWestDrain(ctx, g, a, c, reg)
 	r = a.releaseUnderLoadTo(ctx, t, g, "v1", "v2",
 		func() { operate("rollback", "--comment", "back") },
 		func() {
@@ -254,6 +257,7 @@ func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	expectEveryRequestServed(g, r)
 	expectVM(ctx, g, a, vm, "v1")
 	ew.waitSecond(ctx, g, "an east-west second answered only by v1", servedOnlyBy("v1"))
+	drain.finish(g, vm)
 	expectEastWestServed(t, g, ew, vm, "v2", "v1")
 	expectInstancesAudited(ctx, g, ns, "hybrid-v2", a.name+"-r1", vm)
 }

@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -137,4 +142,149 @@ func registered(ctx context.Context, g Gomega, reg *clientv3.Client, svc registr
 		out[r.Name] = r.Kind
 	}
 	return out
+}
+
+// eastWestDrain checks the registry provider's promise as it happens: an
+// instance of the app, pod or VM, is operated on (a pod's image changed, a
+// VM's package changed) only once the consumer has applied the registry
+// revision that deregistered it. At each operation the API server's watch
+// shows, it reads the registry at once: the object's address must not be
+// registered, and the consumer's acknowledgement must be at or above the
+// revision of the address's last deregistration (from the registry's
+// history). The consumer lags consumerLag, so a release that did not wait
+// for it is caught at its first operation.
+type eastWestDrain struct {
+	mu         sync.Mutex
+	operations []string
+	violations []string
+	stop       context.CancelFunc
+	done       chan struct{}
+}
+
+// watchEastWestDrain starts the check on app a's pods and classic
+// instances until finish.
+func watchEastWestDrain(ctx context.Context, g Gomega, a *trafficApp, c *consumer, reg *clientv3.Client) *eastWestDrain {
+	ctx, cancel := context.WithCancel(ctx)
+	d := &eastWestDrain{stop: cancel, done: make(chan struct{})}
+	pods, err := k8sClient.Watch(ctx, &corev1.PodList{}, client.InNamespace(a.ns), client.MatchingLabels(a.labels))
+	g.Expect(err).NotTo(HaveOccurred())
+	vms, err := k8sClient.Watch(ctx, &cafev1alpha1.ClassicInstanceList{}, client.InNamespace(a.ns), client.MatchingLabels(a.labels))
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() {
+		defer close(d.done)
+		defer pods.Stop()
+		defer vms.Stop()
+		seen := map[string]string{} // object → what it runs (image or package)
+		for {
+			var ev watch.Event
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok = <-pods.ResultChan():
+			case ev, ok = <-vms.ResultChan():
+			}
+			if !ok {
+				d.record("", "a watch ended before the check did: operations may have been missed")
+				return
+			}
+			name, runs, address := operand(ev.Object)
+			if name == "" || ev.Type == watch.Deleted {
+				continue
+			}
+			if before, known := seen[name]; known && before != runs && address.IsValid() {
+				d.record(fmt.Sprintf("%s %s → %s", name, before, runs), d.checkDrained(ctx, reg, c, name, address))
+			}
+			seen[name] = runs
+		}
+	}()
+	return d
+}
+
+// operand is what a watched object runs and the address it is registered
+// at (invalid while it has none).
+func operand(obj runtime.Object) (name, runs string, address netip.AddrPort) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		ip, _ := netip.ParseAddr(o.Status.PodIP)
+		return "pod/" + o.Name, o.Spec.Containers[0].Image, netip.AddrPortFrom(ip, trafficPort)
+	case *cafev1alpha1.ClassicInstance:
+		addr, _ := netip.ParseAddrPort(o.Status.Address)
+		return "vm/" + o.Name, o.Spec.Artifact.SHA256[:12], addr
+	}
+	return "", "", netip.AddrPort{}
+}
+
+// checkDrained reads the registry now: "" when address was deregistered at
+// a revision the consumer has applied, else why not.
+func (d *eastWestDrain) checkDrained(ctx context.Context, reg *clientv3.Client, c *consumer, name string, address netip.AddrPort) string {
+	key := registry.InstanceKey(c.svc, address)
+	now, err := reg.Get(ctx, key)
+	if err != nil {
+		return "reading the registry: " + err.Error()
+	}
+	if len(now.Kvs) > 0 {
+		return fmt.Sprintf("operated on while still registered at %s", address)
+	}
+	acks, err := reg.Get(ctx, registry.ConsumersPrefix(c.svc), clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision))
+	if err != nil {
+		return "reading the acknowledgements: " + err.Error()
+	}
+	ack := int64(-1)
+	for _, kv := range acks.Kvs {
+		if strings.HasPrefix(strings.TrimPrefix(string(kv.Key), registry.ConsumersPrefix(c.svc)), c.name+"_") {
+			a, err := registry.DecodeAck(string(kv.Key), kv.Value)
+			if err != nil {
+				return err.Error()
+			}
+			ack = a.Revision
+		}
+	}
+	// The revision of the address's last deregistration, from history.
+	history, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	deregistered := int64(0)
+	for resp := range reg.Watch(history, key, clientv3.WithRev(1)) {
+		if err := resp.Err(); err != nil {
+			return "reading the registry's history: " + err.Error()
+		}
+		for _, ev := range resp.Events {
+			if ev.Type == clientv3.EventTypeDelete && ev.Kv.ModRevision <= now.Header.Revision {
+				deregistered = ev.Kv.ModRevision
+			}
+		}
+		if resp.Header.Revision >= now.Header.Revision {
+			break
+		}
+	}
+	switch {
+	case deregistered == 0:
+		return fmt.Sprintf("operated on but %s was never deregistered", address)
+	case ack < deregistered:
+		return fmt.Sprintf("operated on while the consumer had applied revision %d, below %d, which deregistered %s", ack, deregistered, address)
+	}
+	return ""
+}
+
+func (d *eastWestDrain) record(operation, violation string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if operation != "" {
+		d.operations = append(d.operations, operation)
+	}
+	if violation != "" {
+		d.violations = append(d.violations, strings.TrimSpace(operation+": "+violation))
+	}
+}
+
+// finish stops the check and expects no violation, and operations on the
+// pods and the VM alike.
+func (d *eastWestDrain) finish(g Gomega, vm string) {
+	d.stop()
+	<-d.done
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g.Expect(d.violations).To(BeEmpty(), "operations before the consumer applied the deregistration")
+	g.Expect(d.operations).To(ContainElement(HavePrefix("pod/")), "the check saw the pods operated on")
+	g.Expect(d.operations).To(ContainElement(HavePrefix("vm/"+vm+" ")), "and the VM")
 }
