@@ -102,11 +102,19 @@ func relay(ctx context.Context, ln net.Listener, target string) {
 	dialer := net.Dialer{Timeout: relayDialTimeout}
 	for {
 		down, err := ln.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				logger.Error(err, "the registry relay stopped accepting")
-			}
+		if errors.Is(err, net.ErrClosed) {
 			break
+		}
+		if err != nil {
+			// Out of file descriptors and the like: pass, as net/http's
+			// server does, rather than leave the instances without a
+			// registry for good.
+			logger.Error(err, "the registry relay cannot accept; retrying")
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		track(down, true)
 		wg.Go(func() {
