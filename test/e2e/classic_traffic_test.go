@@ -174,10 +174,16 @@ func TestClassicUnitsReleaseWithThePodsUnderLoad(t *testing.T) {
 // classicTest is a classic e2e test's context and assertions: eventual
 // conditions polled every 200 ms for up to two minutes.
 func classicTest(t *testing.T) (context.Context, *WithT) {
+	return testContext(t), classicGomega(t)
+}
+
+// classicGomega waits as long as classic instances take: packages
+// fetched, processes started, health checks passed.
+func classicGomega(t *testing.T) *WithT {
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(2 * time.Minute)
 	g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
-	return testContext(t), g
+	return g
 }
 
 // classicHostIn is the shared control plane's classic host of zone, in a
@@ -206,7 +212,11 @@ func classicInstancesOf(ctx context.Context, g Gomega, a *trafficApp) []cafev1al
 // the VM answers during the release and ends on v2 beside the pods; the
 // order's rollback returns both to v1, losslessly too.
 func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
-	ctx, g := classicTest(t)
+	g := classicGomega(t)
+	// A release and its rollback, each under two loads, and a consumer
+	// app placed, fetched and started: 3 minutes (100 s alone) is short
+	// while the other tests run beside it.
+	ctx := testContextWithin(t, 8*time.Minute)
 	a, app, vm := runHybridApp(ctx, t, g, "hyb")
 	ns := a.ns
 

@@ -65,7 +65,14 @@ func run(m *testing.M) int {
 // testContext bounds one test; a hung wait fails the test instead of the run.
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return testContextWithin(t, 3*time.Minute)
+}
+
+// testContextWithin is testContext for a test that needs longer than
+// most (several releases under load on a machine running the other tests).
+func testContextWithin(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
