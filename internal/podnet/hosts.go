@@ -55,13 +55,18 @@ func (n Network) HostNetwork(i int) (Network, error) {
 // SetLink sets the namespace's end of the veth pair up or down: down, the
 // host is cut off as by a failed network. The machine's end stays up with
 // its route, so what is sent to the host meanwhile still goes into the
-// pair (and is lost there), never out by the machine's default route.
+// pair (and is lost there), never out by the machine's default route. The
+// kernel drops the namespace's route to the project's ranges with the
+// link; up, it is restored.
 func (n Network) SetLink(ctx context.Context, up bool) error {
-	state := "down"
-	if up {
-		state = "up"
+	if !up {
+		_, err := ip(ctx, "-n", n.Namespace, "link", "set", "eth0", "down")
+		return err
 	}
-	_, err := ip(ctx, "-n", n.Namespace, "link", "set", "eth0", state)
+	if _, err := ip(ctx, "-n", n.Namespace, "link", "set", "eth0", "up"); err != nil {
+		return err
+	}
+	_, err := ip(ctx, n.projectRoute()...)
 	return err
 }
 

@@ -117,9 +117,10 @@ func netnsOf(g Gomega, path string) uint64 {
 }
 
 // A classic host calls pods and another host through the machine, which
-// forwards what arrives on the project's links only: the callee sees the
-// host's address; nothing outside the project's ranges is routed from
-// inside; the machine's own forwarding is left as it was.
+// forwards what arrives on the project's links only, also after its link
+// was lost and came back: the callee sees the host's address; nothing
+// outside the project's ranges is routed from inside; the machine's own
+// forwarding is left as it was.
 func TestHostsReachThePodsAndEachOtherThroughTheMachine(t *testing.T) {
 	requireRoot(t)
 	g := NewWithT(t)
@@ -148,6 +149,10 @@ func TestHostsReachThePodsAndEachOtherThroughTheMachine(t *testing.T) {
 		go func() { _ = srv.Serve(l) }()
 		t.Cleanup(func() { _ = srv.Close() })
 	}
+	// A link lost and back (the kernel drops the routes through it)
+	// reaches them again.
+	g.Expect(caller.SetLink(ctx, false)).To(Succeed())
+	g.Expect(caller.SetLink(ctx, true)).To(Succeed())
 	for _, target := range targets {
 		var answer string
 		g.Expect(InNamespace(caller.Namespace, func() error {

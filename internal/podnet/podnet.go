@@ -114,7 +114,7 @@ func (n Network) Create(ctx context.Context) error {
 		// one address (a classic host's) sends from that address, so that
 		// whoever it calls can answer it.
 		{"-n", n.Namespace, "route", "add", "local", n.CIDR.String(), "dev", "lo", "table", "local"},
-		append([]string{"-n", n.Namespace, "route", "add", SafetyNet.String(), "via", n.Host.String(), "dev", "eth0"}, n.source()...),
+		n.projectRoute(),
 		{"route", "add", n.CIDR.String(), "via", n.Peer.String(), "dev", n.HostLink},
 	}
 	for _, args := range steps {
@@ -130,13 +130,15 @@ func (n Network) Create(ctx context.Context) error {
 	return nil
 }
 
-// source is the route option that makes a namespace of one address send
-// from it (none for a pod network: pods only answer).
-func (n Network) source() []string {
+// projectRoute is the `ip` command that routes the project's ranges from
+// inside the namespace to the machine. A namespace of one address (a
+// classic host's) sends from it; a pod network's pods only answer.
+func (n Network) projectRoute() []string {
+	route := []string{"-n", n.Namespace, "route", "replace", SafetyNet.String(), "via", n.Host.String(), "dev", "eth0"}
 	if n.CIDR.IsSingleIP() {
-		return []string{"src", n.CIDR.Addr().String()}
+		route = append(route, "src", n.CIDR.Addr().String())
 	}
-	return nil
+	return route
 }
 
 // cidrFree fails when the host already has a route for the pod CIDR (or a
