@@ -214,8 +214,8 @@ func classicInstancesOf(ctx context.Context, g Gomega, a *trafficApp) []cafev1al
 func TestClassicHybridAppReleasedByAnOrderUnderLoad(t *testing.T) {
 	g := classicGomega(t)
 	// A release and its rollback, each under two loads, and a consumer
-	// app placed, fetched and started: 3 minutes (100 s alone) is short
-	// while the other tests run beside it.
+	// app placed, fetched and started: about 100 s alone, more beside the
+	// other tests; 3 minutes leaves too little margin.
 	ctx := testContextWithin(t, 8*time.Minute)
 	a, app, vm := runHybridApp(ctx, t, g, "hyb")
 	ns := a.ns
