@@ -189,13 +189,8 @@ type classicResult struct {
 	// CafeDeployment reported its release Completed; Wall is the later of
 	// the two; GatewayDone until the gateway listed all 60 again.
 	Settled, StatusDone, Wall, GatewayDone time.Duration
-	// Before covers the load before the change, During from it to the end
-	// of the load; Total the whole run.
-	Before, During, Total loadgen.Summary
-	Unserved              int
-	UnservedSeconds       []unservedSecond
-	Errors                []loadgen.ErrorSample
-	MaxLag                time.Duration
+	// loadOutcome is what the load saw, split at the first change.
+	loadOutcome
 	// Window is the release's span the CPU is measured over: from the
 	// first change until the gateway listed all 60 on v2 (until the
 	// benchmark gave up, for a release that did not finish).
@@ -451,15 +446,7 @@ func (r *classicRunner) releaseUnderLoad(ctx context.Context, k classicKind, ns,
 	if rep == nil {
 		return fmt.Errorf("the load generator: %w", loadErr)
 	}
-	res.Before = rep.Window(rep.Start, start)
-	res.During = rep.Window(start, rep.Start.Add(rep.Duration+time.Second))
-	res.Total, res.Errors, res.MaxLag = rep.Total, rep.Errors, rep.MaxLag
-	unserved := rep.UnservedSeconds()
-	res.Unserved = len(unserved)
-	for _, sec := range unserved[:min(len(unserved), shownUnserved)] {
-		at := rep.Start.Add(time.Duration(sec.Index) * time.Second).Sub(start)
-		res.UnservedSeconds = append(res.UnservedSeconds, unservedSecond{FromRelease: at, Counts: sec.Counts, Errors: sec.Errors})
-	}
+	res.record(rep, start)
 	if problem != "" {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", problem, ctx.Err())

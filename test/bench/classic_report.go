@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -199,20 +198,11 @@ func (t *classicReport) writeMeaning(b *strings.Builder) {
 // writeUnserved lists, per release, the first seconds of load that had a
 // failure.
 func (t *classicReport) writeUnserved(b *strings.Builder) {
-	if !slices.ContainsFunc(t.Results, func(r classicResult) bool { return len(r.UnservedSeconds) > 0 }) {
-		return
+	var releases []unservedRelease
+	for _, r := range t.Results {
+		releases = append(releases, unservedRelease{Title: r.Kind.Title, Run: r.Run, Seconds: r.UnservedSeconds})
 	}
-	fmt.Fprintf(b, "Seconds of load not fully served (the first %d of each release; time from the change to the second's start):\n\n", shownUnserved)
-	for _, res := range t.Results {
-		for _, sec := range res.UnservedSeconds {
-			fmt.Fprintf(b, "- %s, run %d, %+.1f s: %s", res.Kind.Title, res.Run, sec.FromRelease.Seconds(), loadgen.FormatCounts(sec.Counts))
-			if len(sec.Errors) > 0 {
-				fmt.Fprintf(b, " (%s)", strings.Join(sec.Errors, "; "))
-			}
-			fmt.Fprintln(b)
-		}
-	}
-	fmt.Fprintln(b)
+	writeUnservedSeconds(b, "the change", releases)
 }
 
 func (t *classicReport) writeProblems(b *strings.Builder) {

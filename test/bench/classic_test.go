@@ -229,11 +229,11 @@ func classicSample() *classicReport {
 		Packages: []string{"`demo-app-v1.tar.gz`", "`demo-app-v2.tar.gz`"},
 		Results: []classicResult{
 			{Kind: kinds[0], Run: 1, Rate: 200, Completed: true, Settled: 20 * time.Second, StatusDone: 21 * time.Second, Wall: 21 * time.Second, GatewayDone: 23 * time.Second,
-				Before: load(1000, 0, 5*time.Millisecond), During: load(4600, 0, 12*time.Millisecond), Total: load(5600, 0, 11*time.Millisecond),
-				Window: 23 * time.Second, CPU: map[string]float64{cafeProcess: 3, "kube-apiserver": 10, "etcd": 2, controlplane.TraefikComponent: 2.5}, Hosts: hosts},
+				loadOutcome: loadOutcome{Before: load(1000, 0, 5*time.Millisecond), During: load(4600, 0, 12*time.Millisecond), Total: load(5600, 0, 11*time.Millisecond)},
+				Window:      23 * time.Second, CPU: map[string]float64{cafeProcess: 3, "kube-apiserver": 10, "etcd": 2, controlplane.TraefikComponent: 2.5}, Hosts: hosts},
 			{Kind: kinds[1], Run: 1, Rate: 200, Completed: true, Settled: 10 * time.Second, StatusDone: 10500 * time.Millisecond, Wall: 10500 * time.Millisecond, GatewayDone: 12 * time.Second,
-				Before: load(1000, 0, 4*time.Millisecond), During: load(2400, 3, 9*time.Millisecond), Total: load(3400, 3, 8*time.Millisecond),
-				Window: 12 * time.Second, CPU: map[string]float64{cafeProcess: 2, "kube-apiserver": 8, "kwok": 1, controlplane.PodEmulatorComponent: 0.7}, EmulatorPeakRSS: 40 << 20},
+				loadOutcome: loadOutcome{Before: load(1000, 0, 4*time.Millisecond), During: load(2400, 3, 9*time.Millisecond), Total: load(3400, 3, 8*time.Millisecond)},
+				Window:      12 * time.Second, CPU: map[string]float64{cafeProcess: 2, "kube-apiserver": 8, "kwok": 1, controlplane.PodEmulatorComponent: 0.7}, EmulatorPeakRSS: 40 << 20},
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,16 +108,8 @@ type trafficResult struct {
 	// said so; GatewayDone until the gateway's API listed exactly the v2
 	// pods.
 	Wall, ControllerDone, GatewayDone time.Duration
-	// Before covers the seconds of load before the image change, During
-	// those from it to the end of the load; Total the whole run.
-	Before, During, Total loadgen.Summary
-	// Unserved counts the seconds with a failure or no 2xx answer;
-	// UnservedSeconds are the first of them.
-	Unserved        int
-	UnservedSeconds []unservedSecond
-	// Errors are the load's distinct failure messages.
-	Errors []loadgen.ErrorSample
-	MaxLag time.Duration
+	// loadOutcome is what the load saw, split at the image change.
+	loadOutcome
 	// TraefikCores is the gateway's CPU over the whole load run, in cores;
 	// TraefikCoresDuring over the release part. EmulatorCores is the pod
 	// emulator's over the whole run.
@@ -129,6 +122,61 @@ type trafficResult struct {
 }
 
 // unservedSecond is a second of load with a failure or no 2xx answer.
+// loadOutcome is what the load under one release saw.
+type loadOutcome struct {
+	// Before covers the seconds of load before the change, During those
+	// from it to the end of the load; Total the whole run.
+	Before, During, Total loadgen.Summary
+	// Unserved counts the seconds with a failure or no 2xx answer;
+	// UnservedSeconds are the first of them.
+	Unserved        int
+	UnservedSeconds []unservedSecond
+	// Errors are the load's distinct failure messages.
+	Errors []loadgen.ErrorSample
+	MaxLag time.Duration
+}
+
+// record fills o from the load's report; change is when the release
+// began.
+func (o *loadOutcome) record(rep *loadgen.Report, change time.Time) {
+	o.Before = rep.Window(rep.Start, change)
+	o.During = rep.Window(change, rep.Start.Add(rep.Duration+time.Second))
+	o.Total, o.Errors, o.MaxLag = rep.Total, rep.Errors, rep.MaxLag
+	unserved := rep.UnservedSeconds()
+	o.Unserved = len(unserved)
+	for _, sec := range unserved[:min(len(unserved), shownUnserved)] {
+		at := rep.Start.Add(time.Duration(sec.Index) * time.Second).Sub(change)
+		o.UnservedSeconds = append(o.UnservedSeconds, unservedSecond{FromRelease: at, Counts: sec.Counts, Errors: sec.Errors})
+	}
+}
+
+// unservedRelease names a release's first seconds of load not fully
+// served, for the pages.
+type unservedRelease struct {
+	Title   string
+	Run     int
+	Seconds []unservedSecond
+}
+
+// writeUnservedSeconds lists, per release, the first seconds of load that
+// had a failure: when (from change) and what.
+func writeUnservedSeconds(b *strings.Builder, change string, releases []unservedRelease) {
+	if !slices.ContainsFunc(releases, func(r unservedRelease) bool { return len(r.Seconds) > 0 }) {
+		return
+	}
+	fmt.Fprintf(b, "Seconds of load not fully served (the first %d of each release; time from %s to the second's start):\n\n", shownUnserved, change)
+	for _, r := range releases {
+		for _, sec := range r.Seconds {
+			fmt.Fprintf(b, "- %s, run %d, %+.1f s: %s", r.Title, r.Run, sec.FromRelease.Seconds(), loadgen.FormatCounts(sec.Counts))
+			if len(sec.Errors) > 0 {
+				fmt.Fprintf(b, " (%s)", strings.Join(sec.Errors, "; "))
+			}
+			fmt.Fprintln(b)
+		}
+	}
+	fmt.Fprintln(b)
+}
+
 type unservedSecond struct {
 	// FromRelease is when the second started, from the image change.
 	FromRelease time.Duration
@@ -537,15 +585,7 @@ func (r *trafficRunner) releaseUnderLoad(ctx context.Context, w workload, ns, ho
 	res.EmulatorCores = (emulator1 - emulator0) / window
 	res.ClusterCores = max((ours1-ours0)-(traefik1-traefik0)-(emulator1-emulator0), 0) / window
 	res.OtherCores = max((busy1-busy0)-(ours1-ours0), 0) / window
-	res.Before = rep.Window(rep.Start, start)
-	res.During = rep.Window(start, rep.Start.Add(rep.Duration+time.Second))
-	res.Total, res.Errors, res.MaxLag = rep.Total, rep.Errors, rep.MaxLag
-	unserved := rep.UnservedSeconds()
-	res.Unserved = len(unserved)
-	for _, sec := range unserved[:min(len(unserved), shownUnserved)] {
-		at := rep.Start.Add(time.Duration(sec.Index) * time.Second).Sub(start)
-		res.UnservedSeconds = append(res.UnservedSeconds, unservedSecond{FromRelease: at, Counts: sec.Counts, Errors: sec.Errors})
-	}
+	res.record(rep, start)
 	if problem != "" {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", problem, ctx.Err())

@@ -34,20 +34,11 @@ func (r report) writeTraffic(b *strings.Builder) {
 // writeUnserved lists, per release, the first seconds of load that had a
 // failure: when (from the image change) and what.
 func (t *trafficReport) writeUnserved(b *strings.Builder) {
-	if !slices.ContainsFunc(t.Results, func(r trafficResult) bool { return len(r.UnservedSeconds) > 0 }) {
-		return
+	var releases []unservedRelease
+	for _, r := range t.Results {
+		releases = append(releases, unservedRelease{Title: r.Kind.Title, Run: r.Run, Seconds: r.UnservedSeconds})
 	}
-	fmt.Fprintf(b, "Seconds of load not fully served (the first %d of each release; time from the image change to the second's start):\n\n", shownUnserved)
-	for _, res := range t.Results {
-		for _, sec := range res.UnservedSeconds {
-			fmt.Fprintf(b, "- %s, run %d, %+.1f s: %s", res.Kind.Title, res.Run, sec.FromRelease.Seconds(), loadgen.FormatCounts(sec.Counts))
-			if len(sec.Errors) > 0 {
-				fmt.Fprintf(b, " (%s)", strings.Join(sec.Errors, "; "))
-			}
-			fmt.Fprintln(b)
-		}
-	}
-	fmt.Fprintln(b)
+	writeUnservedSeconds(b, "the image change", releases)
 }
 
 func (t *trafficReport) writeMethod(b *strings.Builder) {

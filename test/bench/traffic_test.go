@@ -57,15 +57,17 @@ func sampleTrafficReport() *trafficReport {
 		return trafficResult{
 			Kind: k, Run: 1, Rate: 400, Completed: true,
 			Wall: 21 * time.Second, ControllerDone: 22 * time.Second, GatewayDone: 24 * time.Second,
-			Before: loadgen.Summary{Seconds: 10, Latency: loadgen.Latency{P99: before}},
-			During: loadgen.Summary{Seconds: 30, Counts: failed, Latency: loadgen.Latency{P99: during}},
-			Total:  loadgen.Summary{Seconds: 40, Counts: total},
-			Errors: func() []loadgen.ErrorSample {
-				if failed.Failed() == 0 {
-					return nil
-				}
-				return []loadgen.ErrorSample{{Message: "502 Bad Gateway", Count: failed.Non2xx}, {Message: "EOF", Count: failed.ConnErrors}}
-			}(),
+			loadOutcome: loadOutcome{
+				Before: loadgen.Summary{Seconds: 10, Latency: loadgen.Latency{P99: before}},
+				During: loadgen.Summary{Seconds: 30, Counts: failed, Latency: loadgen.Latency{P99: during}},
+				Total:  loadgen.Summary{Seconds: 40, Counts: total},
+				Errors: func() []loadgen.ErrorSample {
+					if failed.Failed() == 0 {
+						return nil
+					}
+					return []loadgen.ErrorSample{{Message: "502 Bad Gateway", Count: failed.Non2xx}, {Message: "EOF", Count: failed.ConnErrors}}
+				}(),
+			},
 			TraefikCores: 0.31, TraefikCoresDuring: 0.34, EmulatorCores: 0.05, ClusterCores: 1.2, OtherCores: 0.1,
 		}
 	}
