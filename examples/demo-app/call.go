@@ -233,7 +233,7 @@ func allowedDestination(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("refusing to connect to %s: %w", address, err)
 	}
-	if ip := ap.Addr().Unmap(); !ip.IsLoopback() && !podnet.SafetyNet.Contains(ip) {
+	if !podnet.Allowed(ap.Addr()) {
 		return errors.New("refusing to connect to " + address + ": neither loopback nor in the project's namespaces (" + podnet.SafetyNet.String() + ")")
 	}
 	return nil

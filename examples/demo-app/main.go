@@ -218,7 +218,7 @@ func checkListen(listen string, allowNonLoopback bool) error {
 	if allowNonLoopback {
 		return nil
 	}
-	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() && !podnet.SafetyNet.Contains(ip) {
+	if ip, err := netip.ParseAddr(host); err != nil || !podnet.Allowed(ip) {
 		return fmt.Errorf("--listen %q: not a loopback address (127.0.0.0/8 or ::1) nor one of the project's namespaces (%s); --allow-non-loopback to listen there anyway", listen, podnet.SafetyNet)
 	}
 	return nil

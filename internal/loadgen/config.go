@@ -135,8 +135,7 @@ func allowedIP(host string) bool {
 	if err != nil {
 		return false
 	}
-	ip = ip.Unmap()
-	return ip.IsLoopback() || podnet.SafetyNet.Contains(ip)
+	return podnet.Allowed(ip)
 }
 
 // errNotLoopback is what the dialer returns for any other address.

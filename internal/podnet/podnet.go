@@ -44,6 +44,14 @@ import (
 // on the machine instead of leaving by its default route.
 var SafetyNet = netip.MustParsePrefix("198.18.0.0/15")
 
+// Allowed reports whether the project may send to ip: loopback, or an
+// address in SafetyNet (IPv4-mapped forms included). Every check of a
+// destination or listen address the project makes goes through it.
+func Allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || SafetyNet.Contains(ip)
+}
+
 // Network is one pod network namespace and its link to the host.
 type Network struct {
 	// Namespace is the network namespace's name (under /run/netns).

@@ -154,7 +154,7 @@ func CheckEndpoints(endpoints []string) error {
 		if err != nil {
 			return fmt.Errorf("registry endpoint %q: %w", e, err)
 		}
-		if !ap.Addr().IsLoopback() && !podnet.SafetyNet.Contains(ap.Addr()) {
+		if !podnet.Allowed(ap.Addr()) {
 			return fmt.Errorf("registry endpoint %q: not a loopback address nor one of the project's namespaces (%s): the project sends nothing elsewhere", e, podnet.SafetyNet)
 		}
 	}
