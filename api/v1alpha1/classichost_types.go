@@ -36,6 +36,24 @@ const (
 	// than the unreachable bound, False after. Written by CAFE's
 	// controller; a False one makes the host not Ready.
 	ClassicHostReachableCondition = "Reachable"
+	// ClassicHostHealthyCondition carries CAFE's node lifecycle verdict on
+	// the host, judged like a node's (docs/node-lifecycle.md): True
+	// (Healthy) or False with reason Suspect or Failed; the message lists
+	// the evidence. Written by CAFE's node lifecycle controller.
+	ClassicHostHealthyCondition = "Healthy"
+	// ClassicHostSchedulableCondition is False while the node lifecycle
+	// controller cordons the host (a Suspect or Failed verdict in Enforce
+	// mode): no new instance is placed there, as a node's cafe.io/unhealthy
+	// NoSchedule taint keeps pods off. spec.unschedulable stays the
+	// administrator's.
+	ClassicHostSchedulableCondition = "Schedulable"
+)
+
+// Reasons of the Schedulable condition (the Healthy condition's reasons
+// are the NodeVerdicts).
+const (
+	ClassicHostReasonSchedulable = "Schedulable"
+	ClassicHostReasonCordoned    = "CordonedUnhealthy"
 )
 
 // Reasons of the Ready condition.

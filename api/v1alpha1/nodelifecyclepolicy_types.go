@@ -310,7 +310,11 @@ type ZoneHealth struct {
 	// nodes is how many nodes the zone has.
 	// +required
 	Nodes int32 `json:"nodes"`
-	// unhealthy is how many of them are Suspect or Failed.
+	// hosts is how many classic hosts the zone has; the zone guard counts
+	// them with the nodes.
+	// +optional
+	Hosts int32 `json:"hosts,omitempty"`
+	// unhealthy is how many of them (nodes and hosts) are Suspect or Failed.
 	// +required
 	Unhealthy int32 `json:"unhealthy"`
 	// recentlyUnhealthy is how many of them turned Suspect or Failed
@@ -372,6 +376,29 @@ type NodeLifecyclePolicyStatus struct {
 	// +listMapKey=node
 	// +kubebuilder:validation:MaxItems=10000
 	UnhealthyNodes []NodeVerdictRecord `json:"unhealthyNodes,omitempty"`
+	// unhealthyHosts is the same for classic hosts, judged by the same
+	// rules (docs/classic-hosts.md).
+	// +optional
+	// +listType=map
+	// +listMapKey=host
+	// +kubebuilder:validation:MaxItems=10000
+	UnhealthyHosts []HostVerdictRecord `json:"unhealthyHosts,omitempty"`
+}
+
+// HostVerdictRecord is CAFE's verdict on a classic host that is not
+// Healthy.
+type HostVerdictRecord struct {
+	// host is the ClassicHost's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// verdict is Suspect or Failed.
+	// +required
+	// +kubebuilder:validation:Enum=Suspect;Failed
+	Verdict NodeVerdict `json:"verdict"`
+	// since is when the host reached the verdict.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // NodeVerdictRecord is CAFE's verdict on a node that is not Healthy.

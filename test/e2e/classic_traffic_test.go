@@ -69,7 +69,12 @@ func TestClassicHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 	// The host's network fails (its namespace loses its link): CAFE cannot
 	// reach it at its address, the host turns not Ready (HostUnreachable)
 	// though its agent still heartbeats, and its instance leaves the
-	// gateway; the pods answer everything. The link back, it returns.
+	// gateway; the pods answer everything. The node lifecycle judges the
+	// host by its signals as it judges nodes: one bad signal (the probe of
+	// its agent; its Lease stays fresh) makes it Suspect and cordoned. The
+	// link back, it returns, and is Healthy and schedulable again after the
+	// policy's recovery time (shortened here).
+	patchPolicy(t, ctx, g, func(s *cafev1alpha1.NodeLifecyclePolicySpec) { s.RecoverySeconds = 5 })
 	g.Expect(env.SetClassicHostLink(ctx, host.Name, false)).To(Succeed())
 	t.Cleanup(func() { _ = env.SetClassicHostLink(context.Background(), host.Name, true) })
 	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionFalse) + "/" + cafev1alpha1.ClassicHostReasonUnreachable))
@@ -79,9 +84,15 @@ func TestClassicHybridServiceServesPodsAndClassicInstancesAlike(t *testing.T) {
 		g.Expect(status).To(Equal(http.StatusOK))
 		g.Expect(pod).NotTo(Equal(vm.Name))
 	}
+	g.Eventually(hostVerdict(ctx, g, host.Name)).Should(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", string(cafev1alpha1.NodeVerdictSuspect)),
+		HaveField("Message", And(ContainSubstring("KubeletProbe: Reachable=False (HostUnreachable)"), Not(ContainSubstring("Lease:"))))))
+	g.Expect(hostCordoned(ctx, g, host.Name)).To(BeTrue(), "a Suspect host is cordoned")
 	g.Expect(env.SetClassicHostLink(ctx, host.Name, true)).To(Succeed())
 	g.Eventually(hostReadiness(ctx, g, host.Name)).Should(Equal(string(metav1.ConditionTrue) + "/" + cafev1alpha1.ClassicHostReasonHeartbeating))
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeTrue(), "back with its link")
+	g.Eventually(hostVerdict(ctx, g, host.Name)).Should(HaveField("Reason", string(cafev1alpha1.NodeVerdictHealthy)))
+	g.Expect(hostCordoned(ctx, g, host.Name)).To(BeFalse())
 
 	g.Expect(k8sClient.Delete(ctx, vm)).To(Succeed())
 	g.Eventually(gatewayServes(ctx, g, vmServer)).Should(BeFalse(), "a deleted instance leaves the gateway")
@@ -98,6 +109,26 @@ func hostReadiness(ctx context.Context, g Gomega, name string) func() string {
 		}
 		return string(c.Status) + "/" + c.Reason
 	}
+}
+
+// hostVerdict is the host's Healthy condition: CAFE's node lifecycle
+// verdict on it.
+func hostVerdict(ctx context.Context, g Gomega, name string) func() metav1.Condition {
+	return func() metav1.Condition {
+		h := &cafev1alpha1.ClassicHost{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, h)).To(Succeed())
+		if c := meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostHealthyCondition); c != nil {
+			return *c
+		}
+		return metav1.Condition{}
+	}
+}
+
+// hostCordoned: CAFE's verdict keeps new instances off the host.
+func hostCordoned(ctx context.Context, g Gomega, name string) bool {
+	h := &cafev1alpha1.ClassicHost{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, h)).To(Succeed())
+	return meta.IsStatusConditionFalse(h.Status.Conditions, cafev1alpha1.ClassicHostSchedulableCondition)
 }
 
 // gatewayServes says whether Traefik lists server among its backends;

@@ -143,6 +143,24 @@ func TestAHostAgentCannotWriteAnotherHost(t *testing.T) {
 	// A's own host is A's to write, and B's is as it was.
 	mine := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: a}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "zone-a", Address: "127.0.42.5"}}
 	g.Expect(asA.Create(ctx, mine)).To(Succeed())
+	// ... but not the conditions CAFE judges it by: an agent cannot vouch
+	// for its own host's health or lift CAFE's cordon.
+	// (CAFE's controllers write the new host's status meanwhile: each
+	// attempt starts from a fresh read, and retries on a conflict.)
+	setOwnCondition := func(typ string) func() error {
+		return func() error {
+			h := &cafev1alpha1.ClassicHost{}
+			if err := asA.Get(ctx, client.ObjectKey{Name: a}, h); err != nil {
+				return err
+			}
+			meta.SetStatusCondition(&h.Status.Conditions, metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: "Written", Message: "by the agent"})
+			return asA.Status().Update(ctx, h)
+		}
+	}
+	for _, forged := range []string{cafev1alpha1.ClassicHostReadyCondition, cafev1alpha1.ClassicHostReachableCondition, cafev1alpha1.ClassicHostHealthyCondition, cafev1alpha1.ClassicHostSchedulableCondition} {
+		g.Eventually(setOwnCondition(forged)).Should(And(Satisfy(apierrors.IsForbidden), MatchError(ContainSubstring("may not write the conditions CAFE judges its host by"))), forged)
+	}
+	g.Eventually(setOwnCondition(cafev1alpha1.ClassicHostAgentReadyCondition)).Should(Succeed(), "its own AgentReady condition")
 	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: b}, hostB)).To(Succeed())
 	g.Expect(hostB.Spec.Unschedulable).To(BeFalse())
 	g.Expect(meta.IsStatusConditionTrue(hostB.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition)).To(BeTrue())

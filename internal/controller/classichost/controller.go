@@ -130,18 +130,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if judged.Recheck > 0 && judged.Recheck < r.ProbePeriod {
 		requeue.RequeueAfter = judged.Recheck
 	}
-	previous := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
 	previousReachable := meta.FindStatusCondition(host.Status.Conditions, cafev1alpha1.ClassicHostReachableCondition)
 	if sameStatusAndReason(previousReachable, reachable) {
 		reachable.Message = previousReachable.Message // the probe's error text varies; a write per probe would not help
 	}
-	if sameCondition(previous, judged.Condition) && sameCondition(previousReachable, reachable) {
+	if ssa.SameCondition(host.Status.Conditions, judged.Condition) && ssa.SameCondition(host.Status.Conditions, reachable) {
 		return requeue, nil
 	}
 	if err := r.applyConditions(ctx, host, judged.Condition, reachable); err != nil {
 		return ctrl.Result{}, err
 	}
-	if sameCondition(previous, judged.Condition) {
+	if ssa.SameCondition(host.Status.Conditions, judged.Condition) {
 		return requeue, nil
 	}
 	log.FromContext(ctx).Info("host readiness changed", "host", host.Name, "status", judged.Condition.Status, "reason", judged.Condition.Reason)
@@ -188,31 +187,12 @@ func sameStatusAndReason(previous *metav1.Condition, cond metav1.Condition) bool
 	return previous != nil && previous.Status == cond.Status && previous.Reason == cond.Reason
 }
 
-// sameCondition: nothing to write (the transition time is kept as long as
-// the status is).
-func sameCondition(previous *metav1.Condition, cond metav1.Condition) bool {
-	return previous != nil && previous.Status == cond.Status && previous.Reason == cond.Reason &&
-		previous.Message == cond.Message && previous.ObservedGeneration == cond.ObservedGeneration
-}
-
 // applyConditions applies the controller's conditions (Ready, Reachable:
 // always both, since an applied list entry left out is dropped) and
 // observedGeneration under the controller's field manager; the agent's
-// fields are not in the request. A condition keeps its transition time
-// while its status stays.
+// fields are not in the request.
 func (r *Reconciler) applyConditions(ctx context.Context, host *cafev1alpha1.ClassicHost, conds ...metav1.Condition) error {
-	for i := range conds {
-		conds[i].LastTransitionTime = metav1.NewTime(r.Now())
-		if previous := meta.FindStatusCondition(host.Status.Conditions, conds[i].Type); previous != nil && previous.Status == conds[i].Status {
-			conds[i].LastTransitionTime = previous.LastTransitionTime
-		}
-	}
-	apply := &cafev1alpha1.ClassicHost{
-		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
-		ObjectMeta: metav1.ObjectMeta{Name: host.Name, UID: host.UID},
-		Status:     cafev1alpha1.ClassicHostStatus{ObservedGeneration: host.Generation, Conditions: conds},
-	}
-	body, err := ssa.Body(apply, "spec")
+	body, err := ssa.ClassicHostConditions(host, r.Now(), conds...)
 	if err != nil {
 		return err
 	}

@@ -368,3 +368,43 @@ func TestASetWaitingForRoomIsPlacedWhenAnotherSetsInstanceLeaves(t *testing.T) {
 	g.Eventually(setOf(ctx, g, second), 10*time.Second).Should(settled(1), "placed once the first set's instance left")
 	g.Expect(versionAt(instancesOf(ctx, g, second)[0].Status.Address)).To(Equal("v2"))
 }
+
+// A host whose agent dies (its Lease goes stale and CAFE's probe of it
+// fails) is judged Failed by the node lifecycle, as a node would be: it is
+// cordoned and the set's instance there asked to migrate. The set places
+// a replacement on another host of the zone first, and deletes the old
+// instance once the replacement is available.
+func TestADeadHostsInstanceMovesToAnotherHostOfTheZone(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	zone := "zone-m-" + ns
+	first, second := fmt.Sprintf("vm-%s-1", ns), fmt.Sprintf("vm-%s-2", ns)
+	stopFirst := suite.RunAgent(t, g, framework.AgentOptions(t, first, zone, "127.0.112.1"))
+	port := freePort(g, "127.0.112.1", "127.0.112.2")
+
+	set := newSet(ns, "moved", zone, 1, d.Artifact("v1", port))
+	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
+	g.Eventually(setOf(ctx, g, set)).Should(settled(1))
+	old := instancesOf(ctx, g, set)[0]
+	g.Expect(old.Spec.HostName).To(Equal(first))
+	suite.RunAgent(t, g, framework.AgentOptions(t, second, zone, "127.0.112.2"))
+
+	stopFirst()
+	g.Eventually(func() *metav1.Condition {
+		h := &cafev1alpha1.ClassicHost{}
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Name: first}, h)).To(Succeed())
+		return meta.FindStatusCondition(h.Status.Conditions, cafev1alpha1.ClassicHostHealthyCondition)
+	}, 90*time.Second).Should(And(Not(BeNil()), HaveField("Reason", string(cafev1alpha1.NodeVerdictFailed)),
+		HaveField("Message", And(ContainSubstring("Lease:"), ContainSubstring("KubeletProbe:")))))
+	g.Eventually(func() []string {
+		var on []string
+		for _, i := range instancesOf(ctx, g, set) {
+			on = append(on, i.Spec.HostName)
+		}
+		return on
+	}, time.Minute).Should(Equal([]string{second}), "the replacement runs on the other host and the old instance is gone")
+	g.Eventually(setOf(ctx, g, set)).Should(settled(1))
+	moved := instancesOf(ctx, g, set)[0]
+	g.Expect(versionAt(moved.Status.Address)).To(Equal("v1"))
+	g.Expect(moved.Annotations).NotTo(HaveKey(cafev1alpha1.MigrationRequestedAnnotation))
+}

@@ -180,9 +180,10 @@ func (r *Reconciler) instancesOf(ctx context.Context, set *cafev1alpha1.ClassicS
 // observe turns the instances into the planner's input. Drains are judged
 // from the API server's EndpointSlices, read only when an instance drains.
 func (r *Reconciler) observe(ctx context.Context, set *cafev1alpha1.ClassicSet, rev string, instances []cafev1alpha1.ClassicInstance, hosts []cafev1alpha1.ClassicHost) (planInput, error) {
-	ready := map[string]bool{}
+	ready, healthy := map[string]bool{}, map[string]bool{}
 	for _, h := range hosts {
 		ready[h.Name] = meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition)
+		healthy[h.Name] = meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostHealthyCondition)
 	}
 	var routed map[string]string
 	in := planInput{
@@ -206,6 +207,10 @@ func (r *Reconciler) observe(ctx context.Context, set *cafev1alpha1.ClassicSet, 
 			Terminating: !inst.DeletionTimestamp.IsZero(),
 			Ready:       inst.IsReady() && ready[inst.Spec.HostName] && runsSpec(inst),
 			Gate:        cmpOr(inst.Spec.TrafficGate, cafev1alpha1.ClassicTrafficGateOpen),
+			// A migration request counts while its host is unhealthy: a host
+			// judged Healthy again keeps its instance (nothing could replace
+			// it on the same host, one per set).
+			Migrating: inst.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" && !healthy[inst.Spec.HostName],
 		}
 		if c := meta.FindStatusCondition(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition); c != nil {
 			s.ReadySince = c.LastTransitionTime.Time

@@ -28,7 +28,8 @@ type placement struct {
 
 // place chooses up to want hosts for new instances of set among hosts,
 // given what each already runs (by host name): a host must be in the
-// set's zone and cell, Ready, schedulable, run no instance of the set, have
+// set's zone and cell, Ready, schedulable (neither cordoned by its
+// administrator nor by CAFE's verdict on it), run no instance of the set, have
 // room under its capacity and the artifact's port free.
 func place(set *cafev1alpha1.ClassicSet, hosts []cafev1alpha1.ClassicHost, load map[string]hostLoad, want int) placement {
 	if want <= 0 {
@@ -47,7 +48,7 @@ func place(set *cafev1alpha1.ClassicSet, hosts []cafev1alpha1.ClassicHost, load 
 		switch {
 		case !meta.IsStatusConditionTrue(h.Status.Conditions, cafev1alpha1.ClassicHostReadyCondition):
 			notReady++
-		case h.Spec.Unschedulable:
+		case h.Spec.Unschedulable || meta.IsStatusConditionFalse(h.Status.Conditions, cafev1alpha1.ClassicHostSchedulableCondition):
 			cordoned++
 		case l.OfSet:
 			taken++

@@ -27,6 +27,9 @@ type instanceState struct {
 	Drained bool
 	// Holders, while it drains, say what still routes to it.
 	Holders []string
+	// Migrating: CAFE's node lifecycle asked it to leave its Failed host
+	// (cafe.io/migration-requested).
+	Migrating bool
 }
 
 func (s instanceState) gateOpen() bool { return s.Gate == cafev1alpha1.ClassicTrafficGateOpen }
@@ -57,7 +60,7 @@ type planResult struct {
 	// Update are drained instances whose package moves to the update
 	// revision.
 	Update []*cafev1alpha1.ClassicInstance
-	// Delete are drained surplus instances.
+	// Delete are drained surplus and migrated instances.
 	Delete []*cafev1alpha1.ClassicInstance
 	// RequeueAfter is when an instance's minReadySeconds will have passed.
 	RequeueAfter time.Duration
@@ -78,12 +81,20 @@ type planResult struct {
 //     package changed;
 //   - an instance not (or no longer) to be operated on gets its gate opened
 //     once it has been ready for minReadySeconds on its current spec;
-//   - paused starts no drain; a drain not yet acted on is cancelled.
+//   - paused starts no drain; a drain not yet acted on is cancelled;
+//   - an instance asked to migrate off its Failed host is replaced first
+//     (it does not count towards replicas), then drained and deleted once
+//     the set has its replicas available without it, paused or not; until
+//     then it is updated like the others.
 func plan(in planInput) planResult {
 	var out planResult
-	var active []instanceState
+	var active, migrating []instanceState
 	for _, s := range in.Instances {
-		if !s.Terminating {
+		switch {
+		case s.Terminating:
+		case s.Migrating:
+			migrating = append(migrating, s)
+		default:
 			active = append(active, s)
 		}
 	}
@@ -93,16 +104,20 @@ func plan(in planInput) planResult {
 	out.Create = max(replicas-len(kept), 0)
 
 	for _, s := range surplus {
-		switch {
-		case in.Paused && s.Gate != cafev1alpha1.ClassicTrafficGateDrainForDelete:
-			// Scale-in waits for resume too; a drain already begun stays.
-		case s.Gate != cafev1alpha1.ClassicTrafficGateDrainForDelete:
-			out.Gates = append(out.Gates, gateChange{s.Instance, cafev1alpha1.ClassicTrafficGateDrainForDelete})
-		case s.Drained:
-			out.Delete = append(out.Delete, s.Instance)
-		default:
-			out.noteHeld(s)
+		if in.Paused && s.Gate != cafev1alpha1.ClassicTrafficGateDrainForDelete {
+			continue // scale-in waits for resume too; a drain already begun stays
 		}
+		out.drainAndDelete(s)
+	}
+	// Migrating instances stay until the set has its replicas available
+	// without them; meanwhile a release updates them like the others (one
+	// that has no other host to go to keeps serving the app's revision).
+	if availableCount(kept, in) >= replicas {
+		for _, s := range migrating {
+			out.drainAndDelete(s)
+		}
+	} else {
+		kept = append(kept, migrating...)
 	}
 
 	var toUpdate []instanceState
@@ -140,6 +155,29 @@ func plan(in planInput) planResult {
 		}
 	}
 	return out
+}
+
+// drainAndDelete closes s for deletion, and deletes it once drained.
+func (out *planResult) drainAndDelete(s instanceState) {
+	switch {
+	case s.Gate != cafev1alpha1.ClassicTrafficGateDrainForDelete:
+		out.Gates = append(out.Gates, gateChange{s.Instance, cafev1alpha1.ClassicTrafficGateDrainForDelete})
+	case s.Drained:
+		out.Delete = append(out.Delete, s.Instance)
+	default:
+		out.noteHeld(s)
+	}
+}
+
+// availableCount counts the available instances of states.
+func availableCount(states []instanceState, in planInput) int {
+	n := 0
+	for _, s := range states {
+		if in.available(s) {
+			n++
+		}
+	}
+	return n
 }
 
 // available: ready with the gate open for at least minReadySeconds.

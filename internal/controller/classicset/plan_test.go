@@ -33,6 +33,8 @@ func held(s instanceState, by string) instanceState { s.Holders = []string{by}; 
 
 func readySince(s instanceState, d time.Duration) instanceState { s.ReadySince = t0.Add(-d); return s }
 
+func migrating(s instanceState) instanceState { s.Migrating = true; return s }
+
 // names renders a plan's writes for comparison.
 func names(p planResult) []string {
 	var out []string
@@ -60,6 +62,21 @@ func TestPlan(t *testing.T) {
 		held      string
 		blockedOn bool
 	}{
+		{name: "an instance asked to migrate is replaced first while it serves",
+			in:   planInput{Replicas: 2, MaxUnavailable: 1, Instances: []instanceState{migrating(inst("a", true, true, open)), inst("b", true, true, open)}},
+			want: []string{"create 1"}},
+		{name: "then drained once the set has its replicas available without it",
+			in:   planInput{Replicas: 2, MaxUnavailable: 1, Instances: []instanceState{migrating(inst("a", true, true, open)), inst("b", true, true, open), inst("c", true, true, open)}},
+			want: []string{"gate a DrainForDelete"}},
+		{name: "and deleted once drained",
+			in:   planInput{Replicas: 2, MaxUnavailable: 1, Instances: []instanceState{drained(migrating(inst("a", true, true, forDelete))), inst("b", true, true, open), inst("c", true, true, open)}},
+			want: []string{"delete a"}},
+		{name: "an instance of a dead host waits for its replacement, and a release updates it meanwhile",
+			in:   planInput{Replicas: 1, MaxUnavailable: 1, Instances: []instanceState{migrating(inst("a", false, false, open))}},
+			want: []string{"gate a DrainForUpdate", "create 1"}},
+		{name: "a migration goes on while the set is paused",
+			in:   planInput{Replicas: 1, MaxUnavailable: 1, Paused: true, Instances: []instanceState{migrating(inst("a", true, false, open)), inst("b", true, true, open)}},
+			want: []string{"gate a DrainForDelete"}},
 		{name: "missing instances are created",
 			in:   planInput{Replicas: 3, MaxUnavailable: 1, Instances: []instanceState{inst("a", true, true, open)}},
 			want: []string{"create 2"}},

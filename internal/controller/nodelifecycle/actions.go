@@ -6,15 +6,18 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
-// nodeState is one judged node with what acting on it needs.
+// nodeState is one judged node, or classic host, with what acting on it
+// needs.
 type nodeState struct {
-	// Node is the node as read; the writers patch it. The planner needs
-	// only the fields below.
+	// Node is the node as read, or Host the classic host (one of them is
+	// set); the writers patch it. The planner needs only the fields below.
 	Node      *corev1.Node
+	Host      *cafev1alpha1.ClassicHost
 	Name      string
 	Zone      string
 	Judgement nodeJudgement
@@ -27,12 +30,41 @@ type nodeState struct {
 	UnhealthySince time.Time
 	// LeaseFresh: the node renewed its Lease within leaseStaleSeconds.
 	LeaseFresh bool
-	// NoSchedule and NoExecute: the node has CAFE's taint with that effect.
+	// NoSchedule and NoExecute: the node has CAFE's taint with that effect
+	// (a host: NoSchedule while its Schedulable condition is False).
 	NoSchedule, NoExecute bool
-	// Movable are the node's pods an InPlaceSet runs, not terminating and
-	// not yet asked to migrate; Migrating those already asked.
-	Movable   []*corev1.Pod
-	Migrating []*corev1.Pod
+	// Movable are the node's pods an InPlaceSet runs (the host's instances
+	// a ClassicSet runs), not terminating and not yet asked to migrate;
+	// Migrating those already asked.
+	Movable   []client.Object
+	Migrating []client.Object
+}
+
+// object is what the state judges, its kind ("Node" or "Host") and its
+// key in the reconciler's in-memory maps.
+func (s *nodeState) object() (client.Object, string, string) {
+	if s.Host != nil {
+		return s.Host, "Host", hostKey(s.Name)
+	}
+	return s.Node, "Node", s.Name
+}
+
+// countMigration counts one migration started off the state's node or
+// host.
+func (s *nodeState) countMigration() {
+	if s.Host != nil {
+		instanceMigrationsTotal.Inc()
+		return
+	}
+	migrationsTotal.Inc()
+}
+
+// migratedKind names what migrates off the state's node or host.
+func migratedKind(s *nodeState) string {
+	if s.Host != nil {
+		return "instance"
+	}
+	return "pod"
 }
 
 // nodeActions is what to do to one node.
@@ -40,8 +72,8 @@ type nodeActions struct {
 	Node string
 	// NoSchedule and NoExecute are whether CAFE's taints should be on the node.
 	NoSchedule, NoExecute bool
-	// Migrate are the pods to ask to migrate now.
-	Migrate []*corev1.Pod
+	// Migrate are the pods (instances) to ask to migrate now.
+	Migrate []client.Object
 	// Held says why a Failed node's migration (or a taint) waits; "" if
 	// nothing is held. RateLimited says the global rate limit held some
 	// pods (not part of Held: it changes with every grant).
@@ -115,7 +147,7 @@ func planActions(nodes []nodeState, zones []cafev1alpha1.ZoneHealth, p *cafev1al
 		case p.Mode == cafev1alpha1.NodeLifecycleObserve || verdict == cafev1alpha1.NodeVerdictHealthy:
 			a.NoSchedule, a.NoExecute = false, false
 		case isGuarded:
-			a.Held = fmt.Sprintf("zone guard: %d of %d nodes of zone %q are Suspect or Failed (more than %d%%); nothing more is tainted or migrated there", z.Unhealthy, z.Nodes, z.Name, p.ZoneGuard.MaxUnhealthyPercent)
+			a.Held = fmt.Sprintf("zone guard: %d of %s of zone %q are Suspect or Failed (more than %d%%); nothing more is tainted or migrated there", z.Unhealthy, members(z), z.Name, p.ZoneGuard.MaxUnhealthyPercent)
 		default:
 			a.NoSchedule = true
 			if verdict == cafev1alpha1.NodeVerdictFailed {
@@ -173,16 +205,17 @@ func (out *actionPlan) failed(a *nodeActions, n nodeState, p *cafev1alpha1.NodeL
 		a.Held = "the node's Lease is fresh: its pods are not migrated (spec.migration.freshLease: " + string(p.Migration.FreshLease) + ")"
 		return
 	}
-	for _, pod := range n.Movable {
+	for _, target := range n.Movable {
 		if *tokens <= 0 {
 			a.RateLimited = true
 			break
 		}
-		a.Migrate = append(a.Migrate, pod)
+		a.Migrate = append(a.Migrate, target)
 		*tokens--
 		out.Granted++
 	}
-	if len(n.Movable) > 0 || len(n.Migrating) > 0 {
+	if len(n.Movable) > 0 || len(n.Migrating) > 0 || n.Host != nil {
+		// A host runs only CAFE's instances: no other owners to evict.
 		return
 	}
 	due := n.VerdictSince.Add(seconds(p.Migration.OtherPodsAfterSeconds))

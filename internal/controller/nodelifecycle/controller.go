@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -35,6 +36,13 @@ import (
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-node-lease,resources=leases,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=cafe.io,resources=nodehealthreports,verbs=get;list;watch
+// Classic hosts are judged alike: their Leases listed in cafe-host-lease,
+// their Healthy and Schedulable conditions applied, the ClassicSet
+// instances of a Failed host asked to migrate.
+// +kubebuilder:rbac:groups=cafe.io,resources=classichosts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cafe.io,resources=classichosts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cafe.io,resources=classicinstances,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=cafe-host-lease,resources=leases,verbs=get;list
 // +kubebuilder:rbac:groups=cafe.io,resources=nodelifecyclepolicies,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=cafe.io,resources=nodelifecyclepolicies/status,verbs=get;update;patch
 
@@ -148,6 +156,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		WatchesRawSource(source.Channel(probes, all)).
 		// Reports are signals; the policy is the rules.
 		Watches(&cafev1alpha1.NodeHealthReport{}, all).
+		// A host's conditions are its signals (its Lease is listed, like
+		// the nodes').
+		Watches(&cafev1alpha1.ClassicHost{}, all, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Watches(&cafev1alpha1.NodeLifecyclePolicy{}, all).
 		Complete(r)
 }
@@ -170,7 +181,7 @@ type actionDecision struct {
 func decideActions(states []nodeState, p *cafev1alpha1.NodeLifecyclePolicySpec, status cafev1alpha1.NodeLifecyclePolicyStatus, now time.Time) actionDecision {
 	members := make([]zoneMember, len(states))
 	for i, st := range states {
-		members[i] = zoneMember{Zone: st.Zone, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
+		members[i] = zoneMember{Zone: st.Zone, Host: st.Host != nil, Verdict: st.Judgement.Verdict, UnhealthySince: st.UnhealthySince}
 	}
 	d := actionDecision{zones: zoneHealth(members, p.ZoneGuard, now)}
 	migrations := rateWindow{window: rateLimitWindow, grants: status.RecentMigrations}
@@ -208,12 +219,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	r.policyMu.Unlock()
 
 	states, requeue, err := r.judge(ctx, p, policy.Status.UnhealthyNodes, now)
+	if err == nil {
+		var hosts []nodeState
+		var hostsRequeue time.Duration
+		hosts, hostsRequeue, err = r.judgeHosts(ctx, p, policy.Status.UnhealthyHosts, now)
+		states, requeue = append(states, hosts...), minPositive(requeue, hostsRequeue)
+	}
 	if errors.Is(err, errCacheBehind) {
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.forgetAbsent(states)
 	d := decideActions(states, p, policy.Status, now)
 	zones, plan, wait, taintWait := d.zones, d.plan, d.wait, d.taintWait
 	requeue = minPositive(requeue, plan.RequeueAfter)
@@ -334,7 +352,7 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		node := &nodeList.Items[i]
 		present[node.Name] = true
 		ev := nodeEvidence{Node: node, Lease: leaseOf[node.Name], Reports: reportsOf[node.Name], Probe: r.Prober.Result(node.Name)}
-		st, after := judgedState(ev, p, recorded, r.cleanSince(node.Name, ev, p, now), now)
+		st, after := judgedState(ev, p, recorded, r.cleanSince(node.Name, signalsOf(ev, p, now), p, now), now)
 		requeue = minPositive(requeue, after)
 		if st.Judgement.Verdict == cafev1alpha1.NodeVerdictFailed {
 			if err := r.podsOf(ctx, &st); err != nil {
@@ -344,8 +362,7 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		states = append(states, st)
 	}
 	for name := range r.cleanStart {
-		if !present[name] {
-			delete(r.cleanStart, name)
+		if !present[name] && !strings.HasPrefix(name, hostKey("")) {
 			r.nodeWrites.Forget(types.NamespacedName{Name: name})
 		}
 	}
@@ -395,19 +412,34 @@ func allCalm(states []nodeState) bool {
 	return true
 }
 
-// cleanSince returns since when the node has had no bad signal, starting
-// the clock at the first clean look (zero while a signal is bad).
-func (r *Reconciler) cleanSince(node string, ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) time.Time {
-	for _, s := range signalsOf(ev, p, now) {
+// cleanSince returns since when the node (host, by its key) has had no
+// bad signal, starting the clock at the first clean look (zero while a
+// signal is bad).
+func (r *Reconciler) cleanSince(key string, signals []Signal, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) time.Time {
+	for _, s := range signals {
 		if s.Bad && p.SignalEnabled(s.Name) {
-			delete(r.cleanStart, node)
+			delete(r.cleanStart, key)
 			return time.Time{}
 		}
 	}
-	if _, ok := r.cleanStart[node]; !ok {
-		r.cleanStart[node] = now
+	if _, ok := r.cleanStart[key]; !ok {
+		r.cleanStart[key] = now
 	}
-	return r.cleanStart[node]
+	return r.cleanStart[key]
+}
+
+// forgetAbsent drops the in-memory state of nodes and hosts that are gone.
+func (r *Reconciler) forgetAbsent(states []nodeState) {
+	present := map[string]bool{}
+	for i := range states {
+		_, _, key := states[i].object()
+		present[key] = true
+	}
+	for key := range r.cleanStart {
+		if !present[key] {
+			delete(r.cleanStart, key)
+		}
+	}
 }
 
 // podsOf fills the InPlaceSet pods running on a Failed node.
@@ -476,87 +508,100 @@ func unhealthySince(node *corev1.Node, prev cafev1alpha1.NodeVerdict, prevSince 
 	return now
 }
 
-// act writes one node's verdict, taints and migration requests.
+// act writes one node's or host's verdict, cordon (a node's taints, a
+// host's Schedulable condition) and migration requests.
 func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now time.Time) error {
-	node := st.Node
-	log := ctrl.LoggerFrom(ctx).WithValues("Node", klog.KObj(node))
+	obj, kind, key := st.object()
+	log := ctrl.LoggerFrom(ctx).WithValues(kind, klog.KObj(obj))
 	d := st.Judgement
-	prev := st.Previous
 	message := d.Message
 	if a.Held != "" {
 		message += ". Held: " + a.Held
 	}
 	var errs []error
-	if err := r.writeUnhealthySince(ctx, node, st.UnhealthySince); err != nil {
+	if err := r.writeVerdict(ctx, st, a, message); err != nil {
 		errs = append(errs, err)
+	} else if st.Previous != d.Verdict {
+		r.verdictChanged(obj, key, kind, st.Previous, d, now)
+		log.Info(kind+" verdict changed", "from", st.Previous, "to", d.Verdict, "evidence", d.Message)
 	}
-	if err := r.writeCondition(ctx, node, d.Verdict, message, st.VerdictSince); err != nil {
-		errs = append(errs, err)
-	} else if prev != d.Verdict {
-		r.verdictChanged(node, prev, d, now)
-		log.Info("Node verdict changed", "from", prev, "to", d.Verdict, "evidence", d.Message)
-	}
-	if a.Held != r.held[node.Name] {
+	if a.Held != r.held[key] {
 		if a.Held != "" {
-			r.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "MigrationHeld", "Hold", "%s", a.Held)
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "MigrationHeld", "Hold", "%s", a.Held)
 		}
-		r.held[node.Name] = a.Held
+		r.held[key] = a.Held
 	}
-	if err := r.writeTaints(ctx, node, a, now); err != nil {
-		errs = append(errs, err)
+	if st.Node != nil {
+		if err := r.writeTaints(ctx, st.Node, a, now); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	var started []string
-	for _, pod := range a.Migrate {
-		requested, err := r.requestMigration(ctx, node, pod, now)
+	for _, target := range a.Migrate {
+		requested, err := r.requestMigration(ctx, kind, st.Name, target, now)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		if !requested {
 			continue
 		}
-		migrationsTotal.Inc()
-		r.migratedFrom[node.Name] = true
-		started = append(started, pod.Namespace+"/"+pod.Name)
+		st.countMigration()
+		r.migratedFrom[key] = true
+		started = append(started, target.GetNamespace()+"/"+target.GetName())
 	}
 	if len(started) > 0 {
-		r.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "MigrationStarted", "Migrate", "Migrating %d pod(s) off the Failed node: %s", len(started), strings.Join(started, ", "))
-		log.Info("Migrating pods off the Failed node", "pods", started)
+		what := migratedKind(st)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "MigrationStarted", "Migrate", "Migrating %d %s(s) off the Failed %s: %s", len(started), what, strings.ToLower(kind), strings.Join(started, ", "))
+		log.Info("Migrating "+what+"s off the Failed "+strings.ToLower(kind), what+"s", started)
 	}
-	r.observeMigrated(node.Name, st, now)
+	r.observeMigrated(key, st, now)
 	return errors.Join(errs...)
 }
 
-// verdictChanged reports a verdict written on the node (an event, the
-// time-to-verdict metric) and keeps the in-memory state of the
+// writeVerdict writes the verdict where it lives: a node's
+// cafe.io/unhealthy-since annotation and cafe.io/NodeHealthy condition, a
+// host's Healthy and Schedulable conditions.
+func (r *Reconciler) writeVerdict(ctx context.Context, st *nodeState, a *nodeActions, message string) error {
+	if st.Host != nil {
+		return r.writeHostConditions(ctx, st, a, message)
+	}
+	if err := r.writeUnhealthySince(ctx, st.Node, st.UnhealthySince); err != nil {
+		return err
+	}
+	return r.writeCondition(ctx, st.Node, st.Judgement.Verdict, message, st.VerdictSince)
+}
+
+// verdictChanged reports a verdict written on a node or host (an event,
+// the time-to-verdict metric) and keeps the in-memory state of the
 // time-to-migrated metric.
-func (r *Reconciler) verdictChanged(node *corev1.Node, prev cafev1alpha1.NodeVerdict, d nodeJudgement, now time.Time) {
+func (r *Reconciler) verdictChanged(obj client.Object, key, kind string, prev cafev1alpha1.NodeVerdict, d nodeJudgement, now time.Time) {
 	switch d.Verdict {
 	case cafev1alpha1.NodeVerdictHealthy:
-		delete(r.firstBad, node.Name)
-		delete(r.migratedFrom, node.Name)
+		delete(r.firstBad, key)
+		delete(r.migratedFrom, key)
 		if prev != "" {
-			r.Recorder.Eventf(node, nil, corev1.EventTypeNormal, "Recovered", "Judge", "Node is Healthy again (was %s): %s", prev, d.Message)
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Recovered", "Judge", "%s is Healthy again (was %s): %s", kind, prev, d.Message)
 		}
 	default:
 		if !d.FirstBad.IsZero() {
 			verdictSeconds.WithLabelValues(string(d.Verdict)).Observe(now.Sub(d.FirstBad).Seconds())
 			if d.Verdict == cafev1alpha1.NodeVerdictFailed {
-				r.firstBad[node.Name] = d.FirstBad
+				r.firstBad[key] = d.FirstBad
 			}
 		}
-		r.Recorder.Eventf(node, nil, corev1.EventTypeWarning, string(d.Verdict), "Judge", "Node is %s: %s", d.Verdict, d.Message)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, string(d.Verdict), "Judge", "%s is %s: %s", kind, d.Verdict, d.Message)
 	}
 }
 
-// observeMigrated records the time to migrated once the Failed node has no
-// InPlaceSet pod left running on it.
-func (r *Reconciler) observeMigrated(node string, st *nodeState, now time.Time) {
-	first, ok := r.firstBad[node]
-	if !ok || !r.migratedFrom[node] || st.Judgement.Verdict != cafev1alpha1.NodeVerdictFailed || len(st.Movable)+len(st.Migrating) > 0 {
+// observeMigrated records the time to migrated once the Failed node (host)
+// has no InPlaceSet pod (ClassicSet instance) left running on it.
+func (r *Reconciler) observeMigrated(key string, st *nodeState, now time.Time) {
+	first, ok := r.firstBad[key]
+	if !ok || !r.migratedFrom[key] || st.Judgement.Verdict != cafev1alpha1.NodeVerdictFailed || len(st.Movable)+len(st.Migrating) > 0 {
 		return
 	}
 	migratedSeconds.Observe(now.Sub(first).Seconds())
-	delete(r.firstBad, node)
+	delete(r.firstBad, key)
 }
 
 // minPositive is the smallest positive duration of ds (0 when none is).

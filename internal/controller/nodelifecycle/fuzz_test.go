@@ -97,7 +97,7 @@ func FuzzPlanOnAdmittedPolicies(f *testing.F) {
 			states := make([]nodeState, 0, len(nodes))
 			for _, node := range nodes {
 				ev := nodeEvidence{Node: node, Lease: leases[node.Name], Reports: reports[node.Name]}
-				st, _ := judgedState(ev, p, recorded, r.cleanSince(node.Name, ev, p, now), now)
+				st, _ := judgedState(ev, p, recorded, r.cleanSince(node.Name, signalsOf(ev, p, now), p, now), now)
 				if st.Judgement.Verdict == cafev1alpha1.NodeVerdictFailed {
 					for _, pod := range pods[node.Name] {
 						if pod.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" {
@@ -129,7 +129,7 @@ func FuzzPlanOnAdmittedPolicies(f *testing.F) {
 			for i, a := range plan.Nodes {
 				setTaints(states[i].Node, a.NoSchedule, a.NoExecute)
 				for _, pod := range a.Migrate {
-					pod.Annotations = map[string]string{cafev1alpha1.MigrationRequestedAnnotation: "true"}
+					pod.SetAnnotations(map[string]string{cafev1alpha1.MigrationRequestedAnnotation: "true"})
 				}
 			}
 			policy.Status = *policyStatus(policy, states, zones, now)
@@ -178,7 +178,7 @@ func checkPlan(t *testing.T, states []nodeState, zones []cafev1alpha1.ZoneHealth
 				found = found || m == pod
 			}
 			if !found {
-				t.Fatalf("node %s: migrates %s, not one of its movable pods", st.Name, pod.Name)
+				t.Fatalf("node %s: migrates %s, not one of its movable pods", st.Name, pod.GetName())
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package nodelifecycle
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -9,9 +10,10 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
 
-// zoneMember is one node as the zone guard sees it.
+// zoneMember is one node (or classic host) as the zone guard sees it.
 type zoneMember struct {
 	Zone    string
+	Host    bool
 	Verdict cafev1alpha1.NodeVerdict
 	// UnhealthySince is when the node last turned Suspect or Failed (the
 	// node's cafe.io/unhealthy-since annotation); zero while Healthy.
@@ -22,8 +24,8 @@ func unhealthy(v cafev1alpha1.NodeVerdict) bool {
 	return v == cafev1alpha1.NodeVerdictSuspect || v == cafev1alpha1.NodeVerdictFailed
 }
 
-// zoneHealth counts the nodes of every zone and says which zones the guard
-// holds. Many nodes of one zone bad at once is more likely a partition
+// zoneHealth counts the nodes (and classic hosts, which count alike) of
+// every zone and says which zones the guard holds. Many nodes of one zone bad at once is more likely a partition
 // between CAFE and the zone, or a monitoring fault, than that many machines
 // dying; acting on it would move a zone's worth of pods on doubtful
 // evidence. So the guard holds a zone while more than maxUnhealthyPercent
@@ -40,7 +42,11 @@ func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, now time
 			z = &cafev1alpha1.ZoneHealth{Name: m.Zone}
 			byZone[m.Zone] = z
 		}
-		z.Nodes++
+		if m.Host {
+			z.Hosts++
+		} else {
+			z.Nodes++
+		}
 		if unhealthy(m.Verdict) {
 			z.Unhealthy++
 			if !m.UnhealthySince.IsZero() && !m.UnhealthySince.Before(recentFrom) {
@@ -53,7 +59,7 @@ func zoneHealth(members []zoneMember, guard cafev1alpha1.ZoneGuardSpec, now time
 	}
 	out := make([]cafev1alpha1.ZoneHealth, 0, len(byZone))
 	for _, z := range byZone {
-		z.Guarded = above(z.Unhealthy, z.Nodes)
+		z.Guarded = above(z.Unhealthy, z.Nodes+z.Hosts)
 		out = append(out, *z)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -108,4 +114,13 @@ func (w rateWindow) take(now time.Time, n int) []cafev1alpha1.MigrationGrant {
 		cur = append(cur, cafev1alpha1.MigrationGrant{Time: metav1.NewMicroTime(now), Pods: int32(n)})
 	}
 	return cur
+}
+
+// members says how many machines a zone has, in words: "4 nodes", or
+// "5 nodes and classic hosts" when it has hosts.
+func members(z cafev1alpha1.ZoneHealth) string {
+	if z.Hosts > 0 {
+		return fmt.Sprintf("%d nodes and classic hosts", z.Nodes+z.Hosts)
+	}
+	return fmt.Sprintf("%d nodes", z.Nodes)
 }

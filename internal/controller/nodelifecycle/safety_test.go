@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -89,8 +90,8 @@ func TestRateWindowGrantsAtMostTheLimitInAnyWindow(t *testing.T) {
 	g.Expect(wait).To(Equal(10*time.Second), "the older grant leaving frees 5 of 10, below 6")
 }
 
-func pods(names ...string) []*corev1.Pod {
-	var out []*corev1.Pod
+func pods(names ...string) []client.Object {
+	var out []client.Object
 	for _, n := range names {
 		out = append(out, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n}})
 	}
@@ -193,7 +194,7 @@ func TestPlanActions(t *testing.T) {
 				g.Expect(a.NoExecute).To(Equal(w.noExecute), "%s NoExecute", a.Node)
 				var migrate []string
 				for _, p := range a.Migrate {
-					migrate = append(migrate, p.Name)
+					migrate = append(migrate, p.GetName())
 				}
 				g.Expect(migrate).To(Equal(w.migrate), "%s migrate", a.Node)
 				g.Expect(a.Held != "").To(Equal(w.held), "%s held: %q", a.Node, a.Held)

@@ -21,6 +21,9 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 	st.RecentTaints = rateWindow{window: rateLimitWindow, grants: st.RecentTaints}.current(now)
 	st.Healthy, st.Suspect, st.Failed = 0, 0, 0
 	for _, s := range states {
+		if s.Host != nil {
+			continue // hosts are listed in unhealthyHosts, not counted
+		}
 		switch s.Judgement.Verdict {
 		case cafev1alpha1.NodeVerdictFailed:
 			st.Failed++
@@ -31,16 +34,22 @@ func policyStatus(policy *cafev1alpha1.NodeLifecyclePolicy, states []nodeState, 
 		}
 	}
 	st.Zones = zones
-	st.UnhealthyNodes = nil
+	st.UnhealthyNodes, st.UnhealthyHosts = nil, nil
 	for _, s := range states {
-		if unhealthy(s.Judgement.Verdict) {
-			st.UnhealthyNodes = append(st.UnhealthyNodes, cafev1alpha1.NodeVerdictRecord{Node: s.Name, Verdict: s.Judgement.Verdict, Since: metav1.NewTime(s.VerdictSince.Truncate(time.Second))})
+		if !unhealthy(s.Judgement.Verdict) {
+			continue
+		}
+		since := metav1.NewTime(s.VerdictSince.Truncate(time.Second))
+		if s.Host != nil {
+			st.UnhealthyHosts = append(st.UnhealthyHosts, cafev1alpha1.HostVerdictRecord{Host: s.Name, Verdict: s.Judgement.Verdict, Since: since})
+		} else {
+			st.UnhealthyNodes = append(st.UnhealthyNodes, cafev1alpha1.NodeVerdictRecord{Node: s.Name, Verdict: s.Judgement.Verdict, Since: since})
 		}
 	}
 	var guarded []string
 	for _, z := range zones {
 		if z.Guarded {
-			guarded = append(guarded, fmt.Sprintf("%s (%d of %d nodes Suspect or Failed, %d of them turned so within %ds)", z.Name, z.Unhealthy, z.Nodes, z.RecentlyUnhealthy, policy.Spec.ZoneGuard.WindowSeconds))
+			guarded = append(guarded, fmt.Sprintf("%s (%d of %s Suspect or Failed, %d of them turned so within %ds)", z.Name, z.Unhealthy, members(z), z.RecentlyUnhealthy, policy.Spec.ZoneGuard.WindowSeconds))
 		}
 	}
 	cond := metav1.Condition{Type: cafev1alpha1.NodeLifecycleZoneGuardCondition, Status: metav1.ConditionFalse, Reason: cafev1alpha1.NodeLifecycleZoneGuardClearReason, Message: "no zone is guarded", ObservedGeneration: policy.Generation}

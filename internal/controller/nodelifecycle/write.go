@@ -121,18 +121,19 @@ func (r *Reconciler) writeTaints(ctx context.Context, node *corev1.Node, a *node
 	return nil
 }
 
-// requestMigration asks the pod to migrate off its Failed node by
-// annotating it cafe.io/migration-requested; the InPlaceSet creates its
-// replacement, then drains and deletes it. It reports whether the request
-// was written (a pod gone meanwhile needs none).
-func (r *Reconciler) requestMigration(ctx context.Context, node *corev1.Node, pod *corev1.Pod, now time.Time) (bool, error) {
-	value := fmt.Sprintf("nodelifecycle %s node %s Failed", now.UTC().Format(time.RFC3339), node.Name)
+// requestMigration asks a pod (an instance) to migrate off its Failed
+// node (host) by annotating it cafe.io/migration-requested; its InPlaceSet
+// (ClassicSet) creates its replacement, then drains and deletes it. It
+// reports whether the request was written (one gone meanwhile needs none).
+// kind is "Node" or "Host".
+func (r *Reconciler) requestMigration(ctx context.Context, kind, from string, target client.Object, now time.Time) (bool, error) {
+	value := fmt.Sprintf("nodelifecycle %s %s %s Failed", now.UTC().Format(time.RFC3339), strings.ToLower(kind), from)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{cafev1alpha1.MigrationRequestedAnnotation: value}}})
-	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	if err := r.Client.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
-		return false, fmt.Errorf("requesting migration of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return false, fmt.Errorf("requesting migration of %s/%s: %w", target.GetNamespace(), target.GetName(), err)
 	}
 	return true, nil
 }
