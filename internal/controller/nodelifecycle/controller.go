@@ -448,24 +448,34 @@ func (r *Reconciler) podsOf(ctx context.Context, st *nodeState) error {
 	if err := r.Client.List(ctx, pods, client.MatchingFields{PodNodeIndex: st.Name}); err != nil {
 		return fmt.Errorf("listing pods of node %s: %w", st.Name, err)
 	}
-	sort.Slice(pods.Items, func(i, j int) bool {
-		a, b := pods.Items[i], pods.Items[j]
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
+	var running []client.Object
 	for i := range pods.Items {
-		pod := &pods.Items[i]
-		ref := metav1.GetControllerOf(pod)
-		if !pod.DeletionTimestamp.IsZero() || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed ||
-			ref == nil || ref.Kind != "InPlaceSet" || ref.APIVersion != cafev1alpha1.GroupVersion.String() {
-			continue
-		}
-		if pod.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" {
-			st.Migrating = append(st.Migrating, pod)
-		} else {
-			st.Movable = append(st.Movable, pod)
+		if phase := pods.Items[i].Status.Phase; phase != corev1.PodSucceeded && phase != corev1.PodFailed {
+			running = append(running, &pods.Items[i])
 		}
 	}
+	st.fileMovable(running, "InPlaceSet")
 	return nil
+}
+
+// fileMovable files, in namespace/name order, the objects a CAFE set of
+// kind setKind controls and that are not terminating: those already asked
+// to migrate as Migrating, the others as Movable.
+func (st *nodeState) fileMovable(objs []client.Object, setKind string) {
+	sort.Slice(objs, func(i, j int) bool {
+		return objs[i].GetNamespace()+"/"+objs[i].GetName() < objs[j].GetNamespace()+"/"+objs[j].GetName()
+	})
+	for _, o := range objs {
+		ref := metav1.GetControllerOf(o)
+		if o.GetDeletionTimestamp() != nil || ref == nil || ref.Kind != setKind || ref.APIVersion != cafev1alpha1.GroupVersion.String() {
+			continue
+		}
+		if o.GetAnnotations()[cafev1alpha1.MigrationRequestedAnnotation] != "" {
+			st.Migrating = append(st.Migrating, o)
+		} else {
+			st.Movable = append(st.Movable, o)
+		}
+	}
 }
 
 // recordedVerdict is the node's previous verdict and since when it holds.

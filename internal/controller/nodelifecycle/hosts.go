@@ -168,23 +168,13 @@ func (r *Reconciler) instancesOf(ctx context.Context, st *nodeState) error {
 	if err := r.Client.List(ctx, list); err != nil {
 		return fmt.Errorf("listing the classic instances of host %s: %w", st.Name, err)
 	}
-	sort.Slice(list.Items, func(i, j int) bool {
-		a, b := list.Items[i], list.Items[j]
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
+	var on []client.Object
 	for i := range list.Items {
-		inst := &list.Items[i]
-		ref := metav1.GetControllerOf(inst)
-		if inst.Spec.HostName != st.Name || !inst.DeletionTimestamp.IsZero() ||
-			ref == nil || ref.Kind != "ClassicSet" || ref.APIVersion != cafev1alpha1.GroupVersion.String() {
-			continue
-		}
-		if inst.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" {
-			st.Migrating = append(st.Migrating, inst)
-		} else {
-			st.Movable = append(st.Movable, inst)
+		if list.Items[i].Spec.HostName == st.Name {
+			on = append(on, &list.Items[i])
 		}
 	}
+	st.fileMovable(on, "ClassicSet")
 	return nil
 }
 
