@@ -3,6 +3,7 @@ package classicset_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -407,4 +408,48 @@ func TestADeadHostsInstanceMovesToAnotherHostOfTheZone(t *testing.T) {
 	moved := instancesOf(ctx, g, set)[0]
 	g.Expect(versionAt(moved.Status.Address)).To(Equal("v1"))
 	g.Expect(moved.Annotations).NotTo(HaveKey(cafev1alpha1.MigrationRequestedAnnotation))
+}
+
+// Sets created at once that want the same port on the zone's one host: one
+// gets it, the others say the port is taken. Placements are serialised and
+// read the hosts' load from the API server, so two sets placing at once
+// cannot both take it (the second instance would fail to start).
+func TestSetsPlacingAtOnceNeverShareAPort(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	zone := "zone-p-" + ns
+	hosts(t, g, ns, zone, 113, 1)
+	port := freePort(g, "127.0.113.1")
+	var sets []*cafev1alpha1.ClassicSet
+	for i := range 4 {
+		set := newSet(ns, fmt.Sprintf("race-%d", i), zone, 1, d.Artifact("v1", port))
+		sets = append(sets, set)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(sets))
+	for i, set := range sets {
+		wg.Go(func() { errs[i] = suite.Client.Create(ctx, set) })
+	}
+	wg.Wait()
+	g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+	placedOf := func(set *cafev1alpha1.ClassicSet) *metav1.Condition {
+		return meta.FindStatusCondition(setOf(ctx, g, set)().Status.Conditions, cafev1alpha1.ClassicSetPlacedCondition)
+	}
+	g.Eventually(func() []string {
+		var reasons []string
+		for _, set := range sets {
+			if c := placedOf(set); c != nil && c.ObservedGeneration == set.Generation {
+				reasons = append(reasons, c.Reason)
+			}
+		}
+		return reasons
+	}).Should(ConsistOf(cafev1alpha1.ClassicSetPlacedReason, cafev1alpha1.ClassicSetNoHostAvailableReason, cafev1alpha1.ClassicSetNoHostAvailableReason, cafev1alpha1.ClassicSetNoHostAvailableReason))
+	list := &cafev1alpha1.ClassicInstanceList{}
+	g.Expect(suite.Client.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1), "one instance on the port")
+	for _, set := range sets {
+		if c := placedOf(set); c.Reason == cafev1alpha1.ClassicSetNoHostAvailableReason {
+			g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("have port %d taken", port)))
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/events"
@@ -68,6 +70,11 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// placeMu serialises placements, from reading the hosts' load to the
+	// creates: two sets placing at once could otherwise both take a host's
+	// last slot or the same port.
+	placeMu sync.Mutex
 }
 
 // SetupWithManager registers the controller. The manager must index
@@ -129,8 +136,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	p := plan(in)
 	placed := placement{}
 	if p.Create > 0 {
+		r.placeMu.Lock()
+		defer r.placeMu.Unlock() // through the creates
 		if placed, err = r.place(ctx, set, hosts.Items, instances, p.Create); err != nil {
 			return ctrl.Result{}, err
+		}
+		if placed.cacheBehind {
+			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 	}
 	execErr := r.execute(ctx, set, rev, p, placed)
@@ -279,22 +291,35 @@ func holders(inst *cafev1alpha1.ClassicInstance, routed map[string]string) []str
 	return out
 }
 
-// place reads what runs on the hosts of the set's placement and chooses
-// hosts for want new instances.
+// place reads what runs on the hosts of the set's placement from the API
+// server (the cache may not have another set's instance created a moment
+// ago) and chooses hosts for want new instances. An instance of this set
+// the API server has and the cache has not yet means the plan was made
+// from a stale view: nothing is placed (cacheBehind).
 func (r *Reconciler) place(ctx context.Context, set *cafev1alpha1.ClassicSet, hosts []cafev1alpha1.ClassicHost, own []cafev1alpha1.ClassicInstance, want int) (placement, error) {
+	known := map[types.UID]bool{}
+	for _, i := range own {
+		known[i.UID] = true
+	}
 	load := map[string]hostLoad{}
 	for _, h := range hosts {
 		if !inPlacement(set.Spec.Placement, &h) {
 			continue
 		}
 		on := &cafev1alpha1.ClassicInstanceList{}
-		if err := r.Client.List(ctx, on, client.MatchingFields{cafev1alpha1.ClassicInstanceHostField: h.Name}); err != nil {
+		if err := r.APIReader.List(ctx, on, client.MatchingFields{cafev1alpha1.ClassicInstanceHostField: h.Name}); err != nil {
 			return placement{}, fmt.Errorf("listing the instances on host %s: %w", h.Name, err)
 		}
 		l := hostLoad{Ports: map[int32]bool{}}
 		for _, i := range on.Items {
 			l.Instances++
 			l.Ports[i.Spec.Artifact.Port] = true
+			if metav1.IsControlledBy(&i, set) {
+				if !known[i.UID] {
+					return placement{cacheBehind: true}, nil
+				}
+				l.OfSet = true
+			}
 		}
 		load[h.Name] = l
 	}

@@ -24,6 +24,8 @@ type hostLoad struct {
 type placement struct {
 	Hosts   []string
 	Missing string
+	// cacheBehind: the set has an instance the cache has not seen yet.
+	cacheBehind bool
 }
 
 // place chooses up to want hosts for new instances of set among hosts,
