@@ -112,6 +112,11 @@ const InPlaceSetLabel = "cafe.io/inplaceset"
 // above it) never drops a pod that still serves.
 const InPlaceSetDrainFinalizer = "cafe.io/drain-pods"
 
+// ClassicSetDrainFinalizer holds a deleted ClassicSet until CAFE has
+// drained and deleted its instances, as InPlaceSetDrainFinalizer does for
+// an InPlaceSet's pods.
+const ClassicSetDrainFinalizer = "cafe.io/drain-instances"
+
 // EndpointSliceManagedBy is the endpointslice.kubernetes.io/managed-by
 // value of the EndpointSlices CAFE writes for classic instances: the API
 // server's own EndpointSlice controller leaves slices managed by another

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -452,4 +453,44 @@ func TestSetsPlacingAtOnceNeverShareAPort(t *testing.T) {
 			g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("have port %d taken", port)))
 		}
 	}
+}
+
+// deletedOpen names the instances whose deletion the stream shows begun
+// while their gate was not closed for deletion.
+func (l *instanceLog) deletedOpen() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, ev := range l.events {
+		inst, ok := ev.Object.(*cafev1alpha1.ClassicInstance)
+		if ok && (ev.Type == watch.Deleted || !inst.DeletionTimestamp.IsZero()) && inst.Spec.TrafficGate != cafev1alpha1.ClassicTrafficGateDrainForDelete {
+			out = append(out, fmt.Sprintf("rv %s: %s deleted with its gate %s", inst.ResourceVersion, inst.Name, inst.Spec.TrafficGate))
+		}
+	}
+	return out
+}
+
+// Deleting a ClassicSet (or the CafeDeployment above it) drains its
+// instances before they go: the set's finalizer holds it while each
+// instance's gate closes for deletion and the instance is deleted once
+// nothing routes to it; then the set is gone.
+func TestADeletedSetDrainsItsInstancesFirst(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	zone := "zone-d-" + ns
+	hosts(t, g, ns, zone, 114, 2)
+	port := freePort(g, "127.0.114.1", "127.0.114.2")
+	log := recordInstances(ctx, t, g, ns)
+
+	set := newSet(ns, "deleted", zone, 2, d.Artifact("v1", port))
+	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
+	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
+	g.Expect(setOf(ctx, g, set)().Finalizers).To(ContainElement(cafev1alpha1.ClassicSetDrainFinalizer))
+
+	g.Expect(suite.Client.Delete(ctx, set)).To(Succeed())
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKeyFromObject(set), &cafev1alpha1.ClassicSet{}) }).Should(
+		Satisfy(apierrors.IsNotFound), "the set goes once its instances are deleted")
+	g.Eventually(func() []cafev1alpha1.ClassicInstance { return instancesOf(ctx, g, set) }).Should(BeEmpty())
+	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForDelete)).To(HaveLen(2), "each instance was drained")
+	g.Expect(log.deletedOpen()).To(BeEmpty())
 }

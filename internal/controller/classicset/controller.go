@@ -112,7 +112,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // its instances go with it (owner references)
+		return r.finalize(ctx, set)
+	}
+	if added, err := r.ensureFinalizer(ctx, set); added || err != nil {
+		return ctrl.Result{}, err // the write wakes the controller again
 	}
 	before := set.DeepCopy()
 	if msg := invalidSpec(set); msg != "" {
