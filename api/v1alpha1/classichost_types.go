@@ -149,6 +149,16 @@ type ClassicHostStatus struct {
 	// +optional
 	AgentEndpoint *ClassicHostAgentEndpoint `json:"agentEndpoint,omitempty"`
 
+	// reservedPorts are the TCP ports the agent itself listens on at the
+	// host's address (its health endpoint, the registry relay), written by
+	// the agent: no instance is placed on the host with one of them.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	ReservedPorts []int32 `json:"reservedPorts,omitempty"`
+
 	// conditions: Ready (heartbeats and reachability, written by CAFE),
 	// Reachable (written by CAFE) and AgentReady (written by the agent).
 	// +optional

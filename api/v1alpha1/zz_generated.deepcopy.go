@@ -815,6 +815,11 @@ func (in *ClassicHostStatus) DeepCopyInto(out *ClassicHostStatus) {
 		*out = new(ClassicHostAgentEndpoint)
 		**out = **in
 	}
+	if in.ReservedPorts != nil {
+		in, out := &in.ReservedPorts, &out.ReservedPorts
+		*out = make([]int32, len(*in))
+		copy(*out, *in)
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

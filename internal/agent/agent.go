@@ -149,7 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("creating the client: %w", err)
 		}
 	}
-	registryURL, err := a.instancesRegistry(ctx)
+	registryURL, relayPort, err := a.instancesRegistry(ctx)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	go serveHealth(ctx, health)
-	host, err := a.Register(ctx, int32(health.Addr().(*net.TCPAddr).Port))
+	host, err := a.Register(ctx, int32(health.Addr().(*net.TCPAddr).Port), relayPort)
 	if err != nil {
 		return err
 	}
@@ -201,8 +201,9 @@ func (a *Agent) newManager(registryURL string) (ctrl.Manager, error) {
 }
 
 // Register applies the host's spec and the agent's status (version, health
-// endpoint, AgentReady) and returns the host as the API server stored it.
-func (a *Agent) Register(ctx context.Context, healthPort int32) (*cafev1alpha1.ClassicHost, error) {
+// endpoint, the ports it listens on, AgentReady) and returns the host as
+// the API server stored it. relayPort is the registry relay's (0: none).
+func (a *Agent) Register(ctx context.Context, healthPort, relayPort int32) (*cafev1alpha1.ClassicHost, error) {
 	spec := &cafev1alpha1.ClassicHost{
 		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "ClassicHost"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.Host},
@@ -224,6 +225,7 @@ func (a *Agent) Register(ctx context.Context, healthPort int32) (*cafev1alpha1.C
 		Status: cafev1alpha1.ClassicHostStatus{
 			AgentVersion:  a.Version,
 			AgentEndpoint: &cafev1alpha1.ClassicHostAgentEndpoint{Port: healthPort},
+			ReservedPorts: reservedPorts(healthPort, relayPort),
 			Conditions: []metav1.Condition{{
 				Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionTrue,
 				Reason: "AgentStarted", Message: "the agent runs and can supervise instances",
@@ -242,6 +244,14 @@ func (a *Agent) Register(ctx context.Context, healthPort int32) (*cafev1alpha1.C
 		return nil, fmt.Errorf("reading host %s back: %w", a.Host, err)
 	}
 	return host, nil
+}
+
+// reservedPorts lists the agent's own ports on the host's address.
+func reservedPorts(healthPort, relayPort int32) []int32 {
+	if relayPort == 0 || relayPort == healthPort {
+		return []int32{healthPort}
+	}
+	return []int32{healthPort, relayPort}
 }
 
 // listenHealth opens the health endpoint's socket on the host's address,

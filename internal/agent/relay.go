@@ -51,13 +51,13 @@ func (o *Options) checkRegistry() error {
 // registry's port on the host's address (inside the namespace) to the
 // registry, as the bank's network would route a VM to it. Elsewhere the
 // instances use the registry's URL as is. The relay runs until ctx ends.
-func (a *Agent) instancesRegistry(ctx context.Context) (string, error) {
+func (a *Agent) instancesRegistry(ctx context.Context) (string, int32, error) {
 	if a.Registry == "" || a.NetNS == "" {
-		return a.Registry, nil
+		return a.Registry, 0, nil
 	}
 	u, err := url.Parse(a.Registry)
 	if err != nil {
-		return "", fmt.Errorf("--registry %q: %w", a.Registry, err)
+		return "", 0, fmt.Errorf("--registry %q: %w", a.Registry, err)
 	}
 	address := net.JoinHostPort(a.Address, strconv.Itoa(a.RegistryRelayPort))
 	var ln net.Listener
@@ -65,10 +65,10 @@ func (a *Agent) instancesRegistry(ctx context.Context) (string, error) {
 		ln, err = net.Listen("tcp", address)
 		return err
 	}); err != nil {
-		return "", fmt.Errorf("--registry-relay-port: listening on %s in network namespace %s: %w", address, a.NetNS, err)
+		return "", 0, fmt.Errorf("--registry-relay-port: listening on %s in network namespace %s: %w", address, a.NetNS, err)
 	}
 	go relay(ctx, ln, u.Host)
-	return u.Scheme + "://" + ln.Addr().String(), nil
+	return u.Scheme + "://" + ln.Addr().String(), int32(ln.Addr().(*net.TCPAddr).Port), nil
 }
 
 // relay accepts connections on ln until ctx ends and joins each to a new

@@ -158,9 +158,10 @@ func TestRegistryOptions(t *testing.T) {
 func TestInstancesRegistryWithoutNamespace(t *testing.T) {
 	g := NewWithT(t)
 	a := &Agent{Options: Options{Registry: "http://127.0.0.1:2379", Address: "127.0.0.1"}}
-	got, err := a.instancesRegistry(t.Context())
+	got, relayPort, err := a.instancesRegistry(t.Context())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(Equal("http://127.0.0.1:2379"))
+	g.Expect(relayPort).To(BeZero(), "no relay, no port reserved for it")
 }
 
 // The registry's URL reaches an instance's environment without changing

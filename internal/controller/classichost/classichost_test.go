@@ -77,6 +77,8 @@ func TestAnAgentRegistersItsHostAndItsHeartbeatsMakeItReady(t *testing.T) {
 	g.Expect(host.Spec.Address).To(Equal("127.0.42.1"))
 	g.Expect(host.Spec.Capacity.Instances).To(Equal(int32(4)))
 	g.Expect(host.Status.AgentVersion).To(Equal("test-1"))
+	g.Expect(host.Status.AgentEndpoint).NotTo(BeNil())
+	g.Expect(host.Status.ReservedPorts).To(Equal([]int32{host.Status.AgentEndpoint.Port}), "the agent's own port is kept from instances")
 	g.Expect(meta.IsStatusConditionTrue(host.Status.Conditions, cafev1alpha1.ClassicHostAgentReadyCondition)).To(BeTrue())
 	g.Expect(host.Status.ObservedGeneration).To(Equal(host.Generation))
 	lease := &coordinationv1.Lease{}

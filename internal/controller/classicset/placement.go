@@ -32,7 +32,8 @@ type placement struct {
 // given what each already runs (by host name): a host must be in the
 // set's zone and cell, Ready, schedulable (neither cordoned by its
 // administrator nor by CAFE's verdict on it), run no instance of the set, have
-// room under its capacity and the artifact's port free.
+// room under its capacity and the artifact's port free (neither another
+// instance's nor one the host's agent listens on).
 func place(set *cafev1alpha1.ClassicSet, hosts []cafev1alpha1.ClassicHost, load map[string]hostLoad, want int) placement {
 	if want <= 0 {
 		return placement{}
@@ -56,7 +57,7 @@ func place(set *cafev1alpha1.ClassicSet, hosts []cafev1alpha1.ClassicHost, load 
 			taken++
 		case l.Instances >= h.Spec.Capacity.Instances:
 			full++
-		case l.Ports[port]:
+		case l.Ports[port] || slices.Contains(h.Status.ReservedPorts, port) || (h.Status.AgentEndpoint != nil && h.Status.AgentEndpoint.Port == port):
 			portBusy++
 		default:
 			fit = append(fit, h)

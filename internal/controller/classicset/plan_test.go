@@ -195,7 +195,10 @@ func TestPlace(t *testing.T) {
 		host("a-busy", "zone-a", true, false, 10), host("a-empty", "zone-a", true, false, 10), host("a-down", "zone-a", false, false, 10),
 		host("a-cordoned", "zone-a", true, true, 10), host("a-full", "zone-a", true, false, 1), host("a-port", "zone-a", true, false, 10),
 		host("a-mine", "zone-a", true, false, 10), host("b-empty", "zone-b", true, false, 10),
+		host("a-agent-port", "zone-a", true, false, 10), host("a-judged", "zone-a", true, false, 10),
 	}
+	hosts[8].Status.ReservedPorts = []int32{10352, 8080}
+	hosts[9].Status.Conditions = append(hosts[9].Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicHostSchedulableCondition, Status: metav1.ConditionFalse})
 	load := map[string]hostLoad{
 		"a-busy": {Instances: 2, Ports: map[int32]bool{9000: true}}, "a-full": {Instances: 1, Ports: map[int32]bool{9000: true}},
 		"a-port": {Instances: 1, Ports: map[int32]bool{8080: true}}, "a-mine": {Instances: 1, Ports: map[int32]bool{8080: true}, OfSet: true},
@@ -205,6 +208,6 @@ func TestPlace(t *testing.T) {
 	g.Expect(place(set, hosts, load, 2)).To(Equal(placement{Hosts: []string{"a-empty", "a-busy"}}))
 	got := place(set, hosts, load, 4)
 	g.Expect(got.Hosts).To(Equal([]string{"a-empty", "a-busy"}))
-	g.Expect(got.Missing).To(Equal("2 of the instances wanted have no host: 7 classic hosts in zone zone-a (1 not Ready, 1 unschedulable, 1 already run one of this set, 1 at capacity, 1 have port 8080 taken)"))
+	g.Expect(got.Missing).To(Equal("2 of the instances wanted have no host: 9 classic hosts in zone zone-a (1 not Ready, 2 unschedulable, 1 already run one of this set, 1 at capacity, 2 have port 8080 taken)"))
 	g.Expect(place(set, hosts, load, 0)).To(Equal(placement{}))
 }
