@@ -488,7 +488,9 @@ func TestADeletedSetDrainsItsInstancesFirst(t *testing.T) {
 	g.Expect(setOf(ctx, g, set)().Finalizers).To(ContainElement(cafev1alpha1.ClassicSetDrainFinalizer))
 
 	g.Expect(suite.Client.Delete(ctx, set)).To(Succeed())
-	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKeyFromObject(set), &cafev1alpha1.ClassicSet{}) }).Should(
+	g.Eventually(func() error {
+		return suite.Client.Get(ctx, client.ObjectKeyFromObject(set), &cafev1alpha1.ClassicSet{})
+	}).Should(
 		Satisfy(apierrors.IsNotFound), "the set goes once its instances are deleted")
 	g.Eventually(func() []cafev1alpha1.ClassicInstance { return instancesOf(ctx, g, set) }).Should(BeEmpty())
 	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForDelete)).To(HaveLen(2), "each instance was drained")
