@@ -496,3 +496,34 @@ func TestADeletedSetDrainsItsInstancesFirst(t *testing.T) {
 	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForDelete)).To(HaveLen(2), "each instance was drained")
 	g.Expect(log.deletedOpen()).To(BeEmpty())
 }
+
+// A new revision that changes only the instances' labels (a pods-only
+// release of an app with classic units relabels them) moves them without a
+// drain: no gate closes and no process restarts.
+func TestALabelOnlyRevisionRelabelsWithoutADrain(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	zone := "zone-l-" + ns
+	hosts(t, g, ns, zone, 115, 2)
+	port := freePort(g, "127.0.115.1", "127.0.115.2")
+	log := recordInstances(ctx, t, g, ns)
+
+	set := newSet(ns, "relabelled", zone, 2, d.Artifact("v1", port))
+	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
+	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
+	pids := map[string]int64{}
+	for _, i := range instancesOf(ctx, g, set) {
+		pids[i.Name] = i.Status.Process.PID
+	}
+
+	before := setOf(ctx, g, set)()
+	relabelled := before.DeepCopy()
+	relabelled.Spec.Template.Metadata.Labels["cafe.io/app-revision"] = "r2"
+	g.Expect(suite.Client.Patch(ctx, relabelled, client.MergeFrom(before))).To(Succeed())
+	g.Eventually(setOf(ctx, g, set)).Should(And(settled(2), HaveField("Status.UpdatedReplicas", int32(2))))
+	for _, i := range instancesOf(ctx, g, set) {
+		g.Expect(i.Labels).To(HaveKeyWithValue("cafe.io/app-revision", "r2"))
+		g.Expect(i.Status.Process.PID).To(Equal(pids[i.Name]), "the process of %s kept running", i.Name)
+	}
+	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForUpdate)).To(BeEmpty(), "no instance was drained")
+}

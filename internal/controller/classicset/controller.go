@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -225,7 +226,8 @@ func (r *Reconciler) observe(ctx context.Context, set *cafev1alpha1.ClassicSet, 
 			// A migration request counts while its host is unhealthy: a host
 			// judged Healthy again keeps its instance (nothing could replace
 			// it on the same host, one per set).
-			Migrating: inst.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" && !healthy[inst.Spec.HostName],
+			Migrating:    inst.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "" && !healthy[inst.Spec.HostName],
+			SameArtifact: equality.Semantic.DeepEqual(inst.Spec.Artifact, set.Spec.Template.Artifact),
 		}
 		if c := meta.FindStatusCondition(inst.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition); c != nil {
 			s.ReadySince = c.LastTransitionTime.Time
@@ -365,8 +367,9 @@ func (r *Reconciler) setGate(ctx context.Context, g gateChange) error {
 	return nil
 }
 
-// update moves a drained instance to the update revision: its package and
-// metadata; the gate stays closed until it is healthy on the new package.
+// update moves an instance to the update revision: its package and
+// metadata (drained first unless its package is already the revision's);
+// a closed gate stays closed until it is healthy on the new package.
 func (r *Reconciler) update(ctx context.Context, set *cafev1alpha1.ClassicSet, rev string, old *cafev1alpha1.ClassicInstance) error {
 	inst := old.DeepCopy()
 	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -375,6 +378,10 @@ func (r *Reconciler) update(ctx context.Context, set *cafev1alpha1.ClassicSet, r
 	inst.Spec.Artifact = *set.Spec.Template.Artifact.DeepCopy()
 	if err := r.Client.Patch(ctx, inst, patch); err != nil {
 		return ignoreStale(fmt.Errorf("updating the package of instance %s: %w", inst.Name, err))
+	}
+	if equality.Semantic.DeepEqual(old.Spec.Artifact, inst.Spec.Artifact) {
+		r.Recorder.Eventf(set, inst, corev1.EventTypeNormal, "Relabelled", "Update", "instance %s moved to revision %s without a drain: its package is the revision's", inst.Name, rev)
+		return nil
 	}
 	r.Recorder.Eventf(set, inst, corev1.EventTypeNormal, "Updating", "Update", "instance %s drained; package changed to %s", inst.Name, shortSHA(inst.Spec.Artifact.SHA256))
 	return nil

@@ -30,6 +30,10 @@ type instanceState struct {
 	// Migrating: CAFE's node lifecycle asked it to leave its Failed host
 	// (cafe.io/migration-requested).
 	Migrating bool
+	// SameArtifact: it already runs the update revision's package (with
+	// the same command and environment): moving it to the revision changes
+	// only its metadata, and its process keeps serving.
+	SameArtifact bool
 }
 
 func (s instanceState) gateOpen() bool { return s.Gate == cafev1alpha1.ClassicTrafficGateOpen }
@@ -78,7 +82,8 @@ type planResult struct {
 //   - up to replicas − partition instances move to the update revision,
 //     never more out of traffic at once than maxUnavailable counting every
 //     instance that is not available or is closed; each is drained, then its
-//     package changed;
+//     package changed; one that already runs the revision's package is
+//     relabelled without a drain;
 //   - an instance not (or no longer) to be operated on gets its gate opened
 //     once it has been ready for minReadySeconds on its current spec;
 //   - paused starts no drain; a drain not yet acted on is cancelled;
@@ -136,6 +141,10 @@ func plan(in planInput) planResult {
 	}
 	for _, s := range toUpdate {
 		switch {
+		case s.SameArtifact:
+			// A revision that changes only labels (a pods-only release of
+			// a mixed app) needs no drain: the process does not stop.
+			out.Update = append(out.Update, s.Instance)
 		case s.Gate != cafev1alpha1.ClassicTrafficGateDrainForUpdate:
 			// Closing an instance that serves nobody takes nothing away.
 			if in.available(s) {

@@ -35,6 +35,8 @@ func readySince(s instanceState, d time.Duration) instanceState { s.ReadySince =
 
 func migrating(s instanceState) instanceState { s.Migrating = true; return s }
 
+func sameArtifact(s instanceState) instanceState { s.SameArtifact = true; return s }
+
 // names renders a plan's writes for comparison.
 func names(p planResult) []string {
 	var out []string
@@ -77,6 +79,9 @@ func TestPlan(t *testing.T) {
 		{name: "a migration goes on while the set is paused",
 			in:   planInput{Replicas: 1, MaxUnavailable: 1, Paused: true, Instances: []instanceState{migrating(inst("a", true, false, open)), inst("b", true, true, open)}},
 			want: []string{"gate a DrainForDelete"}},
+		{name: "a revision that only relabels moves every instance at once, without a drain",
+			in:   planInput{Replicas: 2, MaxUnavailable: 1, Instances: []instanceState{sameArtifact(inst("a", false, true, open)), sameArtifact(inst("b", false, true, open))}},
+			want: []string{"update a", "update b"}},
 		{name: "missing instances are created",
 			in:   planInput{Replicas: 3, MaxUnavailable: 1, Instances: []instanceState{inst("a", true, true, open)}},
 			want: []string{"create 2"}},
