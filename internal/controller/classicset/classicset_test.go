@@ -476,15 +476,7 @@ func (l *instanceLog) deletedOpen() []string {
 // nothing routes to it; then the set is gone.
 func TestADeletedSetDrainsItsInstancesFirst(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	d := framework.DemoApp(g)
-	zone := "zone-d-" + ns
-	hosts(t, g, ns, zone, 114, 2)
-	port := freePort(g, "127.0.114.1", "127.0.114.2")
-	log := recordInstances(ctx, t, g, ns)
-
-	set := newSet(ns, "deleted", zone, 2, d.Artifact("v1", port))
-	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
-	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
+	set, log := settledPair(ctx, t, g, ns, "deleted", 114)
 	g.Expect(setOf(ctx, g, set)().Finalizers).To(ContainElement(cafev1alpha1.ClassicSetDrainFinalizer))
 
 	g.Expect(suite.Client.Delete(ctx, set)).To(Succeed())
@@ -502,15 +494,7 @@ func TestADeletedSetDrainsItsInstancesFirst(t *testing.T) {
 // drain: no gate closes and no process restarts.
 func TestALabelOnlyRevisionRelabelsWithoutADrain(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	d := framework.DemoApp(g)
-	zone := "zone-l-" + ns
-	hosts(t, g, ns, zone, 115, 2)
-	port := freePort(g, "127.0.115.1", "127.0.115.2")
-	log := recordInstances(ctx, t, g, ns)
-
-	set := newSet(ns, "relabelled", zone, 2, d.Artifact("v1", port))
-	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
-	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
+	set, log := settledPair(ctx, t, g, ns, "relabelled", 115)
 	pids := map[string]int64{}
 	for _, i := range instancesOf(ctx, g, set) {
 		pids[i.Name] = i.Status.Process.PID
@@ -526,4 +510,18 @@ func TestALabelOnlyRevisionRelabelsWithoutADrain(t *testing.T) {
 		g.Expect(i.Status.Process.PID).To(Equal(pids[i.Name]), "the process of %s kept running", i.Name)
 	}
 	g.Expect(log.closed(cafev1alpha1.ClassicTrafficGateDrainForUpdate)).To(BeEmpty(), "no instance was drained")
+}
+
+// settledPair runs two agents of a zone of their own on 127.0.<third>.1
+// and .2, and a set of two v1 instances there, settled; the namespace's
+// instances are recorded from before the set.
+func settledPair(ctx context.Context, t *testing.T, g Gomega, ns, name string, third int) (*cafev1alpha1.ClassicSet, *instanceLog) {
+	zone := "zone-" + name + "-" + ns
+	hosts(t, g, ns, zone, third, 2)
+	port := freePort(g, fmt.Sprintf("127.0.%d.1", third), fmt.Sprintf("127.0.%d.2", third))
+	log := recordInstances(ctx, t, g, ns)
+	set := newSet(ns, name, zone, 2, framework.DemoApp(g).Artifact("v1", port))
+	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
+	g.Eventually(setOf(ctx, g, set)).Should(settled(2))
+	return set, log
 }
