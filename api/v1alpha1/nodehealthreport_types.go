@@ -27,15 +27,26 @@ const (
 	NodeReportHealthy NodeHealthReportState = "Healthy"
 )
 
-// NodeHealthReportSpec is one monitoring system's statement about one node:
-// "node X: unhealthy, source Y, reason Z, until T".
+// NodeHealthReportSpec is one monitoring system's statement about one node
+// (or classic host): "node X: unhealthy, source Y, reason Z, until T".
+//
+// +kubebuilder:validation:XValidation:rule="has(self.nodeName) != has(self.hostName)",message="exactly one of spec.nodeName and spec.hostName must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.nodeName) == has(oldSelf.nodeName) && has(self.hostName) == has(oldSelf.hostName)",message="a report cannot move between a node and a classic host"
 type NodeHealthReportSpec struct {
-	// nodeName is the node the report is about; it must exist.
-	// +required
+	// nodeName is the node the report is about; it must exist. Exactly one
+	// of nodeName and hostName is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.nodeName is immutable"
-	NodeName string `json:"nodeName"`
+	NodeName string `json:"nodeName,omitempty"`
+
+	// hostName is the ClassicHost the report is about; it must exist.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.hostName is immutable"
+	HostName string `json:"hostName,omitempty"`
 
 	// source names the monitoring system that reports, e.g. "zabbix" or
 	// "netprobe-dc1".
@@ -89,6 +100,7 @@ type NodeHealthReportSpec struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=nhr
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.hostName`
 // +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.spec.source`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.spec.state`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.spec.reason`

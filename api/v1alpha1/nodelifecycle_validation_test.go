@@ -112,7 +112,8 @@ func TestNodeHealthReportInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 		field string
 	}{
 		{"a report without a source", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.Source = "" }), "spec.source"},
-		{"a report without a node", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.NodeName = "" }), "spec.nodeName"},
+		{"a report without a node", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.NodeName = "" }), "exactly one of spec.nodeName and spec.hostName must be set"},
+		{"a report about a node and a host", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.HostName = "vm-1" }), "exactly one of spec.nodeName and spec.hostName must be set"},
 		{"a report without a reason", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.Reason = "" }), "spec.reason"},
 		{"a reason that is a sentence", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.Reason = "disk is slow" }), "spec.reason"},
 		{"an unknown state", report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.State = "Sick" }), "spec.state"},
@@ -139,4 +140,17 @@ func TestNodeHealthReportNodeNameIsImmutableAndStateDefaultsToUnhealthy(t *testi
 	err := k8sClient.Patch(ctx, r, client.RawPatch("application/merge-patch+json", patch))
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("spec.nodeName is immutable"))
+
+	// Nor can it move to a classic host.
+	patch, _ = json.Marshal(map[string]any{"spec": map[string]any{"nodeName": nil, "hostName": "vm-1"}})
+	err = k8sClient.Patch(ctx, r, client.RawPatch("application/merge-patch+json", patch))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("a report cannot move between a node and a classic host"))
+
+	h := report(func(r *cafev1alpha1.NodeHealthReport) { r.Spec.NodeName, r.Spec.HostName = "", "vm-1" })
+	g.Expect(k8sClient.Create(ctx, h)).To(Succeed(), "a report about a classic host")
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, h) })
+	patch, _ = json.Marshal(map[string]any{"spec": map[string]any{"hostName": "vm-2"}})
+	err = k8sClient.Patch(ctx, h, client.RawPatch("application/merge-patch+json", patch))
+	g.Expect(err).To(MatchError(ContainSubstring("spec.hostName is immutable")))
 }

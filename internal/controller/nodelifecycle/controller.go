@@ -326,18 +326,13 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 	if err != nil {
 		return nil, 0, err
 	}
-	// Reports are only read: the cache's own copies.
-	reports := &cafev1alpha1.NodeHealthReportList{}
-	if err := r.Client.List(ctx, reports, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, 0, fmt.Errorf("listing NodeHealthReports: %w", err)
+	reportsOf, _, err := r.reports(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
 	leaseOf := map[string]*coordinationv1.Lease{}
 	for i := range leases.Items {
 		leaseOf[leases.Items[i].Name] = &leases.Items[i]
-	}
-	reportsOf := map[string][]cafev1alpha1.NodeHealthReport{}
-	for _, rep := range reports.Items {
-		reportsOf[rep.Spec.NodeName] = append(reportsOf[rep.Spec.NodeName], rep)
 	}
 	sort.Slice(nodeList.Items, func(i, j int) bool { return nodeList.Items[i].Name < nodeList.Items[j].Name })
 	recorded := map[string]cafev1alpha1.NodeVerdictRecord{}
@@ -367,6 +362,25 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		}
 	}
 	return states, requeue, nil
+}
+
+// reports lists the NodeHealthReports by the node and by the classic host
+// they name. They are only read: the cache's own copies.
+func (r *Reconciler) reports(ctx context.Context) (byNode, byHost map[string][]cafev1alpha1.NodeHealthReport, err error) {
+	list := &cafev1alpha1.NodeHealthReportList{}
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, nil, fmt.Errorf("listing NodeHealthReports: %w", err)
+	}
+	byNode, byHost = map[string][]cafev1alpha1.NodeHealthReport{}, map[string][]cafev1alpha1.NodeHealthReport{}
+	for _, rep := range list.Items {
+		switch {
+		case rep.Spec.NodeName != "":
+			byNode[rep.Spec.NodeName] = append(byNode[rep.Spec.NodeName], rep)
+		case rep.Spec.HostName != "":
+			byHost[rep.Spec.HostName] = append(byHost[rep.Spec.HostName], rep)
+		}
+	}
+	return byNode, byHost, nil
 }
 
 // judgedState judges one node at now from its evidence, the verdicts

@@ -26,8 +26,10 @@ import (
 //     address, the path its instances serve on (the host's Reachable
 //     condition, False once the probes have failed for the unreachable
 //     bound);
-//   - NodeConditions and ExternalReport have no host counterpart yet and
-//     are never bad for a host.
+//   - ExternalReport: unexpired NodeHealthReports naming the host
+//     (spec.hostName);
+//   - NodeConditions has no host counterpart yet and is never bad for a
+//     host.
 //
 // A Suspect or Failed host is cordoned (its Schedulable condition False:
 // no instance is placed there); a Failed one's ClassicSet instances are
@@ -42,8 +44,9 @@ const HostFieldOwner = client.FieldOwner("cafe-nodelifecycle")
 
 // hostEvidence is what was gathered about one classic host.
 type hostEvidence struct {
-	Host  *cafev1alpha1.ClassicHost
-	Lease *coordinationv1.Lease
+	Host    *cafev1alpha1.ClassicHost
+	Lease   *coordinationv1.Lease
+	Reports []cafev1alpha1.NodeHealthReport
 }
 
 // hostSignals turns a host's evidence into one Signal per signal name.
@@ -61,7 +64,7 @@ func hostSignals(ev hostEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now t
 		hostConditionSignal(h, cafev1alpha1.SignalReady, cafev1alpha1.ClassicHostAgentReadyCondition, func(c *metav1.Condition) bool { return c == nil || c.Status != metav1.ConditionTrue }),
 		lease,
 		{Name: cafev1alpha1.SignalNodeConditions},
-		{Name: cafev1alpha1.SignalExternalReport},
+		reportSignal(ev.Reports, now),
 		hostConditionSignal(h, cafev1alpha1.SignalKubeletProbe, cafev1alpha1.ClassicHostReachableCondition, func(c *metav1.Condition) bool { return c != nil && c.Status == metav1.ConditionFalse }),
 	}
 }
@@ -106,6 +109,10 @@ func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyc
 	for i := range leases.Items {
 		leaseOf[leases.Items[i].Name] = &leases.Items[i]
 	}
+	_, reportsOf, err := r.reports(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	recorded := map[string]cafev1alpha1.HostVerdictRecord{}
 	for _, rec := range records {
 		recorded[rec.Host] = rec
@@ -116,7 +123,7 @@ func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyc
 	states := make([]nodeState, 0, len(hosts.Items))
 	for i := range hosts.Items {
 		h := &hosts.Items[i]
-		ev := hostEvidence{Host: h, Lease: leaseOf[h.Name]}
+		ev := hostEvidence{Host: h, Lease: leaseOf[h.Name], Reports: reportsOf[h.Name]}
 		signals := hostSignals(ev, p, now)
 		prev, prevSince := recordedHostVerdict(h, recorded)
 		d := judgeNode(verdictInput{Policy: p, Signals: signals, Previous: prev, CleanSince: r.cleanSince(hostKey(h.Name), signals, p, now), Now: now})
@@ -131,7 +138,7 @@ func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyc
 			}
 		}
 		st.NoSchedule = meta.IsStatusConditionFalse(h.Status.Conditions, cafev1alpha1.ClassicHostSchedulableCondition)
-		requeue = minPositive(requeue, d.RequeueAfter, leaseStaleIn(ev.Lease, p, now))
+		requeue = minPositive(requeue, d.RequeueAfter, leaseStaleIn(ev.Lease, p, now), reportExpiry(ev.Reports, now))
 		if d.Verdict == cafev1alpha1.NodeVerdictFailed {
 			if err := r.instancesOf(ctx, &st); err != nil {
 				return nil, 0, err

@@ -155,12 +155,25 @@ func TestClassicHostsAreJudgedByTheNodeSignals(t *testing.T) {
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		hosts = append(hosts, startHost(t, ctx, g, zone+"-"+n, zone))
 	}
-	partitioned, dead := hosts[0], hosts[1]
+	partitioned, dead, reported := hosts[0], hosts[1], hosts[3]
 	onPartitioned := classicSetInstance(ctx, g, ns, "on-partitioned", partitioned.name)
 	onDead := classicSetInstance(ctx, g, ns, "on-dead", dead.name)
 	for _, h := range hosts {
 		g.Eventually(func() hostView { return hostViewOf(ctx, h.name) }).Should(HaveField("Verdict", "Healthy"), h.name)
 	}
+
+	// A monitoring system's report about a host is its ExternalReport
+	// signal.
+	r := &cafev1alpha1.NodeHealthReport{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: reported.name + "-"},
+		Spec:       cafev1alpha1.NodeHealthReportSpec{HostName: reported.name, Source: "zabbix", Reason: "DiskLatency", Message: "p99 2 s"},
+	}
+	g.Expect(suite.Client.Create(ctx, r)).To(Succeed())
+	g.Eventually(func() hostView { return hostViewOf(ctx, reported.name) }).Should(And(
+		HaveField("Verdict", "Suspect"), HaveField("Cordoned", true),
+		HaveField("Message", ContainSubstring("1 bad signal: ExternalReport: zabbix/DiskLatency"))))
+	g.Expect(suite.Client.Delete(ctx, r)).To(Succeed())
+	g.Eventually(func() hostView { return hostViewOf(ctx, reported.name) }).Should(And(HaveField("Verdict", "Healthy"), HaveField("Cordoned", false)))
 
 	partitioned.down()
 	g.Eventually(func() hostView { return hostViewOf(ctx, partitioned.name) }).Should(And(

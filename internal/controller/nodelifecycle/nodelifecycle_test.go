@@ -320,14 +320,24 @@ func TestReportsForUnknownNodesAreRefused(t *testing.T) {
 	ctx, g, _ := suite.Setup(t)
 	startNode(t, ctx, g, "known-0", "known")
 	v := nhrwebhook.Validator{Reader: suite.Client}
-	review := func(node string) admission.Response {
-		raw, _ := json.Marshal(&cafev1alpha1.NodeHealthReport{Spec: cafev1alpha1.NodeHealthReportSpec{NodeName: node, Source: "zabbix", Reason: "X"}})
+	review := func(spec cafev1alpha1.NodeHealthReportSpec) admission.Response {
+		spec.Source, spec.Reason = "zabbix", "X"
+		raw, _ := json.Marshal(&cafev1alpha1.NodeHealthReport{Spec: spec})
 		return v.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})
 	}
-	g.Expect(review("known-0").Allowed).To(BeTrue())
-	denied := review("no-such-node-" + strconv.Itoa(os.Getpid()))
+	g.Expect(review(cafev1alpha1.NodeHealthReportSpec{NodeName: "known-0"}).Allowed).To(BeTrue())
+	denied := review(cafev1alpha1.NodeHealthReportSpec{NodeName: "no-such-node-" + strconv.Itoa(os.Getpid())})
 	g.Expect(denied.Allowed).To(BeFalse())
 	g.Expect(denied.Result.Message).To(ContainSubstring("spec.nodeName: Not found"))
+
+	// Reports about classic hosts alike.
+	host := &cafev1alpha1.ClassicHost{ObjectMeta: metav1.ObjectMeta{Name: "known-host-" + strconv.Itoa(os.Getpid())}, Spec: cafev1alpha1.ClassicHostSpec{Zone: "known", Address: "127.0.0.1"}}
+	g.Expect(suite.Client.Create(ctx, host)).To(Succeed())
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), host) })
+	g.Expect(review(cafev1alpha1.NodeHealthReportSpec{HostName: host.Name}).Allowed).To(BeTrue())
+	denied = review(cafev1alpha1.NodeHealthReportSpec{HostName: "no-such-host"})
+	g.Expect(denied.Allowed).To(BeFalse())
+	g.Expect(denied.Result.Message).To(ContainSubstring(`spec.hostName: Not found: classic host "no-such-host" does not exist`))
 }
 
 // Review finding 7: whoever writes node status (node-problem-detector, a

@@ -32,7 +32,7 @@ func (s Stamper) Handle(_ context.Context, req admission.Request) admission.Resp
 func stampReport(old, r *cafev1alpha1.NodeHealthReport, user string, now time.Time) (bool, error) {
 	r.Spec.ReportedBy = user
 	r.Spec.StateSince = old.Spec.StateSince
-	if old.Spec.NodeName == "" || stateOf(old) != stateOf(r) || r.Spec.StateSince == nil {
+	if (old.Spec.NodeName == "" && old.Spec.HostName == "") || stateOf(old) != stateOf(r) || r.Spec.StateSince == nil {
 		r.Spec.StateSince = &metav1.Time{Time: now.Truncate(time.Second)}
 	}
 	latest := metav1.NewTime(now.Add(cafev1alpha1.NodeHealthReportMaxLifetime).Truncate(time.Second))

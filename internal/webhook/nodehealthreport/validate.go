@@ -1,5 +1,5 @@
 // Package nodehealthreport holds the admission webhook that refuses
-// NodeHealthReports about nodes that do not exist: a report is evidence
+// NodeHealthReports about nodes (or classic hosts) that do not exist: a report is evidence
 // against a node, and evidence against a typo must not wait silently for a
 // node of that name to appear. The schema (source, reason, state) is
 // checked by the CRD itself.
@@ -22,10 +22,10 @@ import (
 // ValidatePath is where the Validator is served.
 const ValidatePath = "/validate-cafe-io-v1alpha1-nodehealthreport"
 
-// Validator refuses reports about unknown nodes.
+// Validator refuses reports about unknown nodes and classic hosts.
 type Validator struct {
-	// Reader reads Nodes from the API server (a node registered a moment
-	// ago must be reportable at once: no cache).
+	// Reader reads Nodes and ClassicHosts from the API server (one
+	// registered a moment ago must be reportable at once: no cache).
 	Reader client.Reader
 }
 
@@ -35,15 +35,22 @@ func (v Validator) Handle(ctx context.Context, req admission.Request) admission.
 	if err := admit.Decode(req.Object, r, "NodeHealthReport"); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	if r.Spec.NodeName == "" {
-		return admission.Allowed("") // the schema refuses it, naming the field
+	var obj client.Object
+	var field, kind, name string
+	switch {
+	case r.Spec.NodeName != "":
+		obj, field, kind, name = &corev1.Node{}, "spec.nodeName", "node", r.Spec.NodeName
+	case r.Spec.HostName != "":
+		obj, field, kind, name = &cafev1alpha1.ClassicHost{}, "spec.hostName", "classic host", r.Spec.HostName
+	default:
+		return admission.Allowed("") // the schema refuses it, naming the fields
 	}
-	err := v.Reader.Get(ctx, client.ObjectKey{Name: r.Spec.NodeName}, &corev1.Node{})
+	err := v.Reader.Get(ctx, client.ObjectKey{Name: name}, obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		return admission.Denied(fmt.Sprintf("spec.nodeName: Not found: node %q does not exist", r.Spec.NodeName))
+		return admission.Denied(fmt.Sprintf("%s: Not found: %s %q does not exist", field, kind, name))
 	case err != nil:
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading node %s: %w", r.Spec.NodeName, err))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading %s %s: %w", kind, name, err))
 	}
 	return admission.Allowed("")
 }
