@@ -65,16 +65,19 @@ type Network struct {
 }
 
 // For describes the network of a control plane whose state lives in
-// stateDir: names and link-local addresses derive from it, so two control
-// planes get two networks and a restarted one finds its own again.
+// stateDir: names derive from it and the link-local addresses from it and
+// the CIDR, so two control planes get two networks, a restarted one finds
+// its own again, and a /30 another network drew already (Create refuses
+// it) is not drawn again for the pool's next slot.
 func For(stateDir string, cidr netip.Prefix) Network {
 	sum := sha256.Sum256([]byte(stateDir))
 	id := fmt.Sprintf("%x", sum[:4])
-	// A /30 in 169.254.0.0/16 per control plane: .1 host, .2 namespace.
-	base := netip.AddrFrom4([4]byte{169, 254, sum[4], sum[5] &^ 3})
-	if sum[4] == 0 || sum[4] == 255 {
+	// A /30 in 169.254.0.0/16 per network: .1 host, .2 namespace.
+	link := sha256.Sum256([]byte(stateDir + "|" + cidr.Masked().String()))
+	base := netip.AddrFrom4([4]byte{169, 254, link[0], link[1] &^ 3})
+	if link[0] == 0 || link[0] == 255 {
 		// 169.254.0.0/24 and 169.254.255.0/24 are reserved (RFC 3927).
-		base = netip.AddrFrom4([4]byte{169, 254, 77, sum[5] &^ 3})
+		base = netip.AddrFrom4([4]byte{169, 254, 77, link[1] &^ 3})
 	}
 	return Network{
 		Namespace: "cafe-pods-" + id,
