@@ -381,15 +381,15 @@ func TestADeadHostsInstanceMovesToAnotherHostOfTheZone(t *testing.T) {
 	d := framework.DemoApp(g)
 	zone := "zone-m-" + ns
 	first, second := fmt.Sprintf("vm-%s-1", ns), fmt.Sprintf("vm-%s-2", ns)
-	stopFirst := suite.RunAgent(t, g, framework.AgentOptions(t, first, zone, "127.0.112.1"))
-	port := freePort(g, "127.0.112.1", "127.0.112.2")
+	stopFirst := suite.RunAgent(t, g, framework.AgentOptions(t, first, zone, "127.0.116.1"))
+	port := freePort(g, "127.0.116.1", "127.0.116.2")
 
 	set := newSet(ns, "moved", zone, 1, d.Artifact("v1", port))
 	g.Expect(suite.Client.Create(ctx, set)).To(Succeed())
 	g.Eventually(setOf(ctx, g, set)).Should(settled(1))
 	old := instancesOf(ctx, g, set)[0]
 	g.Expect(old.Spec.HostName).To(Equal(first))
-	suite.RunAgent(t, g, framework.AgentOptions(t, second, zone, "127.0.112.2"))
+	suite.RunAgent(t, g, framework.AgentOptions(t, second, zone, "127.0.116.2"))
 
 	stopFirst()
 	g.Eventually(func() *metav1.Condition {
