@@ -218,20 +218,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	r.policy = *policy.Spec.DeepCopy()
 	r.policyMu.Unlock()
 
-	states, requeue, err := r.judge(ctx, p, policy.Status.UnhealthyNodes, now)
-	if err == nil {
-		var hosts []nodeState
-		var hostsRequeue time.Duration
-		hosts, hostsRequeue, err = r.judgeHosts(ctx, p, policy.Status.UnhealthyHosts, now)
-		states, requeue = append(states, hosts...), minPositive(requeue, hostsRequeue)
-	}
+	states, requeue, err := r.judgeAll(ctx, p, policy.Status, now)
 	if errors.Is(err, errCacheBehind) {
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.forgetAbsent(states)
 	d := decideActions(states, p, policy.Status, now)
 	zones, plan, wait, taintWait := d.zones, d.plan, d.wait, d.taintWait
 	requeue = minPositive(requeue, plan.RequeueAfter)
@@ -269,6 +262,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		resync = r.Resync
 	}
 	return ctrl.Result{RequeueAfter: minPositive(requeue, resync)}, errors.Join(errs...)
+}
+
+// judgeAll judges every node, then every classic host (the reports, which
+// name either, listed once), and drops the in-memory state of those gone.
+func (r *Reconciler) judgeAll(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, status cafev1alpha1.NodeLifecyclePolicyStatus, now time.Time) ([]nodeState, time.Duration, error) {
+	byNode, byHost, err := r.reports(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	nodes, requeue, err := r.judge(ctx, p, status.UnhealthyNodes, byNode, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	hosts, hostsRequeue, err := r.judgeHosts(ctx, p, status.UnhealthyHosts, byHost, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	states := append(nodes, hosts...)
+	r.forgetAbsent(states)
+	return states, minPositive(requeue, hostsRequeue), nil
 }
 
 // readPolicy reads the default policy, creating it with the defaults when
@@ -312,7 +325,7 @@ func (r *Reconciler) listLeases(ctx context.Context) (*coordinationv1.LeaseList,
 
 // judge gathers every node's signals and decides its verdict. The states
 // are in node name order.
-func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.NodeVerdictRecord, now time.Time) ([]nodeState, time.Duration, error) {
+func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.NodeVerdictRecord, reportsOf map[string][]cafev1alpha1.NodeHealthReport, now time.Time) ([]nodeState, time.Duration, error) {
 	nodeList := &corev1.NodeList{}
 	if err := r.Client.List(ctx, nodeList); err != nil {
 		return nil, 0, fmt.Errorf("listing nodes: %w", err)
@@ -323,10 +336,6 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 		}
 	}
 	leases, err := r.listLeases(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	reportsOf, _, err := r.reports(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -342,10 +351,8 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 
 	var requeue time.Duration
 	states := make([]nodeState, 0, len(nodeList.Items))
-	present := map[string]bool{}
 	for i := range nodeList.Items {
 		node := &nodeList.Items[i]
-		present[node.Name] = true
 		ev := nodeEvidence{Node: node, Lease: leaseOf[node.Name], Reports: reportsOf[node.Name], Probe: r.Prober.Result(node.Name)}
 		st, after := judgedState(ev, p, recorded, r.cleanSince(node.Name, signalsOf(ev, p, now), p, now), now)
 		requeue = minPositive(requeue, after)
@@ -355,11 +362,6 @@ func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePol
 			}
 		}
 		states = append(states, st)
-	}
-	for name := range r.cleanStart {
-		if !present[name] && !strings.HasPrefix(name, hostKey("")) {
-			r.nodeWrites.Forget(types.NamespacedName{Name: name})
-		}
 	}
 	return states, requeue, nil
 }
@@ -450,8 +452,12 @@ func (r *Reconciler) forgetAbsent(states []nodeState) {
 		present[key] = true
 	}
 	for key := range r.cleanStart {
-		if !present[key] {
-			delete(r.cleanStart, key)
+		if present[key] {
+			continue
+		}
+		delete(r.cleanStart, key)
+		if !strings.HasPrefix(key, hostKey("")) {
+			r.nodeWrites.Forget(types.NamespacedName{Name: key})
 		}
 	}
 }

@@ -52,17 +52,9 @@ type hostEvidence struct {
 // hostSignals turns a host's evidence into one Signal per signal name.
 func hostSignals(ev hostEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) []Signal {
 	h := ev.Host
-	lease := Signal{Name: cafev1alpha1.SignalLease}
-	switch {
-	case ev.Lease == nil || ev.Lease.Spec.RenewTime == nil:
-		lease.Bad, lease.Since, lease.Evidence = true, h.CreationTimestamp.Time, "no Lease in "+cafev1alpha1.ClassicHostLeaseNamespace
-	case !leaseFresh(ev.Lease, p, now):
-		lease.Bad, lease.Since = true, ev.Lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds))
-		lease.Evidence = fmt.Sprintf("Lease last renewed %s (stale after %ds)", stamp(ev.Lease.Spec.RenewTime.Time), p.LeaseStaleSeconds)
-	}
 	return []Signal{
 		hostConditionSignal(h, cafev1alpha1.SignalReady, cafev1alpha1.ClassicHostAgentReadyCondition, func(c *metav1.Condition) bool { return c == nil || c.Status != metav1.ConditionTrue }),
-		lease,
+		leaseSignal(h.CreationTimestamp.Time, cafev1alpha1.ClassicHostLeaseNamespace, ev.Lease, p, now),
 		{Name: cafev1alpha1.SignalNodeConditions},
 		reportSignal(ev.Reports, now),
 		hostConditionSignal(h, cafev1alpha1.SignalKubeletProbe, cafev1alpha1.ClassicHostReachableCondition, func(c *metav1.Condition) bool { return c != nil && c.Status == metav1.ConditionFalse }),
@@ -94,7 +86,7 @@ func hostKey(name string) string { return "host/" + name }
 
 // judgeHosts gathers every classic host's signals and decides its verdict,
 // in host name order; a Failed host's ClassicSet instances are filled in.
-func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.HostVerdictRecord, now time.Time) ([]nodeState, time.Duration, error) {
+func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.HostVerdictRecord, reportsOf map[string][]cafev1alpha1.NodeHealthReport, now time.Time) ([]nodeState, time.Duration, error) {
 	hosts := &cafev1alpha1.ClassicHostList{}
 	if err := r.Client.List(ctx, hosts); err != nil {
 		return nil, 0, fmt.Errorf("listing classic hosts: %w", err)
@@ -108,10 +100,6 @@ func (r *Reconciler) judgeHosts(ctx context.Context, p *cafev1alpha1.NodeLifecyc
 	leaseOf := map[string]*coordinationv1.Lease{}
 	for i := range leases.Items {
 		leaseOf[leases.Items[i].Name] = &leases.Items[i]
-	}
-	_, reportsOf, err := r.reports(ctx)
-	if err != nil {
-		return nil, 0, err
 	}
 	recorded := map[string]cafev1alpha1.HostVerdictRecord{}
 	for _, rec := range records {

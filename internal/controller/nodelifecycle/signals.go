@@ -38,7 +38,7 @@ type nodeEvidence struct {
 func signalsOf(ev nodeEvidence, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) []Signal {
 	return []Signal{
 		readySignal(ev.Node),
-		leaseSignal(ev.Node, ev.Lease, p, now),
+		leaseSignal(ev.Node.CreationTimestamp.Time, corev1.NamespaceNodeLease, ev.Lease, p, now),
 		conditionsSignal(ev.Node, p),
 		reportSignal(ev.Reports, now),
 		probeSignal(ev.Probe, p),
@@ -67,11 +67,13 @@ func leaseFresh(lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicy
 	return lease != nil && lease.Spec.RenewTime != nil && now.Before(lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds)))
 }
 
-func leaseSignal(node *corev1.Node, lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) Signal {
+// leaseSignal judges a heartbeat Lease of namespace, of an object created
+// at created (the time a missing Lease counts as bad from).
+func leaseSignal(created time.Time, namespace string, lease *coordinationv1.Lease, p *cafev1alpha1.NodeLifecyclePolicySpec, now time.Time) Signal {
 	s := Signal{Name: cafev1alpha1.SignalLease}
 	switch {
 	case lease == nil || lease.Spec.RenewTime == nil:
-		s.Bad, s.Since, s.Evidence = true, node.CreationTimestamp.Time, "no Lease in kube-node-lease"
+		s.Bad, s.Since, s.Evidence = true, created, "no Lease in "+namespace
 	case !leaseFresh(lease, p, now):
 		s.Bad, s.Since = true, lease.Spec.RenewTime.Add(seconds(p.LeaseStaleSeconds))
 		s.Evidence = "Lease last renewed " + stamp(lease.Spec.RenewTime.Time) + " (stale after " + strconv.Itoa(int(p.LeaseStaleSeconds)) + "s)"
