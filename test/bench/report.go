@@ -203,12 +203,21 @@ func (r report) writeWhy(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "## Why the missed targets are missed\n\n")
 	native := r.find(func(a aggregate) bool { return a.isDeployment() && a.completed() })
+	grouped := r.find(func(a aggregate) bool { return a.isInPlaceSet() && a.completed() })
 	for _, a := range r.Aggregates {
-		if !a.isCafe() || !a.completed() {
+		var lines []string
+		switch {
+		case !a.completed():
+		case a.isCafe():
+			lines = whyLines(a, native, inPlaceWallRatio(r.PodDelays), r.Machine.CPUs)
+		case a.isAppRollback() && grouped != nil:
+			lines = rollbackWhyLines(a, *grouped, r.Machine.CPUs)
+		}
+		if len(lines) == 0 {
 			continue
 		}
 		fmt.Fprintf(b, "### %s\n\n", a.Scenario.Title)
-		for _, line := range whyLines(a, native, inPlaceWallRatio(r.PodDelays)) {
+		for _, line := range lines {
 			fmt.Fprintf(b, "- %s\n", line)
 		}
 		fmt.Fprintln(b)

@@ -53,3 +53,31 @@ func TestTargetsCompareTheInPlaceReleaseWithCloneSetAndBoundCAFEDuringOthersRele
 	got = verdictsOf(checkTargets(aggs, 100<<20, limitsFor(kwokstages.Delays{}, false)))
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", false))
 }
+
+// cpuRun is a finished release of 1000 pods in wall seconds, whose control
+// plane spent cpu seconds while the machine was busy machine seconds.
+func cpuRun(wall, cpu, machine float64) runResult {
+	r := completedRun(wall, 0, invariants{})
+	r.Delta.Window = r.Wall
+	r.Delta.CPU = counts[string]{"kube-apiserver": cpu, machineBusy: machine}
+	return r
+}
+
+func TestAFastRollbackSlowerThanItsTargetIsExplainedByTheCPUItSpentPerPod(t *testing.T) {
+	g := NewWithT(t)
+	s := shape{Replicas: 1000, BatchSize: 100, MaxUnavailable: 100, Zones: []string{"zone-a"}}
+	grouped := aggregateRuns(scenario{Key: "inplaceset", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}}, []runResult{cpuRun(40, 70, 78)})
+	fast := aggregateRuns(scenario{Key: "app-rollback", Workload: appRollback{shape: s}}, []runResult{cpuRun(36, 63, 70)})
+
+	lines := rollbackWhyLines(fast, grouped, 2)
+	g.Expect(lines).To(HaveLen(2))
+	g.Expect(lines[0]).To(ContainSubstring("36.0 s against the grouped release's 40.0 s: 27.8 pods released per second against 25.0"))
+	// 63 s over 36 s is 1.75 cores; the 20 s limit allows 35 s of CPU for
+	// 1000 pods: 35 ms per pod instead of 63.
+	g.Expect(lines[1]).To(ContainSubstring("busy 1.94 of its 2 cores (97%)"))
+	g.Expect(lines[1]).To(ContainSubstring("63.0 ms of CPU per pod, the grouped release 70.0 ms"))
+	g.Expect(lines[1]).To(ContainSubstring("finishing within the 20.0 s limit allows 35.0 ms per pod: 44% less than now"))
+
+	// A rollback within its target needs no explanation.
+	g.Expect(rollbackWhyLines(aggregateRuns(fast.Scenario, []runResult{cpuRun(19, 40, 38)}), grouped, 2)).To(BeEmpty())
+}

@@ -10,10 +10,12 @@ import (
 // whyLines explains, with this run's numbers only, what a CafeDeployment
 // scenario's missed targets come from.
 // ratio is the wall-time target against the Deployment.
-func whyLines(a aggregate, native *aggregate, ratio float64) []string {
+// cores is the machine's CPU count.
+func whyLines(a aggregate, native *aggregate, ratio float64, cores int) []string {
 	var lines []string
 	if native != nil && a.Wall.Seconds() > ratio*native.Wall.Seconds() {
 		lines = append(lines, wallReasons(a, native, ratio)...)
+		lines = append(lines, cpuBound(a, *native, "the Deployment's release", time.Duration(ratio*float64(native.Wall)), cores))
 	}
 	if a.WritesPerPod > targetWritesPerPod {
 		lines = append(lines, writeReasons(a, native)...)
@@ -99,6 +101,36 @@ func writeReasons(a aggregate, native *aggregate) []string {
 			s.successfulWrites()/float64(t.Pods), methodList(s.writesByMethod(), t.Pods), s.failedWrites()/float64(t.Pods)))
 	}
 	return lines
+}
+
+// rollbackWhyLines explains a fast rollback slower than its target against
+// the grouped release of the same pods: with many more pods in operation at
+// once, only a release that waits can get faster.
+func rollbackWhyLines(a, grouped aggregate, cores int) []string {
+	if a.Wall.Seconds() <= targetFastRollbackRatio*grouped.Wall.Seconds() {
+		return nil
+	}
+	rate := func(x aggregate) float64 { return float64(x.Typical.Pods) / x.Wall.Seconds() }
+	return []string{
+		fmt.Sprintf("Wall time: %s against the grouped release's %s: %.1f pods released per second against %.1f, although the water level alone bounds the rollback (many times a group's pods in operation at once).",
+			seconds(a.Wall), seconds(grouped.Wall), rate(a), rate(grouped)),
+		cpuBound(a, grouped, "the grouped release", time.Duration(targetFastRollbackRatio*float64(grouped.Wall)), cores),
+	}
+}
+
+// cpuBound says whether the machine's cores were busy throughout the
+// release, so that the release waited for CPU rather than for a step (more
+// pods in operation at once cannot make it faster then), and how much less
+// CPU per pod the wall-time limit needs at the rate the release used CPU.
+func cpuBound(a, against aggregate, what string, limit time.Duration, cores int) string {
+	t, o := a.Typical, against.Typical
+	busy := func(r *runResult) float64 { return r.Delta.CPU[machineBusy] / r.Delta.Window.Seconds() }
+	spent := func(r *runResult) float64 { return r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[kruiseProcess] }
+	perPod := func(r *runResult) float64 { return 1000 * spent(r) / float64(r.Pods) }
+	rate := spent(t) / t.Delta.Window.Seconds()
+	allowed := 1000 * rate * limit.Seconds() / float64(t.Pods)
+	return fmt.Sprintf("CPU: the machine was busy %.2f of its %d cores (%.0f%%) during the release, %.2f (%.0f%%) during %s: both waited for CPU more than for any step. The control plane and CAFE spent %.1f ms of CPU per pod, %s %.1f ms. At the rate they used CPU here (%.2f cores), finishing within the %s limit allows %.1f ms per pod: %.0f%% less than now.",
+		busy(t), cores, 100*busy(t)/float64(cores), busy(o), 100*busy(o)/float64(cores), what, perPod(t), what, perPod(o), rate, seconds(limit), allowed, 100*(1-allowed/perPod(t)))
 }
 
 func cpuReasons(a aggregate) []string {
