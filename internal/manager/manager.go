@@ -31,6 +31,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
+	"github.com/cafe-io/cafe/internal/analysis"
 	"github.com/cafe-io/cafe/internal/controller/cafeappservice"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
 	"github.com/cafe-io/cafe/internal/controller/classicendpoints"
@@ -53,6 +54,7 @@ import (
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 	nhrwebhook "github.com/cafe-io/cafe/internal/webhook/nodehealthreport"
 	podwebhook "github.com/cafe-io/cafe/internal/webhook/pod"
+	tawebhook "github.com/cafe-io/cafe/internal/webhook/trafficanalysis"
 )
 
 // Options configure the manager. The zero value is valid for tests: no
@@ -129,6 +131,18 @@ type Options struct {
 	// published Services there (registrar) and runs the registry traffic
 	// provider (finalizer traffic.cafe.io/registry).
 	RegistryEndpoints []string
+	// PrometheusURL, when set, is the Prometheus that TrafficAnalyses query
+	// (its HTTP API); the admission webhook also asks it to parse their
+	// queries. Empty: analyses are admitted unchecked, with a warning.
+	PrometheusURL string
+}
+
+// prometheus is the Prometheus TrafficAnalyses query, nil without one.
+func (o Options) prometheus() *analysis.Prometheus {
+	if o.PrometheusURL == "" {
+		return nil
+	}
+	return &analysis.Prometheus{URL: o.PrometheusURL}
 }
 
 // DefaultClientQPS is CAFE's client rate limit. client-go's default (5 QPS)
@@ -328,6 +342,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 	srv.Register(appwebhook.RevisionPath, &webhook.Admission{Handler: appwebhook.RevisionGuard{CAFE: self}})
 	srv.Register(nhrwebhook.MutatePath, &webhook.Admission{Handler: nhrwebhook.Stamper{}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
+	srv.Register(tawebhook.ValidatePath, &webhook.Admission{Handler: tawebhook.Validator{Prometheus: opts.prometheus()}})
 	registerReleaseOrderWebhooks(srv, mgr, c, opts.namespace(), opts.Approval)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
