@@ -208,6 +208,8 @@ func (r report) writeWhy(b *strings.Builder) {
 		var lines []string
 		switch {
 		case !a.completed():
+		case a.isReplicaSetMode():
+			lines = whyLines(a, native, targetReplicaSetWallRatio, r.Machine.CPUs)
 		case a.isCafe():
 			lines = whyLines(a, native, inPlaceWallRatio(r.PodDelays), r.Machine.CPUs)
 		case a.isAppRollback() && grouped != nil:

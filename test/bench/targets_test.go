@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -80,4 +81,18 @@ func TestAFastRollbackSlowerThanItsTargetIsExplainedByTheCPUItSpentPerPod(t *tes
 
 	// A rollback within its target needs no explanation.
 	g.Expect(rollbackWhyLines(aggregateRuns(fast.Scenario, []runResult{cpuRun(19, 40, 38)}), grouped, 2)).To(BeEmpty())
+}
+
+func TestTheReplicaSetModesMissIsExplainedAgainstItsOwnLimit(t *testing.T) {
+	g := NewWithT(t)
+	s := shape{Replicas: 1000, BatchSize: 100, MaxUnavailable: 100, Zones: []string{"zone-a"}}
+	aggs := []aggregate{
+		aggregateRuns(scenario{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}}, []runResult{cpuRun(40, 75, 78)}),
+		aggregateRuns(scenario{Key: "deployment", Workload: deployment{shape: s}}, []runResult{cpuRun(20, 40, 39)}),
+	}
+	r := report{Machine: machine{CPUs: 2}, Aggregates: aggs, Verdicts: checkTargets(aggs, 100<<20, limitsFor(kwokstages.Delays{}, false))}
+	var b strings.Builder
+	r.writeWhy(&b)
+	// 1.5× the Deployment's 20 s, not the InPlaceSet's 0.8×.
+	g.Expect(b.String()).To(ContainSubstring("finishing within the 30.0 s limit"))
 }
