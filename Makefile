@@ -15,7 +15,7 @@ all: build
 ##@ Run
 
 .PHONY: run
-run: build ## Start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes) with CAFE.
+run: tools ## Start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes) with CAFE.
 	$(BIN)/cafe dev up $(ARGS)
 
 .PHONY: down
@@ -31,7 +31,8 @@ build: ## Build the cafe binary (also installed as bin/kubectl-cafe).
 	go build -o $(BIN)/demo-app ./examples/demo-app
 
 .PHONY: tools
-tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once).
+tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once); install Debian's prometheus if missing.
+	command -v prometheus >/dev/null || hack/install-debian-packages.sh prometheus
 	$(BIN)/cafe dev build
 
 $(CONTROLLER_GEN):

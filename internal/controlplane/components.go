@@ -25,15 +25,17 @@ type Ports struct {
 	// peer ports (Config.Traffic).
 	Registry     int `json:"registry,omitempty"`
 	RegistryPeer int `json:"registryPeer,omitempty"`
+	// Prometheus is the Prometheus server's HTTP port (Config.Traffic).
+	Prometheus int `json:"prometheus,omitempty"`
 }
 
 func pickPorts() (Ports, error) {
-	p, err := FreePorts(11)
+	p, err := FreePorts(12)
 	if err != nil {
 		return Ports{}, err
 	}
 	return Ports{EtcdClient: p[0], EtcdPeer: p[1], APIServer: p[2], ControllerManager: p[3], Scheduler: p[4], Kwok: p[5],
-		Gateway: p[6], GatewayAdmin: p[7], PodEmulator: p[8], Registry: p[9], RegistryPeer: p[10]}, nil
+		Gateway: p[6], GatewayAdmin: p[7], PodEmulator: p[8], Registry: p[9], RegistryPeer: p[10], Prometheus: p[11]}, nil
 }
 
 // layout names every file of one control plane under its state directory.
@@ -44,6 +46,7 @@ type layout struct {
 func (l layout) pki() string                 { return filepath.Join(l.dir, "pki") }
 func (l layout) etcdData() string            { return filepath.Join(l.dir, "etcd") }
 func (l layout) registryData() string        { return filepath.Join(l.dir, "registry") }
+func (l layout) prometheus() string          { return filepath.Join(l.dir, "prometheus") }
 func (l layout) logs() string                { return filepath.Join(l.dir, "logs") }
 func (l layout) log(component string) string { return filepath.Join(l.dir, "logs", component+".log") }
 func (l layout) kubeconfig(id Identity) string {

@@ -75,10 +75,23 @@ func PrometheusBinary() (string, error) {
 // stays in cfg.Dir, so a server started again on the same Dir keeps its
 // series.
 func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Prometheus, error) {
+	cfg, err := preparePrometheus(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prometheus{cfg: cfg}
+	return p, p.start(ctx)
+}
+
+// preparePrometheus fills cfg's defaults and writes its configuration and
+// target files. The control plane starts the server from it as one of its
+// children (ControlPlane.startPrometheus) instead of through
+// StartPrometheus, so that its log, exit and Stop are the control plane's.
+func preparePrometheus(cfg PrometheusConfig) (PrometheusConfig, error) {
 	if cfg.Binary == "" {
 		bin, err := PrometheusBinary()
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		cfg.Binary = bin
 	}
@@ -86,23 +99,22 @@ func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Prometheus, er
 		cfg.ScrapeInterval = defaultScrapeInterval
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "targets"), 0o755); err != nil {
-		return nil, fmt.Errorf("creating Prometheus's directory: %w", err)
+		return cfg, fmt.Errorf("creating Prometheus's directory: %w", err)
 	}
 	config, err := prometheusConfig(cfg)
 	if err != nil {
-		return nil, err
+		return cfg, err
 	}
 	configPath := filepath.Join(cfg.Dir, "prometheus.yml")
 	if err := os.WriteFile(configPath, config, 0o644); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", configPath, err)
+		return cfg, fmt.Errorf("writing %s: %w", configPath, err)
 	}
 	for _, job := range cfg.Jobs {
 		if err := WriteScrapeTargets(cfg.Dir, job.Name, job.Targets); err != nil {
-			return nil, err
+			return cfg, err
 		}
 	}
-	p := &Prometheus{cfg: cfg}
-	return p, p.start(ctx)
+	return cfg, nil
 }
 
 // prometheusArgs: everything on loopback; no remote write, no lifecycle
@@ -125,7 +137,7 @@ func (p *Prometheus) start(ctx context.Context) error {
 	p.proc = proc
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := WaitHTTP(ctx, HTTPProbe{URL: p.URL() + "/-/ready", Stopped: proc.unexpectedExit}); err != nil {
+	if err := WaitHTTP(ctx, HTTPProbe{URL: prometheusReadyURL(p.cfg.Port), Stopped: proc.unexpectedExit}); err != nil {
 		proc.stop(5 * time.Second)
 		return fmt.Errorf("waiting for Prometheus to be ready: %w", err)
 	}
@@ -134,6 +146,9 @@ func (p *Prometheus) start(ctx context.Context) error {
 
 // URL is the server's base URL (its HTTP API is under /api/v1).
 func (p *Prometheus) URL() string { return url(p.cfg.Port) }
+
+// prometheusReadyURL answers 200 once the server serves queries.
+func prometheusReadyURL(port int) string { return url(port) + "/-/ready" }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10 seconds).
 func (p *Prometheus) Stop() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -95,7 +96,8 @@ func (cp *ControlPlane) createPodNetwork(ctx context.Context) error {
 }
 
 // startTraffic installs the Gateway API, starts the service registry,
-// Traefik and the pod emulator, and waits until the gateway is programmed.
+// Traefik, the pod emulator and Prometheus, and waits until the gateway is
+// programmed.
 func (cp *ControlPlane) startTraffic(ctx context.Context, admin *rest.Config) error {
 	if err := install.GatewayAPI(ctx, admin); err != nil {
 		return err
@@ -119,7 +121,60 @@ func (cp *ControlPlane) startTraffic(ctx context.Context, admin *rest.Config) er
 	if err := cp.waitOrFail(ctx, func(ctx context.Context) error { return waitGatewayProgrammed(ctx, c) }); err != nil {
 		return fmt.Errorf("waiting for Traefik to program Gateway %s/%s: %w", GatewayNamespace, GatewayName, err)
 	}
-	return cp.startPodEmulator(ctx)
+	if err := cp.startPodEmulator(ctx); err != nil {
+		return err
+	}
+	return cp.startPrometheus(ctx)
+}
+
+// Scrape jobs of the control plane's Prometheus (the job label of their
+// series) and the file, in PrometheusDir, that holds the bearer token it
+// scrapes CAFE with: whoever runs CAFE writes the token and CAFE's
+// targets (package devenv), since the control plane knows neither.
+const (
+	GatewayScrapeJob    = "gateway"
+	CafeScrapeJob       = "cafe"
+	CafeScrapeTokenFile = "cafe-scrape.token"
+)
+
+// PrometheusURL is the control plane's Prometheus (its HTTP API is under
+// /api/v1); empty without Traffic.
+func (cp *ControlPlane) PrometheusURL() string {
+	if cp.network == nil {
+		return ""
+	}
+	return url(cp.ports.Prometheus)
+}
+
+// PrometheusDir holds Prometheus's configuration, data and target files
+// (WriteScrapeTargets); empty without Traffic.
+func (cp *ControlPlane) PrometheusDir() string {
+	if cp.network == nil {
+		return ""
+	}
+	return cp.layout.prometheus()
+}
+
+// startPrometheus runs Prometheus as one of the control plane's children,
+// scraping Traefik's metrics (on its API entry point) and CAFE's, whose
+// metrics endpoint is TLS with a self-signed certificate on loopback and
+// answers only the bearer of an authorized token. CAFE's targets are
+// written once CAFE runs; until then the job has none.
+func (cp *ControlPlane) startPrometheus(ctx context.Context) error {
+	dir := cp.layout.prometheus()
+	cfg, err := preparePrometheus(PrometheusConfig{Dir: dir, Port: cp.ports.Prometheus, ScrapeInterval: 2 * time.Second, Jobs: []PrometheusJob{
+		{Name: GatewayScrapeJob, Targets: []string{"127.0.0.1:" + strconv.Itoa(cp.ports.GatewayAdmin)}},
+		{Name: CafeScrapeJob, Scheme: "https", InsecureSkipVerify: true, BearerTokenFile: filepath.Join(dir, CafeScrapeTokenFile)},
+	}})
+	if err != nil {
+		return fmt.Errorf("configuring Prometheus: %w", err)
+	}
+	fmt.Fprintf(cp.cfg.Out, "starting %s (scraping the gateway and CAFE)\n", PrometheusComponent)
+	p, err := startProcess(PrometheusComponent, cfg.Binary, prometheusArgs(cfg), nil, cp.layout.log(PrometheusComponent))
+	if err != nil {
+		return err
+	}
+	return cp.adopt(ctx, p, func(ctx context.Context) error { return waitHTTP(ctx, prometheusReadyURL(cfg.Port), nil) })
 }
 
 func (cp *ControlPlane) startGatewayProcess(ctx context.Context) error {

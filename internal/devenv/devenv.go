@@ -117,8 +117,18 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 		opts.Manager.RegistryEndpoints = []string{reg}
 		fmt.Fprintf(out, "CAFE registers the pods and classic instances of Services labelled %s=true in the service registry at %s\n", cafev1alpha1.RegistryPublishLabel, reg)
 	}
+	metricsAddr, err := monitorCAFE(ctx, cp, env.Admin, &opts.Manager)
+	if err != nil {
+		return env, err
+	}
 	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
+	}
+	if metricsAddr != "" {
+		if err := controlplane.WriteScrapeTargets(cp.PrometheusDir(), controlplane.CafeScrapeJob, []string{metricsAddr}); err != nil {
+			return env, fmt.Errorf("pointing Prometheus at CAFE's metrics: %w", err)
+		}
+		fmt.Fprintf(out, "Prometheus %s scrapes the gateway and CAFE's metrics (https://%s/metrics, as ServiceAccount %s/%s)\n", cp.PrometheusURL(), metricsAddr, install.Namespace, prometheusServiceAccount)
 	}
 	if err := env.startClassicHosts(ctx, opts.ControlPlane.CafeBinary, opts.ClassicHosts); err != nil {
 		return env, err

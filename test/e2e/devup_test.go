@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,7 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 
 	kubectl(t, up.kubeconfig, "apply", "-k", filepath.Join(framework.RepoRoot(), "config", "samples"))
 	g.Expect(curlGateway(t, up.gateway, "pay.example")).To(MatchRegexp(`"version":"v1"`), "curl through the gateway to the pay sample")
+	expectPrometheus(t, g, up)
 
 	// The default classic hosts: three agents, one per zone, each enrolled
 	// with its own credential and Ready, each with an address of its own
@@ -70,7 +72,7 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	instanceAnswers(t, g, up)
 
 	children := up.children(t)
-	g.Expect(children).To(HaveLen(11), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the registry's etcd, traefik, the pod emulator, three classic hosts' agents")
+	g.Expect(children).To(HaveLen(12), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the registry's etcd, traefik, the pod emulator, prometheus, three classic hosts' agents")
 	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
 	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
 	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind (classic instances included)")
@@ -112,6 +114,71 @@ func instanceAnswers(t *testing.T, g *WithT, up *devUp) {
 	g.Expect(resp.Header.Get(appanswer.PodHeader)).To(Equal("demo-1"))
 	expectScrapeTarget(g, up, "demo-1", inst.Status.Address)
 	expectRegistry(g, up)
+}
+
+// expectPrometheus: the Prometheus of the ready line is ready; it scrapes
+// the gateway (Traefik's metrics) and CAFE (metrics over TLS, answered
+// only for an authorized ServiceAccount's token), every target up; and it
+// holds Traefik's count of the requests that entered the gateway's web
+// entry point (curlGateway sent some) and CAFE's own series.
+func expectPrometheus(t *testing.T, g *WithT, up *devUp) {
+	t.Helper()
+	ctx := testContext(t)
+	g.Expect(up.prometheus).To(HavePrefix("http://127.0.0.1:"), "the ready line names Prometheus on loopback")
+	get := func(g Gomega, path string, into any) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, up.prometheus+path, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%s: %s", path, body)
+		if into != nil {
+			g.Expect(json.Unmarshal(body, into)).To(Succeed(), "%s: %s", path, body)
+		}
+	}
+	poll := func(f func(g Gomega)) {
+		t.Helper()
+		g.Eventually(f).WithContext(ctx).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+	}
+	poll(func(g Gomega) { get(g, "/-/ready", nil) })
+
+	poll(func(g Gomega) {
+		var targets struct {
+			Data struct {
+				ActiveTargets []struct {
+					Labels    map[string]string `json:"labels"`
+					ScrapeURL string            `json:"scrapeUrl"`
+					Health    string            `json:"health"`
+					LastError string            `json:"lastError"`
+				} `json:"activeTargets"`
+			} `json:"data"`
+		}
+		get(g, "/api/v1/targets?state=active", &targets)
+		health := map[string][]string{}
+		for _, tg := range targets.Data.ActiveTargets {
+			health[tg.Labels["job"]] = append(health[tg.Labels["job"]], tg.Health)
+			g.Expect(tg.ScrapeURL).To(MatchRegexp(`^https?://127\.0\.0\.1:\d+/metrics$`), "Prometheus scrapes loopback only")
+		}
+		g.Expect(health).To(HaveKeyWithValue("gateway", []string{"up"}), "%+v", targets.Data.ActiveTargets)
+		g.Expect(health).To(HaveKeyWithValue("cafe", []string{"up"}), "%+v", targets.Data.ActiveTargets)
+	})
+
+	for _, query := range []string{
+		`traefik_entrypoint_requests_total{job="gateway",entrypoint="web"}`,
+		`cafe_nodelifecycle_migrations_total{job="cafe"}`,
+	} {
+		poll(func(g Gomega) {
+			var answer struct {
+				Data struct {
+					Result []json.RawMessage `json:"result"`
+				} `json:"data"`
+			}
+			get(g, "/api/v1/query?query="+neturl.QueryEscape(query), &answer)
+			g.Expect(answer.Data.Result).NotTo(BeEmpty(), "no series for %s", query)
+		})
+	}
 }
 
 // expectRegistry: cafe dev up names the service registry it runs, and
@@ -235,9 +302,11 @@ type devUp struct {
 	cmd        *exec.Cmd
 	stateDir   string
 	kubeconfig string
-	// gateway is the gateway URL of the ready line ("" without --traffic).
-	gateway string
-	stderr  *syncBuffer
+	// gateway and prometheus are the gateway's and Prometheus's URLs on
+	// the ready line ("" without --traffic).
+	gateway    string
+	prometheus string
+	stderr     *syncBuffer
 	// done is closed once the process has exited with exitErr.
 	done    chan struct{}
 	exitErr error
@@ -285,6 +354,9 @@ func startDevUpIn(t *testing.T, stateDir string, args ...string) *devUp {
 		up.kubeconfig = strings.TrimSuffix(fields[1], ";")
 		if m := regexp.MustCompile(`; gateway (http://\S+) `).FindStringSubmatch(line); m != nil {
 			up.gateway = m[1]
+		}
+		if m := regexp.MustCompile(`; Prometheus (http://\S+);`).FindStringSubmatch(line); m != nil {
+			up.prometheus = m[1]
 		}
 	case <-up.done:
 		t.Fatalf("cafe dev up exited before it was ready: %v\n%s", up.exitErr, up.stderr.String())

@@ -79,7 +79,7 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
 	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
 	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
 	cmd.Flags().IntVar(&o.ClassicHosts, "classic-hosts", 3, "classic hosts (VMs) to run beside the nodes, each a cafe agent process enrolled with its own credential, round-robin over the zones, each in a network namespace of its own with an address from 198.19.224.0/19 when the control plane runs a pod network (--traffic), else on distinct loopback addresses 127.0.100.N; 0 runs none")
-	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator and a real gateway (Traefik) on loopback; see docs/traffic.md")
+	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator, a real gateway (Traefik) and Prometheus on loopback; see docs/traffic.md")
 	return cmd
 }
 
@@ -145,12 +145,15 @@ func (o *upOptions) run(parent context.Context) error {
 		}
 		fmt.Fprintln(o.streams.ErrOut)
 	}
-	gateway := ""
+	traffic := ""
 	if url := env.ControlPlane.GatewayURL(); url != "" {
-		gateway = fmt.Sprintf("; gateway %s (Traefik API %s)", url, env.ControlPlane.GatewayAdminURL())
+		traffic = fmt.Sprintf("; gateway %s (Traefik API %s)", url, env.ControlPlane.GatewayAdminURL())
+	}
+	if url := env.ControlPlane.PrometheusURL(); url != "" {
+		traffic += "; Prometheus " + url
 	}
 	fmt.Fprintf(o.streams.Out, "%s kubeconfig %s%s; try: %s --kubeconfig %s get nodes -L %s\n",
-		ReadyPrefix, kubeconfig, gateway, kubectl, kubeconfig, strings.Join([]string{controlplane.ZoneLabel, controlplane.CellLabel}, ","))
+		ReadyPrefix, kubeconfig, traffic, kubectl, kubeconfig, strings.Join([]string{controlplane.ZoneLabel, controlplane.CellLabel}, ","))
 
 	if err := env.Wait(ctx); err != nil {
 		return err
