@@ -147,6 +147,27 @@ func (s CafeDeploymentStrategy) WaitsForConfirm() bool {
 	return s.NeedWaitingForConfirm != nil && *s.NeedWaitingForConfirm
 }
 
+// TrafficStepAfter returns the traffic step of group k, nil when none.
+func (s CafeDeploymentStrategy) TrafficStepAfter(k int32) *TrafficStep {
+	if s.Traffic == nil {
+		return nil
+	}
+	for i := range s.Traffic.Steps {
+		if s.Traffic.Steps[i].Group == k {
+			return &s.Traffic.Steps[i]
+		}
+	}
+	return nil
+}
+
+// CanaryService and StableService name the Services CAFE keeps beside the
+// app's during traffic steps: its pods of the update and of the current
+// revision.
+func (t TrafficStrategy) CanaryService() string { return t.Service + "-canary" }
+
+// StableService: see CanaryService.
+func (t TrafficStrategy) StableService() string { return t.Service + "-stable" }
+
 // ChangedBesidesPause reports whether the strategy differs from old in
 // anything but pause (a change of pause is a pause or a resume; any other
 // change moves the water level or the confirmations of a release).

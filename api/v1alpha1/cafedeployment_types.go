@@ -87,6 +87,24 @@ const (
 	CafeDeploymentNotWaitingForConfirmReason = "NotWaitingForConfirm"
 )
 
+const (
+	// CafeDeploymentTrafficStepCondition is True while a traffic step
+	// steers the app's route (spec.strategy.traffic).
+	CafeDeploymentTrafficStepCondition = "TrafficStep"
+
+	// CafeDeploymentSteeringReason: the route sends the step's share of
+	// requests to the updated pods.
+	CafeDeploymentSteeringReason = "Steering"
+
+	// CafeDeploymentNotSteeringReason: no step runs; the route is plain.
+	CafeDeploymentNotSteeringReason = "NotSteering"
+
+	// CafeDeploymentTrafficErrorReason: CAFE could not bring the route or
+	// the canary and stable Services to what the release needs; the message
+	// says why.
+	CafeDeploymentTrafficErrorReason = "TrafficError"
+)
+
 // PodSetType is the kind of pod set a CafeDeployment runs in each unit.
 // +kubebuilder:validation:Enum=InPlaceSet;ReplicaSet;StatefulSet
 type PodSetType string
@@ -145,13 +163,18 @@ const (
 )
 
 // ReleasePhase is where the current release of a CafeDeployment stands.
-// +kubebuilder:validation:Enum=Progressing;WaitingForConfirm;Paused;Completed;Failed;RollingBack
+// +kubebuilder:validation:Enum=Progressing;Verifying;WaitingForConfirm;Paused;Completed;Failed;RollingBack
 type ReleasePhase string
 
 const (
 	// ReleasePhaseProgressing means pods of the current group are being
 	// operated on.
 	ReleasePhaseProgressing ReleasePhase = "Progressing"
+
+	// ReleasePhaseVerifying means a group has finished and its traffic
+	// step runs: the route sends the step's share of requests to the
+	// updated pods until the step's duration elapses or a person confirms.
+	ReleasePhaseVerifying ReleasePhase = "Verifying"
 
 	// ReleasePhaseWaitingForConfirm means a group has finished and the next
 	// one waits for a person to confirm.
@@ -413,6 +436,99 @@ type CafeDeploymentStrategy struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? int(self) >= 0 : string(self).matches('^(100|[1-9]?[0-9])%$')",message="spec.strategy.minAvailable must be an integer >= 0 or a percentage from 0% to 100%"
 	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+
+	// traffic steers real traffic to the updated pods after chosen groups,
+	// through the app's HTTPRoute (docs/traffic-verification.md). A group
+	// with a traffic step is a barrier: the release does not flow past it.
+	// +optional
+	Traffic *TrafficStrategy `json:"traffic,omitempty"`
+}
+
+// TrafficStrategy names the app's HTTPRoute and Service and the release's
+// traffic steps.
+type TrafficStrategy struct {
+	// route is the app's HTTPRoute (Gateway API), in the CafeDeployment's
+	// namespace. Its rules that send to the app's Service alone are
+	// steered during a step, and restored after it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Route string `json:"route"`
+
+	// service is the app's Service, which the route's rules send to. CAFE
+	// keeps two Services beside it, <service>-canary and <service>-stable,
+	// selecting the CafeDeployment's pods of the update and of the current
+	// revision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=56
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Service string `json:"service"`
+
+	// steps are the traffic steps, at most one per group.
+	// +required
+	// +listType=map
+	// +listMapKey=group
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Steps []TrafficStep `json:"steps"`
+}
+
+// TrafficStep sends, once its group is released, a share of the app's
+// requests to the updated pods (weight), or only the requests that carry
+// given headers; for durationSeconds, or until a person confirms the group
+// when it is unset.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.weight) != has(self.headers)",message="exactly one of weight and headers must be set"
+type TrafficStep struct {
+	// group is the index of the release group after which the step runs
+	// (0: the first group, the beta group with upgradeType Beta). It must
+	// not be the last group: after it every pod runs the update revision.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=511
+	Group int32 `json:"group"`
+
+	// weight is the percentage of the route's requests sent to the updated
+	// pods (0–100), the rest to the pods of the current revision.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight *int32 `json:"weight,omitempty"`
+
+	// headers sends only the requests that carry every one of these
+	// headers (exact values) to the updated pods, e.g. x-cafe-canary:
+	// always; every other request to the pods of the current revision.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Headers []TrafficHeader `json:"headers,omitempty"`
+
+	// durationSeconds is how long the step lasts; unset, it lasts until a
+	// person confirms the group (cafe deploy confirm).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	DurationSeconds *int32 `json:"durationSeconds,omitempty"`
+}
+
+// TrafficHeader is an HTTP header a request must carry, with this exact
+// value.
+type TrafficHeader struct {
+	// name is the header's name, case-insensitive.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	Name string `json:"name"`
+
+	// value is the header's exact value.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
 }
 
 // ReleaseGroup is one group of a custom release plan.
@@ -588,6 +704,28 @@ type ReleaseGroupStatus struct {
 	// confirmedAt is when the group was confirmed.
 	// +optional
 	ConfirmedAt *metav1.Time `json:"confirmedAt,omitempty"`
+
+	// traffic is the group's traffic step, once begun.
+	// +optional
+	Traffic *TrafficStepStatus `json:"traffic,omitempty"`
+}
+
+// TrafficStepStatus records a group's traffic step.
+type TrafficStepStatus struct {
+	// split says what the step sent to the updated pods, e.g. "10% to
+	// pay-canary" or "requests with x-cafe-canary: always to pay-canary".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Split string `json:"split,omitempty"`
+
+	// startTime is when CAFE first steered the route for the step.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// endTime is when the step ended (its duration elapsed, or the group
+	// was confirmed); the route is plain again from then on.
+	// +optional
+	EndTime *metav1.Time `json:"endTime,omitempty"`
 }
 
 // CafeDeployment runs an application's pods over topology units (zones or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -52,6 +53,12 @@ func TestCafeDeploymentDefaultsAreAppliedByTheAPIServer(t *testing.T) {
 
 // Each invalid spec is refused by the real API server with a message that
 // names the offending field.
+// trafficWith is a traffic strategy of the app's route and Service with
+// steps, each after group 0 unless it says otherwise.
+func trafficWith(steps ...cafev1alpha1.TrafficStep) *cafev1alpha1.TrafficStrategy {
+	return &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: steps}
+}
+
 func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 	requireAPIServer(t)
 	tests := []struct {
@@ -92,6 +99,32 @@ func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 		{"negative replicas", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Replicas = ptr.To[int32](-1) }, "spec.replicas"},
 		{"a negative minReadySeconds", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Strategy.MinReadySeconds = -5 }, "spec.strategy.minReadySeconds"},
 		{"a malformed percentage", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Strategy.MinAvailable = ptr.To(intstr.FromString("half")) }, "spec.strategy.minAvailable"},
+		{"a traffic weight above 100", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](101)})
+		}, "spec.strategy.traffic.steps[0].weight"},
+		{"a negative traffic weight", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](-1)})
+		}, "spec.strategy.traffic.steps[0].weight"},
+		{"a traffic step with both weight and headers", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10), Headers: []cafev1alpha1.TrafficHeader{{Name: "x-canary", Value: "1"}}})
+		}, "spec.strategy.traffic.steps[0]"},
+		{"a traffic step with neither", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{DurationSeconds: ptr.To[int32](60)})
+		}, "spec.strategy.traffic.steps[0]"},
+		{"a header name with a space", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Headers: []cafev1alpha1.TrafficHeader{{Name: "x canary", Value: "1"}}})
+		}, "spec.strategy.traffic.steps[0].headers[0].name"},
+		{"two traffic steps for one group", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10)}, cafev1alpha1.TrafficStep{Weight: ptr.To[int32](20)})
+		}, "spec.strategy.traffic.steps[1]"},
+		{"a traffic step of zero seconds", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10), DurationSeconds: ptr.To[int32](0)})
+		}, "spec.strategy.traffic.steps[0].durationSeconds"},
+		{"traffic without a step", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Strategy.Traffic = trafficWith() }, "spec.strategy.traffic.steps"},
+		{"a traffic service whose canary name would not fit", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10)})
+			c.Spec.Strategy.Traffic.Service = strings.Repeat("s", 57)
+		}, "spec.strategy.traffic.service"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,12 +32,15 @@ type confirmDecision struct {
 
 // decideConfirm picks the group to confirm. Without an explicit group it is
 // status.release.currentGroup, and only while the release waits for a
-// confirmation. An explicit group is taken as given; a warning says when the
+// confirmation (or verifies the group with a traffic step, which a
+// confirmation ends). An explicit group is taken as given; a warning says when the
 // release is not waiting on it, because the controller acts only on a
 // confirmation of the group it waits on.
 func decideConfirm(cd *cafev1alpha1.CafeDeployment, explicit *int32) (confirmDecision, error) {
 	rel := cd.Status.Release
-	waiting := rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil
+	// A traffic step without a duration lasts until its group is confirmed.
+	verifying := rel.Phase == cafev1alpha1.ReleasePhaseVerifying && rel.CurrentGroup != nil
+	waiting := rel.CurrentGroup != nil && (rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm || verifying)
 	var d confirmDecision
 	switch {
 	case explicit != nil && *explicit < 0:

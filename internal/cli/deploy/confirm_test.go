@@ -26,6 +26,11 @@ func TestDecideConfirm(t *testing.T) {
 			want: confirmDecision{Group: 1},
 		},
 		{
+			name: "a release verifying its group with a traffic step gets the group confirmed (which ends the step)",
+			cd:   newCD().phase(cafev1alpha1.ReleasePhaseVerifying, 0, 4).group(cafev1alpha1.ReleaseGroupStatus{Index: 0, StartTime: &t0}).build(),
+			want: confirmDecision{Group: 0},
+		},
+		{
 			name:    "a release still progressing is refused without --group",
 			cd:      newCD().phase(cafev1alpha1.ReleasePhaseProgressing, 1, 4).build(),
 			wantErr: "CafeDeployment shop/web is not waiting for a confirmation (phase Progressing, group 1 of 4): nothing to confirm",

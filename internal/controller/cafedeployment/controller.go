@@ -143,10 +143,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if applyErr == nil {
 		applyErr = applyUnits(ctx, sets, p.Units, settings)
 	}
+	trafficWake, trafficErr := r.syncTraffic(ctx, cd)
+	requeue = soonest(requeue, trafficWake)
 	setStatus(cd, p, reports, applyErr)
+	setTrafficCondition(cd, trafficErr)
 	setRescheduledReplicas(cd, resched.moved)
 	if err := r.patchStatus(ctx, before, cd); err != nil {
-		return ctrl.Result{}, errors.Join(applyErr, err)
+		return ctrl.Result{}, errors.Join(applyErr, trafficErr, err)
 	}
 	r.recordEvents(before, cd)
 	if fast && revs.isNew {
@@ -155,7 +158,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "FastRelease", "Release", "Revision %s is released fast (one group, no confirmation), asked for by %s",
 			updateRevision, orUnknown(cd.Annotations[cafev1alpha1.FastReleaseByAnnotation]))
 	}
-	return ctrl.Result{RequeueAfter: requeue}, applyErr
+	if errors.Is(trafficErr, errTrafficConflict) {
+		// The route changed under the write: decide again on the new one.
+		requeue, trafficErr = soonest(requeue, staleRetry), nil
+	}
+	return ctrl.Result{RequeueAfter: requeue}, errors.Join(applyErr, trafficErr)
 }
 
 // patchStatus writes the status if the reconcile changed it, and remembers

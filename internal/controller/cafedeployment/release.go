@@ -1,7 +1,9 @@
 package cafedeployment
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,6 +45,7 @@ func advanceRelease(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[st
 		NewRelease:     change.isNew,
 		Progress:       progressOf(reports),
 		WaitForConfirm: cd.Spec.Strategy.WaitsForConfirm() && !fast,
+		Traffic:        cd.Spec.Strategy.Traffic,
 		Paused:         cd.Spec.Strategy.Pause,
 		Confirmation:   confirmationOf(cd),
 		Now:            now,
@@ -102,7 +105,9 @@ type releaseInput struct {
 	NewRelease     bool
 	Progress       map[string]unitProgress
 	WaitForConfirm bool
-	Paused         bool
+	// Traffic holds the release's traffic steps (nil: none).
+	Traffic *cafev1alpha1.TrafficStrategy
+	Paused  bool
 	// Confirmation is a group confirmation recorded on the object (by the
 	// admission webhook, with the authenticated user), if any.
 	Confirmation *confirmation
@@ -121,6 +126,8 @@ type confirmation struct {
 //	Progressing(k) --group k done--> Progressing(k+1)            (no confirm;
 //	                                   group k+1 started with k where it flows)
 //	               --group k done--> WaitingForConfirm(k) --confirmed(k)--> Progressing(k+1)
+//	               --group k done, k has a traffic step--> Verifying(k)
+//	                   --duration elapsed, or confirmed(k) without one--> (as above)
 //	               --last group done--> Completed
 //
 // Paused shows as the phase while set (the pod sets stop operating), and the
@@ -160,6 +167,11 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 			r.Phase = cafev1alpha1.ReleasePhaseCompleted
 			break
 		}
+		if step := stepAfter(in.Traffic, k); step != nil && !trafficStepOver(g, step, in.Now) {
+			beginTrafficStep(g, in.Traffic, step)
+			r.Phase = cafev1alpha1.ReleasePhaseVerifying
+			break
+		}
 		if in.WaitForConfirm && g.ConfirmedBy == "" {
 			r.Phase = cafev1alpha1.ReleasePhaseWaitingForConfirm
 			break
@@ -170,7 +182,7 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 	if k := *r.CurrentGroup; r.Phase == cafev1alpha1.ReleasePhaseProgressing {
 		// The next group starts as soon as the current one does when
 		// nothing stands between them.
-		if next := operatedThrough(in.Plan, k, in.WaitForConfirm); next > k {
+		if next := operatedThrough(in.Plan, k, in.WaitForConfirm || stepAfter(in.Traffic, k) != nil); next > k {
 			groupStatus(&r, next, in.Now)
 		}
 	}
@@ -182,12 +194,13 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 
 // operatedThrough is the last group whose pods the pod sets operate on
 // while group k is the current one: k+1 when the release flows past k (no
-// barrier of the plan, Plan.FlowsPast, and no confirmation awaited), so
-// that the next group's pods start draining as soon as the budget allows
-// instead of when the last pod of group k is back; else k. A group
-// boundary is a barrier only where a person or a check looks.
-func operatedThrough(p plan.Plan, k int32, waitForConfirm bool) int32 {
-	if !waitForConfirm && p.FlowsPast(int(k)) {
+// barrier of the plan, Plan.FlowsPast, and nothing held after k: a
+// confirmation or a traffic step), so that the next group's pods start
+// draining as soon as the budget allows instead of when the last pod of
+// group k is back; else k. A group boundary is a barrier only where a
+// person or a check looks.
+func operatedThrough(p plan.Plan, k int32, held bool) int32 {
+	if !held && p.FlowsPast(int(k)) {
 		return k + 1
 	}
 	return k
@@ -221,7 +234,8 @@ func groupStatus(r *cafev1alpha1.ReleaseStatus, k int32, now metav1.Time) *cafev
 // the group finished, is ignored: confirming is always about the group just
 // finished, seen by a person.
 func recordConfirmation(r *cafev1alpha1.ReleaseStatus, c *confirmation) {
-	if c == nil || r.CurrentGroup == nil || c.Group != *r.CurrentGroup || r.Phase != cafev1alpha1.ReleasePhaseWaitingForConfirm {
+	waiting := r.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm || r.Phase == cafev1alpha1.ReleasePhaseVerifying
+	if c == nil || r.CurrentGroup == nil || c.Group != *r.CurrentGroup || !waiting {
 		return
 	}
 	for i := range r.Groups {
@@ -233,4 +247,57 @@ func recordConfirmation(r *cafev1alpha1.ReleaseStatus, c *confirmation) {
 			g.ConfirmedAt = ptr.To(c.At)
 		}
 	}
+}
+
+// stepAfter is the traffic step of group k, nil when none.
+func stepAfter(t *cafev1alpha1.TrafficStrategy, k int32) *cafev1alpha1.TrafficStep {
+	if t == nil {
+		return nil
+	}
+	return cafev1alpha1.CafeDeploymentStrategy{Traffic: t}.TrafficStepAfter(k)
+}
+
+// beginTrafficStep records the step on its group (what it sends where);
+// its start time is set once the route was steered (trafficStarted).
+func beginTrafficStep(g *cafev1alpha1.ReleaseGroupStatus, t *cafev1alpha1.TrafficStrategy, step *cafev1alpha1.TrafficStep) {
+	if g.Traffic == nil {
+		g.Traffic = &cafev1alpha1.TrafficStepStatus{Split: describeSplit(t, step)}
+	}
+}
+
+// trafficStepOver: the step ended before, or ends now (its duration since
+// the route was steered elapsed; without a duration, the group was
+// confirmed), recording its end.
+func trafficStepOver(g *cafev1alpha1.ReleaseGroupStatus, step *cafev1alpha1.TrafficStep, now metav1.Time) bool {
+	if g.Traffic != nil && g.Traffic.EndTime != nil {
+		return true
+	}
+	over := false
+	switch {
+	case step.DurationSeconds != nil:
+		over = g.Traffic != nil && g.Traffic.StartTime != nil && !now.Time.Before(trafficStepEnd(g.Traffic, step))
+	default:
+		over = g.ConfirmedBy != ""
+	}
+	if over && g.Traffic != nil {
+		g.Traffic.EndTime = ptr.To(now)
+	}
+	return over
+}
+
+// trafficStepEnd is when a step with a duration ends.
+func trafficStepEnd(st *cafev1alpha1.TrafficStepStatus, step *cafev1alpha1.TrafficStep) time.Time {
+	return st.StartTime.Add(time.Duration(*step.DurationSeconds) * time.Second)
+}
+
+// describeSplit says what a step sends to the updated pods.
+func describeSplit(t *cafev1alpha1.TrafficStrategy, step *cafev1alpha1.TrafficStep) string {
+	if step.Weight != nil {
+		return fmt.Sprintf("%d%% to %s", *step.Weight, t.CanaryService())
+	}
+	var hs []string
+	for _, h := range step.Headers {
+		hs = append(hs, h.Name+": "+h.Value)
+	}
+	return fmt.Sprintf("requests with %s to %s", strings.Join(hs, ", "), t.CanaryService())
 }

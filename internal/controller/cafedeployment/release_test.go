@@ -214,3 +214,50 @@ func TestStepReleaseStartsTheNextGroupWhereItFlows(t *testing.T) {
 	g.Expect(last.CurrentGroup).To(HaveValue(Equal(int32(3))))
 	g.Expect(started(last)).To(Equal([]int32{0, 1, 2, 3}), "the last group flows nowhere")
 }
+
+func TestATrafficStepHoldsItsGroupUntilItsDurationSinceTheRouteWasSteered(t *testing.T) {
+	g := NewWithT(t)
+	p := twelveOverThreeZones(t)
+	traffic := &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: []cafev1alpha1.TrafficStep{{Group: 0, Weight: ptr.To[int32](10), DurationSeconds: ptr.To[int32](60)}}}
+	in := releaseInput{Plan: p, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0}
+
+	r := stepRelease(in)
+	g.Expect(r.Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
+	g.Expect(*r.CurrentGroup).To(BeEquivalentTo(0))
+	g.Expect(r.Groups).To(HaveLen(1), "the step is a barrier: group 1 does not start with it")
+	g.Expect(r.Groups[0].Traffic).To(Equal(&cafev1alpha1.TrafficStepStatus{Split: "10% to web-canary"}), "begun, not yet steered")
+	g.Expect(operatedThrough(p, 0, stepAfter(traffic, 0) != nil)).To(BeEquivalentTo(0))
+
+	// Time does not count before the route was steered.
+	in.NewRelease, in.Release, in.Now = false, r, metav1.NewTime(t0.Add(time.Hour))
+	g.Expect(stepRelease(in).Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
+
+	r.Groups[0].Traffic.StartTime = ptr.To(t0)
+	in.Release, in.Now = r, metav1.NewTime(t0.Add(59*time.Second))
+	g.Expect(stepRelease(in).Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
+
+	in.Now = metav1.NewTime(t0.Add(60 * time.Second))
+	done := stepRelease(in)
+	g.Expect(done.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing))
+	g.Expect(*done.CurrentGroup).To(BeEquivalentTo(1))
+	g.Expect(done.Groups[0].Traffic.EndTime).To(HaveValue(Equal(in.Now)))
+}
+
+func TestATrafficStepWithoutADurationEndsWithItsGroupsConfirmation(t *testing.T) {
+	g := NewWithT(t)
+	p := twelveOverThreeZones(t)
+	traffic := &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: []cafev1alpha1.TrafficStep{{Group: 0, Headers: []cafev1alpha1.TrafficHeader{{Name: "x-cafe-canary", Value: "always"}}}}}
+	in := releaseInput{Plan: p, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0}
+	r := stepRelease(in)
+	g.Expect(r.Groups[0].Traffic.Split).To(Equal("requests with x-cafe-canary: always to web-canary"))
+	r.Groups[0].Traffic.StartTime = ptr.To(t0)
+
+	in.NewRelease, in.Release, in.Now = false, r, metav1.NewTime(t0.Add(24*time.Hour))
+	g.Expect(stepRelease(in).Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying), "no duration: only a confirmation ends it")
+
+	in.Confirmation = &confirmation{Group: 0, User: "alice", At: in.Now}
+	done := stepRelease(in)
+	g.Expect(done.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing))
+	g.Expect(done.Groups[0].ConfirmedBy).To(Equal("alice"))
+	g.Expect(done.Groups[0].Traffic.EndTime).NotTo(BeNil())
+}

@@ -7,9 +7,10 @@ import (
 	"github.com/cafe-io/cafe/test/framework"
 )
 
-// The API tests share one real kube-apiserver and one CAFE manager; the
+// The API tests share one real kube-apiserver (with the Gateway API CRDs,
+// for traffic steps) and one CAFE manager; the
 // tests play kubelet, scheduler and endpointslice controller through the
 // API (see framework.ControllerSuite).
-var suite framework.ControllerSuite
+var suite = framework.ControllerSuite{GatewayAPI: true}
 
 func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }

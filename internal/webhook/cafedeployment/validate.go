@@ -46,8 +46,24 @@ func validate(cd *cafev1alpha1.CafeDeployment) error {
 	if !sel.Matches(labels.Set(cd.Spec.Template.Labels)) {
 		return fmt.Errorf("spec.template.metadata.labels: %v do not match spec.selector %q", cd.Spec.Template.Labels, sel.String())
 	}
-	if _, err := plan.New(cd.Spec); err != nil {
+	p, err := plan.New(cd.Spec)
+	if err != nil {
 		return err
+	}
+	return validateTrafficSteps(cd.Spec.Strategy.Traffic, len(p.Groups))
+}
+
+// validateTrafficSteps: every step follows a group that exists and is not
+// the last (after the last group no pod of the current revision is left to
+// compare with).
+func validateTrafficSteps(t *cafev1alpha1.TrafficStrategy, groups int) error {
+	if t == nil {
+		return nil
+	}
+	for i, s := range t.Steps {
+		if int(s.Group) >= groups-1 {
+			return fmt.Errorf("spec.strategy.traffic.steps[%d].group: Invalid value: %d: the release has %d groups (0 to %d); a step must follow a group before the last", i, s.Group, groups, groups-1)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,205 @@
+package cafedeployment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/traffic/steer"
+)
+
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+
+// OriginalRulesAnnotation holds, on an HTTPRoute a traffic step steers,
+// the route's rules from before the step (JSON): what CAFE writes back
+// after the step, also after a crash in between.
+const OriginalRulesAnnotation = "cafe.io/original-rules"
+
+// syncTraffic realises the release's traffic steps: the canary and stable
+// Services beside the app's, and the route's rules — steered while the
+// current group's step runs, its own rules otherwise. The step's start is
+// recorded once the route was steered; the returned duration is when the
+// step ends (0: nothing to wait for).
+func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeployment) (time.Duration, error) {
+	t := cd.Spec.Strategy.Traffic
+	if t == nil {
+		return 0, nil
+	}
+	app := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cd.Namespace, Name: t.Service}, app); err != nil {
+		return 0, fmt.Errorf("spec.strategy.traffic.service: reading Service %s: %w", t.Service, err)
+	}
+	if err := r.ensureSplitServices(ctx, cd, t, app); err != nil {
+		return 0, err
+	}
+	group, step := runningTrafficStep(cd)
+	if err := r.syncRoute(ctx, cd, t, step); err != nil {
+		return 0, err
+	}
+	if step == nil {
+		return 0, nil
+	}
+	if group.Traffic.StartTime == nil {
+		group.Traffic.StartTime = ptr.To(metav1.NewTime(r.Now()))
+	}
+	if step.DurationSeconds == nil {
+		return 0, nil
+	}
+	return max(trafficStepEnd(group.Traffic, step).Sub(r.Now()), time.Second), nil
+}
+
+// runningTrafficStep is the current group's record and step while the
+// release is Verifying it; nil, nil otherwise.
+func runningTrafficStep(cd *cafev1alpha1.CafeDeployment) (*cafev1alpha1.ReleaseGroupStatus, *cafev1alpha1.TrafficStep) {
+	rel := &cd.Status.Release
+	if rel.Phase != cafev1alpha1.ReleasePhaseVerifying || rel.CurrentGroup == nil {
+		return nil, nil
+	}
+	step := cd.Spec.Strategy.TrafficStepAfter(*rel.CurrentGroup)
+	for i := range rel.Groups {
+		g := &rel.Groups[i]
+		if g.Index == *rel.CurrentGroup && step != nil && g.Traffic != nil && g.Traffic.EndTime == nil {
+			return g, step
+		}
+	}
+	return nil, nil
+}
+
+// ensureSplitServices keeps <service>-canary and <service>-stable: the
+// app's Service's selector and ports, narrowed to the pods of the update
+// and of the current revision.
+func (r *Reconciler) ensureSplitServices(ctx context.Context, cd *cafev1alpha1.CafeDeployment, t *cafev1alpha1.TrafficStrategy, app *corev1.Service) error {
+	for name, rev := range map[string]string{t.CanaryService(): cd.Status.UpdateRevision, t.StableService(): cd.Status.CurrentRevision} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: cd.Namespace, Name: name}}
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+			if !svc.CreationTimestamp.IsZero() && !metav1.IsControlledBy(svc, cd) {
+				return fmt.Errorf("spec.strategy.traffic.service: Service %s exists and is not this CafeDeployment's", name)
+			}
+			svc.Labels = map[string]string{cafev1alpha1.DeploymentLabel: cd.Name}
+			selector := maps.Clone(app.Spec.Selector)
+			if selector == nil {
+				selector = map[string]string{}
+			}
+			selector[cafev1alpha1.RevisionHashLabel] = rev
+			svc.Spec.Selector = selector
+			svc.Spec.Ports = splitPorts(app.Spec.Ports)
+			return controllerutil.SetControllerReference(cd, svc, r.Scheme)
+		})
+		if err != nil {
+			return fmt.Errorf("keeping Service %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// splitPorts are the app Service's ports without what the API server
+// assigns (node ports).
+func splitPorts(ports []corev1.ServicePort) []corev1.ServicePort {
+	out := make([]corev1.ServicePort, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, AppProtocol: p.AppProtocol, Port: p.Port, TargetPort: p.TargetPort})
+	}
+	return out
+}
+
+// syncRoute writes the route's rules for the step (nil: its own rules,
+// read back from OriginalRulesAnnotation if a step steered it).
+func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeployment, t *cafev1alpha1.TrafficStrategy, step *cafev1alpha1.TrafficStep) error {
+	route := &gatewayv1.HTTPRoute{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cd.Namespace, Name: t.Route}, route); err != nil {
+		return fmt.Errorf("spec.strategy.traffic.route: reading HTTPRoute %s: %w", t.Route, err)
+	}
+	original := route.Spec.Rules
+	saved, steered := route.Annotations[OriginalRulesAnnotation]
+	if steered {
+		// Into a slice of its own: decoding into the route's rules would
+		// merge the saved rules into the steered ones.
+		var rules []gatewayv1.HTTPRouteRule
+		if err := json.Unmarshal([]byte(saved), &rules); err != nil {
+			return fmt.Errorf("HTTPRoute %s: annotation %s: %w", t.Route, OriginalRulesAnnotation, err)
+		}
+		original = rules
+	}
+	want := original
+	if step != nil {
+		rules, err := steer.Rules(original, cd.Namespace, steer.Backends{App: t.Service, Canary: t.CanaryService(), Stable: t.StableService()}, stepOf(step))
+		if err != nil {
+			return fmt.Errorf("spec.strategy.traffic.route: HTTPRoute %s: %w", t.Route, err)
+		}
+		want = rules
+	}
+	if steered == (step != nil) && equality.Semantic.DeepEqual(route.Spec.Rules, want) {
+		return nil
+	}
+	if step != nil && !steered {
+		raw, err := json.Marshal(original)
+		if err != nil {
+			return err
+		}
+		metav1.SetMetaDataAnnotation(&route.ObjectMeta, OriginalRulesAnnotation, string(raw))
+	}
+	if step == nil {
+		delete(route.Annotations, OriginalRulesAnnotation)
+	}
+	route.Spec.Rules = want
+	// On the version read: a route changed meanwhile is decided again.
+	if err := r.Client.Update(ctx, route); err != nil {
+		if apierrors.IsConflict(err) {
+			return errors.Join(errTrafficConflict, err)
+		}
+		return fmt.Errorf("writing HTTPRoute %s: %w", t.Route, err)
+	}
+	return nil
+}
+
+// errTrafficConflict: the route changed under the write; retried.
+var errTrafficConflict = errors.New("the HTTPRoute changed while CAFE wrote it")
+
+// stepOf is a step of the API in steer's terms.
+func stepOf(step *cafev1alpha1.TrafficStep) steer.Step {
+	if step.Weight != nil {
+		return steer.Step{Weight: *step.Weight}
+	}
+	var headers []gatewayv1.HTTPHeaderMatch
+	for _, h := range step.Headers {
+		headers = append(headers, gatewayv1.HTTPHeaderMatch{Type: ptr.To(gatewayv1.HeaderMatchExact), Name: gatewayv1.HTTPHeaderName(h.Name), Value: h.Value})
+	}
+	return steer.Step{Headers: headers}
+}
+
+// setTrafficCondition reports the traffic step: steering (what, until
+// when), not steering, or why the route could not be brought where the
+// release needs it.
+func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
+	if cd.Spec.Strategy.Traffic == nil {
+		return
+	}
+	group, step := runningTrafficStep(cd)
+	switch {
+	case trafficErr != nil:
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentTrafficErrorReason, trafficErr.Error())
+	case step == nil || group.Traffic.StartTime == nil:
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotSteeringReason, "HTTPRoute "+cd.Spec.Strategy.Traffic.Route+" sends to "+cd.Spec.Strategy.Traffic.Service)
+	default:
+		until := "until group " + fmt.Sprint(group.Index) + " is confirmed (cafe deploy confirm " + cd.Name + ")"
+		if step.DurationSeconds != nil {
+			until = "until " + trafficStepEnd(group.Traffic, step).UTC().Format(time.RFC3339)
+		}
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentSteeringReason,
+			fmt.Sprintf("group %d: %s, %s", group.Index, group.Traffic.Split, until))
+	}
+}
