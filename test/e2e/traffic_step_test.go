@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controller/cafedeployment"
+	"github.com/cafe-io/cafe/internal/loadgen"
+)
+
+// stepMeasured is how many answers a step's share is measured over.
+const stepMeasured = 2400
+
+// runStepApp creates the app's CafeDeployment (12 pods, groups of 4) with
+// a traffic step after its first group, waits until the gateway serves v1,
+// and returns it with the route's rules as the app wrote them.
+func (a *trafficApp) runStepApp(ctx context.Context, g Gomega, step cafev1alpha1.TrafficStep) (*cafev1alpha1.CafeDeployment, []gatewayv1.HTTPRouteRule) {
+	cd := a.cafeDeployment(cafev1alpha1.PodSetTypeInPlaceSet)
+	cd.Spec.Strategy.Traffic = &cafev1alpha1.TrafficStrategy{Route: a.name, Service: a.name, Steps: []cafev1alpha1.TrafficStep{step}}
+	g.Expect(k8sClient.Create(ctx, cd)).To(Succeed())
+	waitForRelease(ctx, g, cd, releaseCompleted)
+	a.waitServed(ctx, g, "v1")
+	return cd, a.getRoute(ctx, g).Spec.Rules
+}
+
+func (a *trafficApp) getRoute(ctx context.Context, g Gomega) *gatewayv1.HTTPRoute {
+	r := &gatewayv1.HTTPRoute{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: a.name}, r)).To(Succeed())
+	return r
+}
+
+// verifying: the release verifies group 0 and the route is steered.
+func verifying(c *cafev1alpha1.CafeDeployment) bool {
+	return c.Status.Release.Phase == cafev1alpha1.ReleasePhaseVerifying && ptr.Deref(c.Status.Release.CurrentGroup, -1) == 0 &&
+		meta.IsStatusConditionTrue(c.Status.Conditions, cafev1alpha1.CafeDeploymentTrafficStepCondition)
+}
+
+// confirmGroup confirms a group as the e2e administrator (the webhook
+// stamps who).
+func confirmGroup(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, group int) {
+	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[cafev1alpha1.ConfirmGroupAnnotation] = strconv.Itoa(group)
+	})).To(Succeed())
+}
+
+// expectRoutePlain waits until the route has the app's own rules again.
+func (a *trafficApp) expectRoutePlain(ctx context.Context, g Gomega, original []gatewayv1.HTTPRouteRule) {
+	g.Eventually(func(g Gomega) {
+		r := a.getRoute(ctx, g)
+		g.Expect(equality.Semantic.DeepEqual(r.Spec.Rules, original)).To(BeTrue(), "rules %+v", r.Spec.Rules)
+		g.Expect(r.Annotations).NotTo(HaveKey(cafedeployment.OriginalRulesAnnotation))
+	}).WithContext(ctx).Should(Succeed())
+}
+
+// skipQueued drops the seconds the load reported and nobody read yet.
+func (l *load) skipQueued() {
+	for {
+		select {
+		case <-l.seconds:
+		default:
+			return
+		}
+	}
+}
+
+// measure sums the answers of the load's next seconds, every second
+// counted, until at least n answers.
+func (l *load) measure(ctx context.Context, g Gomega, n int64) (ok, failed int64, versions map[string]int64) {
+	versions = map[string]int64{}
+	for ok < n {
+		s := l.waitSecond(ctx, g, "the next second", func(loadgen.Second) bool { return true })
+		ok += s.OK
+		failed += s.Failed()
+		for v, c := range s.Versions {
+			versions[v] += c
+		}
+	}
+	return ok, failed, versions
+}
+
+// A 10% step after the first group: the gateway sends the updated pods
+// (4 of 12, a third of the requests without the step) 10% of the requests,
+// measured over 2,400 answers within ±3 percentage points, until the group
+// is confirmed; then the route is the app's own again, the release
+// completes, and no request failed.
+func TestTrafficStepSendsItsWeightToTheUpdatedPods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 5*time.Minute)
+	a := newTrafficApp(ctx, t, g, "pay")
+	cd, original := a.runStepApp(ctx, g, cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](10)})
+
+	l := a.startLoad(ctx, t, g)
+	setImage(ctx, g, cd, a.image("v2"))
+	waitForRelease(ctx, g, cd, verifying)
+	// The gateway applies the route when its provider sees it: from then on
+	// under a fifth of the answers come from v2 (a third without the step).
+	l.waitSecond(ctx, g, "the gateway steering the route", func(s loadgen.Second) bool {
+		return s.Served() && s.Versions["v2"] > 0 && 5*s.Versions["v2"] < s.OK
+	})
+	ok, failed, versions := l.measure(ctx, g, stepMeasured)
+	share := 100 * float64(versions["v2"]) / float64(ok)
+	t.Logf("during the step: %d answers, %d from v2 (%.2f%%), %d failed", ok, versions["v2"], share, failed)
+	g.Expect(share).To(BeNumerically("~", 10, 3), "the measured share of the 10%% step")
+	g.Expect(versions["v1"]+versions["v2"]).To(Equal(ok), "every answer from v1 or v2")
+
+	confirmGroup(ctx, g, cd, 0)
+	done := waitForRelease(ctx, g, cd, releaseCompleted)
+	tr := done.Status.Release.Groups[0].Traffic
+	g.Expect(tr).NotTo(BeNil())
+	g.Expect(tr.Split).To(Equal("10% to pay-canary"))
+	g.Expect(tr.EndTime).NotTo(BeNil())
+	a.expectRoutePlain(ctx, g, original)
+	a.waitServed(ctx, g, "v2")
+	l.waitSecond(ctx, g, "a second answered only by v2", servedOnlyBy("v2"))
+	expectEveryRequestServed(g, l.finish(t, g))
+}
+
+// A header step: during it only the requests with x-cafe-canary: always
+// reach the updated pods, and every other request the others; after the
+// confirmation the route is the app's own again.
+func TestTrafficHeaderStepSendsOnlyMatchingRequestsToTheUpdatedPods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 5*time.Minute)
+	a := newTrafficApp(ctx, t, g, "cart")
+	cd, original := a.runStepApp(ctx, g, cafev1alpha1.TrafficStep{Group: 0, Headers: []cafev1alpha1.TrafficHeader{{Name: "x-cafe-canary", Value: "always"}}})
+
+	cfg := loadgen.Config{URL: env.ControlPlane.GatewayURL() + "/", Host: a.host, Rate: trafficRate / 2}
+	plain := startLoadAt(ctx, t, g, "the gateway, no header", cfg)
+	cfg.Headers = http.Header{"X-Cafe-Canary": {"always"}}
+	marked := startLoadAt(ctx, t, g, "the gateway, x-cafe-canary: always", cfg)
+
+	setImage(ctx, g, cd, a.image("v2"))
+	waitForRelease(ctx, g, cd, verifying)
+	marked.waitSecond(ctx, g, "requests with the header answered only by v2", servedOnlyBy("v2"))
+	// The route is steered now; the seconds the other load has queued are
+	// older (from before the release, all v1, and before the step).
+	plain.skipQueued()
+	plain.waitSecond(ctx, g, "requests without it answered only by v1", servedOnlyBy("v1"))
+	okMarked, failedMarked, vMarked := marked.measure(ctx, g, 1000)
+	okPlain, failedPlain, vPlain := plain.measure(ctx, g, 1000)
+	g.Expect(vMarked).To(Equal(map[string]int64{"v2": okMarked}), "with the header: v2 alone")
+	g.Expect(vPlain).To(Equal(map[string]int64{"v1": okPlain}), "without it: v1 alone")
+	g.Expect(failedMarked + failedPlain).To(BeZero())
+
+	confirmGroup(ctx, g, cd, 0)
+	waitForRelease(ctx, g, cd, releaseCompleted)
+	a.expectRoutePlain(ctx, g, original)
+	a.waitServed(ctx, g, "v2")
+	plain.waitSecond(ctx, g, "a second answered only by v2", servedOnlyBy("v2"))
+	expectEveryRequestServed(g, plain.finish(t, g))
+	expectEveryRequestServed(g, marked.finish(t, g))
+}
