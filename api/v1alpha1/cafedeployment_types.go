@@ -99,6 +99,10 @@ const (
 	// CafeDeploymentNotSteeringReason: no step runs; the route is plain.
 	CafeDeploymentNotSteeringReason = "NotSteering"
 
+	// CafeDeploymentAnalysisFailedReason: a step's TrafficAnalysis judged
+	// the updated pods bad; the route sends them nothing, the release failed.
+	CafeDeploymentAnalysisFailedReason = "AnalysisFailed"
+
 	// CafeDeploymentTrafficErrorReason: CAFE could not bring the route or
 	// the canary and stable Services to what the release needs; the message
 	// says why.
@@ -506,12 +510,30 @@ type TrafficStep struct {
 	// +kubebuilder:validation:MaxItems=8
 	Headers []TrafficHeader `json:"headers,omitempty"`
 
-	// durationSeconds is how long the step lasts; unset, it lasts until a
-	// person confirms the group (cafe deploy confirm).
+	// durationSeconds is how long the step lasts at least. Without it and
+	// without an analysis, the step lasts until a person confirms the group
+	// (cafe deploy confirm).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=86400
 	DurationSeconds *int32 `json:"durationSeconds,omitempty"`
+
+	// analysis names a TrafficAnalysis of the namespace that judges the
+	// step: the step ends once it passes (and durationSeconds, if set,
+	// elapsed); when it fails, the route sends nothing to the updated pods
+	// any more and the release fails (phase Failed) for a person or the
+	// release order's failure policy to act on.
+	// +optional
+	Analysis *TrafficAnalysisReference `json:"analysis,omitempty"`
+}
+
+// TrafficAnalysisReference names a TrafficAnalysis in the same namespace.
+type TrafficAnalysisReference struct {
+	// name of the TrafficAnalysis.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // TrafficHeader is an HTTP header a request must carry, with this exact
@@ -722,10 +744,83 @@ type TrafficStepStatus struct {
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// endTime is when the step ended (its duration elapsed, or the group
-	// was confirmed); the route is plain again from then on.
+	// endTime is when the step ended (its duration elapsed, its analysis
+	// passed or failed, or the group was confirmed); the route is plain
+	// again from then on, or sends nothing to the updated pods when the
+	// analysis failed.
 	// +optional
 	EndTime *metav1.Time `json:"endTime,omitempty"`
+
+	// verdict is the analysis's outcome once decided: Passed or Failed.
+	// +optional
+	Verdict AnalysisOutcome `json:"verdict,omitempty"`
+
+	// verdictReason says what the verdict rests on (the deciding query's
+	// value against its threshold), or what the analysis waits for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	VerdictReason string `json:"verdictReason,omitempty"`
+
+	// passed, failed and inconclusive count every measurement of the
+	// analysis by outcome.
+	// +optional
+	Passed int32 `json:"passed,omitempty"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+	// +optional
+	Inconclusive int32 `json:"inconclusive,omitempty"`
+
+	// measurements are the analysis's latest measurements, oldest first
+	// (at most 20; every one is counted above).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Measurements []TrafficMeasurement `json:"measurements,omitempty"`
+}
+
+// TrafficMeasurement is one measurement of a step's analysis.
+type TrafficMeasurement struct {
+	// time is when it was taken.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// outcome is Passed, Failed or Inconclusive.
+	// +required
+	Outcome AnalysisOutcome `json:"outcome"`
+
+	// metrics are each metric's value and outcome.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Metrics []TrafficMetricValue `json:"metrics,omitempty"`
+}
+
+// TrafficMetricValue is one metric's part of a measurement: the query as
+// sent, the value Prometheus gave, and what it meant.
+type TrafficMetricValue struct {
+	// name of the metric.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// query is the PromQL sent (placeholders replaced).
+	// +optional
+	// +kubebuilder:validation:MaxLength=8192
+	Query string `json:"query,omitempty"`
+
+	// value is the number Prometheus gave; empty when none.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Value string `json:"value,omitempty"`
+
+	// outcome is Passed, Failed or Inconclusive.
+	// +required
+	Outcome AnalysisOutcome `json:"outcome"`
+
+	// message says why: the comparison made, or why there is no value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // CafeDeployment runs an application's pods over topology units (zones or

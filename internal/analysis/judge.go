@@ -20,30 +20,42 @@ type Verdict struct {
 	Reason string
 }
 
-// Judge decides an analysis from its measurements (oldest first), begun at
+// Tally is what an analysis measured so far: every measurement counted by
+// outcome, and the latest ones kept (oldest first; maybe fewer than
+// counted, for a record of bounded size).
+type Tally struct {
+	Passed, Failed, Inconclusive int
+	Recent                       []Measurement
+}
+
+// Add counts m and keeps it among the recent measurements, at most keep.
+func (t *Tally) Add(m Measurement, keep int) {
+	switch m.Outcome {
+	case cafev1alpha1.AnalysisPassed:
+		t.Passed++
+	case cafev1alpha1.AnalysisFailed:
+		t.Failed++
+	default:
+		t.Inconclusive++
+	}
+	t.Recent = append(t.Recent, m)
+	if len(t.Recent) > keep {
+		t.Recent = t.Recent[len(t.Recent)-keep:]
+	}
+}
+
+// Judge decides an analysis from its measurements so far, begun at
 // started. It fails as soon as more than failureLimit measurements failed
 // and passes once count measurements were conclusive without that;
 // inconclusive measurements count for neither (missing data never passes).
 // Measurements are due every intervalSeconds from started.
-func Judge(spec *cafev1alpha1.TrafficAnalysisSpec, started time.Time, measurements []Measurement) Verdict {
-	var v Verdict
-	last := started
-	for _, m := range measurements {
-		switch m.Outcome {
-		case cafev1alpha1.AnalysisPassed:
-			v.Passed++
-		case cafev1alpha1.AnalysisFailed:
-			v.Failed++
-		default:
-			v.Inconclusive++
-		}
-		last = m.At
-	}
+func Judge(spec *cafev1alpha1.TrafficAnalysisSpec, started time.Time, t Tally) Verdict {
+	v := Verdict{Passed: t.Passed, Failed: t.Failed, Inconclusive: t.Inconclusive}
 	switch {
 	case v.Failed > int(spec.FailureLimit):
 		v.Outcome = cafev1alpha1.AnalysisFailed
 		v.Reason = fmt.Sprintf("%d of %d conclusive measurements failed, more than the failure limit of %d", v.Failed, v.Passed+v.Failed, spec.FailureLimit)
-		if m, ok := lastWith(measurements, cafev1alpha1.AnalysisFailed); ok {
+		if m, ok := lastWith(t.Recent, cafev1alpha1.AnalysisFailed); ok {
 			v.Reason += "; the last failed one: " + m.Summary()
 		}
 		return v
@@ -52,10 +64,14 @@ func Judge(spec *cafev1alpha1.TrafficAnalysisSpec, started time.Time, measuremen
 		v.Reason = fmt.Sprintf("%d of %d conclusive measurements passed (failure limit %d)", v.Passed, v.Passed+v.Failed, spec.FailureLimit)
 		return v
 	}
+	last := started
+	if n := len(t.Recent); n > 0 {
+		last = t.Recent[n-1].At
+	}
 	v.Due = last.Add(time.Duration(spec.IntervalSeconds) * time.Second)
 	v.Reason = fmt.Sprintf("%d of %d conclusive measurements so far (%d passed, %d failed)", v.Passed+v.Failed, spec.Count, v.Passed, v.Failed)
-	if n := len(measurements); n > 0 && measurements[n-1].Outcome == cafev1alpha1.AnalysisInconclusive {
-		v.Reason += "; waiting, the last measurement was " + measurements[n-1].Summary()
+	if n := len(t.Recent); n > 0 && t.Recent[n-1].Outcome == cafev1alpha1.AnalysisInconclusive {
+		v.Reason += "; waiting, the last measurement was " + t.Recent[n-1].Summary()
 	}
 	return v
 }

@@ -364,7 +364,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	if err := ips.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the InPlaceSet controller: %w", err)
 	}
-	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment"), Slices: slices}
+	cd := &cafedeployment.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("cafedeployment"), Slices: slices, Prometheus: opts.prometheus()}
 	if err := cd.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the CafeDeployment controller: %w", err)
 	}

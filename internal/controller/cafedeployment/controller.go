@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/analysis"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
@@ -41,6 +42,9 @@ type Reconciler struct {
 	Now      func() time.Time
 	// Slices reads the EndpointSlices that list a draining native pod.
 	Slices *lossless.Slices
+	// Prometheus is what traffic steps' analyses query; nil without one
+	// (a step with an analysis then waits, saying so).
+	Prometheus *analysis.Prometheus
 
 	// statusWrites tells a reconcile that its cached CafeDeployment does not
 	// yet show the status the previous reconcile wrote.

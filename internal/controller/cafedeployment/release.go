@@ -172,6 +172,12 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 			r.Phase = cafev1alpha1.ReleasePhaseVerifying
 			break
 		}
+		if g.Traffic != nil && g.Traffic.Verdict == cafev1alpha1.AnalysisFailed {
+			// The analysis judged the step's version bad: nothing more is
+			// released; a person or the release order's failure policy acts.
+			r.Phase = cafev1alpha1.ReleasePhaseFailed
+			break
+		}
 		if in.WaitForConfirm && g.ConfirmedBy == "" {
 			r.Phase = cafev1alpha1.ReleasePhaseWaitingForConfirm
 			break
@@ -265,22 +271,30 @@ func beginTrafficStep(g *cafev1alpha1.ReleaseGroupStatus, t *cafev1alpha1.Traffi
 	}
 }
 
-// trafficStepOver: the step ended before, or ends now (its duration since
-// the route was steered elapsed; without a duration, the group was
-// confirmed), recording its end.
+// trafficStepOver: the step ended before, or ends now, recording its end:
+// its analysis failed; or it ran its duration (counted from when the route
+// was steered) and its analysis passed, for each of the two it has; or,
+// having neither, its group was confirmed.
 func trafficStepOver(g *cafev1alpha1.ReleaseGroupStatus, step *cafev1alpha1.TrafficStep, now metav1.Time) bool {
-	if g.Traffic != nil && g.Traffic.EndTime != nil {
+	st := g.Traffic
+	if st != nil && st.EndTime != nil {
 		return true
 	}
-	over := false
+	steered := st != nil && st.StartTime != nil
+	var over bool
 	switch {
-	case step.DurationSeconds != nil:
-		over = g.Traffic != nil && g.Traffic.StartTime != nil && !now.Time.Before(trafficStepEnd(g.Traffic, step))
-	default:
+	case step.Analysis == nil && step.DurationSeconds == nil:
 		over = g.ConfirmedBy != ""
+	case !steered:
+	case st.Verdict == cafev1alpha1.AnalysisFailed:
+		over = true
+	default:
+		ran := step.DurationSeconds == nil || !now.Time.Before(trafficStepEnd(st, step))
+		judged := step.Analysis == nil || st.Verdict == cafev1alpha1.AnalysisPassed
+		over = ran && judged
 	}
-	if over && g.Traffic != nil {
-		g.Traffic.EndTime = ptr.To(now)
+	if over && st != nil {
+		st.EndTime = ptr.To(now)
 	}
 	return over
 }

@@ -54,6 +54,9 @@ func setStatus(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]
 	switch {
 	case applyErr != nil:
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentReleaseFailedReason, applyErr.Error())
+	case rel.Phase == cafev1alpha1.ReleasePhaseFailed:
+		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentReleaseFailedReason,
+			"release of "+st.UpdateRevision+" failed at "+group+": its traffic analysis judged the updated pods bad (see the TrafficStep condition); roll back with: cafe deploy rollback "+cd.Name)
 	case rel.Phase == cafev1alpha1.ReleasePhaseCompleted:
 		setCondition(cd, cafev1alpha1.CafeDeploymentProgressingCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotProgressingReason, "release of "+st.UpdateRevision+" completed")
 	case heldDrain(p.Units, reports) != "":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,7 +48,13 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 		return 0, err
 	}
 	group, step := runningTrafficStep(cd)
-	if err := r.syncRoute(ctx, cd, t, step); err != nil {
+	steered := stepOf(step)
+	if failedTrafficStep(cd) {
+		// The analysis judged the updated pods bad: none of the route's
+		// requests go to them until a new release.
+		steered = &steer.Step{Weight: 0}
+	}
+	if err := r.syncRoute(ctx, cd, t, steered); err != nil {
 		return 0, err
 	}
 	if step == nil {
@@ -56,10 +63,32 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 	if group.Traffic.StartTime == nil {
 		group.Traffic.StartTime = ptr.To(metav1.NewTime(r.Now()))
 	}
-	if step.DurationSeconds == nil {
-		return 0, nil
+	var wake time.Duration
+	if step.DurationSeconds != nil {
+		wake = max(trafficStepEnd(group.Traffic, step).Sub(r.Now()), time.Second)
 	}
-	return max(trafficStepEnd(group.Traffic, step).Sub(r.Now()), time.Second), nil
+	if step.Analysis != nil {
+		next, err := r.analyse(ctx, cd, group.Traffic, step)
+		if err != nil {
+			return wake, err
+		}
+		wake = soonest(wake, next)
+	}
+	return wake, nil
+}
+
+// failedTrafficStep: the release failed on the current group's analysis.
+func failedTrafficStep(cd *cafev1alpha1.CafeDeployment) bool {
+	rel := cd.Status.Release
+	if rel.Phase != cafev1alpha1.ReleasePhaseFailed || rel.CurrentGroup == nil {
+		return false
+	}
+	for _, g := range rel.Groups {
+		if g.Index == *rel.CurrentGroup {
+			return g.Traffic != nil && g.Traffic.Verdict == cafev1alpha1.AnalysisFailed
+		}
+	}
+	return false
 }
 
 // runningTrafficStep is the current group's record and step while the
@@ -118,7 +147,7 @@ func splitPorts(ports []corev1.ServicePort) []corev1.ServicePort {
 
 // syncRoute writes the route's rules for the step (nil: its own rules,
 // read back from OriginalRulesAnnotation if a step steered it).
-func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeployment, t *cafev1alpha1.TrafficStrategy, step *cafev1alpha1.TrafficStep) error {
+func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeployment, t *cafev1alpha1.TrafficStrategy, step *steer.Step) error {
 	route := &gatewayv1.HTTPRoute{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cd.Namespace, Name: t.Route}, route); err != nil {
 		return fmt.Errorf("spec.strategy.traffic.route: reading HTTPRoute %s: %w", t.Route, err)
@@ -136,7 +165,7 @@ func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeploym
 	}
 	want := original
 	if step != nil {
-		rules, err := steer.Rules(original, cd.Namespace, steer.Backends{App: t.Service, Canary: t.CanaryService(), Stable: t.StableService()}, stepOf(step))
+		rules, err := steer.Rules(original, cd.Namespace, steer.Backends{App: t.Service, Canary: t.CanaryService(), Stable: t.StableService()}, *step)
 		if err != nil {
 			return fmt.Errorf("spec.strategy.traffic.route: HTTPRoute %s: %w", t.Route, err)
 		}
@@ -169,37 +198,66 @@ func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeploym
 // errTrafficConflict: the route changed under the write; retried.
 var errTrafficConflict = errors.New("the HTTPRoute changed while CAFE wrote it")
 
-// stepOf is a step of the API in steer's terms.
-func stepOf(step *cafev1alpha1.TrafficStep) steer.Step {
-	if step.Weight != nil {
-		return steer.Step{Weight: *step.Weight}
+// stepOf is a step of the API in steer's terms (nil for nil).
+func stepOf(step *cafev1alpha1.TrafficStep) *steer.Step {
+	switch {
+	case step == nil:
+		return nil
+	case step.Weight != nil:
+		return &steer.Step{Weight: *step.Weight}
 	}
 	var headers []gatewayv1.HTTPHeaderMatch
 	for _, h := range step.Headers {
 		headers = append(headers, gatewayv1.HTTPHeaderMatch{Type: ptr.To(gatewayv1.HeaderMatchExact), Name: gatewayv1.HTTPHeaderName(h.Name), Value: h.Value})
 	}
-	return steer.Step{Headers: headers}
+	return &steer.Step{Headers: headers}
 }
 
 // setTrafficCondition reports the traffic step: steering (what, until
-// when), not steering, or why the route could not be brought where the
-// release needs it.
+// when or what), a failed analysis, not steering, or why the route could
+// not be brought where the release needs it.
 func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
-	if cd.Spec.Strategy.Traffic == nil {
+	t := cd.Spec.Strategy.Traffic
+	if t == nil {
 		return
 	}
 	group, step := runningTrafficStep(cd)
 	switch {
 	case trafficErr != nil:
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentTrafficErrorReason, trafficErr.Error())
+	case failedTrafficStep(cd):
+		k := *cd.Status.Release.CurrentGroup
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentAnalysisFailedReason,
+			fmt.Sprintf("group %d: TrafficAnalysis %s failed: %s; HTTPRoute %s sends nothing to %s", k, cd.Spec.Strategy.TrafficStepAfter(k).Analysis.Name, failedReason(cd, k), t.Route, t.CanaryService()))
 	case step == nil || group.Traffic.StartTime == nil:
-		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotSteeringReason, "HTTPRoute "+cd.Spec.Strategy.Traffic.Route+" sends to "+cd.Spec.Strategy.Traffic.Service)
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotSteeringReason, "HTTPRoute "+t.Route+" sends to "+t.Service)
 	default:
-		until := "until group " + fmt.Sprint(group.Index) + " is confirmed (cafe deploy confirm " + cd.Name + ")"
-		if step.DurationSeconds != nil {
-			until = "until " + trafficStepEnd(group.Traffic, step).UTC().Format(time.RFC3339)
-		}
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentSteeringReason,
-			fmt.Sprintf("group %d: %s, %s", group.Index, group.Traffic.Split, until))
+			fmt.Sprintf("group %d: %s, %s", group.Index, group.Traffic.Split, stepUntil(cd, group, step)))
 	}
+}
+
+// stepUntil says what ends a running step.
+func stepUntil(cd *cafev1alpha1.CafeDeployment, group *cafev1alpha1.ReleaseGroupStatus, step *cafev1alpha1.TrafficStep) string {
+	var parts []string
+	if step.DurationSeconds != nil {
+		parts = append(parts, "until "+trafficStepEnd(group.Traffic, step).UTC().Format(time.RFC3339))
+	}
+	if step.Analysis != nil {
+		parts = append(parts, fmt.Sprintf("until TrafficAnalysis %s passes (%s)", step.Analysis.Name, group.Traffic.VerdictReason))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("until group %d is confirmed (cafe deploy confirm %s)", group.Index, cd.Name)
+	}
+	return strings.Join(parts, " and ")
+}
+
+// failedReason is the recorded reason of group k's failed analysis.
+func failedReason(cd *cafev1alpha1.CafeDeployment, k int32) string {
+	for _, g := range cd.Status.Release.Groups {
+		if g.Index == k && g.Traffic != nil {
+			return g.Traffic.VerdictReason
+		}
+	}
+	return ""
 }
