@@ -692,6 +692,14 @@ type ReleaseStatus struct {
 	// +listMapKey=index
 	// +kubebuilder:validation:MaxItems=512
 	Groups []ReleaseGroupStatus `json:"groups,omitempty"`
+
+	// trafficStepsSkipped is set when the release began while the one
+	// before it had not finished (a rollback of a failed or interrupted
+	// release): its pods then run several revisions, there is no one stable
+	// revision to compare with, and the release runs without its traffic
+	// steps, the route the app's own.
+	// +optional
+	TrafficStepsSkipped bool `json:"trafficStepsSkipped,omitempty"`
 }
 
 // ReleaseGroupStatus records one group of a release.

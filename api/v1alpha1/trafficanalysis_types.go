@@ -66,7 +66,7 @@ type TrafficMetric struct {
 	// or a vector of exactly one series. It may use $namespace, $canary and
 	// $stable (the canary and stable Services' names), e.g.
 	//
-	//   sum(rate(traefik_service_requests_total{service=~"$namespace-$canary-.*",code!~"5.."}[30s]))
+	//   (sum(rate(traefik_service_requests_total{service=~"$namespace-$canary-.*",code!~"5.."}[30s])) or vector(0))
 	//     / sum(rate(traefik_service_requests_total{service=~"$namespace-$canary-.*"}[30s]))
 	//
 	// CAFE's admission webhook asks Prometheus to parse it when Prometheus

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -163,4 +164,73 @@ func TestTrafficHeaderStepSendsOnlyMatchingRequestsToTheUpdatedPods(t *testing.T
 	plain.waitSecond(ctx, g, "a second answered only by v2", servedOnlyBy("v2"))
 	expectEveryRequestServed(g, plain.finish(t, g))
 	expectEveryRequestServed(g, marked.finish(t, g))
+}
+
+// successRate is the canary's share of non-5xx answers at the gateway over
+// the last 10 s, from Traefik's own metrics in the control plane's
+// Prometheus. A version that answers nothing but 5xx has no non-5xx series
+// at all: "or vector(0)" makes its numerator 0 rather than no data.
+const successRate = `(sum(rate(traefik_service_requests_total{service=~"$namespace-$canary-.*",code!~"5.."}[10s])) or vector(0)) / sum(rate(traefik_service_requests_total{service=~"$namespace-$canary-.*"}[10s]))`
+
+// A version that fails its requests, released with a 20% step judged by
+// its success rate at the gateway: the analysis fails, the route sends it
+// nothing, the release fails, the failing query's value is recorded; the
+// requests that failed are at most the step's share of those sent while
+// it ran; rolled back, the app serves v1 alone again.
+func TestTrafficAnalysisFailsAFailingVersionAndTheRouteReturnsToStable(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 5*time.Minute)
+	a := newTrafficApp(ctx, t, g, "web")
+	g.Expect(k8sClient.Create(ctx, &cafev1alpha1.TrafficAnalysis{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "success"},
+		Spec: cafev1alpha1.TrafficAnalysisSpec{IntervalSeconds: 5, Count: 3, FailureLimit: 0, Metrics: []cafev1alpha1.TrafficMetric{{
+			Name: "success-rate", Query: successRate,
+			Threshold: cafev1alpha1.TrafficThreshold{Operator: cafev1alpha1.ThresholdAtLeast, Value: "0.99"},
+		}}},
+	})).To(Succeed())
+	cd, original := a.runStepApp(ctx, g, cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](20), Analysis: &cafev1alpha1.TrafficAnalysisReference{Name: "success"}})
+
+	l := a.startLoad(ctx, t, g)
+	setImage(ctx, g, cd, a.image("v3-fail"))
+	failed := waitForRelease(ctx, g, cd, func(c *cafev1alpha1.CafeDeployment) bool {
+		return c.Status.Release.Phase == cafev1alpha1.ReleasePhaseFailed
+	})
+	tr := failed.Status.Release.Groups[0].Traffic
+	t.Logf("verdict: %s (%s)", tr.Verdict, tr.VerdictReason)
+	g.Expect(tr.Verdict).To(Equal(cafev1alpha1.AnalysisFailed))
+	g.Expect(tr.VerdictReason).To(MatchRegexp(`success-rate: [0-9.e-]+, not at least 0\.99`), "the failing query's value")
+	last := tr.Measurements[len(tr.Measurements)-1].Metrics[0]
+	g.Expect(last.Query).To(ContainSubstring(`service=~"`+a.ns+`-web-canary-.*"`), "the query as sent")
+	g.Expect(backendsOf(a.getRoute(ctx, g).Spec.Rules[0])).To(Equal(map[string]int32{"web-canary": 0, "web-stable": 100}))
+
+	// Traffic back on the stable pods: seconds answered by v1 alone.
+	l.skipQueued()
+	l.waitSecond(ctx, g, "a second answered only by v1", servedOnlyBy("v1"))
+	report := l.stop()
+	g.Expect(l.err).NotTo(HaveOccurred())
+	var sent, failedRequests int64
+	for _, s := range report.Seconds {
+		if s.Failed() > 0 || sent > 0 {
+			sent += s.Sent
+			failedRequests += s.Failed()
+		}
+	}
+	t.Logf("from the first failed request on: %d sent, %d failed (%.1f%%)", sent, failedRequests, 100*float64(failedRequests)/float64(max(sent, 1)))
+	g.Expect(failedRequests).To(BeNumerically(">", 0), "the failing version did get its share")
+	g.Expect(float64(failedRequests)).To(BeNumerically("<=", 0.23*float64(sent)), "at most the step's 20%% (+3 points) of the requests failed")
+
+	// Rolled back: the route is the app's own again, v1 alone answers.
+	setImage(ctx, g, cd, a.image("v1"))
+	waitForRelease(ctx, g, cd, releaseCompleted)
+	a.expectRoutePlain(ctx, g, original)
+	a.waitServed(ctx, g, "v1")
+}
+
+// backendsOf names each backendRef of a rule with its weight.
+func backendsOf(rule gatewayv1.HTTPRouteRule) map[string]int32 {
+	out := map[string]int32{}
+	for _, b := range rule.BackendRefs {
+		out[string(b.Name)] = ptr.Deref(b.Weight, 1)
+	}
+	return out
 }

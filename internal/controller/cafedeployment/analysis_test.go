@@ -103,14 +103,15 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 	g.Expect(suite.Client.List(ctx, events, client.InNamespace(ns))).To(Succeed())
 	g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "AnalysisFailed"), HaveField("Message", ContainSubstring("0.5, not at least 0.99")))))
 
-	// Rolled back: a new release, whose updated pods (v1 again) answer well
-	// (its traffic step judges them too); the route the app's own again.
-	canaryMetrics.set(ns, "shop-canary", "1")
+	// Rolled back: a new release replacing an unfinished one runs without
+	// its traffic steps (no stable revision to compare with), the route the
+	// app's own again. The canary still reports 0.5: no analysis runs.
 	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v1" })
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)
 		g.Expect(got.Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
+		g.Expect(got.Status.Release.TrafficStepsSkipped).To(BeTrue())
 		g.Expect(got.Status.UpdatedReplicas).To(HaveValue(BeEquivalentTo(6)))
 		g.Expect(getRoute(ctx, g, ns, "shop").Spec.Rules).To(Equal(original))
 	}).WithTimeout(time.Minute).Should(Succeed())

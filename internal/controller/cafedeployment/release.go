@@ -136,7 +136,8 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 	r := *in.Release.DeepCopy()
 	total := int32(len(in.Plan.Groups))
 	if in.NewRelease {
-		r = cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To[int32](0), TotalGroups: ptr.To(total)}
+		unfinished := in.Release.TotalGroups != nil && in.Release.Phase != cafev1alpha1.ReleasePhaseCompleted
+		r = cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseProgressing, CurrentGroup: ptr.To[int32](0), TotalGroups: ptr.To(total), TrafficStepsSkipped: unfinished && in.Traffic != nil}
 		if total > 0 {
 			r.Groups = []cafev1alpha1.ReleaseGroupStatus{{Index: 0, StartTime: ptr.To(in.Now)}}
 		}
@@ -167,7 +168,7 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 			r.Phase = cafev1alpha1.ReleasePhaseCompleted
 			break
 		}
-		if step := stepAfter(in.Traffic, k); step != nil && !trafficStepOver(g, step, in.Now) {
+		if step := stepAfter(in.Traffic, &r, k); step != nil && !trafficStepOver(g, step, in.Now) {
 			beginTrafficStep(g, in.Traffic, step)
 			r.Phase = cafev1alpha1.ReleasePhaseVerifying
 			break
@@ -188,7 +189,7 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 	if k := *r.CurrentGroup; r.Phase == cafev1alpha1.ReleasePhaseProgressing {
 		// The next group starts as soon as the current one does when
 		// nothing stands between them.
-		if next := operatedThrough(in.Plan, k, in.WaitForConfirm || stepAfter(in.Traffic, k) != nil); next > k {
+		if next := operatedThrough(in.Plan, k, in.WaitForConfirm || stepAfter(in.Traffic, &r, k) != nil); next > k {
 			groupStatus(&r, next, in.Now)
 		}
 	}
@@ -255,12 +256,18 @@ func recordConfirmation(r *cafev1alpha1.ReleaseStatus, c *confirmation) {
 	}
 }
 
-// stepAfter is the traffic step of group k, nil when none.
-func stepAfter(t *cafev1alpha1.TrafficStrategy, k int32) *cafev1alpha1.TrafficStep {
-	if t == nil {
+// stepAfter is the traffic step of group k of the release r, nil when
+// none (or when the release skips its steps).
+func stepAfter(t *cafev1alpha1.TrafficStrategy, r *cafev1alpha1.ReleaseStatus, k int32) *cafev1alpha1.TrafficStep {
+	if t == nil || r.TrafficStepsSkipped {
 		return nil
 	}
 	return cafev1alpha1.CafeDeploymentStrategy{Traffic: t}.TrafficStepAfter(k)
+}
+
+// trafficStep is group k's step in cd's current release.
+func trafficStep(cd *cafev1alpha1.CafeDeployment, k int32) *cafev1alpha1.TrafficStep {
+	return stepAfter(cd.Spec.Strategy.Traffic, &cd.Status.Release, k)
 }
 
 // beginTrafficStep records the step on its group (what it sends where);

@@ -226,7 +226,7 @@ func TestATrafficStepHoldsItsGroupUntilItsDurationSinceTheRouteWasSteered(t *tes
 	g.Expect(*r.CurrentGroup).To(BeEquivalentTo(0))
 	g.Expect(r.Groups).To(HaveLen(1), "the step is a barrier: group 1 does not start with it")
 	g.Expect(r.Groups[0].Traffic).To(Equal(&cafev1alpha1.TrafficStepStatus{Split: "10% to web-canary"}), "begun, not yet steered")
-	g.Expect(operatedThrough(p, 0, stepAfter(traffic, 0) != nil)).To(BeEquivalentTo(0))
+	g.Expect(operatedThrough(p, 0, stepAfter(traffic, &r, 0) != nil)).To(BeEquivalentTo(0))
 
 	// Time does not count before the route was steered.
 	in.NewRelease, in.Release, in.Now = false, r, metav1.NewTime(t0.Add(time.Hour))
@@ -260,4 +260,21 @@ func TestATrafficStepWithoutADurationEndsWithItsGroupsConfirmation(t *testing.T)
 	g.Expect(done.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing))
 	g.Expect(done.Groups[0].ConfirmedBy).To(Equal("alice"))
 	g.Expect(done.Groups[0].Traffic.EndTime).NotTo(BeNil())
+}
+
+func TestAReleaseReplacingAnUnfinishedOneSkipsItsTrafficSteps(t *testing.T) {
+	g := NewWithT(t)
+	p := twelveOverThreeZones(t)
+	traffic := &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: []cafev1alpha1.TrafficStep{{Group: 0, Weight: ptr.To[int32](10)}}}
+	failed := cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseFailed, CurrentGroup: ptr.To[int32](0), TotalGroups: ptr.To[int32](5)}
+
+	r := stepRelease(releaseInput{Plan: p, Release: failed, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0})
+	g.Expect(r.TrafficStepsSkipped).To(BeTrue())
+	g.Expect(r.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing), "no step holds the rollback")
+	g.Expect(*r.CurrentGroup).To(BeEquivalentTo(1))
+
+	completed := cafev1alpha1.ReleaseStatus{Phase: cafev1alpha1.ReleasePhaseCompleted, CurrentGroup: ptr.To[int32](5), TotalGroups: ptr.To[int32](5)}
+	r = stepRelease(releaseInput{Plan: p, Release: completed, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0})
+	g.Expect(r.TrafficStepsSkipped).To(BeFalse())
+	g.Expect(r.Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
 }

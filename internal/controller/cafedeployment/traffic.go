@@ -49,9 +49,11 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 	}
 	group, step := runningTrafficStep(cd)
 	steered := stepOf(step)
-	if failedTrafficStep(cd) {
-		// The analysis judged the updated pods bad: none of the route's
-		// requests go to them until a new release.
+	if failedTrafficStep(cd) || stepAhead(cd) {
+		// None of the route's requests go to the updated pods: the
+		// analysis judged them bad (until a new release), or they roll out
+		// for a step that has not begun, which alone decides what share of
+		// the requests they get.
 		steered = &steer.Step{Weight: 0}
 	}
 	if err := r.syncRoute(ctx, cd, t, steered); err != nil {
@@ -77,6 +79,26 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 	return wake, nil
 }
 
+// stepAhead: the release works on a group whose traffic step has not
+// begun yet (the group's pods are being updated).
+func stepAhead(cd *cafev1alpha1.CafeDeployment) bool {
+	rel := cd.Status.Release
+	switch rel.Phase {
+	case cafev1alpha1.ReleasePhaseProgressing, cafev1alpha1.ReleasePhasePaused:
+	default:
+		return false
+	}
+	if rel.CurrentGroup == nil || trafficStep(cd, *rel.CurrentGroup) == nil {
+		return false
+	}
+	for _, g := range rel.Groups {
+		if g.Index == *rel.CurrentGroup && g.Traffic != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // failedTrafficStep: the release failed on the current group's analysis.
 func failedTrafficStep(cd *cafev1alpha1.CafeDeployment) bool {
 	rel := cd.Status.Release
@@ -98,7 +120,7 @@ func runningTrafficStep(cd *cafev1alpha1.CafeDeployment) (*cafev1alpha1.ReleaseG
 	if rel.Phase != cafev1alpha1.ReleasePhaseVerifying || rel.CurrentGroup == nil {
 		return nil, nil
 	}
-	step := cd.Spec.Strategy.TrafficStepAfter(*rel.CurrentGroup)
+	step := trafficStep(cd, *rel.CurrentGroup)
 	for i := range rel.Groups {
 		g := &rel.Groups[i]
 		if g.Index == *rel.CurrentGroup && step != nil && g.Traffic != nil && g.Traffic.EndTime == nil {
@@ -230,7 +252,11 @@ func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentAnalysisFailedReason,
 			fmt.Sprintf("group %d: TrafficAnalysis %s failed: %s; HTTPRoute %s sends nothing to %s", k, cd.Spec.Strategy.TrafficStepAfter(k).Analysis.Name, failedReason(cd, k), t.Route, t.CanaryService()))
 	case step == nil || group.Traffic.StartTime == nil:
-		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotSteeringReason, "HTTPRoute "+t.Route+" sends to "+t.Service)
+		msg := "HTTPRoute " + t.Route + " sends to " + t.Service
+		if cd.Status.Release.TrafficStepsSkipped && cd.Status.Release.Phase != cafev1alpha1.ReleasePhaseCompleted {
+			msg = "the release replaces one that had not finished (its pods run several revisions, none of them stable): it runs without traffic steps; " + msg
+		}
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentNotSteeringReason, msg)
 	default:
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentSteeringReason,
 			fmt.Sprintf("group %d: %s, %s", group.Index, group.Traffic.Split, stepUntil(cd, group, step)))

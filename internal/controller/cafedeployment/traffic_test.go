@@ -78,6 +78,12 @@ func TestATrafficStepSteersTheRouteAfterItsGroupUntilConfirmedThenRestoresIt(t *
 	g.Expect(getRoute(ctx, g, ns, "shop").Spec.Rules).To(Equal(original), "no step runs outside a release")
 
 	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	// While the beta group's pods are updated (no kubelet reports them yet),
+	// the updated pods get nothing: the step alone decides their share.
+	g.Eventually(func(g Gomega) {
+		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing))
+		g.Expect(backendsOf(getRoute(ctx, g, ns, "shop").Spec.Rules[0])).To(Equal(map[string]int32{"shop-canary": 0, "shop-stable": 100}))
+	}).Should(Succeed())
 	var st cafev1alpha1.CafeDeploymentStatus
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)

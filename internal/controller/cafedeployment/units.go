@@ -24,7 +24,7 @@ var defaultMaxUnavailable = intstr.FromInt32(1)
 // (one group) is bounded by the water level alone.
 func unitSettingsFor(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, fast bool) (map[string]podset.UnitSettings, error) {
 	current := ptr.Deref(cd.Status.Release.CurrentGroup, 0)
-	through := int(operatedThrough(p, current, cd.Spec.Strategy.WaitsForConfirm() || cd.Spec.Strategy.TrafficStepAfter(current) != nil))
+	through := int(operatedThrough(p, current, cd.Spec.Strategy.WaitsForConfirm() || trafficStep(cd, current) != nil))
 	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
 		through = len(p.Groups)
 	}
