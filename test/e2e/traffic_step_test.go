@@ -94,7 +94,8 @@ func (l *load) measure(ctx context.Context, g Gomega, n int64) (ok, failed int64
 }
 
 // A 10% step after the first group: the gateway sends the updated pods
-// (4 of 12, a third of the requests without the step) 10% of the requests,
+// nothing while they are updated, then (4 of 12, a third of the requests
+// without the step) 10% of the requests,
 // measured over 2,400 answers within ±3 percentage points, until the group
 // is confirmed; then the route is the app's own again, the release
 // completes, and no request failed.
