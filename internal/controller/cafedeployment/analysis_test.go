@@ -31,6 +31,11 @@ func successAnalysis(ctx context.Context, g *WithT, ns string, count, failureLim
 // analysedStep is a 10% step after the beta group judged by "success".
 var analysedStep = cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](10), Analysis: &cafev1alpha1.TrafficAnalysisReference{Name: "success"}}
 
+// releaseImage changes cd's image: a new release.
+func releaseImage(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, image string) {
+	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = image })
+}
+
 // releasedAt runs cd to completion at its first image.
 func releasedAt(ctx context.Context, t *testing.T, g *WithT, cd *cafev1alpha1.CafeDeployment) {
 	createDeployment(ctx, t, g, cd)
@@ -48,7 +53,7 @@ func TestAPassingAnalysisEndsItsStepAndTheReleaseGoesOn(t *testing.T) {
 	cd := trafficDeployment(ns, analysedStep)
 	releasedAt(ctx, t, g, cd)
 
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releaseImage(ctx, g, cd, "app:v2")
 	var tr *cafev1alpha1.TrafficStepStatus
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
@@ -77,7 +82,7 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 	cd := trafficDeployment(ns, analysedStep)
 	releasedAt(ctx, t, g, cd)
 
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releaseImage(ctx, g, cd, "app:v2")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)
@@ -106,7 +111,7 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 	// Rolled back: a new release replacing an unfinished one runs without
 	// its traffic steps (no stable revision to compare with), the route the
 	// app's own again. The canary still reports 0.5: no analysis runs.
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v1" })
+	releaseImage(ctx, g, cd, "app:v1")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)
@@ -124,7 +129,7 @@ func TestAnAnalysisWithoutDataWaitsAndSaysWhy(t *testing.T) {
 	cd := trafficDeployment(ns, analysedStep)
 	releasedAt(ctx, t, g, cd)
 
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releaseImage(ctx, g, cd, "app:v2")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)

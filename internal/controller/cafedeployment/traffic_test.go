@@ -70,14 +70,10 @@ func TestATrafficStepSteersTheRouteAfterItsGroupUntilConfirmedThenRestoresIt(t *
 	ctx, g, ns := suite.Setup(t)
 	original := appRoute(ctx, g, ns, "shop")
 	cd := trafficDeployment(ns, cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](10)})
-	createDeployment(ctx, t, g, cd)
-	g.Eventually(func(g Gomega) {
-		suite.Kubelet.CatchUp(ctx, g, ns)
-		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
-	}).Should(Succeed())
+	releasedAt(ctx, t, g, cd)
 	g.Expect(getRoute(ctx, g, ns, "shop").Spec.Rules).To(Equal(original), "no step runs outside a release")
 
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releaseImage(ctx, g, cd, "app:v2")
 	// While the beta group's pods are updated (no kubelet reports them yet),
 	// the updated pods get nothing: the step alone decides their share.
 	g.Eventually(func(g Gomega) {
@@ -145,13 +141,9 @@ func TestAHeaderStepWithADurationEndsByItself(t *testing.T) {
 	original := appRoute(ctx, g, ns, "shop")
 	cd := trafficDeployment(ns, cafev1alpha1.TrafficStep{Group: 0, DurationSeconds: ptr.To[int32](3),
 		Headers: []cafev1alpha1.TrafficHeader{{Name: "x-cafe-canary", Value: "always"}}})
-	createDeployment(ctx, t, g, cd)
-	g.Eventually(func(g Gomega) {
-		suite.Kubelet.CatchUp(ctx, g, ns)
-		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
-	}).Should(Succeed())
+	releasedAt(ctx, t, g, cd)
 
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releaseImage(ctx, g, cd, "app:v2")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
@@ -181,12 +173,8 @@ func TestATrafficStepWithoutItsRouteSaysSoAndHoldsTheRelease(t *testing.T) {
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 80}}},
 	})).To(Succeed())
 	cd := trafficDeployment(ns, cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](10), DurationSeconds: ptr.To[int32](1)})
-	createDeployment(ctx, t, g, cd)
-	g.Eventually(func(g Gomega) {
-		suite.Kubelet.CatchUp(ctx, g, ns)
-		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
-	}).Should(Succeed())
-	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Template.Spec.Containers[0].Image = "app:v2" })
+	releasedAt(ctx, t, g, cd)
+	releaseImage(ctx, g, cd, "app:v2")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)
