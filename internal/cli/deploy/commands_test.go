@@ -285,3 +285,30 @@ func TestNamesCompleteFromTheNamespace(t *testing.T) {
 	// Cobra prints one completion per line, then the directive.
 	g.Expect(strings.Split(strings.TrimSpace(out.String()), "\n")).To(HaveExactElements("web", "web-canary", ":4"))
 }
+
+func TestStatusShowsTheTrafficStepsWithTheirLatestValues(t *testing.T) {
+	ctx := requireAPIServer(t)
+	g := NewWithT(t)
+	ns := framework.CreateNamespace(t, k8sClient)
+	cd := newCafeDeployment(ns, "web", "app:v1")
+	cd.Spec.Strategy.Traffic = &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: []cafev1alpha1.TrafficStep{
+		{Group: 0, Weight: ptr.To[int32](10), Analysis: &cafev1alpha1.TrafficAnalysisReference{Name: "success"}},
+	}}
+	cd = create(ctx, g, cd)
+	at := metav1.NewTime(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) {
+		waitingAt(cd, 0, 3)(st)
+		st.Release.Phase = cafev1alpha1.ReleasePhaseVerifying
+		st.Release.Groups[0].Traffic = &cafev1alpha1.TrafficStepStatus{Split: "10% to web-canary", StartTime: &at, Passed: 1, Inconclusive: 2,
+			Measurements: []cafev1alpha1.TrafficMeasurement{{Time: at, Outcome: cafev1alpha1.AnalysisPassed, Metrics: []cafev1alpha1.TrafficMetricValue{
+				{Name: "success-rate", Value: "0.998", Outcome: cafev1alpha1.AnalysisPassed},
+			}}}}
+	})
+
+	res := run(ctx, k8sClient, ns, "status", "web")
+
+	g.Expect(res.Err).NotTo(HaveOccurred())
+	g.Expect(res.Out).To(MatchRegexp(`(?m)^Phase:\s+Verifying, group 0 of 3$`))
+	g.Expect(res.Out).To(MatchRegexp(`(?m)^Traffic steps:$`))
+	g.Expect(res.Out).To(MatchRegexp(`(?m)^  0\s+10% to web-canary\s+2026-08-01T10:00:00Z\s+-\s+-\s+1/0/2\s+success-rate=0.998 \(Passed\)$`))
+}

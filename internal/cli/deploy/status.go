@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -109,6 +110,14 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 	printSection(w, "Groups", "<none started>", "INDEX\tSTART\tFINISH\tCONFIRMED BY\tCONFIRMED AT", groups, func(g cafev1alpha1.ReleaseGroupStatus) string {
 		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", g.Index, table.Timestamp(g.StartTime), table.Timestamp(g.FinishTime), table.OrDash(g.ConfirmedBy), table.Timestamp(g.ConfirmedAt))
 	})
+	if cd.Spec.Strategy.Traffic != nil {
+		stepped := slices.DeleteFunc(slices.Clone(groups), func(g cafev1alpha1.ReleaseGroupStatus) bool { return g.Traffic == nil })
+		printSection(w, "Traffic steps", "<none begun>", "GROUP\tSPLIT\tSTART\tEND\tVERDICT\tMEASURED (PASSED/FAILED/INCONCLUSIVE)\tLATEST VALUES", stepped, func(g cafev1alpha1.ReleaseGroupStatus) string {
+			tr := g.Traffic
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%d/%d/%d\t%s", g.Index, tr.Split, table.Timestamp(tr.StartTime), table.Timestamp(tr.EndTime),
+				table.OrDash(string(tr.Verdict)), tr.Passed, tr.Failed, tr.Inconclusive, latestValues(tr))
+		})
+	}
 	printSection(w, "Units", "<none reported>", "NAME\tDESIRED\tREADY\tAVAILABLE\tUPDATED", st.Units, func(u cafev1alpha1.UnitStatus) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", u.Name, count(u.DesiredReplicas), count(u.ReadyReplicas), count(u.AvailableReplicas), count(u.UpdatedReplicas))
 	})
@@ -116,6 +125,19 @@ func printStatus(out io.Writer, cd *cafev1alpha1.CafeDeployment) error {
 		return fmt.Sprintf("%s\t%s\t%s\t%s", c.Type, c.Status, table.OrDash(c.Reason), table.OrDash(c.Message))
 	})
 	return w.Flush()
+}
+
+// latestValues is the latest measurement's values of a traffic step, e.g.
+// "success-rate=0.998 (Passed)", or "-".
+func latestValues(tr *cafev1alpha1.TrafficStepStatus) string {
+	if len(tr.Measurements) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, m := range tr.Measurements[len(tr.Measurements)-1].Metrics {
+		parts = append(parts, fmt.Sprintf("%s=%s (%s)", m.Name, table.OrDash(m.Value), m.Outcome))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printSection writes a titled part of the report: a header and a row per
