@@ -114,10 +114,11 @@ func failedTrafficStep(cd *cafev1alpha1.CafeDeployment) bool {
 }
 
 // runningTrafficStep is the current group's record and step while the
-// release is Verifying it; nil, nil otherwise.
+// release is Verifying it (or is paused during it: a pause stops pod
+// operations, not the step); nil, nil otherwise.
 func runningTrafficStep(cd *cafev1alpha1.CafeDeployment) (*cafev1alpha1.ReleaseGroupStatus, *cafev1alpha1.TrafficStep) {
 	rel := &cd.Status.Release
-	if rel.Phase != cafev1alpha1.ReleasePhaseVerifying || rel.CurrentGroup == nil {
+	if (rel.Phase != cafev1alpha1.ReleasePhaseVerifying && rel.Phase != cafev1alpha1.ReleasePhasePaused) || rel.CurrentGroup == nil {
 		return nil, nil
 	}
 	step := trafficStep(cd, *rel.CurrentGroup)

@@ -122,6 +122,16 @@ func TestATrafficStepSteersTheRouteAfterItsGroupUntilConfirmedThenRestoresIt(t *
 		g.Expect(got.Status.UpdatedReplicas).To(HaveValue(BeEquivalentTo(3)), "one pod per zone: the beta group")
 	}).WithTimeout(2 * time.Second).Should(Succeed())
 
+	// A pause stops pod operations, not the step: the route stays split.
+	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Strategy.Pause = true })
+	g.Eventually(func(g Gomega) {
+		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhasePaused))
+	}).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(backendsOf(getRoute(ctx, g, ns, "shop").Spec.Rules[0])).To(Equal(map[string]int32{"shop-canary": 10, "shop-stable": 90}))
+	}).WithTimeout(2 * time.Second).Should(Succeed())
+	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) { cd.Spec.Strategy.Pause = false })
+
 	confirm(ctx, g, cd, 0, "alice")
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
