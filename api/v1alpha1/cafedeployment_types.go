@@ -769,6 +769,18 @@ type TrafficStepStatus struct {
 	// +kubebuilder:validation:MaxLength=4096
 	VerdictReason string `json:"verdictReason,omitempty"`
 
+	// overriddenBy is the authenticated user who overrode the analysis
+	// (cafe deploy confirm --override-analysis), overriddenAt when, and
+	// overrideReason why; the verdict is then Passed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	OverriddenBy string `json:"overriddenBy,omitempty"`
+	// +optional
+	OverriddenAt *metav1.Time `json:"overriddenAt,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	OverrideReason string `json:"overrideReason,omitempty"`
+
 	// passed, failed and inconclusive count every measurement of the
 	// analysis by outcome.
 	// +optional

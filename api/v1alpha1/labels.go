@@ -59,6 +59,17 @@ const (
 	// ConfirmedByAnnotation and ConfirmedAtAnnotation record who confirmed.
 	ConfirmedByAnnotation = "cafe.io/confirmed-by"
 	ConfirmedAtAnnotation = "cafe.io/confirmed-at"
+
+	// OverrideAnalysisGroupAnnotation is set (by `cafe deploy confirm
+	// --override-analysis`) to the index of the group whose traffic step's
+	// analysis a person overrides: the step counts as passed, whatever the
+	// analysis said. OverrideAnalysisReasonAnnotation must say why.
+	OverrideAnalysisGroupAnnotation  = "cafe.io/override-analysis-group"
+	OverrideAnalysisReasonAnnotation = "cafe.io/override-analysis-reason"
+	// AnalysisOverriddenByAnnotation and AnalysisOverriddenAtAnnotation
+	// record who overrode, stamped by CAFE's admission webhook.
+	AnalysisOverriddenByAnnotation = "cafe.io/analysis-overridden-by"
+	AnalysisOverriddenAtAnnotation = "cafe.io/analysis-overridden-at"
 	// PausedByAnnotation and ResumedByAnnotation record who last set or
 	// cleared spec.strategy.pause.
 	PausedByAnnotation  = "cafe.io/paused-by"

@@ -2432,6 +2432,10 @@ func (in *TrafficStepStatus) DeepCopyInto(out *TrafficStepStatus) {
 		in, out := &in.EndTime, &out.EndTime
 		*out = (*in).DeepCopy()
 	}
+	if in.OverriddenAt != nil {
+		in, out := &in.OverriddenAt, &out.OverriddenAt
+		*out = (*in).DeepCopy()
+	}
 	if in.Measurements != nil {
 		in, out := &in.Measurements, &out.Measurements
 		*out = make([]TrafficMeasurement, len(*in))

@@ -235,3 +235,45 @@ func backendsOf(rule gatewayv1.HTTPRouteRule) map[string]int32 {
 	}
 	return out
 }
+
+// A person overrides an analysis that has no data (nobody sends requests):
+// CAFE's webhook records the user the API server authenticated, a forged
+// name is refused, and the step passes with who and why in the record.
+func TestTrafficAnalysisOverrideIsRecordedWithTheAuthenticatedUser(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 4*time.Minute)
+	a := newTrafficApp(ctx, t, g, "shop")
+	g.Expect(k8sClient.Create(ctx, &cafev1alpha1.TrafficAnalysis{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "success"},
+		Spec: cafev1alpha1.TrafficAnalysisSpec{IntervalSeconds: 2, Count: 3, Metrics: []cafev1alpha1.TrafficMetric{{
+			Name: "success-rate", Query: successRate,
+			Threshold: cafev1alpha1.TrafficThreshold{Operator: cafev1alpha1.ThresholdAtLeast, Value: "0.99"},
+		}}},
+	})).To(Succeed())
+	cd, original := a.runStepApp(ctx, g, cafev1alpha1.TrafficStep{Group: 0, Weight: ptr.To[int32](10), Analysis: &cafev1alpha1.TrafficAnalysisReference{Name: "success"}})
+	setImage(ctx, g, cd, a.image("v2"))
+	waiting := waitForRelease(ctx, g, cd, func(c *cafev1alpha1.CafeDeployment) bool {
+		tr := c.Status.Release.Groups
+		return verifying(c) && len(tr) > 0 && tr[0].Traffic != nil && tr[0].Traffic.Inconclusive > 0
+	})
+	g.Expect(waiting.Status.Release.Groups[0].Traffic.VerdictReason).To(ContainSubstring("no data"), "no requests, no data: the step waits")
+
+	forged := update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
+		c.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation] = "0"
+		c.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation] = "signed by someone else"
+		c.Annotations[cafev1alpha1.AnalysisOverriddenByAnnotation] = "somebody-else"
+	})
+	g.Expect(forged).To(MatchError(ContainSubstring("cafe.io/analysis-overridden-by")), "a client cannot name who overrode")
+
+	g.Expect(update(ctx, cd, func(c *cafev1alpha1.CafeDeployment) {
+		c.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation] = "0"
+		c.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation] = "no traffic in the maintenance window, CHG-42"
+	})).To(Succeed())
+	done := waitForRelease(ctx, g, cd, releaseCompleted)
+	tr := done.Status.Release.Groups[0].Traffic
+	g.Expect(tr.Verdict).To(Equal(cafev1alpha1.AnalysisPassed))
+	g.Expect(tr.OverriddenBy).To(Equal(done.Annotations[cafev1alpha1.AnalysisOverriddenByAnnotation]))
+	g.Expect(tr.OverriddenBy).To(Equal("cafe-admin"), "the user the API server authenticated for the e2e's client")
+	g.Expect(tr.OverrideReason).To(Equal("no traffic in the maintenance window, CHG-42"))
+	a.expectRoutePlain(ctx, g, original)
+}

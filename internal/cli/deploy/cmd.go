@@ -82,17 +82,25 @@ cafe.io/confirmed-by, which the controller copies into the group's record.`,
 		Example: `  cafe deploy confirm web
 
   # confirm group 2 explicitly
-  cafe deploy confirm web --group 2`,
+  cafe deploy confirm web --group 2
+
+  # let a traffic step pass whatever its analysis says (recorded with you and the reason)
+  cafe deploy confirm web --override-analysis --reason "latency alert is a known false positive, INC-4711"`,
 		Args:              nameArg,
 		ValidArgsFunction: o.CompleteNames(cafeDeploymentKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("group") {
 				co.Group = &group
 			}
+			if co.OverrideAnalysis {
+				return co.runOverride(cmd.Context(), args[0])
+			}
 			return co.run(cmd.Context(), args[0])
 		},
 	}
 	cmd.Flags().Int32Var(&group, "group", 0, "index of the group to confirm (default: the group the release waits on)")
+	cmd.Flags().BoolVar(&co.OverrideAnalysis, "override-analysis", false, "override the traffic step's analysis of the group instead: the step counts as passed whatever the analysis says (needs --reason; recorded with the authenticated user)")
+	cmd.Flags().StringVar(&co.Reason, "reason", "", "why the analysis is overridden (with --override-analysis)")
 	_ = cmd.RegisterFlagCompletionFunc("group", cobra.NoFileCompletions)
 	return cmd
 }

@@ -312,3 +312,29 @@ func TestStatusShowsTheTrafficStepsWithTheirLatestValues(t *testing.T) {
 	g.Expect(res.Out).To(MatchRegexp(`(?m)^Traffic steps:$`))
 	g.Expect(res.Out).To(MatchRegexp(`(?m)^  0\s+10% to web-canary\s+2026-08-01T10:00:00Z\s+-\s+-\s+1/0/2\s+success-rate=0.998 \(Passed\)$`))
 }
+
+func TestConfirmOverrideAnalysisSetsTheGroupAndReason(t *testing.T) {
+	ctx, g, ns, cd := webTest(t)
+	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) {
+		waitingAt(cd, 0, 3)(st)
+		st.Release.Phase = cafev1alpha1.ReleasePhaseFailed
+	})
+
+	res := run(ctx, k8sClient, ns, "confirm", "web", "--override-analysis")
+	g.Expect(res.Err).To(MatchError(ContainSubstring("--reason: Required value")))
+
+	res = run(ctx, k8sClient, ns, "confirm", "web", "--override-analysis", "--reason", "INC-4711: the probe is wrong")
+	g.Expect(res.Err).NotTo(HaveOccurred())
+	g.Expect(res.Out).To(ContainSubstring("overrode the analysis of group 0 of CafeDeployment " + ns + "/web"))
+	// No webhook runs here: nothing stamps who, and the command says so.
+	g.Expect(res.ErrOut).To(ContainSubstring("the server recorded no cafe.io/analysis-overridden-by"))
+	got := &cafev1alpha1.CafeDeployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cd), got)).To(Succeed())
+	g.Expect(got.Annotations).To(HaveKeyWithValue(cafev1alpha1.OverrideAnalysisGroupAnnotation, "0"))
+	g.Expect(got.Annotations).To(HaveKeyWithValue(cafev1alpha1.OverrideAnalysisReasonAnnotation, "INC-4711: the probe is wrong"))
+	g.Expect(got.Annotations).NotTo(HaveKey(cafev1alpha1.ConfirmGroupAnnotation), "an override is not a confirmation")
+
+	writeStatus(ctx, g, cd, func(st *cafev1alpha1.CafeDeploymentStatus) { st.Release.Phase = cafev1alpha1.ReleasePhaseProgressing })
+	res = run(ctx, k8sClient, ns, "confirm", "web", "--override-analysis", "--reason", "x")
+	g.Expect(res.Err).To(MatchError(ContainSubstring("is not verifying a traffic step (phase Progressing")))
+}

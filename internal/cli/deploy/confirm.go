@@ -2,8 +2,10 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -18,6 +20,10 @@ type confirmOptions struct {
 	*Options
 	// Group is the group to confirm; nil means the one the release waits on.
 	Group *int32
+	// OverrideAnalysis overrides the group's traffic analysis instead,
+	// giving Reason.
+	OverrideAnalysis bool
+	Reason           string
 }
 
 // confirmDecision is what confirm does with a CafeDeployment as read.
@@ -122,6 +128,62 @@ func (o *confirmOptions) run(ctx context.Context, name string) error {
 	} else {
 		fmt.Fprintf(o.ErrOut, "Warning: the server recorded no %s: CAFE's admission webhook did not stamp who confirmed, and the controller ignores a confirmation without it; check that the webhook is installed\n",
 			cafev1alpha1.ConfirmedByAnnotation)
+	}
+	return nil
+}
+
+// decideOverride picks the group whose analysis to override: the explicit
+// one, or the current group while the release verifies it or failed on it.
+func decideOverride(cd *cafev1alpha1.CafeDeployment, explicit *int32, reason string) (int32, error) {
+	if strings.TrimSpace(reason) == "" {
+		return 0, errors.New("--reason: Required value: say why the analysis is overridden; it is recorded with your name")
+	}
+	if explicit != nil {
+		return *explicit, nil
+	}
+	rel := cd.Status.Release
+	if rel.CurrentGroup == nil || (rel.Phase != cafev1alpha1.ReleasePhaseVerifying && rel.Phase != cafev1alpha1.ReleasePhaseFailed) {
+		return 0, fmt.Errorf("%s is not verifying a traffic step (phase %s): no analysis to override; see `%s`", ref(cd), phaseLine(rel), command("status", cd))
+	}
+	return *rel.CurrentGroup, nil
+}
+
+// runOverride sets the override annotations; CAFE's webhook stamps who.
+func (o *confirmOptions) runOverride(ctx context.Context, name string) error {
+	c, ns, err := o.ClientAndNamespace()
+	if err != nil {
+		return err
+	}
+	var before, after *cafev1alpha1.CafeDeployment
+	var group int32
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cd := &cafev1alpha1.CafeDeployment{}
+		if err := cafeDeploymentKind.Get(ctx, c, cd, ns, name); err != nil {
+			return err
+		}
+		var err error
+		if group, err = decideOverride(cd, o.Group, o.Reason); err != nil {
+			return err
+		}
+		before = cd.DeepCopy()
+		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+		metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.OverrideAnalysisGroupAnnotation, strconv.Itoa(int(group)))
+		metav1.SetMetaDataAnnotation(&cd.ObjectMeta, cafev1alpha1.OverrideAnalysisReasonAnnotation, o.Reason)
+		if err := c.Patch(ctx, cd, patch); err != nil {
+			return fmt.Errorf("overriding the analysis of group %d of %s: %w", group, ref(cd), err)
+		}
+		after = cd
+		return nil
+	})
+	if err != nil {
+		return withConflictHint(err)
+	}
+	fmt.Fprintf(o.Out, "overrode the analysis of group %d of %s\n", group, ref(after))
+	if by, ok := stampedBy(before, after, cafev1alpha1.AnalysisOverriddenByAnnotation, cafev1alpha1.AnalysisOverriddenAtAnnotation); ok {
+		fmt.Fprintf(o.Out, "recorded by the server as overridden by %s at %s\n", by, table.OrDash(after.Annotations[cafev1alpha1.AnalysisOverriddenAtAnnotation]))
+	} else {
+		fmt.Fprintf(o.ErrOut, "Warning: the server recorded no %s: CAFE's admission webhook did not stamp who overrode, and the controller ignores an override without it; check that the webhook is installed\n",
+			cafev1alpha1.AnalysisOverriddenByAnnotation)
 	}
 	return nil
 }

@@ -3,10 +3,12 @@ package cafedeployment
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -92,4 +94,55 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// override is a person's override of a step's analysis, stamped by CAFE's
+// admission webhook with the authenticated user.
+type override struct {
+	Group  int32
+	User   string
+	At     metav1.Time
+	Reason string
+}
+
+// overrideOf reads the stamped override, nil without one (or with one the
+// webhook cannot have stamped).
+func overrideOf(cd *cafev1alpha1.CafeDeployment) *override {
+	a := cd.Annotations
+	group, err := strconv.Atoi(a[cafev1alpha1.OverrideAnalysisGroupAnnotation])
+	by := a[cafev1alpha1.AnalysisOverriddenByAnnotation]
+	if err != nil || by == "" || len(by) > cafev1alpha1.MaxRecordedUserLength {
+		return nil
+	}
+	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.AnalysisOverriddenAtAnnotation])
+	if err != nil {
+		return nil
+	}
+	return &override{Group: int32(group), User: by, At: metav1.NewTime(at), Reason: a[cafev1alpha1.OverrideAnalysisReasonAnnotation]}
+}
+
+// applyOverride records a person's override of the current group's
+// analysis, given once its step began: the verdict becomes Passed, with who,
+// when and why. An override given before the step began was given without
+// seeing it and does not count.
+func (r *Reconciler) applyOverride(cd *cafev1alpha1.CafeDeployment) {
+	o, rel := overrideOf(cd), &cd.Status.Release
+	if o == nil || rel.CurrentGroup == nil || o.Group != *rel.CurrentGroup {
+		return
+	}
+	for i := range rel.Groups {
+		g := &rel.Groups[i]
+		st := g.Traffic
+		if g.Index != o.Group || st == nil || st.StartTime == nil || st.OverriddenBy != "" || o.At.Before(st.StartTime) {
+			continue
+		}
+		was := string(st.Verdict)
+		if was == "" {
+			was = "no verdict yet"
+		}
+		st.Verdict = cafev1alpha1.AnalysisPassed
+		st.OverriddenBy, st.OverriddenAt, st.OverrideReason = o.User, ptr.To(o.At), truncate(o.Reason, 1024)
+		st.VerdictReason = truncate(fmt.Sprintf("overridden by %s: %s (the analysis: %s, %s)", o.User, o.Reason, was, st.VerdictReason), maxVerdictReason)
+		r.Recorder.Eventf(cd, nil, corev1.EventTypeNormal, "AnalysisOverridden", "Override", "%s overrode the analysis of group %d (%s): %s", o.User, o.Group, was, o.Reason)
+	}
 }

@@ -2,6 +2,7 @@ package cafedeployment_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -148,4 +149,76 @@ func TestAnAnalysisWithoutDataWaitsAndSaysWhy(t *testing.T) {
 		g.Expect(got.Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
 		g.Expect(got.Status.Release.Groups[0].Traffic.Verdict).To(Equal(cafev1alpha1.AnalysisPassed))
 	}).WithTimeout(time.Minute).Should(Succeed())
+}
+
+// overrideAnalysis overrides group's analysis as user, stamped as CAFE's
+// webhook stamps it (this suite runs no webhook).
+func overrideAnalysis(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, group int, user, reason string) {
+	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) {
+		if cd.Annotations == nil {
+			cd.Annotations = map[string]string{}
+		}
+		cd.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation] = fmt.Sprint(group)
+		cd.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation] = reason
+		cd.Annotations[cafev1alpha1.AnalysisOverriddenByAnnotation] = user
+		cd.Annotations[cafev1alpha1.AnalysisOverriddenAtAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+	})
+}
+
+func TestAnOverrideLetsAFailedStepPassRecordingWhoAndWhy(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	original := appRoute(ctx, g, ns, "shop")
+	successAnalysis(ctx, g, ns, 3, 0)
+	canaryMetrics.set(ns, "shop-canary", "0.5")
+	cd := trafficDeployment(ns, analysedStep)
+	releasedAt(ctx, t, g, cd)
+
+	releaseImage(ctx, g, cd, "app:v2")
+	g.Eventually(func(g Gomega) {
+		suite.Kubelet.CatchUp(ctx, g, ns)
+		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
+	}).WithTimeout(time.Minute).Should(Succeed())
+
+	overrideAnalysis(ctx, g, cd, 0, "alice", "the probe's metric is wrong, INC-4711")
+	g.Eventually(func(g Gomega) {
+		suite.Kubelet.CatchUp(ctx, g, ns)
+		got := getDeployment(ctx, g, cd)
+		g.Expect(got.Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseCompleted))
+		tr := got.Status.Release.Groups[0].Traffic
+		g.Expect(tr.Verdict).To(Equal(cafev1alpha1.AnalysisPassed))
+		g.Expect(tr.OverriddenBy).To(Equal("alice"))
+		g.Expect(tr.OverrideReason).To(Equal("the probe's metric is wrong, INC-4711"))
+		g.Expect(tr.VerdictReason).To(HavePrefix("overridden by alice: the probe's metric is wrong, INC-4711 (the analysis: Failed, "))
+		g.Expect(getRoute(ctx, g, ns, "shop").Spec.Rules).To(Equal(original))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	events := &corev1.EventList{}
+	g.Expect(suite.Client.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+	g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "AnalysisOverridden"), HaveField("Message", ContainSubstring("alice overrode the analysis of group 0 (Failed)")))))
+}
+
+func TestAnOverrideWithoutTheWebhooksStampIsIgnored(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	appRoute(ctx, g, ns, "shop")
+	successAnalysis(ctx, g, ns, 3, 0)
+	canaryMetrics.set(ns, "shop-canary", "0.5")
+	cd := trafficDeployment(ns, analysedStep)
+	releasedAt(ctx, t, g, cd)
+	releaseImage(ctx, g, cd, "app:v2")
+	g.Eventually(func(g Gomega) {
+		suite.Kubelet.CatchUp(ctx, g, ns)
+		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
+	}).WithTimeout(time.Minute).Should(Succeed())
+
+	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) {
+		if cd.Annotations == nil {
+			cd.Annotations = map[string]string{}
+		}
+		cd.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation] = "0"
+		cd.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation] = "nobody signed this"
+	})
+	g.Consistently(func(g Gomega) {
+		got := getDeployment(ctx, g, cd)
+		g.Expect(got.Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
+		g.Expect(got.Status.Release.Groups[0].Traffic.OverriddenBy).To(BeEmpty())
+	}).WithTimeout(2 * time.Second).Should(Succeed())
 }

@@ -47,6 +47,7 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 	if err := r.ensureSplitServices(ctx, cd, t, app); err != nil {
 		return 0, err
 	}
+	r.applyOverride(cd)
 	group, step := runningTrafficStep(cd)
 	steered := stepOf(step)
 	if failedTrafficStep(cd) || stepAhead(cd) {

@@ -14,6 +14,7 @@ package cafedeployment
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -26,7 +27,8 @@ import (
 
 // stampedAnnotations may only be written by the webhook.
 var stampedAnnotations = []string{cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation, cafev1alpha1.PausedByAnnotation, cafev1alpha1.ResumedByAnnotation, cafev1alpha1.ReleasedByAnnotation, cafev1alpha1.ActedAtAnnotation,
-	cafev1alpha1.FastReleaseByAnnotation, cafev1alpha1.FastReleaseAtAnnotation, cafev1alpha1.StrategyChangedByAnnotation, cafev1alpha1.StrategyChangedAtAnnotation}
+	cafev1alpha1.FastReleaseByAnnotation, cafev1alpha1.FastReleaseAtAnnotation, cafev1alpha1.StrategyChangedByAnnotation, cafev1alpha1.StrategyChangedAtAnnotation,
+	cafev1alpha1.AnalysisOverriddenByAnnotation, cafev1alpha1.AnalysisOverriddenAtAnnotation}
 
 // MutatePath is where the IdentityStamper is served.
 const MutatePath = "/mutate-cafe-io-v1alpha1-cafedeployment"
@@ -69,6 +71,14 @@ func stamp(old, cd *cafev1alpha1.CafeDeployment, user string, now time.Time) (bo
 		set(cafev1alpha1.ConfirmedAtAnnotation, at)
 		stamped = true
 	}
+	if overridden(old, cd) {
+		if strings.TrimSpace(newAnn[cafev1alpha1.OverrideAnalysisReasonAnnotation]) == "" {
+			return false, fmt.Errorf("metadata.annotations[%s]: Required value: overriding an analysis needs a reason (cafe deploy confirm --override-analysis --reason ...)", cafev1alpha1.OverrideAnalysisReasonAnnotation)
+		}
+		set(cafev1alpha1.AnalysisOverriddenByAnnotation, user)
+		set(cafev1alpha1.AnalysisOverriddenAtAnnotation, at)
+		stamped = true
+	}
 	if old.Spec.Strategy.Pause != cd.Spec.Strategy.Pause {
 		if cd.Spec.Strategy.Pause {
 			set(cafev1alpha1.PausedByAnnotation, user)
@@ -98,6 +108,14 @@ func stamp(old, cd *cafev1alpha1.CafeDeployment, user string, now time.Time) (bo
 		stamped = true
 	}
 	return stamped, nil
+}
+
+// overridden: the request asks to override an analysis (names a group, or
+// gives a new reason for one).
+func overridden(old, cd *cafev1alpha1.CafeDeployment) bool {
+	group := cd.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation]
+	return group != "" && (group != old.Annotations[cafev1alpha1.OverrideAnalysisGroupAnnotation] ||
+		cd.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation] != old.Annotations[cafev1alpha1.OverrideAnalysisReasonAnnotation])
 }
 
 // fastReleaseAllowed refuses a fast-release request on the release under

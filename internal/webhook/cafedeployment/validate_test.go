@@ -2,6 +2,7 @@ package cafedeployment
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -29,4 +30,30 @@ func TestATrafficStepMustFollowAGroupBeforeTheLast(t *testing.T) {
 	g.Expect(validate(cd)).To(MatchError("spec.strategy.traffic.steps[0].group: Invalid value: 2: the release has 3 groups (0 to 2); a step must follow a group before the last"))
 	step(7)
 	g.Expect(validate(cd)).To(MatchError(ContainSubstring("spec.strategy.traffic.steps[0].group: Invalid value: 7")))
+}
+
+func TestAnOverrideOfAnAnalysisIsStampedWithTheUserAndNeedsAReason(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	old := builders.CafeDeployment("shop", "web", "app:v1", cafev1alpha1.CafeDeploymentStrategy{})
+	withOverride := func(reason string) *cafev1alpha1.CafeDeployment {
+		cd := old.DeepCopy()
+		cd.Annotations = map[string]string{cafev1alpha1.OverrideAnalysisGroupAnnotation: "0", cafev1alpha1.OverrideAnalysisReasonAnnotation: reason}
+		return cd
+	}
+
+	cd := withOverride("known false positive, INC-4711")
+	stamped, err := stamp(old, cd, "alice", now)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(stamped).To(BeTrue())
+	g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.AnalysisOverriddenByAnnotation, "alice"))
+	g.Expect(cd.Annotations).To(HaveKeyWithValue(cafev1alpha1.AnalysisOverriddenAtAnnotation, "2026-12-06T03:00:00Z"))
+
+	_, err = stamp(old, withOverride("  "), "alice", now)
+	g.Expect(err).To(MatchError(ContainSubstring("metadata.annotations[cafe.io/override-analysis-reason]: Required value")))
+
+	forged := withOverride("because")
+	forged.Annotations[cafev1alpha1.AnalysisOverriddenByAnnotation] = "bob"
+	_, err = stamp(old, forged, "alice", now)
+	g.Expect(err).To(MatchError(ContainSubstring("metadata.annotations[cafe.io/analysis-overridden-by]: set by CAFE from the authenticated user")))
 }
