@@ -3,7 +3,6 @@ package cafedeployment
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,26 +98,19 @@ func truncate(s string, n int) string {
 // override is a person's override of a step's analysis, stamped by CAFE's
 // admission webhook with the authenticated user.
 type override struct {
-	Group  int32
-	User   string
-	At     metav1.Time
+	confirmation
 	Reason string
 }
 
 // overrideOf reads the stamped override, nil without one (or with one the
-// webhook cannot have stamped).
+// webhook cannot have stamped, its time included).
 func overrideOf(cd *cafev1alpha1.CafeDeployment) *override {
 	a := cd.Annotations
-	group, err := strconv.Atoi(a[cafev1alpha1.OverrideAnalysisGroupAnnotation])
-	by := a[cafev1alpha1.AnalysisOverriddenByAnnotation]
-	if err != nil || by == "" || len(by) > cafev1alpha1.MaxRecordedUserLength {
+	c, timed := stampedGroupAction(a, cafev1alpha1.OverrideAnalysisGroupAnnotation, cafev1alpha1.AnalysisOverriddenByAnnotation, cafev1alpha1.AnalysisOverriddenAtAnnotation)
+	if c == nil || !timed {
 		return nil
 	}
-	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.AnalysisOverriddenAtAnnotation])
-	if err != nil {
-		return nil
-	}
-	return &override{Group: int32(group), User: by, At: metav1.NewTime(at), Reason: a[cafev1alpha1.OverrideAnalysisReasonAnnotation]}
+	return &override{confirmation: *c, Reason: a[cafev1alpha1.OverrideAnalysisReasonAnnotation]}
 }
 
 // applyOverride records a person's override of the current group's

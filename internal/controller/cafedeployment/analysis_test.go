@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -151,6 +152,23 @@ func TestAnAnalysisWithoutDataWaitsAndSaysWhy(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 }
 
+// failedAnalysis releases v2 of a CafeDeployment whose 10% step after the
+// beta group is judged by "success" on a canary answering 50%: the release
+// fails. It returns the CafeDeployment and the route's own rules.
+func failedAnalysis(ctx context.Context, t *testing.T, g *WithT, ns string) (*cafev1alpha1.CafeDeployment, []gatewayv1.HTTPRouteRule) {
+	original := appRoute(ctx, g, ns, "shop")
+	successAnalysis(ctx, g, ns, 3, 0)
+	canaryMetrics.set(ns, "shop-canary", "0.5")
+	cd := trafficDeployment(ns, analysedStep)
+	releasedAt(ctx, t, g, cd)
+	releaseImage(ctx, g, cd, "app:v2")
+	g.Eventually(func(g Gomega) {
+		suite.Kubelet.CatchUp(ctx, g, ns)
+		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	return cd, original
+}
+
 // overrideAnalysis overrides group's analysis as user, stamped as CAFE's
 // webhook stamps it (this suite runs no webhook).
 func overrideAnalysis(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeployment, group int, user, reason string) {
@@ -167,17 +185,7 @@ func overrideAnalysis(ctx context.Context, g Gomega, cd *cafev1alpha1.CafeDeploy
 
 func TestAnOverrideLetsAFailedStepPassRecordingWhoAndWhy(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	original := appRoute(ctx, g, ns, "shop")
-	successAnalysis(ctx, g, ns, 3, 0)
-	canaryMetrics.set(ns, "shop-canary", "0.5")
-	cd := trafficDeployment(ns, analysedStep)
-	releasedAt(ctx, t, g, cd)
-
-	releaseImage(ctx, g, cd, "app:v2")
-	g.Eventually(func(g Gomega) {
-		suite.Kubelet.CatchUp(ctx, g, ns)
-		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
-	}).WithTimeout(time.Minute).Should(Succeed())
+	cd, original := failedAnalysis(ctx, t, g, ns)
 
 	overrideAnalysis(ctx, g, cd, 0, "alice", "the probe's metric is wrong, INC-4711")
 	g.Eventually(func(g Gomega) {
@@ -198,16 +206,7 @@ func TestAnOverrideLetsAFailedStepPassRecordingWhoAndWhy(t *testing.T) {
 
 func TestAnOverrideWithoutTheWebhooksStampIsIgnored(t *testing.T) {
 	ctx, g, ns := suite.Setup(t)
-	appRoute(ctx, g, ns, "shop")
-	successAnalysis(ctx, g, ns, 3, 0)
-	canaryMetrics.set(ns, "shop-canary", "0.5")
-	cd := trafficDeployment(ns, analysedStep)
-	releasedAt(ctx, t, g, cd)
-	releaseImage(ctx, g, cd, "app:v2")
-	g.Eventually(func(g Gomega) {
-		suite.Kubelet.CatchUp(ctx, g, ns)
-		g.Expect(getDeployment(ctx, g, cd).Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseFailed))
-	}).WithTimeout(time.Minute).Should(Succeed())
+	cd, _ := failedAnalysis(ctx, t, g, ns)
 
 	updateDeployment(ctx, g, cd, func(cd *cafev1alpha1.CafeDeployment) {
 		if cd.Annotations == nil {

@@ -74,16 +74,21 @@ func progressOf(reports map[string]podset.UnitReport) map[string]unitProgress {
 // without an authenticated user or with one CAFE's webhook cannot have
 // stamped (too long to record).
 func confirmationOf(cd *cafev1alpha1.CafeDeployment) *confirmation {
-	a := cd.Annotations
-	group, err := strconv.Atoi(a[cafev1alpha1.ConfirmGroupAnnotation])
-	if by := a[cafev1alpha1.ConfirmedByAnnotation]; err != nil || by == "" || len(by) > cafev1alpha1.MaxRecordedUserLength {
-		return nil
+	c, _ := stampedGroupAction(cd.Annotations, cafev1alpha1.ConfirmGroupAnnotation, cafev1alpha1.ConfirmedByAnnotation, cafev1alpha1.ConfirmedAtAnnotation)
+	return c
+}
+
+// stampedGroupAction reads a person's action on a group from annotations:
+// the group a client named (groupKey) and the user and time CAFE's webhook
+// stamped (byKey, atKey). It is nil without a stamped user (or with one the
+// webhook cannot have stamped); timed reports whether the time parsed.
+func stampedGroupAction(a map[string]string, groupKey, byKey, atKey string) (c *confirmation, timed bool) {
+	group, err := strconv.Atoi(a[groupKey])
+	if by := a[byKey]; err != nil || by == "" || len(by) > cafev1alpha1.MaxRecordedUserLength {
+		return nil, false
 	}
-	at, err := time.Parse(time.RFC3339, a[cafev1alpha1.ConfirmedAtAnnotation])
-	if err != nil {
-		at = time.Time{}
-	}
-	return &confirmation{Group: int32(group), User: a[cafev1alpha1.ConfirmedByAnnotation], At: metav1.NewTime(at)}
+	at, err := time.Parse(time.RFC3339, a[atKey])
+	return &confirmation{Group: int32(group), User: a[byKey], At: metav1.NewTime(at)}, err == nil
 }
 
 // unitProgress is what a unit's pod set reports about the update revision.
