@@ -339,7 +339,14 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 		v.Outcomes[rn] = rev.Status.Outcome
 	}
 	cd := &cafev1alpha1.CafeDeployment{}
-	err = r.Client.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: name}, cd)
+	reader := client.Reader(r.Client)
+	if v.Outcomes[order.Spec.App(name).Revision] == cafev1alpha1.ReleaseOutcomeFailed {
+		// The app fails on this observation: its release's last state (the
+		// verdict that failed it, for the trail) is read from the API
+		// server, not from a cache that may lag the revision's.
+		reader = r.APIReader
+	}
+	err = reader.Get(ctx, client.ObjectKey{Namespace: order.Namespace, Name: name}, cd)
 	switch {
 	case apierrors.IsNotFound(err):
 		return v, nil
@@ -359,12 +366,34 @@ func (r *Reconciler) readApp(ctx context.Context, order *cafev1alpha1.ReleaseOrd
 	if rel.Phase == cafev1alpha1.ReleasePhaseWaitingForConfirm && rel.CurrentGroup != nil {
 		v.WaitingGroup = ptr.To(*rel.CurrentGroup)
 	}
+	v.Verdicts = trafficVerdicts(cd)
 	if rel.Phase == cafev1alpha1.ReleasePhaseCompleted {
 		if v.Members, err = r.readMembers(ctx, order.Namespace, name); err != nil {
 			return v, err
 		}
 	}
 	return v, nil
+}
+
+// trafficVerdicts are the verdicts on the traffic steps of the
+// CafeDeployment's release.
+func trafficVerdicts(cd *cafev1alpha1.CafeDeployment) []trafficVerdict {
+	var out []trafficVerdict
+	for _, g := range cd.Status.Release.Groups {
+		st := g.Traffic
+		if st == nil || st.StartTime == nil || (st.Verdict != cafev1alpha1.AnalysisPassed && st.Verdict != cafev1alpha1.AnalysisFailed) {
+			continue
+		}
+		tv := trafficVerdict{Group: g.Index, Split: st.Split, Verdict: st.Verdict, Reason: st.VerdictReason, Started: st.StartTime.Time, OverriddenBy: st.OverriddenBy}
+		if step := cd.Spec.Strategy.TrafficStepAfter(g.Index); step != nil && step.Analysis != nil {
+			tv.Analysis = step.Analysis.Name
+		}
+		if n := len(st.Measurements); n > 0 {
+			tv.Values = st.Measurements[n-1].Metrics
+		}
+		out = append(out, tv)
+	}
+	return out
 }
 
 // readMembers lists the app's pods and classic instances (by the app

@@ -56,6 +56,26 @@ type appObservation struct {
 	// Members are the app's pods and classic instances, read only once
 	// its CafeDeployment's release has completed (for the audit trail).
 	Members []appMember
+	// Verdicts are the traffic analyses' verdicts of the CafeDeployment's
+	// release, one per group whose step has one.
+	Verdicts []trafficVerdict
+}
+
+// trafficVerdict is the verdict on one group's traffic step, as the
+// CafeDeployment's status records it.
+type trafficVerdict struct {
+	Group int32
+	// Analysis names the step's TrafficAnalysis (empty when a person
+	// passed a step without one).
+	Analysis, Split string
+	Verdict         cafev1alpha1.AnalysisOutcome
+	Reason          string
+	// Started is when the step began.
+	Started time.Time
+	// OverriddenBy is the authenticated user who overrode the analysis.
+	OverriddenBy string
+	// Values are the metrics of the step's last measurement.
+	Values []cafev1alpha1.TrafficMetricValue
 }
 
 // appMember is one pod or classic instance of an app, as the audit trail
@@ -593,6 +613,62 @@ func (d *decider) recordOutsideChanges(app *cafev1alpha1.ReleaseOrderAppStatus, 
 	}
 }
 
+// recordVerdicts writes into the trail, once each, the verdicts of the
+// traffic analyses on the app's release: the value each query gave, and who
+// overrode a verdict. Only steps that began after the order published the
+// app are the order's.
+func (d *decider) recordVerdicts(app *cafev1alpha1.ReleaseOrderAppStatus, v appObservation) {
+	if app.StartedAt == nil {
+		return
+	}
+	target := "app/" + app.Name
+	for _, tv := range v.Verdicts {
+		if tv.Started.Before(app.StartedAt.Time) {
+			continue
+		}
+		actor, action := ControllerActor, "Analysis"+string(tv.Verdict)
+		if tv.OverriddenBy != "" {
+			actor, action = tv.OverriddenBy, "AnalysisOverridden"
+		}
+		after := fmt.Sprintf("group %d: %s", tv.Group, tv.Verdict)
+		if d.audited(action, target, after, app.StartedAt.Time) {
+			continue
+		}
+		d.audit(actor, action, target, tv.Split, after, verdictSummary(tv))
+	}
+}
+
+// audited reports whether the trail has an entry of action on target with
+// after, written since since.
+func (d *decider) audited(action, target, after string, since time.Time) bool {
+	return slices.ContainsFunc(d.o.Status.Audit, func(e cafev1alpha1.AuditEntry) bool {
+		return e.Action == action && e.Target == target && e.After == after && !e.Time.Time.Before(since)
+	})
+}
+
+// verdictSummary is a verdict's entry reason: the analysis, its reason and
+// the last measurement's values with their queries, within the 1,024
+// characters of an entry's reason (queries are cut first).
+func verdictSummary(tv trafficVerdict) string {
+	head := fmt.Sprintf("TrafficAnalysis %s: %s", orDash(tv.Analysis), tv.Reason)
+	var values []string
+	for _, m := range tv.Values {
+		values = append(values, fmt.Sprintf("%s = %s (%s)", m.Name, orDash(m.Value), m.Outcome))
+	}
+	out := head
+	if len(values) > 0 {
+		out += "; last measurement: " + strings.Join(values, ", ")
+	}
+	for _, m := range tv.Values {
+		q := fmt.Sprintf("; %s: %s", m.Name, m.Query)
+		if len(out)+len(q) > 1024 {
+			break
+		}
+		out += q
+	}
+	return out
+}
+
 // observeRollback follows an app's rollback to its previous revision. A
 // rollback that makes no progress within the progress deadline fails the
 // app, so the order ends (Failed) instead of rolling back for ever.
@@ -651,6 +727,7 @@ func (d *decider) observeRelease(app *cafev1alpha1.ReleaseOrderAppStatus, v appO
 		return
 	}
 	app.TotalGroups, app.GroupsDone, app.ReleasePhase = v.TotalGroups, v.GroupsDone, string(v.ReleasePhase)
+	d.recordVerdicts(app, v)
 	if app.ConfirmGroup != nil && (v.WaitingGroup == nil || *v.WaitingGroup != *app.ConfirmGroup) {
 		app.ConfirmGroup = nil
 	}

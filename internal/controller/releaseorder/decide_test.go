@@ -3,6 +3,7 @@ package releaseorder
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -386,4 +387,57 @@ func TestDecideALateActionIsProcessedOnceAndCompactionTakesNothingTwice(t *testi
 		names[rec.Name] = true
 	}
 	g.Expect(r.o.Status.ActionsCompactedThrough).NotTo(BeNil())
+}
+
+// Issue 16: the verdicts on an app's traffic steps are in the order's trail
+// once each, with the values the queries gave and the queries; an
+// override under the name of the person who gave it; a verdict on a step
+// that began before the order published the app is not the order's.
+func TestDecideRecordsTrafficVerdictsWithTheirValuesInTheTrail(t *testing.T) {
+	g := NewWithT(t)
+	r := newStartedRun(t, cafev1alpha1.FailureRollbackFailed)
+	r.w.observe("a")
+	started := r.o.Status.AppStatus("a").StartedAt.Time
+	v := r.w.apps["a"]
+	v.Verdicts = []trafficVerdict{
+		{Group: 0, Analysis: "success", Split: "10% to a-canary", Verdict: cafev1alpha1.AnalysisPassed, Reason: "3 of 3 measurements passed", Started: started.Add(-time.Hour)},
+		{Group: 0, Analysis: "success", Split: "10% to a-canary", Verdict: cafev1alpha1.AnalysisPassed, Reason: "overridden by olga: quiet night (the analysis: Failed)",
+			Started: started.Add(time.Second), OverriddenBy: "olga"},
+		{Group: 1, Analysis: "success", Split: "20% to a-canary", Verdict: cafev1alpha1.AnalysisFailed, Reason: "success-rate: 0.42, not at least 0.99", Started: started.Add(2 * time.Second),
+			Values: []cafev1alpha1.TrafficMetricValue{{Name: "success-rate", Query: `sum(rate(x{service=~"shop-a-canary-.*"}[10s]))`, Value: "0.42", Outcome: cafev1alpha1.AnalysisFailed}}},
+	}
+	r.w.apps["a"] = v
+	r.w.finish("a", cafev1alpha1.ReleaseOutcomeFailed)
+	r.step()
+	g.Expect(r.phases()).To(HaveKeyWithValue("a", rollingRB), "failurePolicy RollbackFailed")
+	r.step()
+	var verdicts []cafev1alpha1.AuditEntry
+	for _, e := range r.o.Status.Audit {
+		if strings.HasPrefix(e.Action, "Analysis") {
+			verdicts = append(verdicts, e)
+		}
+	}
+	g.Expect(verdicts).To(HaveLen(2), "each verdict once, the one from before the order not at all")
+	g.Expect(verdicts[0].Actor).To(Equal("olga"))
+	g.Expect(verdicts[0].Action).To(Equal("AnalysisOverridden"))
+	g.Expect(verdicts[0].Reason).To(ContainSubstring("quiet night"))
+	failed := verdicts[1]
+	g.Expect(failed.Actor).To(Equal(ControllerActor))
+	g.Expect(failed.Action).To(Equal("AnalysisFailed"))
+	g.Expect(failed.Target).To(Equal("app/a"))
+	g.Expect(failed.Before).To(Equal("20% to a-canary"))
+	g.Expect(failed.After).To(Equal("group 1: Failed"))
+	g.Expect(failed.Reason).To(ContainSubstring("TrafficAnalysis success: success-rate: 0.42, not at least 0.99"))
+	g.Expect(failed.Reason).To(ContainSubstring("success-rate = 0.42 (Failed)"))
+	g.Expect(failed.Reason).To(ContainSubstring(`service=~"shop-a-canary-.*"`), "the query as sent")
+}
+
+func TestVerdictSummaryFitsAnEntryAndCutsQueriesFirst(t *testing.T) {
+	g := NewWithT(t)
+	tv := trafficVerdict{Analysis: "latency", Reason: "p99: 2.5, not at most 0.5", Values: []cafev1alpha1.TrafficMetricValue{
+		{Name: "p99", Value: "2.5", Outcome: cafev1alpha1.AnalysisFailed, Query: strings.Repeat("q", 2000)},
+	}}
+	s := verdictSummary(tv)
+	g.Expect(len(s)).To(BeNumerically("<=", 1024))
+	g.Expect(s).To(Equal("TrafficAnalysis latency: p99: 2.5, not at most 0.5; last measurement: p99 = 2.5 (Failed)"))
 }
