@@ -103,6 +103,11 @@ const (
 	// the updated pods bad; the route sends them nothing, the release failed.
 	CafeDeploymentAnalysisFailedReason = "AnalysisFailed"
 
+	// CafeDeploymentRollingBackRejectedReason: the release rolls back pods
+	// whose analysis failed (status.release.rejectedRevision); the route
+	// sends every request to the pods it returns to, none to those.
+	CafeDeploymentRollingBackRejectedReason = "RollingBackRejected"
+
 	// CafeDeploymentTrafficErrorReason: CAFE could not bring the route or
 	// the canary and stable Services to what the release needs; the message
 	// says why.
@@ -700,6 +705,16 @@ type ReleaseStatus struct {
 	// steps, the route the app's own.
 	// +optional
 	TrafficStepsSkipped bool `json:"trafficStepsSkipped,omitempty"`
+
+	// rejectedRevision is the revision whose traffic analysis failed in the
+	// release this one replaced, when this release returns the pods to the
+	// revision that release was replacing (a rollback after a failed
+	// verdict). Until it completes, the route sends every request to the
+	// pods of this release's revision and none to the rejected pods it
+	// rolls back.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RejectedRevision string `json:"rejectedRevision,omitempty"`
 }
 
 // ReleaseGroupStatus records one group of a release.

@@ -113,7 +113,18 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 	// Rolled back: a new release replacing an unfinished one runs without
 	// its traffic steps (no stable revision to compare with), the route the
 	// app's own again. The canary still reports 0.5: no analysis runs.
+	rejected := getDeployment(ctx, g, cd).Status.UpdateRevision
 	releaseImage(ctx, g, cd, "app:v1")
+	// Until the rollback completes, the rejected pods get nothing: every
+	// request goes to the pods of v1, the rollback's canary.
+	g.Eventually(func(g Gomega) {
+		got := getDeployment(ctx, g, cd)
+		g.Expect(got.Status.Release.RejectedRevision).To(Equal(rejected))
+		g.Expect(backendsOf(getRoute(ctx, g, ns, "shop").Spec.Rules[0])).To(Equal(map[string]int32{"shop-canary": 100, "shop-stable": 0}))
+		c := meta.FindStatusCondition(got.Status.Conditions, cafev1alpha1.CafeDeploymentTrafficStepCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(cafev1alpha1.CafeDeploymentRollingBackRejectedReason))
+	}).WithTimeout(time.Minute).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		suite.Kubelet.CatchUp(ctx, g, ns)
 		got := getDeployment(ctx, g, cd)

@@ -31,6 +31,10 @@ func advanceRelease(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[st
 	st := &cd.Status
 	firstRevision := st.UpdateRevision == ""
 	change := revisionChange{isNew: st.UpdateRevision != updateRevision}
+	rejected := ""
+	if change.isNew && failedTrafficStep(cd) && updateRevision == st.CurrentRevision {
+		rejected = st.UpdateRevision
+	}
 	if change.isNew && !firstRevision {
 		st.CurrentRevision = st.UpdateRevision
 	}
@@ -50,6 +54,9 @@ func advanceRelease(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[st
 		Confirmation:   confirmationOf(cd),
 		Now:            now,
 	})
+	if rejected != "" {
+		st.Release.RejectedRevision = rejected
+	}
 	if firstRevision {
 		// Creating the first pods is not a release of a change: nothing to
 		// compare, confirm or roll back to, so every group is released.

@@ -57,6 +57,12 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 		// the requests they get.
 		steered = &steer.Step{Weight: 0}
 	}
+	if rollingBackRejected(cd) {
+		// The release returns the pods to the revision the rejected one was
+		// replacing: its own pods, the canary, take every request, and the
+		// rejected pods it rolls back none.
+		steered = &steer.Step{Weight: 100}
+	}
 	if err := r.syncRoute(ctx, cd, t, steered); err != nil {
 		return 0, err
 	}
@@ -98,6 +104,13 @@ func stepAhead(cd *cafev1alpha1.CafeDeployment) bool {
 		}
 	}
 	return true
+}
+
+// rollingBackRejected: the release rolls back a revision whose analysis
+// failed and has not completed.
+func rollingBackRejected(cd *cafev1alpha1.CafeDeployment) bool {
+	rel := cd.Status.Release
+	return rel.RejectedRevision != "" && rel.Phase != cafev1alpha1.ReleasePhaseCompleted
 }
 
 // failedTrafficStep: the release failed on the current group's analysis.
@@ -253,6 +266,9 @@ func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
 		k := *cd.Status.Release.CurrentGroup
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentAnalysisFailedReason,
 			fmt.Sprintf("group %d: TrafficAnalysis %s failed: %s; HTTPRoute %s sends nothing to %s", k, cd.Spec.Strategy.TrafficStepAfter(k).Analysis.Name, failedReason(cd, k), t.Route, t.CanaryService()))
+	case rollingBackRejected(cd):
+		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentRollingBackRejectedReason,
+			fmt.Sprintf("rolling back %s, whose analysis failed: HTTPRoute %s sends every request to %s (the pods of %s) until the rollback completes", cd.Status.Release.RejectedRevision, t.Route, t.CanaryService(), cd.Status.UpdateRevision))
 	case step == nil || group.Traffic.StartTime == nil:
 		msg := "HTTPRoute " + t.Route + " sends to " + t.Service
 		if cd.Status.Release.TrafficStepsSkipped && cd.Status.Release.Phase != cafev1alpha1.ReleasePhaseCompleted {
