@@ -709,9 +709,9 @@ type ReleaseStatus struct {
 	// rejectedRevision is the revision whose traffic analysis failed in the
 	// release this one replaced, when this release returns the pods to the
 	// revision that release was replacing (a rollback after a failed
-	// verdict). Until it completes, the route sends every request to the
-	// pods of this release's revision and none to the rejected pods it
-	// rolls back.
+	// verdict). Until it completes, the stable Service selects the pods of
+	// this release's revision and the route sends every request there,
+	// none to the rejected pods it rolls back.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	RejectedRevision string `json:"rejectedRevision,omitempty"`

@@ -54,11 +54,19 @@ type trafficApp struct {
 
 func newTrafficApp(ctx context.Context, t *testing.T, g Gomega, name string) *trafficApp {
 	t.Helper()
-	ns := framework.CreateNamespace(t, k8sClient)
-	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{"app": name}, pods: trafficReplicas}
-	svc := service(ns, name, a.labels)
+	a := newRoutedApp(ctx, t, g, name)
+	svc := service(a.ns, name, a.labels)
 	svc.Spec.Ports[0].TargetPort = intstr.FromInt32(trafficPort)
 	g.Expect(k8sClient.Create(ctx, svc)).To(Succeed())
+	return a
+}
+
+// newRoutedApp is a trafficApp in a new namespace whose HTTPRoute exists
+// and whose Service does not yet (a CafeAppService makes its own).
+func newRoutedApp(ctx context.Context, t *testing.T, g Gomega, name string) *trafficApp {
+	t.Helper()
+	ns := framework.CreateNamespace(t, k8sClient)
+	a := &trafficApp{ns: ns, name: name, host: name + "." + ns + ".example", labels: map[string]string{"app": name}, pods: trafficReplicas}
 	g.Expect(k8sClient.Create(ctx, a.route())).To(Succeed())
 	return a
 }
@@ -97,13 +105,19 @@ func (a *trafficApp) cafeDeployment(kind cafev1alpha1.PodSetType) *cafev1alpha1.
 	cd := cafeDeployment(a.ns, a.name, trafficReplicas, a.labels)
 	cd.Spec.Template = a.template("v1")
 	cd.Spec.PodSetType = kind
-	cd.Spec.Strategy = cafev1alpha1.CafeDeploymentStrategy{
+	cd.Spec.Strategy = trafficStrategy()
+	return cd
+}
+
+// trafficStrategy: groups of 4, never fewer than 10 of 12 available, each
+// updated pod available for a second before the next is taken.
+func trafficStrategy() cafev1alpha1.CafeDeploymentStrategy {
+	return cafev1alpha1.CafeDeploymentStrategy{
 		UpgradeType:     cafev1alpha1.UpgradeTypeBatch,
 		BatchSize:       ptr.To(intstr.FromInt32(4)),
 		MinAvailable:    ptr.To(intstr.FromInt32(10)),
 		MinReadySeconds: 1,
 	}
-	return cd
 }
 
 // runCafeDeployment creates the CafeDeployment and waits until the gateway

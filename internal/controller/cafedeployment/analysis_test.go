@@ -116,11 +116,15 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 	rejected := getDeployment(ctx, g, cd).Status.UpdateRevision
 	releaseImage(ctx, g, cd, "app:v1")
 	// Until the rollback completes, the rejected pods get nothing: every
-	// request goes to the pods of v1, the rollback's canary.
+	// request goes to the stable Service, which selects the pods of v1.
 	g.Eventually(func(g Gomega) {
 		got := getDeployment(ctx, g, cd)
 		g.Expect(got.Status.Release.RejectedRevision).To(Equal(rejected))
-		g.Expect(backendsOf(getRoute(ctx, g, ns, "shop").Spec.Rules[0])).To(Equal(map[string]int32{"shop-canary": 100, "shop-stable": 0}))
+		g.Expect(got.Status.UpdateRevision).NotTo(Equal(rejected))
+		g.Expect(backendsOf(getRoute(ctx, g, ns, "shop").Spec.Rules[0])).To(Equal(map[string]int32{"shop-canary": 0, "shop-stable": 100}))
+		stable := &corev1.Service{}
+		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-stable"}, stable)).To(Succeed())
+		g.Expect(stable.Spec.Selector).To(HaveKeyWithValue(cafev1alpha1.RevisionHashLabel, got.Status.UpdateRevision))
 		c := meta.FindStatusCondition(got.Status.Conditions, cafev1alpha1.CafeDeploymentTrafficStepCondition)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(cafev1alpha1.CafeDeploymentRollingBackRejectedReason))

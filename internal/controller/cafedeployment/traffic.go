@@ -44,27 +44,33 @@ func (r *Reconciler) syncTraffic(ctx context.Context, cd *cafev1alpha1.CafeDeplo
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cd.Namespace, Name: t.Service}, app); err != nil {
 		return 0, fmt.Errorf("spec.strategy.traffic.service: reading Service %s: %w", t.Service, err)
 	}
-	if err := r.ensureSplitServices(ctx, cd, t, app); err != nil {
-		return 0, err
-	}
 	r.applyOverride(cd)
 	group, step := runningTrafficStep(cd)
 	steered := stepOf(step)
-	if failedTrafficStep(cd) || stepAhead(cd) {
+	if failedTrafficStep(cd) || stepAhead(cd) || rollingBackRejected(cd) {
 		// None of the route's requests go to the updated pods: the
 		// analysis judged them bad (until a new release), or they roll out
 		// for a step that has not begun, which alone decides what share of
-		// the requests they get.
+		// the requests they get; or the release rolls back pods whose
+		// analysis failed, and the stable Service selects the pods it
+		// returns to.
 		steered = &steer.Step{Weight: 0}
 	}
-	if rollingBackRejected(cd) {
-		// The release returns the pods to the revision the rejected one was
-		// replacing: its own pods, the canary, take every request, and the
-		// rejected pods it rolls back none.
-		steered = &steer.Step{Weight: 100}
+	// The route never points at a Service whose selector is about to move:
+	// a plain route is written before the Services change, a steered one
+	// after.
+	if steered == nil {
+		if err := r.syncRoute(ctx, cd, t, nil); err != nil {
+			return 0, err
+		}
 	}
-	if err := r.syncRoute(ctx, cd, t, steered); err != nil {
+	if err := r.ensureSplitServices(ctx, cd, t, app); err != nil {
 		return 0, err
+	}
+	if steered != nil {
+		if err := r.syncRoute(ctx, cd, t, steered); err != nil {
+			return 0, err
+		}
 	}
 	if step == nil {
 		return 0, nil
@@ -104,6 +110,16 @@ func stepAhead(cd *cafev1alpha1.CafeDeployment) bool {
 		}
 	}
 	return true
+}
+
+// stableRevision is the revision the stable Service selects: the current
+// one, or, while a rollback after a failed analysis runs, the revision it
+// returns to (the current revision then names the rejected pods).
+func stableRevision(cd *cafev1alpha1.CafeDeployment) string {
+	if rollingBackRejected(cd) {
+		return cd.Status.UpdateRevision
+	}
+	return cd.Status.CurrentRevision
 }
 
 // rollingBackRejected: the release rolls back a revision whose analysis
@@ -149,7 +165,7 @@ func runningTrafficStep(cd *cafev1alpha1.CafeDeployment) (*cafev1alpha1.ReleaseG
 // app's Service's selector and ports, narrowed to the pods of the update
 // and of the current revision.
 func (r *Reconciler) ensureSplitServices(ctx context.Context, cd *cafev1alpha1.CafeDeployment, t *cafev1alpha1.TrafficStrategy, app *corev1.Service) error {
-	for name, rev := range map[string]string{t.CanaryService(): cd.Status.UpdateRevision, t.StableService(): cd.Status.CurrentRevision} {
+	for name, rev := range map[string]string{t.CanaryService(): cd.Status.UpdateRevision, t.StableService(): stableRevision(cd)} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: cd.Namespace, Name: name}}
 		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
 			if !svc.CreationTimestamp.IsZero() && !metav1.IsControlledBy(svc, cd) {
@@ -268,7 +284,7 @@ func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
 			fmt.Sprintf("group %d: TrafficAnalysis %s failed: %s; HTTPRoute %s sends nothing to %s", k, cd.Spec.Strategy.TrafficStepAfter(k).Analysis.Name, failedReason(cd, k), t.Route, t.CanaryService()))
 	case rollingBackRejected(cd):
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentRollingBackRejectedReason,
-			fmt.Sprintf("rolling back %s, whose analysis failed: HTTPRoute %s sends every request to %s (the pods of %s) until the rollback completes", cd.Status.Release.RejectedRevision, t.Route, t.CanaryService(), cd.Status.UpdateRevision))
+			fmt.Sprintf("rolling back %s, whose analysis failed: HTTPRoute %s sends every request to %s (the pods of %s) until the rollback completes", cd.Status.Release.RejectedRevision, t.Route, t.StableService(), cd.Status.UpdateRevision))
 	case step == nil || group.Traffic.StartTime == nil:
 		msg := "HTTPRoute " + t.Route + " sends to " + t.Service
 		if cd.Status.Release.TrafficStepsSkipped && cd.Status.Release.Phase != cafev1alpha1.ReleasePhaseCompleted {
