@@ -332,7 +332,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(cdwebhook.MutatePath, &webhook.Admission{Handler: &cdwebhook.IdentityStamper{}})
-	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{}})
+	srv.Register(cdwebhook.ValidatePath, &webhook.Admission{Handler: cdwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	self := &admit.Self{Client: mgr.GetClient()}
 	srv.Register(podwebhook.GuardPath, &webhook.Admission{Handler: &podwebhook.Guard{Client: mgr.GetClient(), Slices: slices, CAFE: self}})
 	srv.Register(podwebhook.EvictionPath, &webhook.Admission{Handler: &podwebhook.EvictionGuard{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Slices: slices}})

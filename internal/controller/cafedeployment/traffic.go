@@ -26,9 +26,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 
 // OriginalRulesAnnotation holds, on an HTTPRoute a traffic step steers,
-// the route's rules from before the step (JSON): what CAFE writes back
-// after the step, also after a crash in between.
-const OriginalRulesAnnotation = "cafe.io/original-rules"
+// the route's rules from before the step.
+const OriginalRulesAnnotation = steer.OriginalRulesAnnotation
 
 // syncTraffic realises the release's traffic steps: the canary and stable
 // Services beside the app's, and the route's rules — steered while the
@@ -205,16 +204,9 @@ func (r *Reconciler) syncRoute(ctx context.Context, cd *cafev1alpha1.CafeDeploym
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cd.Namespace, Name: t.Route}, route); err != nil {
 		return fmt.Errorf("spec.strategy.traffic.route: reading HTTPRoute %s: %w", t.Route, err)
 	}
-	original := route.Spec.Rules
-	saved, steered := route.Annotations[OriginalRulesAnnotation]
-	if steered {
-		// Into a slice of its own: decoding into the route's rules would
-		// merge the saved rules into the steered ones.
-		var rules []gatewayv1.HTTPRouteRule
-		if err := json.Unmarshal([]byte(saved), &rules); err != nil {
-			return fmt.Errorf("HTTPRoute %s: annotation %s: %w", t.Route, OriginalRulesAnnotation, err)
-		}
-		original = rules
+	original, steered, err := steer.OriginalRules(route)
+	if err != nil {
+		return fmt.Errorf("HTTPRoute %s: %w", t.Route, err)
 	}
 	want := original
 	if step != nil {

@@ -7,11 +7,33 @@
 package steer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
+
+// OriginalRulesAnnotation holds, on an HTTPRoute a traffic step steers,
+// the route's rules from before the step (JSON): what CAFE writes back
+// after the step, also after a crash in between.
+const OriginalRulesAnnotation = "cafe.io/original-rules"
+
+// OriginalRules are the route's own rules: those saved in
+// OriginalRulesAnnotation while a step steers it (steered true), its
+// rules otherwise.
+func OriginalRules(route *gatewayv1.HTTPRoute) (rules []gatewayv1.HTTPRouteRule, steered bool, err error) {
+	saved, steered := route.Annotations[OriginalRulesAnnotation]
+	if !steered {
+		return route.Spec.Rules, false, nil
+	}
+	// Into a slice of its own: decoding into the route's rules would merge
+	// the saved rules into the steered ones.
+	if err := json.Unmarshal([]byte(saved), &rules); err != nil {
+		return nil, true, fmt.Errorf("annotation %s: %w", OriginalRulesAnnotation, err)
+	}
+	return rules, true, nil
+}
 
 // Backends names the Services a step steers between: the app's, which the
 // route's rules send to outside a step, and the canary and stable Services

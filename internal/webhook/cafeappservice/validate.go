@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,6 +18,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
+	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 )
 
 // ValidatePath is where the Validator is served.
@@ -24,8 +26,9 @@ const ValidatePath = "/validate-cafe-io-v1alpha1-cafeappservice"
 
 // Validator refuses CafeAppService specs the CRD cannot judge.
 type Validator struct {
-	// Reader reads AppRevisions from the API server: a revision recorded a
-	// moment ago must be publishable at once, so no cache.
+	// Reader reads AppRevisions (and the app's HTTPRoute, when it has
+	// traffic steps) from the API server: a revision recorded a moment ago
+	// must be publishable at once, so no cache.
 	Reader client.Reader
 }
 
@@ -37,6 +40,11 @@ func (v Validator) Handle(ctx context.Context, req admission.Request) admission.
 	}
 	if err := ValidateSpec(app); err != nil {
 		return admission.Denied(err.Error())
+	}
+	if t := app.Spec.Workload.Strategy.Traffic; t != nil && !equality.Semantic.DeepEqual(t, old.Spec.Workload.Strategy.Traffic) {
+		if err := cdwebhook.CheckRoute(ctx, v.Reader, app.Namespace, t, "spec.workload.strategy.traffic"); err != nil {
+			return admission.Denied(err.Error())
+		}
 	}
 	if app.Spec.PublishedRevision == "" || app.Spec.PublishedRevision == old.Spec.PublishedRevision {
 		return admission.Allowed("")

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -21,18 +23,30 @@ const ValidatePath = "/validate-cafe-io-v1alpha1-cafedeployment"
 // +kubebuilder:webhook:path=/validate-cafe-io-v1alpha1-cafedeployment,mutating=false,failurePolicy=fail,sideEffects=None,groups=cafe.io,resources=cafedeployments,verbs=create;update,versions=v1alpha1,name=validate.cafedeployments.cafe.io,admissionReviewVersions=v1
 
 // Validator rejects CafeDeployment specs the schema's CEL rules cannot
-// judge: a selector that does not select the template, and release groups
+// judge: a selector that does not select the template, release groups
 // that cannot be planned (custom groups not covering every replica,
-// percentages of unitReplicas adding up past replicas, …).
-type Validator struct{}
+// percentages of unitReplicas adding up past replicas, …), and traffic
+// steps the app's route cannot carry (checked when they are set or
+// changed).
+type Validator struct {
+	// Reader reads the app's HTTPRoute from the API server.
+	Reader client.Reader
+}
 
 // Handle implements admission.Handler.
-func (Validator) Handle(_ context.Context, req admission.Request) admission.Response {
-	cd := &cafev1alpha1.CafeDeployment{}
-	if err := admit.Decode(req.Object, cd, "CafeDeployment"); err != nil {
+func (v Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	cd, old := &cafev1alpha1.CafeDeployment{}, &cafev1alpha1.CafeDeployment{}
+	if err := admit.DecodeChange(req, "CafeDeployment", cd, old); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	return admit.Verdict(validate(cd))
+	if err := validate(cd); err != nil {
+		return admission.Denied(err.Error())
+	}
+	t := cd.Spec.Strategy.Traffic
+	if t == nil || equality.Semantic.DeepEqual(t, old.Spec.Strategy.Traffic) {
+		return admission.Allowed("")
+	}
+	return admit.Verdict(CheckRoute(ctx, v.Reader, cd.Namespace, t, "spec.strategy.traffic"))
 }
 
 func validate(cd *cafev1alpha1.CafeDeployment) error {
