@@ -31,8 +31,9 @@ build: ## Build the cafe binary (also installed as bin/kubectl-cafe).
 	go build -o $(BIN)/demo-app ./examples/demo-app
 
 .PHONY: tools
-tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once); install Debian's prometheus if missing.
+tools: build ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once); install Debian's prometheus and slapd if missing.
 	command -v prometheus >/dev/null || hack/install-debian-packages.sh prometheus
+	test -x /usr/sbin/slapd || hack/install-debian-packages.sh slapd
 	$(BIN)/cafe dev build
 
 $(CONTROLLER_GEN):
