@@ -18,7 +18,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
-	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
+	"github.com/cafe-io/cafe/internal/traffic/routecheck"
 )
 
 // ValidatePath is where the Validator is served.
@@ -42,7 +42,7 @@ func (v Validator) Handle(ctx context.Context, req admission.Request) admission.
 		return admission.Denied(err.Error())
 	}
 	if t := app.Spec.Workload.Strategy.Traffic; t != nil && !equality.Semantic.DeepEqual(t, old.Spec.Workload.Strategy.Traffic) {
-		if err := cdwebhook.CheckRoute(ctx, v.Reader, app.Namespace, t, "spec.workload.strategy.traffic"); err != nil {
+		if err := routecheck.Check(ctx, v.Reader, app.Namespace, t, "spec.workload.strategy.traffic"); err != nil {
 			return admission.Denied(err.Error())
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/admit"
 	"github.com/cafe-io/cafe/internal/release/plan"
+	"github.com/cafe-io/cafe/internal/traffic/routecheck"
 )
 
 // ValidatePath is where the Validator is served.
@@ -46,7 +47,7 @@ func (v Validator) Handle(ctx context.Context, req admission.Request) admission.
 	if t == nil || equality.Semantic.DeepEqual(t, old.Spec.Strategy.Traffic) {
 		return admission.Allowed("")
 	}
-	return admit.Verdict(CheckRoute(ctx, v.Reader, cd.Namespace, t, "spec.strategy.traffic"))
+	return admit.Verdict(routecheck.Check(ctx, v.Reader, cd.Namespace, t, "spec.strategy.traffic"))
 }
 
 func validate(cd *cafev1alpha1.CafeDeployment) error {

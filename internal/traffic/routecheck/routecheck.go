@@ -1,4 +1,8 @@
-package cafedeployment
+// Package routecheck decides, at admission, whether an app's HTTPRoute can
+// carry the traffic steps of a release (the CafeDeployment's and the
+// CafeAppService's webhooks share it): it reads the route and asks
+// package steer to steer it.
+package routecheck
 
 import (
 	"context"
@@ -14,13 +18,13 @@ import (
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch
 
-// CheckRoute refuses traffic steps the app's route cannot carry: the
+// Check refuses traffic steps the app's route cannot carry: the
 // HTTPRoute does not exist, no rule of it sends to the app's Service alone,
 // or a header step would need more rules than a route may hold. field is
 // where the traffic strategy sits (spec.strategy.traffic of a
 // CafeDeployment). A route deleted after admission is reported by the
 // controller, which holds the release.
-func CheckRoute(ctx context.Context, r client.Reader, ns string, t *cafev1alpha1.TrafficStrategy, field string) error {
+func Check(ctx context.Context, r client.Reader, ns string, t *cafev1alpha1.TrafficStrategy, field string) error {
 	route := &gatewayv1.HTTPRoute{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Route}, route); err != nil {
 		if apierrors.IsNotFound(err) {
