@@ -16,6 +16,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -38,6 +39,7 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/classichost"
 	"github.com/cafe-io/cafe/internal/controller/classicset"
 	"github.com/cafe-io/cafe/internal/controller/gatekeeper"
+	iamcontroller "github.com/cafe-io/cafe/internal/controller/iam"
 	"github.com/cafe-io/cafe/internal/controller/inplaceset"
 	"github.com/cafe-io/cafe/internal/controller/nodelifecycle"
 	"github.com/cafe-io/cafe/internal/controller/registrar"
@@ -253,6 +255,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 // manages them (managedPods), ReplicaSets and StatefulSets only where a
 // CafeDeployment made them (ownedPodSets): a release of another
 // controller's 1,000 pods sends CAFE no pod and no ReplicaSet event at all.
+// Of RBAC objects only those CAFE projects (iamProjected).
 // Of EndpointSlices only CAFE's own (those listing classic instances) are
 // in this cache: lossless.Slices watches the others only in the
 // namespaces of the managed pods.
@@ -267,9 +270,17 @@ func cacheOptions() cache.Options {
 			&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{
 				discoveryv1.LabelManagedBy: classicendpoints.ManagedBy,
 			})},
+			&rbacv1.ClusterRole{}:        {Label: iamProjected},
+			&rbacv1.ClusterRoleBinding{}: {Label: iamProjected},
+			&rbacv1.RoleBinding{}:        {Label: iamProjected},
 		},
 	}
 }
+
+// iamProjected selects the RBAC objects CAFE projects from IAMRoles and
+// IAMRoleBindings: the only ones it watches (a cluster's other roles and
+// bindings are none of its business).
+var iamProjected = labels.SelectorFromSet(labels.Set{cafev1alpha1.IAMManagedLabel: cafev1alpha1.IAMManagedValue})
 
 // managedPods selects the pods CAFE creates, in place (InPlaceSet) and
 // through its native pod sets (ReplicaSet, StatefulSet templates): all carry
@@ -397,6 +408,14 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	hosts := &classichost.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("classichost"), StaleAfter: opts.ClassicHostStaleAfter}
 	if err := hosts.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the classic host controller: %w", err)
+	}
+	roles := &iamcontroller.RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("iamrole")}
+	if err := roles.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the IAMRole controller: %w", err)
+	}
+	bindings := &iamcontroller.BindingReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("iamrolebinding")}
+	if err := bindings.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the IAMRoleBinding controller: %w", err)
 	}
 	return nil
 }

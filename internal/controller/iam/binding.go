@@ -1,0 +1,192 @@
+package iam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/iam"
+)
+
+// BindingReconciler keeps each IAMRoleBinding's RBAC bindings.
+type BindingReconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager watches IAMRoleBindings, the bindings they project,
+// IAMRoles (a binding waits for its role) and namespaces (a selector's
+// matches change with their labels).
+func (r *BindingReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("iamrolebinding").
+		For(&cafev1alpha1.IAMRoleBinding{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&rbacv1.ClusterRoleBinding{}).
+		Watches(&cafev1alpha1.IAMRole{}, handler.EnqueueRequestsFromMapFunc(r.bindingsOfRole)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.selectingBindings)).
+		Complete(r)
+}
+
+func (r *BindingReconciler) bindingsOfRole(ctx context.Context, obj client.Object) []ctrl.Request {
+	return r.bindingsWhere(ctx, func(b *cafev1alpha1.IAMRoleBinding) bool { return b.Spec.Role == obj.GetName() })
+}
+
+// selectingBindings are the bindings whose scope names or selects
+// namespaces: any namespace event may change what they cover.
+func (r *BindingReconciler) selectingBindings(ctx context.Context, _ client.Object) []ctrl.Request {
+	return r.bindingsWhere(ctx, func(b *cafev1alpha1.IAMRoleBinding) bool { return !b.Spec.Scope.Cluster })
+}
+
+func (r *BindingReconciler) bindingsWhere(ctx context.Context, match func(*cafev1alpha1.IAMRoleBinding) bool) []ctrl.Request {
+	list := &cafev1alpha1.IAMRoleBindingList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return nil
+	}
+	var out []ctrl.Request
+	for i := range list.Items {
+		if match(&list.Items[i]) {
+			out = append(out, ctrl.Request{NamespacedName: client.ObjectKey{Name: list.Items[i].Name}})
+		}
+	}
+	return out
+}
+
+// Reconcile projects one IAMRoleBinding: its bindings where its scope
+// says, none elsewhere.
+func (r *BindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	b := &cafev1alpha1.IAMRoleBinding{}
+	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := b.Status.DeepCopy()
+	err := r.project(ctx, b)
+	b.Status.ObservedGeneration = b.Generation
+	if !equality.Semantic.DeepEqual(before, &b.Status) {
+		if serr := r.Client.Status().Update(ctx, b); serr != nil && !apierrors.IsConflict(serr) {
+			err = errors.Join(err, fmt.Errorf("writing the status of IAMRoleBinding %s: %w", b.Name, serr))
+		}
+	}
+	return ctrl.Result{}, err
+}
+
+// project writes the binding's RBAC bindings and its Ready condition. A
+// binding whose role does not exist grants nothing: its bindings are
+// removed until the role exists.
+func (r *BindingReconciler) project(ctx context.Context, b *cafev1alpha1.IAMRoleBinding) error {
+	role := &cafev1alpha1.IAMRole{}
+	err := r.Client.Get(ctx, client.ObjectKey{Name: b.Spec.Role}, role)
+	switch {
+	case apierrors.IsNotFound(err):
+		r.notReady(b, cafev1alpha1.IAMReasonRoleNotFound, fmt.Sprintf("spec.role: IAMRole %s does not exist; the binding grants nothing", b.Spec.Role))
+		b.Status.NamespaceCount = 0
+		return r.prune(ctx, b, nil, false)
+	case err != nil:
+		return fmt.Errorf("reading IAMRole %s: %w", b.Spec.Role, err)
+	}
+	if b.Spec.Scope.Cluster {
+		if err := applyOwned(ctx, r.Client, r.Scheme, b, iam.ClusterRoleBinding(b)); err != nil {
+			r.notReady(b, cafev1alpha1.IAMReasonRBACError, err.Error())
+			return err
+		}
+		b.Status.NamespaceCount = 0
+		setReady(&b.Status.Conditions, b.Generation, metav1.ConditionTrue, cafev1alpha1.IAMReasonProjected,
+			fmt.Sprintf("ClusterRoleBinding %s grants ClusterRole %s cluster-wide", iam.BindingName(b.Name), iam.ClusterRoleName(b.Spec.Role)))
+		return r.prune(ctx, b, nil, true)
+	}
+	namespaces, err := r.namespacesInScope(ctx, b.Spec.Scope)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range namespaces {
+		errs = append(errs, applyOwned(ctx, r.Client, r.Scheme, b, iam.RoleBinding(b, ns)))
+	}
+	errs = append(errs, r.prune(ctx, b, namespaces, false))
+	b.Status.NamespaceCount = int32(len(namespaces))
+	switch err := errors.Join(errs...); {
+	case err != nil:
+		r.notReady(b, cafev1alpha1.IAMReasonRBACError, err.Error())
+		return err
+	case len(namespaces) == 0:
+		r.notReady(b, cafev1alpha1.IAMReasonNoNamespaceMatched, "spec.scope: no namespace matches; the binding grants nothing until one does")
+	default:
+		setReady(&b.Status.Conditions, b.Generation, metav1.ConditionTrue, cafev1alpha1.IAMReasonProjected,
+			fmt.Sprintf("RoleBindings %s grant ClusterRole %s in %d namespaces", iam.BindingName(b.Name), iam.ClusterRoleName(b.Spec.Role), len(namespaces)))
+	}
+	return nil
+}
+
+// namespacesInScope are the existing namespaces the scope names or
+// selects, sorted; terminating ones are left out.
+func (r *BindingReconciler) namespacesInScope(ctx context.Context, scope cafev1alpha1.IAMScope) ([]string, error) {
+	list := &corev1.NamespaceList{}
+	opts := []client.ListOption{}
+	if scope.NamespaceSelector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(scope.NamespaceSelector)
+		if err != nil {
+			return nil, fmt.Errorf("spec.scope.namespaceSelector: %w", err)
+		}
+		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+	}
+	if err := r.Client.List(ctx, list, opts...); err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	var out []string
+	for _, ns := range list.Items {
+		if ns.Status.Phase == corev1.NamespaceTerminating {
+			continue
+		}
+		if scope.NamespaceSelector != nil || slices.Contains(scope.Namespaces, ns.Name) {
+			out = append(out, ns.Name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// prune deletes the binding's RoleBindings outside keep, and its
+// ClusterRoleBinding unless keepCluster.
+func (r *BindingReconciler) prune(ctx context.Context, b *cafev1alpha1.IAMRoleBinding, keep []string, keepCluster bool) error {
+	mine := client.MatchingLabels{cafev1alpha1.IAMBindingLabel: b.Name}
+	rbs := &rbacv1.RoleBindingList{}
+	if err := r.Client.List(ctx, rbs, mine); err != nil {
+		return fmt.Errorf("listing the RoleBindings of IAMRoleBinding %s: %w", b.Name, err)
+	}
+	var errs []error
+	for i := range rbs.Items {
+		rb := &rbs.Items[i]
+		if !slices.Contains(keep, rb.Namespace) && metav1.IsControlledBy(rb, b) {
+			errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, rb)))
+		}
+	}
+	if !keepCluster {
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: iam.BindingName(b.Name)}}
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(crb), crb); err == nil && metav1.IsControlledBy(crb, b) {
+			errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, crb)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *BindingReconciler) notReady(b *cafev1alpha1.IAMRoleBinding, reason, msg string) {
+	if !meta.IsStatusConditionPresentAndEqual(b.Status.Conditions, cafev1alpha1.IAMReadyCondition, metav1.ConditionFalse) {
+		r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, reason, "Project", "%s", msg)
+	}
+	setReady(&b.Status.Conditions, b.Generation, metav1.ConditionFalse, reason, msg)
+}
