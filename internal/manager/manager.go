@@ -54,6 +54,7 @@ import (
 	appwebhook "github.com/cafe-io/cafe/internal/webhook/cafeappservice"
 	cdwebhook "github.com/cafe-io/cafe/internal/webhook/cafedeployment"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
+	iamwebhook "github.com/cafe-io/cafe/internal/webhook/iam"
 	nhrwebhook "github.com/cafe-io/cafe/internal/webhook/nodehealthreport"
 	podwebhook "github.com/cafe-io/cafe/internal/webhook/pod"
 	tawebhook "github.com/cafe-io/cafe/internal/webhook/trafficanalysis"
@@ -354,6 +355,8 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 	srv.Register(nhrwebhook.MutatePath, &webhook.Admission{Handler: nhrwebhook.Stamper{}})
 	srv.Register(nhrwebhook.ValidatePath, &webhook.Admission{Handler: nhrwebhook.Validator{Reader: mgr.GetAPIReader()}})
 	srv.Register(tawebhook.ValidatePath, &webhook.Admission{Handler: tawebhook.Validator{Prometheus: opts.prometheus()}})
+	srv.Register(iamwebhook.RolePath, &webhook.Admission{Handler: iamwebhook.RoleValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
+	srv.Register(iamwebhook.BindingPath, &webhook.Admission{Handler: iamwebhook.BindingValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	registerReleaseOrderWebhooks(srv, mgr, c, opts.namespace(), opts.Approval)
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
