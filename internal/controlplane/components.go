@@ -27,15 +27,17 @@ type Ports struct {
 	RegistryPeer int `json:"registryPeer,omitempty"`
 	// Prometheus is the Prometheus server's HTTP port (Config.Traffic).
 	Prometheus int `json:"prometheus,omitempty"`
+	// Directory is the directory's LDAPS port (Config.Directory).
+	Directory int `json:"directory,omitempty"`
 }
 
 func pickPorts() (Ports, error) {
-	p, err := FreePorts(12)
+	p, err := FreePorts(13)
 	if err != nil {
 		return Ports{}, err
 	}
 	return Ports{EtcdClient: p[0], EtcdPeer: p[1], APIServer: p[2], ControllerManager: p[3], Scheduler: p[4], Kwok: p[5],
-		Gateway: p[6], GatewayAdmin: p[7], PodEmulator: p[8], Registry: p[9], RegistryPeer: p[10], Prometheus: p[11]}, nil
+		Gateway: p[6], GatewayAdmin: p[7], PodEmulator: p[8], Registry: p[9], RegistryPeer: p[10], Prometheus: p[11], Directory: p[12]}, nil
 }
 
 // layout names every file of one control plane under its state directory.
@@ -47,6 +49,7 @@ func (l layout) pki() string                 { return filepath.Join(l.dir, "pki"
 func (l layout) etcdData() string            { return filepath.Join(l.dir, "etcd") }
 func (l layout) registryData() string        { return filepath.Join(l.dir, "registry") }
 func (l layout) prometheus() string          { return filepath.Join(l.dir, "prometheus") }
+func (l layout) directory() string           { return filepath.Join(l.dir, "directory") }
 func (l layout) logs() string                { return filepath.Join(l.dir, "logs") }
 func (l layout) log(component string) string { return filepath.Join(l.dir, "logs", component+".log") }
 func (l layout) kubeconfig(id Identity) string {

@@ -42,6 +42,10 @@ type Config struct {
 	// emulator (cafe dev emulate-pods, run from CafeBinary) and a real
 	// Gateway API gateway (Traefik) on loopback. See docs/traffic.md.
 	Traffic bool
+	// Directory runs an OpenLDAP directory (Debian's slapd) on loopback,
+	// seeded with the demo users and groups (DemoDirectory); see
+	// docs/iam.md.
+	Directory bool
 	// CafeBinary is the cafe executable the pod emulator runs from.
 	CafeBinary string
 	// PodDelays simulate kubelet latencies (kwok stage delays); zero: none.
@@ -202,6 +206,11 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	}
 	if cp.network != nil {
 		if err := cp.startTraffic(ctx, admin); err != nil {
+			return err
+		}
+	}
+	if cp.cfg.Directory {
+		if err := cp.startDirectory(ctx); err != nil {
 			return err
 		}
 	}

@@ -64,6 +64,11 @@ func (p PKI) EtcdKey() string           { return filepath.Join(p.Dir, "etcd.key"
 func (p PKI) EtcdClientCert() string    { return filepath.Join(p.Dir, "apiserver-etcd-client.crt") }
 func (p PKI) EtcdClientKey() string     { return filepath.Join(p.Dir, "apiserver-etcd-client.key") }
 func (p PKI) ServiceAccountPub() string { return filepath.Join(p.Dir, "sa.pub") }
+
+// DirectoryCert and DirectoryKey are the directory's (slapd's) serving
+// certificate for 127.0.0.1, signed by the CA.
+func (p PKI) DirectoryCert() string { return filepath.Join(p.Dir, "directory.crt") }
+func (p PKI) DirectoryKey() string  { return filepath.Join(p.Dir, "directory.key") }
 func (p PKI) ClientCert(id Identity) string {
 	return filepath.Join(p.Dir, id.Name+".crt")
 }
@@ -106,6 +111,15 @@ func GeneratePKI(dir string, identities ...Identity) (PKI, error) {
 	}
 	if err := issueEtcdCerts(p, caCert, caKey); err != nil {
 		return p, err
+	}
+	if !exists(p.DirectoryCert()) {
+		tmpl := leafTemplate("directory", nil)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		if err := issue(tmpl, caCert, caKey, p.DirectoryCert(), p.DirectoryKey()); err != nil {
+			return p, fmt.Errorf("issuing the directory's certificate: %w", err)
+		}
 	}
 	if !exists(p.ServiceAccountKey()) {
 		if err := writeServiceAccountKeys(p); err != nil {

@@ -41,6 +41,10 @@ type Slapd struct {
 	ReaderPassword string
 }
 
+// ReaderPasswordFile is the file, in SlapdConfig.Dir, holding the reader's
+// password (mode 0600).
+const ReaderPasswordFile = "reader-password"
+
 // slapdModules is where Debian's slapd package keeps its modules.
 const slapdModules = "/usr/lib/ldap"
 
@@ -68,7 +72,7 @@ func PrepareSlapd(ctx context.Context, cfg SlapdConfig) (*Slapd, error) {
 		return nil, err
 	}
 	confDir, dataDir := filepath.Join(cfg.Dir, "slapd.d"), filepath.Join(cfg.Dir, "data")
-	secretFile := filepath.Join(cfg.Dir, "reader-password")
+	secretFile := filepath.Join(cfg.Dir, ReaderPasswordFile)
 	s := &Slapd{Binary: slapd, URL: "ldaps://127.0.0.1:" + strconv.Itoa(cfg.Port)}
 	s.Args = []string{"-d", "0", "-h", s.URL + "/", "-F", confDir}
 	if raw, err := os.ReadFile(secretFile); err == nil {

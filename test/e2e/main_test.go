@@ -41,7 +41,7 @@ func run(m *testing.M) int {
 	// real gateway (Traefik) routes to them; see traffic_test.go. Three
 	// classic hosts, one per zone, run instances beside the pods; see
 	// classic_traffic_test.go.
-	env, err = framework.StartEnv(ctx, framework.EnvOptions{Traffic: true, ClassicHosts: 3})
+	env, err = framework.StartEnv(ctx, framework.EnvOptions{Traffic: true, Directory: true, ClassicHosts: 3})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
 		return 1

@@ -156,6 +156,8 @@ type EnvOptions struct {
 	// Traffic runs the pod network, the pod emulator (from CafeBinary) and
 	// the gateway (controlplane.Config.Traffic).
 	Traffic bool
+	// Directory runs the OpenLDAP directory (controlplane.Config.Directory).
+	Directory bool
 	// ClassicHosts runs that many classic hosts (agents from CafeBinary,
 	// in network namespaces of their own with Traffic) and the demo app's
 	// artifact store.
@@ -205,6 +207,7 @@ func StartEnv(ctx context.Context, opts EnvOptions) (*devenv.Env, error) {
 			BinDir:     BinDir(),
 			Topology:   topology,
 			Traffic:    opts.Traffic,
+			Directory:  opts.Directory,
 			CafeBinary: cafe,
 			Out:        out,
 		},
