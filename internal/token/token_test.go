@@ -135,4 +135,3 @@ func TestTheAPIServerAuthenticatesCAFEsTokens(t *testing.T) {
 	g.Expect(r.Status.UserInfo.Groups).To(ContainElement("dir:system:masters"))
 	g.Expect(r.Status.UserInfo.Groups).NotTo(ContainElement("system:masters"))
 }
-
