@@ -153,3 +153,17 @@ func (cp *ControlPlane) DirectoryClient() (directory.Client, error) {
 	}
 	return directory.Client{URL: cp.DirectoryURL(), RootCAs: roots, Directory: DemoDirectory(), ReaderPassword: string(reader)}, nil
 }
+
+// DirectoryAdmin changes the directory's users and groups as its
+// administrator (what the bank's IAM team does in its own tools).
+func (cp *ControlPlane) DirectoryAdmin() (directory.Admin, error) {
+	c, err := cp.DirectoryClient()
+	if err != nil {
+		return directory.Admin{}, err
+	}
+	pw, err := os.ReadFile(filepath.Join(cp.layout.directory(), directory.AdminPasswordFile))
+	if err != nil {
+		return directory.Admin{}, fmt.Errorf("reading the directory's administrator password: %w", err)
+	}
+	return directory.Admin{URL: c.URL, RootCAs: c.RootCAs, Directory: c.Directory, Password: string(pw)}, nil
+}

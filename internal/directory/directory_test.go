@@ -2,26 +2,17 @@ package directory_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	. "github.com/onsi/gomega"
 
 	"github.com/cafe-io/cafe/internal/directory"
+	"github.com/cafe-io/cafe/internal/directory/directorytest"
 )
 
 var bank = directory.Directory{
@@ -38,103 +29,13 @@ var bank = directory.Directory{
 	},
 }
 
-// server is a real slapd on loopback, seeded with bank.
-type server struct {
-	dir    string
-	port   int
-	roots  *x509.CertPool
-	cert   string
-	key    string
-	cmd    *exec.Cmd
-	reader string
-}
-
-func startServer(t *testing.T, g *WithT, dir string, port int, roots *x509.CertPool, cert, key string) *server {
-	t.Helper()
-	if _, _, err := directory.SlapdBinaries(); err != nil {
-		t.Fatalf("%v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := directory.PrepareSlapd(ctx, directory.SlapdConfig{Dir: dir, Port: port, CertFile: cert, KeyFile: key, Directory: bank})
-	g.Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(s.Binary, s.Args...)
-	log, err := os.Create(filepath.Join(dir, "slapd.log"))
-	g.Expect(err).NotTo(HaveOccurred())
-	cmd.Stdout, cmd.Stderr = log, log
-	g.Expect(cmd.Start()).To(Succeed())
-	srv := &server{dir: dir, port: port, roots: roots, cert: cert, key: key, cmd: cmd, reader: s.ReaderPassword}
-	t.Cleanup(srv.stop)
-	// Ready once the reader can search over TLS.
-	g.Eventually(func() error {
-		_, err := srv.client().Lookup(ctx, "alice")
-		return err
-	}).WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).Should(Succeed(), "slapd serving; its log: %s", filepath.Join(dir, "slapd.log"))
-	return srv
-}
-
-func (s *server) stop() {
-	if s.cmd.ProcessState == nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	}
-}
-
-func (s *server) url() string { return "ldaps://127.0.0.1:" + itoa(s.port) }
-
-func (s *server) client() directory.Client {
-	return directory.Client{URL: s.url(), RootCAs: s.roots, Directory: bank, ReaderPassword: s.reader}
-}
-
-func itoa(n int) string { return big.NewInt(int64(n)).String() }
-
-func freePort(g *WithT) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	g.Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// servingCert writes a CA and a serving certificate for 127.0.0.1 signed
-// by it into dir.
-func servingCert(g *WithT, dir string) (*x509.CertPool, string, string) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	g.Expect(err).NotTo(HaveOccurred())
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	g.Expect(err).NotTo(HaveOccurred())
-	caCert, err := x509.ParseCertificate(caDER)
-	g.Expect(err).NotTo(HaveOccurred())
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	g.Expect(err).NotTo(HaveOccurred())
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "directory"}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	g.Expect(err).NotTo(HaveOccurred())
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	g.Expect(err).NotTo(HaveOccurred())
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	g.Expect(os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)).To(Succeed())
-	g.Expect(os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)).To(Succeed())
-	roots := x509.NewCertPool()
-	roots.AddCert(caCert)
-	return roots, certFile, keyFile
-}
-
-func newServer(t *testing.T, g *WithT) *server {
-	tls := t.TempDir()
-	roots, cert, key := servingCert(g, tls)
-	return startServer(t, g, t.TempDir(), freePort(g), roots, cert, key)
-}
-
 // Against Debian's slapd on loopback: a user's password is checked by a
 // bind as the user, their groups are read; a wrong password, an unknown
 // user, an empty password and a disabled account are refused alike.
 func TestAuthenticateAgainstARealDirectory(t *testing.T) {
 	g := NewWithT(t)
-	s := newServer(t, g)
-	c := s.client()
+	s := directorytest.Start(t, bank)
+	c := s.Client
 	ctx := context.Background()
 
 	alice, err := c.Authenticate(ctx, "alice", "alice-secret")
@@ -170,26 +71,26 @@ func TestAuthenticateAgainstARealDirectory(t *testing.T) {
 // over plain LDAP.
 func TestTheDirectoryIsReachedOnlyOverVerifiedTLSAndNeverAnonymously(t *testing.T) {
 	g := NewWithT(t)
-	s := newServer(t, g)
+	s := directorytest.Start(t, bank)
 	ctx := context.Background()
 
-	untrusting := s.client()
+	untrusting := s.Client
 	untrusting.RootCAs = x509.NewCertPool()
 	_, err := untrusting.Authenticate(ctx, "alice", "alice-secret")
 	g.Expect(err).To(MatchError(directory.ErrUnreachable), "a certificate the client does not trust")
 
-	plain := s.client()
-	plain.URL = "ldap://127.0.0.1:" + itoa(s.port)
+	plain := s.Client
+	plain.URL = "ldap://" + strings.TrimPrefix(s.URL, "ldaps://")
 	_, err = plain.Authenticate(ctx, "alice", "alice-secret")
 	g.Expect(err).To(MatchError(ContainSubstring("only ldaps://")))
 
-	wrongReader := s.client()
+	wrongReader := s.Client
 	wrongReader.ReaderPassword = "guess"
 	_, err = wrongReader.Lookup(ctx, "alice")
 	g.Expect(err).To(MatchError(directory.ErrUnreachable))
 
 	// An anonymous client sees nothing.
-	conn, err := ldap.DialURL(s.url(), ldap.DialWithTLSConfig(tlsTrusting(s.roots)))
+	conn, err := ldap.DialURL(s.URL, ldap.DialWithTLSConfig(tlsTrusting(s.Roots)))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer conn.Close()
 	_, err = conn.Search(ldap.NewSearchRequest("dc=bank,dc=example", ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
@@ -207,17 +108,36 @@ func TestTheDirectoryIsReachedOnlyOverVerifiedTLSAndNeverAnonymously(t *testing.
 }
 
 // A server prepared again on its directory keeps its database: a restart,
-// not a new directory.
+// not a new directory; the administrator's changes stay.
 func TestASlapdPreparedAgainKeepsItsDatabase(t *testing.T) {
 	g := NewWithT(t)
-	tlsDir, dir := t.TempDir(), t.TempDir()
-	roots, cert, key := servingCert(g, tlsDir)
-	first := startServer(t, g, dir, freePort(g), roots, cert, key)
-	first.stop()
-	second := startServer(t, g, dir, freePort(g), roots, cert, key)
-	g.Expect(second.reader).To(Equal(first.reader))
-	_, err := second.client().Authenticate(context.Background(), "alice", "alice-secret")
+	s := directorytest.Start(t, bank)
+	ctx := context.Background()
+	g.Expect(s.Admin.RemoveMember(ctx, "app-dev", "alice")).To(Succeed())
+	reader := s.Client.ReaderPassword
+	s.Restart()
+	g.Expect(s.Client.ReaderPassword).To(Equal(reader))
+	alice, err := s.Client.Authenticate(ctx, "alice", "alice-secret")
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(alice.Groups).To(Equal([]string{"release-approvers"}))
+}
+
+// The administrator changes memberships and disables accounts; the next
+// authentication sees it.
+func TestTheAdministratorsChangesReachTheNextAuthentication(t *testing.T) {
+	g := NewWithT(t)
+	s := directorytest.Start(t, bank)
+	ctx := context.Background()
+	g.Expect(s.Admin.AddMember(ctx, "auditors", "bob")).To(Succeed())
+	bob, err := s.Client.Authenticate(ctx, "bob", "bob-secret")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bob.Groups).To(Equal([]string{"auditors", "release-approvers"}))
+	g.Expect(s.Admin.Disable(ctx, "bob")).To(Succeed())
+	_, err = s.Client.Authenticate(ctx, "bob", "bob-secret")
+	g.Expect(err).To(MatchError(directory.ErrInvalidCredentials))
+	wrong := s.Admin
+	wrong.Password = "guess"
+	g.Expect(wrong.AddMember(ctx, "auditors", "alice")).To(MatchError(ContainSubstring("binding as the directory's administrator")))
 }
 
 func TestADirectoryWithMembersThatAreNotUsersIsRefused(t *testing.T) {

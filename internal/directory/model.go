@@ -84,6 +84,10 @@ func (d Directory) UserDN(name string) string { return "uid=" + name + ",ou=peop
 // GroupDN is the entry of group name.
 func (d Directory) GroupDN(name string) string { return "cn=" + name + ",ou=groups," + d.Base }
 
+// AdminDN is the directory's administrator (who changes its users and
+// groups: the bank's IAM team; the tests).
+func (d Directory) AdminDN() string { return "cn=admin," + d.Base }
+
 // ReaderDN is the read-only account CAFE searches with.
 func (d Directory) ReaderDN() string { return "cn=cafe-reader," + d.Base }
 

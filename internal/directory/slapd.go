@@ -39,11 +39,19 @@ type Slapd struct {
 	// ReaderPassword is the password of Directory.ReaderDN, generated
 	// with the database and kept in Dir (mode 0600).
 	ReaderPassword string
+	// AdminPassword is the password of Directory.AdminDN (the directory's
+	// administrator, who changes users and groups), generated and kept
+	// likewise.
+	AdminPassword string
 }
 
 // ReaderPasswordFile is the file, in SlapdConfig.Dir, holding the reader's
 // password (mode 0600).
 const ReaderPasswordFile = "reader-password"
+
+// AdminPasswordFile is the file, in SlapdConfig.Dir, holding the
+// administrator's password (mode 0600).
+const AdminPasswordFile = "admin-password"
 
 // slapdModules is where Debian's slapd package keeps its modules.
 const slapdModules = "/usr/lib/ldap"
@@ -75,8 +83,13 @@ func PrepareSlapd(ctx context.Context, cfg SlapdConfig) (*Slapd, error) {
 	secretFile := filepath.Join(cfg.Dir, ReaderPasswordFile)
 	s := &Slapd{Binary: slapd, URL: "ldaps://127.0.0.1:" + strconv.Itoa(cfg.Port)}
 	s.Args = []string{"-d", "0", "-h", s.URL + "/", "-F", confDir}
+	adminFile := filepath.Join(cfg.Dir, AdminPasswordFile)
 	if raw, err := os.ReadFile(secretFile); err == nil {
-		s.ReaderPassword = string(raw)
+		admin, err := os.ReadFile(adminFile)
+		if err != nil {
+			return nil, err
+		}
+		s.ReaderPassword, s.AdminPassword = string(raw), string(admin)
 		return s, nil
 	}
 	for _, d := range []string{confDir, dataDir} {
@@ -95,7 +108,18 @@ func PrepareSlapd(ctx context.Context, cfg SlapdConfig) (*Slapd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the directory's seed: %w", err)
 	}
-	if err := slapadd0(ctx, slapadd, confDir, configLDIF(cfg, dataDir)); err != nil {
+	admin, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	adminHash, err := ssha512(admin)
+	if err != nil {
+		return nil, err
+	}
+	if err := slapadd0(ctx, slapadd, confDir, configLDIF(cfg, dataDir, adminHash)); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(adminFile, []byte(admin), 0o600); err != nil {
 		return nil, err
 	}
 	if err := run(ctx, slapadd, []string{"-n1", "-F", confDir, "-l", "/dev/stdin"}, ldif); err != nil {
@@ -105,7 +129,7 @@ func PrepareSlapd(ctx context.Context, cfg SlapdConfig) (*Slapd, error) {
 	if err := os.WriteFile(secretFile, []byte(seed), 0o600); err != nil {
 		return nil, err
 	}
-	s.ReaderPassword = seed
+	s.ReaderPassword, s.AdminPassword = seed, admin
 	return s, nil
 }
 
@@ -118,8 +142,9 @@ func slapadd0(ctx context.Context, slapadd, confDir, ldif string) error {
 
 // configLDIF is cn=config: the modules (mdb, the password policy, salted
 // SHA-2 hashes), the schemas, TLS, and one database whose only access is
-// the reader's reads and each user's bind with their own password.
-func configLDIF(cfg SlapdConfig, dataDir string) string {
+// the reader's reads, each user's bind with their own password, and the
+// administrator (the database's root, adminHash its password's hash).
+func configLDIF(cfg SlapdConfig, dataDir, adminHash string) string {
 	d := cfg.Directory
 	return strings.Join([]string{
 		"dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcTLSCertificateFile: " + cfg.CertFile + "\nolcTLSCertificateKeyFile: " + cfg.KeyFile +
@@ -134,6 +159,7 @@ func configLDIF(cfg SlapdConfig, dataDir string) string {
 		"dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {0}config\nolcAccess: {0}to * by * none\n",
 		"dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\nolcDatabase: {1}mdb\nolcSuffix: " + d.Base +
 			"\nolcDbDirectory: " + dataDir + "\nolcDbMaxSize: 104857600" +
+			"\nolcRootDN: " + d.AdminDN() + "\nolcRootPW: " + adminHash +
 			"\nolcAccess: {0}to attrs=userPassword by anonymous auth by * none" +
 			"\nolcAccess: {1}to * by dn.exact=\"" + d.ReaderDN() + "\" read by * none\n",
 		"dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config\nobjectClass: olcOverlayConfig\nobjectClass: olcPPolicyConfig\nolcOverlay: {0}ppolicy\nolcPPolicyDefault: " +
