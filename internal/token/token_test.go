@@ -11,7 +11,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -126,6 +128,16 @@ func TestTheAPIServerAuthenticatesCAFEsTokens(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = review(tooLong)
 	g.Expect(apierrors.IsUnauthorized(err)).To(BeTrue(), "a token living longer than an hour (the configuration's claim rule): %v", err)
+
+	// The signing key is kept in a Secret: created once, the same after.
+	adminClient, err := client.New(admin, client.Options{Scheme: scheme.New()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(adminClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cafe-system"}})).To(Succeed())
+	first, err := token.EnsureKey(ctx, adminClient, "cafe-system")
+	g.Expect(err).NotTo(HaveOccurred())
+	again, err := token.EnsureKey(ctx, adminClient, "cafe-system")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(again.Equal(first)).To(BeTrue())
 
 	// A group named like a Kubernetes system group stays the directory's.
 	masters, _, err := issuer.Issue("mallory", []string{"system:masters"})
