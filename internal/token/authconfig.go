@@ -2,6 +2,8 @@ package token
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -41,4 +43,33 @@ func AuthenticationConfig(issuerURL, audience, caPEM string) ([]byte, error) {
 		}},
 	}
 	return yaml.Marshal(cfg)
+}
+
+// EmptyAuthenticationConfig trusts no issuer: what an API server starts
+// with before CAFE serves its keys (it reloads the file when CAFE writes
+// AuthenticationConfig into it).
+func EmptyAuthenticationConfig() []byte {
+	return []byte("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt: []\n")
+}
+
+// WriteFileAtomic replaces path with data (0600) in one rename, so the API
+// server never reads half a configuration.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".authentication-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
