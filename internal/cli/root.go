@@ -14,6 +14,7 @@ import (
 	"github.com/cafe-io/cafe/internal/cli/deploy"
 	"github.com/cafe-io/cafe/internal/cli/dev"
 	"github.com/cafe-io/cafe/internal/cli/host"
+	"github.com/cafe-io/cafe/internal/cli/logincmd"
 	"github.com/cafe-io/cafe/internal/cli/managercmd"
 	"github.com/cafe-io/cafe/internal/cli/release"
 	"github.com/cafe-io/cafe/internal/version"
@@ -45,10 +46,12 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 		&cobra.Group{ID: "run", Title: "Run CAFE:"},
 		&cobra.Group{ID: "release", Title: "Release:"},
 		&cobra.Group{ID: "hosts", Title: "Classic hosts:"},
+		&cobra.Group{ID: "access", Title: "Access:"},
 	)
 	addToGroup(root, "run", dev.NewCmd(streams), managercmd.NewCmd(streams))
 	addToGroup(root, "release", deploy.NewCmd(streams), app.NewCmd(streams), release.NewCmd(streams), release.NewAuditCmd(streams))
 	addToGroup(root, "hosts", host.NewCmd(streams), agentcmd.NewCmd(streams))
+	addToGroup(root, "access", logincmd.NewCmd(streams), logincmd.NewCredentialCmd(streams))
 	return root
 }
 

@@ -45,11 +45,14 @@ type layout struct {
 	dir string
 }
 
-func (l layout) pki() string                 { return filepath.Join(l.dir, "pki") }
-func (l layout) etcdData() string            { return filepath.Join(l.dir, "etcd") }
-func (l layout) registryData() string        { return filepath.Join(l.dir, "registry") }
-func (l layout) prometheus() string          { return filepath.Join(l.dir, "prometheus") }
-func (l layout) directory() string           { return filepath.Join(l.dir, "directory") }
+func (l layout) pki() string          { return filepath.Join(l.dir, "pki") }
+func (l layout) etcdData() string     { return filepath.Join(l.dir, "etcd") }
+func (l layout) registryData() string { return filepath.Join(l.dir, "registry") }
+func (l layout) prometheus() string   { return filepath.Join(l.dir, "prometheus") }
+func (l layout) directory() string    { return filepath.Join(l.dir, "directory") }
+func (l layout) authenticationConfig() string {
+	return filepath.Join(l.dir, "authentication.yaml")
+}
 func (l layout) logs() string                { return filepath.Join(l.dir, "logs") }
 func (l layout) log(component string) string { return filepath.Join(l.dir, "logs", component+".log") }
 func (l layout) kubeconfig(id Identity) string {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cafe-io/cafe/internal/controlplane/kwokstages"
 	"github.com/cafe-io/cafe/internal/podnet"
+	"github.com/cafe-io/cafe/internal/token"
 )
 
 // Config describes one local control plane.
@@ -181,7 +182,16 @@ func (cp *ControlPlane) startOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := cp.run(ctx, "kube-apiserver", cp.profiled(apiServerArgs(l, ports, cp.pki)), func(ctx context.Context) error {
+	apiArgs := apiServerArgs(l, ports, cp.pki)
+	if cp.cfg.Directory {
+		// CAFE's token issuer is trusted once CAFE serves its keys: the
+		// API server reloads this file when devenv writes the issuer in.
+		if err := os.WriteFile(l.authenticationConfig(), token.EmptyAuthenticationConfig(), 0o600); err != nil {
+			return err
+		}
+		apiArgs = append(apiArgs, "--authentication-config="+l.authenticationConfig())
+	}
+	if err := cp.run(ctx, "kube-apiserver", cp.profiled(apiArgs), func(ctx context.Context) error {
 		return waitAPIServerReady(ctx, admin)
 	}); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cafe-io/cafe/internal/directory"
+	"github.com/cafe-io/cafe/internal/token"
 )
 
 // DirectoryComponent names the directory server (logs, Restart, Kill).
@@ -166,4 +167,18 @@ func (cp *ControlPlane) DirectoryAdmin() (directory.Admin, error) {
 		return directory.Admin{}, fmt.Errorf("reading the directory's administrator password: %w", err)
 	}
 	return directory.Admin{URL: c.URL, RootCAs: c.RootCAs, Directory: c.Directory, Password: string(pw)}, nil
+}
+
+// TrustIssuer makes the API server accept the tokens of issuer (an https
+// URL; caPEM the CA of its serving certificate) with audience, through its
+// structured authentication configuration, which it reloads by itself.
+func (cp *ControlPlane) TrustIssuer(issuer, audience, caPEM string) error {
+	if !cp.cfg.Directory {
+		return errors.New("the control plane runs without a directory: its API server trusts no token issuer")
+	}
+	cfg, err := token.AuthenticationConfig(issuer, audience, caPEM)
+	if err != nil {
+		return err
+	}
+	return token.WriteFileAtomic(cp.layout.authenticationConfig(), cfg)
 }

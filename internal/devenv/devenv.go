@@ -13,17 +13,21 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/token"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
@@ -74,6 +78,8 @@ type Env struct {
 	managerDone chan struct{}
 	managerErr  error
 	stopOnce    sync.Once
+	// loginServer is the login service's URL (with the directory).
+	loginServer string
 }
 
 // Up starts everything and returns once nodes are Ready, CRDs are served and
@@ -123,6 +129,10 @@ func Up(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	if err := env.startManager(ctx, opts); err != nil {
 		return env, err
+	}
+	if env.loginServer != "" {
+		fmt.Fprintf(out, "directory users (passwords in %s) log in with: cafe login --server %s --certificate-authority %s --user alice --output alice.kubeconfig\n",
+			filepath.Join(cp.StateDir(), "directory", "passwords"), env.loginServer, env.LoginCAFile())
 	}
 	if metricsAddr != "" {
 		if err := controlplane.WriteScrapeTargets(cp.PrometheusDir(), controlplane.CafeScrapeJob, []string{metricsAddr}); err != nil {
@@ -179,6 +189,13 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 			ValidatingWebhookConfigurations: []string{install.ValidatingWebhookName},
 		},
 	}
+	if e.ControlPlane.DirectoryURL() != "" && mgrOpts.Login == nil {
+		dir, err := e.ControlPlane.DirectoryClient()
+		if err != nil {
+			return err
+		}
+		mgrOpts.Login = &manager.LoginOptions{Directory: dir, IssuerURL: webhookURL}
+	}
 	mgr, err := manager.New(cfg, mgrOpts)
 	if err != nil {
 		return err
@@ -191,7 +208,47 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 		e.managerErr = mgr.Start(ctx)
 	}()
 	// Webhooks fail closed: wait until the server answers before returning.
-	return WaitWebhookServer(ctx, webhookURL, e.managerDone)
+	if err := WaitWebhookServer(ctx, webhookURL, e.managerDone); err != nil {
+		return err
+	}
+	if mgrOpts.Login != nil {
+		return e.trustIssuer(ctx, mgrOpts.Login.IssuerURL)
+	}
+	return nil
+}
+
+// trustIssuer makes the control plane's API server accept the tokens CAFE
+// issues at issuer: their keys are served under CAFE's webhook
+// certificate, whose CA is in its Secret. The API server reloads its
+// configuration by itself within seconds.
+func (e *Env) trustIssuer(ctx context.Context, issuer string) error {
+	c, err := client.New(e.Admin, client.Options{})
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: install.Namespace, Name: install.WebhookSecretName}, secret); err != nil {
+		return fmt.Errorf("reading CAFE's webhook CA: %w", err)
+	}
+	ca := secret.Data["ca.crt"]
+	if err := os.MkdirAll(filepath.Dir(e.LoginCAFile()), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.LoginCAFile(), ca, 0o600); err != nil {
+		return err
+	}
+	e.loginServer = issuer
+	return e.ControlPlane.TrustIssuer(issuer, token.Audience, string(ca))
+}
+
+// LoginServer is CAFE's login service (`cafe login --server`); empty
+// without the directory.
+func (e *Env) LoginServer() string { return e.loginServer }
+
+// LoginCAFile holds the CA of the login service's certificate (`cafe
+// login --certificate-authority`).
+func (e *Env) LoginCAFile() string {
+	return filepath.Join(e.ControlPlane.StateDir(), "login", "ca.crt")
 }
 
 // StopControllers replaces CAFE's in-process manager with one that only

@@ -45,9 +45,12 @@ import (
 	"github.com/cafe-io/cafe/internal/controller/registrar"
 	"github.com/cafe-io/cafe/internal/controller/scrapetargets"
 	"github.com/cafe-io/cafe/internal/controller/trafficprovider"
+	"github.com/cafe-io/cafe/internal/directory"
+	"github.com/cafe-io/cafe/internal/login"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/registry"
 	"github.com/cafe-io/cafe/internal/scheme"
+	"github.com/cafe-io/cafe/internal/token"
 	"github.com/cafe-io/cafe/internal/traffic"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	registryprovider "github.com/cafe-io/cafe/internal/traffic/registry"
@@ -138,6 +141,22 @@ type Options struct {
 	// (its HTTP API); the admission webhook also asks it to parse their
 	// queries. Empty: analyses are admitted unchecked, with a warning.
 	PrometheusURL string
+	// Login, when set, serves CAFE's login service and token issuer on the
+	// webhook server (Webhook must be set): directory users get short-lived
+	// Kubernetes credentials (docs/iam.md).
+	Login *LoginOptions
+}
+
+// LoginOptions configure the login service and the token issuer.
+type LoginOptions struct {
+	// Directory checks passwords and reads groups.
+	Directory directory.Client
+	// IssuerURL is the webhook server's https URL as the API server and
+	// users reach it: the tokens' issuer.
+	IssuerURL string
+	// TokenLifetime is how long a token is valid; zero means
+	// token.DefaultLifetime.
+	TokenLifetime time.Duration
 }
 
 // prometheus is the Prometheus TrafficAnalyses query, nil without one.
@@ -278,6 +297,25 @@ func cacheOptions() cache.Options {
 	}
 }
 
+// registerLogin serves the token issuer's discovery and keys, and the login
+// service, on the webhook server (its TLS certificate is CAFE's own).
+func registerLogin(srv webhook.Server, mgr ctrl.Manager, c client.Client, opts Options) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key, err := token.EnsureKey(ctx, c, opts.namespace())
+	if err != nil {
+		return err
+	}
+	issuer := &token.Issuer{URL: opts.Login.IssuerURL, Audience: token.Audience, Key: key, Lifetime: opts.Login.TokenLifetime}
+	keys := issuer.Handler()
+	srv.Register(token.DiscoveryPath, keys)
+	srv.Register(token.JWKSPath, keys)
+	service := (&login.Service{Directory: opts.Login.Directory, Access: issuer, Log: mgr.GetLogger().WithName("login")}).Handler()
+	srv.Register(login.LoginPath, service)
+	srv.Register(login.RefreshPath, service)
+	return nil
+}
+
 // iamProjected selects the RBAC objects CAFE projects from IAMRoles and
 // IAMRoleBindings: the only ones it watches (a cluster's other roles and
 // bindings are none of its business).
@@ -358,6 +396,11 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts Options, slices *los
 	srv.Register(iamwebhook.RolePath, &webhook.Admission{Handler: iamwebhook.RoleValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	srv.Register(iamwebhook.BindingPath, &webhook.Admission{Handler: iamwebhook.BindingValidator{Reader: mgr.GetAPIReader(), Client: mgr.GetClient()}})
 	registerReleaseOrderWebhooks(srv, mgr, c, opts.namespace(), opts.Approval)
+	if opts.Login != nil {
+		if err := registerLogin(srv, mgr, c, opts); err != nil {
+			return err
+		}
+	}
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return fmt.Errorf("adding webhook ready check: %w", err)
 	}

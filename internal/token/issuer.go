@@ -24,6 +24,9 @@ import (
 	"time"
 )
 
+// Audience is the aud of CAFE's Kubernetes credentials.
+const Audience = "cafe"
+
 // DefaultLifetime is how long a token is valid unless the issuer says.
 const DefaultLifetime = 60 * time.Second
 

@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/token"
+	"github.com/cafe-io/cafe/test/framework"
+)
+
+// cafeLogin runs `cafe login` for user with password on stdin, writing a
+// kubeconfig into dir; it returns the kubeconfig, the command's output and
+// its error.
+func cafeLogin(ctx context.Context, t *testing.T, dir, user, password string) (string, string, error) {
+	out := filepath.Join(dir, user+".kubeconfig")
+	cmd := exec.CommandContext(ctx, cafeBinary(t), "login", "--server", env.LoginServer(), "--certificate-authority", env.LoginCAFile(),
+		"--user", user, "--password-stdin", "--kubeconfig", env.ControlPlane.KubeconfigPath(), "--output", out, "--cache-dir", filepath.Join(dir, "cache"))
+	cmd.Stdin = strings.NewReader(password + "\n")
+	combined, err := cmd.CombinedOutput()
+	return out, string(combined), err
+}
+
+// kubectlCanI is `kubectl auth can-i` with kubeconfig: "yes" or "no".
+func kubectlCanI(ctx context.Context, g Gomega, kubeconfig string, args ...string) string {
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.BinDir(), "kubectl"), append([]string{"--kubeconfig", kubeconfig, "auth", "can-i"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	answer := strings.TrimSpace(string(out))
+	if err != nil && answer != "no" {
+		g.Expect(err).NotTo(HaveOccurred(), "kubectl auth can-i %s: %s", strings.Join(args, " "), stderr.String())
+	}
+	return answer
+}
+
+// alice logs in with her directory password (`cafe login`): kubectl with
+// the kubeconfig it writes is dir:alice in dir:app-dev, with exactly the
+// rights the IAM binding of app-dev gives in her team's namespaces; taken
+// out of app-dev in the directory (nobody touches Kubernetes), she loses
+// them within a token's lifetime; eve, disabled, cannot log in.
+func TestADirectoryUserLogsInAndLosesRightsWhenRemovedFromTheGroup(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 4*time.Minute)
+	team, other := framework.CreateNamespace(t, k8sClient), framework.CreateNamespace(t, k8sClient)
+	label := team + "-team"
+	g.Expect(update(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team}}, func(n *corev1.Namespace) {
+		n.Labels["team"] = label
+	})).To(Succeed())
+	role := &cafev1alpha1.IAMRole{ObjectMeta: metav1.ObjectMeta{Name: team + "-dev"}, Spec: cafev1alpha1.IAMRoleSpec{
+		Permissions: []cafev1alpha1.IAMPermission{cafev1alpha1.PermAppsEdit, cafev1alpha1.PermReleasesRequest},
+	}}
+	g.Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), role) })
+	binding := &cafev1alpha1.IAMRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: team + "-app-dev"}, Spec: cafev1alpha1.IAMRoleBindingSpec{
+		Role: role.Name, Subjects: []cafev1alpha1.IAMSubject{{Kind: cafev1alpha1.IAMSubjectGroup, Name: "app-dev"}},
+		Scope: cafev1alpha1.IAMScope{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": label}}},
+	}}
+	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), binding) })
+	g.Eventually(func(g Gomega) {
+		got := &cafev1alpha1.IAMRoleBinding{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(binding), got)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, cafev1alpha1.IAMReadyCondition)).To(BeTrue())
+	}).WithContext(ctx).Should(Succeed())
+
+	dir := t.TempDir()
+	password, err := env.ControlPlane.DirectoryPassword("alice")
+	g.Expect(err).NotTo(HaveOccurred())
+	kubeconfig, out, err := cafeLogin(ctx, t, dir, "alice", password)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("logged in as dir:alice (groups: app-dev)"))
+
+	// The API server trusts CAFE's issuer once it has reloaded its
+	// configuration (at the control plane's start).
+	g.Eventually(func(g Gomega) {
+		g.Expect(kubectlCanI(ctx, g, kubeconfig, "create", "releaseorders.cafe.io", "-n", team)).To(Equal("yes"))
+	}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
+	whoami := kubectl(t, kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+	g.Expect(whoami).To(HavePrefix("dir:alice "))
+	g.Expect(whoami).To(ContainSubstring("dir:app-dev"))
+	g.Expect(kubectlCanI(ctx, g, kubeconfig, "create", "cafeappservices.cafe.io", "-n", team)).To(Equal("yes"))
+	g.Expect(kubectlCanI(ctx, g, kubeconfig, "approve", "releaseorders.cafe.io", "-n", team)).To(Equal("no"), "not her role's")
+	g.Expect(kubectlCanI(ctx, g, kubeconfig, "create", "releaseorders.cafe.io", "-n", other)).To(Equal("no"), "not her team's namespace")
+	g.Expect(kubectlCanI(ctx, g, kubeconfig, "get", "secrets", "-n", team)).To(Equal("no"))
+
+	admin, err := env.ControlPlane.DirectoryAdmin()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(admin.RemoveMember(ctx, "app-dev", "alice")).To(Succeed())
+	t.Cleanup(func() { _ = admin.AddMember(context.Background(), "app-dev", "alice") })
+	removed := time.Now()
+	g.Eventually(func(g Gomega) {
+		g.Expect(kubectlCanI(ctx, g, kubeconfig, "create", "releaseorders.cafe.io", "-n", team)).To(Equal("no"))
+	}).WithContext(ctx).WithTimeout(2 * token.DefaultLifetime).WithPolling(2 * time.Second).Should(Succeed())
+	took := time.Since(removed)
+	t.Logf("alice lost the right %v after leaving app-dev in the directory", took.Round(time.Second))
+	g.Expect(took).To(BeNumerically("<=", token.DefaultLifetime+15*time.Second), "the revocation bound: a token's lifetime, plus the plugin's renewal and a poll")
+	whoami = kubectl(t, kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}")
+	g.Expect(whoami).NotTo(ContainSubstring("dir:app-dev"))
+
+	evePassword, err := env.ControlPlane.DirectoryPassword("eve")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, out, err = cafeLogin(ctx, t, dir, "eve", evePassword)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("login refused"))
+}
