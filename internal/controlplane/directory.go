@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/cafe-io/cafe/internal/directory"
 	"github.com/cafe-io/cafe/internal/token"
 )
@@ -65,7 +67,14 @@ func (cp *ControlPlane) startDirectory(ctx context.Context) error {
 			return err
 		}
 		// Ready once CAFE's reader can search over verified TLS.
-		_, err = c.Lookup(ctx, d.Users[0].Name)
+		var last error
+		err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+			_, last = c.Lookup(ctx, d.Users[0].Name)
+			return last == nil, nil
+		})
+		if err != nil && last != nil {
+			return last
+		}
 		return err
 	})
 }

@@ -3,9 +3,12 @@
 package managercmd
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cafe-io/cafe/internal/controller/classichost"
+	"github.com/cafe-io/cafe/internal/directory"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
@@ -35,6 +39,43 @@ type options struct {
 	// traffic provider (off while the URL is empty).
 	GatewayAPIURL         string
 	GatewayControllerName string
+	// Directory* and Login* configure the login service (off while the
+	// directory URL is empty).
+	DirectoryURL                string
+	DirectoryCAFile             string
+	DirectoryBase               string
+	DirectoryReaderPasswordFile string
+	LoginIssuerURL              string
+	TokenLifetime               time.Duration
+}
+
+// loginOptions is the login service's configuration, nil when it is off.
+func (o *options) loginOptions() (*manager.LoginOptions, error) {
+	if o.DirectoryURL == "" {
+		return nil, nil
+	}
+	if o.WebhookPort == 0 || o.LoginIssuerURL == "" {
+		return nil, errors.New("--directory-url: the login service runs on the webhook server: set --webhook-port and --login-issuer-url (the https URL users and the API server reach it at)")
+	}
+	if o.TokenLifetime > time.Hour {
+		return nil, fmt.Errorf("--token-lifetime %s: at most 1h (the API server's configuration refuses longer tokens)", o.TokenLifetime)
+	}
+	caPEM, err := os.ReadFile(o.DirectoryCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--directory-ca-file: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("--directory-ca-file: %s holds no PEM certificate", o.DirectoryCAFile)
+	}
+	reader, err := os.ReadFile(o.DirectoryReaderPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("--directory-reader-password-file: %w", err)
+	}
+	return &manager.LoginOptions{
+		Directory: directory.Client{URL: o.DirectoryURL, RootCAs: roots, Directory: directory.Directory{Base: o.DirectoryBase}, ReaderPassword: strings.TrimSpace(string(reader))},
+		IssuerURL: o.LoginIssuerURL, TokenLifetime: o.TokenLifetime,
+	}, nil
 }
 
 // gatewayProvider is the gateway traffic provider's configuration, nil
@@ -92,6 +133,9 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 				return err
 			}
 			o.Webhook = o.webhookOptions()
+			if o.Login, err = o.loginOptions(); err != nil {
+				return err
+			}
 			if o.GatewayProvider, err = o.gatewayProvider(); err != nil {
 				return err
 			}
@@ -127,6 +171,12 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.ScrapeTargetsFile, "scrape-targets-file", "", "a Prometheus file_sd file CAFE keeps listing every pod and classic instance it runs, with namespace, app, unit, zone and version labels (written atomically when it changes); empty writes none")
 	f.StringVar(&o.PrometheusURL, "prometheus-url", "", "base URL of the Prometheus that TrafficAnalyses query (e.g. http://127.0.0.1:9090); CAFE's admission webhook also asks it to parse their queries. Empty admits analyses unchecked, with a warning")
 	f.StringSliceVar(&o.RegistryEndpoints, "registry-endpoints", nil, "client URLs of CAFE's east-west service registry (an etcd on loopback, e.g. http://127.0.0.1:2479): CAFE registers the ready pods and classic instances of Services labelled registry.cafe.io/publish=true there and holds traffic.cafe.io/registry on them until every consumer has applied their deregistration; empty turns both off")
+	f.StringVar(&o.DirectoryURL, "directory-url", "", "ldaps:// URL of the bank's directory (LDAP, Active Directory); set, CAFE serves its login service and token issuer on the webhook server (docs/iam.md)")
+	f.StringVar(&o.DirectoryCAFile, "directory-ca-file", "", "PEM file of the CA that signed the directory's certificate")
+	f.StringVar(&o.DirectoryBase, "directory-base", "", "the directory's base DN (users under ou=people, groups under ou=groups)")
+	f.StringVar(&o.DirectoryReaderPasswordFile, "directory-reader-password-file", "", "file holding the password of the read-only account cn=cafe-reader,<base>")
+	f.StringVar(&o.LoginIssuerURL, "login-issuer-url", "", "https URL at which users and the API server reach the webhook server: the tokens' issuer, and cafe login's --server")
+	f.DurationVar(&o.TokenLifetime, "token-lifetime", 0, "how long a Kubernetes credential CAFE issues is valid (the revocation bound; default 60s, at most 1h)")
 	f.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "cafe-system"), "namespace CAFE runs in (holds the webhook certificate Secret)")
 	// The cluster's floor under every release order's approval rules: a
 	// requester chooses spec.approval, the operator bounds it.
