@@ -715,6 +715,17 @@ type ReleaseStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	RejectedRevision string `json:"rejectedRevision,omitempty"`
+
+	// trafficStep is the traffic step running now, e.g. "group 0: 10% to
+	// pay-canary" (empty when none runs), for kubectl's columns.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	TrafficStep string `json:"trafficStep,omitempty"`
+
+	// verdict is the verdict on the release's latest traffic step with an
+	// analysis (empty while none has one).
+	// +optional
+	Verdict AnalysisOutcome `json:"verdict,omitempty"`
 }
 
 // ReleaseGroupStatus records one group of a release.
@@ -873,6 +884,8 @@ type TrafficMetricValue struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.release.phase`
 // +kubebuilder:printcolumn:name="Group",type=integer,JSONPath=`.status.release.currentGroup`
 // +kubebuilder:printcolumn:name="Groups",type=integer,JSONPath=`.status.release.totalGroups`
+// +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.release.trafficStep`
+// +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.release.verdict`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.updateRevision`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1123 label of at most 63 characters: it is the value of the cafe.io/cafedeployment label on every pod and the start of its pod sets' names"

@@ -67,6 +67,9 @@ func TestAPassingAnalysisEndsItsStepAndTheReleaseGoesOn(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 	g.Expect(tr.Verdict).To(Equal(cafev1alpha1.AnalysisPassed))
 	g.Expect(tr.VerdictReason).To(Equal("2 of 2 conclusive measurements passed (failure limit 0)"))
+	done := getDeployment(ctx, g, cd)
+	g.Expect(done.Status.Release.Verdict).To(Equal(cafev1alpha1.AnalysisPassed), "the Verdict column")
+	g.Expect(done.Status.Release.TrafficStep).To(BeEmpty(), "no step runs")
 	g.Expect(tr.Passed).To(BeEquivalentTo(2))
 	g.Expect(tr.Measurements).To(HaveLen(2))
 	m := tr.Measurements[1].Metrics[0]
@@ -92,6 +95,7 @@ func TestAFailingAnalysisSendsTheUpdatedPodsNothingAndFailsTheRelease(t *testing
 		tr := got.Status.Release.Groups[0].Traffic
 		g.Expect(tr.Verdict).To(Equal(cafev1alpha1.AnalysisFailed))
 		g.Expect(tr.Failed).To(BeEquivalentTo(1), "the first failure is beyond the limit of 0")
+		g.Expect(got.Status.Release.Verdict).To(Equal(cafev1alpha1.AnalysisFailed), "the Verdict column")
 		c := meta.FindStatusCondition(got.Status.Conditions, cafev1alpha1.CafeDeploymentTrafficStepCondition)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(cafev1alpha1.CafeDeploymentAnalysisFailedReason))

@@ -267,6 +267,7 @@ func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
 		return
 	}
 	group, step := runningTrafficStep(cd)
+	summarizeTraffic(&cd.Status.Release, group)
 	switch {
 	case trafficErr != nil:
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionFalse, cafev1alpha1.CafeDeploymentTrafficErrorReason, trafficErr.Error())
@@ -286,6 +287,21 @@ func setTrafficCondition(cd *cafev1alpha1.CafeDeployment, trafficErr error) {
 	default:
 		setCondition(cd, cafev1alpha1.CafeDeploymentTrafficStepCondition, metav1.ConditionTrue, cafev1alpha1.CafeDeploymentSteeringReason,
 			fmt.Sprintf("group %d: %s, %s", group.Index, group.Traffic.Split, stepUntil(cd, group, step)))
+	}
+}
+
+// summarizeTraffic writes the release's step and verdict columns: the
+// running step (group, nil when none runs) and the verdict on the latest
+// step that has one.
+func summarizeTraffic(rel *cafev1alpha1.ReleaseStatus, running *cafev1alpha1.ReleaseGroupStatus) {
+	rel.TrafficStep, rel.Verdict = "", ""
+	if running != nil {
+		rel.TrafficStep = fmt.Sprintf("group %d: %s", running.Index, running.Traffic.Split)
+	}
+	for _, g := range rel.Groups {
+		if g.Traffic != nil && g.Traffic.Verdict != "" {
+			rel.Verdict = g.Traffic.Verdict
+		}
 	}
 }
 

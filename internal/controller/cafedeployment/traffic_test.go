@@ -95,6 +95,8 @@ func TestATrafficStepSteersTheRouteAfterItsGroupUntilConfirmedThenRestoresIt(t *
 		g.Expect(c.Message).To(Equal("group 0: 10% to shop-canary, until group 0 is confirmed (cafe deploy confirm shop)"))
 	}).Should(Succeed())
 	g.Expect(st.Release.Groups[0].Traffic.Split).To(Equal("10% to shop-canary"))
+	g.Expect(st.Release.TrafficStep).To(Equal("group 0: 10% to shop-canary"), "the Step column")
+	g.Expect(st.Release.Verdict).To(BeEmpty(), "a step without analysis has no verdict")
 
 	// The canary and stable Services select the app's pods of each revision.
 	for name, rev := range map[string]string{"shop-canary": st.UpdateRevision, "shop-stable": st.CurrentRevision} {
