@@ -72,7 +72,7 @@ func TestDevUpReadyLineKubectlAndCtrlCLeavesNoProcess(t *testing.T) {
 	instanceAnswers(t, g, up)
 
 	children := up.children(t)
-	g.Expect(children).To(HaveLen(12), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the registry's etcd, traefik, the pod emulator, prometheus, three classic hosts' agents")
+	g.Expect(children).To(HaveLen(13), "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the registry's etcd, traefik, the pod emulator, prometheus, the directory (slapd), three classic hosts' agents")
 	g.Expect(up.cmd.Process.Signal(os.Interrupt)).To(Succeed())
 	g.Expect(up.wait(t)).To(Succeed(), up.stderr.String())
 	g.Expect(processesUsing(up.stateDir)).To(BeEmpty(), "Ctrl-C left processes behind (classic instances included)")

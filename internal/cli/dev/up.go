@@ -80,7 +80,7 @@ certificates, kubeconfigs and logs; 'cafe dev down' removes it.`,
 	cmd.Flags().IntVar(&o.ClientQPS, "kube-api-qps", controlplane.DefaultClientQPS, "client QPS of kube-controller-manager and kube-scheduler (burst is twice this)")
 	cmd.Flags().BoolVar(&o.NoCAFE, "without-cafe", false, "start only Kubernetes: no CAFE CRDs or controllers")
 	cmd.Flags().IntVar(&o.ClassicHosts, "classic-hosts", 3, "classic hosts (VMs) to run beside the nodes, each a cafe agent process enrolled with its own credential, round-robin over the zones, each in a network namespace of its own with an address from 198.19.224.0/19 when the control plane runs a pod network (--traffic), else on distinct loopback addresses 127.0.100.N; 0 runs none")
-	cmd.Flags().BoolVar(&o.Directory, "directory", true, "run an OpenLDAP directory (Debian's slapd) on loopback, seeded with demo users and groups; see docs/iam.md")
+	cmd.Flags().BoolVar(&o.Directory, "directory", true, "run an OpenLDAP directory (Debian's slapd) on loopback, seeded with demo users and groups, and CAFE's login service for them (not with --without-cafe); see docs/iam.md")
 	cmd.Flags().BoolVar(&o.Traffic, "traffic", os.Geteuid() == 0, "give the simulated pods answering IPs (a network namespace of its own; needs root), run the pod emulator, a real gateway (Traefik) and Prometheus on loopback; see docs/traffic.md")
 	return cmd
 }
@@ -113,7 +113,7 @@ func (o *upOptions) run(parent context.Context) error {
 			Topology:   controlplane.Topology{Nodes: o.Nodes, Zones: o.Zones, Cells: o.Cells},
 			ClientQPS:  o.ClientQPS,
 			Traffic:    o.Traffic,
-			Directory:  o.Directory,
+			Directory:  o.Directory && !o.NoCAFE,
 			CafeBinary: self,
 			Out:        o.streams.ErrOut,
 		},
