@@ -59,40 +59,13 @@ func TestTheAPIServerAuthenticatesCAFEsTokens(t *testing.T) {
 	framework.RequireAPIServer(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	key, err := token.NewKey()
-	g.Expect(err).NotTo(HaveOccurred())
-	issuer := &token.Issuer{Audience: "cafe", Key: key}
-	srv := httptest.NewTLSServer(issuer.Handler())
-	t.Cleanup(srv.Close)
-	issuer.URL = srv.URL
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	cfg, err := token.AuthenticationConfig(issuer.URL, issuer.Audience, string(caPEM))
+	issuer, caPEM := serveIssuer(t, g)
+	cfg, err := token.AuthenticationConfig(issuer.URL, issuer.Audience, caPEM)
 	g.Expect(err).NotTo(HaveOccurred())
 	cfgFile := filepath.Join(t.TempDir(), "authentication.yaml")
 	g.Expect(os.WriteFile(cfgFile, cfg, 0o600)).To(Succeed())
-
-	g.Expect(framework.EnsureBinaries(ctx, os.Stderr)).To(Succeed())
-	env := &envtest.Environment{BinaryAssetsDirectory: framework.BinDir()}
-	env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", cfgFile)
-	apiLog, err := os.Create(filepath.Join(t.TempDir(), "kube-apiserver.log"))
-	g.Expect(err).NotTo(HaveOccurred())
-	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = apiLog, apiLog
-	t.Cleanup(func() {
-		if t.Failed() {
-			raw, _ := os.ReadFile(apiLog.Name())
-			t.Logf("kube-apiserver's log:\n%s", raw)
-		}
-	})
-	admin, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-
-	review := func(tok string) (*authenticationv1.SelfSubjectReview, error) {
-		c, err := client.New(&rest.Config{Host: admin.Host, BearerToken: tok, TLSClientConfig: rest.TLSClientConfig{CAData: admin.CAData}}, client.Options{Scheme: scheme.New()})
-		g.Expect(err).NotTo(HaveOccurred())
-		r := &authenticationv1.SelfSubjectReview{}
-		return r, c.Create(ctx, r)
-	}
+	admin := startAPIServer(t, g, cfgFile)
+	review := func(tok string) (*authenticationv1.SelfSubjectReview, error) { return selfReview(ctx, g, admin, tok) }
 	tok, _, err := issuer.Issue("alice", []string{"app-dev", "release-approvers"})
 	g.Expect(err).NotTo(HaveOccurred())
 	// The API server fetches the issuer's keys when it starts; until then
@@ -117,7 +90,7 @@ func TestTheAPIServerAuthenticatesCAFEsTokens(t *testing.T) {
 	_, err = review(forged)
 	g.Expect(apierrors.IsUnauthorized(err)).To(BeTrue(), "a token signed by another key: %v", err)
 
-	wrongAudience, _, err := token.Issuer{URL: issuer.URL, Audience: "kubernetes", Key: key}.Issue("alice", nil)
+	wrongAudience, _, err := token.Issuer{URL: issuer.URL, Audience: "kubernetes", Key: issuer.Key}.Issue("alice", nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = review(wrongAudience)
 	g.Expect(apierrors.IsUnauthorized(err)).To(BeTrue(), "another audience: %v", err)
@@ -146,4 +119,47 @@ func TestTheAPIServerAuthenticatesCAFEsTokens(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(r.Status.UserInfo.Groups).To(ContainElement("dir:system:masters"))
 	g.Expect(r.Status.UserInfo.Groups).NotTo(ContainElement("system:masters"))
+}
+
+// serveIssuer serves a new issuer's discovery and keys over TLS on
+// loopback; it returns the issuer and the CA of its certificate.
+func serveIssuer(t *testing.T, g Gomega) (*token.Issuer, string) {
+	key, err := token.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	issuer := &token.Issuer{Audience: token.Audience, Key: key}
+	srv := httptest.NewTLSServer(issuer.Handler())
+	t.Cleanup(srv.Close)
+	issuer.URL = srv.URL
+	return issuer, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+}
+
+// startAPIServer runs a kube-apiserver (and its etcd) with
+// --authentication-config=cfgFile until the test ends, its log shown when
+// the test fails, and returns its admin configuration.
+func startAPIServer(t *testing.T, g Gomega, cfgFile string) *rest.Config {
+	g.Expect(framework.EnsureBinaries(context.Background(), os.Stderr)).To(Succeed())
+	env := &envtest.Environment{BinaryAssetsDirectory: framework.BinDir()}
+	api := env.ControlPlane.GetAPIServer()
+	api.Configure().Set("authentication-config", cfgFile)
+	apiLog, err := os.Create(filepath.Join(t.TempDir(), "kube-apiserver.log"))
+	g.Expect(err).NotTo(HaveOccurred())
+	api.Out, api.Err = apiLog, apiLog
+	t.Cleanup(func() {
+		if t.Failed() {
+			raw, _ := os.ReadFile(apiLog.Name())
+			t.Logf("kube-apiserver's log:\n%s", raw)
+		}
+	})
+	admin, err := env.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	return admin
+}
+
+// selfReview asks the API server who the bearer of tok is.
+func selfReview(ctx context.Context, g Gomega, admin *rest.Config, tok string) (*authenticationv1.SelfSubjectReview, error) {
+	c, err := client.New(&rest.Config{Host: admin.Host, BearerToken: tok, TLSClientConfig: rest.TLSClientConfig{CAData: admin.CAData}}, client.Options{Scheme: scheme.New()})
+	g.Expect(err).NotTo(HaveOccurred())
+	r := &authenticationv1.SelfSubjectReview{}
+	return r, c.Create(ctx, r)
 }
