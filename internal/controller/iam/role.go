@@ -102,10 +102,10 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	return ctrl.Result{}, r.writeStatus(ctx, role, before)
 }
 
-// notProjected says why the role's ClusterRole is not what its spec says
-// (it keeps its last projection: taking rights away because someone
-// misnamed an include would surprise its holders less than a silent
-// grant; the condition and the event say so).
+// notProjected says why the role's ClusterRole is not what its spec says.
+// The ClusterRole keeps its last projection: a spec that cannot be
+// resolved grants nothing new, and a misnamed include does not take its
+// holders' rights away; the condition and the event say so.
 func (r *RoleReconciler) notProjected(role *cafev1alpha1.IAMRole, reason, msg string) {
 	if !meta.IsStatusConditionPresentAndEqual(role.Status.Conditions, cafev1alpha1.IAMReadyCondition, metav1.ConditionFalse) {
 		r.Recorder.Eventf(role, nil, corev1.EventTypeWarning, reason, "Project", "%s", msg)
