@@ -5,6 +5,8 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/iam"
 	"github.com/cafe-io/cafe/internal/token"
 	"github.com/cafe-io/cafe/test/framework"
 )
@@ -114,4 +117,112 @@ func TestADirectoryUserLogsInAndLosesRightsWhenRemovedFromTheGroup(t *testing.T)
 	_, out, err = cafeLogin(ctx, t, dir, "eve", evePassword)
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("login refused"))
+}
+
+// demoTable is the IAM table of docs/iam.md ("The demo's IAM table"):
+// each directory group's role, by permissions, and whether its binding is
+// cluster-wide (otherwise: the team's namespaces).
+var demoTable = []struct {
+	group       string
+	permissions []cafev1alpha1.IAMPermission
+	cluster     bool
+}{
+	{"app-dev", []cafev1alpha1.IAMPermission{cafev1alpha1.PermAppsEdit, cafev1alpha1.PermReleasesRequest}, false},
+	{"release-approvers", []cafev1alpha1.IAMPermission{cafev1alpha1.PermAppsView, cafev1alpha1.PermReleasesApprove}, false},
+	{"auditors", []cafev1alpha1.IAMPermission{cafev1alpha1.PermAuditRead}, true},
+}
+
+// canIList is `kubectl auth can-i --list` in ns as kubeconfig's user, the
+// rows of the cafe.io group and of ConfigMaps, as "resource[names]" →
+// sorted verbs.
+func canIList(t *testing.T, kubeconfig, ns string) map[string]string {
+	out := kubectl(t, kubeconfig, "auth", "can-i", "--list", "-n", ns, "--no-headers")
+	row := regexp.MustCompile(`^(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*)\]$`)
+	rights := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		m := row.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil || !(strings.HasSuffix(m[1], ".cafe.io") || m[1] == "configmaps") {
+			continue
+		}
+		verbs := strings.Fields(m[4])
+		slices.Sort(verbs)
+		key := m[1]
+		if m[3] != "" {
+			key += "[" + m[3] + "]"
+		}
+		rights[key] = strings.Join(slices.Compact(append(strings.Fields(rights[key]), verbs...)), " ")
+	}
+	return rights
+}
+
+// expectedRights is what the table's permissions grant, in canIList's
+// form.
+func expectedRights(groups ...string) map[string]string {
+	verbsOf := map[string][]string{}
+	for _, row := range demoTable {
+		if !slices.Contains(groups, row.group) {
+			continue
+		}
+		for _, p := range row.permissions {
+			for _, rule := range iam.PermissionRules(p) {
+				for _, res := range rule.Resources {
+					key := res
+					if len(rule.APIGroups) == 1 && rule.APIGroups[0] == "cafe.io" {
+						key += ".cafe.io"
+					}
+					if len(rule.ResourceNames) > 0 {
+						key += "[" + strings.Join(rule.ResourceNames, " ") + "]"
+					}
+					verbsOf[key] = append(verbsOf[key], rule.Verbs...)
+				}
+			}
+		}
+	}
+	out := map[string]string{}
+	for key, verbs := range verbsOf {
+		slices.Sort(verbs)
+		out[key] = strings.Join(slices.Compact(verbs), " ")
+	}
+	return out
+}
+
+// The demo's IAM table projected: each of alice (app-dev), bob
+// (release-approvers) and carol (auditors), logged in with `cafe login`,
+// gets from `kubectl auth can-i --list` in the team's namespace exactly the
+// cafe.io rights (and the audit key ConfigMap) the table's permissions
+// grant, nothing more.
+func TestTheIAMTableGivesEachDirectoryUserExactlyTheirRights(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 4*time.Minute)
+	team := framework.CreateNamespace(t, k8sClient)
+	label := team + "-team"
+	g.Expect(update(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team}}, func(n *corev1.Namespace) {
+		n.Labels["team"] = label
+	})).To(Succeed())
+	for _, row := range demoTable {
+		role := &cafev1alpha1.IAMRole{ObjectMeta: metav1.ObjectMeta{Name: team + "-" + row.group}, Spec: cafev1alpha1.IAMRoleSpec{Permissions: row.permissions}}
+		scope := cafev1alpha1.IAMScope{Cluster: row.cluster}
+		if !row.cluster {
+			scope.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": label}}
+		}
+		binding := &cafev1alpha1.IAMRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: team + "-" + row.group}, Spec: cafev1alpha1.IAMRoleBindingSpec{
+			Role: role.Name, Subjects: []cafev1alpha1.IAMSubject{{Kind: cafev1alpha1.IAMSubjectGroup, Name: row.group}}, Scope: scope,
+		}}
+		for _, obj := range []client.Object{role, binding} {
+			g.Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+			t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), obj) })
+		}
+	}
+	dir := t.TempDir()
+	for user, groups := range map[string][]string{"alice": {"app-dev"}, "bob": {"release-approvers"}, "carol": {"auditors"}} {
+		password, err := env.ControlPlane.DirectoryPassword(user)
+		g.Expect(err).NotTo(HaveOccurred())
+		kubeconfig, out, err := cafeLogin(ctx, t, dir, user, password)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		want := expectedRights(groups...)
+		g.Eventually(func(g Gomega) {
+			g.Expect(canIList(t, kubeconfig, team)).To(Equal(want), user)
+		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
+		t.Logf("%s: %v", user, want)
+	}
 }
