@@ -9,6 +9,7 @@ package devenv
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,13 +20,16 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/controlplane"
 	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/login"
 	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/token"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
@@ -237,8 +241,49 @@ func (e *Env) trustIssuer(ctx context.Context, issuer string) error {
 	if err := os.WriteFile(e.LoginCAFile(), ca, 0o600); err != nil {
 		return err
 	}
+	first := e.loginServer == ""
 	e.loginServer = issuer
-	return e.ControlPlane.TrustIssuer(issuer, token.Audience, string(ca))
+	if err := e.ControlPlane.TrustIssuer(issuer, token.Audience, string(ca)); err != nil {
+		return err
+	}
+	if !first {
+		// A manager restarted for a test (StopControllers): its issuer is
+		// trusted within seconds; only the first start waits for it.
+		return nil
+	}
+	return e.waitLoginWorks(ctx, ca)
+}
+
+// waitLoginWorks logs a demo user in and waits until the API server, having
+// reloaded its configuration, accepts the credential: ready means a
+// `cafe login` works.
+func (e *Env) waitLoginWorks(ctx context.Context, caPEM []byte) error {
+	user := controlplane.DemoDirectory().Users[0].Name
+	password, err := e.ControlPlane.DirectoryPassword(user)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	creds, err := login.Client{Server: e.loginServer, RootCAs: roots}.Login(ctx, user, password)
+	if err != nil {
+		return fmt.Errorf("logging %s in to check the login service: %w", user, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.Admin)
+	cfg.BearerToken = creds.Token
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = c.Create(ctx, &authenticationv1.SelfSubjectReview{})
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the API server does not accept CAFE's tokens yet (%v): %w", last, err)
+	}
+	return nil
 }
 
 // LoginServer is CAFE's login service (`cafe login --server`); empty
