@@ -118,3 +118,31 @@ func sortedSet(s []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Includers are the roles whose effective rules depend on role name: those
+// that include it, directly or through others (each once; cycles end the
+// walk), sorted.
+func Includers(name string, roles []cafev1alpha1.IAMRole) []string {
+	byIncluded := map[string][]string{}
+	for _, r := range roles {
+		for _, inc := range r.Spec.Includes {
+			byIncluded[inc] = append(byIncluded[inc], r.Name)
+		}
+	}
+	seen := map[string]bool{name: true}
+	var out []string
+	queue := []string{name}
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		for _, r := range byIncluded[next] {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+				queue = append(queue, r)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -84,3 +84,19 @@ func TestBindingsNameTheDirectorysGroupsUnderItsPrefix(t *testing.T) {
 	g.Expect(rb.RoleRef.Name).To(Equal("cafe-iam:developer"))
 	g.Expect(rb.Name).To(Equal("cafe-iam:pay-devs"))
 }
+
+// A change to a role reaches every role that depends on it, through
+// includes of includes; a cycle ends the walk.
+func TestIncludersAreTransitive(t *testing.T) {
+	g := NewWithT(t)
+	list := []cafev1alpha1.IAMRole{
+		*role("base", cafev1alpha1.IAMRoleSpec{}),
+		*role("mid", cafev1alpha1.IAMRoleSpec{Includes: []string{"base"}}),
+		*role("top", cafev1alpha1.IAMRoleSpec{Includes: []string{"mid"}}),
+		*role("other", cafev1alpha1.IAMRoleSpec{}),
+		*role("loop-a", cafev1alpha1.IAMRoleSpec{Includes: []string{"loop-b", "base"}}),
+		*role("loop-b", cafev1alpha1.IAMRoleSpec{Includes: []string{"loop-a"}}),
+	}
+	g.Expect(iam.Includers("base", list)).To(Equal([]string{"loop-a", "loop-b", "mid", "top"}))
+	g.Expect(iam.Includers("other", list)).To(BeEmpty())
+}

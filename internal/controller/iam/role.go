@@ -49,20 +49,16 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// includers are the roles that include the changed one (and those that
-// name a role that is missing or in a cycle).
+// includers are the roles whose rules depend on the changed one: those
+// that include it, directly or through other roles.
 func (r *RoleReconciler) includers(ctx context.Context, obj client.Object) []ctrl.Request {
 	roles := &cafev1alpha1.IAMRoleList{}
 	if err := r.Client.List(ctx, roles); err != nil {
 		return nil
 	}
 	var out []ctrl.Request
-	for _, role := range roles.Items {
-		for _, inc := range role.Spec.Includes {
-			if inc == obj.GetName() {
-				out = append(out, ctrl.Request{NamespacedName: client.ObjectKey{Name: role.Name}})
-			}
-		}
+	for _, name := range iam.Includers(obj.GetName(), roles.Items) {
+		out = append(out, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
 	}
 	return out
 }
