@@ -85,5 +85,5 @@ help: ## Show this help.
 ##@ Benchmark
 
 .PHONY: bench
-bench: build tools ## 1,000-pod release (CafeDeployment InPlaceSet and ReplicaSet modes vs native Deployment and OpenKruise CloneSet, app rollback), node failure (CAFE vs upstream alone) on one local control plane, then 300 pods released under 500 requests/s through the gateway on another, then 60 classic instances on 6 hosts (and the same apps as pods) under 200 requests/s on a third (both need root); writes docs/benchmarks.md (flags: BENCH_ARGS="-runs 3").
+bench: build tools ## 1,000-pod release (CafeDeployment InPlaceSet and ReplicaSet modes vs native Deployment and OpenKruise CloneSet, app rollback), node failure (CAFE vs upstream alone) on one local control plane, then 300 pods released under 500 requests/s through the gateway on another, then 60 classic instances on 6 hosts (and the same apps as pods) under 200 requests/s on a third (both need root), then 1,000 IAM users in 50 groups over 100 namespaces projected onto RBAC and IAM changes timed on a fourth; writes docs/benchmarks.md (flags: BENCH_ARGS="-runs 3").
 	go run ./test/bench $(BENCH_ARGS)

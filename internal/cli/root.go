@@ -51,7 +51,7 @@ func NewRootCmd(invokedAs string, streams genericiooptions.IOStreams) *cobra.Com
 	addToGroup(root, "run", dev.NewCmd(streams), managercmd.NewCmd(streams))
 	addToGroup(root, "release", deploy.NewCmd(streams), app.NewCmd(streams), release.NewCmd(streams), release.NewAuditCmd(streams))
 	addToGroup(root, "hosts", host.NewCmd(streams), agentcmd.NewCmd(streams))
-	addToGroup(root, "access", logincmd.NewCmd(streams), logincmd.NewCredentialCmd(streams))
+	addToGroup(root, "access", logincmd.NewCmd(streams), logincmd.NewCredentialCmd(streams), logincmd.NewIAMCmd(streams))
 	return root
 }
 

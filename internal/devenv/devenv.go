@@ -198,7 +198,7 @@ func (e *Env) startManager(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		mgrOpts.Login = &manager.LoginOptions{Directory: dir, IssuerURL: webhookURL}
+		mgrOpts.Login = &manager.LoginOptions{Directory: &dir, IssuerURL: webhookURL}
 	}
 	mgr, err := manager.New(cfg, mgrOpts)
 	if err != nil {

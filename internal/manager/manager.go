@@ -48,6 +48,7 @@ import (
 	"github.com/cafe-io/cafe/internal/directory"
 	"github.com/cafe-io/cafe/internal/login"
 	"github.com/cafe-io/cafe/internal/lossless"
+	"github.com/cafe-io/cafe/internal/objectdirectory"
 	"github.com/cafe-io/cafe/internal/registry"
 	"github.com/cafe-io/cafe/internal/scheme"
 	"github.com/cafe-io/cafe/internal/token"
@@ -149,8 +150,10 @@ type Options struct {
 
 // LoginOptions configure the login service and the token issuer.
 type LoginOptions struct {
-	// Directory checks passwords and reads groups.
-	Directory directory.Client
+	// Directory, when set, checks passwords and reads groups (LDAP, Active
+	// Directory); nil: CAFE's own directory of IAMUsers and IAMGroups does
+	// (package objectdirectory).
+	Directory *directory.Client
 	// IssuerURL is the webhook server's https URL as the API server and
 	// users reach it: the tokens' issuer.
 	IssuerURL string
@@ -310,10 +313,21 @@ func registerLogin(srv webhook.Server, mgr ctrl.Manager, c client.Client, opts O
 	keys := issuer.Handler()
 	srv.Register(token.DiscoveryPath, keys)
 	srv.Register(token.JWKSPath, keys)
-	service := (&login.Service{Directory: opts.Login.Directory, Access: issuer, Log: mgr.GetLogger().WithName("login")}).Handler()
+	service := (&login.Service{Directory: opts.Login.source(mgr, opts.namespace()), Access: issuer, Log: mgr.GetLogger().WithName("login")}).Handler()
 	srv.Register(login.LoginPath, service)
 	srv.Register(login.RefreshPath, service)
 	return nil
+}
+
+// source is where logins are checked: the directory when one is
+// configured, CAFE's IAMUsers and IAMGroups otherwise (read from the
+// manager's cache; password Secrets uncached, so CAFE keeps no copy of its
+// namespace's Secrets).
+func (o *LoginOptions) source(mgr ctrl.Manager, namespace string) login.Directory {
+	if o.Directory != nil {
+		return o.Directory
+	}
+	return objectdirectory.Directory{Objects: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Namespace: namespace}
 }
 
 // iamProjected selects the RBAC objects CAFE projects from IAMRoles and

@@ -68,7 +68,7 @@ func parseFlags() options {
 	flag.IntVar(&o.BatchSize, "batch-size", 100, "CafeDeployment release group size")
 	flag.IntVar(&o.MaxUnavailable, "max-unavailable", 100, "the Deployment's maxUnavailable (the CafeDeployment's per-unit value is derived from its plan)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for pods to be created or released")
-	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,cloneset,replicaset,app-rollback,node-failure,traffic,classic", "comma-separated scenarios to run, in this order (cloneset builds OpenKruise's kruise-manager into bin/ the first time, a few minutes; node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic and then classic run last whatever their place, each on a control plane of its own with the gateway, and need root; classic (60 instances of 10 apps on 6 classic hosts released under load, then the same as pods) takes about 3 minutes and needs bin/demo-app from make build)")
+	flag.StringVar(&o.Scenarios, "scenarios", "inplaceset,deployment,cloneset,replicaset,app-rollback,node-failure,traffic,classic,iam", "comma-separated scenarios to run, in this order (iam (1,000 users in 50 groups over 100 namespaces projected onto RBAC, then IAM changes timed) runs on a control plane of its own after the others, about 2 minutes; cloneset builds OpenKruise's kruise-manager into bin/ the first time, a few minutes; node-failure takes about 9 minutes, 6 of them the upstream baseline; traffic and then classic run last whatever their place, each on a control plane of its own with the gateway, and need root; classic (60 instances of 10 apps on 6 classic hosts released under load, then the same as pods) takes about 3 minutes and needs bin/demo-app from make build)")
 	flag.StringVar(&o.NodeFailureVariants, "node-failure-variants", "cafe,upstream,cafe-node-down", "variants of the node-failure scenario to run, in this order: cafe (CAFE's node lifecycle, default policy), upstream (the upstream controller alone: CAFE in Observe mode; about 6 minutes), cafe-node-down (heartbeats and kubelet endpoint stop)")
 	flag.IntVar(&o.TrafficRate, "traffic-rate", 500, "traffic scenario: requests per second through the gateway, lowered (and said so) if the gateway would use more than half a core at it")
 	flag.IntVar(&o.TrafficReplicas, "traffic-replicas", 300, "traffic scenario: pods per workload")
@@ -111,6 +111,7 @@ func catalog(s shape) []scenario {
 		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
 		{Key: trafficKey, Title: "traffic through the gateway", Traffic: true},
 		{Key: classicKey, Title: "classic hosts under load", Classic: true},
+		{Key: iamKey, Title: "IAM projection at scale", IAM: true},
 	}
 }
 
@@ -164,11 +165,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	scenarios, traffic, classic := withoutOwnPlanes(scenarios)
-	if traffic && os.Geteuid() != 0 {
+	scenarios, own := withoutOwnPlanes(scenarios)
+	if own.Traffic && os.Geteuid() != 0 {
 		return errors.New("the traffic scenario needs root (it creates a network namespace for the simulated pods' IPs); run the benchmark as root, or leave traffic out of -scenarios")
 	}
-	if classic && os.Geteuid() != 0 {
+	if own.Classic && os.Geteuid() != 0 {
 		return errors.New("the classic scenario needs root (it creates network namespaces for the pods' IPs and the classic hosts); run the benchmark as root, or leave classic out of -scenarios")
 	}
 	stateDir, err := os.MkdirTemp("", "cafe-bench-")
@@ -182,11 +183,14 @@ func run(o options) error {
 	if len(scenarios) > 0 {
 		rep, err = benchmark(ctx, o, repoRoot, filepath.Join(stateDir, "releases"), sh, scenarios, variants)
 	}
-	if err == nil && traffic {
+	if err == nil && own.Traffic {
 		rep.Traffic, err = benchmarkTraffic(ctx, o, repoRoot, filepath.Join(stateDir, trafficKey))
 	}
-	if err == nil && classic {
+	if err == nil && own.Classic {
 		rep.Classic, err = benchmarkClassic(ctx, o, repoRoot, filepath.Join(stateDir, classicKey))
+	}
+	if err == nil && own.IAM {
+		rep.IAM, err = benchmarkIAM(ctx, o, repoRoot, filepath.Join(stateDir, iamKey))
 	}
 	if err != nil || o.KeepState {
 		fmt.Fprintf(os.Stderr, "control plane state and logs kept in %s\n", stateDir)
@@ -202,7 +206,7 @@ func run(o options) error {
 		return nil
 	}
 	path := filepath.Join(repoRoot, o.Out)
-	page, ran := rep.markdown(), partsRan(scenarios, traffic, classic)
+	page, ran := rep.markdown(), partsRan(scenarios, own)
 	if old, err := os.ReadFile(path); err == nil && len(ran) < len(allParts) {
 		page = mergeParts(string(old), page, ran, rep.partNote(o.Scenarios, ran))
 		fmt.Printf("only the sections of %s are replaced\n", strings.Join(ran, ", "))
@@ -214,22 +218,28 @@ func run(o options) error {
 	return nil
 }
 
-// withoutOwnPlanes takes the traffic and classic scenarios out of the list
-// (they run last, each on a control plane of its own, traffic first) and
-// says whether they were there.
-func withoutOwnPlanes(scenarios []scenario) (_ []scenario, traffic, classic bool) {
+// ownPlanes says which scenarios that run on a control plane of their own
+// were asked for.
+type ownPlanes struct{ Traffic, Classic, IAM bool }
+
+// withoutOwnPlanes takes the traffic, classic and IAM scenarios out of the
+// list (they run last, each on a control plane of its own, in that order)
+// and says which were there.
+func withoutOwnPlanes(scenarios []scenario) (_ []scenario, own ownPlanes) {
 	var out []scenario
 	for _, s := range scenarios {
 		switch {
 		case s.Traffic:
-			traffic = true
+			own.Traffic = true
 		case s.Classic:
-			classic = true
+			own.Classic = true
+		case s.IAM:
+			own.IAM = true
 		default:
 			out = append(out, s)
 		}
 	}
-	return out, traffic, classic
+	return out, own
 }
 
 // benchmark starts the cluster, runs every scenario o.Runs times

@@ -34,6 +34,8 @@ type report struct {
 	Traffic *trafficReport
 	// Classic is the classic scenario's outcome (nil when it did not run).
 	Classic *classicReport
+	// IAM is the IAM scenario's outcome (nil when it did not run).
+	IAM *iamReport
 	// WriteFloor is the API server's pod-write rate with nothing else
 	// asked of it, measured after the releases (nil when none ran).
 	WriteFloor *writeFloor
@@ -69,6 +71,7 @@ func (r report) markdown() string {
 	r.writeNodeFailures(&b)
 	r.writeTraffic(&b)
 	r.writeClassic(&b)
+	r.writeIAM(&b)
 	return b.String()
 }
 
@@ -506,6 +509,7 @@ func (r report) summary() string {
 	r.writeNodeFailureTable(&b)
 	r.trafficSummary(&b)
 	r.classicSummary(&b)
+	r.iamSummary(&b)
 	return b.String()
 }
 

@@ -28,6 +28,9 @@ type scenario struct {
 	// Classic marks the classic scenario, which runs on a control plane of
 	// its own, with the gateway and classic hosts (benchmarkClassic).
 	Classic bool
+	// IAM marks the IAM projection scenario, which runs on a control plane
+	// of its own (benchmarkIAM).
+	IAM bool
 }
 
 // runResult is one release of one scenario.

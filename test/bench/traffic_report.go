@@ -250,16 +250,16 @@ const (
 	partNodeFailure = "node failure"
 	partTraffic     = "traffic"
 	partClassic     = "classic"
+	partIAM         = "iam"
 	partMachine     = "machine"
 )
 
 // allParts are the parts a run may replace.
-var allParts = []string{partReleases, partNodeFailure, partTraffic, partClassic}
+var allParts = []string{partReleases, partNodeFailure, partTraffic, partClassic, partIAM}
 
 // partsRan lists the parts of the page the run wrote (scenarios without
-// the traffic and classic scenarios; traffic and classic whether they
-// ran).
-func partsRan(scenarios []scenario, traffic, classic bool) []string {
+// those on their own control planes; those whether they ran).
+func partsRan(scenarios []scenario, own ownPlanes) []string {
 	var out []string
 	if slices.ContainsFunc(scenarios, func(s scenario) bool { return s.Workload != nil }) {
 		out = append(out, partReleases)
@@ -267,11 +267,14 @@ func partsRan(scenarios []scenario, traffic, classic bool) []string {
 	if slices.ContainsFunc(scenarios, func(s scenario) bool { return s.NodeFailure }) {
 		out = append(out, partNodeFailure)
 	}
-	if traffic {
+	if own.Traffic {
 		out = append(out, partTraffic)
 	}
-	if classic {
+	if own.Classic {
 		out = append(out, partClassic)
+	}
+	if own.IAM {
+		out = append(out, partIAM)
 	}
 	return out
 }
@@ -287,6 +290,8 @@ func partOf(heading string) string {
 		return partTraffic
 	case strings.HasPrefix(heading, "## Classic hosts"):
 		return partClassic
+	case strings.HasPrefix(heading, "## IAM"):
+		return partIAM
 	default:
 		return partReleases
 	}
@@ -327,6 +332,9 @@ func (r report) partNote(scenariosFlag string, ran []string) string {
 	}
 	if r.Classic != nil && len(ran) == 1 && ran[0] == partClassic {
 		start = r.Classic.Started
+	}
+	if r.IAM != nil && len(ran) == 1 && ran[0] == partIAM {
+		start = r.IAM.Started
 	}
 	return fmt.Sprintf("%s: `go run ./test/bench -scenarios %s` on %s, which took %s; bin/cafe %s.",
 		partNotePrefix(ran), scenariosFlag, start.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second), strings.TrimPrefix(r.Machine.Source, "bin/cafe "))

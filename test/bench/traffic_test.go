@@ -148,25 +148,30 @@ func TestTrafficSectionSaysWhatDidNotFinish(t *testing.T) {
 
 func TestPartsRan(t *testing.T) {
 	all := catalog(shape{Replicas: 6})
-	scenarios, traffic, classic := withoutOwnPlanes(all)
-	if !traffic || !classic || len(scenarios) != len(all)-2 {
-		t.Fatalf("withoutOwnPlanes: %d scenarios, traffic %v, classic %v", len(scenarios), traffic, classic)
+	scenarios, own := withoutOwnPlanes(all)
+	if !own.Traffic || !own.Classic || !own.IAM || len(scenarios) != len(all)-3 {
+		t.Fatalf("withoutOwnPlanes: %d scenarios, own planes %+v", len(scenarios), own)
 	}
-	if got := partsRan(scenarios, traffic, classic); strings.Join(got, ",") != strings.Join(allParts, ",") {
+	if got := partsRan(scenarios, own); strings.Join(got, ",") != strings.Join(allParts, ",") {
 		t.Fatalf("everything ran: parts %v", got)
 	}
 	only, _ := selectScenarios(all, "traffic")
-	rest, traffic, classic := withoutOwnPlanes(only)
-	if got := partsRan(rest, traffic, classic); len(got) != 1 || got[0] != partTraffic {
+	rest, own := withoutOwnPlanes(only)
+	if got := partsRan(rest, own); len(got) != 1 || got[0] != partTraffic {
 		t.Fatalf("traffic alone: parts %v", got)
 	}
 	only, _ = selectScenarios(all, "classic")
-	rest, traffic, classic = withoutOwnPlanes(only)
-	if got := partsRan(rest, traffic, classic); len(rest) != 0 || len(got) != 1 || got[0] != partClassic {
+	rest, own = withoutOwnPlanes(only)
+	if got := partsRan(rest, own); len(rest) != 0 || len(got) != 1 || got[0] != partClassic {
 		t.Fatalf("classic alone: parts %v", got)
 	}
+	only, _ = selectScenarios(all, "iam")
+	rest, own = withoutOwnPlanes(only)
+	if got := partsRan(rest, own); len(rest) != 0 || len(got) != 1 || got[0] != partIAM {
+		t.Fatalf("iam alone: parts %v", got)
+	}
 	nf, _ := selectScenarios(all, "node-failure,deployment")
-	if got := partsRan(nf, false, false); strings.Join(got, ",") != "releases,node failure" {
+	if got := partsRan(nf, ownPlanes{}); strings.Join(got, ",") != "releases,node failure" {
 		t.Fatalf("node failure and deployment: parts %v", got)
 	}
 }

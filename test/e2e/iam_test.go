@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -214,6 +215,7 @@ func TestTheIAMTableGivesEachDirectoryUserExactlyTheirRights(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	kubeconfigs := map[string]string{}
 	for user, groups := range map[string][]string{"alice": {"app-dev"}, "bob": {"release-approvers"}, "carol": {"auditors"}} {
 		password, err := env.ControlPlane.DirectoryPassword(user)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -224,5 +226,52 @@ func TestTheIAMTableGivesEachDirectoryUserExactlyTheirRights(t *testing.T) {
 			g.Expect(canIList(t, kubeconfig, team)).To(Equal(want), user)
 		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
 		t.Logf("%s: %v", user, want)
+		kubeconfigs[user] = kubeconfig
 	}
+	theTableAtWork(ctx, t, g, team, kubeconfigs["alice"], kubeconfigs["bob"], kubeconfigs["carol"])
+}
+
+// theTableAtWork has the demo's people use their rights with `cafe`, each
+// logged in as the directory user: alice requests a release order for her
+// team's app and cannot approve it; bob cannot request one and approves
+// hers; carol can neither, and reads, exports and verifies the order's
+// audit trail, which names dir:alice and dir:bob as the API server
+// authenticated them.
+func theTableAtWork(ctx context.Context, t *testing.T, g *WithT, team, alice, bob, carol string) {
+	orderApp(ctx, g, team, "pay", nil)
+	out, err := cafeCLI(ctx, t, team, bob, "release", "create", "bobs", "--title", "not bob's to ask", "--app", "pay=r2")
+	g.Expect(err).To(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("forbidden"))
+	out, err = cafeCLI(ctx, t, team, alice, "release", "create", "weekly", "--title", "weekly release", "--ticket", "CHG-17", "--app", "pay=r2", "--approvals", "1")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("recorded as requested by dir:alice"))
+	// alice may write actions (to cancel her orders) but RBAC grants her no
+	// approve; carol may not even write an action.
+	out, err = cafeCLI(ctx, t, team, alice, "release", "approve", "weekly")
+	g.Expect(err).To(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring(`dir:alice may not approve ReleaseOrder ` + team + `/weekly: RBAC grants no verb "approve"`))
+	out, err = cafeCLI(ctx, t, team, carol, "release", "approve", "weekly")
+	g.Expect(err).To(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring(`"dir:carol" cannot create resource "releaseactions"`))
+	out, err = cafeCLI(ctx, t, team, bob, "release", "approve", "weekly", "--comment", "diff reviewed")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("ReleaseOrder weekly is Approved"))
+	order := waitForOrder(ctx, g, team, "weekly", phaseIs(cafev1alpha1.OrderApproved))
+	g.Expect(order.Spec.RequestedBy).To(Equal("dir:alice"))
+	g.Expect(order.Spec.RequestedByGroups).To(ContainElement("dir:app-dev"))
+	g.Expect(order.Status.Approvals).To(HaveLen(1))
+	g.Expect(order.Status.Approvals[0].User).To(Equal("dir:bob"))
+
+	out, err = cafeCLI(ctx, t, team, carol, "audit", "verify", "weekly")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("OK   ReleaseOrder " + team + "/weekly"))
+	export, err := cafeCLI(ctx, t, team, carol, "audit", "export", "weekly")
+	g.Expect(err).NotTo(HaveOccurred(), export)
+	g.Expect(export).To(MatchRegexp(`"actor":"dir:alice"[^\n]*"action":"Create"`))
+	g.Expect(export).To(MatchRegexp(`"actor":"dir:bob"[^\n]*"action":"Approve"`))
+	exported := filepath.Join(t.TempDir(), "weekly.jsonl")
+	g.Expect(os.WriteFile(exported, []byte(export), 0o600)).To(Succeed())
+	out, err = cafeCLI(ctx, t, team, carol, "audit", "verify", "-f", exported)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	t.Logf("carol verified the trail of %s/weekly as dir:carol: %s", team, strings.TrimSpace(out))
 }

@@ -39,8 +39,9 @@ type options struct {
 	// traffic provider (off while the URL is empty).
 	GatewayAPIURL         string
 	GatewayControllerName string
-	// Directory* and Login* configure the login service (off while the
-	// directory URL is empty).
+	// IdentitySource, Directory* and Login* configure the login service
+	// (off while neither a directory URL nor the objects source is set).
+	IdentitySource              string
 	DirectoryURL                string
 	DirectoryCAFile             string
 	DirectoryBase               string
@@ -49,17 +50,49 @@ type options struct {
 	TokenLifetime               time.Duration
 }
 
-// loginOptions is the login service's configuration, nil when it is off.
+// Identity sources of the login service (--identity-source).
+const (
+	identityLDAP    = "ldap"
+	identityObjects = "objects"
+)
+
+// loginOptions is the login service's configuration, nil when it is off
+// (no directory and no other source chosen).
 func (o *options) loginOptions() (*manager.LoginOptions, error) {
-	if o.DirectoryURL == "" {
-		return nil, nil
+	switch o.IdentitySource {
+	case identityLDAP:
+		if o.DirectoryURL == "" {
+			if o.LoginIssuerURL != "" {
+				return nil, errors.New("--login-issuer-url: the login service needs its users: --directory-url (LDAP), or --identity-source=objects (IAMUsers and IAMGroups)")
+			}
+			return nil, nil
+		}
+	case identityObjects:
+		if o.DirectoryURL != "" {
+			return nil, errors.New("--directory-url: unused with --identity-source=objects, whose users and groups are IAMUsers and IAMGroups")
+		}
+	default:
+		return nil, fmt.Errorf("--identity-source %q: %s or %s", o.IdentitySource, identityLDAP, identityObjects)
 	}
 	if o.WebhookPort == 0 || o.LoginIssuerURL == "" {
-		return nil, errors.New("--directory-url: the login service runs on the webhook server: set --webhook-port and --login-issuer-url (the https URL users and the API server reach it at)")
+		return nil, errors.New("the login service runs on the webhook server: set --webhook-port and --login-issuer-url (the https URL users and the API server reach it at)")
 	}
 	if o.TokenLifetime > time.Hour {
 		return nil, fmt.Errorf("--token-lifetime %s: at most 1h (the API server's configuration refuses longer tokens)", o.TokenLifetime)
 	}
+	opts := &manager.LoginOptions{IssuerURL: o.LoginIssuerURL, TokenLifetime: o.TokenLifetime}
+	if o.IdentitySource == identityLDAP {
+		dir, err := o.directoryClient()
+		if err != nil {
+			return nil, err
+		}
+		opts.Directory = dir
+	}
+	return opts, nil
+}
+
+// directoryClient reaches the LDAP directory the --directory-* flags name.
+func (o *options) directoryClient() (*directory.Client, error) {
 	caPEM, err := os.ReadFile(o.DirectoryCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("--directory-ca-file: %w", err)
@@ -72,10 +105,7 @@ func (o *options) loginOptions() (*manager.LoginOptions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--directory-reader-password-file: %w", err)
 	}
-	return &manager.LoginOptions{
-		Directory: directory.Client{URL: o.DirectoryURL, RootCAs: roots, Directory: directory.Directory{Base: o.DirectoryBase}, ReaderPassword: strings.TrimSpace(string(reader))},
-		IssuerURL: o.LoginIssuerURL, TokenLifetime: o.TokenLifetime,
-	}, nil
+	return &directory.Client{URL: o.DirectoryURL, RootCAs: roots, Directory: directory.Directory{Base: o.DirectoryBase}, ReaderPassword: strings.TrimSpace(string(reader))}, nil
 }
 
 // gatewayProvider is the gateway traffic provider's configuration, nil
@@ -171,6 +201,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.ScrapeTargetsFile, "scrape-targets-file", "", "a Prometheus file_sd file CAFE keeps listing every pod and classic instance it runs, with namespace, app, unit, zone and version labels (written atomically when it changes); empty writes none")
 	f.StringVar(&o.PrometheusURL, "prometheus-url", "", "base URL of the Prometheus that TrafficAnalyses query (e.g. http://127.0.0.1:9090); CAFE's admission webhook also asks it to parse their queries. Empty admits analyses unchecked, with a warning")
 	f.StringSliceVar(&o.RegistryEndpoints, "registry-endpoints", nil, "client URLs of CAFE's east-west service registry (an etcd on loopback, e.g. http://127.0.0.1:2479): CAFE registers the ready pods and classic instances of Services labelled registry.cafe.io/publish=true there and holds traffic.cafe.io/registry on them until every consumer has applied their deregistration; empty turns both off")
+	f.StringVar(&o.IdentitySource, "identity-source", identityLDAP, "where the login service finds users, passwords and groups: ldap (the directory of --directory-url) or objects (IAMUsers and IAMGroups in the cluster, passwords' bcrypt hashes in Secrets of --namespace; see cafe iam hash-password)")
 	f.StringVar(&o.DirectoryURL, "directory-url", "", "ldaps:// URL of the bank's directory (LDAP, Active Directory); set, CAFE serves its login service and token issuer on the webhook server (docs/iam.md)")
 	f.StringVar(&o.DirectoryCAFile, "directory-ca-file", "", "PEM file of the CA that signed the directory's certificate")
 	f.StringVar(&o.DirectoryBase, "directory-base", "", "the directory's base DN (users under ou=people, groups under ou=groups)")

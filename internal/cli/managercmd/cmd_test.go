@@ -49,19 +49,20 @@ func TestGatewayProviderFlags(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("loopback")))
 }
 
-// The login service is off without --directory-url; on, it needs the
-// webhook server and an issuer URL, readable CA and reader password files,
-// and a token lifetime within the API server's hour.
+// The login service is off without --directory-url or the objects source;
+// on, it needs the webhook server and an issuer URL, for LDAP readable CA
+// and reader password files, and a token lifetime within the API server's
+// hour. The objects source takes no directory flags.
 func TestLoginFlags(t *testing.T) {
 	g := NewWithT(t)
 	dir := t.TempDir()
 	ca, reader := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "reader")
 	g.Expect(os.WriteFile(ca, selfSigned(t), 0o600)).To(Succeed())
 	g.Expect(os.WriteFile(reader, []byte("s3cret\n"), 0o600)).To(Succeed())
-	valid := options{WebhookPort: 9443, DirectoryURL: "ldaps://127.0.0.1:636", DirectoryCAFile: ca, DirectoryBase: "dc=bank,dc=example",
+	valid := options{IdentitySource: identityLDAP, WebhookPort: 9443, DirectoryURL: "ldaps://127.0.0.1:636", DirectoryCAFile: ca, DirectoryBase: "dc=bank,dc=example",
 		DirectoryReaderPasswordFile: reader, LoginIssuerURL: "https://127.0.0.1:9443"}
 
-	off, err := (&options{}).loginOptions()
+	off, err := (&options{IdentitySource: identityLDAP}).loginOptions()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(off).To(BeNil())
 	on, err := valid.loginOptions()
@@ -81,6 +82,24 @@ func TestLoginFlags(t *testing.T) {
 	badCA.DirectoryCAFile = reader
 	_, err = badCA.loginOptions()
 	g.Expect(err).To(MatchError(ContainSubstring("holds no PEM certificate")))
+	issuerOnly := options{IdentitySource: identityLDAP, WebhookPort: 9443, LoginIssuerURL: "https://127.0.0.1:9443"}
+	_, err = issuerOnly.loginOptions()
+	g.Expect(err).To(MatchError(ContainSubstring("--login-issuer-url: the login service needs its users")))
+
+	objects := issuerOnly
+	objects.IdentitySource = identityObjects
+	on, err = objects.loginOptions()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(on.Directory).To(BeNil(), "IAMUsers and IAMGroups answer")
+	g.Expect(on.IssuerURL).To(Equal("https://127.0.0.1:9443"))
+	objectsAndLDAP := valid
+	objectsAndLDAP.IdentitySource = identityObjects
+	_, err = objectsAndLDAP.loginOptions()
+	g.Expect(err).To(MatchError(ContainSubstring("--directory-url: unused with --identity-source=objects")))
+	unknown := valid
+	unknown.IdentitySource = "kerberos"
+	_, err = unknown.loginOptions()
+	g.Expect(err).To(MatchError(ContainSubstring(`--identity-source "kerberos": ldap or objects`)))
 }
 
 // selfSigned is a self-signed certificate, PEM: the flags only parse it.
