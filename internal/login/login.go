@@ -12,7 +12,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,7 +47,9 @@ type Service struct {
 	Access *token.Issuer
 	// RefreshLifetime; zero means DefaultRefreshLifetime.
 	RefreshLifetime time.Duration
-	Log             logr.Logger
+	// Throttle slows password guessing; nil means NewThrottle's defaults.
+	Throttle *Throttle
+	Log      logr.Logger
 }
 
 // Request is a login (User and Password) or a refresh (RefreshToken).
@@ -80,6 +85,9 @@ func (s *Service) refresher() token.Issuer {
 
 // Handler serves LoginPath and RefreshPath (POST, JSON).
 func (s *Service) Handler() http.Handler {
+	if s.Throttle == nil {
+		s.Throttle = NewThrottle()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+LoginPath, s.serve(s.login))
 	mux.HandleFunc("POST "+RefreshPath, s.serve(s.refresh))
@@ -89,15 +97,28 @@ func (s *Service) Handler() http.Handler {
 // errDenied answers 401 without saying why (a guesser learns nothing).
 var errDenied = errors.New("invalid credentials")
 
-func (s *Service) serve(answer func(context.Context, Request) (Response, error)) http.HandlerFunc {
+// throttled answers 429: too many failed logins for the name or from the
+// address.
+type throttled struct{ retryAfter time.Duration }
+
+func (t throttled) Error() string {
+	return fmt.Sprintf("too many failed logins; try again in %s", t.retryAfter.Round(time.Second))
+}
+
+func (s *Service) serve(answer func(*http.Request, Request) (Response, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req Request
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&req); err != nil {
 			http.Error(w, "a JSON body with user and password, or refreshToken", http.StatusBadRequest)
 			return
 		}
-		resp, err := answer(r.Context(), req)
+		resp, err := answer(r, req)
+		var slow throttled
 		switch {
+		case errors.As(err, &slow):
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(slow.retryAfter.Seconds()))))
+			http.Error(w, slow.Error(), http.StatusTooManyRequests)
+			return
 		case errors.Is(err, errDenied):
 			http.Error(w, errDenied.Error(), http.StatusUnauthorized)
 			return
@@ -112,15 +133,22 @@ func (s *Service) serve(answer func(context.Context, Request) (Response, error))
 	}
 }
 
-func (s *Service) login(ctx context.Context, req Request) (Response, error) {
-	id, err := s.Directory.Authenticate(ctx, req.User, req.Password)
+func (s *Service) login(r *http.Request, req Request) (Response, error) {
+	addr := clientAddress(r)
+	if wait := s.Throttle.RetryAfter(req.User, addr); wait > 0 {
+		s.Log.Info("Login throttled", "user", req.User, "address", addr, "retryAfter", wait)
+		return Response{}, throttled{retryAfter: wait}
+	}
+	id, err := s.Directory.Authenticate(r.Context(), req.User, req.Password)
 	if errors.Is(err, directory.ErrInvalidCredentials) {
-		s.Log.Info("Login refused", "user", req.User)
+		s.Throttle.Failed(req.User, addr)
+		s.Log.Info("Login refused", "user", req.User, "address", addr)
 		return Response{}, errDenied
 	}
 	if err != nil {
 		return Response{}, err
 	}
+	s.Throttle.Succeeded(req.User)
 	resp, err := s.issue(id, "")
 	if err == nil {
 		s.Log.Info("Login", "user", id.Name, "groups", id.Groups, "expiry", resp.Expiry)
@@ -128,7 +156,8 @@ func (s *Service) login(ctx context.Context, req Request) (Response, error) {
 	return resp, err
 }
 
-func (s *Service) refresh(ctx context.Context, req Request) (Response, error) {
+func (s *Service) refresh(r *http.Request, req Request) (Response, error) {
+	ctx := r.Context()
 	refresher := s.refresher()
 	claims, err := refresher.Verify(req.RefreshToken)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ var bank = directory.Directory{
 	Base: "dc=bank,dc=example",
 	Users: []directory.User{
 		{Name: "alice", Password: "alice-secret"},
+		{Name: "bob", Password: "bob-secret"},
 		{Name: "eve", Password: "eve-secret", Disabled: true},
 	},
 	Groups: []directory.Group{
@@ -110,4 +112,28 @@ func TestLoginWithTheDirectoryDownIsUnavailable(t *testing.T) {
 	s.dir.Stop()
 	code, _ := s.post(g, login.LoginPath, login.Request{User: "alice", Password: "alice-secret"})
 	g.Expect(code).To(Equal(http.StatusServiceUnavailable))
+}
+
+// Guessing is throttled: after five wrong passwords for alice, even the
+// right one gets 429 with Retry-After for the rest of the minute; bob, from
+// the same address, still logs in.
+func TestWrongPasswordsThrottleTheName(t *testing.T) {
+	g := NewWithT(t)
+	s := start(t, g)
+	for range login.DefaultMaxFailuresPerUser {
+		code, _ := s.post(g, login.LoginPath, login.Request{User: "alice", Password: "guess"})
+		g.Expect(code).To(Equal(http.StatusUnauthorized))
+	}
+	body, err := json.Marshal(login.Request{User: "alice", Password: "alice-secret"})
+	g.Expect(err).NotTo(HaveOccurred())
+	resp, err := http.Post(s.url+login.LoginPath, "application/json", bytes.NewReader(body))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusTooManyRequests))
+	retry, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(retry).To(BeNumerically(">", 50))
+	g.Expect(retry).To(BeNumerically("<=", 60))
+	code, _ := s.post(g, login.LoginPath, login.Request{User: "bob", Password: "bob-secret"})
+	g.Expect(code).To(Equal(http.StatusOK))
 }
