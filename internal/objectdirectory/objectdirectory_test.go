@@ -160,7 +160,8 @@ func TestTheSchemaRefusesBadUsersAndGroups(t *testing.T) {
 		want string
 	}{
 		{&cafev1alpha1.IAMUser{ObjectMeta: metav1.ObjectMeta{Name: "1alice"}, Spec: cafev1alpha1.IAMUserSpec{PasswordSecretName: "p"}}, "metadata.name: a directory name"},
-		{&cafev1alpha1.IAMUser{ObjectMeta: metav1.ObjectMeta{Name: "bob"}}, "spec.passwordSecretName"},
+		{&cafev1alpha1.IAMUser{ObjectMeta: metav1.ObjectMeta{Name: "bob"}}, "spec: Required value"},
+		{&cafev1alpha1.IAMUser{ObjectMeta: metav1.ObjectMeta{Name: "bob"}, Spec: cafev1alpha1.IAMUserSpec{DisplayName: "Bob"}}, "spec.passwordSecretName: Invalid value: \"\": spec.passwordSecretName in body should be at least 1 chars long"},
 		{&cafev1alpha1.IAMUser{ObjectMeta: metav1.ObjectMeta{Name: "bob"}, Spec: cafev1alpha1.IAMUserSpec{PasswordSecretName: "Bad_Name"}}, "spec.passwordSecretName"},
 		{&cafev1alpha1.IAMGroup{ObjectMeta: metav1.ObjectMeta{Name: "ops"}, Spec: cafev1alpha1.IAMGroupSpec{Members: []string{"alice", "Bob"}}}, "spec.members[1]"},
 		{&cafev1alpha1.IAMGroup{ObjectMeta: metav1.ObjectMeta{Name: "ops"}, Spec: cafev1alpha1.IAMGroupSpec{Members: []string{"alice", "alice"}}}, "spec.members[1]: Duplicate value"},
