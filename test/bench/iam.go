@@ -207,7 +207,7 @@ func managerQPS(args []string) string {
 			return v
 		}
 	}
-	return "100 (the default)"
+	return "100"
 }
 
 type iamRunner struct {
@@ -307,8 +307,15 @@ func (r *iamRunner) project(ctx context.Context, rep *iamReport) error {
 	for i, w := range waits {
 		wg.Go(func() { ats[i], errs[i] = watchUntil(waitCtx, r.cluster.client, w.list, w.cond, w.opts...) })
 	}
+	// Roles one by one, each after those it includes (the webhook refuses
+	// an include of a role that does not exist yet), then the bindings.
 	start := time.Now()
-	if err := r.createAll(ctx, objs); err != nil {
+	for _, role := range r.roles {
+		if err := r.cluster.client.Create(ctx, role); err != nil {
+			return fmt.Errorf("creating IAMRole %s: %w", role.Name, err)
+		}
+	}
+	if err := r.createAll(ctx, objs[len(r.roles):]); err != nil {
 		return err
 	}
 	wg.Wait()

@@ -26,7 +26,7 @@ func TestIAMSectionJudgesEachChange(t *testing.T) {
 		iamHeading,
 		"| **total** | **1531** |",
 		"| one binding per user, namespace and role instead (the per-user pattern) | 111440 |",
-		"| time to converge (10 roles, 65 bindings written at once) | 17s |",
+		"| time to converge (10 roles, then 65 bindings written) | 17s |",
 		"| CAFE CPU during it | 4.2 s (21% of the machine's busy CPU) |",
 		"| CAFE peak RSS over the scenario | 90 MiB |",
 		"| 500 of 500 (140 allowed) |",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,10 +49,34 @@ func (r *BindingReconciler) bindingsOfRole(ctx context.Context, obj client.Objec
 	return r.bindingsWhere(ctx, func(b *cafev1alpha1.IAMRoleBinding) bool { return b.Spec.Role == obj.GetName() })
 }
 
-// selectingBindings are the bindings whose scope names or selects
-// namespaces: any namespace event may change what they cover.
-func (r *BindingReconciler) selectingBindings(ctx context.Context, _ client.Object) []ctrl.Request {
-	return r.bindingsWhere(ctx, func(b *cafev1alpha1.IAMRoleBinding) bool { return !b.Spec.Scope.Cluster })
+// selectingBindings are the bindings a namespace event may concern: those
+// that name it or select it as it is now, and those that have a RoleBinding
+// in it (it may have left their scope, or be going). Any other binding is
+// untouched by it, so a relabelled namespace costs a handful of
+// reconciles, not one per binding of the cluster.
+func (r *BindingReconciler) selectingBindings(ctx context.Context, obj client.Object) []ctrl.Request {
+	ns := obj.GetName()
+	present := map[string]bool{}
+	rbs := &rbacv1.RoleBindingList{}
+	if err := r.Client.List(ctx, rbs, client.InNamespace(ns), client.HasLabels{cafev1alpha1.IAMBindingLabel}); err == nil {
+		for _, rb := range rbs.Items {
+			present[rb.Labels[cafev1alpha1.IAMBindingLabel]] = true
+		}
+	}
+	nsLabels := labels.Set(obj.GetLabels())
+	return r.bindingsWhere(ctx, func(b *cafev1alpha1.IAMRoleBinding) bool {
+		return present[b.Name] || inScope(b.Spec.Scope, ns, nsLabels)
+	})
+}
+
+// inScope: the scope (not cluster-wide) names the namespace or selects its
+// labels.
+func inScope(scope cafev1alpha1.IAMScope, ns string, nsLabels labels.Set) bool {
+	if scope.NamespaceSelector == nil {
+		return slices.Contains(scope.Namespaces, ns)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(scope.NamespaceSelector)
+	return err == nil && sel.Matches(nsLabels)
 }
 
 func (r *BindingReconciler) bindingsWhere(ctx context.Context, match func(*cafev1alpha1.IAMRoleBinding) bool) []ctrl.Request {
@@ -113,11 +139,7 @@ func (r *BindingReconciler) project(ctx context.Context, b *cafev1alpha1.IAMRole
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, ns := range namespaces {
-		errs = append(errs, applyOwned(ctx, r.Client, r.Scheme, b, iam.RoleBinding(b, ns)))
-	}
-	errs = append(errs, r.prune(ctx, b, namespaces, false))
+	errs := []error{r.applyRoleBindings(ctx, b, namespaces), r.prune(ctx, b, namespaces, false)}
 	b.Status.NamespaceCount = int32(len(namespaces))
 	switch err := errors.Join(errs...); {
 	case err != nil:
@@ -130,6 +152,32 @@ func (r *BindingReconciler) project(ctx context.Context, b *cafev1alpha1.IAMRole
 			fmt.Sprintf("RoleBindings %s grant ClusterRole %s in %d namespaces", iam.BindingName(b.Name), iam.ClusterRoleName(b.Spec.Role), len(namespaces)))
 	}
 	return nil
+}
+
+// applyWorkers bounds the RoleBindings one reconcile writes at once: a
+// binding over a hundred namespaces is written in the time of a few round
+// trips, within the client's rate limit.
+const applyWorkers = 8
+
+// applyRoleBindings writes the binding's RoleBinding in each namespace,
+// several at once.
+func (r *BindingReconciler) applyRoleBindings(ctx context.Context, b *cafev1alpha1.IAMRoleBinding, namespaces []string) error {
+	errs := make([]error, len(namespaces))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(namespaces)) {
+		wg.Go(func() {
+			for i := range work {
+				errs[i] = applyOwned(ctx, r.Client, r.Scheme, b, iam.RoleBinding(b, namespaces[i]))
+			}
+		})
+	}
+	for i := range namespaces {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // namespacesInScope are the existing namespaces the scope names or

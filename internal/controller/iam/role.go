@@ -137,10 +137,18 @@ func (r *RoleReconciler) writeStatus(ctx context.Context, role *cafev1alpha1.IAM
 	return nil
 }
 
-// applyOwned applies obj with a controller reference to owner.
+// applyOwned applies obj with a controller reference to owner, unless
+// the cached object already is exactly that: a reconcile that changes
+// nothing writes nothing, so an event that touches many bindings (a
+// namespace relabelled, a role's status) costs reads, not thousands of
+// applies. A hand edit makes the cached object differ, and is undone.
 func applyOwned(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner, obj client.Object) error {
 	if err := controllerutil.SetControllerReference(owner, obj, scheme); err != nil {
 		return err
+	}
+	existing := obj.DeepCopyObject().(client.Object)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), existing); err == nil && upToDate(existing, obj) {
+		return nil
 	}
 	body, err := ssa.Body(obj)
 	if err != nil {
@@ -148,6 +156,36 @@ func applyOwned(ctx context.Context, c client.Client, scheme *runtime.Scheme, ow
 	}
 	if err := c.Apply(ctx, body, FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(obj), err)
+	}
+	return nil
+}
+
+// upToDate: existing has desired's controller, labels and content (rules,
+// or role reference and subjects), and is not being deleted.
+func upToDate(existing, desired client.Object) bool {
+	have, want := metav1.GetControllerOf(existing), metav1.GetControllerOf(desired)
+	if have == nil || want == nil || have.UID != want.UID || existing.GetDeletionTimestamp() != nil {
+		return false
+	}
+	for k, v := range desired.GetLabels() {
+		if existing.GetLabels()[k] != v {
+			return false
+		}
+	}
+	content := projectedContent(desired)
+	return content != nil && equality.Semantic.DeepEqual(projectedContent(existing), content)
+}
+
+// projectedContent is what CAFE projects into an RBAC object, beyond its
+// metadata; nil for a kind it does not project.
+func projectedContent(obj client.Object) any {
+	switch o := obj.(type) {
+	case *rbacv1.ClusterRole:
+		return []any{o.Rules, o.AggregationRule}
+	case *rbacv1.ClusterRoleBinding:
+		return []any{o.RoleRef, o.Subjects}
+	case *rbacv1.RoleBinding:
+		return []any{o.RoleRef, o.Subjects}
 	}
 	return nil
 }
