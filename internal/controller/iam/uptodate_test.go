@@ -26,7 +26,9 @@ func TestUpToDateOnlyWhenNothingWouldChange(t *testing.T) {
 		t.Error("an identical binding (an extra label aside) is up to date")
 	}
 	for name, edit := range map[string]func(*rbacv1.RoleBinding){
-		"a subject added":      func(rb *rbacv1.RoleBinding) { rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.UserKind, Name: "mallory"}) },
+		"a subject added": func(rb *rbacv1.RoleBinding) {
+			rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.UserKind, Name: "mallory"})
+		},
 		"the role swapped":     func(rb *rbacv1.RoleBinding) { rb.RoleRef.Name = "cluster-admin" },
 		"a label changed":      func(rb *rbacv1.RoleBinding) { rb.Labels["iam.cafe.io/binding"] = "other" },
 		"another controller":   func(rb *rbacv1.RoleBinding) { rb.OwnerReferences = controller("u2") },
