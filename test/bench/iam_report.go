@@ -36,7 +36,7 @@ func (r report) iamSummary(b *strings.Builder) {
 
 func (t *iamReport) writeMethod(b *strings.Builder) {
 	fmt.Fprintf(b, "### Method\n\n")
-	fmt.Fprintf(b, "- A control plane of its own (3 kwok nodes; no pods), CAFE's CRDs, RBAC and webhooks installed, `cafe manager` as a separate process (client rate limit %s QPS, the default), as the release scenarios run it.\n", t.ManagerQPS)
+	fmt.Fprintf(b, "- A control plane of its own (3 kwok nodes; no pods), CAFE's CRDs, RBAC and webhooks installed, `cafe manager` as a separate process (client rate limit `--kube-api-qps` %s), as the release scenarios run it.\n", t.ManagerQPS)
 	fmt.Fprintf(b, "- **People**: %d IAMUsers in %d IAMGroups of %d (CAFE's own directory, the source `--identity-source=objects` reads; no password Secrets, logins are not measured here), and %d namespaces in %d teams (label `bench.cafe.io/team`).\n",
 		t.Users, t.Groups, t.Users/t.Groups, t.Namespaces, iamTeams)
 	fmt.Fprintf(b, "- **IAM tables**: %d IAMRoles (viewer; developer, approver and operator including viewer; traffic including operator; auditor; four tool roles with a plain ConfigMap rule including developer) and %d IAMRoleBindings: each group its team role over its team's namespaces (a selector), ten bindings of five groups each as viewers over every namespace (a selector), the last two groups auditors cluster-wide, and four tool roles in five listed namespaces each.\n",
