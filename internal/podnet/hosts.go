@@ -10,12 +10,12 @@ import (
 
 // HostPool is where the classic hosts of the local control planes take
 // their addresses from: 198.19.224.0/19 (RFC 2544, never routed on the
-// Internet), a /21 (2,046 hosts) per pod-network slot, so each control
+// Internet), a /22 (1,022 hosts) per pod-network slot, so each control
 // plane's hosts follow its pod CIDR and never meet another's.
 var HostPool = netip.MustParsePrefix("198.19.224.0/19")
 
 // hostSlotBits is the prefix length of one control plane's host range.
-const hostSlotBits = 21
+const hostSlotBits = 22
 
 // HostPrefix is the host range of the control plane whose pod CIDR is
 // podCIDR (a slot of Pool).

@@ -28,11 +28,11 @@ func TestHostPrefixFollowsThePodSlot(t *testing.T) {
 		g.Expect(HostPool.Contains(p.Addr())).To(BeTrue())
 		got = append(got, p.String())
 	}
-	g.Expect(got).To(Equal([]string{"198.19.224.0/21", "198.19.232.0/21", "198.19.240.0/21", "198.19.248.0/21"}))
+	g.Expect(got).To(Equal([]string{"198.19.224.0/22", "198.19.228.0/22", "198.19.232.0/22", "198.19.236.0/22", "198.19.240.0/22", "198.19.244.0/22", "198.19.248.0/22", "198.19.252.0/22"}))
 	_, err := HostPrefix(netip.MustParsePrefix("10.244.0.0/16"))
-	g.Expect(err).To(MatchError(ContainSubstring("not a /18 slot")))
+	g.Expect(err).To(MatchError(ContainSubstring("not a /19 slot")))
 
-	pods := For("/state/a", netip.MustParsePrefix("198.18.64.0/18"))
+	pods := For("/state/a", netip.MustParsePrefix("198.18.64.0/19"))
 	h1, err := pods.HostNetwork(1)
 	g.Expect(err).NotTo(HaveOccurred())
 	h2, _ := pods.HostNetwork(2)
@@ -42,7 +42,7 @@ func TestHostPrefixFollowsThePodSlot(t *testing.T) {
 	g.Expect(h1.Namespace).NotTo(Equal(h2.Namespace))
 	g.Expect(len(h1.HostLink)).To(BeNumerically("<=", 15))
 	g.Expect(h1.Host).NotTo(Equal(h2.Host))
-	_, err = pods.HostNetwork(2047)
+	_, err = pods.HostNetwork(1023)
 	g.Expect(err).To(MatchError(ContainSubstring("outside the host range")))
 }
 
@@ -54,7 +54,7 @@ func TestAHostNetworkServesItsAddressAndCanLoseItsLink(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pods := For(t.TempDir(), netip.MustParsePrefix("198.18.192.0/18"))
+	pods := For(t.TempDir(), netip.MustParsePrefix("198.18.192.0/19"))
 	host, err := pods.HostNetwork(7)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(host.Create(ctx)).To(Succeed())

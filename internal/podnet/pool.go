@@ -15,14 +15,16 @@ import (
 )
 
 // Pool is where the local control planes of one machine take their pod
-// CIDRs from: 198.18.0.0/16, in /18 slots (16,382 pod IPs each, four control
-// planes with a pod network at once). 198.18.0.0/15 is reserved for network
+// CIDRs from: 198.18.0.0/16, in /19 slots (8,190 pod IPs each, eight control
+// planes with a pod network at once: `make test` runs two e2e shards, each
+// of which may start a second control plane, beside the pod network's own
+// tests; four slots were not enough). 198.18.0.0/15 is reserved for network
 // benchmarking (RFC 2544) and never routed on the Internet, and the route
 // into the namespace makes sure nothing sent to it leaves the machine.
 var Pool = netip.MustParsePrefix("198.18.0.0/16")
 
 // SlotBits is the prefix length of one control plane's pod CIDR.
-const SlotBits = 18
+const SlotBits = 19
 
 // UnroutedCIDR is the pod CIDR of a control plane that runs without a pod
 // network: nothing is routed there and nothing of the project sends to it.

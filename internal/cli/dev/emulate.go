@@ -58,8 +58,8 @@ The pod network must exist already (the control plane creates and deletes
 it);
 this command only opens listeners in it, and never outside --pod-cidr.
 SIGTERM or Ctrl-C stops every container gracefully, then the command.`,
-		Example: `  # beside a local control plane in .cafe/dev whose pod CIDR is 198.18.0.0/18
-  cafe dev emulate-pods --kubeconfig .cafe/dev/kubeconfig --pod-cidr 198.18.0.0/18 \
+		Example: `  # beside a local control plane in .cafe/dev whose pod CIDR is 198.18.0.0/19
+  cafe dev emulate-pods --kubeconfig .cafe/dev/kubeconfig --pod-cidr 198.18.0.0/19 \
     --health-addr 127.0.0.1:9440`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
