@@ -27,6 +27,15 @@ type AuditEntry struct {
 	// +kubebuilder:validation:MaxLength=256
 	Actor string `json:"actor"`
 
+	// actorGroups are the human actor's groups as the API server
+	// authenticated them (a directory user's dir:<group>s), so the record
+	// says in which capacity they acted; empty for the controller.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=256
+	ActorGroups []string `json:"actorGroups,omitempty"`
+
 	// action names what happened (e.g. Approve, Start, AppStarted).
 	// +required
 	// +kubebuilder:validation:MaxLength=64

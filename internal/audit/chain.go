@@ -45,17 +45,20 @@ func (s Subject) String() string { return s.Namespace + "/" + s.Name + " (uid " 
 // digestInput is the canonical form an entry's hash covers. encoding/json
 // writes struct fields in declaration order, so the bytes are stable.
 type digestInput struct {
-	Subject  Subject `json:"subject"`
-	Seq      int64   `json:"seq"`
-	Time     string  `json:"time"`
-	Actor    string  `json:"actor"`
-	Action   string  `json:"action"`
-	Target   string  `json:"target"`
-	Before   string  `json:"before"`
-	After    string  `json:"after"`
-	Reason   string  `json:"reason"`
-	KeyID    string  `json:"keyID"`
-	PrevHash string  `json:"prevHash"`
+	Subject Subject `json:"subject"`
+	Seq     int64   `json:"seq"`
+	Time    string  `json:"time"`
+	Actor   string  `json:"actor"`
+	// ActorGroups is left out when empty, so entries written before it
+	// existed keep their hash.
+	ActorGroups []string `json:"actorGroups,omitempty"`
+	Action      string   `json:"action"`
+	Target      string   `json:"target"`
+	Before      string   `json:"before"`
+	After       string   `json:"after"`
+	Reason      string   `json:"reason"`
+	KeyID       string   `json:"keyID"`
+	PrevHash    string   `json:"prevHash"`
 }
 
 // headInput is the canonical form a head's signature covers.
@@ -79,7 +82,7 @@ func sha256Hex(v any) string {
 // Digest is the hex SHA-256 an entry of subject's trail must carry as Hash.
 func Digest(s Subject, e cafev1alpha1.AuditEntry) string {
 	return sha256Hex(digestInput{
-		Subject: s, Seq: e.Seq, Time: e.Time.UTC().Format(timeFormat), Actor: e.Actor, Action: e.Action,
+		Subject: s, Seq: e.Seq, Time: e.Time.UTC().Format(timeFormat), Actor: e.Actor, ActorGroups: e.ActorGroups, Action: e.Action,
 		Target: e.Target, Before: e.Before, After: e.After, Reason: e.Reason, KeyID: e.KeyID, PrevHash: e.PrevHash,
 	})
 }

@@ -95,6 +95,10 @@ func TestVerifyNamesTheFirstEntryThatDoesNotHold(t *testing.T) {
 			r.Trail[2].Hash = Digest(order, r.Trail[2])
 			return r
 		}, 2, "signature"},
+		{"a group added to the actor", func(r Record) Record {
+			r.Trail[2].ActorGroups = []string{"dir:release-approvers"}
+			return r
+		}, 2, "altered"},
 		{"a removed entry", func(r Record) Record { r.Trail = append(r.Trail[:1], r.Trail[2:]...); return r }, 1, "removed"},
 		{"a removed and renumbered entry", func(r Record) Record {
 			r.Trail = append(r.Trail[:1], r.Trail[2:]...)
@@ -232,4 +236,40 @@ func TestKeysRoundTripThroughPEM(t *testing.T) {
 	g.Expect(NewKeyRing(keys...).IDs()).To(ConsistOf(KeyID(a), KeyID(b)))
 	_, err = ParseKeys([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
 	g.Expect(err).To(HaveOccurred())
+}
+
+// An entry's actor groups are covered by its hash (a group removed is
+// detected), and an entry without them hashes exactly as entries did before
+// the field existed, so trails written then still verify.
+func TestActorGroupsAreHashedAndOldEntriesKeepTheirHash(t *testing.T) {
+	g := NewWithT(t)
+	s, pub := newSigner(t)
+	e := entryAt(0)
+	e.ActorGroups = []string{"dir:app-dev", "system:authenticated"}
+	trail := s.Append(order, nil, e)
+	rec := Record{Subject: order, Trail: trail, Head: s.Head(order, trail), Progressed: true}
+	_, p := Verify(rec, NewKeyRing(pub))
+	g.Expect(p).To(BeNil())
+	rec.Trail[0].ActorGroups = rec.Trail[0].ActorGroups[:1]
+	_, p = Verify(rec, NewKeyRing(pub))
+	g.Expect(p).NotTo(BeNil())
+	g.Expect(p.Error()).To(ContainSubstring("altered"))
+
+	// The canonical form before actorGroups, field for field.
+	type before struct {
+		Subject  Subject `json:"subject"`
+		Seq      int64   `json:"seq"`
+		Time     string  `json:"time"`
+		Actor    string  `json:"actor"`
+		Action   string  `json:"action"`
+		Target   string  `json:"target"`
+		Before   string  `json:"before"`
+		After    string  `json:"after"`
+		Reason   string  `json:"reason"`
+		KeyID    string  `json:"keyID"`
+		PrevHash string  `json:"prevHash"`
+	}
+	old := s.Append(order, nil, entryAt(1))[0]
+	g.Expect(old.Hash).To(Equal(sha256Hex(before{Subject: order, Seq: old.Seq, Time: old.Time.UTC().Format(timeFormat), Actor: old.Actor,
+		Action: old.Action, Target: old.Target, Before: old.Before, After: old.After, Reason: old.Reason, KeyID: old.KeyID, PrevHash: old.PrevHash})))
 }

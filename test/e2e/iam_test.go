@@ -235,8 +235,8 @@ func TestTheIAMTableGivesEachDirectoryUserExactlyTheirRights(t *testing.T) {
 // logged in as the directory user: alice requests a release order for her
 // team's app and cannot approve it; bob cannot request one and approves
 // hers; carol can neither, and reads, exports and verifies the order's
-// audit trail, which names dir:alice and dir:bob as the API server
-// authenticated them.
+// audit trail, which names dir:alice and dir:bob, with their directory
+// groups, as the API server authenticated them.
 func theTableAtWork(ctx context.Context, t *testing.T, g *WithT, team, alice, bob, carol string) {
 	orderApp(ctx, g, team, "pay", nil)
 	out, err := cafeCLI(ctx, t, team, bob, "release", "create", "bobs", "--title", "not bob's to ask", "--app", "pay=r2")
@@ -267,8 +267,8 @@ func theTableAtWork(ctx context.Context, t *testing.T, g *WithT, team, alice, bo
 	g.Expect(out).To(ContainSubstring("OK   ReleaseOrder " + team + "/weekly"))
 	export, err := cafeCLI(ctx, t, team, carol, "audit", "export", "weekly")
 	g.Expect(err).NotTo(HaveOccurred(), export)
-	g.Expect(export).To(MatchRegexp(`"actor":"dir:alice"[^\n]*"action":"Create"`))
-	g.Expect(export).To(MatchRegexp(`"actor":"dir:bob"[^\n]*"action":"Approve"`))
+	g.Expect(export).To(MatchRegexp(`"actor":"dir:alice","actorGroups":\[[^\]]*"dir:app-dev"[^\n]*"action":"Create"`))
+	g.Expect(export).To(MatchRegexp(`"actor":"dir:bob","actorGroups":\[[^\]]*"dir:release-approvers"[^\n]*"action":"Approve"`))
 	exported := filepath.Join(t.TempDir(), "weekly.jsonl")
 	g.Expect(os.WriteFile(exported, []byte(export), 0o600)).To(Succeed())
 	out, err = cafeCLI(ctx, t, team, carol, "audit", "verify", "-f", exported)

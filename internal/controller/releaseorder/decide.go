@@ -184,8 +184,13 @@ func (d *decider) requeueAt(t time.Time) {
 }
 
 func (d *decider) audit(actor, action, target, before, after, reason string) {
+	d.auditBy(actor, nil, action, target, before, after, reason)
+}
+
+// auditBy records a human action with the actor's authenticated groups.
+func (d *decider) auditBy(actor string, groups []string, action, target, before, after, reason string) {
 	d.o.Status.Audit = d.sign(d.o.Status.Audit, cafev1alpha1.AuditEntry{
-		Time: metav1.NewMicroTime(d.now), Actor: truncate(actor, 256), Action: action, Target: truncate(target, 256),
+		Time: metav1.NewMicroTime(d.now), Actor: truncate(actor, 256), ActorGroups: groups, Action: action, Target: truncate(target, 256),
 		Before: truncate(before, 256), After: truncate(after, 256), Reason: truncate(reason, 1024),
 	})
 }
@@ -309,7 +314,7 @@ func (d *decider) initialize() {
 		actor = "unknown"
 		reason, msg = cafev1alpha1.OrderReasonNoRequester, "no requester was recorded (CAFE's admission webhook did not stamp spec.requestedBy), so the order cannot be approved; create it again with the webhook installed"
 	}
-	d.audit(actor, "Create", d.orderTarget(), "", string(cafev1alpha1.OrderPendingApproval),
+	d.auditBy(actor, d.o.Spec.RequestedByGroups, "Create", d.orderTarget(), "", string(cafev1alpha1.OrderPendingApproval),
 		truncate(fmt.Sprintf("%s (ticket %s): %s", d.o.Spec.Title, orDash(d.o.Spec.ChangeTicket), appList(d.o.Spec.Apps)), 1024))
 	st.Phase = cafev1alpha1.OrderPendingApproval
 	st.Message = msg
@@ -346,10 +351,10 @@ func (d *decider) process(a pendingAction) {
 	if err == nil {
 		err = d.apply(a.ReleaseAction)
 	}
-	actor := a.Spec.Actor
+	actor, groups := a.Spec.Actor, a.Spec.ActorGroups
 	if a.unsealed != nil {
 		// A name that was not authenticated is not recorded as an actor.
-		actor = ""
+		actor, groups = "", nil
 	}
 	rec := cafev1alpha1.ReleaseActionRecord{Name: a.Name, Action: a.Spec.Action, Actor: actor, Time: d.nowTime(), AdmittedAt: ptr.To(a.at), Result: cafev1alpha1.ActionAccepted}
 	target := d.orderTarget()
@@ -360,11 +365,11 @@ func (d *decider) process(a pendingAction) {
 	case err != nil:
 		rec.Result, rec.Message = cafev1alpha1.ActionRefused, truncate(err.Error(), 1024)
 		if audited {
-			d.audit(orUnknown(actor), string(a.Spec.Action), target, string(before), string(st.Phase),
+			d.auditBy(orUnknown(actor), groups, string(a.Spec.Action), target, string(before), string(st.Phase),
 				truncate("refused: "+err.Error()+commentSuffix(a.Spec.Comment), 1024))
 		}
 	default:
-		d.audit(actor, string(a.Spec.Action), target, string(before), string(st.Phase), truncate(a.Spec.Comment, 1024))
+		d.auditBy(actor, groups, string(a.Spec.Action), target, string(before), string(st.Phase), truncate(a.Spec.Comment, 1024))
 	}
 	st.Actions = append(st.Actions, rec)
 }
