@@ -320,8 +320,7 @@ func (r *iamRunner) project(ctx context.Context, rep *iamReport) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		got, ready, _ := r.projectedCounts(ctx)
-		return fmt.Errorf("waiting for the projection (want %v; have %v, %d IAM objects Ready): %w", want, got, ready, err)
+		return fmt.Errorf("waiting for the projection (%d ClusterRoles, %d ClusterRoleBindings, %d RoleBindings, every role and binding Ready): %w", want[0], want[1], want[2], err)
 	}
 	rep.Converged = slices.MaxFunc(ats, time.Time.Compare).Sub(start)
 	after, err := r.cluster.cpuSeconds()
@@ -419,41 +418,6 @@ func (r *iamRunner) perUserBindings() int {
 		total += users * scopes
 	}
 	return total
-}
-
-// projectedCounts lists what CAFE projected (its label) and how many IAM
-// objects are Ready for their current generation.
-func (r *iamRunner) projectedCounts(ctx context.Context) ([3]int, int, error) {
-	c := r.cluster.client
-	managed := client.MatchingLabels{cafev1alpha1.IAMManagedLabel: cafev1alpha1.IAMManagedValue}
-	var crs rbacv1.ClusterRoleList
-	var crbs rbacv1.ClusterRoleBindingList
-	var rbs rbacv1.RoleBindingList
-	for _, l := range []client.ObjectList{&crs, &crbs, &rbs} {
-		if err := c.List(ctx, l, managed); err != nil {
-			return [3]int{}, 0, err
-		}
-	}
-	var roles cafev1alpha1.IAMRoleList
-	var binds cafev1alpha1.IAMRoleBindingList
-	if err := c.List(ctx, &roles); err != nil {
-		return [3]int{}, 0, err
-	}
-	if err := c.List(ctx, &binds); err != nil {
-		return [3]int{}, 0, err
-	}
-	ready := 0
-	for _, x := range roles.Items {
-		if readyFor(x.Status.Conditions, x.Generation) {
-			ready++
-		}
-	}
-	for _, x := range binds.Items {
-		if readyFor(x.Status.Conditions, x.Generation) {
-			ready++
-		}
-	}
-	return [3]int{len(crs.Items), len(crbs.Items), len(rbs.Items)}, ready, nil
 }
 
 // iamConditions are an IAMRole's or IAMRoleBinding's conditions.
