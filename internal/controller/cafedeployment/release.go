@@ -167,7 +167,7 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 			break
 		}
 		g := groupStatus(&r, k, in.Now)
-		if !groupDone(in.Plan.Groups[k], in.Progress) {
+		if !groupDone(in.Plan.Groups[k], in.Progress, g.FinishTime != nil) {
 			r.Phase = cafev1alpha1.ReleasePhaseProgressing
 			break
 		}
@@ -227,10 +227,15 @@ func operatedThrough(p plan.Plan, k int32, held bool) int32 {
 
 // groupDone: every unit runs at least the group's cumulative number of
 // updated, serving pods, as reported by pod sets that saw their latest spec.
-func groupDone(g plan.Group, progress map[string]unitProgress) bool {
+// A group that already finished stays done while a pod set has not yet seen
+// a spec changed since (finishing a group takes its budget share away, which
+// is such a change): only fewer serving pods undo it. Otherwise every
+// finished group would read as in progress for one reconcile, and a traffic
+// step or a wait for confirmation would flicker off and on.
+func groupDone(g plan.Group, progress map[string]unitProgress, finished bool) bool {
 	for unit, want := range g.Cumulative {
 		p, ok := progress[unit]
-		if want > 0 && (!ok || !p.Observed || p.UpdatedAvailable < want) {
+		if want > 0 && (!ok || (!p.Observed && !finished) || p.UpdatedAvailable < want) {
 			return false
 		}
 	}

@@ -51,6 +51,8 @@ func TestStepRelease(t *testing.T) {
 		{"without confirmation the release moves on", releaseInput{Plan: p, NewRelease: true, Progress: progress(1, 1, 1), Now: t0}, cafev1alpha1.ReleasePhaseProgressing, 1},
 		{"a unit behind holds the group", releaseInput{Plan: p, NewRelease: true, Progress: progress(1, 1, 0), Now: t0}, cafev1alpha1.ReleasePhaseProgressing, 0},
 		{"a pod set that has not observed its spec holds the group", releaseInput{Plan: p, NewRelease: true, Progress: map[string]unitProgress{"a": {1, true}, "b": {1, true}, "c": {1, false}}, Now: t0}, cafev1alpha1.ReleasePhaseProgressing, 0},
+		{"a finished group stays done while a pod set has not observed a spec changed since", releaseInput{Plan: p, Release: waitingAtBeta(), Progress: map[string]unitProgress{"a": {1, true}, "b": {1, true}, "c": {1, false}}, WaitForConfirm: true, Now: t0}, cafev1alpha1.ReleasePhaseWaitingForConfirm, 0},
+		{"a finished group whose pod stopped serving is in progress again", releaseInput{Plan: p, Release: waitingAtBeta(), Progress: progress(1, 1, 0), WaitForConfirm: true, Now: t0}, cafev1alpha1.ReleasePhaseProgressing, 0},
 		{"a confirmation of the waiting group lets it go on", releaseInput{Plan: p, Release: waitingAtBeta(), Progress: progress(1, 1, 1), WaitForConfirm: true, Confirmation: &confirmation{Group: 0, User: "alice", At: t0}, Now: t0}, cafev1alpha1.ReleasePhaseProgressing, 1},
 		{"a confirmation of another group is ignored", releaseInput{Plan: p, Release: waitingAtBeta(), Progress: progress(1, 1, 1), WaitForConfirm: true, Confirmation: &confirmation{Group: 3, User: "alice", At: t0}, Now: t0}, cafev1alpha1.ReleasePhaseWaitingForConfirm, 0},
 		{"all pods updated completes the release", releaseInput{Plan: p, NewRelease: true, Progress: progress(4, 4, 4), Now: t0}, cafev1alpha1.ReleasePhaseCompleted, 4},
@@ -277,4 +279,27 @@ func TestAReleaseReplacingAnUnfinishedOneSkipsItsTrafficSteps(t *testing.T) {
 	r = stepRelease(releaseInput{Plan: p, Release: completed, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0})
 	g.Expect(r.TrafficStepsSkipped).To(BeFalse())
 	g.Expect(r.Phase).To(Equal(cafev1alpha1.ReleasePhaseVerifying))
+}
+
+func TestABegunTrafficStepKeepsRunningWhenItsGroupIsInProgressAgain(t *testing.T) {
+	g := NewWithT(t)
+	p := twelveOverThreeZones(t)
+	traffic := &cafev1alpha1.TrafficStrategy{Route: "web", Service: "web", Steps: []cafev1alpha1.TrafficStep{{Group: 0, Weight: ptr.To[int32](10)}}}
+	in := releaseInput{Plan: p, NewRelease: true, Progress: progress(1, 1, 1), Traffic: traffic, Now: t0}
+	cd := &cafev1alpha1.CafeDeployment{Spec: cafev1alpha1.CafeDeploymentSpec{Strategy: cafev1alpha1.CafeDeploymentStrategy{Traffic: traffic}}}
+
+	cd.Status.Release = stepRelease(releaseInput{Plan: p, NewRelease: true, Progress: progress(0, 0, 0), Traffic: traffic, Now: t0})
+	_, step := runningTrafficStep(cd)
+	g.Expect(step).To(BeNil(), "the group's pods are still being updated")
+	g.Expect(stepAhead(cd)).To(BeTrue(), "the updated pods get nothing until the step begins")
+
+	r := stepRelease(in)
+	r.Groups[0].Traffic.StartTime = ptr.To(t0)
+	in.NewRelease, in.Release, in.Progress = false, r, progress(1, 1, 0)
+	cd.Status.Release = stepRelease(in)
+	g.Expect(cd.Status.Release.Phase).To(Equal(cafev1alpha1.ReleasePhaseProgressing), "a pod of the group stopped serving")
+	group, step := runningTrafficStep(cd)
+	g.Expect(step).To(Equal(&traffic.Steps[0]), "the step goes on")
+	g.Expect(group.Index).To(BeEquivalentTo(0))
+	g.Expect(stepAhead(cd)).To(BeFalse())
 }

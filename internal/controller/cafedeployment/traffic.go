@@ -143,11 +143,18 @@ func failedTrafficStep(cd *cafev1alpha1.CafeDeployment) bool {
 }
 
 // runningTrafficStep is the current group's record and step while the
-// release is Verifying it (or is paused during it: a pause stops pod
-// operations, not the step); nil, nil otherwise.
+// release is Verifying it, or is paused during it (a pause stops pod
+// operations, not the step), or is progressing again on its group after the
+// step began (a pod of the group stopped serving: the step goes on, the
+// route keeps its split); nil, nil otherwise.
 func runningTrafficStep(cd *cafev1alpha1.CafeDeployment) (*cafev1alpha1.ReleaseGroupStatus, *cafev1alpha1.TrafficStep) {
 	rel := &cd.Status.Release
-	if (rel.Phase != cafev1alpha1.ReleasePhaseVerifying && rel.Phase != cafev1alpha1.ReleasePhasePaused) || rel.CurrentGroup == nil {
+	switch rel.Phase {
+	case cafev1alpha1.ReleasePhaseVerifying, cafev1alpha1.ReleasePhasePaused, cafev1alpha1.ReleasePhaseProgressing:
+	default:
+		return nil, nil
+	}
+	if rel.CurrentGroup == nil {
 		return nil, nil
 	}
 	step := trafficStep(cd, *rel.CurrentGroup)
