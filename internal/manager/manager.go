@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -204,6 +205,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		cfg.Burst = int(2 * cfg.QPS)
 	}
 	cfg.DisableCompression = !opts.ClientCompression
+	// rest_client_rate_limiter_duration_seconds: how long CAFE's requests
+	// waited for the client's own limit (--kube-api-qps), the first thing
+	// to read when a release runs slower than the API server allows.
+	crmetrics.RegisterRESTClientMetrics(crmetrics.MetricRateLimiterLatency)
 	metricsAddr := opts.MetricsAddr
 	if metricsAddr == "" {
 		metricsAddr = "0"

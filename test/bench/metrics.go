@@ -130,13 +130,21 @@ func resourceName(resource, group, subresource string) string {
 type clientStats struct {
 	Requests   counts[methodCode]
 	Reconciles counts[string]
+	// RateLimited is the seconds its requests waited for the client's own
+	// rate limit (rest_client_rate_limiter_duration_seconds, summed over
+	// requests; concurrent waits add up), -1 when it does not export it.
+	RateLimited float64
 }
 
 // methodCode is an HTTP method and status code.
 type methodCode struct{ Method, Code string }
 
 func (s clientStats) minus(before clientStats) clientStats {
-	return clientStats{Requests: s.Requests.minus(before.Requests), Reconciles: s.Reconciles.minus(before.Reconciles)}
+	limited := float64(-1)
+	if s.RateLimited >= 0 && before.RateLimited >= 0 {
+		limited = s.RateLimited - before.RateLimited
+	}
+	return clientStats{Requests: s.Requests.minus(before.Requests), Reconciles: s.Reconciles.minus(before.Reconciles), RateLimited: limited}
 }
 
 // successfulWrites counts the client's write requests answered with 2xx.
@@ -184,10 +192,16 @@ func isWriteMethod(m string) bool {
 // controller_runtime_reconcile_total; ok is false when the component does
 // not export its client's requests.
 func clientStatsFromFamilies(families map[string]*dto.MetricFamily) (clientStats, bool) {
-	s := clientStats{Requests: counts[methodCode]{}, Reconciles: counts[string]{}}
+	s := clientStats{Requests: counts[methodCode]{}, Reconciles: counts[string]{}, RateLimited: -1}
 	fam, ok := families["rest_client_requests_total"]
 	if !ok {
 		return s, false
+	}
+	if fam, ok := families["rest_client_rate_limiter_duration_seconds"]; ok {
+		s.RateLimited = 0
+		for _, m := range fam.GetMetric() {
+			s.RateLimited += m.GetHistogram().GetSampleSum()
+		}
 	}
 	for _, m := range fam.GetMetric() {
 		l := labels(m)

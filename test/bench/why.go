@@ -50,6 +50,7 @@ func wallReasons(a aggregate, native *aggregate, ratio float64) []string {
 		writes := s.successfulWrites() + s.failedWrites()
 		lines = append(lines, fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second, %.0f per group (successful ones per pod: %s).",
 			writes, seconds(t.Wall), writes/t.Wall.Seconds(), writes/float64(max(groups, 1)), methodList(s.writesByMethod(), t.Pods)))
+		lines = append(lines, rateLimitLine(s, t.Wall)...)
 	}
 	cp, nativeCP := a.ControlPlaneCPU, native.ControlPlaneCPU
 	lines = append(lines, fmt.Sprintf("The control plane used %.1f s of CPU in %s (%.2f cores on average) against %.1f s in %s (%.2f cores) for the Deployment; CAFE used %.2f cores.",
@@ -111,11 +112,26 @@ func rollbackWhyLines(a, grouped aggregate, cores int) []string {
 		return nil
 	}
 	rate := func(x aggregate) float64 { return float64(x.Typical.Pods) / x.Wall.Seconds() }
-	return []string{
+	lines := []string{
 		fmt.Sprintf("Wall time: %s against the grouped release's %s: %.1f pods released per second against %.1f, although the water level alone bounds the rollback (many times a group's pods in operation at once).",
 			seconds(a.Wall), seconds(grouped.Wall), rate(a), rate(grouped)),
 		cpuBound(a, grouped, "the grouped release", time.Duration(targetFastRollbackRatio*float64(grouped.Wall)), cores),
 	}
+	if s, ok := a.Typical.Delta.Clients[cafeProcess]; ok {
+		lines = append(lines, rateLimitLine(s, a.Typical.Wall)...)
+	}
+	return lines
+}
+
+// rateLimitLine says how long CAFE's requests waited for its own client's
+// rate limit during the release: a release whose writes queue there is
+// bound by cafe manager's --kube-api-qps, not by the control plane.
+func rateLimitLine(s clientStats, wall time.Duration) []string {
+	if s.RateLimited < 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("CAFE's requests waited %.1f s in all (summed over requests) for its client's rate limit (cafe manager --kube-api-qps), %.1f per second of the release.",
+		s.RateLimited, s.RateLimited/wall.Seconds())}
 }
 
 // cpuBound says whether the machine's cores were busy throughout the
