@@ -482,7 +482,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, slices *lossless.Sl
 	if err := roles.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the IAMRole controller: %w", err)
 	}
-	bindings := &iamcontroller.BindingReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("iamrolebinding")}
+	bindings := &iamcontroller.BindingReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("iamrolebinding")}
 	if err := bindings.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the IAMRoleBinding controller: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -15,20 +14,26 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/iam"
+	"github.com/cafe-io/cafe/internal/writebatch"
 )
 
 // BindingReconciler keeps each IAMRoleBinding's RBAC bindings.
 type BindingReconciler struct {
-	Client   client.Client
-	Scheme   *runtime.Scheme
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads past the cache: whether a binding of a name the
+	// cache says is gone exists again.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
 }
 
 // SetupWithManager watches IAMRoleBindings, the bindings they project,
@@ -98,7 +103,10 @@ func (r *BindingReconciler) bindingsWhere(ctx context.Context, match func(*cafev
 func (r *BindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &cafev1alpha1.IAMRoleBinding{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.pruneDeleted(ctx, req.Name)
+		}
+		return ctrl.Result{}, err
 	}
 	before := b.Status.DeepCopy()
 	err := r.project(ctx, b)
@@ -162,22 +170,11 @@ const applyWorkers = 8
 // applyRoleBindings writes the binding's RoleBinding in each namespace,
 // several at once.
 func (r *BindingReconciler) applyRoleBindings(ctx context.Context, b *cafev1alpha1.IAMRoleBinding, namespaces []string) error {
-	errs := make([]error, len(namespaces))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(applyWorkers, len(namespaces)) {
-		wg.Go(func() {
-			for i := range work {
-				errs[i] = applyOwned(ctx, r.Client, r.Scheme, b, iam.RoleBinding(b, namespaces[i]))
-			}
-		})
+	var w writebatch.Batch
+	for _, ns := range namespaces {
+		w.Add(func() error { return applyOwned(ctx, r.Client, r.Scheme, b, iam.RoleBinding(b, ns)) })
 	}
-	for i := range namespaces {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	return errors.Join(errs...)
+	return w.Run(applyWorkers)
 }
 
 // namespacesInScope are the existing namespaces the scope names or
@@ -211,25 +208,61 @@ func (r *BindingReconciler) namespacesInScope(ctx context.Context, scope cafev1a
 // prune deletes the binding's RoleBindings outside keep, and its
 // ClusterRoleBinding unless keepCluster.
 func (r *BindingReconciler) prune(ctx context.Context, b *cafev1alpha1.IAMRoleBinding, keep []string, keepCluster bool) error {
-	mine := client.MatchingLabels{cafev1alpha1.IAMBindingLabel: b.Name}
-	rbs := &rbacv1.RoleBindingList{}
-	if err := r.Client.List(ctx, rbs, mine); err != nil {
-		return fmt.Errorf("listing the RoleBindings of IAMRoleBinding %s: %w", b.Name, err)
+	return r.deleteProjections(ctx, b.Name, func(obj metav1.Object) bool { return metav1.IsControlledBy(obj, b) }, keep, keepCluster)
+}
+
+// pruneDeleted revokes at once what a deleted binding granted, rather than
+// leaving it to the garbage collector, whose delay has no bound CAFE can
+// state (it learns a new kind only at its next discovery and lags under
+// load). The cache may not have seen a binding of the same name created
+// since: the API server says which binding object, if any, has the name,
+// and only the projections of another one go.
+func (r *BindingReconciler) pruneDeleted(ctx context.Context, name string) error {
+	var current types.UID
+	live := &cafev1alpha1.IAMRoleBinding{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, live); {
+	case err == nil:
+		current = live.UID
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("reading IAMRoleBinding %s: %w", name, err)
 	}
-	var errs []error
+	orphaned := func(obj metav1.Object) bool {
+		ref := metav1.GetControllerOf(obj)
+		return ref != nil && ref.APIVersion == cafev1alpha1.GroupVersion.String() && ref.Kind == "IAMRoleBinding" && ref.Name == name && ref.UID != current
+	}
+	return r.deleteProjections(ctx, name, orphaned, nil, false)
+}
+
+// deleteProjections deletes the RoleBindings (outside keep) and, unless
+// keepCluster, the ClusterRoleBinding labelled as projected from the
+// binding name for which owned holds; each delete is conditional on the
+// object read.
+func (r *BindingReconciler) deleteProjections(ctx context.Context, name string, owned func(metav1.Object) bool, keep []string, keepCluster bool) error {
+	rbs := &rbacv1.RoleBindingList{}
+	if err := r.Client.List(ctx, rbs, client.MatchingLabels{cafev1alpha1.IAMBindingLabel: name}); err != nil {
+		return fmt.Errorf("listing the RoleBindings of IAMRoleBinding %s: %w", name, err)
+	}
+	var w writebatch.Batch
+	remove := func(obj client.Object) {
+		w.Add(func() error {
+			return client.IgnoreNotFound(r.Client.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}))
+		})
+	}
 	for i := range rbs.Items {
-		rb := &rbs.Items[i]
-		if !slices.Contains(keep, rb.Namespace) && metav1.IsControlledBy(rb, b) {
-			errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, rb)))
+		if rb := &rbs.Items[i]; !slices.Contains(keep, rb.Namespace) && owned(rb) {
+			remove(rb)
 		}
 	}
 	if !keepCluster {
-		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: iam.BindingName(b.Name)}}
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(crb), crb); err == nil && metav1.IsControlledBy(crb, b) {
-			errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, crb)))
+		crb := &rbacv1.ClusterRoleBinding{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Name: iam.BindingName(name)}, crb); err == nil && owned(crb) {
+			remove(crb)
 		}
 	}
-	return errors.Join(errs...)
+	if err := w.Run(applyWorkers); err != nil {
+		return fmt.Errorf("deleting the RBAC bindings of IAMRoleBinding %s: %w", name, err)
+	}
+	return nil
 }
 
 func (r *BindingReconciler) notReady(b *cafev1alpha1.IAMRoleBinding, reason, msg string) {

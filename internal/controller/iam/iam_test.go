@@ -245,3 +245,57 @@ func TestABindingWaitsForItsRoleAndFollowsItsScope(t *testing.T) {
 		g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: iam.BindingName(b.Name)}, &rbacv1.RoleBinding{})).To(Succeed())
 	}).Should(Succeed())
 }
+
+// Deleting a binding revokes what it granted at once, without the garbage
+// collector (envtest runs none); a binding recreated under the same name
+// gets its grants back.
+func TestADeletedBindingsGrantsGoAtOnceAndComeBackWithItsSuccessor(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	other := framework.CreateNamespace(t, suite.Client)
+	r := ns + "-viewer"
+	create(ctx, g, t, role(r, cafev1alpha1.IAMRoleSpec{Permissions: []cafev1alpha1.IAMPermission{cafev1alpha1.PermAuditRead}}))
+	binding := func(scope cafev1alpha1.IAMScope) *cafev1alpha1.IAMRoleBinding {
+		return &cafev1alpha1.IAMRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns + "-viewers"}, Spec: cafev1alpha1.IAMRoleBindingSpec{
+			Role: r, Subjects: []cafev1alpha1.IAMSubject{{Kind: cafev1alpha1.IAMSubjectGroup, Name: "viewers"}}, Scope: scope,
+		}}
+	}
+	projected := func(g Gomega, name string) (namespaces []string, cluster bool) {
+		list := &rbacv1.RoleBindingList{}
+		g.Expect(suite.Client.List(ctx, list, client.MatchingLabels{cafev1alpha1.IAMBindingLabel: name})).To(Succeed())
+		for _, rb := range list.Items {
+			if rb.DeletionTimestamp.IsZero() {
+				namespaces = append(namespaces, rb.Namespace)
+			}
+		}
+		err := suite.Client.Get(ctx, client.ObjectKey{Name: iam.BindingName(name)}, &rbacv1.ClusterRoleBinding{})
+		g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return namespaces, err == nil
+	}
+
+	b := binding(cafev1alpha1.IAMScope{Namespaces: []string{ns, other}})
+	create(ctx, g, t, b)
+	g.Eventually(func(g Gomega) {
+		namespaces, _ := projected(g, b.Name)
+		g.Expect(namespaces).To(ConsistOf(ns, other))
+	}).Should(Succeed())
+	g.Expect(suite.Client.Delete(ctx, b)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		namespaces, _ := projected(g, b.Name)
+		g.Expect(namespaces).To(BeEmpty())
+		g.Expect(can(ctx, g, "vera", []string{"viewers"}, "list", "releaseorders", ns)).To(BeFalse())
+	}).Should(Succeed())
+
+	// Its successor, cluster-wide this time, then deleted too.
+	b = binding(cafev1alpha1.IAMScope{Cluster: true})
+	create(ctx, g, t, b)
+	g.Eventually(func(g Gomega) {
+		_, cluster := projected(g, b.Name)
+		g.Expect(cluster).To(BeTrue())
+		g.Expect(can(ctx, g, "vera", []string{"viewers"}, "list", "releaseorders", ns)).To(BeTrue())
+	}).Should(Succeed())
+	g.Expect(suite.Client.Delete(ctx, b)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		_, cluster := projected(g, b.Name)
+		g.Expect(cluster).To(BeFalse())
+	}).Should(Succeed())
+}
