@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/iam"
 	"github.com/cafe-io/cafe/internal/install"
+	"github.com/cafe-io/cafe/internal/manager"
 	"github.com/cafe-io/cafe/internal/objectdirectory"
 )
 
@@ -160,7 +162,7 @@ type iamReport struct {
 	PeakRSS                    int64
 	// ManagerQPS is CAFE's client rate limit (its writes bound the
 	// convergence).
-	ManagerQPS string
+	ManagerQPS int
 
 	Changes []iamChange
 	// Asked and Agreed count the sampled SubjectAccessReviews whose answer
@@ -201,13 +203,15 @@ func benchmarkIAM(ctx context.Context, o options, repoRoot, stateDir string) (_ 
 }
 
 // managerQPS is the client rate limit cafe manager runs with.
-func managerQPS(args []string) string {
+func managerQPS(args []string) int {
 	for _, a := range args {
 		if v, ok := strings.CutPrefix(a, "--kube-api-qps="); ok {
-			return v
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
 		}
 	}
-	return "100"
+	return manager.DefaultClientQPS
 }
 
 type iamRunner struct {

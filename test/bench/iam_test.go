@@ -14,7 +14,7 @@ func TestIAMSectionJudgesEachChange(t *testing.T) {
 		Started: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC), Duration: 2 * time.Minute,
 		Users: 1000, Groups: 50, Namespaces: 100, Roles: 10, Bindings: 65,
 		ClusterRoles: 10, ClusterRoleBindings: 1, RoleBindings: 1520, PerUserBindings: 111440,
-		Converged: 17 * time.Second, ConvergeCPU: 4.2, ConvergeShare: 0.21, PeakRSS: 90 << 20, ManagerQPS: "100",
+		Converged: 17 * time.Second, ConvergeCPU: 4.2, ConvergeShare: 0.21, PeakRSS: 90 << 20, ManagerQPS: 100,
 		Asked: 500, Agreed: 500, Allowed: 140,
 		Changes: []iamChange{
 			{Kind: "a role changes", What: "w", Took: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}},
