@@ -138,19 +138,21 @@ func serveIssuer(t *testing.T, g Gomega) (*token.Issuer, string) {
 // the test fails, and returns its admin configuration.
 func startAPIServer(t *testing.T, g Gomega, cfgFile string) *rest.Config {
 	g.Expect(framework.EnsureBinaries(context.Background(), os.Stderr)).To(Succeed())
-	env := &envtest.Environment{BinaryAssetsDirectory: framework.BinDir()}
-	api := env.ControlPlane.GetAPIServer()
-	api.Configure().Set("authentication-config", cfgFile)
 	apiLog, err := os.Create(filepath.Join(t.TempDir(), "kube-apiserver.log"))
 	g.Expect(err).NotTo(HaveOccurred())
-	api.Out, api.Err = apiLog, apiLog
 	t.Cleanup(func() {
 		if t.Failed() {
 			raw, _ := os.ReadFile(apiLog.Name())
 			t.Logf("kube-apiserver's log:\n%s", raw)
 		}
 	})
-	admin, err := env.Start()
+	env, admin, err := framework.StartEnvironment(func() *envtest.Environment {
+		env := &envtest.Environment{BinaryAssetsDirectory: framework.BinDir()}
+		api := env.ControlPlane.GetAPIServer()
+		api.Configure().Set("authentication-config", cfgFile)
+		api.Out, api.Err = apiLog, apiLog
+		return env
+	})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 	return admin

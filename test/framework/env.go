@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -126,21 +127,39 @@ func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions, g
 	if gatewayAPI {
 		crds = append(crds, filepath.Join(RepoRoot(), config.GatewayAPICRDPaths))
 	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: BinDir(),
-		CRDDirectoryPaths:     crds,
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme.New(),
-		WebhookInstallOptions: webhooks,
-	}
-	cfg, err := env.Start()
-	if err != nil {
+	return StartEnvironment(func() *envtest.Environment {
+		return &envtest.Environment{
+			BinaryAssetsDirectory: BinDir(),
+			CRDDirectoryPaths:     crds,
+			ErrorIfCRDPathMissing: true,
+			Scheme:                scheme.New(),
+			WebhookInstallOptions: webhooks,
+		}
+	})
+}
+
+// envtestStarts is how many times StartEnvironment tries.
+const envtestStarts = 3
+
+// StartEnvironment starts the envtest environment newEnv builds. envtest gives the API
+// server a fixed 5 s to create the default namespace once it is healthy;
+// under make test's load (several control planes at once on two cores) it
+// sometimes takes longer, and a fresh start, built anew, then succeeds.
+// Any other failure is returned at once.
+func StartEnvironment(newEnv func() *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
+	for attempt := 1; ; attempt++ {
+		env := newEnv()
+		cfg, err := env.Start()
+		if err == nil {
+			return env, cfg, nil
+		}
 		// Start leaves etcd and kube-apiserver running when a later step
 		// (installing CRDs) fails; nobody else would stop them.
 		_ = env.Stop()
-		return nil, nil, fmt.Errorf("starting envtest: %w", err)
+		if attempt == envtestStarts || !strings.Contains(err.Error(), "default namespace didn't register") {
+			return nil, nil, fmt.Errorf("starting envtest (attempt %d): %w", attempt, err)
+		}
 	}
-	return env, cfg, nil
 }
 
 // EnvOptions tune StartEnv. The zero value is the `cafe dev up` default:

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,17 +128,34 @@ func TestAHostAgentCannotWriteAnotherHost(t *testing.T) {
 	g.Eventually(func() error { return asA.Create(ctx, other.DeepCopy(), client.DryRunAll) }).Should(forbiddenForA, "create another host")
 	g.Expect(asA.Create(ctx, other)).To(forbiddenForA, "create another host")
 
+	// Host B's agent and CAFE keep writing B's objects: a write from a
+	// stale read is refused as a conflict before admission sees it, so
+	// each forged write is made from a fresh read until the answer is not
+	// a conflict.
+	forge := func(obj client.Object, key client.ObjectKey, write func() error) error {
+		return retry.OnError(retry.DefaultRetry, apierrors.IsConflict, func() error {
+			if err := asA.Get(ctx, key, obj); err != nil {
+				return err
+			}
+			return write()
+		})
+	}
 	hostB := &cafev1alpha1.ClassicHost{}
 	g.Expect(asA.Get(ctx, client.ObjectKey{Name: b}, hostB)).To(Succeed(), "agents may read hosts")
-	hostB.Spec.Unschedulable = true
-	g.Expect(asA.Update(ctx, hostB)).To(forbiddenForA, "update host B")
-	meta.SetStatusCondition(&hostB.Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionFalse, Reason: "Forged", Message: "forged"})
-	g.Expect(asA.Status().Update(ctx, hostB)).To(forbiddenForA, "update host B's status")
+	g.Expect(forge(hostB, client.ObjectKey{Name: b}, func() error {
+		hostB.Spec.Unschedulable = true
+		return asA.Update(ctx, hostB)
+	})).To(forbiddenForA, "update host B")
+	g.Expect(forge(hostB, client.ObjectKey{Name: b}, func() error {
+		meta.SetStatusCondition(&hostB.Status.Conditions, metav1.Condition{Type: cafev1alpha1.ClassicHostAgentReadyCondition, Status: metav1.ConditionFalse, Reason: "Forged", Message: "forged"})
+		return asA.Status().Update(ctx, hostB)
+	})).To(forbiddenForA, "update host B's status")
 
 	leaseB := &coordinationv1.Lease{}
-	g.Expect(asA.Get(ctx, client.ObjectKey{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: b}, leaseB)).To(Succeed())
-	leaseB.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(time.Hour)}
-	g.Expect(asA.Update(ctx, leaseB)).To(forbiddenForA, "renew host B's Lease")
+	g.Expect(forge(leaseB, client.ObjectKey{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: b}, func() error {
+		leaseB.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(time.Hour)}
+		return asA.Update(ctx, leaseB)
+	})).To(forbiddenForA, "renew host B's Lease")
 	g.Expect(asA.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: cafev1alpha1.ClassicHostLeaseNamespace, Name: "vm-c-" + ns}})).To(forbiddenForA, "create another host's Lease")
 	g.Expect(asA.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: a}})).To(Satisfy(apierrors.IsForbidden), "a Lease outside cafe-host-lease (RBAC)")
 	g.Expect(asA.Delete(ctx, hostB)).To(Satisfy(apierrors.IsForbidden), "delete host B")
