@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +32,9 @@ const (
 
 var called = registry.Service{Namespace: "shop", Name: "backend"}
 
+// callingMessage is what the app logs once it calls through the registry.
+const callingMessage = "Calling through the registry"
+
 // app is a demo app the test runs.
 type app struct {
 	url, listen string
@@ -38,7 +42,9 @@ type app struct {
 }
 
 // startApp serves o on a loopback port until the test ends, and waits
-// until it calls through the registry (its acknowledgement is there).
+// until it calls through the registry: its acknowledgement is there and
+// the app has said so (the consumer acknowledges before the app holds it,
+// and /call answers 503 until it does).
 func startApp(t *testing.T, g *WithT, reg *framework.Registry, o options) app {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +52,8 @@ func startApp(t *testing.T, g *WithT, reg *framework.Registry, o options) app {
 	o.version, o.slowLatency = "v1", appanswer.DefaultSlowLatency
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	calling := &announced{Handler: slog.NewTextHandler(t.Output(), nil), message: callingMessage, seen: make(chan struct{})}
+	log := slog.New(calling)
 	go func() { done <- serveOn(ctx, log, o, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -60,8 +67,29 @@ func startApp(t *testing.T, g *WithT, reg *framework.Registry, o options) app {
 			_, found := ackOf(g, reg, a.consumer)
 			g.Expect(found).To(BeTrue())
 		}).WithTimeout(deadline).WithPolling(poll).Should(Succeed(), "the app's consumer acknowledges")
+		select {
+		case <-calling.seen:
+		case <-time.After(deadline):
+			t.Fatalf("the app did not say %q within %s", callingMessage, deadline)
+		}
 	}
 	return a
+}
+
+// announced passes records on and closes seen at the first whose message
+// is message.
+type announced struct {
+	slog.Handler
+	message string
+	seen    chan struct{}
+	once    sync.Once
+}
+
+func (h *announced) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.message {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 // ackOf reads a consumer's acknowledgement of the called service.
