@@ -58,6 +58,9 @@ type options struct {
 	PodDelays kwokstages.Delays
 	// Scale runs the scale variant (applyScale).
 	Scale bool
+	// SharedPlane runs every release on one control plane instead of a
+	// fresh one each.
+	SharedPlane bool
 }
 
 func parseFlags() options {
@@ -83,6 +86,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.PodDelays.PodStart, "pod-start-delay", 0, "simulated start of a new pod (scheduling, image pull, container start) for every workload: the realistic-delay variant uses 3s; write it to its own page (-out docs/benchmarks-realistic-delays.md)")
 	flag.DurationVar(&o.PodDelays.InPlaceRestart, "pod-restart-delay", 0, "simulated in-place container restart after an image change: the realistic-delay variant uses 1s")
 	flag.BoolVar(&o.Scale, "scale", false, fmt.Sprintf("the scale variant: %d pods on %d nodes in groups of %d, the InPlaceSet release only, written to %s (overrides -replicas, -nodes, -batch-size, -max-unavailable, -scenarios and the default -out)", scaleReplicas, scaleNodes, scaleBatch, scalePage))
+	flag.BoolVar(&o.SharedPlane, "shared-plane", false, "run every release (and node-failure variant) on one control plane, as before 2026-12-06, instead of on a fresh one each; a shared plane's cost grows over a long run (etcd, the API server's caches and heap), so later releases pay for earlier ones")
 	flag.Parse()
 	if o.Scale {
 		o.applyScale()
@@ -242,23 +246,42 @@ func withoutOwnPlanes(scenarios []scenario) (_ []scenario, own ownPlanes) {
 	return out, own
 }
 
-// benchmark starts the cluster, runs every scenario o.Runs times
-// (interleaved) and stops everything, even on error.
+// benchmark runs every scenario o.Runs times (interleaved), each release on
+// a fresh control plane unless o.SharedPlane, and stops everything, even on
+// error. The write floor is measured on the last plane, after its release.
 func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario, variants []nodeFailureVariant) (report, error) {
 	out := io.Writer(os.Stdout)
 	managerArgs := strings.Fields(o.ManagerArgs)
-	c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: stateDir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Profiling: o.ProfileDir != "", PodDelays: o.PodDelays, Out: out})
-	if err != nil {
-		return report{}, err
+	r := &runner{shape: sh, timeout: o.Timeout, profiler: profiler{dir: o.ProfileDir, seconds: o.ProfileSeconds}}
+	planes := 0
+	// plane returns the plane the next release runs on, starting a fresh
+	// one (and stopping the last) unless the plane is shared.
+	plane := func() (string, error) {
+		if r.cluster != nil && o.SharedPlane {
+			return r.planeDir, nil
+		}
+		if err := r.stopCluster(); err != nil {
+			return "", err
+		}
+		planes++
+		dir := filepath.Join(stateDir, fmt.Sprintf("plane-%d", planes))
+		c, err := startCluster(ctx, clusterOptions{RepoRoot: repoRoot, StateDir: dir, Nodes: o.Nodes, Zones: sh.Zones, ManagerArgs: managerArgs, Profiling: o.ProfileDir != "", PodDelays: o.PodDelays, Out: out})
+		if err != nil {
+			return "", err
+		}
+		r.cluster, r.planeDir = c, dir
+		return dir, nil
 	}
-	defer c.stop()
-	r := &runner{cluster: c, shape: sh, timeout: o.Timeout, profiler: profiler{dir: o.ProfileDir, seconds: o.ProfileSeconds}}
+	defer func() { _ = r.stopCluster() }()
 	results := map[string][]runResult{}
 	var nodeFailures []nodeFailureResult
 	for run := 1; run <= o.Runs; run++ {
 		for _, s := range scenarios {
 			if s.NodeFailure {
 				for _, v := range variants {
+					if _, err := plane(); err != nil {
+						return report{}, err
+					}
 					start := time.Now()
 					res, err := r.runNodeFailure(ctx, v, run)
 					if err != nil {
@@ -272,17 +295,21 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 			if s.Workload == nil {
 				continue
 			}
-			res, err := r.runWithPeer(ctx, s, run, repoRoot, stateDir)
+			dir, err := plane()
+			if err != nil {
+				return report{}, err
+			}
+			res, err := r.runWithPeer(ctx, s, run, repoRoot, dir)
 			if err != nil {
 				return report{}, err
 			}
 			results[s.Key] = append(results[s.Key], res)
 		}
 	}
-	if err := r.notePeakRSS(c.manager.pid()); err != nil {
-		return report{}, err
+	if r.cluster == nil {
+		return report{}, errors.New("no release or node-failure variant was asked for")
 	}
-	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, ManagerArgs: managerArgs, PodDelays: o.PodDelays, LifetimePeakRSS: r.lifetimePeakRSS, NodeFailures: nodeFailures}
+	rep := report{Shape: sh, Nodes: o.Nodes, Runs: o.Runs, ManagerArgs: managerArgs, PodDelays: o.PodDelays, NodeFailures: nodeFailures, Planes: planes}
 	for _, s := range scenarios {
 		if s.NodeFailure {
 			continue
@@ -296,6 +323,10 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 		}
 		rep.WriteFloor = &floor
 	}
+	if err := r.stopCluster(); err != nil {
+		return report{}, err
+	}
+	rep.LifetimePeakRSS = r.lifetimePeakRSS
 	rep.Scale = o.Scale
 	rep.Verdicts = checkTargets(rep.Aggregates, rep.LifetimePeakRSS, limitsFor(rep.PodDelays, o.Scale))
 	return rep, nil

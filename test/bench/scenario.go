@@ -63,9 +63,11 @@ type runResult struct {
 	Sequence podSequence
 }
 
-// runner runs scenarios on one cluster.
+// runner runs scenarios on a cluster.
 type runner struct {
 	cluster *cluster
+	// planeDir is the cluster's state directory.
+	planeDir string
 	shape   shape
 	timeout time.Duration
 	// lifetimePeakRSS is the largest VmHWM of cafe manager seen so far.
@@ -237,6 +239,18 @@ func (r *runner) notePeakRSS(pid int) error {
 	}
 	r.lifetimePeakRSS = max(r.lifetimePeakRSS, rss)
 	return nil
+}
+
+// stopCluster folds the manager's peak RSS into the lifetime peak and stops
+// the cluster, if one runs.
+func (r *runner) stopCluster() error {
+	if r.cluster == nil {
+		return nil
+	}
+	c := r.cluster
+	r.cluster = nil
+	defer c.stop()
+	return r.notePeakRSS(c.manager.pid())
 }
 
 // tearDown deletes the namespace and waits until it and its pods are gone,
