@@ -577,8 +577,12 @@ func (r report) writeFloor(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "## The API server's write floor\n\n")
-	fmt.Fprintf(b, "After the releases, on the same control plane, %d writers patched a status condition of %d unscheduled pods (no scheduler and no kubelet works on them; every write changes the pod) as fast as the API server answered, for %s: %d writes, **%.0f writes/s** (%d failed). That is about the most pod writes per second this control plane takes on this machine with nothing else to do; during a release the same cores also run the controllers, kwok and the watches that every write feeds. Each release's successful writes per second, all-in, against it:\n\n",
-		f.Workers, f.Pods, f.Window.Round(time.Second), f.Writes, f.perSecond(), f.Failed)
+	where := "After the releases, on the same control plane"
+	if r.Planes > 1 {
+		where = "After the last release, on its control plane"
+	}
+	fmt.Fprintf(b, "%s, %d writers patched a status condition of %d unscheduled pods (no scheduler and no kubelet works on them; every write changes the pod) as fast as the API server answered, for %s: %d writes, **%.0f writes/s** (%d failed). That is about the most pod writes per second this control plane takes on this machine with nothing else to do; during a release the same cores also run the controllers, kwok and the watches that every write feeds. Each release's successful writes per second, all-in, against it:\n\n",
+		where, f.Workers, f.Pods, f.Window.Round(time.Second), f.Writes, f.perSecond(), f.Failed)
 	fmt.Fprintf(b, "| scenario | writes/s during the release | of the floor |\n|---|---:|---:|\n")
 	for _, a := range r.Aggregates {
 		if !a.completed() {
