@@ -253,12 +253,12 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 	out := io.Writer(os.Stdout)
 	managerArgs := strings.Fields(o.ManagerArgs)
 	r := &runner{shape: sh, timeout: o.Timeout, profiler: profiler{dir: o.ProfileDir, seconds: o.ProfileSeconds}}
-	planes := 0
+	planes, planeDir := 0, ""
 	// plane returns the plane the next release runs on, starting a fresh
 	// one (and stopping the last) unless the plane is shared.
 	plane := func() (string, error) {
 		if r.cluster != nil && o.SharedPlane {
-			return r.planeDir, nil
+			return planeDir, nil
 		}
 		if err := r.stopCluster(); err != nil {
 			return "", err
@@ -269,7 +269,7 @@ func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh sha
 		if err != nil {
 			return "", err
 		}
-		r.cluster, r.planeDir = c, dir
+		r.cluster, planeDir = c, dir
 		return dir, nil
 	}
 	defer func() { _ = r.stopCluster() }()

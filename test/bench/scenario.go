@@ -66,10 +66,8 @@ type runResult struct {
 // runner runs scenarios on a cluster.
 type runner struct {
 	cluster *cluster
-	// planeDir is the cluster's state directory.
-	planeDir string
-	shape    shape
-	timeout  time.Duration
+	shape   shape
+	timeout time.Duration
 	// lifetimePeakRSS is the largest VmHWM of cafe manager seen so far.
 	lifetimePeakRSS int64
 	profiler        profiler
