@@ -193,6 +193,15 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 	// by an admin), and an update it judges: refused for want of an answer.
 	cafePod := pods(ctx, g, ns, "web")[0]
 	g.Expect(suite.Client.Patch(ctx, &cafePod, forceDeletePatch())).To(Succeed())
+	// A pod of CAFE's whose deletion is already under way (a finalizer
+	// holds it; its first delete was allowed, it has no owner).
+	going := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "going", Finalizers: []string{"cafe.io/test-hold"},
+			Labels: map[string]string{cafev1alpha1.InPlaceSetLabel: "web", cafev1alpha1.RevisionHashLabel: "v1"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+	}
+	g.Expect(suite.Client.Create(ctx, going)).To(Succeed())
+	g.Expect(suite.Client.Delete(ctx, going)).To(Succeed())
 	down := shippedPodWebhooksDown(ctx, t, g, ns)
 	g.Expect(down).To(ConsistOf("pods.cafe.io", "native-pods.cafe.io"))
 	// The API server learns of webhook configurations through a watch: wait
@@ -220,6 +229,10 @@ func TestSecurityF2e_FailsClosedForCafePodsOnly(t *testing.T) {
 		g.Expect(suite.Client.Patch(ctx, cafePod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, []byte(patch)))).To(Succeed(), patch)
 	}
 	g.Expect(suite.Client.Delete(ctx, plain)).To(Succeed(), "other pods are not CAFE's business")
+	// Deleting a pod already going (the kubelet's final delete) is not sent
+	// to the guard either: its answer would always be yes.
+	g.Expect(suite.Client.Delete(ctx, going)).To(Succeed(), "a pod whose deletion is under way may be deleted again")
+	g.Expect(suite.Client.Patch(ctx, going, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
 
 	// Evictions: their webhook sees every eviction in the cluster (its
 	// object is the Eviction, so no objectSelector narrows it), so it fails
