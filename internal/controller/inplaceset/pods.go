@@ -195,7 +195,11 @@ func slotOf(set *cafev1alpha1.InPlaceSet, pod *corev1.Pod) int {
 
 // freeSlots returns the n lowest slot numbers no pod of the set uses.
 func freeSlots(set *cafev1alpha1.InPlaceSet, pods []*corev1.Pod, n int) []int {
-	used := map[int]bool{}
+	if n <= 0 {
+		// Nearly every reconcile creates nothing: no need to read the names.
+		return nil
+	}
+	used := make(map[int]bool, len(pods))
 	for _, p := range pods {
 		if s := slotOf(set, p); s >= 0 {
 			used[s] = true
