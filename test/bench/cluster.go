@@ -120,6 +120,11 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		return nil, err
 	}
 	managerArgs = append(managerArgs, webhookArgs...)
+	memoryArgs, err := installedMemoryArgs(o.RepoRoot, managerArgs)
+	if err != nil {
+		return nil, err
+	}
+	managerArgs = append(managerArgs, memoryArgs...)
 	for _, a := range managerArgs {
 		if addr, ok := strings.CutPrefix(a, "--pprof-bind-address="); ok {
 			c.managerPprofAddr = addr

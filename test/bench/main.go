@@ -252,6 +252,12 @@ func withoutOwnPlanes(scenarios []scenario) (_ []scenario, own ownPlanes) {
 func benchmark(ctx context.Context, o options, repoRoot, stateDir string, sh shape, scenarios []scenario, variants []nodeFailureVariant) (report, error) {
 	out := io.Writer(os.Stdout)
 	managerArgs := strings.Fields(o.ManagerArgs)
+	// Named here so that the page's command line shows it.
+	memoryArgs, err := installedMemoryArgs(repoRoot, managerArgs)
+	if err != nil {
+		return report{}, err
+	}
+	managerArgs = append(managerArgs, memoryArgs...)
 	r := &runner{shape: sh, timeout: o.Timeout, profiler: profiler{dir: o.ProfileDir, seconds: o.ProfileSeconds}}
 	planes, planeDir := 0, ""
 	// plane returns the plane the next release runs on, starting a fresh

@@ -2,9 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/cafe-io/cafe/internal/controlplane"
+	"github.com/cafe-io/cafe/internal/memlimit"
 	"github.com/cafe-io/cafe/test/framework/managerproc"
 )
 
@@ -32,3 +40,46 @@ func startManager(ctx context.Context, cp *controlplane.ControlPlane, binDir str
 func (m *managerProcess) pid() int         { return m.Pid() }
 func (m *managerProcess) exitError() error { return m.ExitError() }
 func (m *managerProcess) stop()            { m.Stop() }
+
+// installedMemoryArgs gives cafe manager the soft memory limit an install
+// gives it: `--memory-limit=auto` takes a share (memlimit.DefaultRatio) of
+// the container's limit in config/manager/manager.yaml, and a process
+// started here has no container. Nothing when -manager-args sets one.
+func installedMemoryArgs(repoRoot string, managerArgs []string) ([]string, error) {
+	for _, a := range managerArgs {
+		if strings.HasPrefix(a, "--memory-limit") {
+			return nil, nil
+		}
+	}
+	limit, err := installedMemoryLimit(repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("--memory-limit=%d", int64(float64(limit)*memlimit.DefaultRatio))}, nil
+}
+
+// installedMemoryLimit is the manager container's memory limit in
+// config/manager/manager.yaml, in bytes.
+func installedMemoryLimit(repoRoot string) (int64, error) {
+	file := filepath.Join(repoRoot, "config", "manager", "manager.yaml")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	// The file holds the Deployment alone.
+	d := &appsv1.Deployment{}
+	if err := yaml.UnmarshalStrict(raw, d); err != nil {
+		return 0, fmt.Errorf("%s: %w", file, err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name != "manager" {
+			continue
+		}
+		q, ok := c.Resources.Limits[corev1.ResourceMemory]
+		if !ok {
+			return 0, fmt.Errorf("%s: container manager has no memory limit", file)
+		}
+		return q.Value(), nil
+	}
+	return 0, fmt.Errorf("%s: no container named manager", file)
+}

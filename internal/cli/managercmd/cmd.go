@@ -22,6 +22,7 @@ import (
 	"github.com/cafe-io/cafe/internal/directory"
 	"github.com/cafe-io/cafe/internal/install"
 	"github.com/cafe-io/cafe/internal/manager"
+	"github.com/cafe-io/cafe/internal/memlimit"
 	"github.com/cafe-io/cafe/internal/traffic/gateway"
 	"github.com/cafe-io/cafe/internal/webhook/certs"
 )
@@ -30,6 +31,7 @@ type options struct {
 	manager.Options
 	Kubeconfig     string
 	Zap            zap.Options
+	MemoryLimit    string
 	WebhookPort    int
 	WebhookHost    string
 	WebhookCertDir string
@@ -158,6 +160,11 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := zap.New(zap.UseFlagOptions(&o.Zap), zap.WriteTo(streams.ErrOut))
 			ctrl.SetLogger(log)
+			limit, err := memlimit.Apply(o.MemoryLimit)
+			if err != nil {
+				return err
+			}
+			log.Info("Go runtime soft memory limit", "bytes", limit.Bytes, "source", limit.Source)
 			cfg, err := o.restConfig()
 			if err != nil {
 				return err
@@ -183,6 +190,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", "0", "Prometheus metrics address, e.g. :8443 (0 disables)")
 	f.BoolVar(&o.MetricsInsecure, "metrics-insecure", false, "serve metrics over plain HTTP to anyone (default: TLS, callers authenticated and authorized for get on /metrics); only for a loopback address")
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "health probe address")
+	f.StringVar(&o.MemoryLimit, "memory-limit", memlimit.Auto, fmt.Sprintf("soft memory limit of the Go runtime, e.g. 256Mi: the garbage collector works harder near it rather than letting the heap double first; %q takes %.0f%% of the container's memory limit (none outside a container; GOMEMLIMIT, if set, wins), %q sets none", memlimit.Auto, 100*memlimit.DefaultRatio, memlimit.None))
 	f.StringVar(&o.PprofAddr, "pprof-bind-address", "", "net/http/pprof address for profiling, e.g. 127.0.0.1:6060 (empty disables it)")
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
