@@ -100,11 +100,10 @@ type planResult struct {
 //     template-copied annotation, a buggy reporter) cannot multiply.
 func plan(in planInput) planResult {
 	var out planResult
-	active := make([]podState, 0, len(in.Pods))
-	for _, p := range in.Pods {
-		if !p.Terminating {
-			active = append(active, p)
-		}
+	active := in.Pods
+	if slices.ContainsFunc(active, isTerminating) {
+		// Read-only below, so shared unless some pods must be left out.
+		active = slices.DeleteFunc(slices.Clone(active), isTerminating)
 	}
 	replicas := max(in.Replicas, 0)
 	partition := min(max(in.Partition, 0), replicas)
@@ -372,6 +371,8 @@ func cheaperFirst(a, b podState, drainReason string) (less, decided bool) {
 	}
 	return false, false
 }
+
+func isTerminating(p podState) bool { return p.Terminating }
 
 func without(pods, remove []podState) []podState {
 	if len(remove) == 0 {
