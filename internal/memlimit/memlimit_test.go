@@ -8,7 +8,7 @@ import (
 
 func TestDecide(t *testing.T) {
 	noCgroup := func() (int64, error) { return 0, nil }
-	cgroup320Mi := func() (int64, error) { return 320 << 20, nil }
+	cgroup300Mi := func() (int64, error) { return 300 << 20, nil }
 	broken := func() (int64, error) { return 0, errors.New("permission denied") }
 	for _, tc := range []struct {
 		name, flag, env string
@@ -16,12 +16,12 @@ func TestDecide(t *testing.T) {
 		want            int64
 		wantErr         string
 	}{
-		{name: "auto takes 80% of the container's limit", flag: Auto, cgroup: cgroup320Mi, want: 256 << 20},
-		{name: "empty is auto", flag: "", cgroup: cgroup320Mi, want: 256 << 20},
+		{name: "auto takes 70% of the container's limit", flag: Auto, cgroup: cgroup300Mi, want: 210 << 20},
+		{name: "empty is auto", flag: "", cgroup: cgroup300Mi, want: 210 << 20},
 		{name: "auto outside a container sets nothing", flag: Auto, cgroup: noCgroup, want: 0},
-		{name: "GOMEMLIMIT wins over auto", flag: Auto, env: "100MiB", cgroup: cgroup320Mi, want: 0},
-		{name: "an explicit limit wins over GOMEMLIMIT", flag: "200Mi", env: "100MiB", cgroup: cgroup320Mi, want: 200 << 20},
-		{name: "none turns it off", flag: None, cgroup: cgroup320Mi, want: 0},
+		{name: "GOMEMLIMIT wins over auto", flag: Auto, env: "100MiB", cgroup: cgroup300Mi, want: 0},
+		{name: "an explicit limit wins over GOMEMLIMIT", flag: "200Mi", env: "100MiB", cgroup: cgroup300Mi, want: 200 << 20},
+		{name: "none turns it off", flag: None, cgroup: cgroup300Mi, want: 0},
 		{name: "auto names an unreadable cgroup", flag: Auto, cgroup: broken, wantErr: "--memory-limit=auto: reading the container's memory limit: permission denied"},
 		{name: "not a quantity", flag: "lots", cgroup: noCgroup, wantErr: `--memory-limit "lots": a quantity such as 256Mi`},
 		{name: "zero refused", flag: "0", cgroup: noCgroup, wantErr: `--memory-limit "0": must be more than 0`},
