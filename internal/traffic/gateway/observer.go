@@ -58,14 +58,15 @@ func (s backendSet) routesOne(addrs []netip.AddrPort) (netip.AddrPort, bool) {
 // reads shares reads of the gateway between the pods asking at once.
 // Every get returns a read that began after get was called, never an older
 // one: a read from before a pod's gate closed could predate the gateway
-// picking the pod up. The reads run one at a time, each at least
-// minInterval after the previous one began, so a release of a thousand
+// picking the pod up. The reads run one at a time, each beginning at least
+// minInterval after the previous one ended (so at least that long after it
+// began, however the scheduler delays either), and a release of a thousand
 // pods asks the gateway a few times a second, not a thousand.
 //
 //	get A ──┐            get B ──┐
 //	        ▼ read 1 begins      ▼ (read 1 began before B: B waits)
 //	        ├──────────┤ A answered
-//	                   ▼ read 2 begins (≥ minInterval after read 1)
+//	                   ▼ read 2 begins (≥ minInterval after read 1 ended)
 //	                   ├──────────┤ B (and all who came while read 1 ran)
 type reads struct {
 	observer    Observer
@@ -73,12 +74,12 @@ type reads struct {
 
 	// one serialises the reads.
 	one sync.Mutex
-	// mu guards next and lastStart.
+	// mu guards next and lastEnd.
 	mu sync.Mutex
 	// next is the read that callers arriving now will get: it has not
 	// begun yet.
-	next      *read
-	lastStart time.Time
+	next    *read
+	lastEnd time.Time
 }
 
 type read struct {
@@ -112,7 +113,7 @@ func (r *reads) run(rd *read) {
 	r.one.Lock()
 	defer r.one.Unlock()
 	r.mu.Lock()
-	wait := time.Until(r.lastStart.Add(r.minInterval))
+	wait := time.Until(r.lastEnd.Add(r.minInterval))
 	r.mu.Unlock()
 	if wait > 0 {
 		// A rate limit on the gateway's API, not a wait for its state.
@@ -120,11 +121,13 @@ func (r *reads) run(rd *read) {
 	}
 	r.mu.Lock()
 	r.next = nil
-	r.lastStart = time.Now()
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	addrs, err := r.observer.Backends(ctx)
+	r.mu.Lock()
+	r.lastEnd = time.Now()
+	r.mu.Unlock()
 	if err != nil {
 		rd.err = fmt.Errorf("reading the backends of %s: %w", r.observer, err)
 		return

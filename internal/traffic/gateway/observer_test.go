@@ -102,8 +102,8 @@ func (o *timedObserver) Backends(context.Context) ([]netip.AddrPort, error) {
 
 func (o *timedObserver) String() string { return "timed observer" }
 
-// Reads begin at least minInterval apart, however many callers ask, and
-// callers share them.
+// Reads begin at least minInterval apart (measured where the observer is
+// called), however many callers ask, and callers share them.
 func TestReadsAreRateLimited(t *testing.T) {
 	g := NewWithT(t)
 	obs := &timedObserver{}
