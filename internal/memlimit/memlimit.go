@@ -24,6 +24,9 @@ import (
 // cafe's resident size at 10,000 pods, docs/benchmarks-scale.md).
 const DefaultRatio = 0.7
 
+// Share is the soft limit auto sets in a container limited to limit bytes.
+func Share(limit int64) int64 { return int64(float64(limit) * DefaultRatio) }
+
 // Auto is the --memory-limit value that derives the limit from the
 // container's; None turns the soft limit off.
 const (
@@ -78,8 +81,7 @@ func decide(flag, env string, cgroupLimit func() (int64, error)) (Decision, erro
 		if limit <= 0 {
 			return Decision{Source: "no container memory limit"}, nil
 		}
-		bytes := int64(float64(limit) * DefaultRatio)
-		return Decision{Bytes: bytes, Source: fmt.Sprintf("%.0f%% of the container's memory limit (%d bytes)", 100*DefaultRatio, limit)}, nil
+		return Decision{Bytes: Share(limit), Source: fmt.Sprintf("%.0f%% of the container's memory limit (%d bytes)", 100*DefaultRatio, limit)}, nil
 	}
 	q, err := resource.ParseQuantity(flag)
 	if err != nil {

@@ -42,7 +42,7 @@ func (m *managerProcess) exitError() error { return m.ExitError() }
 func (m *managerProcess) stop()            { m.Stop() }
 
 // installedMemoryArgs gives cafe manager the soft memory limit an install
-// gives it: `--memory-limit=auto` takes a share (memlimit.DefaultRatio) of
+// gives it: `--memory-limit=auto` takes a share (memlimit.Share) of
 // the container's limit in config/manager/manager.yaml, and a process
 // started here has no container. Nothing when -manager-args sets one.
 func installedMemoryArgs(repoRoot string, managerArgs []string) ([]string, error) {
@@ -55,7 +55,7 @@ func installedMemoryArgs(repoRoot string, managerArgs []string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	return []string{fmt.Sprintf("--memory-limit=%d", int64(float64(limit)*memlimit.DefaultRatio))}, nil
+	return []string{fmt.Sprintf("--memory-limit=%d", memlimit.Share(limit))}, nil
 }
 
 // installedMemoryLimit is the manager container's memory limit in

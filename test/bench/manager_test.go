@@ -23,8 +23,8 @@ func TestInstalledMemoryArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(args) != 1 || args[0] != "--memory-limit="+strconv.FormatInt(int64(float64(limit)*memlimit.DefaultRatio), 10) {
-		t.Errorf("args %q, want --memory-limit at memlimit.DefaultRatio of %d", args, limit)
+	if len(args) != 1 || args[0] != "--memory-limit="+strconv.FormatInt(memlimit.Share(limit), 10) {
+		t.Errorf("args %q, want --memory-limit at memlimit.Share of %d", args, limit)
 	}
 	if args, _ := installedMemoryArgs(root, []string{"--memory-limit=none"}); len(args) != 0 {
 		t.Errorf("args %q added to a command line that sets its own limit", args)
