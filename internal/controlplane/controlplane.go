@@ -502,12 +502,18 @@ func (cp *ControlPlane) prepareStateDir() error {
 // controller that watches that resource cluster-wide. No option enables this.
 // enableCRDs must not list Stage: kwok then refuses to start while the file
 // holds stages (it would read Stage objects from the API instead).
+//
+// nodeLeaseParallelism: kwok renews each node's Lease every quarter of its
+// duration (10 s), so 1,000 nodes need 100 renewals a second. A worker renews
+// one Lease at a time, and on a saturated API server (10,000 pods on 2 cores)
+// a renewal took about 350 ms: 4 workers managed 11.6 a second, Leases
+// expired, kube-controller-manager marked the nodes and their pods NotReady.
 const kwokConfiguration = `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 16
   nodePlayStageParallelism: 4
-  nodeLeaseParallelism: 4
+  nodeLeaseParallelism: 16
   nodeLeaseDurationSeconds: 40
   podsOnNodeSyncParallelism: 2
   enablePodsOnNodeSyncListPager: true
