@@ -220,14 +220,15 @@ func (r report) writeWhy(b *strings.Builder) {
 	fmt.Fprintf(b, "## Why the missed targets are missed\n\n")
 	native := r.find(func(a aggregate) bool { return a.isDeployment() && a.completed() })
 	grouped := r.find(func(a aggregate) bool { return a.isInPlaceSet() && a.completed() })
+	lim := limitsFor(r.PodDelays, r.Scale)
 	for _, a := range r.Aggregates {
 		var lines []string
 		switch {
 		case !a.completed():
 		case a.isReplicaSetMode():
-			lines = whyLines(a, native, targetReplicaSetWallRatio, r.Machine.CPUs)
+			lines = whyLines(a, native, targetReplicaSetWallRatio, lim, r.Machine.CPUs)
 		case a.isCafe():
-			lines = whyLines(a, native, inPlaceWallRatio(r.PodDelays), r.Machine.CPUs)
+			lines = whyLines(a, native, lim.InPlaceWall, lim, r.Machine.CPUs)
 		case a.isAppRollback() && grouped != nil:
 			lines = rollbackWhyLines(a, *grouped, r.Machine.CPUs)
 		}

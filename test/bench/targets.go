@@ -42,14 +42,21 @@ type limits struct {
 	InPlaceWall float64
 	CafeShare   float64
 	RSS         int64
+	// WritesPerPod bounds the InPlaceSet release's writes per pod, all-in;
+	// zero where the issue sets no such bound.
+	WritesPerPod float64
 }
 
 // limitsFor is the variant's limits: stricter wall time with simulated
-// kubelet delays, more CPU share and memory at scale.
+// kubelet delays, more CPU share and memory at scale. The scale row of
+// issue 14 bounds no writes per pod (it asks for the writes per second
+// against the floor, which the page reports): all-in, they count every
+// node's heartbeats, ten times as many nodes for as long as the release
+// runs.
 func limitsFor(delays kwokstages.Delays, scale bool) limits {
-	l := limits{InPlaceWall: inPlaceWallRatio(delays), CafeShare: targetCafeShare, RSS: targetRSSBytes}
+	l := limits{InPlaceWall: inPlaceWallRatio(delays), CafeShare: targetCafeShare, RSS: targetRSSBytes, WritesPerPod: targetWritesPerPod}
 	if scale {
-		l.CafeShare, l.RSS = scaleTargetCafeShare, scaleTargetRSSBytes
+		l.CafeShare, l.RSS, l.WritesPerPod = scaleTargetCafeShare, scaleTargetRSSBytes, 0
 	}
 	return l
 }
@@ -120,7 +127,11 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, lim limits) []verdict
 			out = append(out, wallVerdict(key, a.Wall, kruise.Wall, targetCloneSetWallRatio, "OpenKruise CloneSet's"))
 		}
 		if a.isInPlaceSet() {
-			out = append(out, invariantsVerdict(key, a), writesVerdict(key, a.WritesPerPod), shareVerdict(key, a, lim.CafeShare), rssVerdict(key, max(a.PeakRSS, lifetimePeakRSS), lim.RSS))
+			out = append(out, invariantsVerdict(key, a))
+			if lim.WritesPerPod > 0 {
+				out = append(out, writesVerdict(key, a.WritesPerPod, lim.WritesPerPod))
+			}
+			out = append(out, shareVerdict(key, a, lim.CafeShare), rssVerdict(key, max(a.PeakRSS, lifetimePeakRSS), lim.RSS))
 		}
 	}
 	return out
@@ -148,13 +159,13 @@ func wallVerdict(key string, wall, baseline time.Duration, target float64, of st
 	}
 }
 
-func writesVerdict(key string, perPod float64) verdict {
+func writesVerdict(key string, perPod, limit float64) verdict {
 	return verdict{
 		Scenario: key,
-		Target:   fmt.Sprintf("≤ %.0f successful API writes per pod, all-in", targetWritesPerPod),
+		Target:   fmt.Sprintf("≤ %.0f successful API writes per pod, all-in", limit),
 		Measured: fmt.Sprintf("%.2f", perPod),
-		Pass:     perPod <= targetWritesPerPod,
-		Gap:      fmt.Sprintf("%.2f writes per pod over (+%.0f%%)", perPod-targetWritesPerPod, 100*(perPod/targetWritesPerPod-1)),
+		Pass:     perPod <= limit,
+		Gap:      fmt.Sprintf("%.2f writes per pod over (+%.0f%%)", perPod-limit, 100*(perPod/limit-1)),
 	}
 }
 

@@ -55,6 +55,26 @@ func TestTargetsCompareTheInPlaceReleaseWithCloneSetAndBoundCAFEDuringOthersRele
 	g.Expect(got).To(HaveKeyWithValue("inplaceset: lossless and water level held in every run (watch stream)", false))
 }
 
+// The scale row of issue 14 bounds CPU share, memory and the invariants,
+// not writes per pod: all-in they count 1,000 nodes' heartbeats.
+func TestTheScaleVariantChecksItsOwnLimitsOnly(t *testing.T) {
+	g := NewWithT(t)
+	s := shape{Replicas: 1000, BatchSize: 100, MaxUnavailable: 100, Zones: []string{"zone-a"}}
+	run := completedRun(40, 4, invariants{Checked: true, MinReady: 900})
+	run.Delta.API.OK[writeKey{Verb: "PATCH", Resource: "pods"}] = 9000 // 9 writes per pod
+	aggs := []aggregate{aggregateRuns(scenario{Key: "inplaceset", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}}, []runResult{run})}
+	writes := "inplaceset: ≤ 7 successful API writes per pod, all-in"
+
+	got := verdictsOf(checkTargets(aggs, 200<<20, limitsFor(kwokstages.Delays{}, false)))
+	g.Expect(got).To(HaveKeyWithValue(writes, false), "9 writes per pod against 7")
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: CAFE's peak RSS ≤ 150 MiB", false))
+
+	got = verdictsOf(checkTargets(aggs, 200<<20, limitsFor(kwokstages.Delays{}, true)))
+	g.Expect(got).NotTo(HaveKey(writes))
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: CAFE's peak RSS ≤ 300 MiB", true))
+	g.Expect(got).To(HaveKeyWithValue("inplaceset: CAFE ≤ 15% of the control plane's CPU during the release", true), "4 s of 40")
+}
+
 // cpuRun is a finished release of 1000 pods in wall seconds, whose control
 // plane spent cpu seconds while the machine was busy machine seconds.
 func cpuRun(wall, cpu, machine float64) runResult {

@@ -9,21 +9,21 @@ import (
 
 // whyLines explains, with this run's numbers only, what a CafeDeployment
 // scenario's missed targets come from.
-// ratio is the wall-time target against the Deployment.
-// cores is the machine's CPU count.
-func whyLines(a aggregate, native *aggregate, ratio float64, cores int) []string {
+// ratio is the wall-time target against the Deployment, lim the variant's
+// other limits, cores the machine's CPU count.
+func whyLines(a aggregate, native *aggregate, ratio float64, lim limits, cores int) []string {
 	var lines []string
 	if native != nil && a.Wall.Seconds() > ratio*native.Wall.Seconds() {
 		lines = append(lines, wallReasons(a, native, ratio)...)
 		lines = append(lines, cpuBound(a, *native, "the Deployment's release", time.Duration(ratio*float64(native.Wall)), cores))
 	}
-	if a.WritesPerPod > targetWritesPerPod {
+	if lim.WritesPerPod > 0 && a.WritesPerPod > lim.WritesPerPod {
 		lines = append(lines, writeReasons(a, native)...)
 	}
-	if a.CafeShare > targetCafeShare {
+	if a.CafeShare > lim.CafeShare {
 		lines = append(lines, cpuReasons(a)...)
 	}
-	if a.PeakRSS > targetRSSBytes {
+	if a.PeakRSS > lim.RSS {
 		lines = append(lines, fmt.Sprintf("Memory: cafe manager peaked at %s during the release.", mib(a.PeakRSS)))
 	}
 	return lines
