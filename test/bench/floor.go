@@ -125,3 +125,12 @@ func (o *options) applyScale() {
 		o.Out = scalePage
 	}
 }
+
+// selection is how the command line chose what ran, as the page's preamble
+// quotes it.
+func (o *options) selection() string {
+	if o.Scale {
+		return "-scale"
+	}
+	return "-scenarios " + o.Scenarios
+}

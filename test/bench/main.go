@@ -212,7 +212,7 @@ func run(o options) error {
 	path := filepath.Join(repoRoot, o.Out)
 	page, ran := rep.markdown(), partsRan(scenarios, own)
 	if old, err := os.ReadFile(path); err == nil && len(ran) < len(allParts) {
-		page = mergeParts(string(old), page, ran, rep.partNote(o.Scenarios, ran))
+		page = mergeParts(string(old), page, ran, rep.partNote(o.selection(), ran))
 		fmt.Printf("only the sections of %s are replaced\n", strings.Join(ran, ", "))
 	}
 	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	. "github.com/onsi/gomega"
 )
 
 func TestScenariosAndVariantsArePickedByKeyInTheOrderGiven(t *testing.T) {
@@ -45,4 +47,13 @@ func TestScenariosAndVariantsArePickedByKeyInTheOrderGiven(t *testing.T) {
 	if err != nil || len(variants) != 2 || variants[0].Key != "upstream" || variants[1].Key != "cafe" {
 		t.Fatalf("got %+v, %v; want upstream then cafe", variants, err)
 	}
+}
+
+func TestThePreambleQuotesTheCommandThatRan(t *testing.T) {
+	g := NewWithT(t)
+	o := options{Scenarios: "inplaceset,deployment", Out: defaultOut}
+	g.Expect(o.selection()).To(Equal("-scenarios inplaceset,deployment"))
+	o.Scale = true
+	o.applyScale()
+	g.Expect(o.selection()).To(Equal("-scale"), "the scale variant's scenarios are its own, not a flag given")
 }

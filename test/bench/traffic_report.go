@@ -324,8 +324,9 @@ func splitPage(page string) []pageChunk {
 const fullRunClaim = "Every number on this page was measured in that run; nothing is carried over from earlier runs."
 
 // partNote is the preamble's sentence for the parts a partial run
-// replaced; its start identifies it when a later run replaces it.
-func (r report) partNote(scenariosFlag string, ran []string) string {
+// replaced (flags: the run's command-line selection); its start
+// identifies it when a later run replaces it.
+func (r report) partNote(flags string, ran []string) string {
 	start := r.Started
 	if r.Traffic != nil && len(ran) == 1 && ran[0] == partTraffic {
 		start = r.Traffic.Started
@@ -336,8 +337,8 @@ func (r report) partNote(scenariosFlag string, ran []string) string {
 	if r.IAM != nil && len(ran) == 1 && ran[0] == partIAM {
 		start = r.IAM.Started
 	}
-	return fmt.Sprintf("%s: `go run ./test/bench -scenarios %s` on %s, which took %s; bin/cafe %s.",
-		partNotePrefix(ran), scenariosFlag, start.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second), strings.TrimPrefix(r.Machine.Source, "bin/cafe "))
+	return fmt.Sprintf("%s: `go run ./test/bench %s` on %s, which took %s; bin/cafe %s.",
+		partNotePrefix(ran), flags, start.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second), strings.TrimPrefix(r.Machine.Source, "bin/cafe "))
 }
 
 func partNotePrefix(ran []string) string {
