@@ -66,9 +66,9 @@ type Network struct {
 
 // For describes the network of a control plane whose state lives in
 // stateDir: names derive from it and the link-local addresses from it and
-// the CIDR, so two control planes get two networks, a restarted one finds
-// its own again, and a /30 another network drew already (Create refuses
-// it) is not drawn again for the pool's next slot.
+// the CIDR, so two control planes get two networks and a restarted one
+// finds its own again. Where another network's pair holds the /30 drawn,
+// Create takes the next free one.
 func For(stateDir string, cidr netip.Prefix) Network {
 	sum := sha256.Sum256([]byte(stateDir))
 	id := fmt.Sprintf("%x", sum[:4])
@@ -91,8 +91,9 @@ func For(stateDir string, cidr netip.Prefix) Network {
 // Create creates the namespace, the veth pair and the routes, removing
 // first whatever a previous run of the same control plane left. It refuses
 // a pod CIDR the host already routes elsewhere: packets for it would go to
-// someone else's network.
-func (n Network) Create(ctx context.Context) error {
+// someone else's network. n's Host and Peer are the pair's addresses as
+// created (takeFreeLink).
+func (n *Network) Create(ctx context.Context) error {
 	if !n.CIDR.Addr().Is4() || n.CIDR.Addr().IsLoopback() {
 		return fmt.Errorf("pod CIDR %s: an IPv4 range outside 127.0.0.0/8 is needed (the API server refuses loopback endpoints)", n.CIDR)
 	}
@@ -100,7 +101,7 @@ func (n Network) Create(ctx context.Context) error {
 	if err := n.cidrFree(ctx); err != nil {
 		return err
 	}
-	if err := n.linkAddressFree(ctx); err != nil {
+	if err := n.takeFreeLink(ctx); err != nil {
 		return err
 	}
 	steps := [][]string{
@@ -165,18 +166,42 @@ func (n Network) cidrFree(ctx context.Context) error {
 	return nil
 }
 
-// linkAddressFree fails when the machine already has the link-local
-// address of the veth pair's end (another network's pair drew the same
-// /30): two links with one address would misroute answers.
-func (n Network) linkAddressFree(ctx context.Context) error {
-	out, err := ip(ctx, "-4", "addr", "show", "to", n.Host.String()+"/32")
-	if err != nil {
-		return err
+// linkProbes bounds the /30s takeFreeLink tries.
+const linkProbes = 64
+
+// takeFreeLink moves the veth pair's addresses to the first /30, from the
+// one drawn, that no link of the machine holds: two links with one address
+// would misroute answers, and with dozens of networks alive at once (e2e
+// shards' control planes, each classic host's) two draws of 16,000 /30s
+// meet now and then. Creators that do not share Allocate's lock could
+// still take one /30 at the same instant; the window is the few
+// milliseconds between this check and the address being set.
+func (n *Network) takeFreeLink(ctx context.Context) error {
+	host := n.Host
+	for range linkProbes {
+		out, err := ip(ctx, "-4", "addr", "show", "to", host.String()+"/32")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) == "" {
+			n.Host, n.Peer = host, host.Next()
+			return nil
+		}
+		host = nextLinkHost(host)
 	}
-	if strings.TrimSpace(out) != "" {
-		return fmt.Errorf("network %s: its link address %s is taken already", n.Namespace, n.Host)
+	return fmt.Errorf("network %s: the link addresses of %d /30s from %s are all taken", n.Namespace, linkProbes, n.Host)
+}
+
+// nextLinkHost is the host end (.1 of a /30) of the /30 after host's, in
+// 169.254.1.0-169.254.254.255 (the first and last /24 are reserved, RFC
+// 3927), wrapping around.
+func nextLinkHost(host netip.Addr) netip.Addr {
+	b := host.As4()
+	v := (uint16(b[2])<<8 | uint16(b[3])&^3) + 4
+	if v < 0x0100 || v >= 0xff00 {
+		v = 0x0100
 	}
-	return nil
+	return netip.AddrFrom4([4]byte{169, 254, byte(v >> 8), byte(v) | 1})
 }
 
 // Delete removes the route, the veth pair and the namespace; what does not

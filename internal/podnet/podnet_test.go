@@ -84,6 +84,32 @@ func TestCreateRefusesATakenOrLoopbackCIDR(t *testing.T) {
 	g.Expect(loop.Create(ctx)).To(MatchError(ContainSubstring("outside 127.0.0.0/8")))
 }
 
+// Two networks that drew one /30 both come up, the second on the next free
+// one (the draw is simulated: the second is given the first's addresses).
+func TestCreateTakesTheNextFreeLinkWhenTheDrawnOneIsTaken(t *testing.T) {
+	requireRoot(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	first := create(t, g, "198.19.160.0/20")
+	second := For(t.TempDir(), netip.MustParsePrefix("198.19.176.0/20"))
+	second.Host, second.Peer = first.Host, first.Peer
+	g.Expect(second.Create(ctx)).To(Succeed())
+	t.Cleanup(func() { second.Delete(context.Background()) })
+	g.Expect(second.Host).NotTo(Equal(first.Host))
+	g.Expect(second.Peer).To(Equal(second.Host.Next()))
+	g.Expect(first.CheckRoute(ctx, netip.MustParseAddr("198.19.160.9"))).To(Succeed())
+	g.Expect(second.CheckRoute(ctx, netip.MustParseAddr("198.19.176.9"))).To(Succeed())
+}
+
+// The /30s tried after a taken one stay in 169.254.1.0-169.254.254.255
+// (RFC 3927 reserves the first and last /24) and start at their .1.
+func TestNextLinkHostSkipsTheReservedRanges(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(nextLinkHost(netip.MustParseAddr("169.254.10.5"))).To(Equal(netip.MustParseAddr("169.254.10.9")))
+	g.Expect(nextLinkHost(netip.MustParseAddr("169.254.10.253"))).To(Equal(netip.MustParseAddr("169.254.11.1")))
+	g.Expect(nextLinkHost(netip.MustParseAddr("169.254.254.253"))).To(Equal(netip.MustParseAddr("169.254.1.1")), "wraps around before 169.254.255.0/24")
+}
+
 // Names and addresses derive from the state directory: stable for one
 // control plane, different for two, valid as Linux names (at most 15
 // characters for a link).
