@@ -8,7 +8,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,26 +37,7 @@ func servingPod(ctx context.Context, g Gomega, name string) *corev1.Pod {
 
 // servingPodIn is servingPod in namespace ns.
 func servingPodIn(ctx context.Context, g Gomega, ns, name string) *corev1.Pod {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.PodSpec{
-			Containers:     []corev1.Container{{Name: "app", Image: "example.com/app:v1"}},
-			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: cafev1alpha1.TrafficReadyCondition}},
-		},
-	}
-	g.Expect(apiClient.Create(ctx, pod)).To(Succeed())
-	now := metav1.Now()
-	pod.Status = corev1.PodStatus{
-		Phase:             corev1.PodRunning,
-		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "example.com/app:v1", Ready: true}},
-		Conditions: []corev1.PodCondition{
-			{Type: cafev1alpha1.TrafficReadyCondition, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		},
-	}
-	g.Expect(apiClient.Status().Update(ctx, pod)).To(Succeed())
-	return pod
+	return framework.RunningGatedPod(ctx, g, apiClient, ns, name, corev1.ConditionTrue)
 }
 
 func condition(pod *corev1.Pod, t corev1.PodConditionType) corev1.PodCondition {

@@ -138,24 +138,7 @@ func TestReadinessStageWritesOnlyOnTheVersionItJudged(t *testing.T) {
 	p := readinessPatch(t)
 	g.Expect(p.Subresource).To(Equal("status"))
 
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "judged"},
-		Spec: corev1.PodSpec{
-			Containers:     []corev1.Container{{Name: "app", Image: "example.com/app:v1"}},
-			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: cafev1alpha1.TrafficReadyCondition}},
-		},
-	}
-	g.Expect(apiClient.Create(ctx, pod)).To(Succeed())
-	now := metav1.Now()
-	pod.Status = corev1.PodStatus{
-		Phase:             corev1.PodRunning,
-		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "example.com/app:v1", Ready: true}},
-		Conditions: []corev1.PodCondition{
-			{Type: cafev1alpha1.TrafficReadyCondition, Status: corev1.ConditionFalse, LastTransitionTime: now},
-			{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: now},
-		},
-	}
-	g.Expect(apiClient.Status().Update(ctx, pod)).To(Succeed())
+	pod := framework.RunningGatedPod(ctx, g, apiClient, "default", "judged", corev1.ConditionFalse)
 
 	// kwok sees the gate open and Ready False (the stage's selector
 	// matches) and renders Ready True; before it writes, the gate closes.
