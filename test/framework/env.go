@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
@@ -141,6 +142,18 @@ func startEnvtest(ctx context.Context, webhooks envtest.WebhookInstallOptions, g
 // envtestStarts is how many times StartEnvironment tries.
 const envtestStarts = 3
 
+// envtestStartTimeout bounds how long etcd and kube-apiserver each may take
+// to become healthy. envtest's default, 20 s, is too short under make test's
+// load (two envtest packages and three e2e control planes on two cores): CI
+// saw kube-apiserver time out, be restarted by envtest five times over and
+// fail the package. The wait ends as soon as /healthz answers, so a longer
+// bound costs nothing when the machine is quiet.
+const envtestStartTimeout = 2 * time.Minute
+
+// envtestStartTimeoutEnv is envtest's own override of the bound; a caller
+// who sets it is obeyed.
+const envtestStartTimeoutEnv = "KUBEBUILDER_CONTROLPLANE_START_TIMEOUT"
+
 // StartEnvironment starts the envtest environment newEnv builds. envtest gives the API
 // server a fixed 5 s to create the default namespace once it is healthy;
 // under make test's load (several control planes at once on two cores) it
@@ -149,6 +162,7 @@ const envtestStarts = 3
 func StartEnvironment(newEnv func() *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
 	for attempt := 1; ; attempt++ {
 		env := newEnv()
+		applyStartTimeout(env)
 		cfg, err := env.Start()
 		if err == nil {
 			return env, cfg, nil
@@ -159,6 +173,14 @@ func StartEnvironment(newEnv func() *envtest.Environment) (*envtest.Environment,
 		if attempt == envtestStarts || !strings.Contains(err.Error(), "default namespace didn't register") {
 			return nil, nil, fmt.Errorf("starting envtest (attempt %d): %w", attempt, err)
 		}
+	}
+}
+
+// applyStartTimeout gives env envtestStartTimeout unless its builder or
+// envtestStartTimeoutEnv chose a bound.
+func applyStartTimeout(env *envtest.Environment) {
+	if env.ControlPlaneStartTimeout == 0 && os.Getenv(envtestStartTimeoutEnv) == "" {
+		env.ControlPlaneStartTimeout = envtestStartTimeout
 	}
 }
 
