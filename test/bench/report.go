@@ -184,16 +184,17 @@ func (r report) writeResults(b *strings.Builder) {
 }
 
 func (r report) writeRuns(b *strings.Builder) {
-	fmt.Fprintf(b, "Every run:\n\n| scenario | run | wall time | writes/pod | CAFE CPU | CAFE share | other load on the machine |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "Every run (CPU per pod: the control plane's and the workload controllers' CPU time over the pods released; machine busy: cores in use on average, every process included):\n\n| scenario | run | wall time | writes/pod | CPU per pod | machine busy | CAFE CPU | CAFE share | other load on the machine |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range r.Aggregates {
 		for _, run := range a.Runs {
 			if !run.Completed {
-				fmt.Fprintf(b, "| %s | %d | did not finish | | | | |\n", a.Scenario.Key, run.Run)
+				fmt.Fprintf(b, "| %s | %d | did not finish | | | | | | |\n", a.Scenario.Key, run.Run)
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f s | %.1f%% | %.2f cores |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cafeCPU(), 100*run.cafeShare(), run.otherCPU()/run.Delta.Window.Seconds())
+			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f ms | %.2f cores | %.1f s | %.1f%% | %.2f cores |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cpuPerPod(), run.busyCores(), run.cafeCPU(), 100*run.cafeShare(), run.otherCPU()/run.Delta.Window.Seconds())
 		}
 	}
+	fmt.Fprintln(b, "\nReading it: a run slower than the others of its scenario with the machine less busy waited for something other than CPU; one as busy but with more CPU per pod for about the same writes per pod spent more CPU on the same work (a slower or more contended host shows this way: CPU time includes its stalls).")
 	fmt.Fprintln(b)
 }
 

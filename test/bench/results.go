@@ -54,6 +54,20 @@ func (r runResult) otherCPU() float64 {
 
 func (r runResult) cafeCPU() float64 { return r.Delta.CPU[cafeProcess] }
 
+// releaseCPU is the CPU time the release itself cost: the control plane
+// and the workload controllers beside it (CAFE, kruise-manager), not the
+// benchmark's own watches.
+func (r runResult) releaseCPU() float64 {
+	return r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[kruiseProcess]
+}
+
+// cpuPerPod is releaseCPU per pod released, in milliseconds.
+func (r runResult) cpuPerPod() float64 { return 1000 * r.releaseCPU() / float64(r.Pods) }
+
+// busyCores is how many of the machine's cores were busy, on average,
+// between the snapshots (every process, the benchmark's included).
+func (r runResult) busyCores() float64 { return r.Delta.CPU[machineBusy] / r.Delta.Window.Seconds() }
+
 // cafeShare is CAFE's CPU time as a fraction of the control plane's.
 func (r runResult) cafeShare() float64 {
 	if cp := r.controlPlaneCPU(); cp > 0 {

@@ -140,13 +140,10 @@ func rateLimitLine(s clientStats, wall time.Duration) []string {
 // CPU per pod the wall-time limit needs at the rate the release used CPU.
 func cpuBound(a, against aggregate, what string, limit time.Duration, cores int) string {
 	t, o := a.Typical, against.Typical
-	busy := func(r *runResult) float64 { return r.Delta.CPU[machineBusy] / r.Delta.Window.Seconds() }
-	spent := func(r *runResult) float64 { return r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[kruiseProcess] }
-	perPod := func(r *runResult) float64 { return 1000 * spent(r) / float64(r.Pods) }
-	rate := spent(t) / t.Delta.Window.Seconds()
+	rate := t.releaseCPU() / t.Delta.Window.Seconds()
 	allowed := 1000 * rate * limit.Seconds() / float64(t.Pods)
 	return fmt.Sprintf("CPU: the machine was busy %.2f of its %d cores (%.0f%%) during the release, %.2f (%.0f%%) during %s: both waited for CPU more than for any step. The control plane and CAFE spent %.1f ms of CPU per pod, %s %.1f ms. At the rate they used CPU here (%.2f cores), finishing within the %s limit allows %.1f ms per pod: %.0f%% less than now.",
-		busy(t), cores, 100*busy(t)/float64(cores), busy(o), 100*busy(o)/float64(cores), what, perPod(t), what, perPod(o), rate, seconds(limit), allowed, 100*(1-allowed/perPod(t)))
+		t.busyCores(), cores, 100*t.busyCores()/float64(cores), o.busyCores(), 100*o.busyCores()/float64(cores), what, t.cpuPerPod(), what, o.cpuPerPod(), rate, seconds(limit), allowed, 100*(1-allowed/t.cpuPerPod()))
 }
 
 func cpuReasons(a aggregate) []string {
