@@ -163,7 +163,7 @@ func (r report) writeResults(b *strings.Builder) {
 			inv := a.worstInvariants()
 			fmt.Fprintf(b, "| %s | %s | %s | %d / %d (≥ %d Ready) | %.2f | %.2f | %.1f s | %.1f s | %.1f%% | %s | %.2f cores |\n",
 				a.Scenario.Title, seconds(a.Wall), seconds(a.ControllerDone), len(inv.Lossless), len(inv.WaterLevel), inv.MinReady, a.WritesPerPod, a.WritesPerPodWithoutBackground,
-				a.CafeCPU, a.ControlPlaneCPU, 100*a.CafeShare, mib(a.PeakRSS), t.otherCPU()/t.Delta.Window.Seconds())
+				a.CafeCPU, a.ControlPlaneCPU, 100*a.CafeShare, mib(a.PeakRSS), t.otherLoad())
 		}
 	}
 	fmt.Fprintf(b, "\nThe invariants column counts, in the worst run, what the API server's watch stream of the release (pods and EndpointSlices, recorded from before the image change; `test/framework/watchrec`, the e2e tests' checkers) shows: pods whose spec changed or whose deletion began while an EndpointSlice listed them ready or serving (the lossless protocol's violations: each is a pod that could still receive a request as it was stopped), and the times the number of Ready pods fell below the water level the workload's settings promise. "+
@@ -174,7 +174,7 @@ func (r report) writeResults(b *strings.Builder) {
 		if !a.completed() {
 			continue
 		}
-		if load := a.Typical.otherCPU() / a.Typical.Delta.Window.Seconds(); load > disturbedAbove {
+		if load := a.Typical.otherLoad(); load > disturbedAbove {
 			fmt.Fprintf(b, "**Warning:** during the %s release other processes on this machine used %.2f cores on average; its wall time and CPU figures are disturbed by them.\n\n", a.Scenario.Key, load)
 		}
 	}
@@ -191,7 +191,7 @@ func (r report) writeRuns(b *strings.Builder) {
 				fmt.Fprintf(b, "| %s | %d | did not finish | | | | | | |\n", a.Scenario.Key, run.Run)
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f ms | %.2f cores | %.1f s | %.1f%% | %.2f cores |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cpuPerPod(), run.busyCores(), run.cafeCPU(), 100*run.cafeShare(), run.otherCPU()/run.Delta.Window.Seconds())
+			fmt.Fprintf(b, "| %s | %d | %s | %.2f | %.1f ms | %.2f cores | %.1f s | %.1f%% | %.2f cores |\n", a.Scenario.Key, run.Run, seconds(run.Wall), run.writesPerPod(), run.cpuPerPod(), run.busyCores(), run.cafeCPU(), 100*run.cafeShare(), run.otherLoad())
 		}
 	}
 	fmt.Fprintln(b, "\nReading it: a run slower than the others of its scenario with the machine less busy waited for something other than CPU; one as busy but with more CPU per pod for about the same writes per pod spent more CPU on the same work (a slower or more contended host shows this way: CPU time includes its stalls).")

@@ -48,9 +48,12 @@ func (r runResult) controlPlaneCPU() float64 {
 // otherCPU is the CPU time the machine spent on processes outside the
 // benchmark (other work on a shared machine), which competes with it.
 func (r runResult) otherCPU() float64 {
-	ours := r.controlPlaneCPU() + r.cafeCPU() + r.Delta.CPU[kruiseProcess] + r.Delta.CPU[benchProcess]
+	ours := r.releaseCPU() + r.Delta.CPU[benchProcess]
 	return max(r.Delta.CPU[machineBusy]-ours, 0)
 }
+
+// otherLoad is otherCPU in cores on average between the snapshots.
+func (r runResult) otherLoad() float64 { return r.otherCPU() / r.Delta.Window.Seconds() }
 
 func (r runResult) cafeCPU() float64 { return r.Delta.CPU[cafeProcess] }
 
