@@ -217,6 +217,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	r.policyMu.Lock()
 	r.policy = *policy.Spec.DeepCopy()
 	r.policyMu.Unlock()
+	// A pass follows any change the prober's due times cannot foresee (a
+	// node added or readdressed, the probe settings changed).
+	if r.Prober != nil {
+		r.Prober.Wake()
+	}
 
 	states, requeue, err := r.judgeAll(ctx, p, policy.Status, now)
 	if errors.Is(err, errCacheBehind) {

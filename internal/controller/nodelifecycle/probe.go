@@ -40,7 +40,15 @@ type Prober struct {
 	mu      sync.Mutex
 	results map[string]*ProbeResult // by node name
 	last    map[string]time.Time    // by kubelet endpoint: when it was last probed
+	wake    chan struct{}           // Wake's signal to Start (made on first use)
 }
+
+// idleProbeWait is the longest the prober sleeps between rounds: a safety
+// net, the reconciler's passes (Wake) and the due probes being the clock.
+const idleProbeWait = time.Minute
+
+// minProbeWait keeps rounds apart when endpoints fall due a moment apart.
+const minProbeWait = 100 * time.Millisecond
 
 var _ manager.Runnable = &Prober{}
 
@@ -58,6 +66,13 @@ func (p *Prober) Result(node string) *ProbeResult {
 
 // Start implements manager.Runnable: a loop that probes each node's kubelet
 // endpoint once per probe.periodSeconds, at most 16 at a time.
+//
+// It sleeps until the next probe falls due (one round per period when, as
+// with kwok, every node shares one kubelet endpoint) rather than ticking:
+// listing every node each second was most of CAFE's CPU on an idle
+// cluster. What a due time cannot foresee, a node added or readdressed or
+// a policy changed, reaches it through Wake, which every node lifecycle
+// pass calls (such changes start a pass).
 func (p *Prober) Start(ctx context.Context) error {
 	if p.Probe == nil {
 		p.Probe = httpProbe
@@ -68,28 +83,49 @@ func (p *Prober) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.results, p.last = map[string]*ProbeResult{}, map[string]time.Time{}
 	p.mu.Unlock()
-	// A probe is at most a second late (periodSeconds is at least 1).
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	wake := p.wakeup()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			p.round(ctx)
+		case <-timer.C:
+		case <-wake:
 		}
+		timer.Reset(p.round(ctx))
 	}
 }
 
-func (p *Prober) round(ctx context.Context) {
+// Wake has the prober look at the nodes and the policy now rather than
+// when its next probe falls due. It never blocks.
+func (p *Prober) Wake() {
+	select {
+	case p.wakeup() <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+func (p *Prober) wakeup() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wake == nil {
+		p.wake = make(chan struct{}, 1)
+	}
+	return p.wake
+}
+
+// round probes the endpoints that are due and returns how long to sleep
+// until the next one is.
+func (p *Prober) round(ctx context.Context) time.Duration {
 	policy := p.Policy()
 	if !policy.SignalEnabled(cafev1alpha1.SignalKubeletProbe) {
-		return
+		return idleProbeWait
 	}
 	nodes := &corev1.NodeList{}
-	// Read only (kubeletEndpoint), once a second: the cache's own copies.
+	// Read only (kubeletEndpoint): the cache's own copies.
 	if err := p.Reader.List(ctx, nodes, client.UnsafeDisableDeepCopy); err != nil {
-		return
+		return time.Second
 	}
 	now := p.Now()
 	period := seconds(policy.Probe.PeriodSeconds)
@@ -113,6 +149,19 @@ func (p *Prober) round(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	return p.untilNextDue(p.Now(), period)
+}
+
+// untilNextDue is how long from now until the earliest known endpoint's
+// next probe (idleProbeWait when none is known), at least minProbeWait.
+func (p *Prober) untilNextDue(now time.Time, period time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wait := idleProbeWait
+	for _, last := range p.last {
+		wait = min(wait, last.Add(period).Sub(now))
+	}
+	return max(wait, minProbeWait)
 }
 
 // dueEndpoints groups the nodes by kubelet endpoint and returns those whose
