@@ -218,7 +218,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	r.policy = *policy.Spec.DeepCopy()
 	r.policyMu.Unlock()
 	// A pass follows any change the prober's due times cannot foresee (a
-	// node added or readdressed, the probe settings changed).
+	// node added or re-addressed, the probe settings changed).
 	if r.Prober != nil {
 		r.Prober.Wake()
 	}

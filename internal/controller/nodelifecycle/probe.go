@@ -69,8 +69,8 @@ func (p *Prober) Result(node string) *ProbeResult {
 //
 // It sleeps until the next probe falls due (one round per period when, as
 // with kwok, every node shares one kubelet endpoint) rather than ticking:
-// listing every node each second was most of CAFE's CPU on an idle
-// cluster. What a due time cannot foresee, a node added or readdressed or
+// listing every node each second was half of CAFE's CPU on a quiet
+// cluster. What a due time cannot foresee, a node added or re-addressed or
 // a policy changed, reaches it through Wake, which every node lifecycle
 // pass calls (such changes start a pass).
 func (p *Prober) Start(ctx context.Context) error {
