@@ -126,10 +126,20 @@ func resourceName(resource, group, subresource string) string {
 
 // clientStats is what a client's own client-go metrics say: its requests by
 // HTTP method and status code (rest_client_requests_total), and for a
-// controller-runtime manager its reconciles per controller.
+// controller-runtime manager its reconciles per controller, how long they
+// took and how long their requests waited in the work queue first.
 type clientStats struct {
 	Requests   counts[methodCode]
 	Reconciles counts[string]
+	// ReconcileSeconds sums, per controller, the reconciles' durations
+	// (controller_runtime_reconcile_time_seconds): the writes a reconcile
+	// waits for are part of it.
+	ReconcileSeconds counts[string]
+	// QueuedSeconds sums, per controller, how long requests waited in its
+	// work queue before a reconcile took them
+	// (workqueue_queue_duration_seconds): a request for a set whose
+	// reconcile is in progress waits for it to end.
+	QueuedSeconds counts[string]
 	// RateLimited is the seconds its requests waited for the client's own
 	// rate limit (rest_client_rate_limiter_duration_seconds, summed over
 	// requests; concurrent waits add up), -1 when it does not export it.
@@ -144,7 +154,13 @@ func (s clientStats) minus(before clientStats) clientStats {
 	if s.RateLimited >= 0 && before.RateLimited >= 0 {
 		limited = s.RateLimited - before.RateLimited
 	}
-	return clientStats{Requests: s.Requests.minus(before.Requests), Reconciles: s.Reconciles.minus(before.Reconciles), RateLimited: limited}
+	return clientStats{
+		Requests:         s.Requests.minus(before.Requests),
+		Reconciles:       s.Reconciles.minus(before.Reconciles),
+		ReconcileSeconds: s.ReconcileSeconds.minus(before.ReconcileSeconds),
+		QueuedSeconds:    s.QueuedSeconds.minus(before.QueuedSeconds),
+		RateLimited:      limited,
+	}
 }
 
 // successfulWrites counts the client's write requests answered with 2xx.
@@ -189,10 +205,10 @@ func isWriteMethod(m string) bool {
 }
 
 // clientStatsFromFamilies reads rest_client_requests_total and
-// controller_runtime_reconcile_total; ok is false when the component does
-// not export its client's requests.
+// controller-runtime's reconcile and work queue metrics; ok is false when
+// the component does not export its client's requests.
 func clientStatsFromFamilies(families map[string]*dto.MetricFamily) (clientStats, bool) {
-	s := clientStats{Requests: counts[methodCode]{}, Reconciles: counts[string]{}, RateLimited: -1}
+	s := clientStats{Requests: counts[methodCode]{}, Reconciles: counts[string]{}, ReconcileSeconds: counts[string]{}, QueuedSeconds: counts[string]{}, RateLimited: -1}
 	fam, ok := families["rest_client_requests_total"]
 	if !ok {
 		return s, false
@@ -212,7 +228,18 @@ func clientStatsFromFamilies(families map[string]*dto.MetricFamily) (clientStats
 			s.Reconciles[labels(m)["controller"]] += m.GetCounter().GetValue()
 		}
 	}
+	sumHistograms(s.ReconcileSeconds, families["controller_runtime_reconcile_time_seconds"], "controller")
+	sumHistograms(s.QueuedSeconds, families["workqueue_queue_duration_seconds"], "name")
 	return s, true
+}
+
+// sumHistograms adds each histogram's sum of observations into into, keyed
+// by the value of its label key; a family the component does not export
+// adds nothing.
+func sumHistograms(into counts[string], fam *dto.MetricFamily, key string) {
+	for _, m := range fam.GetMetric() {
+		into[labels(m)[key]] += m.GetHistogram().GetSampleSum()
+	}
 }
 
 func labels(m *dto.Metric) map[string]string {

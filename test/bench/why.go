@@ -51,6 +51,7 @@ func wallReasons(a aggregate, native *aggregate, ratio float64) []string {
 		lines = append(lines, fmt.Sprintf("CAFE sent %.0f write requests in %s, %.1f per second, %.0f per group (successful ones per pod: %s).",
 			writes, seconds(t.Wall), writes/t.Wall.Seconds(), writes/float64(max(groups, 1)), methodList(s.writesByMethod(), t.Pods)))
 		lines = append(lines, rateLimitLine(s, t.Wall)...)
+		lines = append(lines, reconcileLatencyLine(s, t.Delta.Window)...)
 	}
 	cp, nativeCP := a.ControlPlaneCPU, native.ControlPlaneCPU
 	lines = append(lines, fmt.Sprintf("The control plane used %.1f s of CPU in %s (%.2f cores on average) against %.1f s in %s (%.2f cores) for the Deployment; CAFE used %.2f cores.",
@@ -119,6 +120,7 @@ func rollbackWhyLines(a, grouped aggregate, cores int) []string {
 	}
 	if s, ok := a.Typical.Delta.Clients[cafeProcess]; ok {
 		lines = append(lines, rateLimitLine(s, a.Typical.Wall)...)
+		lines = append(lines, reconcileLatencyLine(s, a.Typical.Delta.Window)...)
 	}
 	return lines
 }
@@ -133,6 +135,29 @@ func rateLimitLine(s clientStats, wall time.Duration) []string {
 	return []string{fmt.Sprintf("CAFE's requests waited %.1f s in all (summed over requests) for its client's rate limit (cafe manager --kube-api-qps), %.1f per second of the release.",
 		s.RateLimited, s.RateLimited/wall.Seconds())}
 }
+
+// reconcileLatencyLine says how long CAFE's reconciles took during the
+// release and how long their requests waited in the work queue first.
+// Every step of the protocol a pod goes through waits for one of them, so
+// a controller reconciling nearly all the time with long reconciles tells
+// that its writes' round trips (part of a reconcile) set the pace of a
+// hop; short, rare ones tell that the hops wait elsewhere.
+func reconcileLatencyLine(s clientStats, window time.Duration) []string {
+	var parts []string
+	for _, e := range s.Reconciles.sorted() {
+		if e.Value < 1 || s.ReconcileSeconds[e.Key] <= 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f, %s each on average after %s in its work queue, %.1f in progress at a time",
+			e.Key, e.Value, millis(secondsDuration(s.ReconcileSeconds[e.Key]/e.Value)), millis(secondsDuration(s.QueuedSeconds[e.Key]/e.Value)), s.ReconcileSeconds[e.Key]/window.Seconds()))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []string{"CAFE's reconciles during the release (a reconcile lasts until the writes it sent are answered): " + strings.Join(parts, "; ") + "."}
+}
+
+func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // cpuBound says whether the machine's cores were busy throughout the
 // release, so that the release waited for CPU rather than for a step (more
