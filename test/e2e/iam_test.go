@@ -55,6 +55,7 @@ func kubectlCanI(ctx context.Context, g Gomega, kubeconfig string, args ...strin
 // out of app-dev in the directory (nobody touches Kubernetes), she loses
 // them within a token's lifetime; eve, disabled, cannot log in.
 func TestADirectoryUserLogsInAndLosesRightsWhenRemovedFromTheGroup(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx := testContextWithin(t, 4*time.Minute)
 	team, other := framework.CreateNamespace(t, k8sClient), framework.CreateNamespace(t, k8sClient)

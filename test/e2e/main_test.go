@@ -62,6 +62,20 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// runsBesideOthers marks a test that spends most of its time waiting on
+// the clock (a change window, a progress deadline, a token's lifetime, a
+// traffic step's duration) and changes nothing outside its own namespaces
+// (and, for one, a directory group no other test so marked reads). Go runs
+// it after the package's sequential tests, beside the other tests so
+// marked (hack/test.sh sets -parallel), so their waits overlap. A test that
+// stops, restarts or reconfigures a shared component (the gateway,
+// Prometheus, the emulator, the controllers, the directory's schema) must
+// not be.
+func runsBesideOthers(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}
+
 // testContext bounds one test; a hung wait fails the test instead of the run.
 func testContext(t *testing.T) context.Context {
 	t.Helper()

@@ -92,6 +92,7 @@ func TestUnitByUnitNeverOperatesInTwoZonesAtOnce(t *testing.T) {
 // resuming finishes the release; rolling back returns every pod to the
 // previous revision through the same protocol.
 func TestPauseResumeAndRollback(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx := testContext(t)
 	ns := framework.CreateNamespace(t, k8sClient)

@@ -124,6 +124,7 @@ func images(ctx context.Context, g Gomega, ns, app string) []string {
 // requester and approvers are the authenticated users; the trail verifies
 // and a hand-edited entry is named. Bad input is refused at admission.
 func TestReleaseOrderApprovalsDependencyOrderAndRollbackAll(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -273,6 +274,7 @@ func TestReleaseOrderApprovalsDependencyOrderAndRollbackAll(t *testing.T) {
 // A window that has not opened keeps a started order Scheduled; one that
 // closes while the order runs pauses it, its app held.
 func TestReleaseOrderChangeWindow(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()

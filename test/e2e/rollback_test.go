@@ -22,6 +22,7 @@ import (
 // unwritable ("resources: Invalid value: null"), and the order sat in
 // RollingBack for good.
 func TestSecurityRollbackAfterResourcesChange(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -116,6 +116,7 @@ func successAnalysis(ctx context.Context, g Gomega, ns string, interval, count, 
 // route is the app's own again, the release completes, and no request
 // failed.
 func TestTrafficStepSendsItsWeightToTheUpdatedPods(t *testing.T) {
+	runsBesideOthers(t)
 	g := NewWithT(t)
 	ctx := testContextWithin(t, 5*time.Minute)
 	a := newTrafficApp(ctx, t, g, "pay")
