@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,10 @@ workqueue_queue_duration_seconds_count{controller="inplaceset",name="inplaceset"
 `
 }
 
-func itoa(n int) string     { return model.SampleValue(n).String() }
-func ftoa(f float64) string { return model.SampleValue(f).String() }
+func itoa(n int) string     { return strconv.Itoa(n) }
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// clientStatsOfText is what the benchmark reads from a scrape of text.
 func clientStatsOfText(t *testing.T, text string) clientStats {
 	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
