@@ -5,9 +5,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/cafe-io/cafe/internal/podutil"
 )
@@ -19,14 +22,20 @@ import (
 // the simulated kubelet, kube-controller-manager's EndpointSlice controller)
 // reacting to the one before.
 type hopRecorder struct {
+	mu    sync.Mutex
 	image string
 	pods  map[string]*podHops
+	// listing is, for each EndpointSlice seen, the pods it lists ready or
+	// serving; sawSlices tells whether any was seen at all.
+	listing   map[string]map[string]bool
+	sawSlices bool
 }
 
 // podHops are the times a pod was first seen at each step.
 type podHops struct {
 	gateClosed time.Time // CAFE closed the traffic-ready gate
 	notReady   time.Time // the kubelet turned Ready False
+	dropped    time.Time // no EndpointSlice listed it ready or serving any more
 	patched    time.Time // CAFE patched the image (after the EndpointSlices let go)
 	restarted  time.Time // the kubelet reported the new image
 	gateOpened time.Time // CAFE reopened the gate
@@ -34,7 +43,51 @@ type podHops struct {
 }
 
 func newHopRecorder(image string) *hopRecorder {
-	return &hopRecorder{image: image, pods: map[string]*podHops{}}
+	return &hopRecorder{image: image, pods: map[string]*podHops{}, listing: map[string]map[string]bool{}}
+}
+
+// hopsOf is the record of the pod named name, created on first use.
+func (h *hopRecorder) hopsOf(name string) *podHops {
+	p := h.pods[name]
+	if p == nil {
+		p = &podHops{}
+		h.pods[name] = p
+	}
+	return p
+}
+
+// observeSlice records, from the benchmark's EndpointSlice watch, when a
+// pod stopped being listed ready or serving by every slice (gone: the
+// slice was deleted). Only the first time counts: in a release a pod
+// updated in place is dropped once, when it drains.
+func (h *hopRecorder) observeSlice(at time.Time, slice *discoveryv1.EndpointSlice, gone bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sawSlices = true
+	now := map[string]bool{}
+	if !gone {
+		for _, e := range slice.Endpoints {
+			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" && (ptr.Deref(e.Conditions.Ready, false) || ptr.Deref(e.Conditions.Serving, false)) {
+				now[e.TargetRef.Name] = true
+			}
+		}
+	}
+	before := h.listing[slice.Name]
+	h.listing[slice.Name] = now
+	for name := range before {
+		if !now[name] && !h.listedElsewhere(name, slice.Name) {
+			firstAt(&h.hopsOf(name).dropped, at, true)
+		}
+	}
+}
+
+func (h *hopRecorder) listedElsewhere(pod, except string) bool {
+	for name, pods := range h.listing {
+		if name != except && pods[pod] {
+			return true
+		}
+	}
+	return false
 }
 
 // observePod records the steps one pod shows at time at.
@@ -42,11 +95,9 @@ func (h *hopRecorder) observePod(at time.Time, pod *corev1.Pod) {
 	if len(pod.Spec.Containers) == 0 {
 		return
 	}
-	p := h.pods[pod.Name]
-	if p == nil {
-		p = &podHops{}
-		h.pods[pod.Name] = p
-	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.hopsOf(pod.Name)
 	specNew := pod.Spec.Containers[0].Image == h.image
 	statusNew := runsImage(pod, h.image)
 	closed, ready := gateClosed(pod), podutil.Ready(pod)
@@ -89,6 +140,8 @@ type hopSummary struct {
 // summary computes the step latencies; groupSize splits the pods, in the
 // order their gates closed, into the release's groups.
 func (h *hopRecorder) summary(groupSize int) *hopSummary {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	var done []*podHops
 	for _, p := range h.pods {
 		if !p.gateClosed.IsZero() && !p.ready.IsZero() {
@@ -104,11 +157,27 @@ func (h *hopRecorder) summary(groupSize int) *hopSummary {
 	}
 	steps := []step{
 		{"gate closed → Ready False", "CAFE, in the gate write; else the kubelet (kwok)", func(p *podHops) time.Time { return p.gateClosed }, func(p *podHops) time.Time { return p.notReady }},
-		{"Ready False → image patched", "EndpointSlice controller, then CAFE", func(p *podHops) time.Time { return p.notReady }, func(p *podHops) time.Time { return p.patched }},
+	}
+	if h.sawSlices {
+		// Two watches: a drop seen a moment before the Ready False it
+		// follows counts as at once; a pod never seen dropped is left out.
+		drained := func(p *podHops) time.Time {
+			if !p.dropped.IsZero() && p.dropped.Before(p.notReady) {
+				return p.notReady
+			}
+			return p.dropped
+		}
+		steps = append(steps,
+			step{"Ready False → EndpointSlices dropped it", "EndpointSlice controller", func(p *podHops) time.Time { return p.notReady }, drained},
+			step{"dropped → image patched", "CAFE", drained, func(p *podHops) time.Time { return p.patched }})
+	} else {
+		steps = append(steps, step{"Ready False → image patched", "EndpointSlice controller, then CAFE", func(p *podHops) time.Time { return p.notReady }, func(p *podHops) time.Time { return p.patched }})
+	}
+	steps = append(steps, []step{
 		{"image patched → container restarted", "kubelet (kwok)", func(p *podHops) time.Time { return p.patched }, func(p *podHops) time.Time { return p.restarted }},
 		{"restarted → gate reopened", "CAFE", func(p *podHops) time.Time { return p.restarted }, func(p *podHops) time.Time { return p.gateOpened }},
 		{"gate reopened → Ready True", "CAFE, in the gate write when nothing else holds it; else the kubelet (kwok)", func(p *podHops) time.Time { return p.gateOpened }, func(p *podHops) time.Time { return p.ready }},
-	}
+	}...)
 	s := &hopSummary{Pods: len(done)}
 	for _, st := range steps {
 		s.Steps = append(s.Steps, statsOf(st.name, st.by, done, st.from, st.to))

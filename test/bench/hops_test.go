@@ -6,7 +6,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 )
@@ -101,5 +103,60 @@ func TestHopRecorderIgnoresPodsNotUpdatedInPlace(t *testing.T) {
 	h.observePod(time.Now(), stagedPod("new", 6))
 	if s := h.summary(100); s != nil {
 		t.Fatalf("summary = %+v, want none", s)
+	}
+}
+
+// slice is an EndpointSlice listing the named pods ready.
+func slice(name string, pods ...string) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, p := range pods {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: p},
+		})
+	}
+	return s
+}
+
+func TestHopRecorderSplitsTheDrainWhereTheLastEndpointSliceDropsThePod(t *testing.T) {
+	h := newHopRecorder(imageV2)
+	t0 := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	// a is listed by two slices, b and c by one; every pod turns Ready
+	// False at 200 ms and is patched at 300 ms.
+	h.observeSlice(at(0), slice("s1", "a"), false)
+	h.observeSlice(at(0), slice("s3", "a"), false)
+	h.observeSlice(at(0), slice("s2", "b", "c"), false)
+	for _, name := range []string{"a", "b", "c"} {
+		for step := 0; step <= 6; step++ {
+			h.observePod(at(100*step), stagedPod(name, step))
+		}
+	}
+	// c's drop arrives on the slice watch before its Ready False on the pod
+	// watch: at once. a is dropped only when the second slice, deleted,
+	// stops listing it.
+	h.observeSlice(at(180), slice("s2", "b"), false)
+	h.observeSlice(at(250), slice("s1"), false)
+	h.observeSlice(at(280), slice("s2"), false)
+	h.observeSlice(at(300), slice("s3", "a"), true)
+
+	s := h.summary(3)
+	if s == nil || len(s.Steps) != 6 {
+		t.Fatalf("summary = %+v, want 6 steps", s)
+	}
+	want := map[string]time.Duration{
+		"Ready False → EndpointSlices dropped it": 80 * time.Millisecond, // 0, 80, 100 ms
+		"dropped → image patched":                 20 * time.Millisecond, // 0, 20, 100 ms
+	}
+	for _, st := range s.Steps {
+		if d, ok := want[st.Name]; ok {
+			if st.P50 != d || st.N != 3 {
+				t.Errorf("%s: p50 %s over %d pods, want %s over 3", st.Name, st.P50, st.N, d)
+			}
+			delete(want, st.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("steps %v missing from %+v", want, s.Steps)
 	}
 }

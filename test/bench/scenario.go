@@ -194,7 +194,9 @@ func (r *runner) waitReleased(ctx context.Context, w workload, ns string, start 
 	waitCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	hops := newHopRecorder(imageV2)
+	stopSlices := watchSlicesInto(waitCtx, c, ns, hops)
 	settledAt, tally, err := waitPodsSettled(waitCtx, c, ns, res.Pods, imageV2, hops)
+	stopSlices()
 	if err != nil {
 		return r.unfinished(ctx, w, ns, res, fmt.Sprintf("the pods did not settle on %s within %s (last seen: %s)", imageV2, r.timeout, tally))
 	}

@@ -208,6 +208,35 @@ func waitPodsSettled(ctx context.Context, c client.WithWatch, ns string, n int, 
 	return at, tally.total, nil
 }
 
+// watchSlicesInto shows hops every version of the app's EndpointSlices in
+// ns until stop is called (stop returns once the watch has ended), so the
+// report can tell the EndpointSlice controller's part of a drain from
+// CAFE's.
+func watchSlicesInto(ctx context.Context, c client.WithWatch, ns string, hops *hopRecorder) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Ends with the context; a watch that fails earlier leaves the
+		// pods it did not see dropped out of the split steps.
+		_, _ = watchEvents(ctx, c, &discoveryv1.EndpointSliceList{}, func(objs []client.Object) bool {
+			for _, o := range objs {
+				hops.observeSlice(time.Now(), o.(*discoveryv1.EndpointSlice), false)
+			}
+			return false
+		}, func(ev watch.Event, _ cache.Store) bool {
+			if s, ok := ev.Object.(*discoveryv1.EndpointSlice); ok {
+				hops.observeSlice(time.Now(), s, ev.Type == watch.Deleted)
+			}
+			return false
+		}, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: appName})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // podTallies keeps the tally of a set of pods as each one changes.
 type podTallies struct {
 	image string
