@@ -67,7 +67,9 @@ func (h *hopRecorder) observeSlice(at time.Time, slice *discoveryv1.EndpointSlic
 	now := map[string]bool{}
 	if !gone {
 		for _, e := range slice.Endpoints {
-			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" && (ptr.Deref(e.Conditions.Ready, false) || ptr.Deref(e.Conditions.Serving, false)) {
+			// An unknown readiness counts as ready, as the API asks of
+			// consumers (and as endpointCounts reads it).
+			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" && (ptr.Deref(e.Conditions.Ready, true) || ptr.Deref(e.Conditions.Serving, false)) {
 				now[e.TargetRef.Name] = true
 			}
 		}
