@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -161,6 +162,17 @@ func (s clientStats) minus(before clientStats) clientStats {
 		QueuedSeconds:    s.QueuedSeconds.minus(before.QueuedSeconds),
 		RateLimited:      limited,
 	}
+}
+
+// reconcileMeans is a controller's average reconcile duration and work
+// queue wait (zero when it ran no reconcile).
+func (s clientStats) reconcileMeans(name string) (took, queued time.Duration) {
+	n := s.Reconciles[name]
+	if n < 1 {
+		return 0, 0
+	}
+	perReconcile := func(sum float64) time.Duration { return time.Duration(sum / n * float64(time.Second)) }
+	return perReconcile(s.ReconcileSeconds[name]), perReconcile(s.QueuedSeconds[name])
 }
 
 // successfulWrites counts the client's write requests answered with 2xx.

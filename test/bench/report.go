@@ -522,7 +522,8 @@ func reconcileCell(s clientStats, name string) string {
 	if n < 1 {
 		return fmt.Sprintf("%.0f", n)
 	}
-	return fmt.Sprintf("%.0f (%s, queued %s)", n, millis(secondsDuration(s.ReconcileSeconds[name]/n)), millis(secondsDuration(s.QueuedSeconds[name]/n)))
+	took, queued := s.reconcileMeans(name)
+	return fmt.Sprintf("%.0f (%s, queued %s)", n, millis(took), millis(queued))
 }
 
 // summary is what the benchmark prints at the end.

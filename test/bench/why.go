@@ -148,16 +148,15 @@ func reconcileLatencyLine(s clientStats, window time.Duration) []string {
 		if e.Value < 1 || s.ReconcileSeconds[e.Key] <= 0 {
 			continue
 		}
+		took, queued := s.reconcileMeans(e.Key)
 		parts = append(parts, fmt.Sprintf("%s %.0f, %s each on average after %s in its work queue, %.1f in progress at a time",
-			e.Key, e.Value, millis(secondsDuration(s.ReconcileSeconds[e.Key]/e.Value)), millis(secondsDuration(s.QueuedSeconds[e.Key]/e.Value)), s.ReconcileSeconds[e.Key]/window.Seconds()))
+			e.Key, e.Value, millis(took), millis(queued), s.ReconcileSeconds[e.Key]/window.Seconds()))
 	}
 	if len(parts) == 0 {
 		return nil
 	}
 	return []string{"CAFE's reconciles during the release (a reconcile lasts until the writes it sent are answered): " + strings.Join(parts, "; ") + "."}
 }
-
-func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // cpuBound says whether the machine's cores were busy throughout the
 // release, so that the release waited for CPU rather than for a step (more
