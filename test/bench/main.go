@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
@@ -98,6 +99,9 @@ func main() {
 	// The benchmark's own clients log nothing worth reading; CAFE's logs are
 	// in its process's output.
 	ctrllog.SetLogger(logr.Discard())
+	// Nor do client-go's reflectors, which warn when a watch the benchmark
+	// stops ends.
+	klog.SetLogger(logr.Discard())
 	if err := run(parseFlags()); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -112,6 +116,7 @@ func catalog(s shape) []scenario {
 		{Key: cloneSetKey, Title: "OpenKruise CloneSet", Workload: cloneSet{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},
 		{Key: "app-rollback", Title: "app rollback --fast", Workload: appRollback{shape: s}},
+		{Key: endpointOwnedKey, Title: "in place, endpoints owned (emulated design)", Workload: &endpointOwned{shape: s}},
 		{Key: nodeFailureKey, Title: "node failure", NodeFailure: true},
 		{Key: trafficKey, Title: "traffic through the gateway", Traffic: true},
 		{Key: classicKey, Title: "classic hosts under load", Classic: true},

@@ -150,7 +150,7 @@ const disturbedAbove = 0.2
 
 func (r report) writeResults(b *strings.Builder) {
 	fmt.Fprintf(b, "## Results\n\n")
-	fmt.Fprintf(b, "| scenario | wall time | status says done | pods changed or deleted while listed ready / water-level dips (watch stream) | writes/pod (all-in) | writes/pod without node heartbeats | CAFE CPU | control-plane CPU | CAFE share | CAFE peak RSS | other load on the machine |\n")
+	fmt.Fprintf(b, "| scenario | wall time | status says done | pods changed or deleted while listed ready / dips below the water level: Ready pods / pods listed ready (watch stream) | writes/pod (all-in) | writes/pod without node heartbeats | CAFE CPU | control-plane CPU | CAFE share | CAFE peak RSS | other load on the machine |\n")
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range r.Aggregates {
 		switch {
@@ -161,12 +161,12 @@ func (r report) writeResults(b *strings.Builder) {
 		default:
 			t := a.Typical
 			inv := a.worstInvariants()
-			fmt.Fprintf(b, "| %s | %s | %s | %d / %d (≥ %d Ready) | %.2f | %.2f | %.1f s | %.1f s | %.1f%% | %s | %.2f cores |\n",
-				a.Scenario.Title, seconds(a.Wall), seconds(a.ControllerDone), len(inv.Lossless), len(inv.WaterLevel), inv.MinReady, a.WritesPerPod, a.WritesPerPodWithoutBackground,
+			fmt.Fprintf(b, "| %s | %s | %s | %d / %d / %d (≥ %d) | %.2f | %.2f | %.1f s | %.1f s | %.1f%% | %s | %.2f cores |\n",
+				a.Scenario.Title, seconds(a.Wall), seconds(a.ControllerDone), len(inv.Lossless), len(inv.WaterLevel), len(inv.ServingLevel), inv.MinReady, a.WritesPerPod, a.WritesPerPodWithoutBackground,
 				a.CafeCPU, a.ControlPlaneCPU, 100*a.CafeShare, mib(a.PeakRSS), t.otherLoad())
 		}
 	}
-	fmt.Fprintf(b, "\nThe invariants column counts, in the worst run, what the API server's watch stream of the release (pods and EndpointSlices, recorded from before the image change; `test/framework/watchrec`, the e2e tests' checkers) shows: pods whose spec changed or whose deletion began while an EndpointSlice listed them ready or serving (the lossless protocol's violations: each is a pod that could still receive a request as it was stopped), and the times the number of Ready pods fell below the water level the workload's settings promise. "+
+	fmt.Fprintf(b, "\nThe invariants column counts, in the worst run, what the API server's watch stream of the release (pods and EndpointSlices, recorded from before the image change; `test/framework/watchrec`, the e2e tests' checkers) shows: pods whose spec changed or whose deletion began while an EndpointSlice listed them ready or serving (the lossless protocol's violations: each is a pod that could still receive a request as it was stopped), and the times the number of Ready pods, then the number of pods the EndpointSlices list ready (what the traffic sees; the same while the EndpointSlice controller publishes the endpoints from readiness, not for a releaser that writes them itself), fell below the water level the workload's settings promise. "+
 		"CAFE's peak RSS over the whole benchmark (creating the pods included): %s. "+
 		"\"Other load\" is CPU the machine spent outside the benchmark's processes during the release (other work on a shared machine), in cores on average; it competes with the control plane for the %d CPUs, so a release measured under load is slower than on an idle machine.\n\n",
 		mib(r.LifetimePeakRSS), r.Machine.CPUs)
@@ -285,7 +285,7 @@ func (r report) writeViolations(b *strings.Builder) {
 			first = false
 		}
 		fmt.Fprintf(b, "%s: %s; the first of each:\n\n```\n", a.Scenario.Title, inv.summary())
-		for _, vs := range [][]string{inv.Lossless, inv.WaterLevel} {
+		for _, vs := range [][]string{inv.Lossless, inv.WaterLevel, inv.ServingLevel} {
 			for _, v := range vs[:min(len(vs), violationSamples)] {
 				fmt.Fprintln(b, v)
 			}

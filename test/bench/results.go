@@ -144,7 +144,7 @@ func (a aggregate) worstInvariants() invariants {
 		if !inv.Checked {
 			continue
 		}
-		if !worst.Checked || len(inv.Lossless)+len(inv.WaterLevel) > len(worst.Lossless)+len(worst.WaterLevel) {
+		if !worst.Checked || inv.count() > worst.count() {
 			worst = inv
 		}
 	}

@@ -90,6 +90,9 @@ func (r *runner) run(ctx context.Context, s scenario, run int) (runResult, error
 			fmt.Fprintf(r.cluster.out, "[%s run %d] cleaning up: %v\n", s.Key, run, err)
 		}
 	}()
+	if st, ok := s.Workload.(stopper); ok {
+		defer st.Stop()
+	}
 	if err := r.setUp(ctx, s.Workload, ns); err != nil {
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("%s run %d: %w", s.Key, run, withCause(ctx, err))
@@ -102,6 +105,24 @@ func (r *runner) run(ctx context.Context, s scenario, run int) (runResult, error
 		return res, fmt.Errorf("%s run %d: %w", s.Key, run, withCause(ctx, err))
 	}
 	return res, nil
+}
+
+// serviceOwner is a workload that brings its own Service (one without a
+// selector, whose endpoints it writes itself).
+type serviceOwner interface {
+	Service(ns string) *corev1.Service
+}
+
+// stopper is a workload that runs something of its own during a run (the
+// endpoint-owned workload's publisher), stopped when the run ends.
+type stopper interface{ Stop() }
+
+// serviceOf is the Service in front of w's pods: its own or the app's.
+func serviceOf(w workload, ns string) *corev1.Service {
+	if o, ok := w.(serviceOwner); ok {
+		return o.Service(ns)
+	}
+	return service(ns)
 }
 
 // setUp creates the namespace, the Service and the workload at v1, and
@@ -121,7 +142,7 @@ func setUpApp(ctx context.Context, c client.WithWatch, w workload, ns string, n 
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", ns, err)
 	}
-	for _, obj := range append([]client.Object{service(ns)}, extra...) {
+	for _, obj := range append([]client.Object{serviceOf(w, ns)}, extra...) {
 		if err := c.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
 		}
