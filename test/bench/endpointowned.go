@@ -292,24 +292,7 @@ func (p *endpointPublisher) loop(ctx context.Context) {
 // that changed, and patch the image of the pods the slices no longer list.
 func (p *endpointPublisher) step(ctx context.Context) error {
 	p.mu.Lock()
-	for name := range p.selected {
-		if pod := p.pods[name]; pod != nil && runsImage(pod, p.image) && podReady(pod) {
-			delete(p.selected, name)
-			delete(p.patching, name)
-		}
-	}
-	// A pod leaves the slices only while the slices as written list more
-	// than the level: a pod back on the image is listed by this pass's
-	// writes, and counts towards the next pass's room, not this one's (the
-	// writes of one pass land one slice after another, in no set order).
-	room := p.servingAsWritten() - (p.n - p.inFlight)
-	for i := 0; i < p.n && room > 0; i++ {
-		name := endpointOwnedPod(i)
-		if pod := p.pods[name]; pod != nil && pod.Spec.Containers[0].Image != p.image && !p.selected[name] {
-			p.selected[name] = true
-			room--
-		}
-	}
+	p.pickPods()
 	writes := p.sliceWrites()
 	p.mu.Unlock()
 
@@ -346,6 +329,28 @@ func (p *endpointPublisher) step(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pickPods lets the pods back on the image go and picks more to update.
+// A pod leaves the slices only while the slices as written list more than
+// the level: a pod back on the image is listed by this pass's writes and
+// counts towards the next pass's room, not this one's (the writes of one
+// pass land one slice after another, in no set order). Called with mu held.
+func (p *endpointPublisher) pickPods() {
+	for name := range p.selected {
+		if pod := p.pods[name]; pod != nil && runsImage(pod, p.image) && podReady(pod) {
+			delete(p.selected, name)
+			delete(p.patching, name)
+		}
+	}
+	room := p.servingAsWritten() - (p.n - p.inFlight)
+	for i := 0; i < p.n && room > 0; i++ {
+		name := endpointOwnedPod(i)
+		if pod := p.pods[name]; pod != nil && pod.Spec.Containers[0].Image != p.image && !p.selected[name] {
+			p.selected[name] = true
+			room--
+		}
+	}
 }
 
 // sliceWrites is the slices whose endpoints should change, by index: a
