@@ -88,3 +88,23 @@ func TestEndpointPublisherListsOnlyReadyPodsNotBeingUpdated(t *testing.T) {
 	p.listed[0] = listed
 	g.Expect(p.sliceWrites()).To(BeEmpty(), "nothing to write when the slices are as wanted")
 }
+
+func TestTheWorstRunIsTheOneWithMostViolationsThenMostServingDips(t *testing.T) {
+	g := NewWithT(t)
+	run := func(lossless, serving int) runResult {
+		inv := invariants{Checked: true, MinReady: 900}
+		for range lossless {
+			inv.Lossless = append(inv.Lossless, "lossless")
+		}
+		for range serving {
+			inv.ServingLevel = append(inv.ServingLevel, "serving")
+		}
+		return runResult{Invariants: inv}
+	}
+	a := aggregate{Runs: []runResult{run(0, 0), run(0, 2), run(0, 1)}}
+	g.Expect(a.worstInvariants().ServingLevel).To(HaveLen(2), "serving dips decide between runs that held")
+	a = aggregate{Runs: []runResult{run(0, 5), run(1, 0)}}
+	g.Expect(a.worstInvariants().Lossless).To(HaveLen(1), "a judged violation outweighs any serving dip")
+	g.Expect(a.worstInvariants().held()).To(BeFalse())
+	g.Expect(invariants{Checked: true, ServingLevel: []string{"dip"}}.held()).To(BeTrue(), "serving dips are reported, not judged")
+}

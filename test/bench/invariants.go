@@ -87,6 +87,15 @@ func (inv invariants) summary() string {
 	return fmt.Sprintf("%d lossless, %d water-level (≥ %d Ready), %d serving-level (≥ %d listed ready) violations", len(inv.Lossless), len(inv.WaterLevel), inv.MinReady, len(inv.ServingLevel), inv.MinReady)
 }
 
+// worseThan orders runs for the report's worst run: more judged violations,
+// then more serving-level dips.
+func (inv invariants) worseThan(other invariants) bool {
+	if inv.count() != other.count() {
+		return inv.count() > other.count()
+	}
+	return len(inv.ServingLevel) > len(other.ServingLevel)
+}
+
 // count is every violation of the invariants a release is judged by: the
 // lossless protocol and the water level of Ready pods. The serving level is
 // reported beside them, not judged: the EndpointSlice controller writes a

@@ -144,7 +144,7 @@ func (a aggregate) worstInvariants() invariants {
 		if !inv.Checked {
 			continue
 		}
-		if !worst.Checked || inv.count() > worst.count() {
+		if !worst.Checked || inv.worseThan(worst) {
 			worst = inv
 		}
 	}
