@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,7 +87,7 @@ func (w *endpointOwned) Create(ctx context.Context, c client.Client, ns, image s
 	template := deployment{shape: w.shape}.object(ns, image).Spec.Template
 	var batch writebatch.Batch
 	for i := range w.shape.Replicas {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: endpointOwnedPod(int(i)), Labels: template.Labels}, Spec: *template.Spec.DeepCopy()}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: endpointOwnedPod(int(i)), Labels: maps.Clone(template.Labels)}, Spec: *template.Spec.DeepCopy()}
 		batch.Add(func() error { return create(ctx, c, "pod "+pod.Name, pod) })
 	}
 	return batch.Run(writebatch.Concurrency)
