@@ -10,9 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -190,15 +188,7 @@ func startEndpointPublisher(ctx context.Context, c client.WithWatch, ns string, 
 	// The publisher outlives the set-up's context: it runs until stopped.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
-	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, raw metav1.ListOptions) (runtime.Object, error) {
-			l := &corev1.PodList{}
-			return l, c.List(ctx, l, &client.ListOptions{Namespace: ns, Raw: &raw})
-		},
-		WatchFuncWithContext: func(ctx context.Context, raw metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, &corev1.PodList{}, &client.ListOptions{Namespace: ns, Raw: &raw})
-		},
-	}, &corev1.Pod{}, 0, cache.Indexers{})
+	informer := cache.NewSharedIndexInformer(listWatch(c, &corev1.PodList{}, client.InNamespace(ns)), &corev1.Pod{}, 0, cache.Indexers{})
 	see := func(obj any) {
 		if pod, ok := obj.(*corev1.Pod); ok {
 			p.mu.Lock()
@@ -376,7 +366,7 @@ func (p *endpointPublisher) sliceWrites() map[int]*discoveryv1.EndpointSlice {
 				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: p.ns, Name: name, UID: pod.UID},
 			})
 		}
-		if sameSet(want, p.listed[s]) {
+		if maps.Equal(want, p.listed[s]) {
 			continue
 		}
 		next := es.DeepCopy()
@@ -439,6 +429,7 @@ func (p *endpointPublisher) patchImage(ctx context.Context, name, image string) 
 	p.wake()
 }
 
+// listedIn names the pods a slice lists.
 func listedIn(es *discoveryv1.EndpointSlice) map[string]bool {
 	out := map[string]bool{}
 	for _, ep := range es.Endpoints {
@@ -447,16 +438,4 @@ func listedIn(es *discoveryv1.EndpointSlice) map[string]bool {
 		}
 	}
 	return out
-}
-
-func sameSet(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }

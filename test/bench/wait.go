@@ -31,19 +31,7 @@ func watchUntil[L client.ObjectList](ctx context.Context, c client.WithWatch, li
 // (cost per event independent of how many objects there are): initial sees
 // the first list, next each event after it with the store as it is then.
 func watchEvents[L client.ObjectList](ctx context.Context, c client.WithWatch, list L, initial func([]client.Object) bool, next func(watch.Event, cache.Store) bool, opts ...client.ListOption) (time.Time, error) {
-	lo := (&client.ListOptions{}).ApplyOptions(opts)
-	listOptions := func(raw metav1.ListOptions) *client.ListOptions {
-		return &client.ListOptions{Namespace: lo.Namespace, LabelSelector: lo.LabelSelector, FieldSelector: lo.FieldSelector, Raw: &raw}
-	}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, raw metav1.ListOptions) (runtime.Object, error) {
-			l := list.DeepCopyObject().(client.ObjectList)
-			return l, c.List(ctx, l, listOptions(raw))
-		},
-		WatchFuncWithContext: func(ctx context.Context, raw metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, list.DeepCopyObject().(client.ObjectList), listOptions(raw))
-		},
-	}
+	lw := listWatch(c, list, opts...)
 	var store cache.Store
 	var at time.Time
 	held := func(ok bool) bool {
@@ -63,6 +51,24 @@ func watchEvents[L client.ObjectList](ctx context.Context, c client.WithWatch, l
 		return at, fmt.Errorf("watching %T: %w", list, err)
 	}
 	return at, nil
+}
+
+// listWatch lists and watches the objects of list's kind selected by opts,
+// for an informer or watchtools.
+func listWatch(c client.WithWatch, list client.ObjectList, opts ...client.ListOption) *cache.ListWatch {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	listOptions := func(raw metav1.ListOptions) *client.ListOptions {
+		return &client.ListOptions{Namespace: lo.Namespace, LabelSelector: lo.LabelSelector, FieldSelector: lo.FieldSelector, Raw: &raw}
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, raw metav1.ListOptions) (runtime.Object, error) {
+			l := list.DeepCopyObject().(client.ObjectList)
+			return l, c.List(ctx, l, listOptions(raw))
+		},
+		WatchFuncWithContext: func(ctx context.Context, raw metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, list.DeepCopyObject().(client.ObjectList), listOptions(raw))
+		},
+	}
 }
 
 // storeObjects is what the store holds.
