@@ -24,7 +24,7 @@ const CheckNameServingLevel = "serving-level"
 // Gaps are as in [CheckWaterLevel].
 func CheckServingLevel(events []Event, minServing int) []Violation {
 	var out []Violation
-	level := servingCount{listed: map[string]map[string]map[string]bool{}, alive: map[string]string{}}
+	level := servingCount{listed: map[string]map[string]map[string]bool{}, slices: map[string][]podRef{}, alive: map[string]string{}}
 	for _, ev := range sorted(events) {
 		if ev.Type == Gap {
 			out = append(out, gapViolation(CheckNameServingLevel, ev))
@@ -91,9 +91,6 @@ func (s *servingCount) apply(ev Event) change {
 		if dropped := without(old, refs); len(dropped) > 0 {
 			name := dropped[0].key[strings.LastIndex(dropped[0].key, "/")+1:]
 			what = change{pod: name, why: fmt.Sprintf("EndpointSlice %q stopped listing %q ready", es.Name, name)}
-		}
-		if s.slices == nil {
-			s.slices = map[string][]podRef{}
 		}
 		s.slices[sliceKey] = refs
 		for _, ref := range refs {
