@@ -228,6 +228,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || !has(self.topology) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.strategy.groups[].units: unknown unit; every unit must be listed in spec.topology.values",fieldPath=".strategy.groups"
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas == 0 || !has(self.strategy) || !has(self.strategy.batchSize) || (has(self.strategy.groups) && size(self.strategy.groups) > 0) || type(self.strategy.batchSize) != int || int(self.strategy.batchSize) < 1 || (has(self.strategy.upgradeType) && self.strategy.upgradeType == 'Batch' ? (self.replicas + int(self.strategy.batchSize) - 1) / int(self.strategy.batchSize) : 1 + (self.replicas + int(self.strategy.batchSize) - 2) / int(self.strategy.batchSize)) + (has(self.strategy.groupOrder) && self.strategy.groupOrder == 'UnitByUnit' && has(self.topology) && has(self.topology.values) ? size(self.topology.values) - 1 : 0) <= 512",message="spec.strategy.batchSize: the release would need more than 512 groups, all that status.release.groups can hold (the beta group, then spec.replicas / batchSize batches, and with groupOrder UnitByUnit one more per unit after the first); raise batchSize, use a percentage, or lower spec.replicas",fieldPath=".strategy.batchSize"
 // +kubebuilder:validation:XValidation:rule="!has(self.classic) || self.classic.units.all(u, u in self.topology.values)",message="spec.classic.units: unknown unit; every classic unit must be listed in spec.topology.values",fieldPath=".classic.units"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || !has(self.podSetType) || self.podSetType == 'InPlaceSet'",message="spec.endpoints is only allowed when spec.podSetType is InPlaceSet",fieldPath=".endpoints"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || !has(self.classic)",message="spec.endpoints cannot be combined with spec.classic: classic instances are published from a Service's selector",fieldPath=".endpoints"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || !has(self.strategy) || !has(self.strategy.traffic)",message="spec.endpoints cannot be combined with spec.strategy.traffic: traffic steps steer through Services that select the pods",fieldPath=".endpoints"
 // +kubebuilder:validation:XValidation:rule="has(self.classic) == has(oldSelf.classic)",message="spec.classic cannot be added or removed after creation: a unit cannot move between pods and classic hosts in place"
 type CafeDeploymentSpec struct {
 	// replicas is the desired number of pods over all units.
@@ -291,6 +294,18 @@ type CafeDeploymentSpec struct {
 	// releases the classic units, and rolling back restores it.
 	// +optional
 	Classic *ClassicUnits `json:"classic,omitempty"`
+
+	// endpoints makes CAFE write the EndpointSlices of the named Service
+	// (one without a selector) for the pods of every unit, instead of the
+	// EndpointSlice controller: an in-place update then drains a pod by
+	// taking it out of CAFE's slices, with no write to the pod, which
+	// makes a release several times cheaper for the control plane
+	// (docs/cafedeployment.md, "Endpoints CAFE writes"). Only with
+	// podSetType InPlaceSet, without classic units (their endpoints follow
+	// a Service's selector) and without traffic steps (they steer through
+	// Services that select the pods).
+	// +optional
+	Endpoints *PodSetEndpoints `json:"endpoints,omitempty"`
 }
 
 // ClassicUnits are the units of a CafeDeployment that run on classic hosts,

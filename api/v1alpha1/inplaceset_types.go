@@ -43,6 +43,26 @@ const (
 )
 
 const (
+	// InPlaceSetEndpointsPublishedCondition is True while the set writes
+	// the EndpointSlices of spec.endpoints.service for its pods; absent
+	// when spec.endpoints is not set.
+	InPlaceSetEndpointsPublishedCondition = "EndpointsPublished"
+
+	// InPlaceSetEndpointsPublishedReason surfaces while the set publishes
+	// its pods' endpoints.
+	InPlaceSetEndpointsPublishedReason = "Published"
+
+	// InPlaceSetServiceNotFoundReason surfaces when spec.endpoints.service
+	// does not exist: the set drains through the readiness gate.
+	InPlaceSetServiceNotFoundReason = "ServiceNotFound"
+
+	// InPlaceSetServiceSelectsPodsReason surfaces when the Service has a
+	// selector (or is of type ExternalName): its endpoints are the
+	// EndpointSlice controller's, and the set drains through the gate.
+	InPlaceSetServiceSelectsPodsReason = "ServiceHasSelector"
+)
+
+const (
 	// InPlaceSetScalingCondition is True while pods are being created or
 	// deleted to reach spec.replicas.
 	InPlaceSetScalingCondition = "Scaling"
@@ -97,6 +117,32 @@ type InPlaceSetSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	UpdateStrategy InPlaceSetUpdateStrategy `json:"updateStrategy,omitzero"`
+
+	// endpoints makes CAFE publish the set's pods in the EndpointSlices of
+	// a Service without a selector, instead of the EndpointSlice controller
+	// publishing them from pod readiness: an in-place update then drains a
+	// pod by taking it out of the set's slices, with no write to the pod
+	// (docs/cafedeployment.md, "Endpoints CAFE writes"). While the Service
+	// is missing or has a selector, the set drains through the readiness
+	// gate as without this field, and its EndpointsPublished condition
+	// says why.
+	// +optional
+	Endpoints *PodSetEndpoints `json:"endpoints,omitempty"`
+}
+
+// PodSetEndpoints names the Service whose endpoints CAFE writes for a pod
+// set.
+type PodSetEndpoints struct {
+	// service is a Service of the set's namespace without a selector: CAFE
+	// writes its EndpointSlices for the set's pods (managed-by
+	// inplaceset.cafe.io, owned by the set), so kube-proxy, gateways and
+	// anything else that reads EndpointSlices route to them as to pods
+	// the EndpointSlice controller lists.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Service string `json:"service"`
 }
 
 // PodSetUnit is the node label that pins the pods of a pod set to one unit.

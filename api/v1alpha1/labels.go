@@ -134,6 +134,12 @@ const ClassicSetDrainFinalizer = "cafe.io/drain-instances"
 // alone, and CAFE's drain of an instance reads these.
 const EndpointSliceManagedBy = "cafe.io"
 
+// EndpointSliceManagedByInPlaceSet is the managed-by value of the
+// EndpointSlices an InPlaceSet writes for its pods (spec.endpoints): a
+// value of their own, so the classic instances' publisher, which owns
+// every cafe.io slice of a Service, leaves them alone.
+const EndpointSliceManagedByInPlaceSet = "inplaceset.cafe.io"
+
 // RegistryPublishLabel set to "true" on a Service publishes it in CAFE's
 // east-west service registry: CAFE registers its ready pods and classic
 // instances there (docs/classic-hosts.md, "The shared registry"), and its

@@ -26,6 +26,15 @@ func TrafficHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []strin
 		// closed again, while the slices still showed the pod not ready.
 		holders = append(holders, "its Ready condition is still True (the kubelet has not yet seen the gate closed)")
 	}
+	return append(holders, ListedHolders(pod, slices)...)
+}
+
+// ListedHolders is TrafficHolders without the pod's Ready condition: what
+// routes to a pod whose endpoints its readiness does not decide (a pod set
+// that writes its Service's EndpointSlices drains a pod by dropping it
+// from them, and the pod stays Ready).
+func ListedHolders(pod *corev1.Pod, slices []discoveryv1.EndpointSlice) []string {
+	var holders []string
 	for i := range slices {
 		if sliceHolds(&slices[i], pod) {
 			holders = append(holders, fmt.Sprintf("EndpointSlice %s lists it ready or serving", slices[i].Name))

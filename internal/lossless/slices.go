@@ -229,6 +229,27 @@ func (s *Slices) ForPod(ctx context.Context, pod *corev1.Pod) ([]discoveryv1.End
 	return s.reread(ctx, slices)
 }
 
+// ControlledBy returns the cached EndpointSlices whose controller is owner
+// (read them, never modify them): the slices a pod set writes itself. The
+// cache may lag the owner's own writes; the owner keeps what it wrote.
+func (s *Slices) ControlledBy(ctx context.Context, owner metav1.Object) ([]*discoveryv1.EndpointSlice, error) {
+	space, err := s.synced(ctx, owner.GetNamespace())
+	if err != nil {
+		return nil, fmt.Errorf("listing the EndpointSlices of %s/%s: %w", owner.GetNamespace(), owner.GetName(), err)
+	}
+	objs, err := space.store.ByIndex(endpointSliceControllerIndex, string(owner.GetUID()))
+	if err != nil {
+		return nil, fmt.Errorf("listing the EndpointSlices of %s/%s: %w", owner.GetNamespace(), owner.GetName(), err)
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, obj := range objs {
+		if slice, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			out = append(out, slice)
+		}
+	}
+	return out, nil
+}
+
 // synced returns the namespace's watch once its first list is in.
 func (s *Slices) synced(ctx context.Context, ns string) (*namespaceSlices, error) {
 	select {
@@ -297,7 +318,7 @@ func (s *Slices) watch(ns string) *namespaceSlices {
 		return space
 	}
 	space := &namespaceSlices{}
-	space.informer = discoveryinformers.NewEndpointSliceInformer(s.client, ns, 0, toolscache.Indexers{EndpointSlicePodIndex: indexSlicesByPod})
+	space.informer = discoveryinformers.NewEndpointSliceInformer(s.client, ns, 0, toolscache.Indexers{EndpointSlicePodIndex: indexSlicesByPod, endpointSliceControllerIndex: indexSlicesByController})
 	space.store = space.informer.GetIndexer()
 	// Nothing reads who wrote a slice; a slice's managedFields are as
 	// large as its endpoints.
@@ -425,6 +446,20 @@ func indexSlicesByPod(obj any) ([]string, error) {
 		return nil, nil
 	}
 	return IndexEndpointSlicesByPod(slice), nil
+}
+
+// endpointSliceControllerIndex indexes slices by their controller's UID.
+const endpointSliceControllerIndex = "cafe.io/endpointslice-controller"
+
+func indexSlicesByController(obj any) ([]string, error) {
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOf(slice); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return nil, nil
 }
 
 // stripManagedFields drops managedFields before an object is cached.

@@ -23,7 +23,16 @@ func HeldDrain(pod *corev1.Pod, holders []string, now time.Time) (string, time.D
 	if g == nil || g.Status != corev1.ConditionFalse || DrainReason(pod) == "" || len(holders) == 0 {
 		return "", 0
 	}
-	since := g.LastTransitionTime.Time
+	return HeldSince(pod, g.LastTransitionTime.Time, holders, now)
+}
+
+// HeldSince is HeldDrain for a drain that began at since, whatever
+// recorded it (a pod set that writes its endpoints drops a pod from its
+// EndpointSlices, and the gate stays open).
+func HeldSince(pod *corev1.Pod, since time.Time, holders []string, now time.Time) (string, time.Duration) {
+	if len(holders) == 0 {
+		return "", 0
+	}
 	if wait := since.Add(SlowDrain).Sub(now); wait > 0 {
 		return "", wait
 	}

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	. "github.com/onsi/gomega"
@@ -59,10 +60,25 @@ func runningStatus(pod *corev1.Pod, since metav1.Time) map[string]any {
 		})
 	}
 	status := map[string]any{"phase": corev1.PodRunning, "containerStatuses": statuses}
+	if pod.Status.PodIP == "" {
+		ip := PodIP(pod)
+		status["podIP"], status["podIPs"] = ip, []corev1.PodIP{{IP: ip}}
+	}
 	if c := PodCondition(pod, corev1.ContainersReady); c == nil || c.Status != corev1.ConditionTrue {
 		status["conditions"] = []corev1.PodCondition{{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: since}}
 	}
 	return status
+}
+
+// PodIP is the address the kubelet reports for a pod, derived from its
+// name in 198.18.0.0/15 (reserved for benchmarks, RFC 2544): an
+// EndpointSlice refuses loopback addresses, and nothing in a controller
+// test sends these pods a packet.
+func PodIP(pod *corev1.Pod) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(pod.Namespace + "/" + pod.Name))
+	n := h.Sum32()
+	return fmt.Sprintf("198.%d.%d.%d", 18+n>>16&1, n>>8&0xff, n&0xff)
 }
 
 // ImageID is what the fake container runtime reports for an image.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +39,8 @@ import (
 // +kubebuilder:rbac:groups=cafe.io,resources=inplacesets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
 
 // Reconciler keeps an InPlaceSet's pods at its replicas and moves them to
@@ -60,6 +62,12 @@ type Reconciler struct {
 	statusWrites ownwrites.Tracker
 	// setPods reads a set's pods from the cache without copies.
 	setPods *setPods
+	// sliceWrites are the sets' EndpointSlice writes the cache does not
+	// show yet (spec.endpoints).
+	sliceWrites sliceWrites
+	// dropped remembers when each pod was first seen dropped from its
+	// set's slices, for the status of a held drain.
+	dropped firstSeen
 }
 
 // staleRetry is how soon a reconcile that found its cache behind its own
@@ -83,6 +91,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.setPods, err = newSetPods(informer, pods); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &cafev1alpha1.InPlaceSet{}, endpointsServiceField, indexByEndpointsService); err != nil {
+		return fmt.Errorf("indexing InPlaceSets by spec.endpoints.service: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&cafev1alpha1.InPlaceSet{}).
 		// Pod status (readiness, image reported by the kubelet, gate) drives
@@ -95,6 +106,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// A drained pod may be operated on only once EndpointSlices stop
 		// listing it: slice changes wake the sets owning the listed pods.
 		WatchesRawSource(r.Slices.Source(lossless.EnqueueOwnersOfSlicePods(pods, ownerIndex))).
+		// A set that writes a Service's endpoints follows the Service (it
+		// appears, gains or loses a selector).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.setsPublishing)).
 		Named("inplaceset").
 		// Sets are independent; one per unit releases at the same time.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -196,6 +210,7 @@ func (r *Reconciler) executeAndReport(ctx context.Context, set *cafev1alpha1.InP
 // scope is everything gathered for one reconcile.
 type scope struct {
 	input           planInput
+	endpoints       *endpoints
 	pods            []*corev1.Pod
 	updateHash      string
 	currentHash     string
@@ -245,6 +260,10 @@ func (r *Reconciler) gather(ctx context.Context, set *cafev1alpha1.InPlaceSet) (
 		Paused:          set.Spec.UpdateStrategy.Paused,
 		Now:             r.Now(),
 	}
+	if s.endpoints, err = r.gatherEndpoints(ctx, set); err != nil {
+		return nil, err
+	}
+	s.input.OwnEndpoints = s.endpoints.service != nil
 	oldCount := map[string]int{}
 	inUse := map[string]bool{s.updateHash: true}
 	eligible := inPlaceEligibility(s.templates, s.updateHash)
@@ -291,14 +310,30 @@ func (r *Reconciler) podState(ctx context.Context, pod *corev1.Pod, s *scope, in
 		DeleteRequested:  pod.Annotations[cafev1alpha1.DrainRequestedByAnnotation] != "",
 		MigrateRequested: pod.Annotations[cafev1alpha1.MigrationRequestedAnnotation] != "",
 	}
-	if st.DrainReason != "" {
-		slices, err := r.Slices.ForPod(ctx, pod)
+	st.TrafficGuarded = slices.ContainsFunc(pod.Finalizers, cafev1alpha1.IsTrafficFinalizer)
+	if s.input.OwnEndpoints {
+		st.Dropped, st.Listed = s.endpoints.carries(pod.UID)
+		st.Dropped = st.Dropped && !st.Listed
+	}
+	switch {
+	case st.DrainReason != "":
+		held, err := r.slicesHolding(ctx, pod, s.endpoints)
 		if err != nil {
 			return st, err
 		}
-		st.Drained = lossless.Drained(pod, slices)
-		st.TrafficHolders = lossless.TrafficHolders(pod, slices)
+		st.Drained = lossless.Drained(pod, held)
+		st.TrafficHolders = lossless.TrafficHolders(pod, held)
+	case s.input.OwnEndpoints && !st.Updated && !st.Listed:
+		// Drained by slice: the pod stays Ready, only what lists or
+		// guards it counts.
+		held, err := r.slicesHolding(ctx, pod, s.endpoints)
+		if err != nil {
+			return st, err
+		}
+		st.TrafficHolders = lossless.ListedHolders(pod, held)
+		st.Drained = len(st.TrafficHolders) == 0
 	}
+	st.DroppedSince = r.dropped.since(pod.UID, st.Dropped && !st.Updated && st.DrainReason == "", s.input.Now)
 	return st, nil
 }
 
@@ -346,6 +381,9 @@ func (r *Reconciler) execute(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 			return ignoreGone(err)
 		})
 	}
+	// The slices are written one after another (publish orders them), beside
+	// the pod writes: no pod write of this plan waits on them.
+	w.Add(func() error { return r.publish(ctx, set, s, p) })
 	return errors.Join(w.Run(writebatch.Concurrency), r.createPods(ctx, set, s, p))
 }
 

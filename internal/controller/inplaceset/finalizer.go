@@ -64,8 +64,12 @@ func (r *Reconciler) finalize(ctx context.Context, set *cafev1alpha1.InPlaceSet)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("spec.updateStrategy.maxUnavailable: %w", err)
 	}
+	if err := r.publishLeaving(ctx, set, pods); err != nil {
+		return ctrl.Result{}, err
+	}
 	closeGates, deletes, done := planLeaving(leaving, maxUnavailable)
 	if done {
+		r.sliceWrites.forget(set.UID)
 		patched := set.DeepCopy()
 		controllerutil.RemoveFinalizer(patched, drainFinalizer)
 		if err := r.Client.Patch(ctx, patched, client.MergeFromWithOptions(set, client.MergeFromWithOptimisticLock{})); err != nil {

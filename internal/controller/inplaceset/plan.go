@@ -48,6 +48,20 @@ type podState struct {
 	// and the pod is drained and deleted only once the set has its replicas
 	// available without it, or at once when it serves nobody anyway.
 	MigrateRequested bool
+	// Listed and Dropped, when the set writes its Service's endpoints
+	// (planInput.OwnEndpoints), say whether the set's EndpointSlices list
+	// the pod ready, or carry it not ready: an old-revision pod they
+	// dropped is being updated (the drain by slice). Neither: the slices
+	// have never carried it.
+	Listed  bool
+	Dropped bool
+	// TrafficGuarded: a traffic provider's finalizer is on the pod. Its
+	// provider follows the gate, so such a pod drains through the gate
+	// even when the set writes its endpoints.
+	TrafficGuarded bool
+	// DroppedSince is when the set was first seen to have dropped the pod
+	// (for status only: a drain held for long is reported).
+	DroppedSince time.Time
 }
 
 // planInput is the desired state and the observed pods.
@@ -59,6 +73,10 @@ type planInput struct {
 	Paused          bool
 	Now             time.Time
 	Pods            []podState
+	// OwnEndpoints: the set writes its Service's EndpointSlices, so an
+	// in-place update drains a pod by dropping it from them (List, Unlist)
+	// instead of closing its gate, and a pod serves only while listed.
+	OwnEndpoints bool
 }
 
 // planResult lists the writes of one reconcile; every list is independent
@@ -72,6 +90,10 @@ type planResult struct {
 	UpdateInPlace []*corev1.Pod
 	Delete        []*corev1.Pod
 	OpenGate      []*corev1.Pod
+	// List and Unlist are pods to list ready in the set's EndpointSlices
+	// and to drop from them (OwnEndpoints).
+	List   []*corev1.Pod
+	Unlist []*corev1.Pod
 	// RequeueAfter is when a pod's minReadySeconds will have passed.
 	RequeueAfter time.Duration
 	// Blocked explains why an update cannot proceed now (for status).
@@ -171,6 +193,10 @@ func plan(in planInput) planResult {
 		}
 	}
 	for _, p := range toUpdate {
+		if in.drainsBySlice(p) {
+			budget = out.updateBySlice(p, in, budget)
+			continue
+		}
 		switch {
 		case p.DrainReason == "":
 			// Draining a pod that is already unavailable takes nothing more
@@ -197,6 +223,43 @@ func plan(in planInput) planResult {
 	return out
 }
 
+// drainsBySlice: the pod's update drains it by dropping it from the set's
+// EndpointSlices, with no write to the pod. Only in-place updates do (a
+// recreated pod costs a pod create anyway), and only pods no traffic
+// provider guards (providers follow the gate) and whose gate no other
+// operation closed.
+func (in planInput) drainsBySlice(p podState) bool {
+	return in.OwnEndpoints && p.InPlaceEligible && !p.TrafficGuarded && p.GateOpen && p.DrainReason == ""
+}
+
+// updateBySlice takes one step of a pod's update by slice: drop it from
+// the slices (spending the budget if it served), wait for nothing else to
+// route to it, update it in place. A pod the slices have never carried
+// (the set has just begun to publish) is listed first, so that its update
+// is drained like any other. It returns the budget left.
+func (out *planResult) updateBySlice(p podState, in planInput, budget int) int {
+	switch {
+	case p.Listed:
+		if in.available(p) {
+			if budget <= 0 {
+				if out.Blocked == "" {
+					out.Blocked = "maxUnavailable reached: waiting for pods to become available before draining more"
+				}
+				return budget
+			}
+			budget--
+		}
+		out.Unlist = append(out.Unlist, p.Pod)
+	case !p.Dropped && p.Ready:
+		out.maybeOpen(p, in)
+	case !p.Drained:
+		out.noteHeldDrain(p, in)
+	default:
+		out.UpdateInPlace = append(out.UpdateInPlace, p.Pod)
+	}
+	return budget
+}
+
 // planMigrations drains and deletes migrating pods without ever lowering
 // the set's availability below its replicas: a migrating pod that still
 // serves is drained only once replicas other pods are available (its
@@ -215,7 +278,7 @@ func (out *planResult) planMigrations(migrating, kept []podState, replicas int, 
 	for _, p := range migrating {
 		switch {
 		case p.DrainReason != lossless.ReasonDrainForDelete:
-			if p.Ready && p.GateOpen && availableOthers < replicas {
+			if in.serves(p) && availableOthers < replicas {
 				if out.Blocked == "" {
 					out.Blocked = "migration: waiting for the replacement pods to be available before draining the migrating ones"
 				}
@@ -232,6 +295,9 @@ func (out *planResult) planMigrations(migrating, kept []podState, replicas int, 
 // lossless.SlowDrain, and asks to be woken when a younger one would be.
 func (out *planResult) noteHeldDrain(p podState, in planInput) {
 	held, wait := lossless.HeldDrain(p.Pod, p.TrafficHolders, in.Now)
+	if p.DrainReason == "" && p.Dropped {
+		held, wait = lossless.HeldSince(p.Pod, p.DroppedSince, p.TrafficHolders, in.Now)
+	}
 	if held != "" && out.HeldDrain == "" {
 		out.HeldDrain = held
 	}
@@ -239,24 +305,37 @@ func (out *planResult) noteHeldDrain(p podState, in planInput) {
 }
 
 // maybeOpen opens the gate of a pod that is not (or no longer) to be
-// operated on, once it has been ready for minReadySeconds. This also cancels
-// a drain that is no longer wanted (a raised partition, a pause).
+// operated on, once it has been ready for minReadySeconds, and, when the
+// set writes its endpoints, then lists it in them. This also cancels a
+// drain that is no longer wanted (a raised partition, a pause).
 func (out *planResult) maybeOpen(p podState, in planInput) {
-	if p.GateOpen || p.InPlacePending || !p.ContainersReady {
+	toList := in.OwnEndpoints && p.GateOpen && !p.Listed
+	if (p.GateOpen && !toList) || p.InPlacePending || !p.ContainersReady {
 		return
 	}
 	if wait := p.ReadySince.Add(in.MinReadySeconds).Sub(in.Now); wait > 0 {
 		out.requeueIn(wait)
 		return
 	}
-	out.OpenGate = append(out.OpenGate, p.Pod)
+	switch {
+	case !p.GateOpen:
+		out.OpenGate = append(out.OpenGate, p.Pod)
+	case p.Ready:
+		out.List = append(out.List, p.Pod)
+	}
 }
 
-// available: Ready with the gate open for at least minReadySeconds. A pod
-// whose containers crashed and recovered is Ready again at once (its gate
-// stayed open) but counts as available only minReadySeconds later.
+// serves: Ready with the gate open and, when the set writes its
+// endpoints, listed in them.
+func (in planInput) serves(p podState) bool {
+	return p.Ready && p.GateOpen && (!in.OwnEndpoints || p.Listed)
+}
+
+// available: serving for at least minReadySeconds. A pod whose containers
+// crashed and recovered is Ready again at once (its gate stayed open) but
+// counts as available only minReadySeconds later.
 func (in planInput) available(p podState) bool {
-	return p.Ready && p.GateOpen && !p.ReadySince.Add(in.MinReadySeconds).After(in.Now)
+	return in.serves(p) && !p.ReadySince.Add(in.MinReadySeconds).After(in.Now)
 }
 
 // unavailable counts pods that are not available or are closed for an
@@ -269,7 +348,7 @@ func (out *planResult) unavailable(pods []podState, in planInput) int {
 			continue
 		}
 		n++
-		if p.Ready && p.GateOpen {
+		if in.serves(p) {
 			out.requeueIn(p.ReadySince.Add(in.MinReadySeconds).Sub(in.Now))
 		}
 	}
@@ -363,13 +442,19 @@ func chooseUpdates(kept []podState, target int) []podState {
 // then one that is not ready (it serves nobody). decided is false when
 // neither comes first, for the caller's own tie-break.
 func cheaperFirst(a, b podState, drainReason string) (less, decided bool) {
-	if x, y := a.DrainReason == drainReason, b.DrainReason == drainReason; x != y {
+	if x, y := a.drainingFor(drainReason), b.drainingFor(drainReason); x != y {
 		return x, true
 	}
 	if a.Ready != b.Ready {
 		return !a.Ready, true
 	}
 	return false, false
+}
+
+// drainingFor: the pod's drain for the operation has begun, through its
+// gate or, for an update, by the set's slices dropping it.
+func (p podState) drainingFor(reason string) bool {
+	return p.DrainReason == reason || reason == lossless.ReasonDrainForUpdate && p.Dropped && !p.Updated
 }
 
 func isTerminating(p podState) bool { return p.Terminating }

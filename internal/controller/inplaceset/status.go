@@ -49,6 +49,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 	setAvailableCondition(set, available, desired, int32(s.input.MaxUnavailable))
 	setUpToDateCondition(set, updated, desired, int32(s.input.Partition), p)
 	setScalingCondition(set, replicas, desired)
+	setEndpointsCondition(set, s.endpoints)
 	if execErr == nil {
 		st.ObservedGeneration = set.Generation
 	}
@@ -105,6 +106,17 @@ func setUpToDateCondition(set *cafev1alpha1.InPlaceSet, updated, desired, partit
 		}
 	}
 	meta.SetStatusCondition(&set.Status.Conditions, c)
+}
+
+// setEndpointsCondition reports spec.endpoints; without it, the condition
+// goes once the set's slices are gone.
+func setEndpointsCondition(set *cafev1alpha1.InPlaceSet, e *endpoints) {
+	switch {
+	case e.condition != nil:
+		meta.SetStatusCondition(&set.Status.Conditions, *e.condition)
+	case len(e.slices) == 0:
+		meta.RemoveStatusCondition(&set.Status.Conditions, cafev1alpha1.InPlaceSetEndpointsPublishedCondition)
+	}
 }
 
 func setScalingCondition(set *cafev1alpha1.InPlaceSet, replicas, desired int32) {

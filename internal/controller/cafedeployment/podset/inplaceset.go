@@ -112,6 +112,7 @@ func desiredInPlaceSet(cd *cafev1alpha1.CafeDeployment, unit string, s UnitSetti
 				MinReadySeconds: cd.Spec.Strategy.MinReadySeconds,
 				Paused:          cd.Spec.Strategy.Pause,
 			},
+			Endpoints: cd.Spec.Endpoints.DeepCopy(),
 		},
 	}
 }
