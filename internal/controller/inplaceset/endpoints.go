@@ -12,10 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -327,7 +327,9 @@ func freeSliceName(set *cafev1alpha1.InPlaceSet, key string, used map[string][]d
 	}
 }
 
-func byTargetName(a, b discoveryv1.Endpoint) int { return strings.Compare(a.TargetRef.Name, b.TargetRef.Name) }
+func byTargetName(a, b discoveryv1.Endpoint) int {
+	return strings.Compare(a.TargetRef.Name, b.TargetRef.Name)
+}
 
 // podEndpoint is the pod's endpoint: ready and serving when listed,
 // neither when dropped (the slice keeps the pod, which records the drain).
