@@ -28,18 +28,22 @@ type invariants struct {
 	// LosslessTimeline is the stream's story of the first lossless
 	// violation's pod (losslessTimeline).
 	LosslessTimeline []string `json:",omitempty"`
+	// ServingJudged: the workload writes its Service's endpoints itself,
+	// so it orders its slice writes and answers for the serving level.
+	ServingJudged bool `json:",omitempty"`
 }
 
 // invariantRecording records a release's pod and EndpointSlice events from
 // before the image changes until the pods are settled.
 type invariantRecording struct {
-	rec      *watchrec.Recorder
-	minReady int
+	rec           *watchrec.Recorder
+	minReady      int
+	servingJudged bool
 }
 
 // recordInvariants starts recording ns and returns once the recorder has
 // the namespace's current state, so every event of the release is in it.
-func (r *runner) recordInvariants(ctx context.Context, ns string, minReady int) (*invariantRecording, error) {
+func (r *runner) recordInvariants(ctx context.Context, ns string, minReady int, servingJudged bool) (*invariantRecording, error) {
 	rec, err := watchrec.Start(ctx, r.cluster.admin, ns, watchrec.WithPodSelector(klabels.SelectorFromSet(appLabels())))
 	if err != nil {
 		return nil, fmt.Errorf("starting the watch recorder of %s: %w", ns, err)
@@ -48,7 +52,7 @@ func (r *runner) recordInvariants(ctx context.Context, ns string, minReady int) 
 		rec.Stop()
 		return nil, fmt.Errorf("waiting for the watch recorder of %s: %w", ns, err)
 	}
-	return &invariantRecording{rec: rec, minReady: minReady}, nil
+	return &invariantRecording{rec: rec, minReady: minReady, servingJudged: servingJudged}, nil
 }
 
 // check stops the recording and checks what it saw; the sequence of
@@ -66,7 +70,8 @@ func (ir *invariantRecording) check(image string) (invariants, podSequence) {
 		WaterLevel: violations(watchrec.CheckWaterLevel(events, klabels.SelectorFromSet(appLabels()), ir.minReady)),
 		// The slices of the app's Service only: the recorder watches the
 		// namespace, which holds no other Service.
-		ServingLevel: violations(watchrec.CheckServingLevel(events, ir.minReady)),
+		ServingLevel:  violations(watchrec.CheckServingLevel(events, ir.minReady)),
+		ServingJudged: ir.servingJudged,
 	}
 	if len(lossless) > 0 {
 		inv.LosslessTimeline = losslessTimeline(events, lossless[0])
@@ -97,12 +102,17 @@ func (inv invariants) worseThan(other invariants) bool {
 }
 
 // count is every violation of the invariants a release is judged by: the
-// lossless protocol and the water level of Ready pods. The serving level is
-// reported beside them, not judged: the EndpointSlice controller writes a
-// Service's slices one after another, so a pod listed again and another
-// dropped in one pass can dip the count by one for the moment between two
-// slice writes, whatever the releaser does (a releaser that writes the
-// slices itself orders its writes; see the endpoint-owned scenario).
+// lossless protocol and the water level of Ready pods, and the serving
+// level when the workload writes its Service's endpoints itself. Otherwise
+// the serving level is reported beside them, not judged: the EndpointSlice
+// controller writes a Service's slices one after another, so a pod listed
+// again and another dropped in one pass can dip the count by one for the
+// moment between two slice writes, whatever the releaser does (a releaser
+// that writes the slices itself orders its writes).
 func (inv invariants) count() int {
-	return len(inv.Lossless) + len(inv.WaterLevel)
+	n := len(inv.Lossless) + len(inv.WaterLevel)
+	if inv.ServingJudged {
+		n += len(inv.ServingLevel)
+	}
+	return n
 }

@@ -112,6 +112,7 @@ func main() {
 func catalog(s shape) []scenario {
 	return []scenario{
 		{Key: "inplaceset", Title: "InPlaceSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}},
+		{Key: inPlaceEndpointsKey, Title: "InPlaceSet mode, endpoints written by CAFE", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet, ownEndpoints: true}},
 		{Key: "deployment", Title: "native Deployment", Workload: deployment{shape: s}},
 		{Key: cloneSetKey, Title: "OpenKruise CloneSet", Workload: cloneSet{shape: s}},
 		{Key: "replicaset", Title: "ReplicaSet mode", Workload: cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeReplicaSet}},

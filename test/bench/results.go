@@ -164,6 +164,14 @@ func (a aggregate) isInPlaceSet() bool {
 	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet
 }
 
+// isGatedInPlaceSet: the InPlaceSet release that drains through the
+// readiness gate (the EndpointSlice controller publishes the endpoints),
+// which the fast rollback, draining the same way, is measured against.
+func (a aggregate) isGatedInPlaceSet() bool {
+	w, ok := a.Scenario.Workload.(cafeDeployment)
+	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet && !w.ownEndpoints
+}
+
 func (a aggregate) isReplicaSetMode() bool {
 	w, ok := a.Scenario.Workload.(cafeDeployment)
 	return ok && w.mode == cafev1alpha1.PodSetTypeReplicaSet

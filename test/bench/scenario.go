@@ -107,10 +107,16 @@ func (r *runner) run(ctx context.Context, s scenario, run int) (runResult, error
 	return res, nil
 }
 
-// serviceOwner is a workload that brings its own Service (one without a
-// selector, whose endpoints it writes itself).
+// serviceOwner is a workload that says which Service fronts its pods:
+// one without a selector when it writes the endpoints itself.
 type serviceOwner interface {
 	Service(ns string) *corev1.Service
+}
+
+// writesEndpoints: the Service in front of w's pods has no selector, so
+// the workload writes its EndpointSlices itself.
+func writesEndpoints(w workload, ns string) bool {
+	return len(serviceOf(w, ns).Spec.Selector) == 0
 }
 
 // stopper is a workload that runs something of its own during a run (the
@@ -171,7 +177,7 @@ func (r *runner) release(ctx context.Context, w workload, ns string, res *runRes
 	if err := resetPeakRSS(pid); err != nil {
 		return err
 	}
-	recording, err := r.recordInvariants(ctx, ns, w.WaterLevel())
+	recording, err := r.recordInvariants(ctx, ns, w.WaterLevel(), writesEndpoints(w, ns))
 	if err != nil {
 		return err
 	}

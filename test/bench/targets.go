@@ -95,7 +95,7 @@ func (v verdict) result() string {
 func checkTargets(aggs []aggregate, lifetimePeakRSS int64, lim limits) []verdict {
 	inPlaceRatio := lim.InPlaceWall
 	native := findCompleted(aggs, aggregate.isDeployment)
-	grouped := findCompleted(aggs, aggregate.isInPlaceSet)
+	grouped := findCompleted(aggs, aggregate.isGatedInPlaceSet)
 	kruise := findCompleted(aggs, aggregate.isCloneSet)
 	var out []verdict
 	for _, a := range aggs {

@@ -114,11 +114,42 @@ func setImage(ctx context.Context, c client.Client, obj client.Object, image str
 type cafeDeployment struct {
 	shape shape
 	mode  cafev1alpha1.PodSetType
+	// ownEndpoints: spec.endpoints names the app's Service, which has no
+	// selector; CAFE writes its EndpointSlices (scenario
+	// inplaceset-endpoints).
+	ownEndpoints bool
 }
 
-func (w cafeDeployment) Kind() string { return fmt.Sprintf("CafeDeployment (podSetType %s)", w.mode) }
+// inPlaceEndpointsKey is the scenario of an InPlaceSet release whose
+// Service's endpoints CAFE writes.
+const inPlaceEndpointsKey = "inplaceset-endpoints"
+
+func (w cafeDeployment) Kind() string {
+	if w.ownEndpoints {
+		return fmt.Sprintf("CafeDeployment (podSetType %s, spec.endpoints)", w.mode)
+	}
+	return fmt.Sprintf("CafeDeployment (podSetType %s)", w.mode)
+}
+
+// Service is the app's Service, without its selector when CAFE writes its
+// endpoints.
+func (w cafeDeployment) Service(ns string) *corev1.Service {
+	svc := service(ns)
+	if w.ownEndpoints {
+		svc.Spec.Selector = nil
+	}
+	return svc
+}
 
 func (w cafeDeployment) object(ns, image string) *cafev1alpha1.CafeDeployment {
+	cd := w.spec(ns, image)
+	if w.ownEndpoints {
+		cd.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: appName}
+	}
+	return cd
+}
+
+func (w cafeDeployment) spec(ns, image string) *cafev1alpha1.CafeDeployment {
 	return &cafev1alpha1.CafeDeployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: appName},
 		Spec: cafev1alpha1.CafeDeploymentSpec{
@@ -207,6 +238,9 @@ func (w cafeDeployment) Settings() []string {
 
 // protocol says what the lossless protocol does to a pod in this mode.
 func (w cafeDeployment) protocol() string {
+	if w.ownEndpoints {
+		return "lossless protocol on, endpoints written by CAFE (spec.endpoints, a Service without a selector): the pod dropped from the unit's EndpointSlice, image patched in place, the pod listed again once ready (no gate write)"
+	}
 	if w.mode == cafev1alpha1.PodSetTypeReplicaSet {
 		return "lossless protocol on (always, for every pod CAFE manages): readiness gate cafe.io/traffic-ready closed, EndpointSlices drop the pod, pod marked with the lowest pod-deletion-cost, old ReplicaSet scaled down (it deletes that pod), new ReplicaSet scaled up (maxSurgeSizeInGroup 0), the new pod's gate opened once ready"
 	}

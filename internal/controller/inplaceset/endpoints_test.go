@@ -116,7 +116,7 @@ func TestWithOwnedEndpointsAnImageChangeDrainsBySliceWithoutClosingAnyGate(t *te
 	g.Expect(watchrec.Report(watchrec.CheckServingLevel(events, 2))).To(BeEmpty())
 	for _, ev := range events {
 		if ev.Pod != nil {
-			g.Expect(lossless.DrainReason(ev.Pod)).To(BeEmpty(), "pod %s's gate closed (resourceVersion %s)", ev.Pod.Name, ev.ResourceVersion)
+			g.Expect(lossless.DrainReason(ev.Pod)).To(BeEmpty(), "pod %s's gate closed (resourceVersion %d)", ev.Pod.Name, ev.ResourceVersion)
 		}
 	}
 	for _, p := range before {
