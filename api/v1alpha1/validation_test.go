@@ -125,6 +125,16 @@ func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10)})
 			c.Spec.Strategy.Traffic.Service = strings.Repeat("s", 57)
 		}, "spec.strategy.traffic.service"},
+		{"endpoints in ReplicaSet mode", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.PodSetType = cafev1alpha1.PodSetTypeReplicaSet
+			c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "web"}
+		}, "spec.endpoints"},
+		{"endpoints with traffic steps", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10)})
+			c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "web"}
+		}, "spec.endpoints"},
+		{"endpoints naming no Service", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{} }, "spec.endpoints.service"},
+		{"endpoints naming an invalid Service", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "Web_1"} }, "spec.endpoints.service"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

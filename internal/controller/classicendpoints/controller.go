@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/endpointslices"
 )
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
@@ -133,8 +133,8 @@ func (r *Reconciler) converge(ctx context.Context, svc *corev1.Service, want, ha
 				return fmt.Errorf("creating EndpointSlice %s/%s: %w", slice.Namespace, slice.Name, err)
 			}
 			logger.Info("created EndpointSlice", "slice", slice.Name, "endpoints", len(slice.Endpoints))
-		case !sameSlice(cur, slice):
-			cur.Labels, cur.OwnerReferences = slice.Labels, slice.OwnerReferences
+		case !endpointslices.Same(cur, slice):
+			cur.Labels, cur.Annotations, cur.OwnerReferences = slice.Labels, slice.Annotations, slice.OwnerReferences
 			cur.AddressType, cur.Endpoints, cur.Ports = slice.AddressType, slice.Endpoints, slice.Ports
 			if err := r.Client.Update(ctx, cur); err != nil {
 				return fmt.Errorf("updating EndpointSlice %s/%s: %w", cur.Namespace, cur.Name, err)
@@ -150,14 +150,6 @@ func (r *Reconciler) converge(ctx context.Context, svc *corev1.Service, want, ha
 	return nil
 }
 
-// sameSlice: cur already holds what want says (the fields CAFE writes).
-func sameSlice(cur, want *discoveryv1.EndpointSlice) bool {
-	return cur.AddressType == want.AddressType &&
-		equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) &&
-		equality.Semantic.DeepEqual(cur.Ports, want.Ports) &&
-		equality.Semantic.DeepEqual(cur.Labels, want.Labels) &&
-		equality.Semantic.DeepEqual(cur.OwnerReferences, want.OwnerReferences)
-}
 
 // servicesOfInstance maps an instance to the Services of its namespace
 // that select it or list it.

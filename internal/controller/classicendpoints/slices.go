@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/endpointslices"
 )
 
 // ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
@@ -50,7 +51,7 @@ func desiredSlices(svc *corev1.Service, instances []cafev1alpha1.ClassicInstance
 		if !ok || len(ports) == 0 {
 			continue
 		}
-		key := groupKey(family, ports)
+		key := endpointslices.GroupKey(family, ports)
 		if groups[key] == nil {
 			groups[key] = &group{family: family, ports: ports}
 		}
@@ -98,18 +99,12 @@ func servicePorts(svc *corev1.Service, inst *cafev1alpha1.ClassicInstance) []dis
 			continue
 		}
 		out = append(out, discoveryv1.EndpointPort{
-			Name: ptr.To(p.Name), Protocol: ptr.To(protocolOf(p)), Port: ptr.To(a.Port), AppProtocol: p.AppProtocol,
+			Name: ptr.To(p.Name), Protocol: ptr.To(endpointslices.Protocol(p)), Port: ptr.To(a.Port), AppProtocol: p.AppProtocol,
 		})
 	}
 	return out
 }
 
-func protocolOf(p corev1.ServicePort) corev1.Protocol {
-	if p.Protocol == "" {
-		return corev1.ProtocolTCP
-	}
-	return p.Protocol
-}
 
 // endpoint is inst on host: ready while its health check passes for its
 // current spec on a Ready host, its traffic gate is open and it is not
@@ -154,14 +149,6 @@ func addressType(address string) (discoveryv1.AddressType, bool) {
 	}
 }
 
-// groupKey identifies a family and a resolution of the Service's ports.
-func groupKey(family discoveryv1.AddressType, ports []discoveryv1.EndpointPort) string {
-	parts := []string{string(family)}
-	for _, p := range ports {
-		parts = append(parts, *p.Name+"/"+string(*p.Protocol)+"/"+strconv.Itoa(int(*p.Port)))
-	}
-	return strings.Join(parts, ",")
-}
 
 // sliceName is <service>-cafe-<hash of the group>[-<chunk>], at most 63
 // characters.

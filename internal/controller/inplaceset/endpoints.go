@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/endpointslices"
 	"github.com/cafe-io/cafe/internal/podutil"
 )
 
@@ -146,7 +146,7 @@ func (r *Reconciler) publish(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 	for _, w := range want {
 		cur := existing[w.Name]
 		delete(existing, w.Name)
-		if cur != nil && sameSlice(cur, w) {
+		if cur != nil && endpointslices.Same(cur, w) {
 			continue
 		}
 		writes = append(writes, write{want: w, cur: cur, gain: readyCount(w) - readyCount(cur)})
@@ -228,7 +228,7 @@ func desiredSlices(set *cafev1alpha1.InPlaceSet, e *endpoints, pods []podState, 
 			continue
 		}
 		ports := resolvePorts(e.service, ps.Pod)
-		key := groupKey(family, ports)
+		key := endpointslices.GroupKey(family, ports)
 		g := groups[key]
 		if g == nil {
 			g = &sliceGroup{family: family, ports: ports, slices: map[string][]discoveryv1.Endpoint{}}
@@ -374,10 +374,7 @@ func podAddress(pod *corev1.Pod) (discoveryv1.AddressType, string, bool) {
 func resolvePorts(svc *corev1.Service, pod *corev1.Pod) []discoveryv1.EndpointPort {
 	var out []discoveryv1.EndpointPort
 	for _, sp := range svc.Spec.Ports {
-		protocol := sp.Protocol
-		if protocol == "" {
-			protocol = corev1.ProtocolTCP
-		}
+		protocol := endpointslices.Protocol(sp)
 		port := sp.TargetPort.IntVal
 		if sp.TargetPort.StrVal != "" {
 			port = namedPort(pod, sp.TargetPort.StrVal, protocol)
@@ -403,14 +400,6 @@ func namedPort(pod *corev1.Pod, name string, protocol corev1.Protocol) int32 {
 	return 0
 }
 
-// groupKey identifies a family and a resolution of the Service's ports.
-func groupKey(family discoveryv1.AddressType, ports []discoveryv1.EndpointPort) string {
-	parts := []string{string(family)}
-	for _, p := range ports {
-		parts = append(parts, *p.Name+"/"+string(*p.Protocol)+"/"+strconv.Itoa(int(*p.Port)))
-	}
-	return strings.Join(parts, ",")
-}
 
 func readyCount(s *discoveryv1.EndpointSlice) int {
 	if s == nil {
@@ -425,15 +414,6 @@ func readyCount(s *discoveryv1.EndpointSlice) int {
 	return n
 }
 
-// sameSlice: cur already holds what want says (the fields the set writes).
-func sameSlice(cur, want *discoveryv1.EndpointSlice) bool {
-	return cur.AddressType == want.AddressType &&
-		equality.Semantic.DeepEqual(cur.Endpoints, want.Endpoints) &&
-		equality.Semantic.DeepEqual(cur.Ports, want.Ports) &&
-		equality.Semantic.DeepEqual(cur.Labels, want.Labels) &&
-		equality.Semantic.DeepEqual(cur.Annotations, want.Annotations) &&
-		equality.Semantic.DeepEqual(cur.OwnerReferences, want.OwnerReferences)
-}
 
 // slicesHolding are the EndpointSlices that carry the pod: the newest
 // versions of the set's own, and the others (another Service selecting
