@@ -134,7 +134,9 @@ func TestCafeDeploymentInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "web"}
 		}, "spec.endpoints"},
 		{"endpoints naming no Service", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{} }, "spec.endpoints.service"},
-		{"endpoints naming an invalid Service", func(c *cafev1alpha1.CafeDeployment) { c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "Web_1"} }, "spec.endpoints.service"},
+		{"endpoints naming an invalid Service", func(c *cafev1alpha1.CafeDeployment) {
+			c.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "Web_1"}
+		}, "spec.endpoints.service"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -150,7 +150,6 @@ func (r *Reconciler) converge(ctx context.Context, svc *corev1.Service, want, ha
 	return nil
 }
 
-
 // servicesOfInstance maps an instance to the Services of its namespace
 // that select it or list it.
 func (r *Reconciler) servicesOfInstance(ctx context.Context, o client.Object) []ctrl.Request {

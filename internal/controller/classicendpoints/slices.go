@@ -105,7 +105,6 @@ func servicePorts(svc *corev1.Service, inst *cafev1alpha1.ClassicInstance) []dis
 	return out
 }
 
-
 // endpoint is inst on host: ready while its health check passes for its
 // current spec on a Ready host, its traffic gate is open and it is not
 // being deleted; serving while all but the last hold. An instance on a
@@ -148,7 +147,6 @@ func addressType(address string) (discoveryv1.AddressType, bool) {
 		return discoveryv1.AddressTypeIPv6, true
 	}
 }
-
 
 // sliceName is <service>-cafe-<hash of the group>[-<chunk>], at most 63
 // characters.

@@ -400,7 +400,6 @@ func namedPort(pod *corev1.Pod, name string, protocol corev1.Protocol) int32 {
 	return 0
 }
 
-
 func readyCount(s *discoveryv1.EndpointSlice) int {
 	if s == nil {
 		return 0
@@ -413,7 +412,6 @@ func readyCount(s *discoveryv1.EndpointSlice) int {
 	}
 	return n
 }
-
 
 // slicesHolding are the EndpointSlices that carry the pod: the newest
 // versions of the set's own, and the others (another Service selecting
