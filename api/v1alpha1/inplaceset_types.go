@@ -226,7 +226,9 @@ type InPlaceSetStatus struct {
 	// +optional
 	UpdatedReplicas *int32 `json:"updatedReplicas,omitempty"`
 
-	// updatedReadyReplicas is the number of ready pods on updateRevision.
+	// updatedReadyReplicas is the number of pods on updateRevision that
+	// serve: Ready with the gate open and, with spec.endpoints, listed
+	// ready in the set's EndpointSlices.
 	// +optional
 	UpdatedReadyReplicas *int32 `json:"updatedReadyReplicas,omitempty"`
 

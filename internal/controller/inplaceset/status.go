@@ -34,7 +34,10 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *cafev1alpha1.InPlace
 		}
 		if ps.Updated {
 			updated++
-			if ps.Ready {
+			// Serving, not only Ready: with spec.endpoints an updated pod
+			// is Ready before the set's slices list it again, and the
+			// CafeDeployment ends a group on this count.
+			if s.input.serves(ps) {
 				updatedReady++
 			}
 		}
