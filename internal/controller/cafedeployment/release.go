@@ -199,10 +199,12 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 		groupStatus(&r, k+1, in.Now)
 	}
 	if k := *r.CurrentGroup; r.Phase == cafev1alpha1.ReleasePhaseProgressing {
-		// The next group starts as soon as the current one does when
-		// nothing stands between them.
-		if next := operatedThrough(in.Plan, k, in.WaitForConfirm || stepAfter(in.Traffic, &r, k) != nil); next > k {
-			groupStatus(&r, next, in.Now)
+		// The groups after the current one start with it, up to the next
+		// barrier: their pods may be operated on from now, as the budget
+		// allows.
+		held := func(j int32) bool { return in.WaitForConfirm || stepAfter(in.Traffic, &r, j) != nil }
+		for j := k + 1; j <= operatedThrough(in.Plan, k, held); j++ {
+			groupStatus(&r, j, in.Now)
 		}
 	}
 	if in.Paused && r.Phase != cafev1alpha1.ReleasePhaseCompleted {
@@ -212,15 +214,16 @@ func stepRelease(in releaseInput) cafev1alpha1.ReleaseStatus {
 }
 
 // operatedThrough is the last group whose pods the pod sets operate on
-// while group k is the current one: k+1 when the release flows past k (no
-// barrier of the plan, Plan.FlowsPast, and nothing held after k: a
-// confirmation or a traffic step), so that the next group's pods start
-// draining as soon as the budget allows instead of when the last pod of
-// group k is back; else k. A group boundary is a barrier only where a
-// person or a check looks.
-func operatedThrough(p plan.Plan, k int32, held bool) int32 {
-	if !held && p.FlowsPast(int(k)) {
-		return k + 1
+// while group k is the current one: the release flows past every boundary
+// up to the next barrier (one of the plan's, Plan.FlowsPast, or a group
+// held after it: a confirmation or a traffic step), so that the pods of
+// the groups after k start draining as soon as the budget allows (the
+// units' maxUnavailable, a group's worth of pods in flight, minAvailable),
+// as a Deployment rolls, instead of when the last pod of a group is back.
+// A group boundary is a barrier only where a person or a check looks.
+func operatedThrough(p plan.Plan, k int32, heldAfter func(group int32) bool) int32 {
+	for !heldAfter(k) && p.FlowsPast(int(k)) {
+		k++
 	}
 	return k
 }

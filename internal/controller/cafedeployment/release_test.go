@@ -204,13 +204,14 @@ func TestStepReleaseStartsTheNextGroupWhereItFlows(t *testing.T) {
 
 	flowing := stepRelease(releaseInput{Plan: p, Release: beta, Progress: progress(1, 1, 1), Now: t0})
 	g.Expect(flowing.CurrentGroup).To(HaveValue(Equal(int32(1))))
-	g.Expect(started(flowing)).To(Equal([]int32{0, 1, 2}))
-	g.Expect(operatedThrough(p, 1, false)).To(Equal(int32(2)))
+	g.Expect(started(flowing)).To(Equal([]int32{0, 1, 2, 3}), "every group after the beta one starts with the first of them")
+	g.Expect(operatedThrough(p, 1, never)).To(Equal(int32(3)))
+	g.Expect(operatedThrough(p, 1, func(k int32) bool { return k == 2 })).To(Equal(int32(2)), "a group held after it stops the flow there")
 
 	gated := stepRelease(releaseInput{Plan: p, Release: beta, Progress: progress(1, 1, 1), WaitForConfirm: true, Now: t0})
 	g.Expect(gated.Phase).To(Equal(cafev1alpha1.ReleasePhaseWaitingForConfirm))
 	g.Expect(started(gated)).To(Equal([]int32{0}))
-	g.Expect(operatedThrough(p, 1, true)).To(Equal(int32(1)))
+	g.Expect(operatedThrough(p, 1, always)).To(Equal(int32(1)))
 
 	last := stepRelease(releaseInput{Plan: p, Release: flowing, Progress: progress(3, 3, 3), Now: t0})
 	g.Expect(last.CurrentGroup).To(HaveValue(Equal(int32(3))))
@@ -228,7 +229,7 @@ func TestATrafficStepHoldsItsGroupUntilItsDurationSinceTheRouteWasSteered(t *tes
 	g.Expect(*r.CurrentGroup).To(BeEquivalentTo(0))
 	g.Expect(r.Groups).To(HaveLen(1), "the step is a barrier: group 1 does not start with it")
 	g.Expect(r.Groups[0].Traffic).To(Equal(&cafev1alpha1.TrafficStepStatus{Split: "10% to web-canary"}), "begun, not yet steered")
-	g.Expect(operatedThrough(p, 0, stepAfter(traffic, &r, 0) != nil)).To(BeEquivalentTo(0))
+	g.Expect(operatedThrough(p, 0, func(k int32) bool { return stepAfter(traffic, &r, k) != nil })).To(BeEquivalentTo(0))
 
 	// Time does not count before the route was steered.
 	in.NewRelease, in.Release, in.Now = false, r, metav1.NewTime(t0.Add(time.Hour))
@@ -303,3 +304,7 @@ func TestABegunTrafficStepKeepsRunningWhenItsGroupIsInProgressAgain(t *testing.T
 	g.Expect(group.Index).To(BeEquivalentTo(0))
 	g.Expect(stepAhead(cd)).To(BeFalse())
 }
+
+// never and always are heldAfter functions: no group held, every group held.
+func never(int32) bool  { return false }
+func always(int32) bool { return true }

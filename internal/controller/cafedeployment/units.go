@@ -24,17 +24,20 @@ var defaultMaxUnavailable = intstr.FromInt32(1)
 // (one group) is bounded by the water level alone.
 func unitSettingsFor(cd *cafev1alpha1.CafeDeployment, p plan.Plan, reports map[string]podset.UnitReport, fast bool) (map[string]podset.UnitSettings, error) {
 	current := ptr.Deref(cd.Status.Release.CurrentGroup, 0)
-	through := int(operatedThrough(p, current, cd.Spec.Strategy.WaitsForConfirm() || trafficStep(cd, current) != nil))
+	held := func(k int32) bool { return cd.Spec.Strategy.WaitsForConfirm() || trafficStep(cd, k) != nil }
+	through := int(operatedThrough(p, current, held))
 	if cd.Status.Release.Phase == cafev1alpha1.ReleasePhaseCompleted {
 		through = len(p.Groups)
 	}
 	partitions := plan.Partition(p, through)
 	active := activeUnits(p, reports, p.UpdatedTarget(through))
-	// Two groups at once still have at most a group's worth of pods in
-	// flight.
+	// Several groups at once still have at most a group's worth of pods
+	// in flight.
 	var inFlight int32
 	if through > int(current) {
-		inFlight = max(p.Size(int(current)), p.Size(through))
+		for k := int(current); k <= through; k++ {
+			inFlight = max(inFlight, p.Size(k))
+		}
 	}
 	shares, err := budgetShares(cd, p, reports, active, budgetBounds{fast: fast, inFlight: inFlight})
 	if err != nil {

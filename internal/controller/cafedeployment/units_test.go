@@ -52,19 +52,19 @@ func TestUnitSettingsFor(t *testing.T) {
 		want    map[string]podset.UnitSettings
 	}{
 		{
-			name:    "without a gate the release operates on the next group too",
+			name:    "without a gate the release operates on every group up to the next barrier",
 			flows:   true,
 			release: atGroup(1),
 			reports: oneUpdatedEach,
-			want:    settingsOf(settings(1, 1, 0), settings(1, 1, 0), settings(1, 1, 0)),
+			want:    settingsOf(settings(0, 1, 0), settings(0, 1, 0), settings(0, 1, 0)),
 		},
 		{
-			name:     "two groups at once keep at most a group's worth of pods in flight",
+			name:     "groups at once keep at most a group's worth of pods in flight",
 			flows:    true,
 			strategy: cafev1alpha1.CafeDeploymentStrategy{MaxUnavailable: intOrString("2")},
 			release:  atGroup(1),
 			reports:  oneUpdatedEach,
-			want:     settingsOf(settings(1, 2, 0), settings(1, 1, 0), settings(1, 0, 0)),
+			want:     settingsOf(settings(0, 2, 0), settings(0, 1, 0), settings(0, 0, 0)),
 		},
 		{
 			name:    "the end of the beta group is a barrier",
