@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -114,6 +115,45 @@ func (r *Reconciler) gatherEndpoints(ctx context.Context, set *cafev1alpha1.InPl
 	return e, nil
 }
 
+// current reports whether the set's slices already say what publish would
+// write, so that most reconciles skip rebuilding every endpoint of the set:
+// the plan lists and drops nobody, every pod the slices carry is still the
+// set's and not being deleted, none is listed ready without being Ready,
+// and the Service's ports are those the slices were written for.
+func (e *endpoints) current(pods []podState, p planResult) bool {
+	if len(p.List) > 0 || len(p.Unlist) > 0 {
+		return false
+	}
+	ports := servicePortsHash(e.service)
+	for _, s := range e.slices {
+		if s.Annotations[servicePortsAnnotation] != ports {
+			return false
+		}
+	}
+	carried := 0
+	for _, ps := range pods {
+		ready, ok := e.ready[ps.Pod.UID]
+		if !ok {
+			continue
+		}
+		if ps.Terminating || ready && !ps.Ready {
+			return false
+		}
+		carried++
+	}
+	return carried == len(e.ready)
+}
+
+// servicePortsAnnotation records, on each of the set's slices, the hash of
+// the Service's ports it was written for.
+const servicePortsAnnotation = "cafe.io/service-ports"
+
+func servicePortsHash(svc *corev1.Service) string {
+	raw, _ := json.Marshal(svc.Spec.Ports)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}
+
 // publish writes the set's slices: the pods they carried, with the plan's
 // listings and drops applied, each listed ready only while its pod is
 // Ready. Slices that list more pods ready than before are written first,
@@ -128,6 +168,9 @@ func (r *Reconciler) publish(ctx context.Context, set *cafev1alpha1.InPlaceSet, 
 				return err
 			}
 		}
+		return nil
+	}
+	if e.current(s.input.Pods, p) {
 		return nil
 	}
 	want, err := desiredSlices(set, e, s.input.Pods, p, r.Scheme)
@@ -242,13 +285,14 @@ func desiredSlices(set *cafev1alpha1.InPlaceSet, e *endpoints, pods []podState, 
 		}
 	}
 	var out []*discoveryv1.EndpointSlice
+	ports := servicePortsHash(e.service)
 	keys := make([]string, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		for _, s := range groups[k].pack(set, k) {
+		for _, s := range groups[k].pack(set, k, ports) {
 			if err := controllerutil.SetControllerReference(set, s, scheme); err != nil {
 				return nil, fmt.Errorf("owning EndpointSlice %s: %w", s.Name, err)
 			}
@@ -268,7 +312,7 @@ type sliceGroup struct {
 
 // pack places the homeless endpoints in the group's slices with room, the
 // emptiest first, then in new slices, and builds the slices.
-func (g *sliceGroup) pack(set *cafev1alpha1.InPlaceSet, key string) []*discoveryv1.EndpointSlice {
+func (g *sliceGroup) pack(set *cafev1alpha1.InPlaceSet, key, ports string) []*discoveryv1.EndpointSlice {
 	slices.SortFunc(g.homeless, byTargetName)
 	for _, ep := range g.homeless {
 		name := ""
@@ -300,7 +344,7 @@ func (g *sliceGroup) pack(set *cafev1alpha1.InPlaceSet, key string) []*discovery
 					discoveryv1.LabelManagedBy:   cafev1alpha1.EndpointSliceManagedByInPlaceSet,
 					setNameLabel:                 set.Name,
 				},
-				Annotations: map[string]string{sliceGroupAnnotation: key},
+				Annotations: map[string]string{sliceGroupAnnotation: key, servicePortsAnnotation: ports},
 			},
 			AddressType: g.family,
 			Endpoints:   eps,

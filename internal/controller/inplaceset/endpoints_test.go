@@ -194,3 +194,38 @@ func TestWithASelectingServiceTheSetDrainsThroughTheGateAndSaysWhy(t *testing.T)
 		g.Expect(ready).To(Equal(2))
 	}).Should(Succeed())
 }
+
+func TestWithOwnedEndpointsTheSlicesFollowTheServicePortsAndPodReadiness(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	g.Expect(suite.Client.Create(ctx, selectorlessService(ns, "web", nil))).To(Succeed())
+	set := publishingSet(ns, 3, "web")
+	set.Spec.Template.Spec.Containers[0].Ports = append(set.Spec.Template.Spec.Containers[0].Ports, corev1.ContainerPort{Name: "admin", ContainerPort: 9090})
+	createRunningSet(ctx, t, g, set)
+	g.Eventually(func(g Gomega) {
+		g.Expect(listedReady(ctx, g, set)).To(Equal(map[string]bool{"web-0": true, "web-1": true, "web-2": true}))
+	}).Should(Succeed())
+
+	svc := &corev1.Service{}
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, svc)).To(Succeed())
+	svc.Spec.Ports[0].TargetPort = intstr.FromString("admin")
+	g.Expect(suite.Client.Update(ctx, svc)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		slices := setSlices(ctx, g, set)
+		g.Expect(slices).NotTo(BeEmpty())
+		for _, s := range slices {
+			g.Expect(s.Ports).To(HaveLen(1))
+			g.Expect(*s.Ports[0].Port).To(BeEquivalentTo(9090), "slice %s", s.Name)
+		}
+		g.Expect(listedReady(ctx, g, set)).To(Equal(map[string]bool{"web-0": true, "web-1": true, "web-2": true}))
+	}).Should(Succeed(), "the named targetPort resolved again")
+
+	// A container that stops being ready takes the pod out of service.
+	pod := getPod(ctx, g, ns, "web-1")
+	g.Expect(framework.PatchPodStatus(ctx, suite.Client, pod, map[string]any{
+		"conditions": []corev1.PodCondition{{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()}},
+	})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(listedReady(ctx, g, set)).To(Equal(map[string]bool{"web-0": true, "web-1": false, "web-2": true}))
+		g.Expect(getSet(ctx, g, set).Status.AvailableReplicas).To(HaveValue(BeEquivalentTo(2)))
+	}).Should(Succeed())
+}
