@@ -134,7 +134,8 @@ func ownerIndex(obj client.Object) []string {
 
 // Reconcile gathers the set's pods and revisions, plans, writes, and
 // reports status. Every step is idempotent; the protocol's state is on the
-// pods, so a crash anywhere resumes cleanly.
+// pods (and, with spec.endpoints, in the set's EndpointSlices), so a crash
+// anywhere resumes cleanly.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	set := &cafev1alpha1.InPlaceSet{}

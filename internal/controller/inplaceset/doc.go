@@ -8,6 +8,12 @@
 // judged from the kubelet's container status) or delete it to be recreated.
 // The gate reopens once the pod has been ready for minReadySeconds.
 //
+// With spec.endpoints the set writes the EndpointSlices of a Service
+// without a selector for its pods (endpoints.go): an in-place update then
+// drains a pod by listing it not ready in them instead of closing its gate,
+// and lists it ready again once it has been ready for minReadySeconds; the
+// slices are that drain's state. Other operations still use the gate.
+//
 // Decisions are made by the pure function plan (plan.go) from what gather
 // read; the reconciler only executes them. Templates of past revisions are
 // kept as ControllerRevisions.
