@@ -15,7 +15,8 @@
 // (VmHWM, /proc/<pid>/status, reset through clear_refs before a release) can
 // be read apart from the control plane's processes (cp.PIDs()).
 //
-// Each scenario runs in its own namespace with a Service selecting the pods.
+// Each scenario runs in its own namespace with a Service selecting the pods
+// (without a selector where the workload writes the endpoints itself).
 // The workload is created at image v1 and the benchmark waits until every
 // pod is Ready, the EndpointSlices list them all ready and the workload's
 // controller is done. It then snapshots the counters, changes the image to
