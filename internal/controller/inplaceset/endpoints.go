@@ -52,6 +52,8 @@ type endpoints struct {
 	// ready says, for each pod the slices carry (by UID), whether they
 	// list it ready.
 	ready map[types.UID]bool
+	// portsHash is the hash of the Service's ports (servicePortsHash).
+	portsHash string
 }
 
 // carries reports whether the set's slices hold the pod, and whether ready.
@@ -96,6 +98,9 @@ func (r *Reconciler) gatherEndpoints(ctx context.Context, set *cafev1alpha1.InPl
 		return nil, err
 	}
 	e := &endpoints{service: svc, condition: cond, ready: map[types.UID]bool{}}
+	if svc != nil {
+		e.portsHash = servicePortsHash(svc)
+	}
 	if cond == nil && meta.FindStatusCondition(set.Status.Conditions, cafev1alpha1.InPlaceSetEndpointsPublishedCondition) == nil {
 		// Never asked to publish (the usual set): it has no slices.
 		return e, nil
@@ -124,9 +129,8 @@ func (e *endpoints) current(pods []podState, p planResult) bool {
 	if len(p.List) > 0 || len(p.Unlist) > 0 {
 		return false
 	}
-	ports := servicePortsHash(e.service)
 	for _, s := range e.slices {
-		if s.Annotations[servicePortsAnnotation] != ports {
+		if s.Annotations[servicePortsAnnotation] != e.portsHash {
 			return false
 		}
 	}
@@ -285,14 +289,13 @@ func desiredSlices(set *cafev1alpha1.InPlaceSet, e *endpoints, pods []podState, 
 		}
 	}
 	var out []*discoveryv1.EndpointSlice
-	ports := servicePortsHash(e.service)
 	keys := make([]string, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		for _, s := range groups[k].pack(set, k, ports) {
+		for _, s := range groups[k].pack(set, k, e.portsHash) {
 			if err := controllerutil.SetControllerReference(set, s, scheme); err != nil {
 				return nil, fmt.Errorf("owning EndpointSlice %s: %w", s.Name, err)
 			}
