@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/podutil"
 )
 
 // Reasons of the traffic-ready condition. False reasons say which operation
@@ -141,7 +142,7 @@ func patchConditions(ctx context.Context, c client.Client, pod *corev1.Pod, gate
 	if err != nil {
 		return "", err
 	}
-	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
+	target := podutil.WriteTarget(pod)
 	err = c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body))
 	if isUIDMismatch(err) {
 		return "", apierrors.NewNotFound(corev1.Resource("pods"), pod.Name)

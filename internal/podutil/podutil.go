@@ -86,3 +86,13 @@ func Ready(pod *corev1.Pod) bool {
 	}
 	return false
 }
+
+// WriteTarget is the object to hand a pod write (a patch of the pod or of
+// its status) to: the pod's metadata only, so that the API server answers
+// with the written pod's metadata (its resourceVersion) rather than the
+// whole pod, which CAFE's writers would decode only to throw away.
+func WriteTarget(pod *corev1.Pod) *metav1.PartialObjectMetadata {
+	target := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
+	target.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	return target
+}

@@ -394,8 +394,7 @@ func (r *Reconciler) updateInPlace(ctx context.Context, set *cafev1alpha1.InPlac
 	if err != nil {
 		return err
 	}
-	// Patch decodes the response into its object: never into the cache's.
-	if err := r.Client.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+	if err := r.Client.Patch(ctx, podutil.WriteTarget(pod), client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		return ignoreGone(fmt.Errorf("updating pod %s in place: %w", describe(pod), err))
 	}
 	r.written.expect(pod.UID, r.Now(), func(x *expectation) { x.Revision = s.updateHash })
