@@ -60,15 +60,16 @@ test: verify tools ## Unit, envtest and e2e tests (all go test, e2e in two shard
 	$(MAKE) fuzz
 
 # Fuzz targets (package:target): admitted-by-the-CRD objects through the
-# planners and controllers' decisions, one target per CRD pair. -short:
+# planners and controllers' decisions, one or more targets per CRD. -short:
 # their packages' envtest TestMain is not needed. The step takes
-# targets x FUZZ_TIME (5 x 20 s); above 5 targets, lower FUZZ_TIME to 15s.
+# targets x FUZZ_TIME (6 x 15 s); above 6 targets, lower FUZZ_TIME further.
 FUZZ_TARGETS := ./internal/release/plan:FuzzNewOnAdmittedSpecs \
 	./internal/controller/inplaceset:FuzzPlanOnAdmittedSets \
+	./internal/controller/inplaceset:FuzzPlanWithOwnEndpoints \
 	./internal/controller/cafeappservice:FuzzDecideOnAdmittedApps \
 	./internal/controller/releaseorder:FuzzDecideOnAdmittedOrders \
 	./internal/controller/nodelifecycle:FuzzPlanOnAdmittedPolicies
-FUZZ_TIME ?= 20s
+FUZZ_TIME ?= 15s
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME (seeds in each package's testdata/fuzz).

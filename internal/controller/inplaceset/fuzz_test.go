@@ -3,6 +3,7 @@ package inplaceset
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,4 +106,110 @@ func fuzzedPlanInput(t *testing.T, set *cafev1alpha1.InPlaceSet, pods []byte) pl
 		in.Pods = append(in.Pods, st)
 	}
 	return in
+}
+
+// FuzzPlanWithOwnEndpoints plans admitted sets that write their Service's
+// endpoints (spec.endpoints) over fuzzed pods, a second byte per pod
+// telling what the set's slices say of it, and checks what the drain by
+// slice promises: no pod is updated in place unless drained, nor while
+// the slices list it or in the plan that lists or drops it; no pod is both
+// listed and dropped; and a plan that takes serving pods out of the
+// Service leaves at least replicas − maxUnavailable available.
+func FuzzPlanWithOwnEndpoints(f *testing.F) {
+	v := crdcheck.MustFor(f, "InPlaceSet")
+	f.Add(int32(4), int32(1), uint8(0), int32(0), []byte{0x44, 0x54, 0x55, 0x14}, []byte{0x01, 0x01, 0x02, 0x00})
+	f.Add(int32(10), int32(0), uint8(30), int32(5), []byte{0x54, 0x54, 0x54, 0x54, 0x54, 0x75, 0x75}, []byte{0x01, 0x01, 0x01, 0x01, 0x05, 0x02, 0x00})
+	f.Add(int32(3), int32(3), uint8(0), int32(0), []byte{0x75, 0x75, 0x75}, []byte{0x02, 0x02, 0x02})
+	f.Fuzz(func(t *testing.T, replicas, maxUnavailable int32, percent uint8, minReady int32, pods, sliceFacts []byte) {
+		set := &cafev1alpha1.InPlaceSet{
+			TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"},
+			Spec: cafev1alpha1.InPlaceSetSpec{
+				Replicas: ptr.To(replicas),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "fuzz"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fuzz"}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+				},
+				UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{
+					MinReadySeconds: minReady, MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable)),
+				},
+				Endpoints: &cafev1alpha1.PodSetEndpoints{Service: "web"},
+			},
+		}
+		if percent > 0 {
+			set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
+		}
+		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refused != nil {
+			return
+		}
+		in := fuzzedPlanInput(t, admitted, pods)
+		in.OwnEndpoints = true
+		for i := range in.Pods {
+			var b byte
+			if i < len(sliceFacts) {
+				b = sliceFacts[i]
+			}
+			p := &in.Pods[i]
+			p.Listed, p.Dropped, p.TrafficGuarded = b&1 != 0, b&1 == 0 && b&2 != 0, b&4 != 0
+			if p.Listed {
+				// The set's own slices list it ready: not drained.
+				p.Drained = false
+			}
+		}
+		out := plan(in)
+		checkDrainBySlice(t, in, out)
+	})
+}
+
+func checkDrainBySlice(t *testing.T, in planInput, out planResult) {
+	t.Helper()
+	state := map[*corev1.Pod]podState{}
+	for _, p := range in.Pods {
+		state[p.Pod] = p
+	}
+	listed, unlisted := map[*corev1.Pod]bool{}, map[*corev1.Pod]bool{}
+	for _, pod := range out.List {
+		listed[pod] = true
+	}
+	for _, pod := range out.Unlist {
+		unlisted[pod] = true
+		if listed[pod] {
+			t.Fatalf("pod %s is both listed and dropped", pod.Name)
+		}
+	}
+	for _, pod := range out.UpdateInPlace {
+		p := state[pod]
+		if !p.Drained || p.Listed || listed[pod] || unlisted[pod] {
+			t.Fatalf("pod %s updated in place while still reachable: drained %v, listed %v, listed now %v, dropped now %v", pod.Name, p.Drained, p.Listed, listed[pod], unlisted[pod])
+		}
+	}
+
+	// The budget, where every pod is one of the replicas (no surplus,
+	// deletion, migration), as plan's unavailable counts them.
+	if len(in.Pods) > in.Replicas || slices.ContainsFunc(in.Pods, func(p podState) bool { return p.Terminating || p.MigrateRequested || p.DeleteRequested }) {
+		return
+	}
+	closed := map[*corev1.Pod]bool{}
+	for _, g := range out.CloseGate {
+		closed[g.Pod] = true
+	}
+	takenAway, left := 0, 0
+	for _, p := range in.Pods {
+		if !in.available(p) || p.DrainReason != "" {
+			continue
+		}
+		if unlisted[p.Pod] || closed[p.Pod] {
+			takenAway++
+		} else {
+			left++
+		}
+	}
+	if takenAway > 0 && left < in.Replicas-in.MaxUnavailable {
+		t.Fatalf("the plan takes %d available pods away and leaves %d available, below replicas %d − maxUnavailable %d", takenAway, left, in.Replicas, in.MaxUnavailable)
+	}
 }
