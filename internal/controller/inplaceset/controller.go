@@ -198,8 +198,8 @@ func (r *Reconciler) executeAndReport(ctx context.Context, set *cafev1alpha1.InP
 		execErr = r.execute(ctx, set, s, p)
 		return execErr, r.updateStatus(ctx, set, s, p, execErr)
 	}
-	// Its own copy: the status patch decodes the answer into it while the
-	// pod writes read the set's template.
+	// Its own copy: the status report writes the status (and the written
+	// resourceVersion) into it while the pod writes read the set's template.
 	reported := set.DeepCopy()
 	var wg sync.WaitGroup
 	wg.Go(func() { statusErr = r.updateStatus(ctx, reported, s, p, nil) })
