@@ -29,25 +29,8 @@ func FuzzPlanOnAdmittedSets(f *testing.F) {
 	f.Add(int32(100000), int32(40000), int32(0), uint8(25), int32(5), false, []byte{})
 	f.Add(int32(2), int32(0), int32(1), uint8(0), int32(0), true, []byte{0x81, 0x81, 0x81, 0x81})
 	f.Fuzz(func(t *testing.T, replicas, partition, maxUnavailable int32, percent uint8, minReady int32, paused bool, pods []byte) {
-		set := &cafev1alpha1.InPlaceSet{
-			TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet"},
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"},
-			Spec: cafev1alpha1.InPlaceSetSpec{
-				Replicas: ptr.To(replicas),
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "fuzz"}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fuzz"}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
-				},
-				UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{
-					Partition: ptr.To(partition), MinReadySeconds: minReady, Paused: paused,
-					MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable)),
-				},
-			},
-		}
-		if percent > 0 {
-			set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
-		}
+		set := fuzzedSet(replicas, maxUnavailable, percent, minReady)
+		set.Spec.UpdateStrategy.Partition, set.Spec.UpdateStrategy.Paused = ptr.To(partition), paused
 		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
 		if err != nil {
 			t.Fatal(err)
@@ -74,6 +57,30 @@ func FuzzPlanOnAdmittedSets(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzedSet is an InPlaceSet of the fuzzer's size and update strategy,
+// maxUnavailable a percentage when percent is set.
+func fuzzedSet(replicas, maxUnavailable int32, percent uint8, minReady int32) *cafev1alpha1.InPlaceSet {
+	set := &cafev1alpha1.InPlaceSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"},
+		Spec: cafev1alpha1.InPlaceSetSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "fuzz"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fuzz"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
+			},
+			UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{
+				MinReadySeconds: minReady, MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable)),
+			},
+		},
+	}
+	if percent > 0 {
+		set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
+	}
+	return set
 }
 
 // fuzzedPlanInput is what gather would pass plan for set, with one pod per
@@ -121,25 +128,8 @@ func FuzzPlanWithOwnEndpoints(f *testing.F) {
 	f.Add(int32(10), int32(0), uint8(30), int32(5), []byte{0x54, 0x54, 0x54, 0x54, 0x54, 0x75, 0x75}, []byte{0x01, 0x01, 0x01, 0x01, 0x05, 0x02, 0x00})
 	f.Add(int32(3), int32(3), uint8(0), int32(0), []byte{0x75, 0x75, 0x75}, []byte{0x02, 0x02, 0x02})
 	f.Fuzz(func(t *testing.T, replicas, maxUnavailable int32, percent uint8, minReady int32, pods, sliceFacts []byte) {
-		set := &cafev1alpha1.InPlaceSet{
-			TypeMeta:   metav1.TypeMeta{APIVersion: cafev1alpha1.GroupVersion.String(), Kind: "InPlaceSet"},
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"},
-			Spec: cafev1alpha1.InPlaceSetSpec{
-				Replicas: ptr.To(replicas),
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "fuzz"}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fuzz"}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
-				},
-				UpdateStrategy: cafev1alpha1.InPlaceSetUpdateStrategy{
-					MinReadySeconds: minReady, MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable)),
-				},
-				Endpoints: &cafev1alpha1.PodSetEndpoints{Service: "web"},
-			},
-		}
-		if percent > 0 {
-			set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
-		}
+		set := fuzzedSet(replicas, maxUnavailable, percent, minReady)
+		set.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "web"}
 		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
 		if err != nil {
 			t.Fatal(err)
