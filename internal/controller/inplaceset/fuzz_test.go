@@ -31,14 +31,10 @@ func FuzzPlanOnAdmittedSets(f *testing.F) {
 	f.Fuzz(func(t *testing.T, replicas, partition, maxUnavailable int32, percent uint8, minReady int32, paused bool, pods []byte) {
 		set := fuzzedSet(replicas, maxUnavailable, percent, minReady)
 		set.Spec.UpdateStrategy.Partition, set.Spec.UpdateStrategy.Paused = ptr.To(partition), paused
-		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if refused != nil {
+		in, admitted := admittedPlanInput(t, v, set, pods)
+		if !admitted {
 			return
 		}
-		in := fuzzedPlanInput(t, admitted, pods)
 		out := plan(in)
 
 		creates := out.CreateUpdated + out.CreateCurrent
@@ -81,6 +77,20 @@ func fuzzedSet(replicas, maxUnavailable int32, percent uint8, minReady int32) *c
 		set.Spec.UpdateStrategy.MaxUnavailable = ptr.To(intstr.FromString(fmt.Sprintf("%d%%", percent)))
 	}
 	return set
+}
+
+// admittedPlanInput is fuzzedPlanInput for the set as the CRD admits it
+// (defaults applied), or false when the CRD refuses the set.
+func admittedPlanInput(t *testing.T, v *crdcheck.Validator, set *cafev1alpha1.InPlaceSet, pods []byte) (planInput, bool) {
+	t.Helper()
+	admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused != nil {
+		return planInput{}, false
+	}
+	return fuzzedPlanInput(t, admitted, pods), true
 }
 
 // fuzzedPlanInput is what gather would pass plan for set, with one pod per
@@ -130,14 +140,10 @@ func FuzzPlanWithOwnEndpoints(f *testing.F) {
 	f.Fuzz(func(t *testing.T, replicas, maxUnavailable int32, percent uint8, minReady int32, pods, sliceFacts []byte) {
 		set := fuzzedSet(replicas, maxUnavailable, percent, minReady)
 		set.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: "web"}
-		admitted, refused, err := crdcheck.Admitted(context.Background(), v, set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if refused != nil {
+		in, admitted := admittedPlanInput(t, v, set, pods)
+		if !admitted {
 			return
 		}
-		in := fuzzedPlanInput(t, admitted, pods)
 		in.OwnEndpoints = true
 		for i := range in.Pods {
 			var b byte
