@@ -22,6 +22,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/analysis"
 	"github.com/cafe-io/cafe/internal/controller/cafedeployment/podset"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/podutil"
@@ -84,7 +85,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// replicas back; only schedulability changes matter, not heartbeats.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.reschedulingDeployments), builder.WithPredicates(schedulabilityChanged)).
 		Named("cafedeployment").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 2})).
 		Complete(r)
 }
 

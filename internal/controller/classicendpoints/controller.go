@@ -19,11 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/endpointslices"
 )
 
@@ -49,6 +51,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return errors.New("classicendpoints: Client and Scheme are required")
 	}
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		Named("classicendpoints").
 		For(&corev1.Service{}).
 		Owns(&discoveryv1.EndpointSlice{}).

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/httpcheck"
 	"github.com/cafe-io/cafe/internal/ssa"
 )
@@ -99,7 +100,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&cafev1alpha1.ClassicHost{}).
 		// A probe takes up to a second: a slow host must not hold up the
 		// others' judgements.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 4})).
 		Watches(&coordinationv1.Lease{}, hostOfLease, builder.WithPredicates(inHostLeaseNamespace)).
 		Complete(r)
 }

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/revision"
 	"github.com/cafe-io/cafe/internal/statuspatch"
 )
@@ -94,7 +95,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// port) that a set short of hosts waits for.
 		Watches(&cafev1alpha1.ClassicInstance{}, handler.EnqueueRequestsFromMapFunc(r.setsWaitingForRoomOn), builder.WithPredicates(deletedOnly)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.setsOfSlice)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 4})).
 		Complete(r)
 }
 

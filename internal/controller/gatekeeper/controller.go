@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/podutil"
 )
@@ -61,7 +62,7 @@ func (r *Reconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager) error
 			return ok && kept(pod) && waitsForGate(pod)
 		}))).
 		Named("gatekeeper").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 4})).
 		Complete(r)
 }
 

@@ -19,9 +19,11 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/iam"
 	"github.com/cafe-io/cafe/internal/writebatch"
 )
@@ -41,6 +43,7 @@ type BindingReconciler struct {
 // matches change with their labels).
 func (r *BindingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		Named("iamrolebinding").
 		For(&cafev1alpha1.IAMRoleBinding{}).
 		Owns(&rbacv1.RoleBinding{}).

@@ -15,10 +15,12 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/iam"
 	"github.com/cafe-io/cafe/internal/ssa"
 )
@@ -42,6 +44,7 @@ type RoleReconciler struct {
 // that includes it) and the ClusterRoles it keeps.
 func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		Named("iamrole").
 		For(&cafev1alpha1.IAMRole{}).
 		Owns(&rbacv1.ClusterRole{}).

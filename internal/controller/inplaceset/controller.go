@@ -28,6 +28,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/conflict"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 	"github.com/cafe-io/cafe/internal/podutil"
@@ -111,7 +112,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.setsPublishing)).
 		Named("inplaceset").
 		// Sets are independent; one per unit releases at the same time.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 4})).
 		Complete(r)
 }
 

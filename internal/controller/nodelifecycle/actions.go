@@ -16,6 +16,7 @@ import (
 type nodeState struct {
 	// Node is the node as read, or Host the classic host (one of them is
 	// set); the writers patch it. The planner needs only the fields below.
+	// Node is the cache's own object until writableNode copies it.
 	Node      *corev1.Node
 	Host      *cafev1alpha1.ClassicHost
 	Name      string
@@ -38,6 +39,19 @@ type nodeState struct {
 	// Migrating those already asked.
 	Movable   []client.Object
 	Migrating []client.Object
+
+	// nodeCopied: Node is a copy of the cache's object, the writers' own.
+	nodeCopied bool
+}
+
+// writableNode is the node for a writer to patch (the patch's answer is
+// decoded into it): a copy of the cache's object, made on the first write,
+// so that a pass that writes nothing copies no node.
+func (s *nodeState) writableNode() *corev1.Node {
+	if !s.nodeCopied {
+		s.Node, s.nodeCopied = s.Node.DeepCopy(), true
+	}
+	return s.Node
 }
 
 // object is what the state judges, its kind ("Node" or "Host") and its

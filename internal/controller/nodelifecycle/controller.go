@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,12 +21,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/ownwrites"
 )
 
@@ -148,6 +151,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: clusterKey}}}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		Named("nodelifecycle").
 		// A node's conditions, addresses and taints are signals and state;
 		// its heartbeats alone are not.
@@ -332,7 +336,10 @@ func (r *Reconciler) listLeases(ctx context.Context) (*coordinationv1.LeaseList,
 // are in node name order.
 func (r *Reconciler) judge(ctx context.Context, p *cafev1alpha1.NodeLifecyclePolicySpec, records []cafev1alpha1.NodeVerdictRecord, reportsOf map[string][]cafev1alpha1.NodeHealthReport, now time.Time) ([]nodeState, time.Duration, error) {
 	nodeList := &corev1.NodeList{}
-	if err := r.Client.List(ctx, nodeList); err != nil {
+	// The cache's own nodes, only read: a pass runs every few seconds over
+	// every node, and copying them all was most of its CPU. The writers
+	// copy the one they patch (writableNode).
+	if err := r.Client.List(ctx, nodeList, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, 0, fmt.Errorf("listing nodes: %w", err)
 	}
 	for i := range nodeList.Items {
@@ -547,7 +554,9 @@ func unhealthySince(node *corev1.Node, prev cafev1alpha1.NodeVerdict, prevSince 
 // host's Schedulable condition) and migration requests.
 func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now time.Time) error {
 	obj, kind, key := st.object()
-	log := ctrl.LoggerFrom(ctx).WithValues(kind, klog.KObj(obj))
+	// Built only to log: every pass acts on every node, and a logger with
+	// values is a copy of the logger's core.
+	log := func() logr.Logger { return ctrl.LoggerFrom(ctx).WithValues(kind, klog.KObj(obj)) }
 	d := st.Judgement
 	message := d.Message
 	if a.Held != "" {
@@ -558,7 +567,7 @@ func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now
 		errs = append(errs, err)
 	} else if st.Previous != d.Verdict {
 		r.verdictChanged(obj, key, kind, st.Previous, d, now)
-		log.Info(kind+" verdict changed", "from", st.Previous, "to", d.Verdict, "evidence", d.Message)
+		log().Info(kind+" verdict changed", "from", st.Previous, "to", d.Verdict, "evidence", d.Message)
 	}
 	if a.Held != r.held[key] {
 		if a.Held != "" {
@@ -587,7 +596,7 @@ func (r *Reconciler) act(ctx context.Context, st *nodeState, a *nodeActions, now
 	if len(started) > 0 {
 		what := migratedKind(st)
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "MigrationStarted", "Migrate", "Migrating %d %s(s) off the Failed %s: %s", len(started), what, strings.ToLower(kind), strings.Join(started, ", "))
-		log.Info("Migrating "+what+"s off the Failed "+strings.ToLower(kind), what+"s", started)
+		log().Info("Migrating "+what+"s off the Failed "+strings.ToLower(kind), what+"s", started)
 	}
 	r.observeMigrated(key, st, now)
 	return errors.Join(errs...)
@@ -600,10 +609,10 @@ func (r *Reconciler) writeVerdict(ctx context.Context, st *nodeState, a *nodeAct
 	if st.Host != nil {
 		return r.writeHostConditions(ctx, st, a, message)
 	}
-	if err := r.writeUnhealthySince(ctx, st.Node, st.UnhealthySince); err != nil {
+	if err := r.writeUnhealthySince(ctx, st, st.UnhealthySince); err != nil {
 		return err
 	}
-	return r.writeCondition(ctx, st.Node, st.Judgement.Verdict, message, st.VerdictSince)
+	return r.writeCondition(ctx, st, st.Judgement.Verdict, message, st.VerdictSince)
 }
 
 // verdictChanged reports a verdict written on a node or host (an event,

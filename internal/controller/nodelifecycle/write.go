@@ -30,7 +30,8 @@ func (r *Reconciler) wroteNode(node *corev1.Node) {
 // writeUnhealthySince keeps the node's cafe.io/unhealthy-since annotation
 // in step with its verdict. It is written before the verdict's condition,
 // so a node recorded as unhealthy always carries it.
-func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node, since time.Time) error {
+func (r *Reconciler) writeUnhealthySince(ctx context.Context, st *nodeState, since time.Time) error {
+	node := st.Node
 	var want any
 	if !since.IsZero() {
 		want = since.UTC().Format(time.RFC3339)
@@ -40,6 +41,7 @@ func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node,
 		return nil
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{cafev1alpha1.UnhealthySinceAnnotation: want}}})
+	node = st.writableNode()
 	if err := r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("annotating node %s with %s: %w", node.Name, cafev1alpha1.UnhealthySinceAnnotation, err)
 	}
@@ -49,7 +51,8 @@ func (r *Reconciler) writeUnhealthySince(ctx context.Context, node *corev1.Node,
 
 // writeCondition patches cafe.io/NodeHealthy when it changes. Its
 // lastTransitionTime is when the verdict (the reason) last changed.
-func (r *Reconciler) writeCondition(ctx context.Context, node *corev1.Node, v cafev1alpha1.NodeVerdict, message string, since time.Time) error {
+func (r *Reconciler) writeCondition(ctx context.Context, st *nodeState, v cafev1alpha1.NodeVerdict, message string, since time.Time) error {
+	node := st.Node
 	status := corev1.ConditionFalse
 	if v == cafev1alpha1.NodeVerdictHealthy {
 		status = corev1.ConditionTrue
@@ -67,6 +70,7 @@ func (r *Reconciler) writeCondition(ctx context.Context, node *corev1.Node, v ca
 	if err != nil {
 		return err
 	}
+	node = st.writableNode()
 	if err := r.Client.Status().Patch(ctx, node, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("writing condition %s on node %s: %w", cafev1alpha1.NodeHealthyCondition, node.Name, err)
 	}

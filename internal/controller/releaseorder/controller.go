@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -25,6 +26,7 @@ import (
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/audit"
 	"github.com/cafe-io/cafe/internal/conflict"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/seal"
 )
 
@@ -137,6 +139,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		For(&cafev1alpha1.ReleaseOrder{}).
 		// A person acts on an order by creating a ReleaseAction.
 		Watches(&cafev1alpha1.ReleaseAction{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {

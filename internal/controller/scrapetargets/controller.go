@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods;nodes,verbs=get;list;watch
@@ -67,6 +69,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return zoneOf(e.ObjectOld) != zoneOf(e.ObjectNew)
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controllerqueue.Options(controller.Options{})).
 		Named("scrapetargets").
 		Watches(&corev1.Pod{}, toFile, builder.WithPredicates(shown)).
 		Watches(&cafev1alpha1.ClassicInstance{}, toFile, builder.WithPredicates(shown)).

@@ -24,6 +24,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/conflict"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/traffic"
 )
 
@@ -200,7 +201,7 @@ func setup[T client.Object](mgr ctrl.Manager, name string, opts Options, k kind[
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(k.newObject(), builder.WithPredicates(g.predicate())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}))
 	for _, w := range watches {
 		b = b.Watches(w.Object, w.Handler)
 	}
