@@ -40,13 +40,6 @@ func (c *sharedClock) NewTicker(d time.Duration) clock.Ticker {
 	return s
 }
 
-// running returns the number of periods that have a running timer.
-func (c *sharedClock) running() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.hubs)
-}
-
 // hub is the timer of one period and the tickers it feeds; it stops with
 // its last ticker.
 type hub struct {

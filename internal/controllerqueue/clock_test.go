@@ -11,6 +11,13 @@ const tick = 5 * time.Millisecond
 
 func newSharedClock() *sharedClock { return &sharedClock{hubs: map[time.Duration]*hub{}} }
 
+// running returns the number of periods that have a running timer.
+func (c *sharedClock) running() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.hubs)
+}
+
 func TestTickersOfOnePeriodShareOneTimer(t *testing.T) {
 	g := NewWithT(t)
 	c := newSharedClock()
