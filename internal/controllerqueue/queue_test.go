@@ -8,27 +8,13 @@ import (
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/cafe-io/cafe/test/framework/managermetrics"
 )
 
-// metric returns the named workqueue metric of queue name from the
-// controller-runtime registry the manager serves (nil if absent).
+// metric returns the named workqueue metric of queue name (nil if absent).
 func metric(g Gomega, family, name string) *dto.Metric {
-	families, err := metrics.Registry.Gather()
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, f := range families {
-		if f.GetName() != family {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "name" && l.GetValue() == name {
-					return m
-				}
-			}
-		}
-	}
-	return nil
+	return managermetrics.Series(g, family, map[string]string{"name": name})
 }
 
 func TestQueueKeepsTheWorkqueueMetrics(t *testing.T) {

@@ -13,10 +13,10 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/test/framework"
+	"github.com/cafe-io/cafe/test/framework/managermetrics"
 )
 
 // endpointSlice lists the pod with the given readiness.
@@ -58,14 +58,7 @@ func closeGate(ctx context.Context, g Gomega, pod *corev1.Pod) *corev1.Pod {
 // sliceAPIReads is the drain check's count of slices read from the API
 // server (cafe_lossless_endpointslice_api_reads_total).
 func sliceAPIReads(g Gomega) float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, f := range families {
-		if f.GetName() == "cafe_lossless_endpointslice_api_reads_total" {
-			return f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
+	return managermetrics.Series(g, "cafe_lossless_endpointslice_api_reads_total", nil).GetCounter().GetValue()
 }
 
 // The drain check must not judge a pod from a slice cache older than the

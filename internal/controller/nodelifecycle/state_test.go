@@ -8,16 +8,15 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/test/framework"
+	"github.com/cafe-io/cafe/test/framework/managermetrics"
 )
 
 // serialTest is framework.ControllerSuite.Setup without t.Parallel: the tests
@@ -123,40 +122,16 @@ func TestRateLimitWindowIsReadFromThePolicyStatus(t *testing.T) {
 // this process, on controller-runtime's registry): a gauge's or counter's
 // value, or a histogram's sample count and sum.
 func metric(g *WithT, name string, labels map[string]string) (value float64, count uint64) {
-	families, err := metrics.Registry.Gather()
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
-			}
-			switch {
-			case m.GetHistogram() != nil:
-				return m.GetHistogram().GetSampleSum(), m.GetHistogram().GetSampleCount()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue(), 0
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue(), 0
-			}
-		}
+	m := managermetrics.Series(g, name, labels)
+	switch {
+	case m.GetHistogram() != nil:
+		return m.GetHistogram().GetSampleSum(), m.GetHistogram().GetSampleCount()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue(), 0
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue(), 0
 	}
 	return 0, 0
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	got := map[string]string{}
-	for _, l := range m.GetLabel() {
-		got[l.GetName()] = l.GetValue()
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // The metrics after one node fails and its pod is migrated: nodes by
