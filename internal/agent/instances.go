@@ -74,6 +74,9 @@ type instances struct {
 	children map[string]*child
 	failures map[string]int
 	fetching map[string]*sync.Mutex
+	// pinned counts, by package, the launches in progress that need it:
+	// from before its fetch until their child is in children.
+	pinned map[string]int
 
 	exits chan event.TypedGenericEvent[*cafev1alpha1.ClassicInstance]
 }
@@ -102,6 +105,7 @@ func newInstances(c client.Client, o Options, registryURL string) *instances {
 		children: map[string]*child{},
 		failures: map[string]int{},
 		fetching: map[string]*sync.Mutex{},
+		pinned:   map[string]int{},
 		exits:    make(chan event.TypedGenericEvent[*cafev1alpha1.ClassicInstance], 64),
 	}
 }
@@ -158,6 +162,7 @@ func (r *instances) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 // package is on disk and checked, so a package that cannot be fetched
 // leaves it running.
 func (r *instances) launch(ctx context.Context, inst *cafev1alpha1.ClassicInstance, spec launchSpec, running *child) (ctrl.Result, error) {
+	defer r.pin(spec.SHA256)()
 	if err := r.ensurePackage(ctx, inst, spec.PackageDir); err != nil {
 		return r.packageFailed(ctx, inst, running, err)
 	}
@@ -181,6 +186,7 @@ func (r *instances) restart(ctx context.Context, inst *cafev1alpha1.ClassicInsta
 		return ctrl.Result{RequeueAfter: wait}, r.report(ctx, inst, gone.rec, cafev1alpha1.ClassicInstanceStarting,
 			metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonExited, msg)
 	}
+	defer r.pin(spec.SHA256)()
 	r.forget(spec.Key)
 	return r.startChild(ctx, inst, spec, gone.rec.Restarts+1)
 }
@@ -352,9 +358,8 @@ func (r *instances) remove(ctx context.Context, key string) error {
 }
 
 // collectPackages removes the unpacked packages that no instance of the
-// host names in its spec and no process runs from: a host does not keep
-// every release's package forever. A package being fetched is named by
-// the spec it is fetched for, and its lock is taken before it goes.
+// host names in its spec, no process runs from and no launch in progress
+// needs: a host does not keep every release's package forever.
 func (r *instances) collectPackages(ctx context.Context) error {
 	instances := &cafev1alpha1.ClassicInstanceList{}
 	if err := r.client.List(ctx, instances); err != nil {
@@ -364,11 +369,6 @@ func (r *instances) collectPackages(ctx context.Context) error {
 	for _, inst := range instances.Items {
 		keep[inst.Spec.Artifact.SHA256] = true
 	}
-	r.mu.Lock()
-	for _, c := range r.children {
-		keep[c.rec.SHA256] = true
-	}
-	r.mu.Unlock()
 	dir := filepath.Join(r.workDir, "packages")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -382,16 +382,68 @@ func (r *instances) collectPackages(ctx context.Context) error {
 		if !e.IsDir() || keep[sha] {
 			continue
 		}
-		lock := r.packageLock(sha)
-		lock.Lock()
-		err := os.RemoveAll(filepath.Join(dir, sha))
-		lock.Unlock()
+		removed, err := r.removeUnneededPackage(dir, sha)
 		if err != nil {
-			return fmt.Errorf("removing package %s: %w", sha, err)
+			return err
 		}
-		log.FromContext(ctx).Info("removed a package no instance uses", "sha256", sha)
+		if removed {
+			log.FromContext(ctx).Info("removed a package no instance uses", "sha256", sha)
+		}
 	}
 	return nil
+}
+
+// removeUnneededPackage removes package sha unless a process or a launch in
+// progress needs it. It asks again under the package's lock, after the
+// list of instances that said it was unneeded: that list comes from the
+// cache, which may not yet have an instance whose launch has fetched the
+// package and is about to start it (an instance placed on a port another
+// instance just freed, say), and removing the package under that launch
+// would fail its start.
+func (r *instances) removeUnneededPackage(dir, sha string) (bool, error) {
+	lock := r.packageLock(sha)
+	lock.Lock()
+	defer lock.Unlock()
+	if r.packageNeeded(sha) {
+		return false, nil
+	}
+	if err := os.RemoveAll(filepath.Join(dir, sha)); err != nil {
+		return false, fmt.Errorf("removing package %s: %w", sha, err)
+	}
+	return true, nil
+}
+
+// packageNeeded: a process of the agent runs from package sha, or a launch
+// in progress needs it.
+func (r *instances) packageNeeded(sha string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pinned[sha] > 0 {
+		return true
+	}
+	for _, c := range r.children {
+		if c.rec.SHA256 == sha {
+			return true
+		}
+	}
+	return false
+}
+
+// pin keeps package sha from collectPackages until the returned func is
+// called. A launch pins its package before fetching it (before taking the
+// package's lock) and unpins it once its child is in children, so that a
+// collection taking the lock after the fetch sees one or the other.
+func (r *instances) pin(sha string) (unpin func()) {
+	r.mu.Lock()
+	r.pinned[sha]++
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.pinned[sha]--; r.pinned[sha] <= 0 {
+			delete(r.pinned, sha)
+		}
+	}
 }
 
 // current is the instance's process: the agent's own child, or one a
