@@ -35,6 +35,7 @@ import (
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
 	"github.com/cafe-io/cafe/internal/artifact"
+	"github.com/cafe-io/cafe/internal/controllerqueue"
 	"github.com/cafe-io/cafe/internal/httpcheck"
 )
 
@@ -122,7 +123,7 @@ func (r *instances) setup(mgr ctrl.Manager) error {
 		For(&cafev1alpha1.ClassicInstance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.exits, &handler.TypedEnqueueRequestForObject[*cafev1alpha1.ClassicInstance]{})).
 		// Several agents share a process in tests; a real host runs one.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)}).
+		WithOptions(controllerqueue.Options(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)})).
 		Complete(r)
 }
 
@@ -379,10 +380,13 @@ func (r *instances) collectPackages(ctx context.Context) error {
 	}
 	for _, e := range entries {
 		sha := e.Name()
+		if unpacked, ok := artifact.UnpackingInto(sha); ok {
+			sha = unpacked // a package being unpacked, or a crashed agent's leftover
+		}
 		if !e.IsDir() || keep[sha] {
 			continue
 		}
-		removed, err := r.removeUnneededPackage(dir, sha)
+		removed, err := r.removeUnneededPackage(filepath.Join(dir, e.Name()), sha)
 		if err != nil {
 			return err
 		}
@@ -393,21 +397,21 @@ func (r *instances) collectPackages(ctx context.Context) error {
 	return nil
 }
 
-// removeUnneededPackage removes package sha unless a process or a launch in
-// progress needs it. It asks again under the package's lock, after the
-// list of instances that said it was unneeded: that list comes from the
-// cache, which may not yet have an instance whose launch has fetched the
-// package and is about to start it (an instance placed on a port another
-// instance just freed, say), and removing the package under that launch
-// would fail its start.
-func (r *instances) removeUnneededPackage(dir, sha string) (bool, error) {
+// removeUnneededPackage removes path, package sha's directory or an unpack
+// of it, unless a process or a launch in progress needs the package. It
+// asks again under the package's lock (which a fetch and unpack hold),
+// after the list of instances that said the package was unneeded: that
+// list comes from the cache, which may not have had the instance whose
+// launch has since fetched the package and is about to start it (an
+// instance placed on a port another instance just freed, say).
+func (r *instances) removeUnneededPackage(path, sha string) (bool, error) {
 	lock := r.packageLock(sha)
 	lock.Lock()
 	defer lock.Unlock()
 	if r.packageNeeded(sha) {
 		return false, nil
 	}
-	if err := os.RemoveAll(filepath.Join(dir, sha)); err != nil {
+	if err := os.RemoveAll(path); err != nil {
 		return false, fmt.Errorf("removing package %s: %w", sha, err)
 	}
 	return true, nil

@@ -81,3 +81,16 @@ func TestCollectPackagesKeepsAPinnedPackage(t *testing.T) {
 	g.Expect(r.collectPackages(context.Background())).To(Succeed())
 	g.Expect(packageOnDisk(r, "v2")()).To(BeFalse())
 }
+
+// An unpack in progress (its temporary directory beside the packages)
+// belongs to the package it becomes: kept while that package is needed,
+// removed with it (a crashed agent's leftover) when not.
+func TestCollectPackagesTreatsAnUnpackAsItsPackage(t *testing.T) {
+	g := NewWithT(t)
+	r := hostWith(t, []string{".v2.unpack-1953176024", ".v3.unpack-2248523411"})
+	defer r.pin("v2")()
+
+	g.Expect(r.collectPackages(context.Background())).To(Succeed())
+	g.Expect(packageOnDisk(r, ".v2.unpack-1953176024")()).To(BeTrue(), "v2 is being launched")
+	g.Expect(packageOnDisk(r, ".v3.unpack-2248523411")()).To(BeFalse(), "nothing needs v3")
+}

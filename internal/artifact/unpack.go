@@ -32,7 +32,7 @@ func Unpack(archive, destDir string) (err error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("unpacking %s: %w", archive, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(destDir)+".unpack-*")
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(destDir)+unpackingSuffix+"*")
 	if err != nil {
 		return fmt.Errorf("unpacking %s: %w", archive, err)
 	}
@@ -53,6 +53,26 @@ func Unpack(archive, destDir string) (err error) {
 		return fmt.Errorf("unpacking %s: %w", archive, err)
 	}
 	return nil
+}
+
+// unpackingSuffix follows the destination's name in the name of the
+// temporary directory an unpack fills.
+const unpackingSuffix = ".unpack-"
+
+// UnpackingInto tells the temporary directory of an unpack, by its name,
+// from anything else beside it: for one it returns the name of the
+// directory being unpacked and true. A collector of unpacked directories
+// must treat one as the directory it becomes (it may be in progress).
+func UnpackingInto(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return "", false
+	}
+	dest, _, ok := strings.Cut(rest, unpackingSuffix)
+	if !ok || dest == "" {
+		return "", false
+	}
+	return dest, true
 }
 
 // extract writes the entries of archive under dir. Every write goes

@@ -107,3 +107,24 @@ func TestUnpackRefusesACorruptArchive(t *testing.T) {
 	g.Expect(Unpack(archive, filepath.Join(parent, "web-1"))).To(HaveOccurred())
 	g.Expect(dirNames(t, parent)).To(BeEmpty())
 }
+
+// An unpack's temporary directory names what it becomes; nothing else
+// beside it does.
+func TestUnpackingIntoNamesTheDirectoryAnUnpackBecomes(t *testing.T) {
+	for name, want := range map[string]string{
+		".e03dfe53.unpack-1953176024": "e03dfe53",
+		".e03dfe53.unpack-":           "e03dfe53",
+		"e03dfe53":                    "",
+		"e03dfe53.unpack-1":           "",
+		".unpack-1":                   "",
+		"..unpack-1":                  "",
+		".e03dfe53":                   "",
+		"e03dfe53.tar.gz":             "",
+	} {
+		got, ok := UnpackingInto(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("UnpackingInto(%q) = %q, %v; want %q, %v", name, got, ok, want, want != "")
+		}
+	}
+}
+

@@ -34,7 +34,7 @@ func New[T comparable](name string, rateLimiter workqueue.TypedRateLimiter[T]) w
 }
 
 // Options returns o with the queue of this package: every controller of
-// cafe manager is built with it (builder.WithOptions).
+// cafe manager and of cafe agent is built with it (builder.WithOptions).
 func Options(o controller.Options) controller.Options {
 	o.NewQueue = New[reconcile.Request]
 	return o
