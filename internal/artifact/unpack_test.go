@@ -127,4 +127,3 @@ func TestUnpackingIntoNamesTheDirectoryAnUnpackBecomes(t *testing.T) {
 		}
 	}
 }
-
