@@ -27,6 +27,11 @@ const (
 	ClassicInstanceReasonStartFailed      = "StartFailed"
 	ClassicInstanceReasonUnhealthy        = "Unhealthy"
 	ClassicInstanceReasonExited           = "Exited"
+	// ClassicInstanceReasonPortBusy: the instance waits for its port,
+	// which the process of another instance of the host still holds (one
+	// stopping after its deletion, say), rather than start a process that
+	// cannot listen.
+	ClassicInstanceReasonPortBusy = "PortBusy"
 )
 
 // Phases of a ClassicInstance (empty until its host's agent acts on it).

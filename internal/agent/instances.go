@@ -193,6 +193,13 @@ func (r *instances) restart(ctx context.Context, inst *cafev1alpha1.ClassicInsta
 }
 
 func (r *instances) startChild(ctx context.Context, inst *cafev1alpha1.ClassicInstance, spec launchSpec, restarts int32) (ctrl.Result, error) {
+	if holder := r.portHolder(spec.Key, spec.Port); holder != "" {
+		// Started now, the process could not listen: it would exit and
+		// be restarted with a growing back-off, counted as restarts.
+		return ctrl.Result{RequeueAfter: r.period}, r.report(ctx, inst, nil, cafev1alpha1.ClassicInstanceStarting,
+			metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonPortBusy,
+			fmt.Sprintf("waiting for port %d: the process of instance %s still holds it", spec.Port, holder))
+	}
 	rec, cmd, err := start(spec, restarts)
 	if err != nil {
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.report(ctx, inst, nil, cafev1alpha1.ClassicInstanceFailed,
@@ -489,11 +496,43 @@ func (c *child) gone() bool {
 	return !c.exitedAt.IsZero()
 }
 
+// running: the process has not exited. Unlike gone it records nothing, so
+// it may be asked from another instance's reconcile.
+func (c *child) running() bool {
+	if c.exited != nil {
+		select {
+		case <-c.exited:
+			return false
+		default:
+			return true
+		}
+	}
+	return c.rec.alive()
+}
+
 func (r *instances) stopChild(key string, c *child) {
 	if !c.gone() {
 		c.rec.stop(r.grace, c.exited)
 	}
 	r.forget(key)
+}
+
+// portHolder names the other instance whose process, run by this agent,
+// has not exited and was started on port: an instance placed on the port
+// of one just deleted is created as soon as that one is gone from the
+// API, while its process may still be stopping (up to --stop-grace).
+func (r *instances) portHolder(key string, port int32) string {
+	if port == 0 {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, c := range r.children {
+		if k != key && c.rec.Port == port && c.running() {
+			return k
+		}
+	}
+	return ""
 }
 
 func (r *instances) forget(key string) {
@@ -527,7 +566,7 @@ func (r *instances) launchSpec(inst *cafev1alpha1.ClassicInstance) launchSpec {
 	key := client.ObjectKeyFromObject(inst).String()
 	spec := launchSpec{
 		Key: key, Dir: r.instanceDir(key), PackageDir: filepath.Join(r.workDir, "packages", a.SHA256),
-		Command: a.Command, SHA256: a.SHA256, NetNS: r.netns,
+		Command: a.Command, SHA256: a.SHA256, NetNS: r.netns, Port: a.Port,
 	}
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + spec.Dir}
 	for _, e := range a.Env {

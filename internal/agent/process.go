@@ -31,6 +31,9 @@ type processRecord struct {
 	SHA256    string    `json:"sha256"`
 	StartedAt time.Time `json:"startedAt"`
 	Restarts  int32     `json:"restarts"`
+	// Port is the port the process was told to listen on (0 in records
+	// of agents before it was kept).
+	Port int32 `json:"port,omitempty"`
 }
 
 // launchSpec is everything that starts an instance's process.
@@ -44,6 +47,8 @@ type launchSpec struct {
 	// NetNS, when set, is the network namespace (under /run/netns) the
 	// process is started in: the host's own on the local control plane.
 	NetNS string
+	// Port is the port the process listens on (in Env as CAFE_LISTEN).
+	Port int32
 	// Launch is the hash of the fields above that a change of restarts
 	// the process for.
 	Launch string
@@ -82,7 +87,7 @@ func start(spec launchSpec, restarts int32) (*processRecord, *exec.Cmd, error) {
 		return nil, nil, err
 	}
 	rec := &processRecord{PID: cmd.Process.Pid, StartTicks: ticks, Launch: spec.Launch, SHA256: spec.SHA256,
-		StartedAt: time.Now().UTC().Truncate(time.Second), Restarts: restarts}
+		StartedAt: time.Now().UTC().Truncate(time.Second), Restarts: restarts, Port: spec.Port}
 	if err := writeRecord(spec.Dir, rec); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

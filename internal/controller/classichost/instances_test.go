@@ -304,3 +304,43 @@ func TestADeletedInstanceServesUntilItIsGone(t *testing.T) {
 	g.Expect(suite.Client.Patch(ctx, inst, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
 	g.Eventually(func() error { _, _, err := answer(addr); return err }).Should(MatchError(ContainSubstring("connection refused")), "stopped once the instance is gone")
 }
+
+// An instance placed on the port of another instance of the host whose
+// process has not stopped (here held by a traffic finalizer after its
+// deletion) waits for the port, saying which instance holds it, rather
+// than start a process that cannot listen and count its restarts; it
+// starts once that process is gone.
+func TestAnInstanceWaitsForThePortAnotherInstanceStillHolds(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	d := framework.DemoApp(g)
+	host, address := "vm-"+ns, "127.0.43.5"
+	suite.RunAgent(t, g, framework.AgentOptions(t, host, "zone-c", address))
+	port := freePort(g, address)
+	leaving := newInstance(ns, "leaving", host, d.Artifact("v1", port))
+	leaving.Finalizers = []string{cafev1alpha1.TrafficFinalizer("test")}
+	g.Expect(suite.Client.Create(ctx, leaving)).To(Succeed())
+	g.Eventually(instanceOf(ctx, g, leaving)).Should(runningPackage(leaving.Spec.Artifact.SHA256))
+	addr := instanceOf(ctx, g, leaving)().Status.Address
+	g.Expect(suite.Client.Delete(ctx, leaving)).To(Succeed())
+
+	arriving := newInstance(ns, "arriving", host, d.Artifact("v2", port))
+	g.Expect(suite.Client.Create(ctx, arriving)).To(Succeed())
+	waiting := And(
+		HaveField("Status.Phase", cafev1alpha1.ClassicInstanceStarting),
+		HaveField("Status.Process", BeNil()),
+		HaveField("Status.Restarts", int32(0)),
+		WithTransform(readyReason, Equal(cafev1alpha1.ClassicInstanceReasonPortBusy)),
+		WithTransform(func(i *cafev1alpha1.ClassicInstance) string {
+			return meta.FindStatusCondition(i.Status.Conditions, cafev1alpha1.ClassicInstanceReadyCondition).Message
+		}, And(ContainSubstring(fmt.Sprint(port)), ContainSubstring(ns+"/leaving"))),
+	)
+	g.Eventually(instanceOf(ctx, g, arriving)).Should(waiting)
+	g.Consistently(instanceOf(ctx, g, arriving)).Should(waiting, "no process started while the port is held")
+	version, name, err := answer(addr)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect([]string{version, name}).To(Equal([]string{"v1", "leaving"}), "the leaving instance still serves")
+
+	g.Expect(suite.Client.Patch(ctx, leaving, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
+	g.Eventually(instanceOf(ctx, g, arriving)).Should(And(runningPackage(arriving.Spec.Artifact.SHA256), HaveField("Status.Restarts", int32(0))))
+	g.Eventually(func() (string, error) { v, _, err := answer(addr); return v, err }).Should(Equal("v2"))
+}
