@@ -483,12 +483,7 @@ func (r *instances) current(key, dir string) (*child, error) {
 // gone: the process has exited (an adopted one is checked now).
 func (c *child) gone() bool {
 	if c.exited != nil {
-		select {
-		case <-c.exited:
-			return true
-		default:
-			return false
-		}
+		return c.reaped()
 	}
 	if c.exitedAt.IsZero() && !c.rec.alive() {
 		c.exitedAt = time.Now()
@@ -500,14 +495,19 @@ func (c *child) gone() bool {
 // it may be asked from another instance's reconcile.
 func (c *child) running() bool {
 	if c.exited != nil {
-		select {
-		case <-c.exited:
-			return false
-		default:
-			return true
-		}
+		return !c.reaped()
 	}
 	return c.rec.alive()
+}
+
+// reaped: the agent's own child has exited and been reaped.
+func (c *child) reaped() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *instances) stopChild(key string, c *child) {
