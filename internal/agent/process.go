@@ -47,11 +47,12 @@ type launchSpec struct {
 	// NetNS, when set, is the network namespace (under /run/netns) the
 	// process is started in: the host's own on the local control plane.
 	NetNS string
-	// Port is the port the process listens on (in Env as CAFE_LISTEN).
-	Port int32
 	// Launch is the hash of the fields above that a change of restarts
 	// the process for.
 	Launch string
+	// Port is the port the process listens on: already in Env (as
+	// CAFE_LISTEN), kept apart to tell which process holds it.
+	Port int32
 }
 
 const recordFile = "process.json"
