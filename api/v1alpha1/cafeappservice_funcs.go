@@ -122,6 +122,9 @@ func (a *CafeAppService) Default() {
 	if w.PodSetType == "" {
 		w.PodSetType = DefaultPodSetType
 	}
+	if w.Endpoints == "" {
+		w.Endpoints = AppEndpointsSelector
+	}
 	cd := CafeDeployment{Spec: CafeDeploymentSpec{Topology: w.Topology, Strategy: w.Strategy}}
 	cd.Default()
 	w.Topology, w.Strategy = cd.Spec.Topology, cd.Spec.Strategy

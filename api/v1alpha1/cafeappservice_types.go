@@ -96,6 +96,8 @@ type CafeAppService struct {
 
 // CafeAppServiceSpec is the desired state of a CafeAppService.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.workload.endpoints) || self.workload.endpoints != 'CAFE' || (has(self.service) && has(self.service.ports) && size(self.service.ports) > 0)",message="spec.workload.endpoints CAFE needs spec.service.ports: CAFE writes the endpoints of the app's Service, and an app without ports has none",fieldPath=".workload.endpoints"
+// +kubebuilder:validation:XValidation:rule="!has(self.workload.endpoints) || self.workload.endpoints != 'CAFE' || !has(self.service) || !has(self.service.publishInRegistry) || !self.service.publishInRegistry",message="spec.workload.endpoints CAFE cannot be combined with spec.service.publishInRegistry: the registry finds the pods through the Service's selector",fieldPath=".workload.endpoints"
 // +kubebuilder:validation:XValidation:rule="has(self.classicArtifact) == (has(self.workload.classicUnits) && size(self.workload.classicUnits) > 0)",message="spec.classicArtifact and spec.workload.classicUnits go together: classic units run the classic artifact",fieldPath=".classicArtifact"
 type CafeAppServiceSpec struct {
 	// template describes the app's pods. Editing it records a new
@@ -277,6 +279,9 @@ type AppConfig struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.minAvailable) || !has(self.replicas) || !(type(self.strategy.minAvailable) in [int]) || int(self.strategy.minAvailable) <= self.replicas",message="spec.workload.strategy.minAvailable must not exceed spec.workload.replicas",fieldPath=".strategy.minAvailable"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.groups) || self.strategy.groups.all(g, !has(g.units) || g.units.all(u, u in self.topology.values))",message="spec.workload.strategy.groups[].units: unknown unit; every unit must be listed in spec.workload.topology.values",fieldPath=".strategy.groups"
 // +kubebuilder:validation:XValidation:rule="!has(self.classicUnits) || self.classicUnits.all(u, u in self.topology.values)",message="spec.workload.classicUnits: unknown unit; every classic unit must be listed in spec.workload.topology.values",fieldPath=".classicUnits"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || self.endpoints != 'CAFE' || !has(self.podSetType) || self.podSetType == 'InPlaceSet'",message="spec.workload.endpoints CAFE is only allowed when spec.workload.podSetType is InPlaceSet",fieldPath=".endpoints"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || self.endpoints != 'CAFE' || !has(self.classicUnits) || size(self.classicUnits) == 0",message="spec.workload.endpoints CAFE cannot be combined with spec.workload.classicUnits: classic instances are published from the Service's selector",fieldPath=".endpoints"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoints) || self.endpoints != 'CAFE' || !has(self.strategy) || !has(self.strategy.traffic)",message="spec.workload.endpoints CAFE cannot be combined with spec.workload.strategy.traffic: traffic steps steer through Services that select the pods",fieldPath=".endpoints"
 type AppWorkload struct {
 	// replicas is the desired number of pods over all units.
 	// +optional
@@ -310,7 +315,37 @@ type AppWorkload struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=63
 	ClassicUnits []string `json:"classicUnits,omitempty"`
+
+	// endpoints says who lists the app's pods in its Service's
+	// EndpointSlices. Selector (the default): the Service selects the
+	// pods and the EndpointSlice controller lists them by readiness; a
+	// release drains a pod by closing its readiness gate (four pod writes
+	// per in-place update). CAFE: the Service has no selector and CAFE
+	// writes its EndpointSlices (the CafeDeployment's spec.endpoints); a
+	// release drains a pod by taking it out of them (two pod writes, about
+	// half the control plane's work; docs/cafedeployment.md, "Endpoints
+	// CAFE writes"). CAFE needs podSetType InPlaceSet and a Service (ports),
+	// and excludes classic units, traffic steps and publishing in the
+	// registry. Fixed once the app exists: switching a live Service
+	// between the two would leave it without endpoints for a moment.
+	// +optional
+	// +kubebuilder:default=Selector
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.workload.endpoints is immutable: serve the app through a new app to switch"
+	Endpoints AppEndpoints `json:"endpoints,omitempty"`
 }
+
+// AppEndpoints says who writes an app's EndpointSlices.
+// +kubebuilder:validation:Enum=Selector;CAFE
+type AppEndpoints string
+
+const (
+	// AppEndpointsSelector: the Service selects the app's pods; the
+	// EndpointSlice controller lists them by readiness.
+	AppEndpointsSelector AppEndpoints = "Selector"
+	// AppEndpointsCAFE: the Service has no selector; CAFE writes its
+	// EndpointSlices for the app's pods.
+	AppEndpointsCAFE AppEndpoints = "CAFE"
+)
 
 // CafeAppServiceStatus is the observed state of a CafeAppService.
 type CafeAppServiceStatus struct {

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -45,6 +46,7 @@ func TestCafeAppServiceDefaultsAreAppliedByTheAPIServer(t *testing.T) {
 	g.Expect(app.Spec.Service.Type).To(Equal(corev1.ServiceTypeClusterIP))
 	g.Expect(app.Spec.Service.Ports[0].Protocol).To(Equal(corev1.ProtocolTCP))
 	g.Expect(app.Spec.Workload.PodSetType).To(Equal(cafev1alpha1.PodSetTypeInPlaceSet))
+	g.Expect(app.Spec.Workload.Endpoints).To(Equal(cafev1alpha1.AppEndpointsSelector))
 	g.Expect(app.Spec.Workload.Strategy.UpgradeType).To(Equal(cafev1alpha1.UpgradeTypeBeta))
 	// The Go defaults agree with the CRD's.
 	g.Expect(local.Spec.RevisionHistoryLimit).To(Equal(app.Spec.RevisionHistoryLimit))
@@ -93,6 +95,24 @@ func TestCafeAppServiceInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			a.Spec.Workload.Strategy.Groups = []cafev1alpha1.ReleaseGroup{{Replicas: intstr.FromInt32(6), Units: []string{"zone-x"}}}
 		}, "spec.workload.strategy.groups"},
 		{"an unknown podSetType", func(a *cafev1alpha1.CafeAppService) { a.Spec.Workload.PodSetType = "DaemonSet" }, "spec.workload.podSetType"},
+		{"an unknown endpoints writer", func(a *cafev1alpha1.CafeAppService) { a.Spec.Workload.Endpoints = "Gateway" }, "spec.workload.endpoints"},
+		{"endpoints CAFE in ReplicaSet mode", func(a *cafev1alpha1.CafeAppService) {
+			a.Spec.Workload.Endpoints, a.Spec.Workload.PodSetType = cafev1alpha1.AppEndpointsCAFE, cafev1alpha1.PodSetTypeReplicaSet
+		}, "spec.workload.endpoints"},
+		{"endpoints CAFE with classic units", func(a *cafev1alpha1.CafeAppService) {
+			a.Spec.Workload.Endpoints, a.Spec.Workload.ClassicUnits = cafev1alpha1.AppEndpointsCAFE, []string{"zone-c"}
+			a.Spec.ClassicArtifact = &cafev1alpha1.ClassicArtifact{URL: "http://127.0.0.1:5000/app.tar.gz", SHA256: strings.Repeat("a", 64), Command: []string{"bin/app"}}
+		}, "spec.workload.endpoints"},
+		{"endpoints CAFE with traffic steps", func(a *cafev1alpha1.CafeAppService) {
+			a.Spec.Workload.Endpoints = cafev1alpha1.AppEndpointsCAFE
+			a.Spec.Workload.Strategy.Traffic = trafficWith(cafev1alpha1.TrafficStep{Weight: ptr.To[int32](10)})
+		}, "spec.workload.endpoints"},
+		{"endpoints CAFE without a Service", func(a *cafev1alpha1.CafeAppService) {
+			a.Spec.Workload.Endpoints, a.Spec.Service.Ports = cafev1alpha1.AppEndpointsCAFE, nil
+		}, "spec.workload.endpoints"},
+		{"endpoints CAFE published in the registry", func(a *cafev1alpha1.CafeAppService) {
+			a.Spec.Workload.Endpoints, a.Spec.Service.PublishInRegistry = cafev1alpha1.AppEndpointsCAFE, true
+		}, "spec.workload.endpoints"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,6 +123,23 @@ func TestCafeAppServiceInvalidSpecsAreRefusedNamingTheField(t *testing.T) {
 			expectInvalid(g, err, tt.field)
 		})
 	}
+}
+
+// An app whose endpoints CAFE writes is accepted, and who writes them is
+// fixed: switching a live Service between a selector and CAFE's slices
+// would leave it without endpoints for a moment.
+func TestCafeAppServiceEndpointsWriterIsFixed(t *testing.T) {
+	requireAPIServer(t)
+	ctx := context.Background()
+	g := NewWithT(t)
+	app := validApp("app-endpoints")
+	app.Spec.Workload.Endpoints = cafev1alpha1.AppEndpointsCAFE
+	create(t, g, app)
+
+	app.Spec.Workload.Endpoints = cafev1alpha1.AppEndpointsSelector
+	err := k8sClient.Update(ctx, app)
+	expectInvalid(g, err, "spec.workload.endpoints")
+	g.Expect(err.Error()).To(ContainSubstring("spec.workload.endpoints is immutable"))
 }
 
 func validRevision(app string, n int64) *cafev1alpha1.AppRevision {

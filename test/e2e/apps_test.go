@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cafev1alpha1 "github.com/cafe-io/cafe/api/v1alpha1"
+	"github.com/cafe-io/cafe/internal/lossless"
 	"github.com/cafe-io/cafe/test/framework"
 	"github.com/cafe-io/cafe/test/framework/watchrec"
 )
@@ -285,4 +286,84 @@ func TestAppPublishRollbackRestoresImageAndConfig(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(out).To(MatchRegexp(`store-r2 .*Succeeded\s+alice\s+latest,published,last-successful`))
 	g.Expect(out).To(MatchRegexp(`store-r3 .*RolledBack\s+alice`))
+}
+
+// Issue 14: an app whose Service's endpoints CAFE writes
+// (spec.workload.endpoints CAFE): the Service has no selector, the app's
+// CafeDeployment names it in spec.endpoints, and CAFE's slices alone list
+// the pods. `cafe app rollback --fast` then drains each pod by taking it
+// out of the slices (no gate closes), in place, lossless, with more pods
+// out at once than a group of the grouped release (3) and never fewer than
+// minAvailable (50%) listed ready (watch-checked; without --fast the
+// rollback keeps to its groups and the first check fails).
+func TestAppWithEndpointsWrittenByCAFERollsBackFastWithinTheWaterLevel(t *testing.T) {
+	g := NewWithT(t)
+	ctx := testContextWithin(t, 5*time.Minute)
+	ns := framework.CreateNamespace(t, k8sClient)
+	podLabels := map[string]string{cafev1alpha1.AppLabel: "ledger"}
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ledger"},
+		Spec: cafev1alpha1.CafeAppServiceSpec{
+			Template: appTemplate(map[string]string{"tier": "web"}),
+			Service:  cafev1alpha1.AppServiceSpec{Ports: []cafev1alpha1.AppServicePort{{Name: "http", Port: 80}}},
+			Workload: cafev1alpha1.AppWorkload{
+				Replicas:  ptr.To[int32](12),
+				Topology:  cafev1alpha1.Topology{Values: []string{"zone-a", "zone-b", "zone-c"}},
+				Endpoints: cafev1alpha1.AppEndpointsCAFE,
+				Strategy: cafev1alpha1.CafeDeploymentStrategy{
+					UpgradeType:  cafev1alpha1.UpgradeTypeBatch,
+					BatchSize:    ptr.To(intstr.FromInt32(3)),
+					MinAvailable: ptr.To(intstr.FromString("50%")),
+				},
+			},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, app)).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("ledger-r1"))
+	svc := &corev1.Service{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, svc)).To(Succeed())
+	g.Expect(svc.Spec.Selector).To(BeEmpty(), "CAFE writes the endpoints: the Service selects nothing")
+
+	publishApp := func(rev string) {
+		g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.PublishedRevision = rev })).To(Succeed())
+		releasedRevision(ctx, g, app, rev)
+	}
+	publishApp("ledger-r1")
+	cd := &cafev1alpha1.CafeDeployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, cd)).To(Succeed())
+	g.Expect(cd.Spec.Endpoints).To(Equal(&cafev1alpha1.PodSetEndpoints{Service: "ledger"}))
+	before := identities(waitForSetRollout(ctx, g, ns, podLabels, 12, "example.com/app:v1"))
+	published := map[string]int{cafev1alpha1.EndpointSliceManagedByInPlaceSet: 12}
+	g.Eventually(func(g Gomega) {
+		g.Expect(serviceSlices(ctx, g, ns, "ledger")).To(Equal(published))
+	}).Should(Succeed(), "CAFE's slices, and only those, list every pod ready")
+
+	g.Expect(editApp(ctx, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	})).To(Succeed())
+	waitForApp(ctx, g, app, latestIs("ledger-r2"))
+	publishApp("ledger-r2")
+	waitForSetRollout(ctx, g, ns, podLabels, 12, "example.com/app:v2")
+
+	rec := framework.Record(ctx, t, g, env.Admin, ns)
+	out, err := cafeCLI(ctx, t, ns, env.ControlPlane.KubeconfigPath(), "app", "rollback", "ledger", "--fast")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("published ledger-r1 of ledger (was ledger-r2)"))
+	releasedRevision(ctx, g, app, "ledger-r1")
+	after := identities(waitForSetRollout(ctx, g, ns, podLabels, 12, "example.com/app:v1"))
+	g.Expect(after).To(Equal(before), "every pod rolled back in place: same UID, node and IP")
+	g.Eventually(func(g Gomega) {
+		g.Expect(serviceSlices(ctx, g, ns, "ledger")).To(Equal(published))
+	}).Should(Succeed())
+
+	events := framework.ExpectLossless(ctx, g, rec)
+	g.Expect(watchrec.Report(watchrec.CheckServingLevel(events, 6))).To(BeEmpty(), "never fewer than minAvailable listed ready")
+	g.Expect(watchrec.Report(watchrec.CheckWaterLevel(events, labels.SelectorFromSet(podLabels), 6))).To(BeEmpty())
+	g.Expect(watchrec.CheckServingLevel(events, 9)).NotTo(BeEmpty(),
+		"more than a group of 3 out of the slices at once: the water level alone bounds a fast rollback")
+	for _, ev := range events {
+		if ev.Pod != nil {
+			g.Expect(lossless.DrainReason(ev.Pod)).To(BeEmpty(), "pod %s's gate closed (resourceVersion %d)", ev.Pod.Name, ev.ResourceVersion)
+		}
+	}
 }

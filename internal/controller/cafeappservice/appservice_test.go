@@ -108,6 +108,7 @@ func TestPublishReleasesTheRevisionAndRecordsItsOutcome(t *testing.T) {
 	cd := &cafev1alpha1.CafeDeployment{}
 	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, cd) }).Should(Succeed())
 	g.Expect(cd.Spec.Selector.MatchLabels).To(Equal(map[string]string{cafev1alpha1.AppLabel: "shop"}))
+	g.Expect(cd.Spec.Endpoints).To(BeNil(), "the Service's selector publishes the pods")
 	g.Expect(cd.Spec.Replicas).To(HaveValue(Equal(int32(3))))
 	g.Expect(cd.Spec.Strategy.UpgradeType).To(Equal(cafev1alpha1.UpgradeTypeBatch))
 	g.Expect(cd.Spec.Strategy.MinAvailable).To(Equal(app.Spec.Workload.Strategy.MinAvailable))
@@ -292,4 +293,34 @@ func TestPublishInRegistryLabelsTheService(t *testing.T) {
 	g.Expect(waitForLatest(ctx, g, app).Name).To(Equal("api-r2"))
 	publish(ctx, g, app, "api-r2")
 	g.Eventually(labels).ShouldNot(HaveKey(cafev1alpha1.RegistryPublishLabel))
+}
+
+// spec.workload.endpoints CAFE: the app's Service selects nothing and the
+// CafeDeployment names it in spec.endpoints, so the app's InPlaceSets write
+// its EndpointSlices; a release keeps both so.
+func TestEndpointsWrittenByCAFELeaveTheServiceWithoutASelector(t *testing.T) {
+	ctx, g, ns := suite.Setup(t)
+	app := newApp(ns, "ledger", "example.com/ledger:v1")
+	app.Spec.Workload.Endpoints = cafev1alpha1.AppEndpointsCAFE
+	createApp(ctx, t, g, app)
+	waitForLatest(ctx, g, app)
+	svc := &corev1.Service{}
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, svc) }).Should(Succeed())
+	g.Expect(svc.Spec.Selector).To(BeEmpty())
+	g.Expect(svc.Spec.Ports).To(HaveLen(1))
+
+	publish(ctx, g, app, "ledger-r1")
+	cd := &cafev1alpha1.CafeDeployment{}
+	g.Eventually(func() error { return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, cd) }).Should(Succeed())
+	g.Expect(cd.Spec.Endpoints).To(Equal(&cafev1alpha1.PodSetEndpoints{Service: "ledger"}))
+	waitForOutcome(ctx, g, ns, "ledger-r1", cafev1alpha1.ReleaseOutcomeSucceeded)
+
+	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.Template.Spec.Containers[0].Image = "example.com/ledger:v2" })
+	g.Expect(waitForLatest(ctx, g, app).Name).To(Equal("ledger-r2"))
+	publish(ctx, g, app, "ledger-r2")
+	waitForOutcome(ctx, g, ns, "ledger-r2", cafev1alpha1.ReleaseOutcomeSucceeded)
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, cd)).To(Succeed())
+	g.Expect(cd.Spec.Endpoints).To(Equal(&cafev1alpha1.PodSetEndpoints{Service: "ledger"}))
+	g.Expect(suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger"}, svc)).To(Succeed())
+	g.Expect(svc.Spec.Selector).To(BeEmpty())
 }

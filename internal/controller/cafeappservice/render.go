@@ -90,6 +90,9 @@ func desiredCafeDeployment(app *cafev1alpha1.CafeAppService, rev *cafev1alpha1.A
 			Strategy:   *w.Strategy.DeepCopy(),
 		},
 	}
+	if writesEndpoints(app) {
+		cd.Spec.Endpoints = &cafev1alpha1.PodSetEndpoints{Service: app.Name}
+	}
 	if len(w.ClassicUnits) > 0 && rev.Spec.ClassicArtifact != nil {
 		cd.Spec.Classic = &cafev1alpha1.ClassicUnits{Units: slices.Clone(w.ClassicUnits), Artifact: renderClassicArtifact(rev)}
 	}
@@ -132,8 +135,17 @@ func desiredConfigMap(namespace, app, name string, cfg cafev1alpha1.AppConfig) *
 	}
 }
 
+// writesEndpoints: CAFE writes the EndpointSlices of the app's Service
+// (spec.workload.endpoints CAFE), so the Service has no selector and the
+// CafeDeployment names it in spec.endpoints.
+func writesEndpoints(app *cafev1alpha1.CafeAppService) bool {
+	return app.Spec.Workload.Endpoints == cafev1alpha1.AppEndpointsCAFE
+}
+
 // desiredService is the app's Service for spec s. The ClusterIP and node
-// ports are left to the cluster, so applying it never changes them.
+// ports are left to the cluster, so applying it never changes them. When
+// CAFE writes the app's endpoints the Service selects nothing: the
+// EndpointSlice controller leaves a Service without a selector alone.
 func desiredService(app *cafev1alpha1.CafeAppService, s cafev1alpha1.AppServiceSpec) *corev1.Service {
 	svc := &corev1.Service{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -144,11 +156,13 @@ func desiredService(app *cafev1alpha1.CafeAppService, s cafev1alpha1.AppServiceS
 		},
 		Spec: corev1.ServiceSpec{
 			Type:                     s.Type,
-			Selector:                 appSelector(app.Name),
 			SessionAffinity:          s.SessionAffinity,
 			ExternalTrafficPolicy:    s.ExternalTrafficPolicy,
 			LoadBalancerSourceRanges: s.LoadBalancerSourceRanges,
 		},
+	}
+	if !writesEndpoints(app) {
+		svc.Spec.Selector = appSelector(app.Name)
 	}
 	if s.PublishInRegistry {
 		svc.Labels[cafev1alpha1.RegistryPublishLabel] = "true"
