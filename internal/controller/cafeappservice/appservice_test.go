@@ -315,7 +315,9 @@ func TestEndpointsWrittenByCAFELeaveTheServiceWithoutASelector(t *testing.T) {
 	g.Expect(cd.Spec.Endpoints).To(Equal(&cafev1alpha1.PodSetEndpoints{Service: "ledger"}))
 	waitForOutcome(ctx, g, ns, "ledger-r1", cafev1alpha1.ReleaseOutcomeSucceeded)
 
-	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) { a.Spec.Template.Spec.Containers[0].Image = "example.com/ledger:v2" })
+	updateApp(ctx, g, app, func(a *cafev1alpha1.CafeAppService) {
+		a.Spec.Template.Spec.Containers[0].Image = "example.com/ledger:v2"
+	})
 	g.Expect(waitForLatest(ctx, g, app).Name).To(Equal("ledger-r2"))
 	publish(ctx, g, app, "ledger-r2")
 	waitForOutcome(ctx, g, ns, "ledger-r2", cafev1alpha1.ReleaseOutcomeSucceeded)
