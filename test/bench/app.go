@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,28 +24,60 @@ import (
 // rollback command to every pod back on the old revision.
 //
 // Create publishes r1 (the release image) and then r2 (the create image),
-// both complete, so a rollback target exists; the benchmark's Service
-// selects the pods (the app declares no port of its own, so it keeps no
-// Service that would collide with it).
-type appRollback struct{ shape shape }
+// both complete, so a rollback target exists. With the gate protocol the
+// benchmark's Service selects the pods (the app declares no port of its
+// own, so it keeps no Service that would collide with it); with
+// ownEndpoints the app declares the benchmark's port and owns the Service
+// (spec.workload.endpoints CAFE: no selector, CAFE writes its
+// EndpointSlices), so it is named like the benchmark's Service.
+type appRollback struct {
+	shape        shape
+	ownEndpoints bool
+}
 
-// appServiceName is the app's name; its CafeDeployment has the same name.
+// appServiceName is the gated app's name; its CafeDeployment has the same
+// name.
 const appServiceName = appName + "-app"
 
-func (appRollback) Kind() string {
+// appRollbackEndpointsKey is the rollback scenario of an app whose
+// Service's endpoints CAFE writes.
+const appRollbackEndpointsKey = "app-rollback-endpoints"
+
+// name is the app's (and its CafeDeployment's) name: the benchmark's
+// Service name when the app owns that Service.
+func (w appRollback) name() string {
+	if w.ownEndpoints {
+		return appName
+	}
+	return appServiceName
+}
+
+func (w appRollback) Kind() string {
+	if w.ownEndpoints {
+		return "CafeAppService rollback --fast (CafeDeployment podSetType InPlaceSet, spec.workload.endpoints CAFE)"
+	}
 	return "CafeAppService rollback --fast (CafeDeployment podSetType InPlaceSet)"
 }
 
 func (w appRollback) cd() cafeDeployment {
-	return cafeDeployment{shape: w.shape, mode: cafev1alpha1.PodSetTypeInPlaceSet}
+	return cafeDeployment{shape: w.shape, mode: cafev1alpha1.PodSetTypeInPlaceSet, ownEndpoints: w.ownEndpoints}
 }
+
+// Service is the Service in front of the app's pods: the app's own, as it
+// writes it, when CAFE writes its endpoints (CreatesService).
+func (w appRollback) Service(ns string) *corev1.Service {
+	return w.cd().Service(ns)
+}
+
+// CreatesService: the app owns the Service when CAFE writes its endpoints.
+func (w appRollback) CreatesService() bool { return w.ownEndpoints }
 
 func (w appRollback) object(ns, image string) *cafev1alpha1.CafeAppService {
 	cd := w.cd().object(ns, image)
 	// Issue 14's fast rollback: the water level is its only bound.
 	cd.Spec.Strategy.MinAvailable = ptr.To(intstr.FromString(appMinAvailable))
-	return &cafev1alpha1.CafeAppService{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: appServiceName},
+	app := &cafev1alpha1.CafeAppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.name()},
 		Spec: cafev1alpha1.CafeAppServiceSpec{
 			Template: cd.Spec.Template,
 			Config:   cafev1alpha1.AppConfig{Env: map[string]string{"MODE": "bench"}},
@@ -56,6 +89,13 @@ func (w appRollback) object(ns, image string) *cafev1alpha1.CafeAppService {
 			},
 		},
 	}
+	if w.ownEndpoints {
+		app.Spec.Workload.Endpoints = cafev1alpha1.AppEndpointsCAFE
+		for _, p := range service(ns).Spec.Ports {
+			app.Spec.Service.Ports = append(app.Spec.Service.Ports, cafev1alpha1.AppServicePort{Name: p.Name, Port: p.Port, TargetPort: p.TargetPort.IntVal})
+		}
+	}
+	return app
 }
 
 // appMinAvailable is the rollback app's water level.
@@ -63,7 +103,11 @@ const appMinAvailable = "50%"
 
 func (w appRollback) Settings() []string {
 	s := w.cd().Settings()
-	s[0] = "CafeAppService " + appServiceName + " owning CafeDeployment " + appServiceName + ": " + s[0]
+	owner := "CafeAppService " + w.name() + " owning CafeDeployment " + w.name() + ": "
+	if w.ownEndpoints {
+		owner = "CafeAppService " + w.name() + " (spec.workload.endpoints CAFE: it owns Service " + w.name() + ", without a selector) owning CafeDeployment " + w.name() + " (spec.endpoints): "
+	}
+	s[0] = owner + s[0]
 	s[1] = strings.Replace(s[1], "no minAvailable", "minAvailable "+appMinAvailable, 1)
 	return append(s,
 		"set-up: r1 at "+imageV2+" published and complete, then r2 at "+imageV1+" published and complete (same config, so both revisions' pods read one ConfigMap and the rollback is in place)",
@@ -88,7 +132,7 @@ func (w appRollback) Create(ctx context.Context, c client.Client, ns, image stri
 	if !ok {
 		return fmt.Errorf("the benchmark's client cannot watch")
 	}
-	if err := w.publishWhenRecorded(ctx, wc, ns, cafev1alpha1.AppRevisionName(appServiceName, 1), false); err != nil {
+	if err := w.publishWhenRecorded(ctx, wc, ns, cafev1alpha1.AppRevisionName(w.name(), 1), false); err != nil {
 		return err
 	}
 	if err := w.WaitDone(ctx, wc, ns); err != nil {
@@ -97,7 +141,7 @@ func (w appRollback) Create(ctx context.Context, c client.Client, ns, image stri
 	if err := w.edit(ctx, c, ns, func(a *cafev1alpha1.CafeAppService) { a.Spec.Template = w.object(ns, image).Spec.Template }); err != nil {
 		return err
 	}
-	return w.publishWhenRecorded(ctx, wc, ns, cafev1alpha1.AppRevisionName(appServiceName, 2), false)
+	return w.publishWhenRecorded(ctx, wc, ns, cafev1alpha1.AppRevisionName(w.name(), 2), false)
 }
 
 // SetImage is the rollback: r1 runs imageV2, the image the benchmark
@@ -107,14 +151,14 @@ func (w appRollback) SetImage(ctx context.Context, c client.Client, ns, image st
 		return fmt.Errorf("the rollback scenario releases %s (its first revision), not %s", imageV2, image)
 	}
 	return w.edit(ctx, c, ns, func(a *cafev1alpha1.CafeAppService) {
-		a.Spec.PublishedRevision = cafev1alpha1.AppRevisionName(appServiceName, 1)
+		a.Spec.PublishedRevision = cafev1alpha1.AppRevisionName(w.name(), 1)
 		metav1.SetMetaDataAnnotation(&a.ObjectMeta, cafev1alpha1.FastReleaseAnnotation, a.Spec.PublishedRevision)
 	})
 }
 
 // publishWhenRecorded waits until the app records rev, then publishes it.
 func (w appRollback) publishWhenRecorded(ctx context.Context, c client.WithWatch, ns, rev string, fast bool) error {
-	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, appServiceName, func(a *cafev1alpha1.CafeAppService) bool {
+	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, w.name(), func(a *cafev1alpha1.CafeAppService) bool {
 		return a.Status.LatestRevision == rev
 	})
 	if err != nil {
@@ -131,7 +175,7 @@ func (w appRollback) publishWhenRecorded(ctx context.Context, c client.WithWatch
 func (w appRollback) edit(ctx context.Context, c client.Client, ns string, mutate func(*cafev1alpha1.CafeAppService)) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		a := &cafev1alpha1.CafeAppService{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: appServiceName}, a); err != nil {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: w.name()}, a); err != nil {
 			return err
 		}
 		mutate(a)
@@ -146,7 +190,7 @@ func (w appRollback) edit(ctx context.Context, c client.Client, ns string, mutat
 // WaitDone waits until the published revision succeeded: every pod runs it
 // and is available.
 func (w appRollback) WaitDone(ctx context.Context, c client.WithWatch, ns string) error {
-	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, appServiceName, func(a *cafev1alpha1.CafeAppService) bool {
+	err := waitForObject(ctx, c, &cafev1alpha1.CafeAppServiceList{}, ns, w.name(), func(a *cafev1alpha1.CafeAppService) bool {
 		return a.Spec.PublishedRevision != "" && a.Status.ObservedGeneration == a.Generation && a.Status.PublishedRevision == a.Spec.PublishedRevision &&
 			a.Status.LastSuccessfulRevision == a.Spec.PublishedRevision && meta.IsStatusConditionTrue(a.Status.Conditions, cafev1alpha1.AppReadyCondition)
 	})
@@ -159,7 +203,7 @@ func (w appRollback) WaitDone(ctx context.Context, c client.WithWatch, ns string
 func (w appRollback) Describe(ctx context.Context, c client.Client, ns string) string {
 	var b strings.Builder
 	a := &cafev1alpha1.CafeAppService{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: appServiceName}, a); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: w.name()}, a); err != nil {
 		return fmt.Sprintf("reading the CafeAppService: %v", err)
 	}
 	fmt.Fprintf(&b, "CafeAppService: generation %d, observedGeneration %d, published %s (acted on: %s), latest %s, last successful %s\n",
@@ -169,7 +213,7 @@ func (w appRollback) Describe(ctx context.Context, c client.Client, ns string) s
 		fmt.Fprintf(&b, "  revision %s: outcome %s\n", r.Name, orNone(string(r.Outcome)))
 	}
 	cd := &cafev1alpha1.CafeDeployment{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: appServiceName}, cd); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: w.name()}, cd); err != nil {
 		fmt.Fprintf(&b, "reading the app's CafeDeployment: %v\n", err)
 		return b.String()
 	}

@@ -220,7 +220,6 @@ func (r report) writeWhy(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "## Why the missed targets are missed\n\n")
 	native := r.find(func(a aggregate) bool { return a.isDeployment() && a.completed() })
-	grouped := r.find(func(a aggregate) bool { return a.isInPlaceSet() && a.completed() })
 	lim := limitsFor(r.PodDelays, r.Scale)
 	for _, a := range r.Aggregates {
 		var lines []string
@@ -230,8 +229,10 @@ func (r report) writeWhy(b *strings.Builder) {
 			lines = whyLines(a, native, targetReplicaSetWallRatio, lim, r.Machine.CPUs)
 		case a.isCafe():
 			lines = whyLines(a, native, lim.InPlaceWall, lim, r.Machine.CPUs)
-		case a.isAppRollback() && grouped != nil:
-			lines = rollbackWhyLines(a, *grouped, r.Machine.CPUs)
+		case a.isAppRollback():
+			if grouped := groupedReleaseOf(r.Aggregates, a); grouped != nil {
+				lines = rollbackWhyLines(a, *grouped, r.Machine.CPUs)
+			}
 		}
 		if len(lines) == 0 {
 			continue

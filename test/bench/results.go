@@ -164,14 +164,6 @@ func (a aggregate) isInPlaceSet() bool {
 	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet
 }
 
-// isGatedInPlaceSet: the InPlaceSet release that drains through the
-// readiness gate (the EndpointSlice controller publishes the endpoints),
-// which the fast rollback, draining the same way, is measured against.
-func (a aggregate) isGatedInPlaceSet() bool {
-	w, ok := a.Scenario.Workload.(cafeDeployment)
-	return ok && w.mode == cafev1alpha1.PodSetTypeInPlaceSet && !w.ownEndpoints
-}
-
 func (a aggregate) isReplicaSetMode() bool {
 	w, ok := a.Scenario.Workload.(cafeDeployment)
 	return ok && w.mode == cafev1alpha1.PodSetTypeReplicaSet
@@ -180,6 +172,25 @@ func (a aggregate) isReplicaSetMode() bool {
 func (a aggregate) isAppRollback() bool {
 	_, ok := a.Scenario.Workload.(appRollback)
 	return ok
+}
+
+// writesEndpoints: CAFE writes the EndpointSlices of the scenario's
+// Service (spec.endpoints), so its pods drain without gate writes.
+func (a aggregate) writesEndpoints() bool {
+	switch w := a.Scenario.Workload.(type) {
+	case cafeDeployment:
+		return w.ownEndpoints
+	case appRollback:
+		return w.ownEndpoints
+	}
+	return false
+}
+
+// isGroupedReleaseOf: a is the grouped InPlaceSet release a fast rollback
+// is measured against, the one that drains through the same protocol (the
+// readiness gate, or the EndpointSlices CAFE writes).
+func (a aggregate) isGroupedReleaseOf(rollback aggregate) bool {
+	return a.isInPlaceSet() && a.writesEndpoints() == rollback.writesEndpoints()
 }
 
 // isForeign: a workload another controller releases (the Deployment, the

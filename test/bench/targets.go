@@ -95,7 +95,6 @@ func (v verdict) result() string {
 func checkTargets(aggs []aggregate, lifetimePeakRSS int64, lim limits) []verdict {
 	inPlaceRatio := lim.InPlaceWall
 	native := findCompleted(aggs, aggregate.isDeployment)
-	grouped := findCompleted(aggs, aggregate.isGatedInPlaceSet)
 	kruise := findCompleted(aggs, aggregate.isCloneSet)
 	var out []verdict
 	for _, a := range aggs {
@@ -109,7 +108,10 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, lim limits) []verdict
 		case a.isReplicaSetMode():
 			against, ratio, baseline = native, targetReplicaSetWallRatio, "the Deployment's"
 		case a.isAppRollback():
-			against, ratio, baseline = grouped, targetFastRollbackRatio, "the grouped InPlaceSet release's"
+			against, ratio, baseline = groupedReleaseOf(aggs, a), targetFastRollbackRatio, "the grouped InPlaceSet release's"
+			if a.writesEndpoints() {
+				baseline = "the grouped InPlaceSet release's with spec.endpoints"
+			}
 		case a.isForeign() && a.completed():
 			out = append(out, foreignCPUVerdict(key, a))
 			continue
@@ -135,6 +137,12 @@ func checkTargets(aggs []aggregate, lifetimePeakRSS int64, lim limits) []verdict
 		}
 	}
 	return out
+}
+
+// groupedReleaseOf is the completed grouped release a fast rollback is
+// measured against (aggregate.isGroupedReleaseOf), nil without one.
+func groupedReleaseOf(aggs []aggregate, rollback aggregate) *aggregate {
+	return findCompleted(aggs, func(a aggregate) bool { return a.isGroupedReleaseOf(rollback) })
 }
 
 // findCompleted is the first completed aggregate that is.

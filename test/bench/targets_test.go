@@ -116,3 +116,32 @@ func TestTheReplicaSetModesMissIsExplainedAgainstItsOwnLimit(t *testing.T) {
 	// 1.5× the Deployment's 20 s, not the InPlaceSet's 0.8×.
 	g.Expect(b.String()).To(ContainSubstring("finishing within the 30.0 s limit"))
 }
+
+// Each fast rollback is measured against the grouped release that drains
+// the same way: the gated app's against the gated InPlaceSet release, the
+// app whose endpoints CAFE writes against the release with spec.endpoints.
+func TestEachFastRollbackIsMeasuredAgainstTheGroupedReleaseOfItsProtocol(t *testing.T) {
+	g := NewWithT(t)
+	s := shape{Replicas: 1000, BatchSize: 100, MaxUnavailable: 100, Zones: []string{"zone-a"}}
+	inPlace := cafeDeployment{shape: s, mode: cafev1alpha1.PodSetTypeInPlaceSet}
+	owned := inPlace
+	owned.ownEndpoints = true
+	aggs := []aggregate{
+		aggregateRuns(scenario{Key: appRollbackEndpointsKey, Workload: appRollback{shape: s, ownEndpoints: true}}, []runResult{completedRun(12, 1, invariants{})}),
+		aggregateRuns(scenario{Key: "app-rollback", Workload: appRollback{shape: s}}, []runResult{completedRun(19, 1, invariants{})}),
+		aggregateRuns(scenario{Key: inPlaceEndpointsKey, Workload: owned}, []runResult{completedRun(20, 1, invariants{})}),
+		aggregateRuns(scenario{Key: "inplaceset", Workload: inPlace}, []runResult{completedRun(40, 1, invariants{})}),
+	}
+	measured := map[string]verdict{}
+	for _, v := range checkTargets(aggs, 100<<20, limitsFor(kwokstages.Delays{}, false)) {
+		if strings.HasPrefix(v.Scenario, "app-rollback") {
+			measured[v.Scenario] = v
+		}
+	}
+	g.Expect(measured).To(HaveLen(2))
+	g.Expect(measured["app-rollback"].Measured).To(Equal("19.0 s vs 40.0 s = 0.47×"))
+	g.Expect(measured["app-rollback"].Pass).To(BeTrue())
+	g.Expect(measured[appRollbackEndpointsKey].Measured).To(Equal("12.0 s vs 20.0 s = 0.60×"))
+	g.Expect(measured[appRollbackEndpointsKey].Target).To(ContainSubstring("with spec.endpoints"))
+	g.Expect(measured[appRollbackEndpointsKey].Pass).To(BeFalse())
+}
