@@ -171,7 +171,7 @@ func TestSamplesAreAcceptedByTheAPIServer(t *testing.T) {
 	g := NewWithT(t)
 	paths, err := filepath.Glob(filepath.Join(framework.RepoRoot(), "config", "samples", "cafe_*.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(paths).To(HaveLen(3))
+	g.Expect(paths).To(HaveLen(4))
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		g.Expect(err).NotTo(HaveOccurred())

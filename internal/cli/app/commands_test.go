@@ -138,6 +138,7 @@ func TestListGetRevisionsAndDiff(t *testing.T) {
 	g.Expect(res.Err).NotTo(HaveOccurred())
 	g.Expect(res.Out).To(ContainSubstring("Published:        view-r1"))
 	g.Expect(res.Out).To(ContainSubstring("Release:          - (nothing published yet)"))
+	g.Expect(res.Out).To(ContainSubstring("Endpoints:        the Service's selector"), "the default")
 
 	res = run(ctx, ns, "diff", "view", "r1", "r2")
 	g.Expect(res.Err).NotTo(HaveOccurred())

@@ -95,6 +95,7 @@ func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Servi
 	} else {
 		fmt.Fprintf(out, "Service:          -\n")
 	}
+	fmt.Fprintf(out, "Endpoints:        %s\n", endpointsWriter(app.Spec.Workload.Endpoints))
 	if cd != nil {
 		r := cd.Status.Release
 		fmt.Fprintf(out, "Release:          %s at group %d of %d; %d of %d pods updated, %d available (cafe deploy status %s -n %s)\n",
@@ -121,6 +122,15 @@ func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Servi
 }
 
 // revisions prints one line per revision, oldest first.
+// endpointsWriter says who lists the app's pods in its Service's
+// EndpointSlices, and so how a release drains a pod.
+func endpointsWriter(e cafev1alpha1.AppEndpoints) string {
+	if e == cafev1alpha1.AppEndpointsCAFE {
+		return "written by CAFE (the Service has no selector; a release takes a pod out of its EndpointSlices)"
+	}
+	return "the Service's selector (a release closes a pod's readiness gate)"
+}
+
 func (o *Options) revisions(ctx context.Context, name string) error {
 	_, app, revs, err := o.getAppAndRevisions(ctx, name)
 	if err != nil {
