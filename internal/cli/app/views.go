@@ -121,7 +121,6 @@ func printApp(out io.Writer, app *cafev1alpha1.CafeAppService, svc *corev1.Servi
 	_ = w.Flush()
 }
 
-// revisions prints one line per revision, oldest first.
 // endpointsWriter says who lists the app's pods in its Service's
 // EndpointSlices, and so how a release drains a pod.
 func endpointsWriter(e cafev1alpha1.AppEndpoints) string {
@@ -131,6 +130,7 @@ func endpointsWriter(e cafev1alpha1.AppEndpoints) string {
 	return "the Service's selector (a release closes a pod's readiness gate)"
 }
 
+// revisions prints one line per revision, oldest first.
 func (o *Options) revisions(ctx context.Context, name string) error {
 	_, app, revs, err := o.getAppAndRevisions(ctx, name)
 	if err != nil {
