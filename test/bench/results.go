@@ -174,17 +174,10 @@ func (a aggregate) isAppRollback() bool {
 	return ok
 }
 
-// writesEndpoints: CAFE writes the EndpointSlices of the scenario's
-// Service (spec.endpoints), so its pods drain without gate writes.
-func (a aggregate) writesEndpoints() bool {
-	switch w := a.Scenario.Workload.(type) {
-	case cafeDeployment:
-		return w.ownEndpoints
-	case appRollback:
-		return w.ownEndpoints
-	}
-	return false
-}
+// writesEndpoints: the scenario's workload writes its Service's
+// EndpointSlices (CAFE with spec.endpoints), so its pods drain without
+// gate writes.
+func (a aggregate) writesEndpoints() bool { return writesEndpoints(a.Scenario.Workload, "") }
 
 // isGroupedReleaseOf: a is the grouped InPlaceSet release a fast rollback
 // is measured against, the one that drains through the same protocol (the
