@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +80,11 @@ type instances struct {
 	// pinned counts, by package, the launches in progress that need it:
 	// from before its fetch until their child is in children.
 	pinned map[string]int
+	// portWaiters are, by port, the instances waiting (PortBusy) for
+	// another instance's process to let go of it: reconciled when the
+	// agent reaps a process of that port, rather than a health period
+	// later.
+	portWaiters map[int32]map[types.NamespacedName]bool
 
 	exits chan event.TypedGenericEvent[*cafev1alpha1.ClassicInstance]
 }
@@ -97,17 +104,18 @@ type child struct {
 func newInstances(c client.Client, o Options, registryURL string) *instances {
 	return &instances{
 		client: c, host: o.Host, address: o.Address, workDir: o.WorkDir,
-		fetch:    &http.Client{Timeout: 10 * time.Minute},
-		checks:   httpcheck.NewClient(2 * time.Second),
-		period:   o.HealthPeriod,
-		grace:    o.StopGrace,
-		netns:    o.NetNS,
-		registry: registryURL,
-		children: map[string]*child{},
-		failures: map[string]int{},
-		fetching: map[string]*sync.Mutex{},
-		pinned:   map[string]int{},
-		exits:    make(chan event.TypedGenericEvent[*cafev1alpha1.ClassicInstance], 64),
+		fetch:       &http.Client{Timeout: 10 * time.Minute},
+		checks:      httpcheck.NewClient(2 * time.Second),
+		period:      o.HealthPeriod,
+		grace:       o.StopGrace,
+		netns:       o.NetNS,
+		registry:    registryURL,
+		children:    map[string]*child{},
+		failures:    map[string]int{},
+		fetching:    map[string]*sync.Mutex{},
+		pinned:      map[string]int{},
+		portWaiters: map[int32]map[types.NamespacedName]bool{},
+		exits:       make(chan event.TypedGenericEvent[*cafev1alpha1.ClassicInstance], 64),
 	}
 }
 
@@ -196,6 +204,9 @@ func (r *instances) startChild(ctx context.Context, inst *cafev1alpha1.ClassicIn
 	if holder := r.portHolder(spec.Key, spec.Port); holder != "" {
 		// Started now, the process could not listen: it would exit and
 		// be restarted with a growing back-off, counted as restarts.
+		// The holder's exit wakes it; the period covers an adopted
+		// holder, whose end only polling sees.
+		r.waitForPort(spec.Port, client.ObjectKeyFromObject(inst))
 		return ctrl.Result{RequeueAfter: r.period}, r.report(ctx, inst, nil, cafev1alpha1.ClassicInstanceStarting,
 			metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonPortBusy,
 			fmt.Sprintf("waiting for port %d: the process of instance %s still holds it", spec.Port, holder))
@@ -224,8 +235,37 @@ func (r *instances) reap(inst *cafev1alpha1.ClassicInstance, c *child, cmd *exec
 	c.exitErr, c.exitedAt = err, time.Now()
 	r.mu.Unlock()
 	close(c.exited)
-	ref := &cafev1alpha1.ClassicInstance{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: inst.Name}}
+	r.enqueue(client.ObjectKeyFromObject(inst))
+	for _, waiter := range r.portFreed(c.rec.Port) {
+		r.enqueue(waiter)
+	}
+}
+
+// enqueue has the instance reconciled.
+func (r *instances) enqueue(key types.NamespacedName) {
+	ref := &cafev1alpha1.ClassicInstance{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	r.exits <- event.TypedGenericEvent[*cafev1alpha1.ClassicInstance]{Object: ref}
+}
+
+// waitForPort records that the instance waits for port (PortBusy).
+func (r *instances) waitForPort(port int32, key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.portWaiters[port] == nil {
+		r.portWaiters[port] = map[types.NamespacedName]bool{}
+	}
+	r.portWaiters[port][key] = true
+}
+
+// portFreed returns, and forgets, the instances waiting for port: a
+// process of that port has exited. One still held by another process is
+// told PortBusy again and waits anew.
+func (r *instances) portFreed(port int32) []types.NamespacedName {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	waiters := slices.Collect(maps.Keys(r.portWaiters[port]))
+	delete(r.portWaiters, port)
+	return waiters
 }
 
 // check health-checks a running process and reports.
