@@ -33,7 +33,7 @@ func TestAProcessExitWakesTheInstanceWaitingForItsPort(t *testing.T) {
 	res, _ := r.startChild(context.Background(), arriving, launchSpec{Key: "team/arriving", Port: 18080}, 0)
 	g.Expect(res.RequeueAfter).To(Equal(time.Hour), "PortBusy: retried a period later at the latest")
 	r.waitForPort(18081, client.ObjectKeyFromObject(elsewhere))
-	g.Consistently(r.exits).WithTimeout(200 * time.Millisecond).ShouldNot(Receive(), "nothing exited yet")
+	g.Consistently(r.exits).WithTimeout(200*time.Millisecond).ShouldNot(Receive(), "nothing exited yet")
 
 	g.Expect(holder.Process.Kill()).To(Succeed())
 	woken := map[string]bool{}
@@ -43,7 +43,7 @@ func TestAProcessExitWakesTheInstanceWaitingForItsPort(t *testing.T) {
 		woken[ev.Object.Name] = true
 	}
 	g.Expect(woken).To(Equal(map[string]bool{"leaving": true, "arriving": true}), "the exited instance and the one waiting for its port")
-	g.Consistently(r.exits).WithTimeout(200 * time.Millisecond).ShouldNot(Receive(), "the instance waiting for another port sleeps on")
+	g.Consistently(r.exits).WithTimeout(200*time.Millisecond).ShouldNot(Receive(), "the instance waiting for another port sleeps on")
 	g.Expect(r.portFreed(18080)).To(BeEmpty(), "a waiter is woken once")
 }
 
