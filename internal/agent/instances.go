@@ -201,12 +201,11 @@ func (r *instances) restart(ctx context.Context, inst *cafev1alpha1.ClassicInsta
 }
 
 func (r *instances) startChild(ctx context.Context, inst *cafev1alpha1.ClassicInstance, spec launchSpec, restarts int32) (ctrl.Result, error) {
-	if holder := r.portHolder(spec.Key, spec.Port); holder != "" {
+	if holder := r.portHolder(spec.Key, spec.Port, client.ObjectKeyFromObject(inst)); holder != "" {
 		// Started now, the process could not listen: it would exit and
 		// be restarted with a growing back-off, counted as restarts.
 		// The holder's exit wakes it; the period covers an adopted
 		// holder, whose end only polling sees.
-		r.waitForPort(spec.Port, client.ObjectKeyFromObject(inst))
 		return ctrl.Result{RequeueAfter: r.period}, r.report(ctx, inst, nil, cafev1alpha1.ClassicInstanceStarting,
 			metav1.ConditionFalse, cafev1alpha1.ClassicInstanceReasonPortBusy,
 			fmt.Sprintf("waiting for port %d: the process of instance %s still holds it", spec.Port, holder))
@@ -247,10 +246,9 @@ func (r *instances) enqueue(key types.NamespacedName) {
 	r.exits <- event.TypedGenericEvent[*cafev1alpha1.ClassicInstance]{Object: ref}
 }
 
-// waitForPort records that the instance waits for port (PortBusy).
-func (r *instances) waitForPort(port int32, key types.NamespacedName) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// addPortWaiter records that the instance waits for port (PortBusy).
+// r.mu is held.
+func (r *instances) addPortWaiter(port int32, key types.NamespacedName) {
 	if r.portWaiters[port] == nil {
 		r.portWaiters[port] = map[types.NamespacedName]bool{}
 	}
@@ -561,7 +559,9 @@ func (r *instances) stopChild(key string, c *child) {
 // has not exited and was started on port: an instance placed on the port
 // of one just deleted is created as soon as that one is gone from the
 // API, while its process may still be stopping (up to --stop-grace).
-func (r *instances) portHolder(key string, port int32) string {
+// When there is one, waiter is recorded as waiting for the port under the
+// same lock as the check, so the holder's reap cannot fall between them.
+func (r *instances) portHolder(key string, port int32, waiter types.NamespacedName) string {
 	if port == 0 {
 		return ""
 	}
@@ -569,6 +569,7 @@ func (r *instances) portHolder(key string, port int32) string {
 	defer r.mu.Unlock()
 	for k, c := range r.children {
 		if k != key && c.rec.Port == port && c.running() {
+			r.addPortWaiter(port, waiter)
 			return k
 		}
 	}

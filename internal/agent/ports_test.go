@@ -32,7 +32,9 @@ func TestAProcessExitWakesTheInstanceWaitingForItsPort(t *testing.T) {
 
 	res, _ := r.startChild(context.Background(), arriving, launchSpec{Key: "team/arriving", Port: 18080}, 0)
 	g.Expect(res.RequeueAfter).To(Equal(time.Hour), "PortBusy: retried a period later at the latest")
-	r.waitForPort(18081, client.ObjectKeyFromObject(elsewhere))
+	r.mu.Lock()
+	r.addPortWaiter(18081, client.ObjectKeyFromObject(elsewhere))
+	r.mu.Unlock()
 	g.Consistently(r.exits).WithTimeout(200*time.Millisecond).ShouldNot(Receive(), "nothing exited yet")
 
 	g.Expect(holder.Process.Kill()).To(Succeed())
